@@ -1,0 +1,17 @@
+//! `grail-miner`: command-line front-end of the grail miner role (logic lives in grail-node).
+
+use clap::Parser;
+
+/// grail miner.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {}
+
+fn main() -> anyhow::Result<()> {
+    let _cli = Cli::parse();
+    let role = grail_node::Role::Miner;
+    anyhow::bail!(
+        "the {} role loop is not built yet (see the grail-node issue)",
+        role.name()
+    )
+}

@@ -1,0 +1,79 @@
+//! `cargo xtask ci`: the checks CI runs, in order, stopping at the first failure.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::{setup, util};
+
+/// Runs every check. Options: `--skip-deny` leaves out cargo-deny.
+pub fn run(args: &[String]) -> Result<(), String> {
+    let mut deny = true;
+    for arg in args {
+        match arg.as_str() {
+            "--skip-deny" => deny = false,
+            other => return Err(format!("ci: unknown option `{other}`")),
+        }
+    }
+    let start = Instant::now();
+    let setup_args = if deny { vec![] } else { vec!["--no-deny".to_string()] };
+    let env = setup::run(&setup_args)?;
+    let cargo = || {
+        let mut cmd = util::cargo();
+        cmd.envs(env.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        cmd
+    };
+
+    util::run_timed("fmt", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    util::run_timed(
+        "clippy",
+        cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+    )?;
+    util::run_timed("test", cargo().args(["test", "--workspace"]))?;
+    util::run_timed(
+        "doc",
+        cargo()
+            .args(["doc", "--workspace", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
+    if deny {
+        util::run_timed(
+            "deny (bans, licenses, sources)",
+            cargo().args(["deny", "--all-features", "check", "bans", "licenses", "sources"]),
+        )?;
+        advisories(cargo)?;
+    }
+    eprintln!("\nci: all checks passed in {:.0} s", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Checks advisories when the advisory database can be fetched; skips cleanly offline.
+fn advisories(cargo: impl Fn() -> Command) -> Result<(), String> {
+    util::step("deny (advisories)");
+    let mut fetch = cargo();
+    fetch.args(["deny", "fetch", "db"]);
+    if !finishes_within(&mut fetch, Duration::from_secs(90)) {
+        eprintln!("    skipped: the advisory database could not be fetched (offline?)");
+        return Ok(());
+    }
+    util::run(cargo().args(["deny", "check", "--disable-fetch", "advisories"]))
+}
+
+/// Runs `cmd` quietly; true when it succeeds before `limit`, else kills it.
+fn finishes_within(cmd: &mut Command, limit: Duration) -> bool {
+    use std::process::Stdio;
+    let Ok(mut child) = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn() else {
+        return false;
+    };
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return status.success(),
+            Ok(None) if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(200)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+        }
+    }
+}
