@@ -24,6 +24,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
 
     util::run_timed("fmt", cargo().args(["fmt", "--all", "--", "--check"]))?;
+    layering(&cargo)?;
     util::run_timed(
         "clippy",
         cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
@@ -43,6 +44,37 @@ pub fn run(args: &[String]) -> Result<(), String> {
         advisories(cargo)?;
     }
     eprintln!("\nci: all checks passed in {:.0} s", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Crates a package must not depend on (normal dependencies, any depth): the layering
+/// rules of docs/architecture.md.
+const LAYERING: &[(&str, &[&str])] = &[
+    (
+        "grail-proto",
+        &["tokio", "tch", "torch-sys", "subxt", "object_store", "reqwest", "grail-env"],
+    ),
+    ("grail-env", &["tokio", "tch", "grail-chain", "grail-store", "grail-infer"]),
+    ("grail-infer", &["grail-chain", "grail-store", "grail-env", "tokio"]),
+    ("grail-chain", &["tch", "grail-store", "grail-infer"]),
+    ("grail-store", &["tch", "grail-chain", "grail-infer"]),
+];
+
+/// Fails when a crate depends on something its layer must not see.
+fn layering(cargo: &impl Fn() -> Command) -> Result<(), String> {
+    util::step("layering");
+    for (package, forbidden) in LAYERING {
+        let tree = util::output(cargo().args([
+            "tree", "-p", package, "-e", "normal", "--prefix", "none", "--format", "{p}",
+        ]))
+        .ok_or_else(|| format!("cargo tree -p {package} failed"))?;
+        let names: Vec<&str> = tree.lines().filter_map(|l| l.split_whitespace().next()).collect();
+        let bad: Vec<&&str> = forbidden.iter().filter(|f| names.contains(f)).collect();
+        if !bad.is_empty() {
+            return Err(format!("{package} must not depend on {bad:?} (see docs/architecture.md)"));
+        }
+    }
+    eprintln!("    layering: ok");
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 //! Changing any value here changes what miners commit to and what validators accept:
 //! nodes that disagree on one of them reject each other's rollouts. Bump
 //! [`PROTOCOL_VERSION`] with any change. The proof parameters are provisional until the
-//! soundness audit (`docs/soundness.md`) fixes them from measured honest drift and
+//! soundness audit fixes them from measured honest drift and
 //! measured acceptance of substituted models.
 
 /// Version of the native protocol. It is part of every signed binding, so rollouts made

@@ -7,8 +7,9 @@
 //!
 //! Both profiles share the sketch math (top-16 |h| coordinates sorted by index, 8 signed
 //! log buckets, 16 coefficients in ±127, Q = 2^31 − 1) and differ in their PRF framing and
-//! tolerance base. These rules are the references' — including their weaknesses (see
-//! `docs/soundness.md`); the native protocol in this crate does not use them.
+//! tolerance base. These rules are the references' — including their weakness: a
+//! tolerance of ≥ 5000 against sketches within ±14 224 accepts unrelated hidden states —
+//! and the native protocol in this crate does not use them.
 
 pub mod grail_v5;
 pub mod pyrandom;
