@@ -1,8 +1,152 @@
 //! grail-env: the environments miners and validators both run.
 //!
-//! An environment turns a prompt id into a problem, renders it for the model and scores a
-//! completion into a reward vector. It owns the SAT and math generators, prompt rendering,
-//! answer parsing and reward weights. It does no I/O beyond reading a dataset file the
-//! user points to, and knows nothing of chain, storage or torch.
+//! An [`Environment`] turns a prompt id into a [`Problem`], renders it into a chat prompt
+//! with a [`template::ChatTemplate`], and scores a completion into a [`RewardVector`].
+//! Everything is deterministic and identical on every machine: generators draw from
+//! ChaCha20 streams keyed by grail-proto's PRF, parsers are hand-written (no regex engine
+//! differences), and rewards are plain f64 sums in a fixed order.
 //!
-//! Status: scaffold; the environments land with their own issue.
+//! - [`sat`] — 3-SAT from a seed, a DPLL solver, the `<SOLUTION>` bit parser and rewards.
+//! - [`math`] — procedural arithmetic and word problems with exact rational answers, and
+//!   loaders for GSM8K / Hendrycks MATH JSONL files the user has on disk.
+//! - [`answer`] — shared answer extraction and normalisation (tags, `\boxed{}`, numbers).
+//! - [`template`] — chat templates (ChatML, Llama-3, or the model's own Jinja template).
+//! - [`registry`] — environments by name, with the [`EnvironmentId`] that goes into the
+//!   signed binding.
+//!
+//! No I/O beyond reading a dataset file the user points to; no chain, store or torch.
+
+pub mod answer;
+pub mod math;
+pub mod registry;
+pub mod sat;
+pub mod template;
+
+pub use grail_proto::EnvironmentId;
+pub use registry::{by_name, names};
+
+/// A problem instance: what the model sees and what the scorer checks against.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// The prompt id it was made from.
+    pub prompt_id: u64,
+    /// The user message (the task statement), before chat templating.
+    pub statement: String,
+    /// What a correct answer must satisfy.
+    pub target: Target,
+}
+
+/// The environment-specific truth a completion is scored against.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// A SAT instance: any satisfying assignment is correct.
+    Sat(sat::SatInstance),
+    /// A math answer, compared by value when both sides are numbers.
+    Math(answer::Answer),
+}
+
+/// A reward broken into named components, with their weighted total.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RewardVector {
+    /// `(name, value)` per component, each value in `[0, 1]`, in a fixed order.
+    pub components: Vec<(&'static str, f64)>,
+    /// `Σ weight · value` over the components, in order.
+    pub total: f64,
+    /// Whether the answer is correct.
+    pub success: bool,
+}
+
+impl RewardVector {
+    /// Builds the vector from `(name, weight, value)` triples.
+    pub fn weighted(parts: &[(&'static str, f64, f64)], success: bool) -> Self {
+        Self {
+            components: parts.iter().map(|&(n, _, v)| (n, v)).collect(),
+            total: parts.iter().map(|&(_, w, v)| w * v).sum(),
+            success,
+        }
+    }
+
+    /// The value of one component, if present.
+    pub fn component(&self, name: &str) -> Option<f64> {
+        self.components.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
+    }
+}
+
+/// Errors an environment reports.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    /// The prompt id is outside the environment's prompt space.
+    #[error("prompt id {id} outside the prompt space of {env} ({size} prompts)")]
+    PromptOutOfRange {
+        /// Environment name.
+        env: String,
+        /// The id asked for.
+        id: u64,
+        /// Number of prompts.
+        size: u64,
+    },
+    /// A dataset file could not be read.
+    #[error("cannot read dataset {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A dataset line is malformed.
+    #[error("{path}:{line}: {message}")]
+    Dataset {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// An unknown environment name or bad parameters.
+    #[error("environment: {0}")]
+    Config(String),
+    /// A chat template failed to render.
+    #[error("chat template: {0}")]
+    Template(String),
+}
+
+/// How many prompts an environment offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptSpace {
+    /// Any `u64` is a valid prompt id (procedural generators).
+    Unbounded,
+    /// Ids `0..n` (datasets).
+    Finite(u64),
+}
+
+/// A task family: problems from prompt ids, rendering, scoring.
+pub trait Environment: Send + Sync {
+    /// Name and canonical parameters; bound into every signed group.
+    fn id(&self) -> EnvironmentId;
+
+    /// The valid prompt ids.
+    fn prompt_space(&self) -> PromptSpace;
+
+    /// The problem for a prompt id.
+    fn problem(&self, prompt_id: u64) -> Result<Problem, EnvError>;
+
+    /// Scores a completion. `completion` is the decoded completion text; a trailing
+    /// end-of-sequence marker (one of `eos_markers`, e.g. `<|im_end|>`) is not part of the
+    /// answer and is never counted as trailing text.
+    fn score(&self, problem: &Problem, completion: &str, eos_markers: &[&str]) -> RewardVector;
+
+    /// The chat messages for a problem: the shared system prompt and the statement.
+    fn messages(&self, problem: &Problem) -> Vec<template::Message> {
+        vec![
+            template::Message::system(template::SYSTEM_PROMPT),
+            template::Message::user(&problem.statement),
+        ]
+    }
+
+    /// The full prompt text for a problem under a chat template (with the assistant's
+    /// generation prompt). Byte-identical on every machine for the same template.
+    fn render(&self, problem: &Problem, tmpl: &template::ChatTemplate) -> Result<String, EnvError> {
+        tmpl.render(&self.messages(problem), true)
+    }
+}

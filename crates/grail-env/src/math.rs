@@ -1,0 +1,343 @@
+//! Math environments: a procedural generator with exact rational answers, and loaders for
+//! GSM8K and Hendrycks MATH JSONL files the user has on disk.
+//!
+//! **Generator** (normative). `rng = stream("grail/env/math/v1", [u64be(id)])`;
+//! `level = uniform_below(4)`; each level's template then draws its numbers with
+//! `uniform_below` in the order written in [`generate`]. Levels: 0 one operation, 1 a
+//! multi-step expression, 2 a word problem, 3 fraction arithmetic.
+//!
+//! **Answers**: the content of the last `<SOLUTION>` block (a `\boxed{}` inside it wins),
+//! else the last `\boxed{}`, else the last number; compared by exact value when both sides
+//! parse as numbers ([`crate::answer::Rational`]), else as normalised strings.
+
+use std::path::Path;
+
+use grail_proto::prf::{stream, uniform_below};
+use rand_chacha::ChaCha20Rng;
+use sha2::{Digest, Sha256};
+
+use crate::answer::{last_boxed, last_number, strip_eos, tagged, Answer, Rational};
+use crate::{EnvError, Environment, EnvironmentId, Problem, PromptSpace, RewardVector, Target};
+
+/// Reward weights `(component, weight)`, in scoring order.
+pub const WEIGHTS: [(&str, f64); 4] = [
+    ("correctness", 1.0),
+    ("format", 0.15),
+    ("thinking", 0.10),
+    ("no_trailing", 0.05),
+];
+
+/// Trailing characters after `</SOLUTION>` that cost the whole `no_trailing` component.
+pub const TRAILING_BUDGET: f64 = 200.0;
+
+const NAMES: [&str; 8] = ["Ava", "Ben", "Chen", "Dara", "Eli", "Fatima", "Goran", "Hana"];
+
+fn pick(rng: &mut ChaCha20Rng, lo: u64, hi: u64) -> i128 {
+    (lo + uniform_below(rng, hi - lo + 1)) as i128
+}
+
+/// A generated problem: statement, exact answer and difficulty level.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generated {
+    /// Task text.
+    pub statement: String,
+    /// Exact answer.
+    pub answer: Rational,
+    /// Difficulty level 0–3.
+    pub level: u8,
+}
+
+/// The procedural problem of an id.
+pub fn generate(id: u64) -> Generated {
+    let mut rng = stream(b"grail/env/math/v1", &[&id.to_be_bytes()]);
+    let level = uniform_below(&mut rng, 4) as u8;
+    let r = &mut rng;
+    let (statement, answer) = match level {
+        0 => {
+            let (a, b) = (pick(r, 2, 99), pick(r, 2, 99));
+            let (s, v) = match uniform_below(r, 3) {
+                0 => (format!("What is {a} + {b}?"), a + b),
+                1 => (format!("What is {a} - {b}?"), a - b),
+                _ => (format!("What is {a} × {b}?"), a * b),
+            };
+            (s, Rational::int(v))
+        }
+        1 => {
+            let (a, b, c, d) = (pick(r, 2, 50), pick(r, 2, 50), pick(r, 2, 12), pick(r, 2, 99));
+            let (s, v) = match uniform_below(r, 3) {
+                0 => (format!("Compute ({a} + {b}) × {c} - {d}."), (a + b) * c - d),
+                1 => (format!("Compute {a} × {c} + {b} × {d}."), a * c + b * d),
+                _ => (format!("Compute {d} - ({a} - {b}) × {c}."), d - (a - b) * c),
+            };
+            (s, Rational::int(v))
+        }
+        2 => word_problem(r),
+        _ => {
+            let (a, b) = (pick(r, 1, 12), pick(r, 2, 12));
+            let (c, d) = (pick(r, 1, 12), pick(r, 2, 12));
+            let (x, y) = (Rational::int(a).div(Rational::int(b)), Rational::int(c).div(Rational::int(d)));
+            let (x, y) = (x.unwrap_or(Rational::int(0)), y.unwrap_or(Rational::int(0)));
+            let (op, v) = match uniform_below(r, 3) {
+                0 => ("+", x.add(y)),
+                1 => ("-", x.sub(y)),
+                _ => ("×", x.mul(y)),
+            };
+            (
+                format!("What is {a}/{b} {op} {c}/{d}? Write the answer as a fraction in lowest terms."),
+                v.unwrap_or(Rational::int(0)),
+            )
+        }
+    };
+    Generated {
+        statement,
+        answer,
+        level,
+    }
+}
+
+fn word_problem(r: &mut ChaCha20Rng) -> (String, Rational) {
+    let name = NAMES[uniform_below(r, NAMES.len() as u64) as usize];
+    match uniform_below(r, 4) {
+        0 => {
+            let (a, b, c) = (pick(r, 3, 40), pick(r, 2, 9), pick(r, 2, 12));
+            let d = pick(r, 1, (a + b * c - 1) as u64);
+            (
+                format!("{name} has {a} apples, buys {b} bags with {c} apples in each bag, then gives {d} apples to a friend. How many apples does {name} have now?"),
+                Rational::int(a + b * c - d),
+            )
+        }
+        1 => {
+            let (p, q, a, b, extra) = (pick(r, 2, 15), pick(r, 1, 6), pick(r, 1, 6), pick(r, 1, 9), pick(r, 1, 20));
+            let cost = a * p + b * q;
+            let bill = cost + extra;
+            (
+                format!("A notebook costs {p} dollars and a pen costs {q} dollars. {name} buys {a} notebooks and {b} pens and pays with {bill} dollars. How many dollars of change does {name} get?"),
+                Rational::int(extra),
+            )
+        }
+        2 => {
+            let (v, h, w, k) = (pick(r, 20, 120), pick(r, 1, 6), pick(r, 20, 120), pick(r, 1, 6));
+            (
+                format!("A train travels at {v} km per hour for {h} hours, then at {w} km per hour for {k} hours. How many kilometres does it travel in total?"),
+                Rational::int(v * h + w * k),
+            )
+        }
+        _ => {
+            let (n, k) = (pick(r, 5, 60), pick(r, 2, 8));
+            (
+                format!("{name} shares {n} stickers equally among {k} friends. How many stickers does each friend get? If it is not a whole number, give a fraction in lowest terms."),
+                Rational::new(n, k).unwrap_or(Rational::int(0)),
+            )
+        }
+    }
+}
+
+/// The answer a completion gives, if any: SOLUTION block (boxed inside wins), else the
+/// last `\boxed{}`, else the last number.
+pub fn extract_answer(text: &str) -> Option<String> {
+    let t = tagged(text);
+    if let Some(content) = t.solution {
+        return Some(last_boxed(content).unwrap_or(content).trim().to_string());
+    }
+    last_boxed(text)
+        .map(|s| s.trim().to_string())
+        .or_else(|| last_number(text))
+}
+
+/// Scores a completion against a math answer.
+pub fn score(answer: &Answer, completion: &str, eos_markers: &[&str]) -> RewardVector {
+    let text = strip_eos(completion, eos_markers);
+    let t = tagged(text);
+    let correct = extract_answer(text).is_some_and(|a| answer.matches(&a));
+    let has_answer = t.solution.is_some();
+    let values = [
+        f64::from(u8::from(correct)),
+        f64::from(u8::from(has_answer && t.open_tags == 1 && t.close_tags == 1)),
+        f64::from(u8::from(t.has_thinking)),
+        if has_answer {
+            (1.0 - t.trailing as f64 / TRAILING_BUDGET).max(0.0)
+        } else {
+            0.0
+        },
+    ];
+    let parts: Vec<(&'static str, f64, f64)> = WEIGHTS
+        .iter()
+        .zip(values)
+        .map(|(&(n, w), v)| (n, w, v))
+        .collect();
+    RewardVector::weighted(&parts, correct)
+}
+
+fn score_problem(problem: &Problem, completion: &str, eos_markers: &[&str]) -> RewardVector {
+    match &problem.target {
+        Target::Math(answer) => score(answer, completion, eos_markers),
+        Target::Sat(_) => RewardVector::weighted(&[("correctness", 1.0, 0.0)], false),
+    }
+}
+
+/// The procedural math environment: any `u64` prompt id.
+#[derive(Debug, Clone, Default)]
+pub struct ProceduralMath;
+
+impl Environment for ProceduralMath {
+    fn id(&self) -> EnvironmentId {
+        EnvironmentId {
+            name: "math".into(),
+            params: "gen=v1;levels=0-3;reward=v1".into(),
+        }
+    }
+
+    fn prompt_space(&self) -> PromptSpace {
+        PromptSpace::Unbounded
+    }
+
+    fn problem(&self, prompt_id: u64) -> Result<Problem, EnvError> {
+        let g = generate(prompt_id);
+        Ok(Problem {
+            prompt_id,
+            statement: g.statement,
+            target: Target::Math(Answer::Number(g.answer)),
+        })
+    }
+
+    fn score(&self, problem: &Problem, completion: &str, eos_markers: &[&str]) -> RewardVector {
+        score_problem(problem, completion, eos_markers)
+    }
+}
+
+/// Which JSONL layout a dataset file has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatasetFormat {
+    /// GSM8K: `question`, `answer` ending in `#### N`.
+    Gsm8k,
+    /// Hendrycks MATH: `problem`, `solution` with the answer in `\boxed{}`.
+    HendrycksMath,
+}
+
+impl DatasetFormat {
+    fn name(self) -> &'static str {
+        match self {
+            DatasetFormat::Gsm8k => "gsm8k",
+            DatasetFormat::HendrycksMath => "hendrycks-math",
+        }
+    }
+}
+
+/// A math dataset loaded from disk; prompt id = line index (blank lines skipped).
+#[derive(Debug, Clone)]
+pub struct DatasetMath {
+    format: DatasetFormat,
+    sha256: [u8; 32],
+    items: Vec<(String, Answer)>,
+}
+
+impl DatasetMath {
+    /// Loads a JSONL file; a malformed line is an error naming the file and line number.
+    pub fn load(path: &Path, format: DatasetFormat) -> Result<Self, EnvError> {
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| EnvError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::parse(&bytes, &shown, format)
+    }
+
+    /// Parses JSONL bytes (`source` names them in errors).
+    pub fn parse(bytes: &[u8], source: &str, format: DatasetFormat) -> Result<Self, EnvError> {
+        let text = std::str::from_utf8(bytes).map_err(|e| EnvError::Dataset {
+            path: source.into(),
+            line: 1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count(),
+            message: "not UTF-8".into(),
+        })?;
+        let mut items = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let err = |message: String| EnvError::Dataset {
+                path: source.into(),
+                line: i + 1,
+                message,
+            };
+            let v: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| err(format!("invalid JSON: {e}")))?;
+            let field = |k: &str| {
+                v.get(k)
+                    .and_then(|x| x.as_str())
+                    .ok_or_else(|| err(format!("missing string field `{k}`")))
+            };
+            let item = match format {
+                DatasetFormat::Gsm8k => {
+                    let answer = field("answer")?;
+                    let gold = answer
+                        .rsplit_once("####")
+                        .map(|(_, a)| a.trim())
+                        .ok_or_else(|| err("answer has no `#### N` final line".into()))?;
+                    (field("question")?.to_string(), Answer::parse(gold))
+                }
+                DatasetFormat::HendrycksMath => {
+                    let solution = field("solution")?;
+                    let gold = last_boxed(solution)
+                        .ok_or_else(|| err("solution has no \\boxed{} answer".into()))?;
+                    (field("problem")?.to_string(), Answer::parse(gold))
+                }
+            };
+            items.push(item);
+        }
+        if items.is_empty() {
+            return Err(EnvError::Dataset {
+                path: source.into(),
+                line: 0,
+                message: "no problems in the file".into(),
+            });
+        }
+        Ok(Self {
+            format,
+            sha256: Sha256::digest(bytes).into(),
+            items,
+        })
+    }
+
+    /// Number of problems.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether there are no problems (never true for a loaded dataset).
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+impl Environment for DatasetMath {
+    fn id(&self) -> EnvironmentId {
+        EnvironmentId {
+            name: self.format.name().into(),
+            params: format!("sha256={};reward=v1", hex::encode(self.sha256)),
+        }
+    }
+
+    fn prompt_space(&self) -> PromptSpace {
+        PromptSpace::Finite(self.items.len() as u64)
+    }
+
+    fn problem(&self, prompt_id: u64) -> Result<Problem, EnvError> {
+        let (q, a) = usize::try_from(prompt_id)
+            .ok()
+            .and_then(|i| self.items.get(i))
+            .ok_or_else(|| EnvError::PromptOutOfRange {
+                env: self.format.name().into(),
+                id: prompt_id,
+                size: self.items.len() as u64,
+            })?;
+        Ok(Problem {
+            prompt_id,
+            statement: q.clone(),
+            target: Target::Math(a.clone()),
+        })
+    }
+
+    fn score(&self, problem: &Problem, completion: &str, eos_markers: &[&str]) -> RewardVector {
+        score_problem(problem, completion, eos_markers)
+    }
+}
