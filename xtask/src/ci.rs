@@ -15,7 +15,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
     let start = Instant::now();
-    let setup_args = if deny { vec![] } else { vec!["--no-deny".to_string()] };
+    let setup_args = if deny {
+        vec![]
+    } else {
+        vec!["--no-deny".to_string()]
+    };
     let env = setup::run(&setup_args)?;
     let cargo = || {
         let mut cmd = util::cargo();
@@ -27,7 +31,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
     layering(&cargo)?;
     util::run_timed(
         "clippy",
-        cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
     )?;
     util::run_timed("test", cargo().args(["test", "--workspace"]))?;
     util::run_timed(
@@ -39,11 +50,21 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if deny {
         util::run_timed(
             "deny (bans, licenses, sources)",
-            cargo().args(["deny", "--all-features", "check", "bans", "licenses", "sources"]),
+            cargo().args([
+                "deny",
+                "--all-features",
+                "check",
+                "bans",
+                "licenses",
+                "sources",
+            ]),
         )?;
         advisories(cargo)?;
     }
-    eprintln!("\nci: all checks passed in {:.0} s", start.elapsed().as_secs_f64());
+    eprintln!(
+        "\nci: all checks passed in {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -52,10 +73,24 @@ pub fn run(args: &[String]) -> Result<(), String> {
 const LAYERING: &[(&str, &[&str])] = &[
     (
         "grail-proto",
-        &["tokio", "tch", "torch-sys", "subxt", "object_store", "reqwest", "grail-env"],
+        &[
+            "tokio",
+            "tch",
+            "torch-sys",
+            "subxt",
+            "object_store",
+            "reqwest",
+            "grail-env",
+        ],
     ),
-    ("grail-env", &["tokio", "tch", "grail-chain", "grail-store", "grail-infer"]),
-    ("grail-infer", &["grail-chain", "grail-store", "grail-env", "tokio"]),
+    (
+        "grail-env",
+        &["tokio", "tch", "grail-chain", "grail-store", "grail-infer"],
+    ),
+    (
+        "grail-infer",
+        &["grail-chain", "grail-store", "grail-env", "tokio"],
+    ),
     ("grail-chain", &["tch", "grail-store", "grail-infer"]),
     ("grail-store", &["tch", "grail-chain", "grail-infer"]),
 ];
@@ -68,10 +103,15 @@ fn layering(cargo: &impl Fn() -> Command) -> Result<(), String> {
             "tree", "-p", package, "-e", "normal", "--prefix", "none", "--format", "{p}",
         ]))
         .ok_or_else(|| format!("cargo tree -p {package} failed"))?;
-        let names: Vec<&str> = tree.lines().filter_map(|l| l.split_whitespace().next()).collect();
+        let names: Vec<&str> = tree
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
         let bad: Vec<&&str> = forbidden.iter().filter(|f| names.contains(f)).collect();
         if !bad.is_empty() {
-            return Err(format!("{package} must not depend on {bad:?} (see docs/architecture.md)"));
+            return Err(format!(
+                "{package} must not depend on {bad:?} (see docs/architecture.md)"
+            ));
         }
     }
     eprintln!("    layering: ok");

@@ -77,10 +77,7 @@ fn libtorch() -> Result<TorchEnv, String> {
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| cache.join("target"));
-    let mut vars = vec![(
-        "CARGO_TARGET_DIR".to_string(),
-        target.display().to_string(),
-    )];
+    let mut vars = vec![("CARGO_TARGET_DIR".to_string(), target.display().to_string())];
 
     if std::env::var("LIBTORCH_USE_PYTORCH").is_ok_and(|v| !v.is_empty()) {
         eprintln!("setup: LIBTORCH_USE_PYTORCH is set: tch uses the torch of `python3`");
@@ -94,7 +91,8 @@ fn libtorch() -> Result<TorchEnv, String> {
     let user = std::env::var_os("LIBTORCH").filter(|v| Path::new(v) != root.join(".libtorch"));
     if let Some(user) = user {
         let dir = PathBuf::from(user);
-        let has_lib = dir.join("lib/libtorch_cpu.so").exists() || dir.join("lib/libtorch.so").exists();
+        let has_lib =
+            dir.join("lib/libtorch_cpu.so").exists() || dir.join("lib/libtorch.so").exists();
         if !has_lib {
             return Err(format!(
                 "LIBTORCH={} has no lib/libtorch_cpu.so: point it at a libtorch {TORCH_VERSION} \
@@ -104,7 +102,10 @@ fn libtorch() -> Result<TorchEnv, String> {
         }
         eprintln!("setup: using LIBTORCH={}", dir.display());
         vars.push(("LIBTORCH".into(), dir.display().to_string()));
-        return Ok(TorchEnv { libtorch: dir, vars });
+        return Ok(TorchEnv {
+            libtorch: dir,
+            vars,
+        });
     }
 
     fs::create_dir_all(&cache).map_err(|e| format!("cannot create {}: {e}", cache.display()))?;
@@ -139,19 +140,20 @@ fn ensure_torch(venv: &Path) -> Result<PathBuf, String> {
     let have_cuda_rt = site.join("nvidia/cu13/lib/libcudart.so.13").exists()
         && site.join("nvidia/cu13/lib/libcupti.so.13").exists();
     if !have_torch {
-        util::step(&format!("installing torch=={TORCH_VERSION} from PyPI (~530 MB)"));
-        util::run(pip(venv).args([
-            "install",
-            "--no-deps",
-            &format!("torch=={TORCH_VERSION}"),
-        ]))?;
+        util::step(&format!(
+            "installing torch=={TORCH_VERSION} from PyPI (~530 MB)"
+        ));
+        util::run(pip(venv).args(["install", "--no-deps", &format!("torch=={TORCH_VERSION}")]))?;
     }
     if !have_cuda_rt {
         util::step("installing the CUDA runtime wheels libtorch_cpu.so links against");
         util::run(pip(venv).args(["install", CUDA_TOOLKIT]))?;
     }
     if !torch.join("lib/libtorch_cpu.so").exists() {
-        return Err(format!("{} has no lib/libtorch_cpu.so after install", torch.display()));
+        return Err(format!(
+            "{} has no lib/libtorch_cpu.so after install",
+            torch.display()
+        ));
     }
     Ok(torch)
 }

@@ -41,7 +41,14 @@ fn bench(c: &mut Criterion) {
     g.bench_function("math_score_1000", |b| {
         b.iter(|| {
             mp.iter()
-                .filter(|p| m.score(p, "<SOLUTION>\\frac{3}{4}</SOLUTION><|im_end|>", &["<|im_end|>"]).success)
+                .filter(|p| {
+                    m.score(
+                        p,
+                        "<SOLUTION>\\frac{3}{4}</SOLUTION><|im_end|>",
+                        &["<|im_end|>"],
+                    )
+                    .success
+                })
                 .count()
         })
     });

@@ -98,7 +98,11 @@ pub fn last_boxed(text: &str) -> Option<&str> {
     let starts: Vec<usize> = find_all_ci(text, "\\boxed{")
         .into_iter()
         .map(|i| i + "\\boxed{".len())
-        .chain(find_all_ci(text, "\\fbox{").into_iter().map(|i| i + "\\fbox{".len()))
+        .chain(
+            find_all_ci(text, "\\fbox{")
+                .into_iter()
+                .map(|i| i + "\\fbox{".len()),
+        )
         .collect();
     let start = *starts.iter().max()?;
     let mut depth = 1usize;
@@ -138,7 +142,11 @@ pub fn last_number(text: &str) -> Option<String> {
     if start > 0 && b[start - 1] == b'-' {
         start -= 1;
     }
-    let s: String = b[start..end].iter().map(|&c| c as char).filter(|&c| c != ',').collect();
+    let s: String = b[start..end]
+        .iter()
+        .map(|&c| c as char)
+        .filter(|&c| c != ',')
+        .collect();
     Some(s)
 }
 
@@ -178,25 +186,27 @@ impl Rational {
     }
 
     /// `self + o`.
-    pub fn add(self, o: Self) -> Option<Self> {
+    pub fn checked_add(self, o: Self) -> Option<Self> {
         Self::new(
-            self.num.checked_mul(o.den)?.checked_add(o.num.checked_mul(self.den)?)?,
+            self.num
+                .checked_mul(o.den)?
+                .checked_add(o.num.checked_mul(self.den)?)?,
             self.den.checked_mul(o.den)?,
         )
     }
 
     /// `self − o`.
-    pub fn sub(self, o: Self) -> Option<Self> {
-        self.add(Self::new(o.num.checked_neg()?, o.den)?)
+    pub fn checked_sub(self, o: Self) -> Option<Self> {
+        self.checked_add(Self::new(o.num.checked_neg()?, o.den)?)
     }
 
     /// `self × o`.
-    pub fn mul(self, o: Self) -> Option<Self> {
+    pub fn checked_mul(self, o: Self) -> Option<Self> {
         Self::new(self.num.checked_mul(o.num)?, self.den.checked_mul(o.den)?)
     }
 
     /// `self ÷ o` (`None` for division by zero).
-    pub fn div(self, o: Self) -> Option<Self> {
+    pub fn checked_div(self, o: Self) -> Option<Self> {
         Self::new(self.num.checked_mul(o.den)?, self.den.checked_mul(o.num)?)
     }
 
@@ -207,14 +217,14 @@ impl Rational {
         if let Some(rest) = s.strip_prefix("\\frac{") {
             let (a, rest) = rest.split_once("}{")?;
             let b = rest.strip_suffix('}')?;
-            return Self::parse(a)?.div(Self::parse(b)?);
+            return Self::parse(a)?.checked_div(Self::parse(b)?);
         }
         if let Some(rest) = s.strip_prefix("-\\frac{") {
             let v = Self::parse(&format!("\\frac{{{rest}"))?;
             return Self::new(-v.num, v.den);
         }
         if let Some((a, b)) = s.split_once('/') {
-            return Self::parse(a)?.div(Self::parse(b)?);
+            return Self::parse(a)?.checked_div(Self::parse(b)?);
         }
         let (neg, digits) = match s.strip_prefix('-') {
             Some(d) => (true, d),
@@ -248,7 +258,10 @@ impl std::fmt::Display for Rational {
 /// (`\,` `\!` `\;` `\:`), `\text{…}` wrappers and thousands commas between digits;
 /// `\dfrac`/`\tfrac` become `\frac`; a trailing `.` goes; lowercase.
 pub fn normalize(s: &str) -> String {
-    let mut t: String = cut(s).chars().filter(|c| !c.is_whitespace() && *c != '$').collect();
+    let mut t: String = cut(s)
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '$')
+        .collect();
     for (from, to) in [
         ("\\dfrac", "\\frac"),
         ("\\tfrac", "\\frac"),
@@ -337,7 +350,10 @@ mod tests {
 
     #[test]
     fn boxed_with_nested_braces() {
-        assert_eq!(last_boxed("a \\boxed{1} b \\boxed{\\frac{1}{2}} c"), Some("\\frac{1}{2}"));
+        assert_eq!(
+            last_boxed("a \\boxed{1} b \\boxed{\\frac{1}{2}} c"),
+            Some("\\frac{1}{2}")
+        );
         assert_eq!(last_boxed("\\boxed{unclosed"), None);
         assert_eq!(last_boxed("none"), None);
     }
@@ -349,11 +365,21 @@ mod tests {
         assert_eq!(last_number("3/4 of it"), Some("3/4".into()));
         assert_eq!(last_number("nothing"), None);
         let half = Rational::new(1, 2).unwrap();
-        for s in ["0.5", "1/2", "\\frac{1}{2}", "\\dfrac{1}{2}", " 2/4 ", "0.50."] {
+        for s in [
+            "0.5",
+            "1/2",
+            "\\frac{1}{2}",
+            "\\dfrac{1}{2}",
+            " 2/4 ",
+            "0.50.",
+        ] {
             assert_eq!(Rational::parse(s), Some(half), "{s}");
         }
         assert_eq!(Rational::parse("1,000"), Some(Rational::int(1000)));
-        assert_eq!(Rational::parse("-\\frac{3}{6}"), Some(Rational::new(-1, 2).unwrap()));
+        assert_eq!(
+            Rational::parse("-\\frac{3}{6}"),
+            Some(Rational::new(-1, 2).unwrap())
+        );
         assert_eq!(Rational::parse("1/0"), None);
         assert_eq!(Rational::parse("abc"), None);
         assert!(Answer::parse("72").matches("72.0"));

@@ -68,7 +68,10 @@ impl RewardVector {
 
     /// The value of one component, if present.
     pub fn component(&self, name: &str) -> Option<f64> {
-        self.components.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
+        self.components
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, v)| v)
     }
 }
 

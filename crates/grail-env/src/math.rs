@@ -30,7 +30,9 @@ pub const WEIGHTS: [(&str, f64); 4] = [
 /// Trailing characters after `</SOLUTION>` that cost the whole `no_trailing` component.
 pub const TRAILING_BUDGET: f64 = 200.0;
 
-const NAMES: [&str; 8] = ["Ava", "Ben", "Chen", "Dara", "Eli", "Fatima", "Goran", "Hana"];
+const NAMES: [&str; 8] = [
+    "Ava", "Ben", "Chen", "Dara", "Eli", "Fatima", "Goran", "Hana",
+];
 
 fn pick(rng: &mut ChaCha20Rng, lo: u64, hi: u64) -> i128 {
     (lo + uniform_below(rng, hi - lo + 1)) as i128
@@ -63,7 +65,12 @@ pub fn generate(id: u64) -> Generated {
             (s, Rational::int(v))
         }
         1 => {
-            let (a, b, c, d) = (pick(r, 2, 50), pick(r, 2, 50), pick(r, 2, 12), pick(r, 2, 99));
+            let (a, b, c, d) = (
+                pick(r, 2, 50),
+                pick(r, 2, 50),
+                pick(r, 2, 12),
+                pick(r, 2, 99),
+            );
             let (s, v) = match uniform_below(r, 3) {
                 0 => (format!("Compute ({a} + {b}) × {c} - {d}."), (a + b) * c - d),
                 1 => (format!("Compute {a} × {c} + {b} × {d}."), a * c + b * d),
@@ -75,15 +82,20 @@ pub fn generate(id: u64) -> Generated {
         _ => {
             let (a, b) = (pick(r, 1, 12), pick(r, 2, 12));
             let (c, d) = (pick(r, 1, 12), pick(r, 2, 12));
-            let (x, y) = (Rational::int(a).div(Rational::int(b)), Rational::int(c).div(Rational::int(d)));
+            let (x, y) = (
+                Rational::int(a).checked_div(Rational::int(b)),
+                Rational::int(c).checked_div(Rational::int(d)),
+            );
             let (x, y) = (x.unwrap_or(Rational::int(0)), y.unwrap_or(Rational::int(0)));
             let (op, v) = match uniform_below(r, 3) {
-                0 => ("+", x.add(y)),
-                1 => ("-", x.sub(y)),
-                _ => ("×", x.mul(y)),
+                0 => ("+", x.checked_add(y)),
+                1 => ("-", x.checked_sub(y)),
+                _ => ("×", x.checked_mul(y)),
             };
             (
-                format!("What is {a}/{b} {op} {c}/{d}? Write the answer as a fraction in lowest terms."),
+                format!(
+                    "What is {a}/{b} {op} {c}/{d}? Write the answer as a fraction in lowest terms."
+                ),
                 v.unwrap_or(Rational::int(0)),
             )
         }
@@ -107,7 +119,13 @@ fn word_problem(r: &mut ChaCha20Rng) -> (String, Rational) {
             )
         }
         1 => {
-            let (p, q, a, b, extra) = (pick(r, 2, 15), pick(r, 1, 6), pick(r, 1, 6), pick(r, 1, 9), pick(r, 1, 20));
+            let (p, q, a, b, extra) = (
+                pick(r, 2, 15),
+                pick(r, 1, 6),
+                pick(r, 1, 6),
+                pick(r, 1, 9),
+                pick(r, 1, 20),
+            );
             let cost = a * p + b * q;
             let bill = cost + extra;
             (
@@ -116,7 +134,12 @@ fn word_problem(r: &mut ChaCha20Rng) -> (String, Rational) {
             )
         }
         2 => {
-            let (v, h, w, k) = (pick(r, 20, 120), pick(r, 1, 6), pick(r, 20, 120), pick(r, 1, 6));
+            let (v, h, w, k) = (
+                pick(r, 20, 120),
+                pick(r, 1, 6),
+                pick(r, 20, 120),
+                pick(r, 1, 6),
+            );
             (
                 format!("A train travels at {v} km per hour for {h} hours, then at {w} km per hour for {k} hours. How many kilometres does it travel in total?"),
                 Rational::int(v * h + w * k),
@@ -152,7 +175,9 @@ pub fn score(answer: &Answer, completion: &str, eos_markers: &[&str]) -> RewardV
     let has_answer = t.solution.is_some();
     let values = [
         f64::from(u8::from(correct)),
-        f64::from(u8::from(has_answer && t.open_tags == 1 && t.close_tags == 1)),
+        f64::from(u8::from(
+            has_answer && t.open_tags == 1 && t.close_tags == 1,
+        )),
         f64::from(u8::from(t.has_thinking)),
         if has_answer {
             (1.0 - t.trailing as f64 / TRAILING_BUDGET).max(0.0)
@@ -246,7 +271,10 @@ impl DatasetMath {
     pub fn parse(bytes: &[u8], source: &str, format: DatasetFormat) -> Result<Self, EnvError> {
         let text = std::str::from_utf8(bytes).map_err(|e| EnvError::Dataset {
             path: source.into(),
-            line: 1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count(),
+            line: 1 + bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count(),
             message: "not UTF-8".into(),
         })?;
         let mut items = Vec::new();

@@ -200,7 +200,9 @@ pub fn parse_assignment(content: &str) -> ParsedAssignment {
                 _ => None,
             })
             .collect(),
-        bits_only: content.chars().all(|c| c == '0' || c == '1' || c.is_whitespace()),
+        bits_only: content
+            .chars()
+            .all(|c| c == '0' || c == '1' || c.is_whitespace()),
     }
 }
 
@@ -214,7 +216,10 @@ pub fn score(instance: &SatInstance, completion: &str, eos_markers: &[&str]) -> 
         .as_ref()
         .is_some_and(|p| p.bits.len() == instance.num_vars as usize);
     let clean = has_answer && bits_only && right_length && t.trailing == 0;
-    let correct = clean && parsed.as_ref().is_some_and(|p| instance.satisfied_by(&p.bits));
+    let correct = clean
+        && parsed
+            .as_ref()
+            .is_some_and(|p| instance.satisfied_by(&p.bits));
     let strict = clean && t.open_tags == 1 && t.close_tags == 1;
     let values = [
         f64::from(u8::from(correct)),

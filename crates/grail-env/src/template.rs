@@ -91,12 +91,19 @@ impl ChatTemplate {
     }
 
     /// Renders messages, appending the assistant's generation prompt when asked.
-    pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, EnvError> {
+    pub fn render(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<String, EnvError> {
         let mut out = String::new();
         match self {
             ChatTemplate::ChatMl => {
                 for m in messages {
-                    out.push_str(&format!("<|im_start|>{}\n{}<|im_end|>\n", m.role, m.content));
+                    out.push_str(&format!(
+                        "<|im_start|>{}\n{}<|im_end|>\n",
+                        m.role, m.content
+                    ));
                 }
                 if add_generation_prompt {
                     out.push_str("<|im_start|>assistant\n");
@@ -122,10 +129,18 @@ impl ChatTemplate {
                 let mut env = minijinja::Environment::new();
                 env.set_trim_blocks(true);
                 env.set_lstrip_blocks(true);
-                env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-                env.add_function("raise_exception", |msg: String| -> Result<String, minijinja::Error> {
-                    Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
-                });
+                env.set_unknown_method_callback(
+                    minijinja_contrib::pycompat::unknown_method_callback,
+                );
+                env.add_function(
+                    "raise_exception",
+                    |msg: String| -> Result<String, minijinja::Error> {
+                        Err(minijinja::Error::new(
+                            minijinja::ErrorKind::InvalidOperation,
+                            msg,
+                        ))
+                    },
+                );
                 let err = |e: minijinja::Error| EnvError::Template(e.to_string());
                 env.add_template("chat", source).map_err(err)?;
                 out = env

@@ -22,9 +22,16 @@ fn sat_summary(seed: u64) -> String {
 
 #[test]
 fn sat_instances_are_frozen() {
-    let got: Vec<String> = [0u64, 1, 42, u64::MAX].iter().map(|&s| sat_summary(s)).collect();
+    let got: Vec<String> = [0u64, 1, 42, u64::MAX]
+        .iter()
+        .map(|&s| sat_summary(s))
+        .collect();
     let want = include_str!("golden/sat.txt");
-    assert_eq!(got.join("\n"), want.trim_end(), "SAT generator output changed");
+    assert_eq!(
+        got.join("\n"),
+        want.trim_end(),
+        "SAT generator output changed"
+    );
 }
 
 #[test]
@@ -36,7 +43,11 @@ fn math_problems_are_frozen() {
         })
         .collect();
     let want = include_str!("golden/math.txt");
-    assert_eq!(got.join("\n"), want.trim_end(), "math generator output changed");
+    assert_eq!(
+        got.join("\n"),
+        want.trim_end(),
+        "math generator output changed"
+    );
 }
 
 #[test]

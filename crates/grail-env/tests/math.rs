@@ -13,10 +13,13 @@ fn procedural_answers_score_correct_in_every_accepted_form() {
     let mut levels = [0usize; 4];
     for id in 0..400u64 {
         let p = env.problem(id).unwrap();
-        let Target::Math(ref a) = p.target else { panic!("math target") };
+        let Target::Math(ref a) = p.target else {
+            panic!("math target")
+        };
         let g = math::generate(id);
         levels[g.level as usize] += 1;
-        let good = format!("<start_working_out>..</end_working_out><SOLUTION>{a}</SOLUTION><|im_end|>");
+        let good =
+            format!("<start_working_out>..</end_working_out><SOLUTION>{a}</SOLUTION><|im_end|>");
         let r = env.score(&p, &good, EOS);
         assert!(r.success, "id {id}: {good} -> {r:?}");
         let boxed = format!("so the answer is \\boxed{{{a}}}");
@@ -26,7 +29,10 @@ fn procedural_answers_score_correct_in_every_accepted_form() {
             assert!(!env.score(&p, &wrong, EOS).success, "id {id} wrong");
         }
     }
-    assert!(levels.iter().all(|&n| n > 50), "all levels occur: {levels:?}");
+    assert!(
+        levels.iter().all(|&n| n > 50),
+        "all levels occur: {levels:?}"
+    );
 }
 
 #[test]
@@ -50,7 +56,10 @@ fn write_tmp(name: &str, body: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("grail-env-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
-    std::fs::File::create(&path).unwrap().write_all(body.as_bytes()).unwrap();
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
     path
 }
 
@@ -70,7 +79,10 @@ fn gsm8k_and_math_files_load_and_score() {
     let p = env.problem(1).unwrap();
     assert!(env.score(&p, "<SOLUTION>1234</SOLUTION>", EOS).success);
     assert!(env.score(&p, "the total is 1,234.", EOS).success);
-    assert!(matches!(env.problem(2), Err(EnvError::PromptOutOfRange { size: 2, .. })));
+    assert!(matches!(
+        env.problem(2),
+        Err(EnvError::PromptOutOfRange { size: 2, .. })
+    ));
     assert!(env.id().params.starts_with("sha256="));
 
     let m = write_tmp(
@@ -80,7 +92,10 @@ fn gsm8k_and_math_files_load_and_score() {
     let env = DatasetMath::load(&m, DatasetFormat::HendrycksMath).unwrap();
     let p = env.problem(0).unwrap();
     assert!(env.score(&p, "<SOLUTION>0.5</SOLUTION>", EOS).success);
-    assert!(env.score(&p, "<SOLUTION>\\boxed{\\dfrac{1}{2}}</SOLUTION>", EOS).success);
+    assert!(
+        env.score(&p, "<SOLUTION>\\boxed{\\dfrac{1}{2}}</SOLUTION>", EOS)
+            .success
+    );
 }
 
 #[test]
@@ -89,16 +104,32 @@ fn malformed_dataset_lines_name_file_and_line() {
         "bad.jsonl",
         "{\"question\": \"q\", \"answer\": \"#### 1\"}\n{\"question\": \"q\"}\n",
     );
-    let err = DatasetMath::load(&bad, DatasetFormat::Gsm8k).unwrap_err().to_string();
-    assert!(err.contains("bad.jsonl:2") && err.contains("answer"), "{err}");
-    let bad = write_tmp("bad2.jsonl", "not json\n");
-    let err = DatasetMath::load(&bad, DatasetFormat::Gsm8k).unwrap_err().to_string();
-    assert!(err.contains(":1: invalid JSON"), "{err}");
-    let err = DatasetMath::load(std::path::Path::new("/nonexistent/x.jsonl"), DatasetFormat::Gsm8k)
+    let err = DatasetMath::load(&bad, DatasetFormat::Gsm8k)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("cannot read dataset /nonexistent/x.jsonl"), "{err}");
+    assert!(
+        err.contains("bad.jsonl:2") && err.contains("answer"),
+        "{err}"
+    );
+    let bad = write_tmp("bad2.jsonl", "not json\n");
+    let err = DatasetMath::load(&bad, DatasetFormat::Gsm8k)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(":1: invalid JSON"), "{err}");
+    let err = DatasetMath::load(
+        std::path::Path::new("/nonexistent/x.jsonl"),
+        DatasetFormat::Gsm8k,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("cannot read dataset /nonexistent/x.jsonl"),
+        "{err}"
+    );
     assert!(by_name("gsm8k", None).is_err());
-    let err = by_name("nope", None).err().map(|e| e.to_string()).unwrap_or_default();
+    let err = by_name("nope", None)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(err.contains("known: sat"), "{err}");
 }

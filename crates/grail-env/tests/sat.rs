@@ -1,12 +1,15 @@
 //! SAT environment: generator ranges, solver/checker agreement, parser and rewards.
 
-use grail_env::sat::{self, SatInstance, SatEnv};
+use grail_env::sat::{self, SatEnv, SatInstance};
 use grail_env::{Environment, Target};
 
 const EOS: &[&str] = &["<|im_end|>", "</s>"];
 
 fn bits(a: &[bool]) -> String {
-    a.iter().map(|&b| if b { "1" } else { "0" }).collect::<Vec<_>>().join(" ")
+    a.iter()
+        .map(|&b| if b { "1" } else { "0" })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[test]
@@ -40,14 +43,20 @@ fn checker_agrees_with_solver_on_thousands_of_instances() {
                 sat_count += 1;
             }
             None => {
-                assert!(brute.is_none(), "seed {seed}: solver says unsat, brute force found one");
+                assert!(
+                    brute.is_none(),
+                    "seed {seed}: solver says unsat, brute force found one"
+                );
                 unsat_count += 1;
             }
         }
         assert_eq!(brute.is_some(), sat::solve(&inst).is_some(), "seed {seed}");
     }
     // Both outcomes occur, so both branches were exercised.
-    assert!(sat_count > 1000 && unsat_count > 0, "{sat_count} sat / {unsat_count} unsat");
+    assert!(
+        sat_count > 1000 && unsat_count > 0,
+        "{sat_count} sat / {unsat_count} unsat"
+    );
 }
 
 fn satisfiable_seed() -> (u64, SatInstance, Vec<bool>) {
@@ -86,7 +95,11 @@ fn wrong_and_malformed_answers() {
     let env = SatEnv;
     let p = env.problem(seed).unwrap();
     // Real trailing text (not EOS) blocks correctness and costs no_trailing.
-    let r = env.score(&p, &format!("<SOLUTION>{}</SOLUTION> and more", bits(&w)), EOS);
+    let r = env.score(
+        &p,
+        &format!("<SOLUTION>{}</SOLUTION> and more", bits(&w)),
+        EOS,
+    );
     assert!(!r.success);
     assert!(r.component("no_trailing").unwrap() < 1.0);
     // Wrong length.
@@ -103,7 +116,11 @@ fn wrong_and_malformed_answers() {
     assert_eq!(r.total, 0.0);
     // An unsatisfying assignment of the right shape: format ok, not correct.
     let wrong: Vec<bool> = (0..1u32 << inst.num_vars)
-        .map(|m| (0..inst.num_vars).map(|i| m >> i & 1 == 1).collect::<Vec<_>>())
+        .map(|m| {
+            (0..inst.num_vars)
+                .map(|i| m >> i & 1 == 1)
+                .collect::<Vec<_>>()
+        })
         .find(|a| !inst.satisfied_by(a))
         .unwrap();
     let r = env.score(&p, &format!("<SOLUTION>{}</SOLUTION>", bits(&wrong)), EOS);

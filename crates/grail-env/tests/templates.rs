@@ -26,7 +26,9 @@ fn model_template_matches_builtin_chatml_when_a_system_message_is_given() {
     );
     // Without a system message the model's template adds its own.
     let only_user = t.render(&[Message::user("U")], false).unwrap();
-    assert!(only_user.starts_with("<|im_start|>system\nYou are a helpful AI assistant named SmolLM"));
+    assert!(
+        only_user.starts_with("<|im_start|>system\nYou are a helpful AI assistant named SmolLM")
+    );
     assert_eq!(t.eos_markers(), vec!["<|im_end|>".to_string()]);
 }
 
@@ -39,7 +41,11 @@ fn python_string_methods_and_raise_exception_work() {
         role: "tool".into(),
         content: "x".into(),
     };
-    assert!(t.render(&[bad], false).unwrap_err().to_string().contains("bad role"));
+    assert!(t
+        .render(&[bad], false)
+        .unwrap_err()
+        .to_string()
+        .contains("bad role"));
     assert_eq!(
         ChatTemplate::from_tokenizer_config("{}", ChatTemplate::Llama3).unwrap(),
         ChatTemplate::Llama3
@@ -52,7 +58,9 @@ fn rendering_is_byte_identical_and_golden() {
     let env = SatEnv;
     let p = env.problem(7).unwrap();
     let a = env.render(&p, &ChatTemplate::ChatMl).unwrap();
-    let b = env.render(&env.problem(7).unwrap(), &ChatTemplate::ChatMl).unwrap();
+    let b = env
+        .render(&env.problem(7).unwrap(), &ChatTemplate::ChatMl)
+        .unwrap();
     assert_eq!(a, b);
     assert!(a.starts_with("<|im_start|>system\nYou are given a problem."));
     assert!(a.contains("<|im_start|>user\nSolve this 3-SAT problem."));

@@ -79,7 +79,12 @@ pub fn group_digest_from_parts(header: &GroupHeader, rollout_digests: &[[u8; 32]
     h.update(header.checkpoint);
     h.update(header.window_randomness);
     let g = &header.generation;
-    for v in [g.max_new_tokens, g.temperature_milli, g.top_p_milli, g.top_k] {
+    for v in [
+        g.max_new_tokens,
+        g.temperature_milli,
+        g.top_p_milli,
+        g.top_k,
+    ] {
         put_u32(&mut h, v);
     }
     put_len(&mut h, rollout_digests.len());

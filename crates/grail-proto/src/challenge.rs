@@ -8,7 +8,7 @@
 //!
 //! Verification recomputes the sketches at those positions from the validator's own
 //! hidden states and compares each sketch by modular distance against
-//! [`tolerance`](crate::sketch::tolerance). A position passes when every sketch at it is
+//! [`tolerance`]. A position passes when every sketch at it is
 //! within tolerance; the rollout passes when at most `CHALLENGE_MAX_MISSES` positions fail.
 //! The [`ProofReport`] keeps every distance so operators see margins, not only a verdict.
 
@@ -157,10 +157,12 @@ pub fn check_positions(
         if h.len() != want || want > MAX_HIDDEN_SIZE {
             return Err(ProofError::WrongHiddenSize { got: h.len(), want });
         }
-        let claim = *claimed.get(position).ok_or(ProofError::PositionOutOfRange {
-            position,
-            len: claimed.len(),
-        })?;
+        let claim = *claimed
+            .get(position)
+            .ok_or(ProofError::PositionOutOfRange {
+                position,
+                len: claimed.len(),
+            })?;
         let recomputed = coefficients.sketch(h);
         let tol = tolerance(position);
         let mut distance = [0u32; SKETCHES_PER_POSITION];

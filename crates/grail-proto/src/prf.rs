@@ -56,7 +56,11 @@ pub fn uniform_below(rng: &mut impl RngCore, n: u64) -> u64 {
         return 0;
     }
     let bits = 64 - (n - 1).leading_zeros();
-    let mask = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+    let mask = if bits == 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
     loop {
         let v = rng.next_u64() & mask;
         if v < n {

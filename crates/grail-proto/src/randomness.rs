@@ -74,7 +74,14 @@ mod tests {
         assert_ne!(w, window_randomness(30, &h, &Beacon { round: 8, ..b }));
         assert_ne!(
             w,
-            window_randomness(30, &h, &Beacon { randomness: [9; 32], ..b })
+            window_randomness(
+                30,
+                &h,
+                &Beacon {
+                    randomness: [9; 32],
+                    ..b
+                }
+            )
         );
     }
 }

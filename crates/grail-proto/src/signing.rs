@@ -77,8 +77,7 @@ pub fn verify_group(group: &Group) -> bool {
 impl Hotkey {
     /// SS58 address (format 42).
     pub fn to_ss58(&self) -> String {
-        sr25519::Public::from_raw(self.0)
-            .to_ss58check_with_version(SS58_FORMAT.into())
+        sr25519::Public::from_raw(self.0).to_ss58check_with_version(SS58_FORMAT.into())
     }
 
     /// Parses an SS58 address (any network prefix; the checksum must hold).

@@ -36,7 +36,9 @@ pub const BUCKET_THRESHOLDS: [f32; 7] = [
 ];
 
 /// One position's sketches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub struct PositionSketch(pub [u32; SKETCHES_PER_POSITION]);
 
 /// Signed log-magnitude bucket of one coordinate, in `−7..=7`.

@@ -132,7 +132,9 @@ impl Rollout {
 
     /// The prompt tokens.
     pub fn prompt(&self) -> &[u32] {
-        self.tokens.get(..self.prompt_len as usize).unwrap_or(&self.tokens)
+        self.tokens
+            .get(..self.prompt_len as usize)
+            .unwrap_or(&self.tokens)
     }
 }
 
@@ -203,22 +205,39 @@ impl Rollout {
     pub fn validate(&self) -> Result<(), String> {
         let n = self.tokens.len();
         if n > MAX_ROLLOUT_TOKENS {
-            return Err(format!("{n} tokens, over the limit of {MAX_ROLLOUT_TOKENS}"));
+            return Err(format!(
+                "{n} tokens, over the limit of {MAX_ROLLOUT_TOKENS}"
+            ));
         }
         let p = self.prompt_len as usize;
         if p == 0 || p >= n {
-            return Err(format!("prompt_len {p} leaves no prompt or no completion in {n} tokens"));
+            return Err(format!(
+                "prompt_len {p} leaves no prompt or no completion in {n} tokens"
+            ));
         }
         if self.sketches.len() != n {
             return Err(format!("{} sketches for {n} tokens", self.sketches.len()));
         }
         if self.logprobs.len() != n - p {
-            return Err(format!("{} log-probs for {} completion tokens", self.logprobs.len(), n - p));
+            return Err(format!(
+                "{} log-probs for {} completion tokens",
+                self.logprobs.len(),
+                n - p
+            ));
         }
-        if self.sketches.iter().flat_map(|s| s.0).any(|v| v >= SKETCH_MODULUS) {
+        if self
+            .sketches
+            .iter()
+            .flat_map(|s| s.0)
+            .any(|v| v >= SKETCH_MODULUS)
+        {
             return Err("sketch value not reduced mod 2^31-1".into());
         }
-        if let Some(lp) = self.logprobs.iter().find(|lp| !lp.is_finite() || **lp > 0.0) {
+        if let Some(lp) = self
+            .logprobs
+            .iter()
+            .find(|lp| !lp.is_finite() || **lp > 0.0)
+        {
             return Err(format!("log-prob {lp} is not a finite value ≤ 0"));
         }
         if !self.reward.is_finite() || !self.advantage.is_finite() {
@@ -235,7 +254,10 @@ impl Group {
         if h.protocol_version != PROTOCOL_VERSION {
             return Err(invalid(
                 "group header",
-                format!("protocol version {} (expected {PROTOCOL_VERSION})", h.protocol_version),
+                format!(
+                    "protocol version {} (expected {PROTOCOL_VERSION})",
+                    h.protocol_version
+                ),
             ));
         }
         for s in [&h.environment.name, &h.environment.params] {
@@ -245,10 +267,14 @@ impl Group {
         }
         let m = self.rollouts.len();
         if m == 0 || m > MAX_GROUP_SIZE {
-            return Err(invalid("group", format!("{m} rollouts (allowed 1..={MAX_GROUP_SIZE})")));
+            return Err(invalid(
+                "group",
+                format!("{m} rollouts (allowed 1..={MAX_GROUP_SIZE})"),
+            ));
         }
         for (i, r) in self.rollouts.iter().enumerate() {
-            r.validate().map_err(|d| invalid(format!("rollout {i}"), d))?;
+            r.validate()
+                .map_err(|d| invalid(format!("rollout {i}"), d))?;
         }
         Ok(())
     }
@@ -260,12 +286,18 @@ impl WindowBundle {
         if self.groups.len() > MAX_GROUPS_PER_BUNDLE {
             return Err(invalid(
                 "bundle",
-                format!("{} groups (limit {MAX_GROUPS_PER_BUNDLE})", self.groups.len()),
+                format!(
+                    "{} groups (limit {MAX_GROUPS_PER_BUNDLE})",
+                    self.groups.len()
+                ),
             ));
         }
         for (g, group) in self.groups.iter().enumerate() {
             if group.header.hotkey != self.hotkey || group.header.window != self.window {
-                return Err(invalid(format!("group {g}"), "hotkey or window differs from the bundle's"));
+                return Err(invalid(
+                    format!("group {g}"),
+                    "hotkey or window differs from the bundle's",
+                ));
             }
             group.validate().map_err(|e| match e {
                 WireError::Invalid { what, detail } => invalid(format!("group {g} {what}"), detail),
@@ -305,7 +337,9 @@ pub fn decode_bundle(bytes: &[u8]) -> Result<WindowBundle, WireError> {
             limit: MAX_BUNDLE_BYTES,
         });
     }
-    let body = bytes.strip_prefix(BUNDLE_MAGIC.as_slice()).ok_or(WireError::BadMagic)?;
+    let body = bytes
+        .strip_prefix(BUNDLE_MAGIC.as_slice())
+        .ok_or(WireError::BadMagic)?;
     let (version, body) = body.split_first_chunk::<4>().ok_or(WireError::BadMagic)?;
     let version = u32::from_le_bytes(*version);
     if version != BUNDLE_FORMAT_VERSION {

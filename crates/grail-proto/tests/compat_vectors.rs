@@ -10,7 +10,11 @@ fn load(name: &str) -> Value {
 }
 
 fn ints(v: &Value) -> Vec<i64> {
-    v.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect()
 }
 
 fn usizes(v: &Value) -> Vec<usize> {
@@ -29,8 +33,14 @@ fn check_buckets(v: &Value, bucket: fn(f32) -> i8) {
 fn check_tolerance(v: &Value, tolerance: fn(usize) -> u32) {
     let mut n = 0;
     for (pos, want) in v.as_object().unwrap() {
-        let Ok(pos) = pos.parse::<usize>() else { continue };
-        assert_eq!(i64::from(tolerance(pos)), want.as_i64().unwrap(), "tolerance({pos})");
+        let Ok(pos) = pos.parse::<usize>() else {
+            continue;
+        };
+        assert_eq!(
+            i64::from(tolerance(pos)),
+            want.as_i64().unwrap(),
+            "tolerance({pos})"
+        );
         n += 1;
     }
     assert!(n >= 3);
@@ -48,15 +58,24 @@ fn grail_v5_vectors() {
 
     let tokens: Vec<u32> = (1000..=1063).collect();
     let th = compat::hash_tokens(&tokens);
-    assert_eq!(hex::encode(th), v["hash_tokens"]["expect_hex"].as_str().unwrap());
+    assert_eq!(
+        hex::encode(th),
+        v["hash_tokens"]["expect_hex"].as_str().unwrap()
+    );
 
     let open = grail_v5::prf(b"open", &[&th, &compat::hexbytes(r).unwrap()], 32);
-    assert_eq!(hex::encode(open), v["prf_open"]["expect_hex"].as_str().unwrap());
+    assert_eq!(
+        hex::encode(open),
+        v["prf_open"]["expect_hex"].as_str().unwrap()
+    );
 
-    let coeffs = grail_v5::coefficients(v["coefficients_topk16"]["randomness"].as_str().unwrap())
-        .unwrap();
+    let coeffs =
+        grail_v5::coefficients(v["coefficients_topk16"]["randomness"].as_str().unwrap()).unwrap();
     let want = ints(&v["coefficients_topk16"]["expect"]);
-    assert_eq!(coeffs.iter().map(|&c| i64::from(c)).collect::<Vec<_>>(), want);
+    assert_eq!(
+        coeffs.iter().map(|&c| i64::from(c)).collect::<Vec<_>>(),
+        want
+    );
 
     check_buckets(&v["bucket_nb8"], grail_v5::bucket);
     check_tolerance(&v["tolerance"], grail_v5::tolerance);
@@ -98,7 +117,10 @@ fn reliquary_v7_vectors() {
 
     let coeffs = reliquary_v7::coefficients(r).unwrap();
     let want = ints(&v["coefficients_topk16"]["expect"]);
-    assert_eq!(coeffs.iter().map(|&c| i64::from(c)).collect::<Vec<_>>(), want);
+    assert_eq!(
+        coeffs.iter().map(|&c| i64::from(c)).collect::<Vec<_>>(),
+        want
+    );
 
     check_buckets(&v["bucket_nb8"], reliquary_v7::bucket);
     check_tolerance(&v["tolerance"], reliquary_v7::tolerance);
@@ -122,18 +144,26 @@ fn reference_quirks() {
     assert_eq!(compat::coefficients_from_raw(&raw), [0i8; 16]);
     // Hex normalisation: every 0x removed, odd length padded, spaces between pairs.
     assert_eq!(compat::hexbytes(" 0xabc ").unwrap(), vec![0x0a, 0xbc]);
-    assert_eq!(compat::hexbytes("ab cd ef").unwrap(), vec![0xab, 0xcd, 0xef]);
+    assert_eq!(
+        compat::hexbytes("ab cd ef").unwrap(),
+        vec![0xab, 0xcd, 0xef]
+    );
     // Odd length (5) gets a leading 0, which Python then rejects as "0a" "b " …
     assert!(compat::hexbytes("ab cd").is_err());
     assert!(compat::hexbytes("zz").is_err());
     // json.dumps(sort_keys, compact) of the commitment list.
-    assert_eq!(compat::commitments_json(&[1, 22]), r#"[{"sketch":1},{"sketch":22}]"#);
+    assert_eq!(
+        compat::commitments_json(&[1, 22]),
+        r#"[{"sketch":1},{"sketch":22}]"#
+    );
     assert_eq!(compat::commitments_json(&[]), "[]");
     // The shuffle path (k >= 0.1 n) and short ranges.
     let t = [7u32; 40];
     let idx = grail_v5::challenge_indices(&t, "ab", 10, 30, 32).unwrap();
     assert_eq!(idx, (10..30).collect::<Vec<_>>());
-    assert!(grail_v5::challenge_indices(&t, "ab", 5, 5, 32).unwrap().is_empty());
+    assert!(grail_v5::challenge_indices(&t, "ab", 5, 5, 32)
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -153,9 +183,24 @@ fn reference_sketch_uses_sorted_top16_and_wraps_negative_sums() {
 #[test]
 fn commit_binding_changes_with_every_input() {
     let base = compat::commit_binding(&[1, 2], "ab", "m", -1, &[5]).unwrap();
-    assert_ne!(base, compat::commit_binding(&[1, 3], "ab", "m", -1, &[5]).unwrap());
-    assert_ne!(base, compat::commit_binding(&[1, 2], "ac", "m", -1, &[5]).unwrap());
-    assert_ne!(base, compat::commit_binding(&[1, 2], "ab", "n", -1, &[5]).unwrap());
-    assert_ne!(base, compat::commit_binding(&[1, 2], "ab", "m", 0, &[5]).unwrap());
-    assert_ne!(base, compat::commit_binding(&[1, 2], "ab", "m", -1, &[6]).unwrap());
+    assert_ne!(
+        base,
+        compat::commit_binding(&[1, 3], "ab", "m", -1, &[5]).unwrap()
+    );
+    assert_ne!(
+        base,
+        compat::commit_binding(&[1, 2], "ac", "m", -1, &[5]).unwrap()
+    );
+    assert_ne!(
+        base,
+        compat::commit_binding(&[1, 2], "ab", "n", -1, &[5]).unwrap()
+    );
+    assert_ne!(
+        base,
+        compat::commit_binding(&[1, 2], "ab", "m", 0, &[5]).unwrap()
+    );
+    assert_ne!(
+        base,
+        compat::commit_binding(&[1, 2], "ab", "m", -1, &[6]).unwrap()
+    );
 }

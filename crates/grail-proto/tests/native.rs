@@ -9,6 +9,9 @@ use grail_proto::*;
 
 const HIDDEN: usize = 96;
 
+/// An edit applied to a copy of a value in a tampering test.
+type Edit<T> = Box<dyn Fn(&mut T)>;
+
 /// A deterministic stand-in for a model: hidden state of position `p` depends on the token
 /// prefix `tokens[..=p]` and on the "weights" seed.
 struct ToyModel {
@@ -23,11 +26,14 @@ impl ToyModel {
     fn hidden(&self, tokens: &[u32], p: usize) -> Vec<f32> {
         let mut acc = self.seed;
         for &t in &tokens[..=p] {
-            acc = acc.wrapping_mul(6364136223846793005).wrapping_add(u64::from(t) + 1);
+            acc = acc
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(u64::from(t) + 1);
         }
         (0..HIDDEN)
             .map(|i| {
-                let x = acc.rotate_left(i as u32 % 64) ^ (i as u64).wrapping_mul(0x9e3779b97f4a7c15);
+                let x =
+                    acc.rotate_left(i as u32 % 64) ^ (i as u64).wrapping_mul(0x9e3779b97f4a7c15);
                 // Mostly small values, a few large activations.
                 let u = (x % 10_000) as f32 / 10_000.0 - 0.5;
                 if x % 13 == 0 {
@@ -167,7 +173,9 @@ fn sketches_with_other_window_randomness_are_rejected() {
     g.header.window_randomness = [4; 32];
     key.sign_group(&mut g);
     assert!(verify_group(&g));
-    assert!(verify_all(&g, &[9; 32], &mut model).iter().all(|r| !r.accepted()));
+    assert!(verify_all(&g, &[9; 32], &mut model)
+        .iter()
+        .all(|r| !r.accepted()));
 }
 
 #[test]
@@ -175,7 +183,7 @@ fn every_signed_field_is_bound() {
     let key = Keypair::from_uri("//Dave").unwrap();
     let g = make_group(&key, &ToyModel { seed: 1 }, [3; 32], 2);
     assert!(verify_group(&g));
-    let edits: Vec<Box<dyn Fn(&mut Group)>> = vec![
+    let edits: Vec<Edit<Group>> = vec![
         Box::new(|g| g.header.window += 1),
         Box::new(|g| g.header.prompt_id += 1),
         Box::new(|g| g.header.checkpoint[0] ^= 1),
@@ -219,7 +227,10 @@ fn signature_by_another_key_fails() {
 fn ss58_round_trip_and_known_dev_address() {
     let alice = Keypair::from_uri("//Alice").unwrap().public();
     // Alice's well-known dev address on the generic Substrate prefix.
-    assert_eq!(alice.to_ss58(), "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY");
+    assert_eq!(
+        alice.to_ss58(),
+        "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
+    );
     assert_eq!(Hotkey::from_ss58(&alice.to_ss58()).unwrap(), alice);
     assert!(Hotkey::from_ss58("5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQZ").is_err());
 }
@@ -233,16 +244,43 @@ fn decoding_rejects_structural_errors_with_reasons() {
         window: 300,
         groups: vec![g],
     };
-    let cases: Vec<(Box<dyn Fn(&mut WindowBundle)>, &str)> = vec![
-        (Box::new(|b| b.groups[0].rollouts[0].sketches.pop().map(drop).unwrap_or(())), "sketches"),
-        (Box::new(|b| b.groups[0].rollouts[0].logprobs.push(-1.0)), "log-probs"),
-        (Box::new(|b| b.groups[0].rollouts[0].logprobs[0] = f32::NAN), "log-prob"),
-        (Box::new(|b| b.groups[0].rollouts[0].prompt_len = 0), "prompt_len"),
-        (Box::new(|b| b.groups[0].rollouts[0].sketches[0].0[0] = u32::MAX), "reduced"),
+    let cases: Vec<(Edit<WindowBundle>, &str)> = vec![
+        (
+            Box::new(|b| {
+                b.groups[0].rollouts[0]
+                    .sketches
+                    .pop()
+                    .map(drop)
+                    .unwrap_or(())
+            }),
+            "sketches",
+        ),
+        (
+            Box::new(|b| b.groups[0].rollouts[0].logprobs.push(-1.0)),
+            "log-probs",
+        ),
+        (
+            Box::new(|b| b.groups[0].rollouts[0].logprobs[0] = f32::NAN),
+            "log-prob",
+        ),
+        (
+            Box::new(|b| b.groups[0].rollouts[0].prompt_len = 0),
+            "prompt_len",
+        ),
+        (
+            Box::new(|b| b.groups[0].rollouts[0].sketches[0].0[0] = u32::MAX),
+            "reduced",
+        ),
         (Box::new(|b| b.groups[0].rollouts.clear()), "0 rollouts"),
         (Box::new(|b| b.groups[0].header.window = 330), "differs"),
-        (Box::new(|b| b.groups[0].header.protocol_version = 99), "protocol version"),
-        (Box::new(|b| b.groups[0].rollouts[1].reward = f64::INFINITY), "not finite"),
+        (
+            Box::new(|b| b.groups[0].header.protocol_version = 99),
+            "protocol version",
+        ),
+        (
+            Box::new(|b| b.groups[0].rollouts[1].reward = f64::INFINITY),
+            "not finite",
+        ),
     ];
     for (edit, want) in cases {
         let mut b = ok.clone();
@@ -253,9 +291,15 @@ fn decoding_rejects_structural_errors_with_reasons() {
     }
     let mut bytes = encode_bundle(&ok).unwrap();
     bytes.push(0);
-    assert_eq!(decode_bundle(&bytes).unwrap_err(), WireError::TrailingBytes(1));
+    assert_eq!(
+        decode_bundle(&bytes).unwrap_err(),
+        WireError::TrailingBytes(1)
+    );
     assert_eq!(decode_bundle(b"nope").unwrap_err(), WireError::BadMagic);
     let mut v2 = encode_bundle(&ok).unwrap();
     v2[8] = 2;
-    assert_eq!(decode_bundle(&v2).unwrap_err(), WireError::UnsupportedFormat(2));
+    assert_eq!(
+        decode_bundle(&v2).unwrap_err(),
+        WireError::UnsupportedFormat(2)
+    );
 }

@@ -16,15 +16,20 @@ fn arb_rollout() -> impl Strategy<Value = Rollout> {
             -3.0f64..3.0,
             any::<bool>(),
         )
-            .prop_map(move |(tokens, sk, logprobs, reward, advantage, success)| Rollout {
-                tokens,
-                prompt_len: p as u32,
-                sketches: sk.into_iter().map(|(a, b)| PositionSketch([a, b])).collect(),
-                logprobs,
-                reward,
-                advantage,
-                success,
-            })
+            .prop_map(
+                move |(tokens, sk, logprobs, reward, advantage, success)| Rollout {
+                    tokens,
+                    prompt_len: p as u32,
+                    sketches: sk
+                        .into_iter()
+                        .map(|(a, b)| PositionSketch([a, b]))
+                        .collect(),
+                    logprobs,
+                    reward,
+                    advantage,
+                    success,
+                },
+            )
     })
 }
 

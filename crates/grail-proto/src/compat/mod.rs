@@ -61,7 +61,9 @@ pub fn hexbytes(s: &str) -> Result<Vec<u8>, CompatError> {
             i += 1;
             continue;
         }
-        let pair = bytes.get(i..i + 2).ok_or_else(|| CompatError::BadHex(s.into()))?;
+        let pair = bytes
+            .get(i..i + 2)
+            .ok_or_else(|| CompatError::BadHex(s.into()))?;
         let text = std::str::from_utf8(pair).map_err(|_| CompatError::BadHex(s.into()))?;
         out.push(u8::from_str_radix(text, 16).map_err(|_| CompatError::BadHex(s.into()))?);
         i += 2;
@@ -172,7 +174,10 @@ pub fn challenge_indices_from_seed(
 
 /// Python `json.dumps([{"sketch": s}, ...], sort_keys=True, separators=(",", ":"))`.
 pub fn commitments_json(sketches: &[u32]) -> String {
-    let items: Vec<String> = sketches.iter().map(|s| format!("{{\"sketch\":{s}}}")).collect();
+    let items: Vec<String> = sketches
+        .iter()
+        .map(|s| format!("{{\"sketch\":{s}}}"))
+        .collect();
     format!("[{}]", items.join(","))
 }
 
