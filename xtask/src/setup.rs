@@ -160,7 +160,7 @@ fn ensure_torch(venv: &Path) -> Result<PathBuf, String> {
 
 fn pip(venv: &Path) -> Command {
     let mut cmd = Command::new(venv.join("bin/python"));
-    cmd.args(["-m", "pip", "--disable-pip-version-check", "--quiet"]);
+    cmd.args(["-m", "pip", "--disable-pip-version-check"]);
     cmd
 }
 

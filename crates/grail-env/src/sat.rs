@@ -88,8 +88,10 @@ impl SatInstance {
     pub fn satisfied_by(&self, assignment: &[bool]) -> bool {
         assignment.len() == self.num_vars as usize
             && self.clauses.iter().all(|c| {
-                c.iter()
-                    .any(|l| assignment[l.var as usize - 1] != l.negated)
+                c.iter().any(|l| {
+                    let value = (l.var as usize).checked_sub(1).and_then(|i| assignment.get(i));
+                    value.is_some_and(|&v| v != l.negated)
+                })
             })
     }
 

@@ -83,9 +83,9 @@ impl SketchCoefficients {
         self.rows.first().map_or(0, Vec::len)
     }
 
-    /// Coefficient row `s`.
-    pub fn row(&self, s: usize) -> &[i8] {
-        &self.rows[s]
+    /// Coefficient row `s` (`None` for `s ≥ SKETCHES_PER_POSITION`).
+    pub fn row(&self, s: usize) -> Option<&[i8]> {
+        self.rows.get(s).map(Vec::as_slice)
     }
 
     /// The sketches of one hidden vector. `hidden.len()` must equal [`Self::hidden_size`];
@@ -163,6 +163,17 @@ mod tests {
         // Small drift away from thresholds changes nothing.
         let drifted: Vec<f32> = a.iter().map(|x| x * 1.0001).collect();
         assert_eq!(c.sketch(&a), c.sketch(&drifted));
+    }
+
+    #[test]
+    fn coefficient_rows_are_independent_and_sized() {
+        let c = SketchCoefficients::derive(&[5; 32], 64);
+        assert_eq!(c.hidden_size(), 64);
+        assert_eq!(c.row(0).map(<[i8]>::len), Some(64));
+        assert_ne!(c.row(0), c.row(1));
+        assert!(c.row(SKETCHES_PER_POSITION).is_none());
+        assert_eq!(c, SketchCoefficients::derive(&[5; 32], 64));
+        assert_ne!(c.row(0), SketchCoefficients::derive(&[6; 32], 64).row(0));
     }
 
     #[test]
