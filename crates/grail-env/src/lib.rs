@@ -66,6 +66,16 @@ impl RewardVector {
         }
     }
 
+    /// Builds the vector from a weight table and the matching component values.
+    pub fn from_table(weights: &[(&'static str, f64)], values: &[f64], success: bool) -> Self {
+        let parts: Vec<(&'static str, f64, f64)> = weights
+            .iter()
+            .zip(values)
+            .map(|(&(n, w), &v)| (n, w, v))
+            .collect();
+        Self::weighted(&parts, success)
+    }
+
     /// The value of one component, if present.
     pub fn component(&self, name: &str) -> Option<f64> {
         self.components

@@ -185,12 +185,7 @@ pub fn score(answer: &Answer, completion: &str, eos_markers: &[&str]) -> RewardV
             0.0
         },
     ];
-    let parts: Vec<(&'static str, f64, f64)> = WEIGHTS
-        .iter()
-        .zip(values)
-        .map(|(&(n, w), v)| (n, w, v))
-        .collect();
-    RewardVector::weighted(&parts, correct)
+    RewardVector::from_table(&WEIGHTS, &values, correct)
 }
 
 fn score_problem(problem: &Problem, completion: &str, eos_markers: &[&str]) -> RewardVector {

@@ -89,7 +89,9 @@ impl SatInstance {
         assignment.len() == self.num_vars as usize
             && self.clauses.iter().all(|c| {
                 c.iter().any(|l| {
-                    let value = (l.var as usize).checked_sub(1).and_then(|i| assignment.get(i));
+                    let value = (l.var as usize)
+                        .checked_sub(1)
+                        .and_then(|i| assignment.get(i));
                     value.is_some_and(|&v| v != l.negated)
                 })
             })
@@ -235,12 +237,7 @@ pub fn score(instance: &SatInstance, completion: &str, eos_markers: &[&str]) -> 
         },
         f64::from(u8::from(bits_only)),
     ];
-    let parts: Vec<(&'static str, f64, f64)> = WEIGHTS
-        .iter()
-        .zip(values)
-        .map(|(&(n, w), v)| (n, w, v))
-        .collect();
-    RewardVector::weighted(&parts, correct)
+    RewardVector::from_table(&WEIGHTS, &values, correct)
 }
 
 /// The SAT environment: any `u64` prompt id is a seed.

@@ -17,6 +17,85 @@ pub mod reliquary_v7;
 
 use sha2::{Digest, Sha256};
 
+/// Defines a profile's public API (coefficients, challenge indices, bucket, sketch,
+/// tolerance, position check, commit binding) from the profile module's own `prf` and
+/// `TOLERANCE_BASE`, so the two profiles differ only in those.
+macro_rules! profile_api {
+    () => {
+        /// The 16 sketch coefficients seeded by `prf(b"sketch", hexbytes(randomness), 32)`.
+        pub fn coefficients(
+            randomness_hex: &str,
+        ) -> Result<[i8; $crate::compat::TOPK], $crate::compat::CompatError> {
+            let raw = prf(
+                b"sketch",
+                &[&$crate::compat::hexbytes(randomness_hex)?],
+                2 * $crate::compat::TOPK,
+            );
+            Ok($crate::compat::coefficients_from_raw(&raw))
+        }
+
+        /// Challenge indices in `[start, end)`: seed `prf(b"open", hash_tokens(tokens),
+        /// hexbytes(randomness), 32)` into CPython's `Random`, then `sample` (k < 0.1·n) or
+        /// `shuffle`, sorted, offset by `start`.
+        pub fn challenge_indices(
+            tokens: &[u32],
+            randomness_hex: &str,
+            start: usize,
+            end: usize,
+            k: usize,
+        ) -> Result<Vec<usize>, $crate::compat::CompatError> {
+            if tokens.is_empty() {
+                return Err($crate::compat::CompatError::BadTokens("empty".into()));
+            }
+            let randomness = $crate::compat::hexbytes(randomness_hex)?;
+            let seed = prf(
+                b"open",
+                &[&$crate::compat::hash_tokens(tokens), &randomness],
+                32,
+            );
+            $crate::compat::challenge_indices_from_seed(&seed, start, end, k)
+        }
+
+        /// The signed log bucket (8 buckets).
+        pub fn bucket(x: f32) -> i8 {
+            $crate::compat::bucket(x)
+        }
+
+        /// The sketch of one hidden vector.
+        pub fn sketch(hidden: &[f32], coeffs: &[i8; $crate::compat::TOPK]) -> u32 {
+            $crate::compat::sketch(hidden, coeffs)
+        }
+
+        /// Tolerance at absolute position `pos`: `int(TOLERANCE_BASE + 5.0·sqrt(pos))`.
+        pub fn tolerance(pos: usize) -> u32 {
+            $crate::compat::tolerance_with_base(TOLERANCE_BASE, pos)
+        }
+
+        /// Whether a miner's sketch passes against the validator's recomputation at `pos`.
+        pub fn position_passes(claimed: u32, recomputed: u32, pos: usize) -> bool {
+            $crate::compat::modular_distance(claimed, recomputed) <= tolerance(pos)
+        }
+
+        /// The commit binding the miner signs (`build_commit_binding`).
+        pub fn commit_binding(
+            tokens: &[u32],
+            randomness_hex: &str,
+            model_name: &str,
+            layer_index: i32,
+            sketches: &[u32],
+        ) -> Result<[u8; 32], $crate::compat::CompatError> {
+            $crate::compat::commit_binding(
+                tokens,
+                randomness_hex,
+                model_name,
+                layer_index,
+                sketches,
+            )
+        }
+    };
+}
+pub(crate) use profile_api;
+
 use crate::params::SKETCH_MODULUS;
 use pyrandom::PyRandom;
 
