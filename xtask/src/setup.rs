@@ -217,3 +217,27 @@ fn cargo_deny() -> Result<(), String> {
     util::step("installing cargo-deny from crates.io (once per machine, a few minutes)");
     util::run(util::cargo().args(["install", "cargo-deny", "--locked"]))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relink_creates_replaces_and_refuses_real_files() {
+        let dir = std::env::temp_dir().join(format!("xtask-relink-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("a")).unwrap();
+        fs::create_dir_all(dir.join("b")).unwrap();
+        let link = dir.join("link");
+        relink(&link, &dir.join("a")).unwrap();
+        assert_eq!(fs::read_link(&link).unwrap(), dir.join("a"));
+        relink(&link, &dir.join("a")).unwrap(); // idempotent
+        relink(&link, &dir.join("b")).unwrap(); // stale link replaced
+        assert_eq!(fs::read_link(&link).unwrap(), dir.join("b"));
+        let real = dir.join("real");
+        fs::write(&real, "x").unwrap();
+        let err = relink(&real, &dir.join("a")).unwrap_err();
+        assert!(err.contains("is not a link"), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,6 +1,7 @@
 //! one-covenant/grail proof v5 (2026-04), bit-exact.
 //!
-//! Conformance values: `shared/vectors/grail_v5.json` (tested in `tests/compat_vectors.rs`).
+//! Conformance values: `crates/grail-proto/tests/vectors/grail_v5.json` (from the project's shared
+//! vectors; tested in `tests/compat_vectors.rs`).
 
 use sha3::digest::{ExtendableOutput, Update, XofReader};
 

@@ -1,6 +1,7 @@
 //! Reliquary proof v7 (2026-08), bit-exact.
 //!
-//! Conformance values: `shared/vectors/reliquary_v7.json` (tested in `tests/compat_vectors.rs`).
+//! Conformance values: `crates/grail-proto/tests/vectors/reliquary_v7.json` (from the project's shared
+//! vectors; tested in `tests/compat_vectors.rs`).
 
 use sha3::digest::{ExtendableOutput, Update, XofReader};
 
