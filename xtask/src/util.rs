@@ -1,6 +1,6 @@
 //! Small process and path helpers.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
@@ -47,7 +47,12 @@ fn show(cmd: &Command) -> String {
 
 /// The checkout's root folder (the parent of `xtask/`).
 pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // `cargo run` (the `xtask` alias) sets it at run time; the compile-time value could
+    // name another checkout when the build is reused from a shared target folder.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest
         .parent()
         .expect("xtask lives one level below the project root")
         .to_path_buf()

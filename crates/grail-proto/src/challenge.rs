@@ -152,9 +152,15 @@ pub fn check_positions(
         });
     }
     let want = coefficients.hidden_size();
+    if want > MAX_HIDDEN_SIZE {
+        return Err(ProofError::WrongHiddenSize {
+            got: want,
+            want: MAX_HIDDEN_SIZE,
+        });
+    }
     let mut reports = Vec::with_capacity(positions.len());
     for (&position, h) in positions.iter().zip(hidden) {
-        if h.len() != want || want > MAX_HIDDEN_SIZE {
+        if h.len() != want {
             return Err(ProofError::WrongHiddenSize { got: h.len(), want });
         }
         let claim = *claimed
