@@ -1,0 +1,251 @@
+//! Sampling with a KV cache: M completions of one prompt share one prefill, then decode
+//! together; finished rows leave the batch. The random stream is the caller's seeded
+//! ChaCha, so a run is reproducible on the same device and dtype.
+
+use rand_core::RngCore;
+use tch::{Kind, Tensor};
+
+use crate::model::Model;
+use crate::{InferError, Progress};
+
+/// How to sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplingParams {
+    /// Most tokens a completion may have.
+    pub max_new_tokens: usize,
+    /// Softmax temperature; 0 means greedy.
+    pub temperature: f32,
+    /// Keep only the k most likely tokens (None: all).
+    pub top_k: Option<usize>,
+    /// Keep the smallest set of tokens whose mass reaches this (1.0: all).
+    pub top_p: f32,
+    /// Hugging Face repetition penalty over prompt and completion (1.0: off).
+    pub repetition_penalty: f32,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        Self {
+            max_new_tokens: 256,
+            temperature: 1.0,
+            top_k: None,
+            top_p: 1.0,
+            repetition_penalty: 1.0,
+        }
+    }
+}
+
+impl From<&grail_proto::GenerationParams> for SamplingParams {
+    fn from(p: &grail_proto::GenerationParams) -> Self {
+        Self {
+            max_new_tokens: p.max_new_tokens as usize,
+            temperature: p.temperature_milli as f32 / 1000.0,
+            top_k: (p.top_k > 0).then_some(p.top_k as usize),
+            top_p: p.top_p_milli as f32 / 1000.0,
+            repetition_penalty: 1.0,
+        }
+    }
+}
+
+impl SamplingParams {
+    fn check(&self) -> Result<(), InferError> {
+        let ok = self.max_new_tokens > 0
+            && self.temperature.is_finite()
+            && self.temperature >= 0.0
+            && self.top_p > 0.0
+            && self.top_p <= 1.0
+            && self.top_k != Some(0)
+            && self.repetition_penalty.is_finite()
+            && self.repetition_penalty > 0.0;
+        if ok {
+            Ok(())
+        } else {
+            Err(InferError::Input(format!(
+                "invalid sampling parameters {self:?}"
+            )))
+        }
+    }
+}
+
+/// One sampled completion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// Completion tokens (the EOS token included when it stopped on one).
+    pub tokens: Vec<u32>,
+    /// log p(token) under the raw (untempered, unfiltered) fp32 logits, one per token.
+    pub logprobs: Vec<f32>,
+    /// Whether it ended on an EOS id (otherwise it hit `max_new_tokens`).
+    pub stopped_on_eos: bool,
+}
+
+/// A uniform double in [0, 1) from 53 random bits.
+fn uniform(rng: &mut impl RngCore) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Chooses one token per row of `logits` (`[rows, vocab]`, fp32) by inverse-CDF sampling
+/// with one uniform per row.
+pub fn sample(logits: &Tensor, params: &SamplingParams, uniforms: &[f64]) -> Vec<i64> {
+    let (rows, vocab) = logits.size2().expect("logits are [rows, vocab]");
+    if params.temperature == 0.0 {
+        return Vec::<i64>::try_from(logits.argmax(-1, false)).unwrap_or_default();
+    }
+    let mut scaled = logits / params.temperature as f64;
+    if let Some(k) = params.top_k.filter(|&k| (k as i64) < vocab) {
+        let kth = scaled
+            .topk(k as i64, -1, true, true)
+            .0
+            .narrow(-1, k as i64 - 1, 1);
+        scaled = scaled.masked_fill(&scaled.lt_tensor(&kth), f64::NEG_INFINITY);
+    }
+    let probs = scaled.softmax(-1, Kind::Float);
+    let (probs, order) = if params.top_p < 1.0 {
+        let (sorted, order) = probs.sort(-1, true);
+        // Drop a token when the mass before it already reaches top_p (the first stays).
+        let before = sorted.cumsum(-1, Kind::Float) - &sorted;
+        (
+            sorted.masked_fill(&before.ge(params.top_p as f64), 0.0),
+            Some(order),
+        )
+    } else {
+        (probs, None)
+    };
+    let cdf = probs.cumsum(-1, Kind::Float);
+    let total = cdf.narrow(-1, vocab - 1, 1);
+    let u = Tensor::from_slice(uniforms)
+        .to_kind(Kind::Float)
+        .to_device(logits.device())
+        .view([rows, 1]);
+    let target = u * total;
+    // First index whose cumulative mass exceeds the target: never a zero-mass token.
+    let picked = target
+        .searchsorted(&cdf, false, true, "right", None::<&Tensor>)
+        .clamp_max(vocab - 1);
+    let picked = match order {
+        Some(order) => order.gather(-1, &picked, false),
+        None => picked,
+    };
+    Vec::<i64>::try_from(picked.view([rows])).unwrap_or_default()
+}
+
+/// Hugging Face's repetition penalty: seen tokens' positive logits are divided by the
+/// penalty, negative ones multiplied.
+fn penalize(logits: &Tensor, seen: &Tensor, penalty: f32) -> Tensor {
+    let p = penalty as f64;
+    let penalized = logits
+        .where_self(&logits.lt(0.0), &(logits / p))
+        .where_self(&logits.ge(0.0), &(logits * p));
+    penalized.where_self(seen, logits)
+}
+
+impl Model {
+    /// Samples `rows` completions of `prompt`. The prompt is prefilled once; rows stop on
+    /// any id in `eos` or after `max_new_tokens`. `progress` sees generated tokens.
+    pub fn generate_group(
+        &self,
+        prompt: &[u32],
+        rows: usize,
+        params: &SamplingParams,
+        eos: &[u32],
+        rng: &mut impl RngCore,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<Completion>, InferError> {
+        params.check()?;
+        self.check_tokens(prompt, params.max_new_tokens)?;
+        if rows == 0 {
+            return Ok(Vec::new());
+        }
+        tch::no_grad(|| self.generate_inner(prompt, rows, params, eos, rng, progress))
+    }
+
+    fn generate_inner(
+        &self,
+        prompt: &[u32],
+        rows: usize,
+        params: &SamplingParams,
+        eos: &[u32],
+        rng: &mut impl RngCore,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<Completion>, InferError> {
+        let device = self.device();
+        let vocab = self.config().vocab_size as i64;
+        let prompt_ids: Vec<i64> = prompt.iter().map(|&t| t as i64).collect();
+        let mut cache = self.new_cache(1, prompt.len() + params.max_new_tokens);
+        let input = Tensor::from_slice(&prompt_ids)
+            .to_device(device)
+            .view([1, -1]);
+        let hidden = self.hidden_states(&input, Some(&mut cache));
+        let last = hidden.narrow(1, prompt.len() as i64 - 1, 1).squeeze_dim(1);
+        let mut logits = self.logits(&last).expand([rows as i64, vocab], false);
+        cache.select_rows(&vec![0i64; rows]);
+        let penalty = params.repetition_penalty != 1.0;
+        let mut seen = if penalty {
+            let s = Tensor::zeros([rows as i64, vocab], (Kind::Bool, device));
+            let ids = Tensor::from_slice(&prompt_ids)
+                .to_device(device)
+                .view([1, -1])
+                .expand([rows as i64, -1], false);
+            Some(s.scatter_value(-1, &ids, 1))
+        } else {
+            None
+        };
+        let mut out: Vec<Completion> = (0..rows)
+            .map(|_| Completion {
+                tokens: Vec::new(),
+                logprobs: Vec::new(),
+                stopped_on_eos: false,
+            })
+            .collect();
+        let mut active: Vec<usize> = (0..rows).collect();
+        let total = (rows * params.max_new_tokens) as u64;
+        let mut produced = 0u64;
+        for step in 0..params.max_new_tokens {
+            let filtered = match &seen {
+                Some(s) => penalize(&logits, s, params.repetition_penalty),
+                None => logits.shallow_clone(),
+            };
+            let uniforms: Vec<f64> = active.iter().map(|_| uniform(rng)).collect();
+            let chosen = sample(&filtered, params, &uniforms);
+            let chosen_t = Tensor::from_slice(&chosen).to_device(device).view([-1, 1]);
+            let logprobs = logits
+                .log_softmax(-1, Kind::Float)
+                .gather(-1, &chosen_t, false);
+            let logprobs = Vec::<f32>::try_from(logprobs.view([-1])).unwrap_or_default();
+            let mut keep = Vec::with_capacity(active.len());
+            for (slot, &row) in active.iter().enumerate() {
+                let token = chosen[slot] as u32;
+                let c = &mut out[row];
+                c.tokens.push(token);
+                c.logprobs
+                    .push(logprobs.get(slot).copied().unwrap_or(f32::NAN));
+                if eos.contains(&token) {
+                    c.stopped_on_eos = true;
+                } else {
+                    keep.push(slot as i64);
+                }
+            }
+            produced += active.len() as u64;
+            if step % 16 == 15 {
+                progress(Progress::new("generating", produced, total));
+            }
+            if keep.is_empty() || step + 1 == params.max_new_tokens {
+                break;
+            }
+            let mut next = chosen_t;
+            if keep.len() < active.len() {
+                let index = Tensor::from_slice(&keep).to_device(device);
+                cache.select_rows(&keep);
+                next = next.index_select(0, &index);
+                seen = seen.map(|s| s.index_select(0, &index));
+                active = keep.iter().map(|&slot| active[slot as usize]).collect();
+            }
+            if let Some(s) = &mut seen {
+                *s = s.scatter_value(-1, &next, 1);
+            }
+            let hidden = self.hidden_states(&next, Some(&mut cache));
+            logits = self.logits(&hidden.squeeze_dim(1));
+        }
+        progress(Progress::new("generating", total, total));
+        Ok(out)
+    }
+}

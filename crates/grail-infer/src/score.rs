@@ -1,0 +1,188 @@
+//! The proof pass: one forward over prompt + completion giving last-layer hidden states
+//! (after the final norm) and per-position log-probs, batched with right padding.
+//! Causal attention means padding after a sequence cannot change its positions.
+
+use grail_proto::HiddenStates;
+use tch::{Kind, Tensor};
+
+use crate::model::Model;
+use crate::InferError;
+
+/// Positions whose logits are materialised at once (bounds memory at vocab × this).
+const LOGIT_CHUNK: i64 = 256;
+
+/// One scored sequence.
+#[derive(Debug, Clone)]
+pub struct Scored {
+    /// The tokens that were run.
+    pub tokens: Vec<u32>,
+    hidden_size: usize,
+    hidden: Vec<f32>,
+    /// `logprobs[t]` = log p(tokens[t] | tokens[..t]) from raw fp32 logits; `logprobs[0]` = 0.
+    pub logprobs: Vec<f32>,
+    /// Same under `softmax(logits / temperature)` (equal to `logprobs` at temperature 1).
+    pub tempered_logprobs: Vec<f32>,
+    /// `eos_probs[t]` = probability (raw logits) that the token after position t is an EOS id.
+    pub eos_probs: Vec<f32>,
+}
+
+impl Scored {
+    /// The hidden state at a position.
+    pub fn hidden(&self, position: usize) -> Option<&[f32]> {
+        let h = self.hidden_size;
+        self.hidden.get(position * h..(position + 1) * h)
+    }
+
+    /// Width of the hidden states.
+    pub fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+}
+
+/// Hidden states from a finished pass: the validator runs one forward, then checks the
+/// proof and the log-probs from the same numbers.
+impl HiddenStates for Scored {
+    type Error = InferError;
+
+    fn last_hidden_states(
+        &mut self,
+        tokens: &[u32],
+        positions: &[usize],
+    ) -> Result<Vec<Vec<f32>>, InferError> {
+        if tokens != self.tokens.as_slice() {
+            return Err(InferError::Input(
+                "tokens differ from the scored sequence".into(),
+            ));
+        }
+        positions
+            .iter()
+            .map(|&p| {
+                self.hidden(p)
+                    .map(<[f32]>::to_vec)
+                    .ok_or_else(|| InferError::Input(format!("position {p} beyond the sequence")))
+            })
+            .collect()
+    }
+}
+
+/// A model as a [`HiddenStates`] provider (one forward per call).
+pub struct ProofModel<'m>(pub &'m Model);
+
+impl HiddenStates for ProofModel<'_> {
+    type Error = InferError;
+
+    fn last_hidden_states(
+        &mut self,
+        tokens: &[u32],
+        positions: &[usize],
+    ) -> Result<Vec<Vec<f32>>, InferError> {
+        let mut scored = self
+            .0
+            .score(&[tokens], &[], 1.0)?
+            .pop()
+            .expect("one sequence in, one out");
+        scored.last_hidden_states(tokens, positions)
+    }
+}
+
+impl Model {
+    /// Scores sequences in one batched forward (right-padded to the longest).
+    pub fn score(
+        &self,
+        sequences: &[&[u32]],
+        eos: &[u32],
+        temperature: f32,
+    ) -> Result<Vec<Scored>, InferError> {
+        for s in sequences {
+            self.check_tokens(s, 0)?;
+        }
+        if !(temperature.is_finite() && temperature > 0.0) {
+            return Err(InferError::Input(format!(
+                "temperature {temperature} must be positive"
+            )));
+        }
+        if sequences.is_empty() {
+            return Ok(Vec::new());
+        }
+        tch::no_grad(|| self.score_inner(sequences, eos, temperature))
+    }
+
+    fn score_inner(
+        &self,
+        sequences: &[&[u32]],
+        eos: &[u32],
+        temperature: f32,
+    ) -> Result<Vec<Scored>, InferError> {
+        let device = self.device();
+        let longest = sequences.iter().map(|s| s.len()).max().unwrap_or(0);
+        let mut ids = vec![0i64; sequences.len() * longest];
+        for (row, s) in sequences.iter().enumerate() {
+            for (i, &t) in s.iter().enumerate() {
+                ids[row * longest + i] = t as i64;
+            }
+        }
+        let input = Tensor::from_slice(&ids)
+            .to_device(device)
+            .view([sequences.len() as i64, longest as i64]);
+        let hidden = self.hidden_states(&input, None);
+        let eos_index = Tensor::from_slice(&eos.iter().map(|&e| e as i64).collect::<Vec<_>>())
+            .to_device(device);
+        let hidden_size = self.config().hidden_size;
+        let mut out = Vec::with_capacity(sequences.len());
+        for (row, s) in sequences.iter().enumerate() {
+            let len = s.len() as i64;
+            let h = hidden.get(row as i64).narrow(0, 0, len);
+            let mut logprobs = vec![0f32; s.len()];
+            let mut tempered = vec![0f32; s.len()];
+            let mut eos_probs = vec![0f32; s.len()];
+            let targets = input.get(row as i64);
+            let mut start = 0;
+            while start < len {
+                let n = LOGIT_CHUNK.min(len - start);
+                let logits = self.logits(&h.narrow(0, start, n));
+                let log_p = logits.log_softmax(-1, Kind::Float);
+                // Position t predicts token t + 1; the last position predicts nothing here.
+                let next = n.min(len - 1 - start);
+                if next > 0 {
+                    let tgt = targets.narrow(0, start + 1, next).view([-1, 1]);
+                    let chosen = log_p.narrow(0, 0, next).gather(-1, &tgt, false);
+                    let t_chosen = (logits.narrow(0, 0, next) / temperature as f64)
+                        .log_softmax(-1, Kind::Float)
+                        .gather(-1, &tgt, false);
+                    let (a, b) = (to_vec(&chosen), to_vec(&t_chosen));
+                    let at = (start + 1) as usize;
+                    logprobs[at..at + next as usize].copy_from_slice(&a);
+                    tempered[at..at + next as usize].copy_from_slice(&b);
+                }
+                if !eos.is_empty() {
+                    let p = log_p.index_select(-1, &eos_index).exp().sum_dim_intlist(
+                        -1,
+                        false,
+                        Kind::Float,
+                    );
+                    eos_probs[start as usize..(start + n) as usize].copy_from_slice(&to_vec(&p));
+                }
+                start += n;
+            }
+            out.push(Scored {
+                tokens: s.to_vec(),
+                hidden_size,
+                hidden: to_vec(&h.to_kind(Kind::Float)),
+                logprobs,
+                tempered_logprobs: tempered,
+                eos_probs,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn to_vec(t: &Tensor) -> Vec<f32> {
+    Vec::<f32>::try_from(
+        t.to_kind(Kind::Float)
+            .to_device(tch::Device::Cpu)
+            .contiguous()
+            .view([-1]),
+    )
+    .unwrap_or_default()
+}

@@ -1,0 +1,347 @@
+//! The tiny seeded model end to end: load, prefill vs KV-cache decode, batching and
+//! padding, sampling, log-probs, proofs, and error paths.
+
+use grail_infer::tiny::{write_tiny_model, TinySpec};
+use grail_infer::{no_progress, Architecture, Model, ModelDir, ProofModel, SamplingParams};
+use grail_proto::params::CHALLENGE_K;
+use grail_proto::{challenge_positions, verify_proof, PositionSketch, SketchCoefficients};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use tch::{Device, Kind, Tensor};
+
+fn tiny(spec: &TinySpec) -> (tempfile::TempDir, ModelDir, Model) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny");
+    write_tiny_model(spec, &path).unwrap();
+    let files = ModelDir::open(&path).unwrap();
+    let model = files
+        .load_model(Kind::Float, Device::Cpu, &mut no_progress)
+        .unwrap();
+    (dir, files, model)
+}
+
+fn prompt(files: &ModelDir) -> Vec<u32> {
+    files
+        .tokenizer
+        .encode(
+            "<|im_start|>user\nWhat is the sum of 12 and 30?<|im_end|>\n<|im_start|>assistant\n",
+        )
+        .unwrap()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn tiny_model_loads_with_its_tokenizer_and_template() {
+    let (_dir, files, model) = tiny(&TinySpec::default());
+    assert_eq!(files.eos_ids, vec![2]);
+    assert!(files.chat_template().unwrap().contains("<|im_start|>"));
+    let ids = prompt(&files);
+    assert_eq!(ids[0], 1, "<|im_start|> is one special token");
+    assert!(ids.contains(&2));
+    let text = files.tokenizer.decode(&ids, false).unwrap();
+    assert!(
+        text.starts_with("<|im_start|>user\nWhat is the sum"),
+        "{text}"
+    );
+    assert_eq!(model.config().vocab_size, files.tokenizer.vocab_size());
+}
+
+#[test]
+fn kv_cache_decode_matches_one_prefill() {
+    let (_dir, files, model) = tiny(&TinySpec::default());
+    let ids = prompt(&files);
+    let t: Vec<i64> = ids.iter().map(|&x| x as i64).collect();
+    tch::no_grad(|| {
+        let full = model.hidden_states(&Tensor::from_slice(&t).view([1, -1]), None);
+        // Prefill half, then one token at a time, then a chunk of three with a mask.
+        let mut cache = model.new_cache(1, t.len());
+        let half = t.len() / 2;
+        let mut parts = vec![model.hidden_states(
+            &Tensor::from_slice(&t[..half]).view([1, -1]),
+            Some(&mut cache),
+        )];
+        let mut at = half;
+        while at < t.len() {
+            let n = if at + 3 < t.len() && at % 2 == 0 {
+                3
+            } else {
+                1
+            };
+            parts.push(model.hidden_states(
+                &Tensor::from_slice(&t[at..at + n]).view([1, -1]),
+                Some(&mut cache),
+            ));
+            at += n;
+        }
+        assert_eq!(cache.len(), t.len());
+        let stitched = Tensor::cat(&parts, 1);
+        let diff = f64::try_from((full - stitched).abs().max()).unwrap();
+        assert!(diff < 1e-4, "incremental decode drifts by {diff}");
+    });
+}
+
+#[test]
+fn batching_and_padding_do_not_change_hidden_states_beyond_tolerance() {
+    let (_dir, files, model) = tiny(&TinySpec::default());
+    let base = prompt(&files);
+    let seqs: Vec<Vec<u32>> = (0..8)
+        .map(|i| base[..base.len() - i * 2].to_vec())
+        .collect();
+    let alone: Vec<_> = seqs
+        .iter()
+        .map(|s| model.score(&[s], &[2], 1.0).unwrap().remove(0))
+        .collect();
+    let coefficients = SketchCoefficients::derive(&[7u8; 32], model.config().hidden_size);
+    for batch in [1usize, 4, 8] {
+        let refs: Vec<&[u32]> = seqs.iter().take(batch).map(Vec::as_slice).collect();
+        let scored = model.score(&refs, &[2], 1.0).unwrap();
+        let mut worst_hidden = 0f32;
+        let mut worst_sketch = 0u32;
+        for (s, a) in scored.iter().zip(&alone) {
+            for p in 0..s.tokens.len() {
+                let (x, y) = (s.hidden(p).unwrap(), a.hidden(p).unwrap());
+                worst_hidden = worst_hidden.max(max_abs_diff(x, y));
+                let (sx, sy): (PositionSketch, PositionSketch) =
+                    (coefficients.sketch(x), coefficients.sketch(y));
+                for k in 0..sx.0.len() {
+                    worst_sketch =
+                        worst_sketch.max(grail_proto::sketch::modular_distance(sx.0[k], sy.0[k]));
+                }
+            }
+            assert!(max_abs_diff(&s.logprobs, &a.logprobs) < 1e-4);
+        }
+        println!(
+            "batch {batch}: max |Δhidden| {worst_hidden:.2e}, max sketch distance {worst_sketch}"
+        );
+        assert!(
+            worst_hidden < 1e-4,
+            "batch {batch}: hidden drift {worst_hidden}"
+        );
+        assert!(
+            worst_sketch <= 1,
+            "batch {batch}: sketch drift {worst_sketch}"
+        );
+    }
+}
+
+#[test]
+fn sampling_is_reproducible_and_logprobs_match_the_proof_pass() {
+    let (_dir, files, model) = tiny(&TinySpec::default());
+    let ids = prompt(&files);
+    let params = SamplingParams {
+        max_new_tokens: 24,
+        temperature: 1.0,
+        top_k: Some(50),
+        top_p: 0.95,
+        ..Default::default()
+    };
+    let run = |seed: u64| {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        model
+            .generate_group(&ids, 4, &params, &files.eos_ids, &mut rng, &mut no_progress)
+            .unwrap()
+    };
+    let a = run(1);
+    assert_eq!(a, run(1), "same seed, same completions");
+    assert_ne!(a, run(2), "another seed samples differently");
+    assert_eq!(a.len(), 4);
+    for c in &a {
+        assert!(!c.tokens.is_empty() && c.tokens.len() <= 24);
+        assert_eq!(
+            c.stopped_on_eos,
+            files.eos_ids.contains(c.tokens.last().unwrap())
+        );
+        assert!(c.stopped_on_eos || c.tokens.len() == 24);
+        assert_eq!(
+            c.tokens
+                .iter()
+                .filter(|t| files.eos_ids.contains(t))
+                .count(),
+            usize::from(c.stopped_on_eos)
+        );
+        let full: Vec<u32> = ids.iter().chain(&c.tokens).copied().collect();
+        let scored = model
+            .score(&[&full], &files.eos_ids, 1.0)
+            .unwrap()
+            .remove(0);
+        let diff = max_abs_diff(&c.logprobs, &scored.logprobs[ids.len()..]);
+        assert!(
+            diff < 1e-3,
+            "sampling log-probs differ from the proof pass by {diff}"
+        );
+    }
+}
+
+#[test]
+fn greedy_and_top_k_one_pick_the_argmax() {
+    let (_dir, files, model) = tiny(&TinySpec::default());
+    let ids = prompt(&files);
+    let greedy = SamplingParams {
+        max_new_tokens: 12,
+        temperature: 0.0,
+        ..Default::default()
+    };
+    let top1 = SamplingParams {
+        max_new_tokens: 12,
+        temperature: 0.7,
+        top_k: Some(1),
+        ..Default::default()
+    };
+    let mut rng = ChaCha20Rng::seed_from_u64(0);
+    let g = model
+        .generate_group(&ids, 2, &greedy, &[], &mut rng, &mut no_progress)
+        .unwrap();
+    let k = model
+        .generate_group(&ids, 1, &top1, &[], &mut rng, &mut no_progress)
+        .unwrap();
+    assert_eq!(g[0].tokens, g[1].tokens);
+    assert_eq!(g[0].tokens, k[0].tokens);
+    // Each greedy token is the argmax of the proof pass's next-token distribution.
+    let full: Vec<i64> = ids.iter().chain(&g[0].tokens).map(|&t| t as i64).collect();
+    let argmax = tch::no_grad(|| {
+        let hidden = model.hidden_states(&Tensor::from_slice(&full).view([1, -1]), None);
+        model.logits(&hidden).argmax(-1, false).view([-1])
+    });
+    let argmax = Vec::<i64>::try_from(argmax).unwrap();
+    assert_eq!(&argmax[ids.len() - 1..full.len() - 1], &full[ids.len()..]);
+    let distinct: std::collections::HashSet<_> = g[0].tokens.iter().collect();
+    assert!(
+        distinct.len() > 1,
+        "the tiny model should not be degenerate: {:?}",
+        g[0].tokens
+    );
+}
+
+#[test]
+fn proofs_verify_for_the_right_model_and_fail_for_another_seed() {
+    let (_d1, files, model) = tiny(&TinySpec::default());
+    let (_d2, _, other) = tiny(&TinySpec {
+        seed: 1,
+        ..TinySpec::default()
+    });
+    let ids = prompt(&files);
+    let params = SamplingParams {
+        max_new_tokens: 48,
+        ..Default::default()
+    };
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let completion = model
+        .generate_group(&ids, 1, &params, &[], &mut rng, &mut no_progress)
+        .unwrap()
+        .remove(0);
+    let tokens: Vec<u32> = ids.iter().chain(&completion.tokens).copied().collect();
+    let window_randomness = [3u8; 32];
+    let coefficients = SketchCoefficients::derive(&window_randomness, model.config().hidden_size);
+    let scored = model.score(&[&tokens], &[], 1.0).unwrap().remove(0);
+    let sketches: Vec<PositionSketch> = (0..tokens.len())
+        .map(|p| coefficients.sketch(scored.hidden(p).unwrap()))
+        .collect();
+    let positions =
+        challenge_positions(&[9u8; 32], &[1u8; 32], ids.len(), tokens.len(), CHALLENGE_K);
+    let rollout = grail_proto::Rollout {
+        tokens: tokens.clone(),
+        prompt_len: ids.len() as u32,
+        sketches,
+        logprobs: completion.logprobs.clone(),
+        reward: 0.0,
+        advantage: 0.0,
+        success: false,
+    };
+    let mut honest = scored.clone();
+    let report = verify_proof(&rollout, &positions, &coefficients, &mut honest).unwrap();
+    assert!(report.accepted(), "{report:?}");
+    let report =
+        verify_proof(&rollout, &positions, &coefficients, &mut ProofModel(&model)).unwrap();
+    assert!(report.accepted(), "{report:?}");
+    let report =
+        verify_proof(&rollout, &positions, &coefficients, &mut ProofModel(&other)).unwrap();
+    assert!(
+        !report.accepted(),
+        "a different model must fail: {report:?}"
+    );
+}
+
+#[test]
+fn qwen_variants_run_and_export_round_trips() {
+    for arch in [Architecture::Qwen2, Architecture::Qwen3] {
+        let spec = TinySpec {
+            architecture: arch,
+            seed: 4,
+            ..TinySpec::default()
+        };
+        let (dir, files, model) = tiny(&spec);
+        let ids = prompt(&files);
+        let a = model.score(&[&ids], &[2], 1.0).unwrap().remove(0);
+        // Export through hf_weights and load again: same numbers.
+        let out = dir.path().join("again");
+        let weights = model.hf_weights();
+        grail_infer::files::NewModelDir {
+            config: model.config(),
+            weights: &weights,
+            tokenizer: &serde_json::from_str(
+                &std::fs::read_to_string(files.path.join("tokenizer.json")).unwrap(),
+            )
+            .unwrap(),
+            tokenizer_config: &files.tokenizer_config,
+            generation_config: &serde_json::json!({"eos_token_id": 2}),
+        }
+        .write(&out)
+        .unwrap();
+        let again = ModelDir::open(&out)
+            .unwrap()
+            .load_model(Kind::Float, Device::Cpu, &mut no_progress)
+            .unwrap();
+        let b = again.score(&[&ids], &[2], 1.0).unwrap().remove(0);
+        assert_eq!(max_abs_diff(&a.logprobs, &b.logprobs), 0.0, "{arch:?}");
+    }
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let (dir, files, model) = tiny(&TinySpec::default());
+    let vocab = model.config().vocab_size as u32;
+    assert!(model.score(&[&[1, vocab]], &[], 1.0).is_err());
+    assert!(model.score(&[&[]], &[], 1.0).is_err());
+    let mut rng = ChaCha20Rng::seed_from_u64(0);
+    let bad = SamplingParams {
+        top_p: 0.0,
+        ..Default::default()
+    };
+    assert!(model
+        .generate_group(&[1, 2], 1, &bad, &[], &mut rng, &mut no_progress)
+        .is_err());
+    let long = SamplingParams {
+        max_new_tokens: 5000,
+        ..Default::default()
+    };
+    assert!(model
+        .generate_group(&[1, 2], 1, &long, &[], &mut rng, &mut no_progress)
+        .is_err());
+    // Corrupt weights file and a missing tensor: errors, not panics.
+    let path = files.path.clone();
+    std::fs::write(path.join("model.safetensors"), b"not safetensors").unwrap();
+    let err = ModelDir::open(&path)
+        .unwrap()
+        .load_model(Kind::Float, Device::Cpu, &mut no_progress)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("model.safetensors"), "{err}");
+    let partial: Vec<(String, Tensor)> = model.hf_weights().into_iter().skip(1).collect();
+    Tensor::write_safetensors(&partial, path.join("model.safetensors")).unwrap();
+    let err = ModelDir::open(&path)
+        .unwrap()
+        .load_model(Kind::Float, Device::Cpu, &mut no_progress)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("missing tensor"), "{err}");
+    std::fs::write(path.join("config.json"), "{\"model_type\": \"llama\"}").unwrap();
+    assert!(ModelDir::open(&path).is_err());
+    drop(dir);
+}
