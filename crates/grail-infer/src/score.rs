@@ -18,11 +18,11 @@ pub struct Scored {
     pub tokens: Vec<u32>,
     hidden_size: usize,
     hidden: Vec<f32>,
-    /// `logprobs[t]` = log p(tokens[t] | tokens[..t]) from raw fp32 logits; `logprobs[0]` = 0.
+    /// `logprobs[t]` = log p(`tokens[t]` | `tokens[..t]`) from raw fp32 logits; `logprobs[0]` = 0.
     pub logprobs: Vec<f32>,
     /// Same under `softmax(logits / temperature)` (equal to `logprobs` at temperature 1).
     pub tempered_logprobs: Vec<f32>,
-    /// `eos_probs[t]` = probability (raw logits) that the token after position t is an EOS id.
+    /// `eos_probs[t]`: the probability (raw logits) that the token after position t is an EOS id.
     pub eos_probs: Vec<f32>,
 }
 

@@ -65,7 +65,7 @@ impl Default for TinySpec {
     }
 }
 
-/// Learns `merges` byte-level BPE merges from [`CORPUS`]; returns tokenizer.json and the
+/// Learns `merges` byte-level BPE merges from a built-in text; returns tokenizer.json and the
 /// vocabulary size (specials first, then the 256 bytes, then merged tokens).
 pub fn tiny_tokenizer(merges: usize) -> (serde_json::Value, usize) {
     let mut words: HashMap<Vec<String>, usize> = HashMap::new();

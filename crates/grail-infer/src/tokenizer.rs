@@ -203,6 +203,41 @@ pub fn tiktoken_to_bpe(ranks: &[Vec<u8>]) -> (Vec<String>, Vec<(String, String)>
     (vocab, merges)
 }
 
+/// First id of Qwen's special tokens (right after the 151 643 BPE ranks).
+pub const QWEN_SPECIAL_START: u32 = 151_643;
+
+/// tokenizer.json for a Qwen (Qwen2 / Qwen2.5 / Qwen3) `.tiktoken` vocabulary: NFC, the
+/// Qwen2 split pattern, byte-level BPE, and the special tokens `<|endoftext|>`,
+/// `<|im_start|>`, `<|im_end|>`, `<|extra_0|>`…`<|extra_204|>` from id 151 643.
+pub fn qwen_tokenizer_json(tiktoken: &str) -> Result<Value, InferError> {
+    let ranks = parse_tiktoken(tiktoken)?;
+    if ranks.len() != QWEN_SPECIAL_START as usize {
+        return Err(InferError::Tokenizer(format!(
+            "a Qwen vocabulary has {QWEN_SPECIAL_START} ranks, this one {}",
+            ranks.len()
+        )));
+    }
+    let (mut vocab, merges) = tiktoken_to_bpe(&ranks);
+    let names = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+        .into_iter()
+        .map(str::to_string)
+        .chain((0..205).map(|i| format!("<|extra_{i}|>")));
+    let specials: Vec<SpecialToken> = names
+        .enumerate()
+        .map(|(i, content)| SpecialToken {
+            id: QWEN_SPECIAL_START + i as u32,
+            content,
+        })
+        .collect();
+    vocab.extend(specials.iter().map(|s| s.content.clone()));
+    Ok(byte_level_bpe_json(
+        &vocab,
+        &merges,
+        &specials,
+        PreTokenizer::Qwen2,
+    ))
+}
+
 /// Parses a `.tiktoken` file (`base64 rank` per line; ranks must be 0..n in order).
 pub fn parse_tiktoken(text: &str) -> Result<Vec<Vec<u8>>, InferError> {
     let mut out = Vec::new();

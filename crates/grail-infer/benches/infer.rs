@@ -1,0 +1,136 @@
+//! Inference throughput against Hugging Face `transformers` in the same run.
+//!
+//! `cargo xtask bench infer` runs it on SmolLM2-135M-Instruct (CPU, fp32): prefill
+//! tokens/s for one prompt, and decode tokens/s for M = 1, 8, 16 completions of that
+//! prompt (a fixed number of new tokens, no early stop), ours next to `generate` of
+//! transformers (sampling, top-k/top-p off). Environment: `GRAIL_BENCH_MODEL` (model dir),
+//! `GRAIL_REFERENCE_PYTHON` (optional: python with torch + transformers),
+//! `GRAIL_BENCH_OUT` (optional: file for the markdown table).
+
+use std::time::Instant;
+
+use grail_infer::{no_progress, ModelDir, SamplingParams};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use tch::{Device, Kind, Tensor};
+
+const PROMPT_TOKENS: usize = 128;
+const NEW_TOKENS: usize = 64;
+const ROWS: [usize; 3] = [1, 8, 16];
+const SCRIPT: &str = include_str!("../python/hf_reference.py");
+
+fn best_of(n: usize, mut f: impl FnMut()) -> f64 {
+    (0..n)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Our numbers for one dtype: prefill tokens/s, then decode tokens/s per entry of ROWS.
+fn ours(files: &ModelDir, kind: Kind) -> (f64, Vec<f64>) {
+    let model = files
+        .load_model(kind, Device::Cpu, &mut no_progress)
+        .expect("model");
+    let mut rng = ChaCha20Rng::seed_from_u64(0);
+    let vocab = model.config().vocab_size as u32;
+    let prompt: Vec<u32> = (0..PROMPT_TOKENS)
+        .map(|_| 3 + rng.next_u32() % (vocab - 3))
+        .collect();
+    let ids: Vec<i64> = prompt.iter().map(|&t| t as i64).collect();
+    let input = Tensor::from_slice(&ids).view([1, -1]);
+    let prefill = tch::no_grad(|| {
+        let _ = model.hidden_states(&input, None);
+        best_of(5, || {
+            let mut cache = model.new_cache(1, PROMPT_TOKENS);
+            let h = model.hidden_states(&input, Some(&mut cache));
+            let _ = model.logits(&h.narrow(1, PROMPT_TOKENS as i64 - 1, 1));
+        })
+    });
+    let params = SamplingParams {
+        max_new_tokens: NEW_TOKENS,
+        temperature: 1.0,
+        ..Default::default()
+    };
+    let decode = ROWS
+        .iter()
+        .map(|&rows| {
+            let mut run = || {
+                let out = model
+                    .generate_group(&prompt, rows, &params, &[], &mut rng, &mut no_progress)
+                    .expect("generate");
+                assert!(out.iter().all(|c| c.tokens.len() == NEW_TOKENS));
+            };
+            run();
+            (rows * NEW_TOKENS) as f64 / best_of(3, run)
+        })
+        .collect();
+    (PROMPT_TOKENS as f64 / prefill, decode)
+}
+
+/// The reference's numbers for one dtype, if a python is configured and the run works.
+fn reference(dir: &str, dtype: &str) -> Option<serde_json::Value> {
+    let python = std::env::var("GRAIL_REFERENCE_PYTHON").ok()?;
+    let work = tempfile::tempdir().ok()?;
+    let (script, out) = (work.path().join("ref.py"), work.path().join("out.json"));
+    std::fs::write(&script, SCRIPT).ok()?;
+    let rows: Vec<String> = ROWS.iter().map(usize::to_string).collect();
+    let status = std::process::Command::new(python)
+        .arg(&script)
+        .args([
+            "bench",
+            dir,
+            &PROMPT_TOKENS.to_string(),
+            &NEW_TOKENS.to_string(),
+            &rows.join(","),
+            dtype,
+        ])
+        .arg(&out)
+        .status()
+        .ok()?;
+    if !status.success() {
+        eprintln!("reference run failed");
+        return None;
+    }
+    serde_json::from_str(&std::fs::read_to_string(&out).ok()?).ok()
+}
+
+fn main() {
+    let Ok(dir) = std::env::var("GRAIL_BENCH_MODEL") else {
+        eprintln!("infer bench: GRAIL_BENCH_MODEL is not set; run `cargo xtask bench infer`");
+        return;
+    };
+    let files = ModelDir::open(dir.as_ref()).expect("model dir");
+    let cell = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.0}"));
+    let ratio = |a: f64, b: Option<f64>| b.map_or("n/a".to_string(), |b| format!("{:.2}×", a / b));
+    let mut table = format!(
+        "| measure (SmolLM2-135M-Instruct, CPU, {} threads) | dtype | grail-infer tokens/s | transformers tokens/s | ratio |\n|---|---|---|---|---|\n",
+        tch::get_num_threads()
+    );
+    for (kind, dtype) in [(Kind::Float, "f32"), (Kind::BFloat16, "bf16")] {
+        let (prefill, decode) = ours(&files, kind);
+        let hf = reference(&dir, dtype);
+        let hf_prefill = hf.as_ref().and_then(|r| r["prefill_tokens_per_s"].as_f64());
+        table += &format!(
+            "| prefill, {PROMPT_TOKENS}-token prompt | {dtype} | {prefill:.0} | {} | {} |\n",
+            cell(hf_prefill),
+            ratio(prefill, hf_prefill)
+        );
+        for (rows, tps) in ROWS.iter().zip(&decode) {
+            let theirs = hf
+                .as_ref()
+                .and_then(|r| r["rows"][rows.to_string()].as_f64());
+            table += &format!(
+                "| generate M = {rows} × {NEW_TOKENS} new tokens (prompt prefill included) | {dtype} | {tps:.0} | {} | {} |\n",
+                cell(theirs),
+                ratio(*tps, theirs)
+            );
+        }
+    }
+    print!("{table}");
+    if let Ok(path) = std::env::var("GRAIL_BENCH_OUT") {
+        std::fs::write(&path, &table).expect("write GRAIL_BENCH_OUT");
+    }
+}
