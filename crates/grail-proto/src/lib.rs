@@ -19,6 +19,7 @@
 //! Everything here is deterministic and sans-I/O: the node crates fetch chain data,
 //! beacons and hidden states and pass them in.
 
+pub mod archive;
 pub mod binding;
 pub mod challenge;
 pub mod compat;

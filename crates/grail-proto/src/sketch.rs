@@ -5,53 +5,39 @@
 //! `s < SKETCHES_PER_POSITION`, one signed byte per hidden dimension):
 //!
 //! ```text
-//! sketch_s(h) = ( Σ_i c_s[i] · bucket(h[i]) ) mod Q        (result in [0, Q))
+//! q(x)        = clamp(round(x · 2^F), −2^30, 2^30)        (F = SKETCH_FRACTION_BITS)
+//! sketch_s(h) = ( Σ_i c_s[i] · q(h[i]) ) mod Q              (result in [0, Q))
 //! ```
 //!
-//! `bucket` is a signed log-magnitude bucket defined by a fixed table of f32 thresholds
-//! ([`BUCKET_THRESHOLDS`]): the number of thresholds `t` with `|x| ≥ t`, negated for
-//! negative `x`; NaN is 0. Small coordinates are bucket 0, so float drift only matters for
-//! the few coordinates that sit on a threshold. Because every dimension has its own
-//! coefficient, the sketch binds *which* dimensions carry the large activations, not only
-//! how large they are; two sketches per position make a substitute pass only by matching
-//! two independent projections.
-//!
-//! Unlike the reference's top-k, there is no rank cut-off whose membership can flip
-//! between kernels: the only discontinuities are the fixed magnitude thresholds.
+//! `round` rounds half away from zero in f64 (exact: `x · 2^F` of an f32 is exact); NaN
+//! is 0 and ±∞ clamps. The sketch is a random linear projection of the fixed-point hidden
+//! state, so the distance between two sketches grows in proportion to the distance
+//! between the hidden states: float drift of an honest fp32 recomputation moves it by a
+//! few hundred units, a substituted model by many thousands (measured in
+//! docs/soundness.md). The soundness audit replaced version 1's log-magnitude buckets,
+//! which mapped most coordinates to zero and let perturbed models pass.
 
-use crate::params::{SKETCHES_PER_POSITION, SKETCH_MODULUS, TOLERANCE_BASE, TOLERANCE_GROWTH};
+use crate::params::{
+    SKETCHES_PER_POSITION, SKETCH_CLAMP_BITS, SKETCH_FRACTION_BITS, SKETCH_MODULUS, TOLERANCE_BASE,
+    TOLERANCE_GROWTH,
+};
 use crate::prf::prf_into;
 
-/// Bucket thresholds: `BUCKET_THRESHOLDS[j-1]` is the f32 nearest to
-/// `2^(j / SKETCH_BUCKET_SCALE) − 1` for `j = 1..SKETCH_NUM_BUCKETS`. Normative as f32
-/// values, so every implementation compares the same numbers.
-pub const BUCKET_THRESHOLDS: [f32; 7] = [
-    1.378_414_3,
-    4.656_854,
-    12.454_343,
-    31.0,
-    75.109_25,
-    180.019_33,
-    429.538_97,
-];
+/// The fixed-point value of one coordinate: `clamp(round(x · 2^F), ±2^SKETCH_CLAMP_BITS)`.
+pub fn fixed_point(x: f32) -> i64 {
+    if x.is_nan() {
+        return 0;
+    }
+    let limit = (1u64 << SKETCH_CLAMP_BITS) as f64;
+    let scaled = f64::from(x) * (1u64 << SKETCH_FRACTION_BITS) as f64;
+    scaled.round().clamp(-limit, limit) as i64
+}
 
 /// One position's sketches.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
 )]
 pub struct PositionSketch(pub [u32; SKETCHES_PER_POSITION]);
-
-/// Signed log-magnitude bucket of one coordinate, in `−7..=7`.
-pub fn bucket(x: f32) -> i32 {
-    let a = x.abs();
-    // NaN compares false everywhere and lands in bucket 0.
-    let b = BUCKET_THRESHOLDS.iter().take_while(|&&t| a >= t).count() as i32;
-    if x < 0.0 {
-        -b
-    } else {
-        b
-    }
-}
 
 /// The per-dimension coefficients of a window for one hidden size.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,12 +77,13 @@ impl SketchCoefficients {
     /// The sketches of one hidden vector. `hidden.len()` must equal [`Self::hidden_size`];
     /// extra coordinates are ignored and missing ones count as zero.
     pub fn sketch(&self, hidden: &[f32]) -> PositionSketch {
+        // |c| ≤ 128, |q| ≤ 2^30, d ≤ 2^16: every partial sum fits in i64.
         let mut acc = [0i64; SKETCHES_PER_POSITION];
         for (i, &x) in hidden.iter().enumerate().take(self.hidden_size()) {
-            let b = bucket(x);
-            if b != 0 {
+            let q = fixed_point(x);
+            if q != 0 {
                 for (s, sum) in acc.iter_mut().enumerate() {
-                    *sum += i64::from(self.rows[s][i]) * i64::from(b);
+                    *sum += i64::from(self.rows[s][i]) * q;
                 }
             }
         }
@@ -127,41 +114,38 @@ pub fn tolerance(pos: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::params::{SKETCH_BUCKET_SCALE, SKETCH_NUM_BUCKETS};
 
     #[test]
-    fn thresholds_match_their_definition() {
-        assert_eq!(BUCKET_THRESHOLDS.len() as i32, SKETCH_NUM_BUCKETS - 1);
-        for (j, &t) in BUCKET_THRESHOLDS.iter().enumerate() {
-            let exact = 2f64.powf((j + 1) as f64 / SKETCH_BUCKET_SCALE) - 1.0;
-            assert_eq!(t, exact as f32, "threshold {}", j + 1);
-        }
+    fn fixed_point_rounds_and_clamps() {
+        let one = 1i64 << SKETCH_FRACTION_BITS;
+        assert_eq!(fixed_point(0.0), 0);
+        assert_eq!(fixed_point(-0.0), 0);
+        assert_eq!(fixed_point(1.0), one);
+        assert_eq!(fixed_point(-2.5), -5 * one / 2);
+        assert_eq!(fixed_point(f32::NAN), 0);
+        assert_eq!(fixed_point(f32::INFINITY), 1 << SKETCH_CLAMP_BITS);
+        assert_eq!(fixed_point(f32::NEG_INFINITY), -(1 << SKETCH_CLAMP_BITS));
+        assert_eq!(fixed_point(1e30), 1 << SKETCH_CLAMP_BITS);
+        // Half a unit rounds away from zero.
+        let half = 0.5 / (1u64 << SKETCH_FRACTION_BITS) as f32;
+        assert_eq!(fixed_point(half), 1);
+        assert_eq!(fixed_point(-half), -1);
     }
 
     #[test]
-    fn buckets() {
-        assert_eq!(bucket(0.0), 0);
-        assert_eq!(bucket(-0.0), 0);
-        assert_eq!(bucket(1.3), 0);
-        assert_eq!(bucket(1.378_414_3), 1);
-        assert_eq!(bucket(-2.0), -1);
-        assert_eq!(bucket(31.0), 4);
-        assert_eq!(bucket(1e9), 7);
-        assert_eq!(bucket(f32::INFINITY), 7);
-        assert_eq!(bucket(f32::NEG_INFINITY), -7);
-        assert_eq!(bucket(f32::NAN), 0);
-    }
-
-    #[test]
-    fn sketch_binds_which_dimension_is_large() {
+    fn sketch_is_linear_in_the_fixed_point_state() {
         let c = SketchCoefficients::derive(&[5; 32], 64);
-        let mut a = vec![0.1f32; 64];
+        let a: Vec<f32> = (0..64).map(|i| (i as f32 - 30.0) / 8.0).collect();
         let mut b = a.clone();
-        a[3] = 40.0;
-        b[4] = 40.0;
-        assert_ne!(c.sketch(&a), c.sketch(&b));
-        // Small drift away from thresholds changes nothing.
-        let drifted: Vec<f32> = a.iter().map(|x| x * 1.0001).collect();
+        b[3] += 1.0;
+        let (sa, sb) = (c.sketch(&a), c.sketch(&b));
+        for s in 0..SKETCHES_PER_POSITION {
+            let step = i64::from(c.row(s).unwrap()[3]) << SKETCH_FRACTION_BITS;
+            let expected = (i64::from(sa.0[s]) + step).rem_euclid(i64::from(SKETCH_MODULUS));
+            assert_eq!(i64::from(sb.0[s]), expected);
+        }
+        // A change far below the resolution changes nothing.
+        let drifted: Vec<f32> = a.iter().map(|x| x + 1e-7).collect();
         assert_eq!(c.sketch(&a), c.sketch(&drifted));
     }
 

@@ -1,7 +1,127 @@
 //! grail-store: object storage for everything that moves between roles.
 //!
-//! It owns the key layout, size limits and integrity hashes for miner window bundles,
-//! validator sealed-window archives and trainer checkpoints, over `object_store` backends
-//! (a local directory by default, S3/R2 by configuration).
-//!
-//! Status: scaffold; the store lands with its own issue.
+//! Each participant writes its own bucket and publishes read credentials on chain; others
+//! read. This crate owns the key layout ([`layout`]), the backends ([`config`]: a local
+//! directory by default, S3-compatible stores such as AWS, Cloudflare R2 and MinIO, and
+//! memory for tests), the rules every transfer follows ([`store`]: atomic uploads, size
+//! caps before download, SHA-256 checks, deadlines by `LastModified`, retention), signed
+//! checkpoints ([`checkpoint`]) and the Parquet dataset export ([`export`]).
+
+pub mod checkpoint;
+pub mod config;
+pub mod export;
+pub mod layout;
+pub mod store;
+
+pub use checkpoint::{CheckpointManifest, FileEntry, SignedManifest};
+pub use config::{ReadCredentials, StoreConfig};
+pub use store::{Fetched, Store};
+
+/// SHA-256 of bytes.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+/// Everything that can go wrong in grail-store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No object under the key.
+    #[error("object `{key}` not found")]
+    NotFound {
+        /// The key.
+        key: String,
+    },
+    /// The object is larger than the caller accepts (checked before downloading it all).
+    #[error("object `{key}` is {size} bytes, over the limit of {limit}")]
+    TooLarge {
+        /// The key.
+        key: String,
+        /// Size seen (or reached while streaming).
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The bytes do not hash to what was published.
+    #[error("object `{key}` has SHA-256 {actual}, expected {expected}")]
+    HashMismatch {
+        /// The key.
+        key: String,
+        /// Published hash (hex).
+        expected: String,
+        /// Hash of the bytes read (hex).
+        actual: String,
+    },
+    /// Written after the deadline.
+    #[error("object `{key}` was written at {written}, after the deadline {deadline}")]
+    Late {
+        /// The key.
+        key: String,
+        /// The store's LastModified.
+        written: chrono::DateTime<chrono::Utc>,
+        /// The deadline.
+        deadline: chrono::DateTime<chrono::Utc>,
+    },
+    /// A multi-object upload that was not finished (no digest or pointer published).
+    #[error("object `{key}` is incomplete: {detail}")]
+    Incomplete {
+        /// The key.
+        key: String,
+        /// What is missing.
+        detail: String,
+    },
+    /// A configuration that cannot be used.
+    #[error("store configuration: {0}")]
+    Config(String),
+    /// On-chain read credentials that do not parse.
+    #[error("invalid read credentials: {0}")]
+    Credentials(String),
+    /// A checkpoint manifest that is malformed, unsigned or signed by someone else.
+    #[error("checkpoint manifest: {0}")]
+    Manifest(String),
+    /// The backend failed (after its own retries for transient errors).
+    #[error("storage backend failed on `{key}`: {source}")]
+    Backend {
+        /// The key.
+        key: String,
+        /// The backend's error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// A local file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing Parquet failed.
+    #[error("parquet export: {0}")]
+    Export(String),
+    /// Stored bytes are not a valid bundle or archive.
+    #[error(transparent)]
+    Wire(#[from] grail_proto::WireError),
+}
+
+impl StoreError {
+    pub(crate) fn backend(key: &str, source: object_store::Error) -> Self {
+        match source {
+            object_store::Error::NotFound { .. } => Self::NotFound {
+                key: key.to_string(),
+            },
+            source => Self::Backend {
+                key: key.to_string(),
+                source,
+            },
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

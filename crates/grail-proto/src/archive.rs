@@ -1,0 +1,137 @@
+//! Sealed-window archives: what a validator decided about every group it checked, with
+//! the groups themselves, in the bytes the trainer consumes.
+//!
+//! On the wire: `ARCHIVE_MAGIC ‖ u32le(ARCHIVE_FORMAT_VERSION) ‖ body` (bincode 2,
+//! standard configuration, like bundles). Archives are stored under the SHA-256 of these
+//! bytes, so the same decisions always give the same name, and re-verifying an archive
+//! offline must reproduce its verdicts.
+
+use serde::{Deserialize, Serialize};
+
+use crate::params::MAX_ARCHIVE_BYTES;
+use crate::wire::{Group, Hotkey, WireError};
+
+/// First bytes of every encoded archive.
+pub const ARCHIVE_MAGIC: &[u8; 8] = b"GRAILARC";
+
+/// Version of the archive byte format.
+pub const ARCHIVE_FORMAT_VERSION: u32 = 1;
+
+/// A validator's decision about one group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Whether the group counts.
+    pub accepted: bool,
+    /// The named reason of the first failed check (`accepted` when it passed).
+    pub reason: String,
+    /// Human-readable detail (distances, counts).
+    pub detail: String,
+}
+
+/// One checked group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArchiveEntry {
+    /// The miner whose bundle held the group.
+    pub miner: Hotkey,
+    /// SHA-256 of the bundle bytes the validator fetched.
+    pub bundle_sha256: [u8; 32],
+    /// Index of the group in the bundle.
+    pub group_index: u32,
+    /// The group as uploaded.
+    pub group: Group,
+    /// The decision.
+    pub verdict: Verdict,
+}
+
+/// Everything a validator decided for one window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SealedWindow {
+    /// First block of the window.
+    pub window: u64,
+    /// The validator that sealed it.
+    pub validator: Hotkey,
+    /// Checkpoint identity the window was verified against.
+    pub checkpoint: [u8; 32],
+    /// Checked groups, in the validator's order.
+    pub entries: Vec<ArchiveEntry>,
+}
+
+impl SealedWindow {
+    /// The accepted entries.
+    pub fn accepted(&self) -> impl Iterator<Item = &ArchiveEntry> {
+        self.entries.iter().filter(|e| e.verdict.accepted)
+    }
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_ARCHIVE_BYTES>()
+}
+
+/// Encodes an archive.
+pub fn encode_archive(archive: &SealedWindow) -> Result<Vec<u8>, WireError> {
+    let mut out = Vec::with_capacity(1024);
+    out.extend_from_slice(ARCHIVE_MAGIC);
+    out.extend_from_slice(&ARCHIVE_FORMAT_VERSION.to_le_bytes());
+    let body = bincode::serde::encode_to_vec(archive, config())
+        .map_err(|e| WireError::Malformed(e.to_string()))?;
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Decodes untrusted archive bytes (size-checked, no trailing bytes).
+pub fn decode_archive(bytes: &[u8]) -> Result<SealedWindow, WireError> {
+    if bytes.len() > MAX_ARCHIVE_BYTES {
+        return Err(WireError::TooLarge {
+            size: bytes.len(),
+            limit: MAX_ARCHIVE_BYTES,
+        });
+    }
+    let body = bytes
+        .strip_prefix(ARCHIVE_MAGIC.as_slice())
+        .ok_or(WireError::BadMagic)?;
+    let (version, body) = body.split_first_chunk::<4>().ok_or(WireError::BadMagic)?;
+    let version = u32::from_le_bytes(*version);
+    if version != ARCHIVE_FORMAT_VERSION {
+        return Err(WireError::UnsupportedFormat(version));
+    }
+    let (archive, used): (SealedWindow, usize) = bincode::serde::decode_from_slice(body, config())
+        .map_err(|e| WireError::Malformed(e.to_string()))?;
+    if used != body.len() {
+        return Err(WireError::TrailingBytes(body.len() - used));
+    }
+    // Groups are not re-validated: rejected groups are archived as uploaded.
+    Ok(archive)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_archive_round_trips_and_garbage_is_refused() {
+        let archive = SealedWindow {
+            window: 42,
+            validator: Hotkey([7; 32]),
+            checkpoint: [1; 32],
+            entries: Vec::new(),
+        };
+        let bytes = encode_archive(&archive).unwrap();
+        assert_eq!(decode_archive(&bytes).unwrap(), archive);
+        assert!(matches!(
+            decode_archive(b"GRAILBDL\x01\0\0\0"),
+            Err(WireError::BadMagic)
+        ));
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(matches!(
+            decode_archive(&trailing),
+            Err(WireError::TrailingBytes(1))
+        ));
+        let mut future = bytes;
+        future[8] = 9;
+        assert!(matches!(
+            decode_archive(&future),
+            Err(WireError::UnsupportedFormat(9))
+        ));
+    }
+}

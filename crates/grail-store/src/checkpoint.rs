@@ -1,0 +1,294 @@
+//! Checkpoints: files, a manifest signed by the trainer's hotkey, and a `latest` pointer
+//! written last, so readers never see a half-published checkpoint and never load files
+//! the trainer did not sign.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use bytes::Bytes;
+use grail_proto::signing::{verify, Keypair};
+use grail_proto::{Hotkey, Signature};
+use serde::{Deserialize, Serialize};
+
+use crate::{layout, sha256, Store, StoreError};
+
+/// One file of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// What a checkpoint is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointManifest {
+    /// Checkpoint number (increasing).
+    pub number: u64,
+    /// The checkpoint it was trained from.
+    pub parent: Option<u64>,
+    /// First and last window whose archives trained it.
+    pub windows: (u64, u64),
+    /// Every file by name.
+    pub files: BTreeMap<String, FileEntry>,
+    /// The trainer's hotkey (hex).
+    pub trainer: String,
+}
+
+/// A manifest with the trainer's signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedManifest {
+    /// The manifest.
+    pub manifest: CheckpointManifest,
+    /// sr25519 signature of [`CheckpointManifest::digest`], hex.
+    pub signature: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct LatestPointer {
+    number: u64,
+    manifest_sha256: String,
+}
+
+/// Largest manifest or pointer read.
+const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+
+impl CheckpointManifest {
+    /// The checkpoint identity: SHA-256 over a domain tag and the manifest's canonical JSON
+    /// (fields in declaration order, files sorted by name). Rollouts bind this value.
+    pub fn digest(&self) -> [u8; 32] {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        sha256(&[b"grail-rs/checkpoint/v1\0".as_slice(), &json].concat())
+    }
+
+    /// Signs the manifest with the trainer's key (which must be `trainer`).
+    pub fn sign(self, key: &Keypair) -> Result<SignedManifest, StoreError> {
+        if self.trainer != hex::encode(key.public().0) {
+            return Err(StoreError::Manifest(
+                "the signing key is not the manifest's trainer".into(),
+            ));
+        }
+        let signature = hex::encode(key.sign(&self.digest()).0);
+        Ok(SignedManifest {
+            manifest: self,
+            signature,
+        })
+    }
+}
+
+impl SignedManifest {
+    /// Checks that `trusted` signed it and that it is well formed.
+    pub fn verify(&self, trusted: &Hotkey) -> Result<(), StoreError> {
+        let m = &self.manifest;
+        if m.trainer != hex::encode(trusted.0) {
+            return Err(StoreError::Manifest(format!(
+                "checkpoint {} is from trainer {}, not the trusted one",
+                m.number, m.trainer
+            )));
+        }
+        let sig: [u8; 64] = hex::decode(&self.signature)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| StoreError::Manifest("signature is not 64 hex bytes".into()))?;
+        if !verify(trusted, &m.digest(), &Signature(sig)) {
+            return Err(StoreError::Manifest(format!(
+                "bad signature on checkpoint {}",
+                m.number
+            )));
+        }
+        if let Some(bad) = m
+            .files
+            .keys()
+            .find(|n| !layout::valid_file_name(n) || n.as_str() == "manifest.json")
+        {
+            return Err(StoreError::Manifest(format!(
+                "file name `{bad}` is not allowed"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Publishes the files of `dir` (one level, regular files) as checkpoint `number`:
+    /// files, then the signed manifest, then the `latest` pointer.
+    pub async fn publish_checkpoint(
+        &self,
+        dir: &Path,
+        number: u64,
+        parent: Option<u64>,
+        windows: (u64, u64),
+        key: &Keypair,
+    ) -> Result<SignedManifest, StoreError> {
+        let mut files = BTreeMap::new();
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| StoreError::io(format!("reading {}", dir.display()), e))?
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !layout::valid_file_name(&name) || name == "manifest.json" {
+                return Err(StoreError::Manifest(format!(
+                    "file name `{name}` is not allowed in a checkpoint"
+                )));
+            }
+            let bytes = tokio::fs::read(entry.path())
+                .await
+                .map_err(|e| StoreError::io(format!("reading {}", entry.path().display()), e))?;
+            files.insert(
+                name.clone(),
+                FileEntry {
+                    sha256: hex::encode(sha256(&bytes)),
+                    size: bytes.len() as u64,
+                },
+            );
+            self.put(&layout::checkpoint_file(number, &name), Bytes::from(bytes))
+                .await?;
+        }
+        let manifest = CheckpointManifest {
+            number,
+            parent,
+            windows,
+            files,
+            trainer: hex::encode(key.public().0),
+        };
+        let signed = manifest.sign(key)?;
+        let manifest_bytes =
+            serde_json::to_vec_pretty(&signed).map_err(|e| StoreError::Manifest(e.to_string()))?;
+        let pointer = LatestPointer {
+            number,
+            manifest_sha256: hex::encode(sha256(&manifest_bytes)),
+        };
+        self.put(
+            &layout::checkpoint_manifest(number),
+            Bytes::from(manifest_bytes),
+        )
+        .await?;
+        let pointer =
+            serde_json::to_vec(&pointer).map_err(|e| StoreError::Manifest(e.to_string()))?;
+        self.put(layout::LATEST_CHECKPOINT, Bytes::from(pointer))
+            .await?;
+        Ok(signed)
+    }
+
+    /// The newest published checkpoint's manifest, verified against `trusted`; `None`
+    /// when nothing is published.
+    pub async fn latest_checkpoint(
+        &self,
+        trusted: &Hotkey,
+    ) -> Result<Option<SignedManifest>, StoreError> {
+        let pointer = match self
+            .get_capped(layout::LATEST_CHECKPOINT, MAX_MANIFEST_BYTES)
+            .await
+        {
+            Ok(p) => p,
+            Err(StoreError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let pointer: LatestPointer = serde_json::from_slice(&pointer.bytes)
+            .map_err(|e| StoreError::Manifest(format!("{}: {e}", layout::LATEST_CHECKPOINT)))?;
+        let key = layout::checkpoint_manifest(pointer.number);
+        let fetched = self.get_capped(&key, MAX_MANIFEST_BYTES).await?;
+        let actual = hex::encode(fetched.sha256);
+        if actual != pointer.manifest_sha256 {
+            return Err(StoreError::HashMismatch {
+                key,
+                expected: pointer.manifest_sha256,
+                actual,
+            });
+        }
+        let signed: SignedManifest = serde_json::from_slice(&fetched.bytes)
+            .map_err(|e| StoreError::Manifest(format!("{key}: {e}")))?;
+        if signed.manifest.number != pointer.number {
+            return Err(StoreError::Manifest(format!(
+                "{key} describes checkpoint {}",
+                signed.manifest.number
+            )));
+        }
+        signed.verify(trusted)?;
+        Ok(Some(signed))
+    }
+
+    /// Downloads a verified checkpoint into `dest` (replaced atomically): every file is
+    /// size-capped by the manifest and checked against its SHA-256.
+    pub async fn download_checkpoint(
+        &self,
+        signed: &SignedManifest,
+        trusted: &Hotkey,
+        dest: &Path,
+    ) -> Result<(), StoreError> {
+        signed.verify(trusted)?;
+        let m = &signed.manifest;
+        let parent = dest
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "checkpoint".into());
+        let tmp = parent.join(format!(".{name}.download-{}", std::process::id()));
+        let _ = tokio::fs::remove_dir_all(&tmp).await;
+        tokio::fs::create_dir_all(&tmp)
+            .await
+            .map_err(|e| StoreError::io(format!("creating {}", tmp.display()), e))?;
+        let result = async {
+            for (file, entry) in &m.files {
+                let key = layout::checkpoint_file(m.number, file);
+                let fetched = self.get_capped(&key, entry.size).await?;
+                let actual = hex::encode(fetched.sha256);
+                if actual != entry.sha256 {
+                    return Err(StoreError::HashMismatch {
+                        key,
+                        expected: entry.sha256.clone(),
+                        actual,
+                    });
+                }
+                let out = tmp.join(file);
+                tokio::fs::write(&out, &fetched.bytes)
+                    .await
+                    .map_err(|e| StoreError::io(format!("writing {}", out.display()), e))?;
+            }
+            let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+            if tokio::fs::metadata(dest).await.is_ok() {
+                tokio::fs::rename(dest, &old)
+                    .await
+                    .map_err(|e| StoreError::io(format!("moving {}", dest.display()), e))?;
+            }
+            tokio::fs::rename(&tmp, dest)
+                .await
+                .map_err(|e| StoreError::io(format!("renaming into {}", dest.display()), e))?;
+            let _ = tokio::fs::remove_dir_all(&old).await;
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_dir_all(&tmp).await;
+        }
+        result
+    }
+
+    /// Retention: keeps the newest `keep` checkpoints (and the one `latest` names).
+    pub async fn prune_checkpoints(&self, keep: usize) -> Result<usize, StoreError> {
+        let metas = self.list("checkpoints/").await?;
+        let mut numbers: Vec<u64> = metas
+            .iter()
+            .filter_map(|m| layout::checkpoint_of(m.location.as_ref()))
+            .collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        let cut = numbers.len().saturating_sub(keep.max(1));
+        let doomed: std::collections::HashSet<u64> = numbers[..cut].iter().copied().collect();
+        let mut removed = 0;
+        for meta in metas {
+            if layout::checkpoint_of(meta.location.as_ref()).is_some_and(|n| doomed.contains(&n)) {
+                self.delete(meta.location.as_ref()).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}

@@ -1,0 +1,115 @@
+//! Where things live in a bucket (normative; docs/protocol.md §9 repeats it).
+//!
+//! ```text
+//! bundles/{window:012}/{hotkey}.bundle     miner window bundle (grail-proto bytes)
+//! bundles/{window:012}/{hotkey}.sha256     its SHA-256, hex, written after the bundle
+//! archives/{window:012}/{sha256}.archive   validator sealed window, named by its hash
+//! checkpoints/{number:012}/{file}          checkpoint files
+//! checkpoints/{number:012}/manifest.json   signed manifest, written after the files
+//! checkpoints/latest.json                  pointer to the newest manifest, written last
+//! ```
+//!
+//! Windows and checkpoint numbers are zero-padded so that lexical listing is numeric
+//! order; hotkeys are lowercase hex of the public key.
+
+use grail_proto::Hotkey;
+
+/// Folder of a window's bundles.
+pub fn bundles_prefix(window: u64) -> String {
+    format!("bundles/{window:012}/")
+}
+
+/// A miner's bundle.
+pub fn bundle(window: u64, hotkey: &Hotkey) -> String {
+    format!("{}{}.bundle", bundles_prefix(window), hex::encode(hotkey.0))
+}
+
+/// The published SHA-256 of a miner's bundle.
+pub fn bundle_digest(window: u64, hotkey: &Hotkey) -> String {
+    format!("{}{}.sha256", bundles_prefix(window), hex::encode(hotkey.0))
+}
+
+/// Folder of a window's archives.
+pub fn archives_prefix(window: u64) -> String {
+    format!("archives/{window:012}/")
+}
+
+/// A sealed-window archive, named by the SHA-256 of its bytes.
+pub fn archive(window: u64, sha256: &[u8; 32]) -> String {
+    format!("{}{}.archive", archives_prefix(window), hex::encode(sha256))
+}
+
+/// Folder of one checkpoint.
+pub fn checkpoint_prefix(number: u64) -> String {
+    format!("checkpoints/{number:012}/")
+}
+
+/// A checkpoint file.
+pub fn checkpoint_file(number: u64, name: &str) -> String {
+    format!("{}{name}", checkpoint_prefix(number))
+}
+
+/// A checkpoint's signed manifest.
+pub fn checkpoint_manifest(number: u64) -> String {
+    checkpoint_file(number, "manifest.json")
+}
+
+/// The pointer to the newest checkpoint.
+pub const LATEST_CHECKPOINT: &str = "checkpoints/latest.json";
+
+/// Parses the window out of a `bundles/…` or `archives/…` key.
+pub fn window_of(key: &str) -> Option<u64> {
+    let rest = key
+        .strip_prefix("bundles/")
+        .or_else(|| key.strip_prefix("archives/"))?;
+    rest.split('/').next()?.parse().ok()
+}
+
+/// Parses the checkpoint number out of a `checkpoints/{n}/…` key.
+pub fn checkpoint_of(key: &str) -> Option<u64> {
+    key.strip_prefix("checkpoints/")?
+        .split('/')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Parses the hotkey out of a bundle key.
+pub fn hotkey_of_bundle(key: &str) -> Option<Hotkey> {
+    let name = key.rsplit('/').next()?.strip_suffix(".bundle")?;
+    let bytes: [u8; 32] = hex::decode(name).ok()?.try_into().ok()?;
+    Some(Hotkey(bytes))
+}
+
+/// A checkpoint file name is one path segment of safe characters (it becomes a local file).
+pub fn valid_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_parse_back() {
+        let h = Hotkey([0xab; 32]);
+        assert_eq!(
+            bundle(7, &h),
+            format!("bundles/000000000007/{}.bundle", "ab".repeat(32))
+        );
+        assert_eq!(window_of(&bundle(7, &h)), Some(7));
+        assert_eq!(hotkey_of_bundle(&bundle(7, &h)), Some(h));
+        assert_eq!(window_of(&archive(9, &[1; 32])), Some(9));
+        assert_eq!(checkpoint_of(&checkpoint_manifest(12)), Some(12));
+        assert_eq!(checkpoint_of(LATEST_CHECKPOINT), None);
+        assert!(hotkey_of_bundle("bundles/000000000007/zz.bundle").is_none());
+        assert!(valid_file_name("model.safetensors"));
+        assert!(!valid_file_name("../x") && !valid_file_name("a/b") && !valid_file_name(".."));
+    }
+}

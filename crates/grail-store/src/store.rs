@@ -1,0 +1,312 @@
+//! The store: atomic uploads, capped downloads, hashes, deadlines and retention, and the
+//! typed operations on bundles and archives.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use grail_proto::archive::{decode_archive, encode_archive, SealedWindow};
+use grail_proto::params::{MAX_ARCHIVE_BYTES, MAX_BUNDLE_BYTES};
+use grail_proto::Hotkey;
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+
+use crate::{layout, sha256, StoreError};
+
+/// Objects larger than this go up in parts (each part this size; S3's minimum is 5 MiB).
+pub const MULTIPART_PART_BYTES: usize = 8 * 1024 * 1024;
+
+/// Bytes read from the store with what the store said about them.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The bytes.
+    pub bytes: Bytes,
+    /// SHA-256 of the bytes.
+    pub sha256: [u8; 32],
+    /// When the store received them.
+    pub last_modified: DateTime<Utc>,
+}
+
+/// A bucket behind any object_store backend.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<dyn ObjectStore>,
+}
+
+fn path(key: &str) -> Result<Path, StoreError> {
+    Path::parse(key).map_err(|e| StoreError::Config(format!("bad key `{key}`: {e}")))
+}
+
+/// Fails when `written` is after `deadline`.
+pub fn check_deadline(
+    key: &str,
+    written: DateTime<Utc>,
+    deadline: Option<DateTime<Utc>>,
+) -> Result<(), StoreError> {
+    match deadline {
+        Some(deadline) if written > deadline => Err(StoreError::Late {
+            key: key.into(),
+            written,
+            deadline,
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl Store {
+    /// Wraps a backend.
+    pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
+        Self { inner }
+    }
+
+    /// Writes `bytes` under `key` so that readers see either nothing (or the previous
+    /// object) or all of it: one PUT, or a multipart upload that only becomes visible when
+    /// completed and is aborted on error.
+    pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
+        let p = path(key)?;
+        if bytes.len() <= MULTIPART_PART_BYTES {
+            self.inner
+                .put(&p, PutPayload::from(bytes))
+                .await
+                .map_err(|e| StoreError::backend(key, e))?;
+            return Ok(());
+        }
+        let upload = self
+            .inner
+            .put_multipart(&p)
+            .await
+            .map_err(|e| StoreError::backend(key, e))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, MULTIPART_PART_BYTES);
+        for chunk in bytes.chunks(MULTIPART_PART_BYTES) {
+            writer
+                .wait_for_capacity(4)
+                .await
+                .map_err(|e| StoreError::backend(key, e))?;
+            writer.write(chunk);
+        }
+        match writer.finish().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(StoreError::backend(key, e)),
+        }
+    }
+
+    /// Metadata of `key`, or `None` when absent.
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        match self.inner.head(&path(key)?).await {
+            Ok(meta) => Ok(Some(meta)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(StoreError::backend(key, e)),
+        }
+    }
+
+    /// Reads `key`, refusing objects over `limit` bytes: the size is checked with HEAD
+    /// first and again while streaming (an object replaced by a larger one mid-read still
+    /// stops at the limit).
+    pub async fn get_capped(&self, key: &str, limit: u64) -> Result<Fetched, StoreError> {
+        let p = path(key)?;
+        let meta = self
+            .head(key)
+            .await?
+            .ok_or_else(|| StoreError::NotFound { key: key.into() })?;
+        if meta.size > limit {
+            return Err(StoreError::TooLarge {
+                key: key.into(),
+                size: meta.size,
+                limit,
+            });
+        }
+        let result = self
+            .inner
+            .get(&p)
+            .await
+            .map_err(|e| StoreError::backend(key, e))?;
+        let last_modified = result.meta.last_modified;
+        let mut stream = result.into_stream();
+        let mut buf = BytesMut::with_capacity(meta.size as usize);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| StoreError::backend(key, e))?;
+            if (buf.len() + chunk.len()) as u64 > limit {
+                return Err(StoreError::TooLarge {
+                    key: key.into(),
+                    size: (buf.len() + chunk.len()) as u64,
+                    limit,
+                });
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        let bytes = buf.freeze();
+        Ok(Fetched {
+            sha256: sha256(&bytes),
+            bytes,
+            last_modified,
+        })
+    }
+
+    /// Every object under `prefix`, sorted by key.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        let p = path(prefix.trim_end_matches('/'))?;
+        let mut out: Vec<ObjectMeta> = self
+            .inner
+            .list(Some(&p))
+            .try_collect()
+            .await
+            .map_err(|e| StoreError::backend(prefix, e))?;
+        out.sort_by(|a, b| a.location.as_ref().cmp(b.location.as_ref()));
+        Ok(out)
+    }
+
+    /// Deletes `key` (absent is fine).
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self.inner.delete(&path(key)?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(StoreError::backend(key, e)),
+        }
+    }
+
+    /// Uploads a miner's bundle, then its SHA-256. Readers accept a bundle only when the
+    /// digest exists and matches, so a crash between the two leaves nothing acceptable.
+    pub async fn upload_bundle(
+        &self,
+        window: u64,
+        hotkey: &Hotkey,
+        bytes: Vec<u8>,
+    ) -> Result<[u8; 32], StoreError> {
+        if bytes.len() > MAX_BUNDLE_BYTES {
+            return Err(StoreError::TooLarge {
+                key: layout::bundle(window, hotkey),
+                size: bytes.len() as u64,
+                limit: MAX_BUNDLE_BYTES as u64,
+            });
+        }
+        let digest = sha256(&bytes);
+        // Withdraw the old digest first: a reader never pairs a new bundle with an old hash
+        // as valid (it would see a mismatch) and never an old bundle with a new hash.
+        self.delete(&layout::bundle_digest(window, hotkey)).await?;
+        self.put(&layout::bundle(window, hotkey), Bytes::from(bytes))
+            .await?;
+        self.put(
+            &layout::bundle_digest(window, hotkey),
+            Bytes::from(hex::encode(digest)),
+        )
+        .await?;
+        Ok(digest)
+    }
+
+    /// Fetches a miner's bundle: digest present, both objects written by `deadline`, size
+    /// within the bundle limit, bytes matching the digest.
+    pub async fn fetch_bundle(
+        &self,
+        window: u64,
+        hotkey: &Hotkey,
+        deadline: Option<DateTime<Utc>>,
+    ) -> Result<Fetched, StoreError> {
+        let key = layout::bundle(window, hotkey);
+        let digest_key = layout::bundle_digest(window, hotkey);
+        let digest = match self.get_capped(&digest_key, 64).await {
+            Ok(d) => d,
+            Err(StoreError::NotFound { .. }) => {
+                return match self.head(&key).await? {
+                    Some(_) => Err(StoreError::Incomplete {
+                        key,
+                        detail: "no published SHA-256 (upload not finished)".into(),
+                    }),
+                    None => Err(StoreError::NotFound { key }),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        check_deadline(&digest_key, digest.last_modified, deadline)?;
+        let expected = String::from_utf8_lossy(&digest.bytes).trim().to_string();
+        let fetched = self.get_capped(&key, MAX_BUNDLE_BYTES as u64).await?;
+        check_deadline(&key, fetched.last_modified, deadline)?;
+        let actual = hex::encode(fetched.sha256);
+        if actual != expected {
+            return Err(StoreError::HashMismatch {
+                key,
+                expected,
+                actual,
+            });
+        }
+        Ok(fetched)
+    }
+
+    /// Hotkeys with a bundle object in a window (finished or not).
+    pub async fn list_bundles(&self, window: u64) -> Result<Vec<Hotkey>, StoreError> {
+        let metas = self.list(&layout::bundles_prefix(window)).await?;
+        Ok(metas
+            .iter()
+            .filter_map(|m| layout::hotkey_of_bundle(m.location.as_ref()))
+            .collect())
+    }
+
+    /// Stores a sealed window under the SHA-256 of its bytes; returns the hash.
+    pub async fn put_archive(&self, archive: &SealedWindow) -> Result<[u8; 32], StoreError> {
+        let bytes = encode_archive(archive)?;
+        let digest = sha256(&bytes);
+        self.put(
+            &layout::archive(archive.window, &digest),
+            Bytes::from(bytes),
+        )
+        .await?;
+        Ok(digest)
+    }
+
+    /// Reads a sealed window and checks it against its name.
+    pub async fn get_archive(
+        &self,
+        window: u64,
+        digest: &[u8; 32],
+    ) -> Result<(SealedWindow, Bytes), StoreError> {
+        let key = layout::archive(window, digest);
+        let fetched = self.get_capped(&key, MAX_ARCHIVE_BYTES as u64).await?;
+        if &fetched.sha256 != digest {
+            return Err(StoreError::HashMismatch {
+                key,
+                expected: hex::encode(digest),
+                actual: hex::encode(fetched.sha256),
+            });
+        }
+        let archive = decode_archive(&fetched.bytes)?;
+        if archive.window != window {
+            return Err(StoreError::Incomplete {
+                key,
+                detail: format!("archive is for window {}", archive.window),
+            });
+        }
+        Ok((archive, fetched.bytes))
+    }
+
+    /// Hashes of the archives stored for a window.
+    pub async fn list_archives(&self, window: u64) -> Result<Vec<[u8; 32]>, StoreError> {
+        let metas = self.list(&layout::archives_prefix(window)).await?;
+        Ok(metas
+            .iter()
+            .filter_map(|m| {
+                let name = m
+                    .location
+                    .as_ref()
+                    .rsplit('/')
+                    .next()?
+                    .strip_suffix(".archive")?;
+                hex::decode(name).ok()?.try_into().ok()
+            })
+            .collect())
+    }
+
+    /// Retention: deletes bundles and archives of windows before `first_kept`; returns how
+    /// many objects went.
+    pub async fn prune_windows(&self, first_kept: u64) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for prefix in ["bundles/", "archives/"] {
+            for meta in self.list(prefix).await? {
+                let key = meta.location.as_ref();
+                if layout::window_of(key).is_some_and(|w| w < first_kept) {
+                    self.delete(key).await?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
