@@ -31,7 +31,7 @@ pub const SKETCHES_PER_POSITION: usize = 2;
 
 /// Per-position tolerance: a sketch passes when its modular distance to the validator's
 /// recomputation is at most `TOLERANCE_BASE + TOLERANCE_GROWTH · sqrt(position)`. Set by
-/// the soundness audit on SmolLM2-135M (docs/soundness.md): 2^16 is 22× the largest honest
+/// the soundness audit on SmolLM2-135M (docs/soundness.md): 2^16 is 16× the largest honest
 /// fp32 drift measured on the CPU (batching, padding, threads, KV-cache decode) and 10×
 /// below the largest tolerance that still rejects weights with 0.1 % noise at ≤ 2^-40 per
 /// rollout. Wider absorbs more drift and accepts closer substitutes.
