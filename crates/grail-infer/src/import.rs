@@ -145,9 +145,9 @@ pub fn convert_weights(
         // llama.cpp interleaves the rotary halves of q and k rows for Llama; undo it.
         if arch == Architecture::Llama {
             if name.ends_with("q_proj.weight") {
-                tensor = unpermute(&tensor, heads as i64);
+                tensor = unpermute(&tensor, heads as i64, &name)?;
             } else if name.ends_with("k_proj.weight") {
-                tensor = unpermute(&tensor, kv_heads);
+                tensor = unpermute(&tensor, kv_heads, &name)?;
             }
         }
         weights.push((name, tensor));
@@ -157,12 +157,21 @@ pub fn convert_weights(
 }
 
 /// Inverse of llama.cpp's `permute(w, n_head)` on q/k projection rows.
-fn unpermute(w: &Tensor, heads: i64) -> Tensor {
+/// Errors (instead of letting libtorch abort) when the tensor from an untrusted file is
+/// not a matrix whose rows split into `heads` heads of even width.
+fn unpermute(w: &Tensor, heads: i64, name: &str) -> Result<Tensor, InferError> {
     let size = w.size();
-    let (rows, cols) = (size[0], size[1]);
-    w.reshape([heads, rows / heads / 2, 2, cols])
+    let (rows, cols) = match size.as_slice() {
+        &[rows, cols] if heads > 0 && rows % (2 * heads) == 0 => (rows, cols),
+        _ => {
+            return Err(InferError::Gguf(format!(
+                "tensor `{name}` has shape {size:?}, not rows of {heads} heads of even width"
+            )))
+        }
+    };
+    Ok(w.reshape([heads, rows / heads / 2, 2, cols])
         .transpose(1, 2)
-        .reshape([rows, cols])
+        .reshape([rows, cols]))
 }
 
 /// Maps a GGUF tensor name to its Hugging Face name.
@@ -281,7 +290,8 @@ mod tests {
             .reshape([heads, 2, head_dim / 2, cols])
             .transpose(1, 2)
             .reshape([heads * head_dim, cols]);
-        assert!(unpermute(&permuted, heads).equal(&w));
+        assert!(unpermute(&permuted, heads, "q").unwrap().equal(&w));
+        assert!(unpermute(&w.narrow(0, 0, 5), heads, "q").is_err());
         assert!(!permuted.equal(&w));
     }
 }

@@ -146,10 +146,17 @@ impl Model {
                 if next > 0 {
                     let tgt = targets.narrow(0, start + 1, next).view([-1, 1]);
                     let chosen = log_p.narrow(0, 0, next).gather(-1, &tgt, false);
-                    let t_chosen = (logits.narrow(0, 0, next) / temperature as f64)
-                        .log_softmax(-1, Kind::Float)
-                        .gather(-1, &tgt, false);
-                    let (a, b) = (to_vec(&chosen), to_vec(&t_chosen));
+                    let a = to_vec(&chosen);
+                    // At temperature 1 the tempered log-probs are the raw ones.
+                    let b = if temperature == 1.0 {
+                        a.clone()
+                    } else {
+                        to_vec(
+                            &(logits.narrow(0, 0, next) / temperature as f64)
+                                .log_softmax(-1, Kind::Float)
+                                .gather(-1, &tgt, false),
+                        )
+                    };
                     let at = (start + 1) as usize;
                     logprobs[at..at + next as usize].copy_from_slice(&a);
                     tempered[at..at + next as usize].copy_from_slice(&b);

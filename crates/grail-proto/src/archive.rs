@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::params::MAX_ARCHIVE_BYTES;
-use crate::wire::{Group, Hotkey, WireError};
+use crate::wire::{decode_framed, encode_framed, Group, Hotkey, WireError};
 
 /// First bytes of every encoded archive.
 pub const ARCHIVE_MAGIC: &[u8; 8] = b"GRAILARC";
@@ -63,44 +63,15 @@ impl SealedWindow {
     }
 }
 
-fn config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<MAX_ARCHIVE_BYTES>()
-}
-
 /// Encodes an archive.
 pub fn encode_archive(archive: &SealedWindow) -> Result<Vec<u8>, WireError> {
-    let mut out = Vec::with_capacity(1024);
-    out.extend_from_slice(ARCHIVE_MAGIC);
-    out.extend_from_slice(&ARCHIVE_FORMAT_VERSION.to_le_bytes());
-    let body = bincode::serde::encode_to_vec(archive, config())
-        .map_err(|e| WireError::Malformed(e.to_string()))?;
-    out.extend_from_slice(&body);
-    Ok(out)
+    encode_framed::<_, MAX_ARCHIVE_BYTES>(ARCHIVE_MAGIC, ARCHIVE_FORMAT_VERSION, archive)
 }
 
-/// Decodes untrusted archive bytes (size-checked, no trailing bytes).
+/// Decodes untrusted archive bytes (size-checked, no trailing bytes). Groups are not
+/// re-validated: rejected groups are archived as uploaded.
 pub fn decode_archive(bytes: &[u8]) -> Result<SealedWindow, WireError> {
-    if bytes.len() > MAX_ARCHIVE_BYTES {
-        return Err(WireError::TooLarge {
-            size: bytes.len(),
-            limit: MAX_ARCHIVE_BYTES,
-        });
-    }
-    let body = bytes
-        .strip_prefix(ARCHIVE_MAGIC.as_slice())
-        .ok_or(WireError::BadMagic)?;
-    let (version, body) = body.split_first_chunk::<4>().ok_or(WireError::BadMagic)?;
-    let version = u32::from_le_bytes(*version);
-    if version != ARCHIVE_FORMAT_VERSION {
-        return Err(WireError::UnsupportedFormat(version));
-    }
-    let (archive, used): (SealedWindow, usize) = bincode::serde::decode_from_slice(body, config())
-        .map_err(|e| WireError::Malformed(e.to_string()))?;
-    if used != body.len() {
-        return Err(WireError::TrailingBytes(body.len() - used));
-    }
-    // Groups are not re-validated: rejected groups are archived as uploaded.
-    Ok(archive)
+    decode_framed::<_, MAX_ARCHIVE_BYTES>(bytes, ARCHIVE_MAGIC, ARCHIVE_FORMAT_VERSION)
 }
 
 #[cfg(test)]

@@ -308,49 +308,68 @@ impl WindowBundle {
     }
 }
 
-fn bincode_config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<MAX_BUNDLE_BYTES>()
-}
-
-/// Encodes a bundle (magic, format version, body).
-pub fn encode_bundle(bundle: &WindowBundle) -> Result<Vec<u8>, WireError> {
+/// `magic ‖ u32le(version) ‖ bincode(value)`, the framing of bundles and archives; bincode
+/// refuses bodies over `LIMIT` bytes.
+pub(crate) fn encode_framed<T: Serialize, const LIMIT: usize>(
+    magic: &[u8; 8],
+    version: u32,
+    value: &T,
+) -> Result<Vec<u8>, WireError> {
+    let config = bincode::config::standard().with_limit::<LIMIT>();
     let mut out = Vec::with_capacity(1024);
-    out.extend_from_slice(BUNDLE_MAGIC);
-    out.extend_from_slice(&BUNDLE_FORMAT_VERSION.to_le_bytes());
-    let body = bincode::serde::encode_to_vec(bundle, bincode_config())
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&version.to_le_bytes());
+    let body = bincode::serde::encode_to_vec(value, config)
         .map_err(|e| WireError::Malformed(e.to_string()))?;
     out.extend_from_slice(&body);
-    if out.len() > MAX_BUNDLE_BYTES {
+    if out.len() > LIMIT {
         return Err(WireError::TooLarge {
             size: out.len(),
-            limit: MAX_BUNDLE_BYTES,
+            limit: LIMIT,
         });
     }
     Ok(out)
 }
 
-/// Decodes and validates untrusted bundle bytes.
-pub fn decode_bundle(bytes: &[u8]) -> Result<WindowBundle, WireError> {
-    if bytes.len() > MAX_BUNDLE_BYTES {
+/// Reads [`encode_framed`] bytes from an untrusted source: size, magic, version, body, and
+/// no trailing bytes. Never panics.
+pub(crate) fn decode_framed<T: serde::de::DeserializeOwned, const LIMIT: usize>(
+    bytes: &[u8],
+    magic: &[u8; 8],
+    version: u32,
+) -> Result<T, WireError> {
+    if bytes.len() > LIMIT {
         return Err(WireError::TooLarge {
             size: bytes.len(),
-            limit: MAX_BUNDLE_BYTES,
+            limit: LIMIT,
         });
     }
     let body = bytes
-        .strip_prefix(BUNDLE_MAGIC.as_slice())
+        .strip_prefix(magic.as_slice())
         .ok_or(WireError::BadMagic)?;
-    let (version, body) = body.split_first_chunk::<4>().ok_or(WireError::BadMagic)?;
-    let version = u32::from_le_bytes(*version);
-    if version != BUNDLE_FORMAT_VERSION {
-        return Err(WireError::UnsupportedFormat(version));
+    let (found, body) = body.split_first_chunk::<4>().ok_or(WireError::BadMagic)?;
+    let found = u32::from_le_bytes(*found);
+    if found != version {
+        return Err(WireError::UnsupportedFormat(found));
     }
-    let (bundle, used): (WindowBundle, usize) =
-        bincode::serde::decode_from_slice(body, bincode_config())
-            .map_err(|e| WireError::Malformed(e.to_string()))?;
+    let config = bincode::config::standard().with_limit::<LIMIT>();
+    let (value, used): (T, usize) = bincode::serde::decode_from_slice(body, config)
+        .map_err(|e| WireError::Malformed(e.to_string()))?;
     if used != body.len() {
         return Err(WireError::TrailingBytes(body.len() - used));
     }
+    Ok(value)
+}
+
+/// Encodes a bundle (magic, format version, body).
+pub fn encode_bundle(bundle: &WindowBundle) -> Result<Vec<u8>, WireError> {
+    encode_framed::<_, MAX_BUNDLE_BYTES>(BUNDLE_MAGIC, BUNDLE_FORMAT_VERSION, bundle)
+}
+
+/// Decodes and validates untrusted bundle bytes.
+pub fn decode_bundle(bytes: &[u8]) -> Result<WindowBundle, WireError> {
+    let bundle: WindowBundle =
+        decode_framed::<_, MAX_BUNDLE_BYTES>(bytes, BUNDLE_MAGIC, BUNDLE_FORMAT_VERSION)?;
     bundle.validate()?;
     Ok(bundle)
 }
