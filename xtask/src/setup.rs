@@ -9,6 +9,8 @@
 //! - `libtorch-TORCH_VERSION/` — `include/` and `lib/` links into that torch, with
 //!   `libtorch.so` pointing at `libtorch_cpu.so`, so tch does not link the CUDA libraries
 //!   on machines without a GPU. This path never changes, so tch's C++ part is built once.
+//! - `venv-tools/` — `moto[server]` (the S3 API server the grail-store tests start) and
+//!   pandas/pyarrow (to read exported Parquet back).
 //! - `target/` — the cargo target folder `ci` uses.
 //!
 //! In the checkout, `.venv` and `.libtorch` (both git-ignored) link to these; the
@@ -55,7 +57,14 @@ pub fn run(args: &[String]) -> Result<TorchEnv, String> {
             other => return Err(format!("setup: unknown option `{other}`")),
         }
     }
-    let env = libtorch()?;
+    let mut env = libtorch()?;
+    if let Some(server) = moto_server() {
+        let python = server.with_file_name("python");
+        env.vars
+            .push(("GRAIL_MOTO_SERVER".into(), server.display().to_string()));
+        env.vars
+            .push(("GRAIL_TOOLS_PYTHON".into(), python.display().to_string()));
+    }
     if want_deny {
         cargo_deny()?;
     }
@@ -208,6 +217,43 @@ fn relink(link: &Path, target: &Path) -> Result<(), String> {
         fs::remove_file(link).map_err(|e| format!("cannot replace {}: {e}", link.display()))?;
     }
     symlink(target, link).map_err(|e| format!("cannot link {}: {e}", link.display()))
+}
+
+/// What the storage integration tests run against, from PyPI: a real S3 API server, and
+/// pandas/pyarrow to read the exported Parquet back. Changing it reinstalls `venv-tools`.
+const TOOLS: &[&str] = &["moto[server]==5.2.1", "pandas==3.1.1", "pyarrow==26.0.1"];
+
+/// Installs [`TOOLS`] into `venv-tools` in the cache, once. Returns the `moto_server`
+/// program, or `None` (with a warning) when it cannot be installed: the storage
+/// integration tests then skip with a message saying so.
+fn moto_server() -> Option<PathBuf> {
+    let venv = cache_dir().join("venv-tools");
+    let server = venv.join("bin/moto_server");
+    let stamp = venv.join("tools-versions");
+    let wanted = TOOLS.join(" ");
+    if server.exists() && fs::read_to_string(&stamp).ok() == Some(wanted.clone()) {
+        return Some(server);
+    }
+    let install = || -> Result<(), String> {
+        if !venv.join("bin/python").exists() {
+            util::step(&format!("creating virtual environment {}", venv.display()));
+            util::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        }
+        util::step(&format!("installing {wanted} (for the storage tests)"));
+        util::run(pip(&venv).args(["install", "--quiet"]).args(TOOLS))?;
+        fs::write(&stamp, &wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))
+    };
+    match install() {
+        Ok(()) if server.exists() => Some(server),
+        Ok(()) => {
+            eprintln!("setup: warning: {} missing after install", server.display());
+            None
+        }
+        Err(e) => {
+            eprintln!("setup: warning: cannot install {wanted} ({e}); S3 tests will be skipped");
+            None
+        }
+    }
 }
 
 fn cargo_deny() -> Result<(), String> {

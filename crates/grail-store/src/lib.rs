@@ -15,7 +15,7 @@ pub mod store;
 
 pub use checkpoint::{CheckpointManifest, FileEntry, SignedManifest};
 pub use config::{ReadCredentials, StoreConfig};
-pub use store::{Fetched, Store};
+pub use store::{check_deadline, Fetched, Store, MULTIPART_PART_BYTES};
 
 /// SHA-256 of bytes.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -115,6 +115,15 @@ impl StoreError {
                 key: key.to_string(),
                 source,
             },
+        }
+    }
+
+    /// For writes and listings, where "not found" can only mean the bucket is missing:
+    /// never [`StoreError::NotFound`], which readers treat as "no such object".
+    pub(crate) fn backend_write(key: &str, source: object_store::Error) -> Self {
+        Self::Backend {
+            key: key.to_string(),
+            source,
         }
     }
 

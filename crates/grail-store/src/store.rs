@@ -69,25 +69,25 @@ impl Store {
             self.inner
                 .put(&p, PutPayload::from(bytes))
                 .await
-                .map_err(|e| StoreError::backend(key, e))?;
+                .map_err(|e| StoreError::backend_write(key, e))?;
             return Ok(());
         }
         let upload = self
             .inner
             .put_multipart(&p)
             .await
-            .map_err(|e| StoreError::backend(key, e))?;
+            .map_err(|e| StoreError::backend_write(key, e))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, MULTIPART_PART_BYTES);
         for chunk in bytes.chunks(MULTIPART_PART_BYTES) {
             writer
                 .wait_for_capacity(4)
                 .await
-                .map_err(|e| StoreError::backend(key, e))?;
+                .map_err(|e| StoreError::backend_write(key, e))?;
             writer.write(chunk);
         }
         match writer.finish().await {
             Ok(_) => Ok(()),
-            Err(e) => Err(StoreError::backend(key, e)),
+            Err(e) => Err(StoreError::backend_write(key, e)),
         }
     }
 
@@ -151,7 +151,7 @@ impl Store {
             .list(Some(&p))
             .try_collect()
             .await
-            .map_err(|e| StoreError::backend(prefix, e))?;
+            .map_err(|e| StoreError::backend_write(prefix, e))?;
         out.sort_by(|a, b| a.location.as_ref().cmp(b.location.as_ref()));
         Ok(out)
     }
