@@ -28,6 +28,8 @@ commands:
   audit-proof [--positions N] [--tiny]
               proof soundness audit: honest drift and forgery acceptance (SmolLM2 by default;
               writes docs/soundness-smollm2.md)
+  chain-vectors
+              regenerate grail-chain's Subtensor call vectors with the Python bittensor SDK
 
 environment:
   GRAIL_CACHE       cache folder (default: $XDG_CACHE_HOME/grail-rs or ~/.cache/grail-rs)
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         "parity" => parity(rest),
         "bench" => bench(rest),
         "audit-proof" => audit_proof(rest),
+        "chain-vectors" => chain_vectors(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
@@ -189,4 +192,48 @@ fn audit_proof(args: &[String]) -> Result<(), String> {
             .arg(util::project_root().join("docs/soundness-smollm2.md"));
     }
     util::run_timed("audit-proof", &mut cmd)
+}
+
+/// The Python SDK the Subtensor call vectors are generated with.
+const BITTENSOR_SDK: &str = "bittensor==11.3.0";
+
+/// `cargo xtask chain-vectors`: set_weights / set_commitment call data from the Python
+/// `bittensor` SDK for the recorded metadata, into grail-chain's test vectors.
+fn chain_vectors(args: &[String]) -> Result<(), String> {
+    no_options("chain-vectors", args)?;
+    let venv = setup::cache_dir().join("venv-bittensor");
+    let python = venv.join("bin/python");
+    let installed = std::process::Command::new(&python)
+        .args([
+            "-c",
+            "from importlib.metadata import version; print(version('bittensor'))",
+        ])
+        .output()
+        .is_ok_and(|o| BITTENSOR_SDK.ends_with(String::from_utf8_lossy(&o.stdout).trim()));
+    if !installed {
+        if !python.exists() {
+            util::run(
+                std::process::Command::new("python3")
+                    .args(["-m", "venv"])
+                    .arg(&venv),
+            )?;
+        }
+        util::step(&format!(
+            "installing {BITTENSOR_SDK} into {}",
+            venv.display()
+        ));
+        util::run(
+            std::process::Command::new(&python)
+                .args(["-m", "pip", "--disable-pip-version-check", "install", "-q"])
+                .arg(BITTENSOR_SDK),
+        )?;
+    }
+    let tests = util::project_root().join("crates/grail-chain/tests");
+    util::run_timed(
+        "chain-vectors",
+        std::process::Command::new(&python)
+            .arg(tests.join("vectors/make_vectors.py"))
+            .arg(tests.join("fixtures/subtensor-metadata-2024-09.scale"))
+            .arg(tests.join("vectors/bittensor_calls.json")),
+    )
 }

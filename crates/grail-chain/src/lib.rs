@@ -1,7 +1,157 @@
 //! grail-chain: everything the roles need from the outside world except storage.
 //!
-//! It owns the `Chain` trait and its two backends (a local clock chain, the embedded
-//! default, and Subtensor over subxt), the drand client with BLS verification (and a local
-//! beacon verified by the same code), and hotkey loading.
-//!
-//! Status: scaffold; the backends land with their own issue.
+//! - [`Chain`]: block numbers, hashes and times, the metagraph, commitments and weights,
+//!   with two backends: [`local::LocalChain`] (the embedded default: a clock chain whose
+//!   state lives in a directory) and [`subtensor::SubtensorChain`] (Bittensor over subxt).
+//! - [`drand`]: drand chain parameters, round ↔ time arithmetic, BLS verification of
+//!   every beacon, an HTTP client with several relays, and [`beacon::LocalBeacon`], a
+//!   drand-format beacon with its own key for local networks, served over HTTP and
+//!   verified by the same code.
+//! - [`keys`]: Bittensor wallet hotkey files (plain JSON and NaCl-encrypted).
+//! - [`commitment`]: what grail publishes in a commitment (read credentials, checkpoint
+//!   announcements).
+
+pub mod beacon;
+pub mod commitment;
+pub mod drand;
+pub mod keys;
+pub mod local;
+pub mod subtensor;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use grail_proto::signing::Keypair;
+use grail_proto::Hotkey;
+use serde::{Deserialize, Serialize};
+
+pub use commitment::{CheckpointAnnouncement, Commitment};
+pub use drand::{BeaconSource, ChainInfo, DrandClient, DrandError};
+
+/// One registered participant of a subnet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Neuron {
+    /// Its uid in the subnet.
+    pub uid: u16,
+    /// Its hotkey.
+    pub hotkey: Hotkey,
+    /// Stake behind it (chain units, RAO on Bittensor).
+    pub stake: u64,
+    /// Whether it may set weights.
+    pub validator_permit: bool,
+}
+
+/// The registered participants of a subnet, by uid.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metagraph {
+    /// Subnet id.
+    pub netuid: u16,
+    /// Participants in uid order.
+    pub neurons: Vec<Neuron>,
+}
+
+impl Metagraph {
+    /// The neuron registered with `hotkey`.
+    pub fn by_hotkey(&self, hotkey: &Hotkey) -> Option<&Neuron> {
+        self.neurons.iter().find(|n| &n.hotkey == hotkey)
+    }
+}
+
+/// Why a chain operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The local chain's state could not be locked in time (another process holds it).
+    #[error("local chain state {path} is locked by another process (waited {waited_ms} ms)")]
+    Locked {
+        /// The lock file.
+        path: String,
+        /// How long we waited.
+        waited_ms: u64,
+    },
+    /// A state file is not what this code wrote.
+    #[error("local chain state {path} is corrupt: {detail}")]
+    CorruptState {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The hotkey is not registered on the subnet.
+    #[error("hotkey {0} is not registered")]
+    NotRegistered(String),
+    /// The caller asked for something the chain refuses (bad weights, unknown block, …).
+    #[error("{0}")]
+    Rejected(String),
+    /// The block does not exist yet.
+    #[error("block {requested} is in the future (head is {head})")]
+    FutureBlock {
+        /// Asked for.
+        requested: u64,
+        /// Current head.
+        head: u64,
+    },
+    /// The RPC connection or a node call failed.
+    #[error("subtensor: {0}")]
+    Rpc(String),
+    /// Chain data did not decode as expected.
+    #[error("unexpected chain data: {0}")]
+    Decode(String),
+    /// A configuration value is invalid.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl ChainError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// What grail needs from a chain. Implemented by the local clock chain and Subtensor.
+#[async_trait]
+pub trait Chain: Send + Sync {
+    /// The subnet this handle is bound to.
+    fn netuid(&self) -> u16;
+
+    /// The current (best) block number.
+    async fn block_number(&self) -> Result<u64, ChainError>;
+
+    /// The hash of block `number` (an error for future blocks).
+    async fn block_hash(&self, number: u64) -> Result<[u8; 32], ChainError>;
+
+    /// The timestamp of block `number`, in milliseconds since the Unix epoch.
+    async fn block_timestamp_ms(&self, number: u64) -> Result<u64, ChainError>;
+
+    /// The subnet's registered participants.
+    async fn metagraph(&self) -> Result<Metagraph, ChainError>;
+
+    /// Every participant's latest commitment.
+    async fn commitments(&self) -> Result<BTreeMap<Hotkey, Commitment>, ChainError>;
+
+    /// Publishes `key`'s commitment (replacing its previous one).
+    async fn commit(&self, key: &Keypair, commitment: &Commitment) -> Result<(), ChainError>;
+
+    /// Sets `key`'s weights: `(uid, weight)` pairs, already quantised to u16
+    /// ([`subtensor::emit_weights`]).
+    async fn set_weights(
+        &self,
+        key: &Keypair,
+        weights: &[(u16, u16)],
+        version_key: u64,
+    ) -> Result<(), ChainError>;
+
+    /// The weights `validator` last set, as `(uid, weight)` pairs.
+    async fn weights(&self, validator: u16) -> Result<Vec<(u16, u16)>, ChainError>;
+}

@@ -46,6 +46,11 @@ impl Keypair {
             .map_err(|e| KeyError::BadUri(format!("{e:?}")))
     }
 
+    /// The underlying sp-core pair (for chain clients that sign extrinsics).
+    pub fn as_sr25519(&self) -> &sr25519::Pair {
+        &self.0
+    }
+
     /// The public hotkey.
     pub fn public(&self) -> Hotkey {
         Hotkey(self.0.public().0)

@@ -1,0 +1,425 @@
+//! The local clock chain: the embedded default.
+//!
+//! Block `n` starts at `genesis + n · block_time`; its hash is
+//! `SHA-256("grail-rs/local-chain/v1" ‖ chain id ‖ u64be(n))`. Registrations,
+//! commitments and weights live in `state.json` in the chain's directory, which several
+//! processes share: every change holds an exclusive lock on `state.lock` and replaces the
+//! file atomically (write a temporary file, fsync, rename), so readers never see a partial
+//! state and concurrent writers never lose each other's changes.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use grail_proto::signing::Keypair;
+use grail_proto::Hotkey;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{Chain, ChainError, Commitment, Metagraph, Neuron};
+
+const GENESIS_FILE: &str = "genesis.json";
+const STATE_FILE: &str = "state.json";
+const LOCK_FILE: &str = "state.lock";
+/// How many weight-setting events the state keeps.
+const WEIGHT_HISTORY: usize = 1000;
+
+/// The fixed parameters of a local chain (`genesis.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Genesis {
+    /// Random chain id (hex), mixed into every block hash.
+    pub chain_id: String,
+    /// Unix time of block 0, milliseconds.
+    pub genesis_ms: u64,
+    /// Milliseconds per block.
+    pub block_time_ms: u64,
+    /// The subnet id the chain hosts.
+    pub netuid: u16,
+}
+
+/// One `set_weights` call, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightsEvent {
+    /// Block at which they were set.
+    pub block: u64,
+    /// The validator's uid.
+    pub validator: u16,
+    /// `(uid, weight)` pairs.
+    pub weights: Vec<(u16, u16)>,
+}
+
+/// Everything that changes (`state.json`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// Registered neurons, uid order.
+    pub neurons: Vec<Neuron>,
+    /// Commitments by hotkey (hex).
+    pub commitments: BTreeMap<String, Commitment>,
+    /// Latest weights by validator uid.
+    pub weights: BTreeMap<u16, Vec<(u16, u16)>>,
+    /// Recent weight-setting events, oldest first.
+    pub weight_history: Vec<WeightsEvent>,
+}
+
+/// A handle on a local chain directory.
+#[derive(Debug, Clone)]
+pub struct LocalChain {
+    dir: PathBuf,
+    genesis: Genesis,
+    lock_timeout: Duration,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ChainError> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|e| ChainError::io(format!("writing {}", path.display()), e))
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, ChainError> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| ChainError::CorruptState {
+                    path: path.display().to_string(),
+                    detail: e.to_string(),
+                })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ChainError::io(format!("reading {}", path.display()), e)),
+    }
+}
+
+impl LocalChain {
+    /// Opens the chain in `dir`, creating it (genesis now) when it does not exist yet.
+    pub fn open_or_create(dir: &Path, netuid: u16, block_time_ms: u64) -> Result<Self, ChainError> {
+        if block_time_ms == 0 {
+            return Err(ChainError::Config("block time must be positive".into()));
+        }
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ChainError::io(format!("creating {}", dir.display()), e))?;
+        let chain = Self {
+            dir: dir.to_path_buf(),
+            genesis: Genesis {
+                chain_id: String::new(),
+                genesis_ms: 0,
+                block_time_ms,
+                netuid,
+            },
+            lock_timeout: Duration::from_secs(10),
+        };
+        // Genesis is created under the state lock so that two processes starting together
+        // agree on one.
+        let genesis = chain.locked(|| {
+            let path = dir.join(GENESIS_FILE);
+            if let Some(existing) = read_json::<Genesis>(&path)? {
+                return Ok(existing);
+            }
+            let mut id = [0u8; 32];
+            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id);
+            let genesis = Genesis {
+                chain_id: hex::encode(id),
+                genesis_ms: now_ms(),
+                block_time_ms,
+                netuid,
+            };
+            let json = serde_json::to_vec_pretty(&genesis)
+                .map_err(|e| ChainError::Config(e.to_string()))?;
+            write_atomic(&path, &json)?;
+            Ok(genesis)
+        })?;
+        Self::check_genesis(dir, &genesis)?;
+        Ok(Self { genesis, ..chain })
+    }
+
+    /// Opens an existing chain directory.
+    pub fn open(dir: &Path) -> Result<Self, ChainError> {
+        let path = dir.join(GENESIS_FILE);
+        let genesis: Genesis = read_json(&path)?.ok_or_else(|| {
+            ChainError::Config(format!(
+                "{} does not exist: no local chain there",
+                path.display()
+            ))
+        })?;
+        Self::check_genesis(dir, &genesis)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            genesis,
+            lock_timeout: Duration::from_secs(10),
+        })
+    }
+
+    fn check_genesis(dir: &Path, genesis: &Genesis) -> Result<(), ChainError> {
+        if genesis.block_time_ms == 0 || hex::decode(&genesis.chain_id).map(|b| b.len()) != Ok(32) {
+            return Err(ChainError::CorruptState {
+                path: dir.join(GENESIS_FILE).display().to_string(),
+                detail: "chain_id must be 32 hex bytes and block_time_ms positive".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// How long a change waits for another process's lock before failing (default 10 s).
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// The chain's fixed parameters.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// The chain's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Runs `f` holding the exclusive state lock.
+    fn locked<T>(&self, f: impl FnOnce() -> Result<T, ChainError>) -> Result<T, ChainError> {
+        let path = self.dir.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| ChainError::io(format!("opening {}", path.display()), e))?;
+        let start = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < self.lock_timeout => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(ChainError::Locked {
+                        path: path.display().to_string(),
+                        waited_ms: start.elapsed().as_millis() as u64,
+                    })
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(ChainError::io(format!("locking {}", path.display()), e))
+                }
+            }
+        }
+        let result = f();
+        let _ = file.unlock();
+        result
+    }
+
+    /// The current state.
+    pub fn state(&self) -> Result<State, ChainError> {
+        Ok(read_json(&self.dir.join(STATE_FILE))?.unwrap_or_default())
+    }
+
+    /// Applies `change` to the state under the lock and writes it back atomically.
+    pub fn update<T>(
+        &self,
+        change: impl FnOnce(&mut State) -> Result<T, ChainError>,
+    ) -> Result<T, ChainError> {
+        self.locked(|| {
+            let mut state = self.state()?;
+            let out = change(&mut state)?;
+            let json =
+                serde_json::to_vec_pretty(&state).map_err(|e| ChainError::Config(e.to_string()))?;
+            write_atomic(&self.dir.join(STATE_FILE), &json)?;
+            Ok(out)
+        })
+    }
+
+    /// Registers `hotkey` (idempotent); returns its uid.
+    pub fn register(
+        &self,
+        hotkey: Hotkey,
+        stake: u64,
+        validator_permit: bool,
+    ) -> Result<u16, ChainError> {
+        self.update(|state| {
+            if let Some(n) = state.neurons.iter().find(|n| n.hotkey == hotkey) {
+                return Ok(n.uid);
+            }
+            let uid = u16::try_from(state.neurons.len())
+                .map_err(|_| ChainError::Rejected("the subnet is full".into()))?;
+            state.neurons.push(Neuron {
+                uid,
+                hotkey,
+                stake,
+                validator_permit,
+            });
+            Ok(uid)
+        })
+    }
+
+    /// The current block number (synchronous form).
+    pub fn current_block(&self) -> u64 {
+        now_ms().saturating_sub(self.genesis.genesis_ms) / self.genesis.block_time_ms
+    }
+
+    /// Hash of block `number` (no check that it exists).
+    pub fn hash_of(&self, number: u64) -> [u8; 32] {
+        let id = hex::decode(&self.genesis.chain_id).unwrap_or_default();
+        Sha256::new()
+            .chain_update(b"grail-rs/local-chain/v1")
+            .chain_update(id)
+            .chain_update(number.to_be_bytes())
+            .finalize()
+            .into()
+    }
+
+    fn registered(state: &State, key: &Keypair) -> Result<Neuron, ChainError> {
+        state
+            .neurons
+            .iter()
+            .find(|n| n.hotkey == key.public())
+            .cloned()
+            .ok_or_else(|| ChainError::NotRegistered(key.public().to_ss58()))
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(LocalChain) -> Result<T, ChainError> + Send + 'static,
+    ) -> Result<T, ChainError> {
+        let chain = self.clone();
+        tokio::task::spawn_blocking(move || f(chain))
+            .await
+            .map_err(|e| ChainError::Rpc(format!("local chain task failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl Chain for LocalChain {
+    fn netuid(&self) -> u16 {
+        self.genesis.netuid
+    }
+
+    async fn block_number(&self) -> Result<u64, ChainError> {
+        Ok(self.current_block())
+    }
+
+    async fn block_hash(&self, number: u64) -> Result<[u8; 32], ChainError> {
+        let head = self.current_block();
+        if number > head {
+            return Err(ChainError::FutureBlock {
+                requested: number,
+                head,
+            });
+        }
+        Ok(self.hash_of(number))
+    }
+
+    async fn block_timestamp_ms(&self, number: u64) -> Result<u64, ChainError> {
+        Ok(self.genesis.genesis_ms + number * self.genesis.block_time_ms)
+    }
+
+    async fn metagraph(&self) -> Result<Metagraph, ChainError> {
+        let netuid = self.genesis.netuid;
+        self.blocking(move |c| {
+            Ok(Metagraph {
+                netuid,
+                neurons: c.state()?.neurons,
+            })
+        })
+        .await
+    }
+
+    async fn commitments(&self) -> Result<BTreeMap<Hotkey, Commitment>, ChainError> {
+        self.blocking(|c| {
+            let state = c.state()?;
+            let mut out = BTreeMap::new();
+            for (hex_key, commitment) in state.commitments {
+                let bytes: [u8; 32] = hex::decode(&hex_key)
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| ChainError::CorruptState {
+                        path: c.dir.join(STATE_FILE).display().to_string(),
+                        detail: format!("commitment key `{hex_key}` is not a hotkey"),
+                    })?;
+                out.insert(Hotkey(bytes), commitment);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn commit(&self, key: &Keypair, commitment: &Commitment) -> Result<(), ChainError> {
+        let (key, commitment) = (key.clone(), commitment.clone());
+        self.blocking(move |c| {
+            c.update(|state| {
+                Self::registered(state, &key)?;
+                state
+                    .commitments
+                    .insert(hex::encode(key.public().0), commitment);
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn set_weights(
+        &self,
+        key: &Keypair,
+        weights: &[(u16, u16)],
+        _version_key: u64,
+    ) -> Result<(), ChainError> {
+        let (key, weights) = (key.clone(), weights.to_vec());
+        self.blocking(move |c| {
+            let block = c.current_block();
+            c.update(|state| {
+                let me = Self::registered(state, &key)?;
+                if !me.validator_permit {
+                    return Err(ChainError::Rejected(format!(
+                        "uid {} has no validator permit",
+                        me.uid
+                    )));
+                }
+                let mut seen = std::collections::BTreeSet::new();
+                for (uid, _) in &weights {
+                    if usize::from(*uid) >= state.neurons.len() || !seen.insert(*uid) {
+                        return Err(ChainError::Rejected(format!(
+                            "weights name uid {uid} twice or an unregistered uid"
+                        )));
+                    }
+                }
+                state.weights.insert(me.uid, weights.clone());
+                state.weight_history.push(WeightsEvent {
+                    block,
+                    validator: me.uid,
+                    weights,
+                });
+                let excess = state.weight_history.len().saturating_sub(WEIGHT_HISTORY);
+                state.weight_history.drain(..excess);
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn weights(&self, validator: u16) -> Result<Vec<(u16, u16)>, ChainError> {
+        self.blocking(move |c| {
+            Ok(c.state()?
+                .weights
+                .get(&validator)
+                .cloned()
+                .unwrap_or_default())
+        })
+        .await
+    }
+}

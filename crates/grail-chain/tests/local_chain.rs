@@ -1,0 +1,154 @@
+//! The local clock chain: blocks from the clock, registrations, commitments and weights
+//! shared by several handles (as by several processes) without lost updates, and typed
+//! errors for corrupt or locked state.
+
+use std::time::Duration;
+
+use grail_chain::local::LocalChain;
+use grail_chain::{Chain, ChainError, Commitment};
+use grail_proto::signing::Keypair;
+
+fn key(i: u8) -> Keypair {
+    Keypair::from_seed(&[i; 32])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_registrations_commitments_and_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = LocalChain::open_or_create(dir.path(), 81, 100).unwrap();
+    assert_eq!(chain.netuid(), 81);
+    let again = LocalChain::open(dir.path()).unwrap();
+    assert_eq!(again.genesis(), chain.genesis(), "reopening keeps genesis");
+
+    let b0 = chain.block_number().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let b1 = chain.block_number().await.unwrap();
+    assert!(b1 >= b0 + 2, "{b0} → {b1}");
+    let h = chain.block_hash(b1).await.unwrap();
+    assert_eq!(h, again.block_hash(b1).await.unwrap());
+    assert_ne!(h, chain.block_hash(b0).await.unwrap());
+    assert!(matches!(
+        chain.block_hash(b1 + 1000).await,
+        Err(ChainError::FutureBlock { .. })
+    ));
+    let t0 = chain.block_timestamp_ms(b0).await.unwrap();
+    assert_eq!(chain.block_timestamp_ms(b0 + 3).await.unwrap(), t0 + 300);
+    // Another chain directory has other hashes.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = LocalChain::open_or_create(other_dir.path(), 81, 100).unwrap();
+    assert_ne!(other.hash_of(1), chain.hash_of(1));
+
+    let (validator, miner, stranger) = (key(1), key(2), key(3));
+    assert_eq!(chain.register(validator.public(), 1000, true).unwrap(), 0);
+    assert_eq!(chain.register(miner.public(), 0, false).unwrap(), 1);
+    assert_eq!(
+        chain.register(miner.public(), 0, false).unwrap(),
+        1,
+        "idempotent"
+    );
+    let mg = again.metagraph().await.unwrap();
+    assert_eq!(mg.neurons.len(), 2);
+    assert_eq!(mg.by_hotkey(&miner.public()).unwrap().uid, 1);
+
+    let c = Commitment::new(b"local:/tmp/miner".to_vec()).unwrap();
+    chain.commit(&miner, &c).await.unwrap();
+    assert_eq!(again.commitments().await.unwrap()[&miner.public()], c);
+    assert!(matches!(
+        chain.commit(&stranger, &c).await,
+        Err(ChainError::NotRegistered(_))
+    ));
+
+    chain
+        .set_weights(&validator, &[(1, 65535)], 0)
+        .await
+        .unwrap();
+    assert_eq!(again.weights(0).await.unwrap(), vec![(1, 65535)]);
+    assert_eq!(chain.state().unwrap().weight_history.len(), 1);
+    assert!(matches!(
+        chain.set_weights(&miner, &[(1, 1)], 0).await,
+        Err(ChainError::Rejected(_))
+    ));
+    assert!(matches!(
+        chain.set_weights(&validator, &[(1, 1), (1, 2)], 0).await,
+        Err(ChainError::Rejected(_))
+    ));
+    assert!(matches!(
+        chain.set_weights(&validator, &[(9, 1)], 0).await,
+        Err(ChainError::Rejected(_))
+    ));
+    assert!(matches!(
+        chain.set_weights(&stranger, &[(1, 1)], 0).await,
+        Err(ChainError::NotRegistered(_))
+    ));
+}
+
+#[test]
+fn concurrent_writers_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    LocalChain::open_or_create(dir.path(), 1, 1000).unwrap();
+    let threads: Vec<_> = (0..8u8)
+        .map(|t| {
+            let path = dir.path().to_path_buf();
+            std::thread::spawn(move || {
+                // Each thread opens its own handle (its own lock file descriptor), like a
+                // separate process would.
+                let chain = LocalChain::open(&path).unwrap();
+                for i in 0..10u8 {
+                    chain
+                        .register(key(t * 10 + i + 1).public(), 0, false)
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let state = LocalChain::open(dir.path()).unwrap().state().unwrap();
+    assert_eq!(state.neurons.len(), 80);
+    let mut uids: Vec<u16> = state.neurons.iter().map(|n| n.uid).collect();
+    uids.dedup();
+    assert_eq!(uids, (0..80).collect::<Vec<u16>>());
+}
+
+#[test]
+fn corrupt_and_locked_state_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = LocalChain::open_or_create(dir.path(), 1, 1000)
+        .unwrap()
+        .with_lock_timeout(Duration::from_millis(200));
+    chain.register(key(1).public(), 0, true).unwrap();
+
+    // Another process holds the lock.
+    let holder = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("state.lock"))
+        .unwrap();
+    holder.lock().unwrap();
+    assert!(matches!(
+        chain.register(key(2).public(), 0, false),
+        Err(ChainError::Locked { .. })
+    ));
+    holder.unlock().unwrap();
+    chain.register(key(2).public(), 0, false).unwrap();
+
+    std::fs::write(dir.path().join("state.json"), b"{\"neurons\": [tru").unwrap();
+    assert!(matches!(
+        chain.state(),
+        Err(ChainError::CorruptState { .. })
+    ));
+    assert!(matches!(
+        chain.register(key(3).public(), 0, false),
+        Err(ChainError::CorruptState { .. })
+    ));
+    std::fs::write(dir.path().join("genesis.json"), b"{}").unwrap();
+    assert!(matches!(
+        LocalChain::open(dir.path()),
+        Err(ChainError::CorruptState { .. })
+    ));
+    let empty = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        LocalChain::open(empty.path()),
+        Err(ChainError::Config(_))
+    ));
+}
