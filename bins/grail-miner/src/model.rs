@@ -99,7 +99,7 @@ pub fn parse_device(text: &str) -> anyhow::Result<DeviceChoice> {
 /// Prints progress on one stderr line, redrawn at most every tenth of the work.
 fn show(p: Progress) {
     let step = (p.total / 10).max(1);
-    if p.done % step == 0 || p.done >= p.total {
+    if p.done.is_multiple_of(step) || p.done >= p.total {
         eprint!("\r{}: {}/{}   ", p.stage, p.done, p.total);
         if p.done >= p.total {
             eprintln!();

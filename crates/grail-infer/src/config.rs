@@ -199,10 +199,10 @@ impl ModelConfig {
         if self.hidden_size == 0 || self.hidden_size > grail_proto::params::MAX_HIDDEN_SIZE {
             return bad("hidden_size out of range");
         }
-        if heads == 0 || kv == 0 || heads % kv != 0 {
+        if heads == 0 || kv == 0 || !heads.is_multiple_of(kv) {
             return bad("num_attention_heads must be a positive multiple of num_key_value_heads");
         }
-        if self.head_dim() == 0 || self.head_dim() % 2 != 0 || self.head_dim() > 1024 {
+        if self.head_dim() == 0 || !self.head_dim().is_multiple_of(2) || self.head_dim() > 1024 {
             return bad("head_dim must be even and at most 1024");
         }
         if self.num_hidden_layers == 0 || self.num_hidden_layers > 1024 {

@@ -272,7 +272,7 @@ impl GgufFile {
             let numel = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
             let (per_block, block_bytes) = kind.block();
             let size = numel
-                .filter(|n| n % per_block == 0)
+                .filter(|n| n.is_multiple_of(per_block))
                 .and_then(|n| (n / per_block).checked_mul(block_bytes));
             let range = size
                 .and_then(|size| {

@@ -69,7 +69,7 @@ fn kv_cache_decode_matches_one_prefill() {
         )];
         let mut at = half;
         while at < t.len() {
-            let n = if at + 3 < t.len() && at % 2 == 0 {
+            let n = if at + 3 < t.len() && at.is_multiple_of(2) {
                 3
             } else {
                 1

@@ -16,7 +16,7 @@ fn hidden(d: usize, n: usize) -> Vec<f32> {
         .map(|_| {
             let u = rng.next_u32();
             let x = (u % 20_000) as f32 / 10_000.0 - 1.0;
-            if u % 97 == 0 {
+            if u.is_multiple_of(97) {
                 x * 300.0
             } else {
                 x * 1.5

@@ -36,7 +36,7 @@ impl ToyModel {
                     acc.rotate_left(i as u32 % 64) ^ (i as u64).wrapping_mul(0x9e3779b97f4a7c15);
                 // Mostly small values, a few large activations.
                 let u = (x % 10_000) as f32 / 10_000.0 - 0.5;
-                if x % 13 == 0 {
+                if x.is_multiple_of(13) {
                     u * 200.0
                 } else {
                     u * 2.0

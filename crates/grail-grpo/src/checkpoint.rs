@@ -1,0 +1,170 @@
+//! Checkpoints: the policy as a Hugging Face model directory (loadable by `transformers`
+//! and grail-infer), and the training state (step counts, AdamW moments, configuration)
+//! to resume from.
+
+use std::path::Path;
+
+use grail_infer::files::{ModelDir, NewModelDir};
+use grail_infer::model::Model;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tch::{Device, Tensor};
+
+use crate::config::GrpoConfig;
+use crate::optim::AdamW;
+use crate::trainer::Trainer;
+use crate::GrpoError;
+
+const STATE_JSON: &str = "trainer_state.json";
+const MOMENTS: &str = "optimizer.safetensors";
+
+fn read_json_or_empty(path: &Path) -> Result<Value, GrpoError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map_err(|e| GrpoError::Input(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Value::Object(Default::default())),
+        Err(e) => Err(GrpoError::io(format!("reading {}", path.display()), e)),
+    }
+}
+
+/// Writes `model` as a Hugging Face directory at `out` (atomically), with the tokenizer
+/// and generation settings of `source`.
+pub fn export_model(model: &Model, source: &ModelDir, out: &Path) -> Result<(), GrpoError> {
+    let weights: Vec<(String, Tensor)> = tch::no_grad(|| {
+        model
+            .hf_weights()
+            .into_iter()
+            .map(|(name, t)| (name, t.detach().to_device(Device::Cpu).contiguous()))
+            .collect()
+    });
+    let tokenizer_path = source.path.join("tokenizer.json");
+    let tokenizer = read_json_or_empty(&tokenizer_path)?;
+    if tokenizer.as_object().is_some_and(|o| o.is_empty()) {
+        return Err(GrpoError::Input(format!(
+            "{} is missing",
+            tokenizer_path.display()
+        )));
+    }
+    NewModelDir {
+        config: model.config(),
+        weights: &weights,
+        tokenizer: &tokenizer,
+        tokenizer_config: &source.tokenizer_config,
+        generation_config: &read_json_or_empty(&source.path.join("generation_config.json"))?,
+    }
+    .write(out)?;
+    Ok(())
+}
+
+#[derive(Serialize, Deserialize)]
+struct TrainingState {
+    steps: u64,
+    updates: u64,
+    parameters: usize,
+    config: GrpoConfig,
+}
+
+impl Trainer {
+    /// Saves the training state (not the weights: see [`export_model`]) into the folder
+    /// `dir`, replacing it atomically.
+    pub fn save_state(&self, dir: &Path) -> Result<(), GrpoError> {
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent)
+            .map_err(|e| GrpoError::io(format!("creating {}", parent.display()), e))?;
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "state".into());
+        let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let result = (|| {
+            std::fs::create_dir_all(&tmp)
+                .map_err(|e| GrpoError::io(format!("creating {}", tmp.display()), e))?;
+            let (steps, updates) = self.progress();
+            let opt = self.optimizer();
+            let tensors: Vec<(String, Tensor)> = opt
+                .m
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (format!("m.{i}"), t.to_device(Device::Cpu)))
+                .chain(
+                    opt.v
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| (format!("v.{i}"), t.to_device(Device::Cpu))),
+                )
+                .collect();
+            Tensor::write_safetensors(&tensors, tmp.join(MOMENTS))?;
+            let state = TrainingState {
+                steps,
+                updates,
+                parameters: opt.m.len(),
+                config: self.config().clone(),
+            };
+            let json =
+                serde_json::to_vec_pretty(&state).map_err(|e| GrpoError::Input(e.to_string()))?;
+            std::fs::write(tmp.join(STATE_JSON), json)
+                .map_err(|e| GrpoError::io("writing trainer state", e))?;
+            let _ = std::fs::remove_dir_all(dir);
+            std::fs::rename(&tmp, dir)
+                .map_err(|e| GrpoError::io(format!("renaming into {}", dir.display()), e))
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        result
+    }
+
+    /// A trainer for `model` that continues from the state saved in `dir` (the model must
+    /// be the checkpoint exported alongside it). The saved configuration is used.
+    pub fn resume(model: Model, reference: Option<Model>, dir: &Path) -> Result<Self, GrpoError> {
+        let path = dir.join(STATE_JSON);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| GrpoError::io(format!("reading {}", path.display()), e))?;
+        let state: TrainingState = serde_json::from_str(&text)
+            .map_err(|e| GrpoError::Input(format!("{}: {e}", path.display())))?;
+        let mut trainer = Trainer::new(model, reference, state.config)?;
+        if trainer.parameters().len() != state.parameters {
+            return Err(GrpoError::Input(format!(
+                "{} holds moments for {} tensors, the model has {}",
+                dir.display(),
+                state.parameters,
+                trainer.parameters().len()
+            )));
+        }
+        let device = trainer.model().device();
+        let shapes: Vec<Vec<i64>> = trainer.parameters().iter().map(Tensor::size).collect();
+        let mut moments: std::collections::HashMap<String, Tensor> =
+            Tensor::read_safetensors(dir.join(MOMENTS))?
+                .into_iter()
+                .collect();
+        let mut take = |name: String, shape: &[i64]| -> Result<Tensor, GrpoError> {
+            let t = moments
+                .remove(&name)
+                .ok_or_else(|| GrpoError::Input(format!("optimizer state lacks `{name}`")))?;
+            if t.size() != shape {
+                return Err(GrpoError::Input(format!(
+                    "optimizer `{name}` has shape {:?}, expected {shape:?}",
+                    t.size()
+                )));
+            }
+            Ok(t.to_device(device))
+        };
+        let mut fresh = AdamW {
+            m: Vec::new(),
+            v: Vec::new(),
+            step: state.updates,
+        };
+        for (i, shape) in shapes.iter().enumerate() {
+            fresh.m.push(take(format!("m.{i}"), shape)?);
+            fresh.v.push(take(format!("v.{i}"), shape)?);
+        }
+        let (opt, steps) = trainer.optimizer_mut();
+        *opt = fresh;
+        *steps = state.steps;
+        Ok(trainer)
+    }
+}
