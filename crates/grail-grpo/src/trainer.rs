@@ -48,7 +48,7 @@ pub struct StepReport {
     pub policy_loss: f64,
     /// KL to the reference (before its coefficient).
     pub kl: f64,
-    /// Mean token entropy (before its coefficient; 0 when not computed).
+    /// Weighted token entropy (before its coefficient; 0 when `entropy_coef` is 0).
     pub entropy: f64,
     /// Gradient norm before clipping.
     pub grad_norm: f64,
@@ -291,12 +291,9 @@ impl Trainer {
         let autocast = device != Device::Cpu && self.config.autocast_on_cuda;
         let all = tch::autocast(autocast, || log_softmax(&self.model));
         let logprobs = all.gather(-1, &targets, false).squeeze_dim(-1);
-        let entropy_of = |all: &Tensor| -(all.exp() * all).sum_dim_intlist(-1, false, Kind::Float);
-        let entropy = if self.config.entropy_coef > 0.0 {
-            entropy_of(&all)
-        } else {
-            tch::no_grad(|| entropy_of(&all))
-        };
+        // The entropy costs a pass over the vocabulary per token: only when it is trained.
+        let entropy = (self.config.entropy_coef > 0.0)
+            .then(|| -(all.exp() * &all).sum_dim_intlist(-1, false, Kind::Float));
         let reference = match (&self.reference, self.config.kl_coef > 0.0) {
             (Some(r), true) => Some(tch::no_grad(|| {
                 tch::autocast(autocast, || log_softmax(r))
@@ -315,7 +312,7 @@ impl Trainer {
             logprobs: &logprobs,
             old_logprobs: &old,
             ref_logprobs: reference.as_ref(),
-            entropy: Some(&entropy),
+            entropy: entropy.as_ref(),
             advantages: &advantages,
             mask: &mask,
         };

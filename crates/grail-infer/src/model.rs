@@ -349,68 +349,56 @@ impl Model {
     /// The weights under their Hugging Face names (fused projections split again), for
     /// export and for training. The tensors share storage with the model.
     pub fn hf_weights(&self) -> Vec<(String, Tensor)> {
+        self.hf_named(&self.parameters())
+    }
+
+    /// Names tensors given one per parameter, in [`Model::parameters`] order (the weights
+    /// themselves, or their gradients or optimizer moments), under the Hugging Face names,
+    /// splitting the fused q/k/v and gate/up projections.
+    pub fn hf_named(&self, per_parameter: &[Tensor]) -> Vec<(String, Tensor)> {
         let c = &self.config;
         let q = (c.num_attention_heads * c.head_dim()) as i64;
         let kv = (c.kv_heads() * c.head_dim()) as i64;
-        let mut out = vec![(
-            "model.embed_tokens.weight".to_string(),
-            self.embed.shallow_clone(),
-        )];
+        let mut it = per_parameter.iter();
+        let mut next = || {
+            it.next()
+                .map(Tensor::shallow_clone)
+                .expect("one tensor per parameter")
+        };
+        let mut out = vec![("model.embed_tokens.weight".to_string(), next())];
         for (i, l) in self.layers.iter().enumerate() {
             let p = format!("model.layers.{i}");
             let a = &l.attention;
+            let qkv = next();
+            let qkv_bias = a.qkv.bias.as_ref().map(|_| next());
             let split = [("q_proj", 0, q), ("k_proj", q, kv), ("v_proj", q + kv, kv)];
             for (name, at, len) in split {
                 out.push((
                     format!("{p}.self_attn.{name}.weight"),
-                    a.qkv.weight.narrow(0, at, len),
+                    qkv.narrow(0, at, len),
                 ));
-                if let Some(b) = &a.qkv.bias {
+                if let Some(b) = &qkv_bias {
                     out.push((format!("{p}.self_attn.{name}.bias"), b.narrow(0, at, len)));
                 }
             }
-            out.push((
-                format!("{p}.self_attn.o_proj.weight"),
-                a.out.weight.shallow_clone(),
-            ));
-            if let (Some(qn), Some(kn)) = (&a.q_norm, &a.k_norm) {
-                out.push((
-                    format!("{p}.self_attn.q_norm.weight"),
-                    qn.weight.shallow_clone(),
-                ));
-                out.push((
-                    format!("{p}.self_attn.k_norm.weight"),
-                    kn.weight.shallow_clone(),
-                ));
+            out.push((format!("{p}.self_attn.o_proj.weight"), next()));
+            if a.q_norm.is_some() {
+                out.push((format!("{p}.self_attn.q_norm.weight"), next()));
+            }
+            if a.k_norm.is_some() {
+                out.push((format!("{p}.self_attn.k_norm.weight"), next()));
             }
             let w = l.mlp.width;
-            out.push((
-                format!("{p}.mlp.gate_proj.weight"),
-                l.mlp.gate_up.weight.narrow(0, 0, w),
-            ));
-            out.push((
-                format!("{p}.mlp.up_proj.weight"),
-                l.mlp.gate_up.weight.narrow(0, w, w),
-            ));
-            out.push((
-                format!("{p}.mlp.down_proj.weight"),
-                l.mlp.down.weight.shallow_clone(),
-            ));
-            out.push((
-                format!("{p}.input_layernorm.weight"),
-                l.input_norm.weight.shallow_clone(),
-            ));
-            out.push((
-                format!("{p}.post_attention_layernorm.weight"),
-                l.post_attention_norm.weight.shallow_clone(),
-            ));
+            let gate_up = next();
+            out.push((format!("{p}.mlp.gate_proj.weight"), gate_up.narrow(0, 0, w)));
+            out.push((format!("{p}.mlp.up_proj.weight"), gate_up.narrow(0, w, w)));
+            out.push((format!("{p}.mlp.down_proj.weight"), next()));
+            out.push((format!("{p}.input_layernorm.weight"), next()));
+            out.push((format!("{p}.post_attention_layernorm.weight"), next()));
         }
-        out.push((
-            "model.norm.weight".to_string(),
-            self.norm.weight.shallow_clone(),
-        ));
+        out.push(("model.norm.weight".to_string(), next()));
         if !self.tied {
-            out.push(("lm_head.weight".to_string(), self.lm_head.shallow_clone()));
+            out.push(("lm_head.weight".to_string(), next()));
         }
         out
     }
