@@ -1,4 +1,143 @@
-//! End-to-end tests of a whole local grail network live in `tests/tests/`.
-//!
-//! This crate has no library code of its own; it exists so that the end-to-end tests
-//! build against the workspace crates like any user would.
+//! Harness for the end-to-end tests in `tests/tests/`: a local network on the tiny model
+//! (created with the production `localnet::init`), its beacon served over HTTP, and a toy
+//! environment whose rewards vary on the tiny model's random text.
+
+use std::path::{Path, PathBuf};
+
+use grail_env::math::ProceduralMath;
+use grail_env::{EnvError, Environment, EnvironmentId, Problem, PromptSpace, RewardVector};
+use grail_infer::tiny::{write_tiny_model, TinySpec};
+use grail_node::config::{NodeConfig, SubnetSettings};
+use grail_node::localnet::{self, LocalnetInfo, LocalnetOptions};
+use grail_node::wiring::Wiring;
+
+/// Rewards the share of letters a–m in the completion text: random text from the tiny
+/// model spreads it, so groups land in the learning zone.
+#[derive(Debug, Default)]
+pub struct ToyEnv(ProceduralMath);
+
+impl Environment for ToyEnv {
+    fn id(&self) -> EnvironmentId {
+        EnvironmentId {
+            name: "toy".into(),
+            params: "letters=a-m;v1".into(),
+        }
+    }
+
+    fn prompt_space(&self) -> PromptSpace {
+        PromptSpace::Unbounded
+    }
+
+    fn problem(&self, prompt_id: u64) -> Result<Problem, EnvError> {
+        self.0.problem(prompt_id)
+    }
+
+    fn score(&self, _problem: &Problem, completion: &str, eos_markers: &[&str]) -> RewardVector {
+        let text = grail_env::answer::strip_eos(completion, eos_markers);
+        let letters: Vec<char> = text.chars().filter(char::is_ascii_alphabetic).collect();
+        let low = letters
+            .iter()
+            .filter(|c| ('a'..='m').contains(&c.to_ascii_lowercase()))
+            .count();
+        let share = if letters.is_empty() {
+            0.0
+        } else {
+            low as f64 / letters.len() as f64
+        };
+        RewardVector::weighted(&[("letters", 1.0, share)], share > 0.5)
+    }
+}
+
+/// A local network in a temporary folder, its beacon running on its own thread.
+pub struct TestNet {
+    /// Keeps the folder alive.
+    pub tmp: tempfile::TempDir,
+    /// The network folder.
+    pub root: PathBuf,
+    /// What init set up.
+    pub info: LocalnetInfo,
+}
+
+impl TestNet {
+    /// Creates the network: tiny model (seed 0), `miners` miners, blocks of `block_ms`,
+    /// windows of `window_length` blocks, completions of at most `max_new_tokens`.
+    pub fn new(
+        miners: usize,
+        block_ms: u64,
+        window_length: u64,
+        max_new_tokens: u32,
+        lead_secs: u64,
+    ) -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let model = tmp.path().join("tiny");
+        write_tiny_model(&TinySpec::default(), &model).expect("tiny model");
+        let root = tmp.path().join("net");
+        let options = LocalnetOptions {
+            model,
+            miners,
+            block_time_ms: block_ms,
+            subnet: SubnetSettings {
+                window_length,
+                environment: "toy".into(),
+                group_size: 4,
+                max_new_tokens,
+                ..SubnetSettings::default()
+            },
+            lead_secs,
+            threads: 1,
+        };
+        let info = localnet::init(&root, &options).expect("localnet init");
+        let beacon_root = root.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            let _ = rt.block_on(localnet::serve_beacon(&beacon_root));
+        });
+        Self { tmp, root, info }
+    }
+
+    /// The configuration of a participant.
+    pub fn config(&self, name: &str) -> NodeConfig {
+        NodeConfig::load(&self.root.join(format!("{name}.toml"))).expect("config")
+    }
+
+    /// Opens a participant's handles (with `edit` applied to its configuration).
+    pub async fn wiring(&self, name: &str, edit: impl FnOnce(&mut NodeConfig)) -> Wiring {
+        open_wiring(&self.root, name, edit).await
+    }
+
+    /// A second tiny model with other weights (seed 1) and the same tokenizer.
+    pub fn other_model(&self) -> PathBuf {
+        let dir = self.tmp.path().join("tiny-other");
+        let spec = TinySpec {
+            seed: 1,
+            ..TinySpec::default()
+        };
+        write_tiny_model(&spec, &dir).expect("other tiny model");
+        dir
+    }
+}
+
+/// Runs `f` on its own thread with its own multi-threaded runtime (like its own process).
+pub fn spawn_role<T: Send + 'static>(
+    name: &'static str,
+    f: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>> + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(f())
+        })
+        .expect("thread")
+}
+
+/// Opens the handles of participant `name` of the network at `root`.
+pub async fn open_wiring(root: &Path, name: &str, edit: impl FnOnce(&mut NodeConfig)) -> Wiring {
+    let mut c = NodeConfig::load(&root.join(format!("{name}.toml"))).expect("config");
+    edit(&mut c);
+    Wiring::open(c).await.expect("wiring")
+}

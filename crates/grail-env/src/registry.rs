@@ -8,7 +8,7 @@ use crate::{EnvError, Environment};
 
 /// The registered environment names.
 pub fn names() -> &'static [&'static str] {
-    &["sat", "math", "gsm8k", "hendrycks-math"]
+    &["sat", "math", "echo", "gsm8k", "hendrycks-math"]
 }
 
 /// The environment called `name`. Dataset environments (`gsm8k`, `hendrycks-math`) read
@@ -22,6 +22,7 @@ pub fn by_name(name: &str, dataset: Option<&Path>) -> Result<Box<dyn Environment
     };
     match name {
         "sat" => Ok(Box::new(SatEnv)),
+        "echo" => Ok(Box::new(crate::echo::EchoEnv)),
         "math" => Ok(Box::new(ProceduralMath)),
         "gsm8k" => need_file(DatasetFormat::Gsm8k),
         "hendrycks-math" => need_file(DatasetFormat::HendrycksMath),

@@ -270,7 +270,9 @@ impl Environment for SatEnv {
     fn score(&self, problem: &Problem, completion: &str, eos_markers: &[&str]) -> RewardVector {
         match &problem.target {
             Target::Sat(instance) => score(instance, completion, eos_markers),
-            Target::Math(_) => RewardVector::weighted(&[("correctness", 1.0, 0.0)], false),
+            Target::Math(_) | Target::Word(_) => {
+                RewardVector::weighted(&[("correctness", 1.0, 0.0)], false)
+            }
         }
     }
 }

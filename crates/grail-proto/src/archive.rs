@@ -15,7 +15,7 @@ use crate::wire::{decode_framed, encode_framed, Group, Hotkey, WireError};
 pub const ARCHIVE_MAGIC: &[u8; 8] = b"GRAILARC";
 
 /// Version of the archive byte format.
-pub const ARCHIVE_FORMAT_VERSION: u32 = 1;
+pub const ARCHIVE_FORMAT_VERSION: u32 = 2;
 
 /// A validator's decision about one group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +39,10 @@ pub struct ArchiveEntry {
     pub group_index: u32,
     /// The group as uploaded.
     pub group: Group,
+    /// The validator's own log-probs of each rollout's completion tokens (temperature 1),
+    /// from its proof pass; what the trainer uses as behaviour log-probs. Empty when the
+    /// group was rejected before the proof pass.
+    pub recomputed_logprobs: Vec<Vec<f32>>,
     /// The decision.
     pub verdict: Verdict,
 }

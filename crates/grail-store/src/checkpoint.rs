@@ -30,6 +30,8 @@ pub struct CheckpointManifest {
     pub parent: Option<u64>,
     /// First and last window whose archives trained it.
     pub windows: (u64, u64),
+    /// First window whose rollouts must be made with it (earlier ones use the parent).
+    pub effective_window: u64,
     /// Every file by name.
     pub files: BTreeMap<String, FileEntry>,
     /// The trainer's hotkey (hex).
@@ -111,14 +113,16 @@ impl SignedManifest {
 }
 
 impl Store {
-    /// Publishes the files of `dir` (one level, regular files) as checkpoint `number`:
-    /// files, then the signed manifest, then the `latest` pointer.
+    /// Publishes the files of `dir` (one level, regular files) as checkpoint `number`, in
+    /// effect from `effective_window`: files, then the signed manifest, then the `latest`
+    /// pointer.
     pub async fn publish_checkpoint(
         &self,
         dir: &Path,
         number: u64,
         parent: Option<u64>,
         windows: (u64, u64),
+        effective_window: u64,
         key: &Keypair,
     ) -> Result<SignedManifest, StoreError> {
         let mut files = BTreeMap::new();
@@ -152,6 +156,7 @@ impl Store {
             number,
             parent,
             windows,
+            effective_window,
             files,
             trainer: hex::encode(key.public().0),
         };
@@ -210,6 +215,26 @@ impl Store {
         }
         signed.verify(trusted)?;
         Ok(Some(signed))
+    }
+
+    /// The manifest of checkpoint `number`, verified against `trusted`.
+    pub async fn checkpoint_manifest(
+        &self,
+        number: u64,
+        trusted: &Hotkey,
+    ) -> Result<SignedManifest, StoreError> {
+        let key = layout::checkpoint_manifest(number);
+        let fetched = self.get_capped(&key, MAX_MANIFEST_BYTES).await?;
+        let signed: SignedManifest = serde_json::from_slice(&fetched.bytes)
+            .map_err(|e| StoreError::Manifest(format!("{key}: {e}")))?;
+        if signed.manifest.number != number {
+            return Err(StoreError::Manifest(format!(
+                "{key} describes checkpoint {}",
+                signed.manifest.number
+            )));
+        }
+        signed.verify(trusted)?;
+        Ok(signed)
     }
 
     /// Downloads a verified checkpoint into `dest` (replaced atomically): every file is

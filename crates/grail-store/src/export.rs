@@ -73,7 +73,9 @@ pub fn export_parquet(archives: &[SealedWindow], path: &Path) -> Result<usize, S
                 prompt_tokens.append(true);
                 completion_tokens.values().append_slice(r.completion());
                 completion_tokens.append(true);
-                logprobs.values().append_slice(&r.logprobs);
+                // The validator's recomputation when it has one, else the uploaded claim.
+                let lp = entry.recomputed_logprobs.get(i).unwrap_or(&r.logprobs);
+                logprobs.values().append_slice(lp);
                 logprobs.append(true);
                 reward.push(r.reward);
                 advantage.push(r.advantage);

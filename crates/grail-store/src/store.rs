@@ -201,6 +201,18 @@ impl Store {
         hotkey: &Hotkey,
         deadline: Option<DateTime<Utc>>,
     ) -> Result<Fetched, StoreError> {
+        self.fetch_bundle_capped(window, hotkey, deadline, MAX_BUNDLE_BYTES as u64)
+            .await
+    }
+
+    /// [`Store::fetch_bundle`] with a lower size limit than the protocol's.
+    pub async fn fetch_bundle_capped(
+        &self,
+        window: u64,
+        hotkey: &Hotkey,
+        deadline: Option<DateTime<Utc>>,
+        limit: u64,
+    ) -> Result<Fetched, StoreError> {
         let key = layout::bundle(window, hotkey);
         let digest_key = layout::bundle_digest(window, hotkey);
         let digest = match self.get_capped(&digest_key, 64).await {
@@ -218,7 +230,9 @@ impl Store {
         };
         check_deadline(&digest_key, digest.last_modified, deadline)?;
         let expected = String::from_utf8_lossy(&digest.bytes).trim().to_string();
-        let fetched = self.get_capped(&key, MAX_BUNDLE_BYTES as u64).await?;
+        let fetched = self
+            .get_capped(&key, limit.min(MAX_BUNDLE_BYTES as u64))
+            .await?;
         check_deadline(&key, fetched.last_modified, deadline)?;
         let actual = hex::encode(fetched.sha256);
         if actual != expected {

@@ -235,6 +235,7 @@ async fn archives_checkpoints_retention(store: &Store) {
                 number,
                 number.checked_sub(1),
                 (number * 10, number * 10 + 9),
+                number * 10 + 20,
                 &trainer,
             )
             .await

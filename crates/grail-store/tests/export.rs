@@ -55,7 +55,7 @@ fn accepted_rollouts_round_trip_through_parquet() {
         let l = logprobs.value(row);
         assert_eq!(
             l.as_primitive::<Float32Type>().values().as_ref(),
-            &rollout.logprobs[..]
+            &archives[0].entries[0].recomputed_logprobs[row][..]
         );
         assert_eq!(reward.value(row), rollout.reward);
     }

@@ -175,6 +175,11 @@ pub fn sealed_window(window: u64) -> SealedWindow {
         bundle_sha256: [seed as u8; 32],
         group_index: 0,
         group: group(seed, 4),
+        recomputed_logprobs: if accepted {
+            (0..4).map(|i| vec![-0.5 - i as f32; 5]).collect()
+        } else {
+            Vec::new()
+        },
         verdict: Verdict {
             accepted,
             reason: if accepted { "accepted" } else { "proof" }.into(),

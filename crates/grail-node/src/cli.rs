@@ -1,0 +1,152 @@
+//! What the three binaries share: role flags (each with an environment variable, over a
+//! TOML configuration file), logging, Ctrl-C handling and the role runner.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use tracing::info;
+
+use crate::config::NodeConfig;
+use crate::network::stop_signal;
+use crate::wiring::Wiring;
+use crate::{NodeError, Role};
+
+/// Log output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of `mine`, `validate` and `train`. Flags override the configuration file.
+#[derive(Debug, Clone, Args)]
+pub struct RoleArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "GRAIL_CONFIG")]
+    pub config: PathBuf,
+    /// Network: local, test, finney or a ws:// / wss:// URL.
+    #[arg(long, env = "GRAIL_NETWORK")]
+    pub network: Option<String>,
+    /// Subnet id.
+    #[arg(long, env = "GRAIL_NETUID")]
+    pub netuid: Option<u16>,
+    /// Hotkey file (overrides --wallet/--hotkey).
+    #[arg(long, env = "GRAIL_HOTKEY_FILE")]
+    pub hotkey_file: Option<PathBuf>,
+    /// Bittensor wallet name (with --hotkey: ~/.bittensor/wallets/WALLET/hotkeys/HOTKEY).
+    #[arg(long, env = "GRAIL_WALLET", requires = "hotkey")]
+    pub wallet: Option<String>,
+    /// Bittensor hotkey name.
+    #[arg(long, env = "GRAIL_HOTKEY", requires = "wallet")]
+    pub hotkey: Option<String>,
+    /// This participant's bucket: local:DIR, s3:BUCKET or r2:BUCKET.
+    #[arg(long, env = "GRAIL_STORE")]
+    pub store: Option<String>,
+    /// Base model folder.
+    #[arg(long, env = "GRAIL_MODEL")]
+    pub model: Option<PathBuf>,
+    /// State folder.
+    #[arg(long, env = "GRAIL_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// libtorch threads.
+    #[arg(long, env = "GRAIL_THREADS")]
+    pub threads: Option<usize>,
+    /// First window to work on (default: the current one; restarts resume).
+    #[arg(long, env = "GRAIL_FROM_WINDOW")]
+    pub from_window: Option<u64>,
+    /// Stop after this many windows (default: run until Ctrl-C).
+    #[arg(long, env = "GRAIL_WINDOWS")]
+    pub windows: Option<u64>,
+    /// Log format.
+    #[arg(long, env = "GRAIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+}
+
+impl RoleArgs {
+    /// The configuration file with the flags applied.
+    pub fn node_config(&self) -> Result<NodeConfig, NodeError> {
+        let mut c = NodeConfig::load(&self.config)?;
+        if let Some(v) = &self.network {
+            c.network = v.clone();
+        }
+        if let Some(v) = self.netuid {
+            c.netuid = v;
+        }
+        if let (Some(wallet), Some(hotkey)) = (&self.wallet, &self.hotkey) {
+            c.hotkey_file = grail_chain::keys::hotkey_path(
+                &grail_chain::keys::default_wallets_dir(),
+                wallet,
+                hotkey,
+            );
+        }
+        if let Some(v) = &self.hotkey_file {
+            c.hotkey_file = v.clone();
+        }
+        if let Some(v) = &self.store {
+            c.store = v.clone();
+        }
+        if let Some(v) = &self.model {
+            c.model = v.clone();
+        }
+        if let Some(v) = &self.state_dir {
+            c.state_dir = v.clone();
+        }
+        if let Some(v) = self.threads {
+            c.threads = v;
+        }
+        Ok(c)
+    }
+}
+
+/// Sets up `tracing` output (`RUST_LOG` filters; default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Runs a role until it has done `--windows` windows or Ctrl-C; a stop lets the current
+/// step finish its atomic writes and never uploads a partial bundle.
+pub async fn run_role(role: Role, args: RoleArgs) -> Result<(), NodeError> {
+    init_logging(args.log_format);
+    let config = args.node_config()?;
+    let env = grail_env::by_name(&config.subnet.environment, None)?;
+    let wiring = Wiring::open(config).await?;
+    info!(
+        role = role.name(),
+        hotkey = %wiring.key.public().to_ss58(),
+        network = %wiring.config.network,
+        "starting"
+    );
+    let (tx, stop) = stop_signal();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            info!("Ctrl-C: finishing the current step, then stopping");
+            let _ = tx.send(true);
+        }
+    });
+    let (from, n) = (args.from_window, args.windows);
+    match role {
+        Role::Miner => {
+            let done = crate::miner::run(&wiring, env.as_ref(), from, n, stop).await?;
+            info!(windows = done.len(), "miner stopped");
+        }
+        Role::Validator => {
+            let state = crate::validator::run(&wiring, env.as_ref(), from, n, stop).await?;
+            info!(last_window = ?state.last_window, "validator stopped");
+        }
+        Role::Trainer => {
+            let state = crate::trainer::run(&wiring, env.as_ref(), from, n, stop).await?;
+            info!(checkpoints = state.published.len(), "trainer stopped");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! Node configuration: a TOML file (every field has a default or is required by the role
+//! that needs it), overridden by command-line flags and environment variables in the
+//! binaries.
+
+use std::path::PathBuf;
+
+use grail_chain::ChainInfo;
+use grail_proto::GenerationParams;
+use serde::{Deserialize, Serialize};
+
+use crate::NodeError;
+
+/// What every participant of a subnet must agree on (a validator rejects groups made
+/// under other settings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SubnetSettings {
+    /// Blocks per window.
+    pub window_length: u64,
+    /// Environment name (grail-env registry).
+    pub environment: String,
+    /// Rollouts per group (M).
+    pub group_size: usize,
+    /// Sampling parameters.
+    pub max_new_tokens: u32,
+    /// Temperature × 1000.
+    pub temperature_milli: u32,
+    /// Nucleus mass × 1000.
+    pub top_p_milli: u32,
+    /// Top-k (0: off).
+    pub top_k: u32,
+}
+
+impl Default for SubnetSettings {
+    fn default() -> Self {
+        Self {
+            window_length: 30,
+            environment: "math".into(),
+            group_size: 4,
+            max_new_tokens: 48,
+            temperature_milli: 900,
+            top_p_milli: 1000,
+            top_k: 0,
+        }
+    }
+}
+
+impl SubnetSettings {
+    /// The sampling parameters as bound into group headers.
+    pub fn generation(&self) -> GenerationParams {
+        GenerationParams {
+            max_new_tokens: self.max_new_tokens,
+            temperature_milli: self.temperature_milli,
+            top_p_milli: self.top_p_milli,
+            top_k: self.top_k,
+        }
+    }
+
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<(), NodeError> {
+        let bad = |m: &str| Err(NodeError::Config(m.to_string()));
+        if self.window_length < 2 {
+            return bad("subnet.window_length must be at least 2 blocks");
+        }
+        if self.group_size < 2 || self.group_size > grail_proto::params::MAX_GROUP_SIZE {
+            return bad("subnet.group_size must be in 2..=64");
+        }
+        if self.max_new_tokens == 0
+            || self.max_new_tokens as usize > grail_proto::params::MAX_ROLLOUT_TOKENS / 2
+        {
+            return bad("subnet.max_new_tokens must be in 1..=4096");
+        }
+        if self.temperature_milli == 0 || self.top_p_milli == 0 || self.top_p_milli > 1000 {
+            return bad("subnet.temperature_milli must be positive and top_p_milli in 1..=1000");
+        }
+        Ok(())
+    }
+}
+
+/// Miner settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MinerSettings {
+    /// Most groups generated per window.
+    pub max_groups: usize,
+    /// Stop generating this many seconds before the deadline (upload margin).
+    pub upload_margin_secs: f64,
+}
+
+impl Default for MinerSettings {
+    fn default() -> Self {
+        Self {
+            max_groups: 64,
+            upload_margin_secs: 5.0,
+        }
+    }
+}
+
+/// Validator settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValidatorSettings {
+    /// Groups checked per miner and window (sampled from the challenge randomness).
+    pub groups_checked: usize,
+    /// Largest bundle fetched.
+    pub max_bundle_bytes: u64,
+    /// Set weights every this many windows.
+    pub weights_interval: u64,
+    /// Windows in the rolling score.
+    pub rolling_windows: usize,
+    /// Exponent on accepted in-zone work (superlinear rewards sustained work).
+    pub exponent: f64,
+    /// Share of the weight burned to uid 0.
+    pub burn_fraction: f64,
+    /// Largest share one miner can get.
+    pub max_share: f64,
+    /// Address of the read-only HTTP API (`127.0.0.1:0` picks a port; empty: off).
+    pub http: String,
+}
+
+impl Default for ValidatorSettings {
+    fn default() -> Self {
+        Self {
+            groups_checked: 8,
+            max_bundle_bytes: grail_proto::params::MAX_BUNDLE_BYTES as u64,
+            weights_interval: 1,
+            rolling_windows: 12,
+            exponent: 1.5,
+            burn_fraction: 0.0,
+            max_share: 1.0,
+            http: "127.0.0.1:0".into(),
+        }
+    }
+}
+
+/// Trainer settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainerSettings {
+    /// Optimizer steps per sealed window with accepted groups.
+    pub steps_per_window: usize,
+    /// Publish a checkpoint after this many windows with at least one update.
+    pub publish_every: u64,
+    /// Checkpoints kept in the store.
+    pub keep_checkpoints: usize,
+    /// Peak learning rate.
+    pub learning_rate: f64,
+    /// Train only on groups in the learning zone.
+    pub in_zone_only: bool,
+}
+
+impl Default for TrainerSettings {
+    fn default() -> Self {
+        Self {
+            steps_per_window: 1,
+            publish_every: 1,
+            keep_checkpoints: 3,
+            learning_rate: 1e-5,
+            in_zone_only: true,
+        }
+    }
+}
+
+/// A participant's whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// `local`, `test`, `finney` or a `ws://`/`wss://` URL.
+    #[serde(default = "default_network")]
+    pub network: String,
+    /// Subnet id.
+    #[serde(default = "default_netuid")]
+    pub netuid: u16,
+    /// Local chain directory (network `local`).
+    #[serde(default)]
+    pub local_chain: Option<PathBuf>,
+    /// drand relays (default: the League of Entropy relays for quicknet).
+    #[serde(default)]
+    pub drand_relays: Vec<String>,
+    /// drand chain parameters (default quicknet; the local beacon's on a local network).
+    #[serde(default)]
+    pub drand_chain: Option<ChainInfo>,
+    /// Hotkey file (plain or NaCl-encrypted Bittensor keyfile).
+    pub hotkey_file: PathBuf,
+    /// This participant's bucket (`local:DIR`, `s3:BUCKET`, `r2:BUCKET`).
+    pub store: String,
+    /// The trainer's hotkey (SS58): checkpoints are trusted only when it signed them.
+    pub trainer_hotkey: String,
+    /// The trainer's bucket (read).
+    pub trainer_store: String,
+    /// Base model directory (Hugging Face layout).
+    pub model: PathBuf,
+    /// Where this participant keeps state and caches.
+    pub state_dir: PathBuf,
+    /// libtorch threads (0: libtorch's default).
+    #[serde(default)]
+    pub threads: usize,
+    /// Subnet settings.
+    #[serde(default)]
+    pub subnet: SubnetSettings,
+    /// Miner settings.
+    #[serde(default)]
+    pub miner: MinerSettings,
+    /// Validator settings.
+    #[serde(default)]
+    pub validator: ValidatorSettings,
+    /// Trainer settings.
+    #[serde(default)]
+    pub trainer: TrainerSettings,
+}
+
+fn default_network() -> String {
+    "local".into()
+}
+
+fn default_netuid() -> u16 {
+    81
+}
+
+impl NodeConfig {
+    /// Parses a TOML configuration.
+    pub fn from_toml(text: &str) -> Result<Self, NodeError> {
+        let config: Self = toml::from_str(text).map_err(|e| NodeError::Config(e.to_string()))?;
+        config.subnet.validate()?;
+        Ok(config)
+    }
+
+    /// Reads a TOML configuration file.
+    pub fn load(path: &std::path::Path) -> Result<Self, NodeError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| NodeError::io(format!("reading {}", path.display()), e))?;
+        Self::from_toml(&text).map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// As TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+hotkey_file = "/keys/hotkey"
+store = "local:/data/bucket"
+trainer_hotkey = "5H9VZgwXSKKMGQiYcmVM2sFBwdUQZX8yEG3ybw3nuuCQx3v1"
+trainer_store = "local:/data/trainer"
+model = "/models/base"
+state_dir = "/data/state"
+"#;
+
+    #[test]
+    fn minimal_config_gets_defaults_and_bad_ones_are_refused() {
+        let c = NodeConfig::from_toml(MINIMAL).unwrap();
+        assert_eq!((c.network.as_str(), c.netuid), ("local", 81));
+        assert_eq!(c.subnet, SubnetSettings::default());
+        assert_eq!(NodeConfig::from_toml(&c.to_toml()).unwrap(), c, "round trip");
+        assert!(NodeConfig::from_toml(&format!("{MINIMAL}\nnetwrok = \"finney\"")).is_err());
+        assert!(NodeConfig::from_toml(&format!("{MINIMAL}\n[subnet]\ngroup_size = 1")).is_err());
+        assert!(NodeConfig::from_toml("store = 3").is_err());
+    }
+}

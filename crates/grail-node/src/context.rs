@@ -1,0 +1,78 @@
+//! A loaded model with everything needed to render prompts and score completions the
+//! same way on every node.
+
+use std::path::Path;
+
+use grail_env::template::ChatTemplate;
+use grail_env::{Environment, Problem, RewardVector};
+use grail_infer::{no_progress, Model, ModelDir};
+use tch::{Device, Kind};
+
+use crate::NodeError;
+
+/// A model directory, its model (fp32: proofs are computed in fp32), chat template and EOS.
+pub struct ModelContext {
+    /// The parsed directory.
+    pub files: ModelDir,
+    /// The model.
+    pub model: Model,
+    /// The chat template prompts are rendered with.
+    pub template: ChatTemplate,
+    /// Token ids that end a completion.
+    pub eos_ids: Vec<u32>,
+    /// Their text (stripped before scoring).
+    pub eos_markers: Vec<String>,
+}
+
+impl ModelContext {
+    /// Loads `dir` on `device` in fp32.
+    pub fn load(dir: &Path, device: Device) -> Result<Self, NodeError> {
+        let files = ModelDir::open(dir)?;
+        let model = files.load_model(Kind::Float, device, &mut no_progress)?;
+        let template = ChatTemplate::from_tokenizer_config(
+            &files.tokenizer_config.to_string(),
+            ChatTemplate::ChatMl,
+        )?;
+        let mut eos_markers = template.eos_markers();
+        for &id in &files.eos_ids {
+            if let Ok(text) = files.tokenizer.decode(&[id], false) {
+                if !text.is_empty() && !eos_markers.contains(&text) {
+                    eos_markers.push(text);
+                }
+            }
+        }
+        Ok(Self {
+            eos_ids: files.eos_ids.clone(),
+            files,
+            model,
+            template,
+            eos_markers,
+        })
+    }
+
+    /// The canonical prompt tokens of `prompt_id`: the environment's problem, rendered
+    /// with the chat template, tokenized. Miners and validators both call this.
+    pub fn prompt(
+        &self,
+        env: &dyn Environment,
+        prompt_id: u64,
+    ) -> Result<(Problem, Vec<u32>), NodeError> {
+        let problem = env.problem(prompt_id)?;
+        let text = env.render(&problem, &self.template)?;
+        let tokens = self.files.tokenizer.encode(&text)?;
+        Ok((problem, tokens))
+    }
+
+    /// The environment's reward for completion tokens (decoded with special tokens kept;
+    /// the environment strips a trailing EOS marker).
+    pub fn reward(
+        &self,
+        env: &dyn Environment,
+        problem: &Problem,
+        completion: &[u32],
+    ) -> Result<RewardVector, NodeError> {
+        let text = self.files.tokenizer.decode(completion, false)?;
+        let markers: Vec<&str> = self.eos_markers.iter().map(String::as_str).collect();
+        Ok(env.score(problem, &text, &markers))
+    }
+}

@@ -1,0 +1,285 @@
+//! A whole network on one machine: the local clock chain, the local drand beacon, a local
+//! bucket per participant, dev hotkeys, one configuration file per participant, and a
+//! summary table of what happened.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use grail_chain::beacon::{serve, LocalBeacon};
+use grail_chain::drand::unix_now;
+use grail_chain::keys::write_plain_hotkey;
+use grail_chain::local::LocalChain;
+use grail_proto::signing::Keypair;
+use rand_core::{OsRng, RngCore};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{NodeConfig, SubnetSettings};
+use crate::trainer::TrainerState;
+use crate::validator::ValidatorState;
+use crate::{read_json, write_atomic, NodeError};
+
+/// One participant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Participant {
+    /// Name (`validator`, `trainer`, `miner-1`, …).
+    pub name: String,
+    /// Its uid.
+    pub uid: u16,
+    /// SS58 hotkey.
+    pub hotkey: String,
+    /// Its configuration file.
+    pub config: PathBuf,
+}
+
+/// What `init` set up (`localnet.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LocalnetInfo {
+    /// The first window the roles should work on.
+    pub start_window: u64,
+    /// Beacon secret seed (hex; a local network only).
+    pub beacon_seed: String,
+    /// Beacon genesis (Unix seconds).
+    pub beacon_genesis: u64,
+    /// Beacon relay port on 127.0.0.1.
+    pub beacon_port: u16,
+    /// Participants.
+    pub participants: Vec<Participant>,
+}
+
+const INFO_FILE: &str = "localnet.json";
+
+/// Options of `init`.
+#[derive(Debug, Clone)]
+pub struct LocalnetOptions {
+    /// Base model directory.
+    pub model: PathBuf,
+    /// Number of miners.
+    pub miners: usize,
+    /// Milliseconds per block.
+    pub block_time_ms: u64,
+    /// Subnet settings.
+    pub subnet: SubnetSettings,
+    /// Seconds between `init` and the first window's start, at least.
+    pub lead_secs: u64,
+    /// libtorch threads per process.
+    pub threads: usize,
+}
+
+fn beacon_of(info: &LocalnetInfo) -> Result<LocalBeacon, NodeError> {
+    let seed: [u8; 32] = hex::decode(&info.beacon_seed)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| NodeError::Config("localnet.json: bad beacon seed".into()))?;
+    Ok(LocalBeacon::from_seed(&seed, info.beacon_genesis, 1))
+}
+
+/// Creates a fresh network under `root` (which must not hold one already).
+pub fn init(root: &Path, options: &LocalnetOptions) -> Result<LocalnetInfo, NodeError> {
+    if root.join(INFO_FILE).exists() {
+        return Err(NodeError::Config(format!(
+            "{} already holds a local network",
+            root.display()
+        )));
+    }
+    options.subnet.validate()?;
+    let root = std::fs::canonicalize({
+        std::fs::create_dir_all(root)
+            .map_err(|e| NodeError::io(format!("creating {}", root.display()), e))?;
+        root
+    })
+    .map_err(|e| NodeError::io(format!("resolving {}", root.display()), e))?;
+    let model = std::fs::canonicalize(&options.model)
+        .map_err(|e| NodeError::io(format!("model folder {}", options.model.display()), e))?;
+    let chain = LocalChain::open_or_create(&root.join("chain"), 81, options.block_time_ms)?;
+    let mut seed = [0u8; 32];
+    OsRng.fill_bytes(&mut seed);
+    let beacon_genesis = unix_now().saturating_sub(10);
+    let beacon = LocalBeacon::from_seed(&seed, beacon_genesis, 1);
+    let beacon_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| NodeError::io("choosing a beacon port", e))?
+        .port();
+    let wallets = root.join("wallets");
+    let mut names = vec!["owner".to_string(), "validator".into(), "trainer".into()];
+    names.extend((1..=options.miners).map(|i| format!("miner-{i}")));
+    let mut keys = Vec::new();
+    for name in &names {
+        let mut key_seed = [0u8; 32];
+        OsRng.fill_bytes(&mut key_seed);
+        let path = grail_chain::keys::hotkey_path(&wallets, "localnet", name);
+        let key: Keypair = write_plain_hotkey(&path, &key_seed)?;
+        let permit = name == "validator";
+        let uid = chain.register(key.public(), if permit { 1_000_000 } else { 0 }, permit)?;
+        keys.push((name.clone(), key, path, uid));
+    }
+    let trainer = keys
+        .iter()
+        .find(|k| k.0 == "trainer")
+        .expect("listed")
+        .1
+        .public()
+        .to_ss58();
+    let wl = options.subnet.window_length;
+    let head = chain.current_block();
+    let lead_blocks = (options.lead_secs * 1000).div_ceil(options.block_time_ms);
+    let start = head + lead_blocks;
+    let start_window = start.div_ceil(wl) * wl;
+    let mut participants = Vec::new();
+    for (name, key, path, uid) in &keys {
+        if name == "owner" {
+            continue;
+        }
+        let config = NodeConfig {
+            network: "local".into(),
+            netuid: 81,
+            local_chain: Some(root.join("chain")),
+            drand_relays: vec![format!("http://127.0.0.1:{beacon_port}")],
+            drand_chain: Some(grail_chain::BeaconSource::info(&beacon).clone()),
+            hotkey_file: path.clone(),
+            store: format!("local:{}", root.join("stores").join(name).display()),
+            trainer_hotkey: trainer.clone(),
+            trainer_store: format!("local:{}", root.join("stores").join("trainer").display()),
+            model: model.clone(),
+            state_dir: root.join("state").join(name),
+            threads: options.threads,
+            subnet: options.subnet.clone(),
+            miner: crate::config::MinerSettings {
+                // A fifth of the window, at most the default.
+                upload_margin_secs: (wl as f64 * options.block_time_ms as f64 / 5000.0).min(5.0),
+                ..Default::default()
+            },
+            validator: Default::default(),
+            trainer: Default::default(),
+        };
+        std::fs::create_dir_all(root.join("stores").join(name))
+            .map_err(|e| NodeError::io("creating a local bucket", e))?;
+        let file = root.join(format!("{name}.toml"));
+        write_atomic(&file, config.to_toml().as_bytes())?;
+        participants.push(Participant {
+            name: name.clone(),
+            uid: *uid,
+            hotkey: key.public().to_ss58(),
+            config: file,
+        });
+    }
+    let info = LocalnetInfo {
+        start_window,
+        beacon_seed: hex::encode(seed),
+        beacon_genesis,
+        beacon_port,
+        participants,
+    };
+    let json = serde_json::to_vec_pretty(&info).map_err(|e| NodeError::Config(e.to_string()))?;
+    write_atomic(&root.join(INFO_FILE), &json)?;
+    Ok(info)
+}
+
+/// Reads `localnet.json`.
+pub fn info(root: &Path) -> Result<LocalnetInfo, NodeError> {
+    read_json(&root.join(INFO_FILE))?.ok_or_else(|| {
+        NodeError::Config(format!(
+            "{} holds no local network (run init)",
+            root.display()
+        ))
+    })
+}
+
+/// Serves the local beacon's relay API until the task is dropped.
+pub async fn serve_beacon(root: &Path) -> Result<(), NodeError> {
+    let info = info(root)?;
+    let beacon = Arc::new(beacon_of(&info)?);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", info.beacon_port))
+        .await
+        .map_err(|e| {
+            NodeError::io(
+                format!("binding the beacon to port {}", info.beacon_port),
+                e,
+            )
+        })?;
+    serve(beacon, listener)
+        .await
+        .map_err(|e| NodeError::io("beacon server", e))
+}
+
+/// A table of every validated window: bundles, groups, verdicts, learning zone, rewards,
+/// weights and checkpoints.
+pub fn summary(root: &Path) -> Result<String, NodeError> {
+    let info = info(root)?;
+    let validator = ValidatorState::load(&root.join("state").join("validator"))?;
+    let trainer = TrainerState::load(&root.join("state").join("trainer"))?;
+    let chain = LocalChain::open(&root.join("chain"))?;
+    let uid_name = |uid: u16| {
+        info.participants
+            .iter()
+            .find(|p| p.uid == uid)
+            .map_or_else(|| format!("uid {uid}"), |p| p.name.clone())
+    };
+    let mut out = String::from(
+        "| window | checkpoint | bundles | groups submitted | checked | accepted | rejected (reason) | in zone | mean reward | weights set | checkpoint published |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for (w, s) in &validator.windows {
+        let accepted = s.verdicts.get("accepted").copied().unwrap_or(0);
+        let rejected: Vec<String> = s
+            .verdicts
+            .iter()
+            .filter(|(r, _)| r.as_str() != "accepted")
+            .map(|(r, n)| format!("{n} {r}"))
+            .chain(
+                s.bundles
+                    .iter()
+                    .filter(|(r, _)| r.as_str() != "accepted")
+                    .map(|(r, n)| format!("{n} bundle {r}")),
+            )
+            .collect();
+        let bundles = s.bundles.get("accepted").copied().unwrap_or(0);
+        let total: u32 = s.weights.iter().map(|(_, v)| *v as u32).sum();
+        let weights: Vec<String> = s
+            .weights
+            .iter()
+            .map(|(uid, v)| format!("{} {:.2}", uid_name(*uid), *v as f64 / total.max(1) as f64))
+            .collect();
+        let published: Vec<String> = trainer
+            .published
+            .iter()
+            .filter(|p| p.trained_through == Some(*w))
+            .map(|p| format!("#{} (from window {})", p.number, p.effective_window))
+            .collect();
+        out += &format!(
+            "| {w} | {} | {bundles} | {} | {} | {accepted} | {} | {} | {:.3} | {} | {} |\n",
+            s.checkpoint.map_or("-".into(), |c| format!("#{c}")),
+            s.groups_submitted,
+            s.groups_checked,
+            if rejected.is_empty() {
+                "-".into()
+            } else {
+                rejected.join(", ")
+            },
+            s.in_zone,
+            s.mean_reward,
+            if weights.is_empty() {
+                "-".into()
+            } else {
+                weights.join(", ")
+            },
+            if published.is_empty() {
+                "-".into()
+            } else {
+                published.join(", ")
+            },
+        );
+    }
+    let steps = trainer
+        .steps
+        .iter()
+        .filter(|s| s.report.skipped.is_none())
+        .count();
+    out += &format!(
+        "\n{} windows validated; {} training steps taken ({} skipped); checkpoints published: {}; chain weight events: {}.\n",
+        validator.windows.len(),
+        steps,
+        trainer.steps.len() - steps,
+        trainer.published.len(),
+        chain.state()?.weight_history.len()
+    );
+    Ok(out)
+}

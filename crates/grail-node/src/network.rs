@@ -1,0 +1,126 @@
+//! The outside world of a node: a chain and a drand beacon, windows, randomness, and a
+//! stop signal for graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use grail_chain::{BeaconSource, Chain};
+use grail_proto::{challenge_randomness, window_randomness};
+use tokio::sync::watch;
+
+use crate::NodeError;
+
+/// Asks running loops to stop at the next safe point.
+#[derive(Clone)]
+pub struct Stop(watch::Receiver<bool>);
+
+/// Creates a stop signal: send `true` to stop.
+pub fn stop_signal() -> (watch::Sender<bool>, Stop) {
+    let (tx, rx) = watch::channel(false);
+    (tx, Stop(rx))
+}
+
+impl Stop {
+    /// A signal that never fires.
+    pub fn never() -> Self {
+        let (tx, rx) = watch::channel(false);
+        std::mem::forget(tx);
+        Self(rx)
+    }
+
+    /// Whether a stop was requested.
+    pub fn requested(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Sleeps for `d`; returns true when a stop was requested meanwhile.
+    pub async fn sleep(&mut self, d: Duration) -> bool {
+        if self.requested() {
+            return true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(d) => self.requested(),
+            _ = self.0.changed() => true,
+        }
+    }
+}
+
+/// Chain, beacon and window length.
+#[derive(Clone)]
+pub struct Network {
+    /// The chain.
+    pub chain: Arc<dyn Chain>,
+    /// Verified public randomness.
+    pub beacon: Arc<dyn BeaconSource>,
+    /// Blocks per window.
+    pub window_length: u64,
+    /// Expected milliseconds per block (to estimate times of future blocks).
+    pub block_time_ms: u64,
+}
+
+impl Network {
+    /// The window a block belongs to (its first block).
+    pub fn window_of(&self, block: u64) -> u64 {
+        block - block % self.window_length
+    }
+
+    /// The current window.
+    pub async fn current_window(&self) -> Result<u64, NodeError> {
+        Ok(self.window_of(self.chain.block_number().await?))
+    }
+
+    /// Waits until the chain has reached `block`; false when stopped first.
+    pub async fn wait_for_block(&self, block: u64, stop: &mut Stop) -> Result<bool, NodeError> {
+        loop {
+            let head = self.chain.block_number().await?;
+            if head >= block {
+                return Ok(true);
+            }
+            let wait = Duration::from_millis(((block - head) * self.block_time_ms).clamp(50, 2000));
+            if stop.sleep(wait).await {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// The time of `block` (estimated from the head for future blocks).
+    pub async fn block_time(&self, block: u64) -> Result<DateTime<Utc>, NodeError> {
+        let ms = match self.chain.block_timestamp_ms(block).await {
+            Ok(ms) => ms,
+            Err(_) => {
+                let head = self.chain.block_number().await?;
+                let head_ms = self.chain.block_timestamp_ms(head).await?;
+                head_ms + block.saturating_sub(head) * self.block_time_ms
+            }
+        };
+        Utc.timestamp_millis_opt(ms as i64)
+            .single()
+            .ok_or_else(|| NodeError::Config(format!("block {block} has an impossible time {ms}")))
+    }
+
+    /// The upload deadline of window `w`: the time of block `w + window_length`.
+    pub async fn deadline(&self, w: u64) -> Result<DateTime<Utc>, NodeError> {
+        self.block_time(w + self.window_length).await
+    }
+
+    /// Window randomness (protocol §3): block hash of `w` and the drand round at its time.
+    pub async fn window_randomness(&self, w: u64) -> Result<[u8; 32], NodeError> {
+        let hash = self.chain.block_hash(w).await?;
+        let secs = (self.chain.block_timestamp_ms(w).await? / 1000) as u64;
+        let round = self.beacon.info().round_at(secs);
+        let beacon = self.beacon.beacon(round).await?;
+        Ok(window_randomness(w, &hash, &beacon))
+    }
+
+    /// Challenge randomness (protocol §3): the deadline block's hash and the first drand
+    /// round after the deadline. Fails for a window whose deadline block does not exist.
+    pub async fn challenge_randomness(&self, w: u64) -> Result<[u8; 32], NodeError> {
+        let deadline_block = w + self.window_length;
+        let hash = self.chain.block_hash(deadline_block).await?;
+        let secs = self.chain.block_timestamp_ms(deadline_block).await? / 1000;
+        let round = self.beacon.info().round_after(secs);
+        let beacon = self.beacon.beacon(round).await?;
+        Ok(challenge_randomness(w, &hash, &beacon))
+    }
+}

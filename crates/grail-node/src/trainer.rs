@@ -1,0 +1,310 @@
+//! The trainer loop: publish the base model as checkpoint 0, then per window read the
+//! validators' sealed archives, train on accepted groups (the validator's recomputed
+//! log-probs as behaviour policy), publish a signed checkpoint and announce it on chain
+//! with the window from which it is in effect.
+
+use std::path::PathBuf;
+
+use grail_chain::{CheckpointAnnouncement, Commitment};
+use grail_env::Environment;
+use grail_grpo::checkpoint::export_model;
+use grail_grpo::{GrpoConfig, RolloutGroup, StepReport, Trainer, TrainingRollout};
+use grail_infer::{no_progress, ModelDir};
+use grail_proto::archive::SealedWindow;
+use serde::{Deserialize, Serialize};
+use tch::Kind;
+use tracing::{info, warn};
+
+use crate::checkpoints::CheckpointId;
+use crate::network::Stop;
+use crate::wiring::{store_of_commitment, Wiring};
+use crate::{read_json, write_atomic, NodeError};
+
+/// One published checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Published {
+    /// Number.
+    pub number: u64,
+    /// Manifest digest (hex).
+    pub digest: String,
+    /// Last window trained on.
+    pub trained_through: Option<u64>,
+    /// First window that must use it.
+    pub effective_window: u64,
+}
+
+/// One optimizer step, as logged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoggedStep {
+    /// The window whose archives it used.
+    pub window: u64,
+    /// The report.
+    pub report: StepReport,
+}
+
+/// What the trainer persists (`trainer-state.json`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainerState {
+    /// Last window read.
+    pub last_window: Option<u64>,
+    /// Published checkpoints, oldest first.
+    pub published: Vec<Published>,
+    /// Steps taken.
+    pub steps: Vec<LoggedStep>,
+}
+
+const STATE_FILE: &str = "trainer-state.json";
+
+impl TrainerState {
+    /// Loads from `dir`.
+    pub fn load(dir: &std::path::Path) -> Result<Self, NodeError> {
+        Ok(read_json(&dir.join(STATE_FILE))?.unwrap_or_default())
+    }
+
+    fn save(&self, dir: &std::path::Path) -> Result<(), NodeError> {
+        let json = serde_json::to_vec_pretty(self).map_err(|e| NodeError::Config(e.to_string()))?;
+        write_atomic(&dir.join(STATE_FILE), &json)
+    }
+}
+
+/// Training groups from sealed windows: accepted groups (in the learning zone when
+/// `in_zone_only`), with the validator's recomputed log-probs.
+pub fn training_groups(archives: &[SealedWindow], in_zone_only: bool) -> Vec<RolloutGroup> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for a in archives {
+        for e in a.accepted() {
+            let rewards: Vec<f64> = e.group.rollouts.iter().map(|r| r.reward).collect();
+            if in_zone_only && !grail_proto::grpo::in_learning_zone(&rewards) {
+                continue;
+            }
+            if e.recomputed_logprobs.len() != e.group.rollouts.len() {
+                continue;
+            }
+            // Several validators archive the same group: train on it once.
+            if !seen.insert(grail_proto::binding::group_digest(&e.group)) {
+                continue;
+            }
+            out.push(RolloutGroup {
+                prompt: e.group.rollouts[0].prompt().to_vec(),
+                rollouts: e
+                    .group
+                    .rollouts
+                    .iter()
+                    .zip(&e.recomputed_logprobs)
+                    .map(|(r, lp)| TrainingRollout {
+                        completion: r.completion().to_vec(),
+                        behaviour_logprobs: lp.clone(),
+                        reward: r.reward,
+                    })
+                    .collect(),
+            });
+        }
+    }
+    out
+}
+
+async fn announce(w: &Wiring, id: CheckpointId, effective_window: u64) -> Result<(), NodeError> {
+    let a = CheckpointAnnouncement {
+        number: id.number,
+        digest: id.digest,
+        effective_window,
+    };
+    let current = w.net.chain.commitments().await?;
+    let wanted = a.to_commitment();
+    if current.get(&w.key.public()) != Some(&wanted) {
+        w.net.chain.commit(&w.key, &wanted).await?;
+    }
+    Ok(())
+}
+
+async fn sealed_archives(w: &Wiring, window: u64) -> Result<Vec<SealedWindow>, NodeError> {
+    let metagraph = w.net.chain.metagraph().await?;
+    let commitments = w.net.chain.commitments().await?;
+    let local = w.config.network == "local";
+    let mut out = Vec::new();
+    for n in metagraph.neurons.iter().filter(|n| n.validator_permit) {
+        let Some(store) = commitments
+            .get(&n.hotkey)
+            .and_then(|c: &Commitment| store_of_commitment(c, local))
+        else {
+            continue;
+        };
+        for digest in store.list_archives(window).await? {
+            match store.get_archive(window, &digest).await {
+                Ok((a, _)) if a.validator == n.hotkey => out.push(a),
+                Ok(_) => warn!(
+                    window,
+                    "an archive in {} names another validator",
+                    n.hotkey.to_ss58()
+                ),
+                Err(e) => warn!(window, "unreadable archive: {e}"),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the trainer from `from_window` for `windows` windows (default: until stopped).
+pub async fn run(
+    w: &Wiring,
+    _env: &dyn Environment,
+    from_window: Option<u64>,
+    windows: Option<u64>,
+    mut stop: Stop,
+) -> Result<TrainerState, NodeError> {
+    let dir = w.config.state_dir.clone();
+    let mut state = TrainerState::load(&dir)?;
+    let me = w.key.public();
+    let wl = w.net.window_length;
+    // The latest checkpoint, or the base model published as checkpoint 0.
+    let (mut id, mut model_dir): (CheckpointId, PathBuf) =
+        match w.store.latest_checkpoint(&me).await? {
+            Some(signed) => {
+                let id = CheckpointId {
+                    number: signed.manifest.number,
+                    digest: signed.manifest.digest(),
+                };
+                (id, w.checkpoints.fetch(id).await?)
+            }
+            None => {
+                let signed = w
+                    .store
+                    .publish_checkpoint(&w.config.model, 0, None, (0, 0), 0, &w.key)
+                    .await?;
+                let id = CheckpointId {
+                    number: 0,
+                    digest: signed.manifest.digest(),
+                };
+                state.published.push(Published {
+                    number: 0,
+                    digest: hex::encode(id.digest),
+                    trained_through: None,
+                    effective_window: 0,
+                });
+                state.save(&dir)?;
+                info!("published the base model as checkpoint 0");
+                (id, w.config.model.clone())
+            }
+        };
+    let effective = state.published.last().map_or(0, |p| p.effective_window);
+    announce(w, id, effective).await?;
+    let files = ModelDir::open(&model_dir)?;
+    let model = files.load_model(Kind::Float, w.device, &mut no_progress)?;
+    let optimizer_dir = dir.join("optimizer");
+    let resumable = optimizer_dir.join("trainer_state.json").exists()
+        && state
+            .published
+            .last()
+            .is_some_and(|p| p.number == id.number && p.number > 0);
+    let mut trainer = if resumable {
+        Trainer::resume(model, None, &optimizer_dir)?
+    } else {
+        let config = GrpoConfig {
+            learning_rate: w.config.trainer.learning_rate,
+            warmup_steps: 0,
+            ..GrpoConfig::default()
+        };
+        Trainer::new(model, None, config)?
+    };
+    let mut window = match (state.last_window, from_window) {
+        (Some(last), _) => last + wl,
+        (None, Some(f)) => f,
+        (None, None) => w.net.current_window().await?.saturating_sub(wl),
+    };
+    let mut first_trained: Option<u64> = None;
+    let mut pending_windows = 0u64;
+    let mut processed = 0u64;
+    while windows.is_none_or(|n| processed < n) {
+        // Archives appear shortly after the deadline; give validators up to two windows.
+        if !w.net.wait_for_block(window + wl + 1, &mut stop).await? {
+            break;
+        }
+        let archives = loop {
+            let archives = sealed_archives(w, window).await?;
+            let head = w.net.chain.block_number().await?;
+            if !archives.is_empty() || head > window + 3 * wl {
+                break archives;
+            }
+            if stop.sleep(std::time::Duration::from_millis(500)).await {
+                return Ok(state);
+            }
+        };
+        let groups = training_groups(&archives, w.config.trainer.in_zone_only);
+        let mut updated = false;
+        if !groups.is_empty() {
+            for _ in 0..w.config.trainer.steps_per_window.max(1) {
+                let report = tokio::task::block_in_place(|| trainer.step(&groups))?;
+                info!(
+                    window,
+                    loss = report.loss,
+                    reward = report.mean_reward,
+                    skipped = report.skipped.as_deref().unwrap_or("no"),
+                    "training step"
+                );
+                updated |= report.skipped.is_none();
+                state.steps.push(LoggedStep { window, report });
+            }
+        } else {
+            info!(
+                window,
+                archives = archives.len(),
+                "no trainable groups in the window"
+            );
+        }
+        if updated {
+            first_trained.get_or_insert(window);
+            pending_windows += 1;
+        }
+        if pending_windows >= w.config.trainer.publish_every.max(1) && !stop.requested() {
+            let number = id.number + 1;
+            let out = dir.join("exports").join(format!("ckpt-{number:06}"));
+            export_model(trainer.model(), &files, &out)?;
+            // In effect from the window after the next boundary that is at least half a
+            // window away, so every miner sees the announcement before that window starts.
+            let head = w.net.chain.block_number().await?;
+            let effective = w.net.window_of(head + wl / 2) + wl;
+            let signed = w
+                .store
+                .publish_checkpoint(
+                    &out,
+                    number,
+                    Some(id.number),
+                    (first_trained.unwrap_or(window), window),
+                    effective,
+                    &w.key,
+                )
+                .await?;
+            trainer.save_state(&optimizer_dir)?;
+            id = CheckpointId {
+                number,
+                digest: signed.manifest.digest(),
+            };
+            announce(w, id, effective).await?;
+            state.published.push(Published {
+                number,
+                digest: hex::encode(id.digest),
+                trained_through: Some(window),
+                effective_window: effective,
+            });
+            info!(
+                window,
+                checkpoint = number,
+                effective,
+                "checkpoint published"
+            );
+            w.store
+                .prune_checkpoints(w.config.trainer.keep_checkpoints)
+                .await?;
+            model_dir = out;
+            pending_windows = 0;
+            first_trained = None;
+        }
+        let _ = &model_dir;
+        state.last_window = Some(window);
+        state.save(&dir)?;
+        processed += 1;
+        window += wl;
+    }
+    Ok(state)
+}

@@ -1,0 +1,155 @@
+//! From a [`NodeConfig`] to live handles: key, chain, beacon, stores, checkpoints, device.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use grail_chain::drand::LOE_RELAYS;
+use grail_chain::local::LocalChain;
+use grail_chain::subtensor::SubtensorChain;
+use grail_chain::{Chain, ChainInfo, Commitment, DrandClient};
+use grail_proto::signing::Keypair;
+use grail_proto::Hotkey;
+use grail_store::{ReadCredentials, Store, StoreConfig, StoreError};
+use tch::Device;
+
+use crate::checkpoints::CheckpointSource;
+use crate::config::NodeConfig;
+use crate::network::Network;
+use crate::NodeError;
+
+/// Everything a role needs, opened.
+pub struct Wiring {
+    /// The configuration.
+    pub config: NodeConfig,
+    /// This participant's hotkey.
+    pub key: Keypair,
+    /// Chain and beacon.
+    pub net: Network,
+    /// This participant's bucket.
+    pub store: Store,
+    /// The trainer's checkpoints.
+    pub checkpoints: CheckpointSource,
+    /// Where models run.
+    pub device: Device,
+}
+
+/// Opens a `GRAIL_STORE`-style spec, reading secrets from the environment.
+pub fn open_store(spec: &str) -> Result<Store, NodeError> {
+    let var = |k: &str| std::env::var(k).map_err(|_| StoreError::Config(format!("{k} is not set")));
+    Ok(StoreConfig::parse(spec, &var)?.open()?)
+}
+
+/// The store a commitment names: `local:DIR` (local networks only) or the 128-character
+/// R2 read credentials.
+pub fn store_of_commitment(commitment: &Commitment, local_network: bool) -> Option<Store> {
+    let text = commitment.as_text()?;
+    if let Some(dir) = text.strip_prefix("local:") {
+        if !local_network {
+            return None;
+        }
+        return StoreConfig::Local { dir: dir.into() }.open().ok();
+    }
+    ReadCredentials::from_commitment(text)
+        .ok()?
+        .to_config()
+        .open()
+        .ok()
+}
+
+/// The password of an encrypted hotkey file: `GRAIL_HOTKEY_PASSWORD`, else the Bittensor
+/// SDK's `BT_PW_…` variable for that path.
+fn hotkey_password(path: &Path) -> Option<String> {
+    std::env::var("GRAIL_HOTKEY_PASSWORD")
+        .ok()
+        .or_else(|| std::env::var(grail_chain::keys::password_env_var(path)).ok())
+}
+
+impl Wiring {
+    /// Opens everything the configuration names.
+    pub async fn open(config: NodeConfig) -> Result<Self, NodeError> {
+        config.subnet.validate()?;
+        if config.threads > 0 {
+            tch::set_num_threads(config.threads as i32);
+        }
+        let key = grail_chain::keys::load_hotkey(
+            &config.hotkey_file,
+            hotkey_password(&config.hotkey_file).as_deref(),
+        )?;
+        let (chain, block_time_ms): (Arc<dyn Chain>, u64) = if config.network == "local" {
+            let dir = config.local_chain.as_ref().ok_or_else(|| {
+                NodeError::Config("network `local` needs `local_chain` (a directory)".into())
+            })?;
+            let chain = LocalChain::open(dir)?;
+            let block_time = chain.genesis().block_time_ms;
+            (Arc::new(chain), block_time)
+        } else {
+            (
+                Arc::new(SubtensorChain::connect(&config.network, config.netuid).await?),
+                12_000,
+            )
+        };
+        let info = config
+            .drand_chain
+            .clone()
+            .unwrap_or_else(ChainInfo::quicknet);
+        let relays = if config.drand_relays.is_empty() {
+            LOE_RELAYS.iter().map(|s| s.to_string()).collect()
+        } else {
+            config.drand_relays.clone()
+        };
+        let beacon = Arc::new(DrandClient::new(info, relays, Duration::from_secs(10))?);
+        let net = Network {
+            chain,
+            beacon,
+            window_length: config.subnet.window_length,
+            block_time_ms,
+        };
+        let store = open_store(&config.store)?;
+        let trainer = Hotkey::from_ss58(&config.trainer_hotkey)
+            .map_err(|e| NodeError::Config(format!("trainer_hotkey: {e}")))?;
+        let checkpoints = CheckpointSource {
+            store: open_store(&config.trainer_store)?,
+            trainer,
+            cache: config.state_dir.join("checkpoints"),
+            base: Some(config.model.clone()),
+        };
+        let device = grail_infer::resolve_device(grail_infer::DeviceChoice::Auto)
+            .map_err(|e| NodeError::Config(e.to_string()))?;
+        std::fs::create_dir_all(&config.state_dir)
+            .map_err(|e| NodeError::io(format!("creating {}", config.state_dir.display()), e))?;
+        Ok(Self {
+            config,
+            key,
+            net,
+            store,
+            checkpoints,
+            device,
+        })
+    }
+
+    /// Publishes where others read this participant's bucket (local networks: the
+    /// directory; otherwise the read credentials given in `GRAIL_READ_CREDENTIALS`).
+    pub async fn publish_store(&self) -> Result<(), NodeError> {
+        let text = if let Some(dir) = self.config.store.strip_prefix("local:") {
+            let dir = std::fs::canonicalize(dir)
+                .map_err(|e| NodeError::io(format!("resolving {dir}"), e))?;
+            format!("local:{}", dir.display())
+        } else {
+            let creds = std::env::var("GRAIL_READ_CREDENTIALS").map_err(|_| {
+                NodeError::Config(
+                    "set GRAIL_READ_CREDENTIALS to your bucket's 128-character read credentials"
+                        .into(),
+                )
+            })?;
+            ReadCredentials::from_commitment(&creds)?.to_commitment()
+        };
+        let commitment =
+            Commitment::new(text.into_bytes()).map_err(|e| NodeError::Config(e.to_string()))?;
+        let current = self.net.chain.commitments().await?;
+        if current.get(&self.key.public()) != Some(&commitment) {
+            self.net.chain.commit(&self.key, &commitment).await?;
+        }
+        Ok(())
+    }
+}

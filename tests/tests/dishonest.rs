@@ -1,0 +1,352 @@
+//! Dishonest miners in one window, next to an honest one (tiny model, CPU). Each attack is
+//! rejected with its named reason; the honest miner's groups are all accepted.
+
+use std::collections::BTreeMap;
+
+use grail_chain::CheckpointAnnouncement;
+use grail_e2e::{open_wiring, TestNet, ToyEnv};
+use grail_env::Environment;
+use grail_node::context::ModelContext;
+use grail_node::mining::{make_group, WindowPlan};
+use grail_node::network::Stop;
+use grail_node::validator::{check_window, MinerSource, WindowInputs};
+use grail_node::wiring::store_of_commitment;
+use grail_proto::signing::Keypair;
+use grail_proto::{encode_bundle, Group, SketchCoefficients, WindowBundle};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+/// Attacks, in miner order (miner-2 onwards); miner-1 is honest.
+const ATTACKS: [(&str, &str); 17] = [
+    ("substitution", "proof_failed"),
+    ("tampered_token", "proof_failed"),
+    ("wrong_prompt", "prompt_mismatch"),
+    ("stale", "stale_checkpoint"),
+    ("wrong_randomness", "randomness_mismatch"),
+    ("forged_signature", "signature"),
+    ("unregistered", "unregistered_hotkey"),
+    ("split_tokens", "prompt_mismatch"),
+    ("eos_padding", "bad_termination"),
+    ("missing_eos", "bad_termination"),
+    ("reward", "reward_mismatch"),
+    ("logprobs", "logprobs_mismatch"),
+    ("copycat", "copycat"),
+    ("duplicate_rollouts", "duplicate_rollouts"),
+    ("oversized", "oversized"),
+    ("malformed", "malformed"),
+    ("late", "late_upload"),
+];
+
+/// Re-signs after a mutation, as a real attacker would.
+fn resign(key: &Keypair, mut g: Group) -> Group {
+    key.sign_group(&mut g);
+    g
+}
+
+fn truncate(g: &mut Group, keep_completion: usize) {
+    let r = &mut g.rollouts[0];
+    let p = r.prompt_len as usize;
+    r.tokens.truncate(p + keep_completion);
+    r.sketches.truncate(p + keep_completion);
+    r.logprobs.truncate(keep_completion);
+}
+
+#[test]
+fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() {
+    let net = TestNet::new(1 + ATTACKS.len(), 250, 40, 12, 2);
+    let env = ToyEnv::default();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // Checkpoint 0 (the tiny model) as the trainer publishes it at start.
+        let trainer = open_wiring(&net.root, "trainer", |_| {}).await;
+        grail_node::trainer::run(&trainer, &env, None, Some(0), Stop::never())
+            .await
+            .unwrap();
+        let window = trainer.net.current_window().await.unwrap() + 40;
+        // Checkpoint 1 (other weights) in effect from `window`: the stale miner keeps 0.
+        let other = net.other_model();
+        let signed = trainer
+            .store
+            .publish_checkpoint(&other, 1, Some(0), (0, 0), window, &trainer.key)
+            .await
+            .unwrap();
+        let ckpt1 = signed.manifest.digest();
+        let ckpt0 = trainer
+            .checkpoints
+            .in_effect(trainer.net.chain.as_ref(), 0)
+            .await
+            .unwrap();
+        let a = CheckpointAnnouncement {
+            number: 1,
+            digest: ckpt1,
+            effective_window: window,
+        };
+        trainer
+            .net
+            .chain
+            .commit(&trainer.key, &a.to_commitment())
+            .await
+            .unwrap();
+        let ckpt0 = ckpt0.unwrap().digest;
+        assert_ne!(ckpt0, ckpt1);
+
+        let current = ModelContext::load(&other, tch::Device::Cpu).unwrap();
+        let stale = ModelContext::load(&net.config("trainer").model, tch::Device::Cpu).unwrap();
+        let mut miners = Vec::new();
+        for i in 1..=1 + ATTACKS.len() {
+            let w = open_wiring(&net.root, &format!("miner-{i}"), |_| {}).await;
+            w.publish_store().await.unwrap();
+            miners.push(w);
+        }
+        let validator = open_wiring(&net.root, "validator", |_| {}).await;
+        let mut stop = Stop::never();
+        assert!(validator
+            .net
+            .wait_for_block(window, &mut stop)
+            .await
+            .unwrap());
+        let wr = validator.net.window_randomness(window).await.unwrap();
+        let hidden = current.model.config().hidden_size;
+        let coefficients = SketchCoefficients::derive(&wr, hidden);
+        let plan = WindowPlan {
+            window,
+            window_randomness: wr,
+            checkpoint: ckpt1,
+            environment: env.id(),
+            generation: validator.config.subnet.generation(),
+            group_size: 4,
+        };
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let group = |ctx: &ModelContext,
+                     plan: &WindowPlan,
+                     coeffs: &SketchCoefficients,
+                     key: &Keypair,
+                     prompt: u64,
+                     rng: &mut ChaCha20Rng| {
+            make_group(ctx, &env, plan, coeffs, key, prompt, rng).unwrap()
+        };
+        let upload = |w: &grail_node::wiring::Wiring, groups: Vec<Group>| {
+            encode_bundle(&WindowBundle {
+                hotkey: w.key.public(),
+                window,
+                groups,
+            })
+            .unwrap()
+        };
+        let honest = &miners[0];
+        let honest_groups: Vec<Group> = (0..2)
+            .map(|p| group(&current, &plan, &coefficients, &honest.key, p, &mut rng))
+            .collect();
+        honest
+            .store
+            .upload_bundle(
+                window,
+                &honest.key.public(),
+                upload(honest, honest_groups.clone()),
+            )
+            .await
+            .unwrap();
+        let eos = current.eos_ids[0];
+        let mut late = None;
+        for (i, (attack, _)) in ATTACKS.iter().enumerate() {
+            let w = &miners[i + 1];
+            let key = &w.key;
+            let prompt = 100 + i as u64;
+            let g = group(&current, &plan, &coefficients, key, prompt, &mut rng);
+            let bytes = match *attack {
+                "substitution" => upload(
+                    w,
+                    vec![group(&stale, &plan, &coefficients, key, prompt, &mut rng)],
+                ),
+                "tampered_token" => {
+                    let mut g = g;
+                    let r = &mut g.rollouts[0];
+                    let p = r.prompt_len as usize;
+                    let mut t = (r.tokens[p] + 1) % 400 + 3;
+                    if current.eos_ids.contains(&t) {
+                        t += 1;
+                    }
+                    r.tokens[p] = t;
+                    upload(w, vec![resign(key, g)])
+                }
+                "wrong_prompt" => {
+                    let mut g = g;
+                    g.header.prompt_id += 1;
+                    upload(w, vec![resign(key, g)])
+                }
+                "stale" => {
+                    let old = WindowPlan {
+                        checkpoint: ckpt0,
+                        ..plan.clone()
+                    };
+                    upload(
+                        w,
+                        vec![group(&stale, &old, &coefficients, key, prompt, &mut rng)],
+                    )
+                }
+                "wrong_randomness" => {
+                    let made_up = WindowPlan {
+                        window_randomness: [7; 32],
+                        ..plan.clone()
+                    };
+                    let coeffs = SketchCoefficients::derive(&[7; 32], hidden);
+                    upload(
+                        w,
+                        vec![group(&current, &made_up, &coeffs, key, prompt, &mut rng)],
+                    )
+                }
+                "forged_signature" => {
+                    let mut g = g;
+                    g.signature.0[0] ^= 1;
+                    upload(w, vec![g])
+                }
+                "unregistered" => {
+                    let stranger = Keypair::from_seed(&[99; 32]);
+                    let sg = group(&current, &plan, &coefficients, &stranger, prompt, &mut rng);
+                    encode_bundle(&WindowBundle {
+                        hotkey: stranger.public(),
+                        window,
+                        groups: vec![sg],
+                    })
+                    .unwrap()
+                }
+                "split_tokens" => {
+                    let mut g = g;
+                    let r = &mut g.rollouts[0];
+                    r.prompt_len += 1;
+                    r.logprobs.remove(0);
+                    upload(w, vec![resign(key, g)])
+                }
+                "eos_padding" => {
+                    let mut g = g;
+                    let r = &mut g.rollouts[0];
+                    let p = r.prompt_len as usize;
+                    r.tokens[p] = eos;
+                    upload(w, vec![resign(key, g)])
+                }
+                "missing_eos" => {
+                    let mut g = g;
+                    truncate(&mut g, 2);
+                    let r = &mut g.rollouts[0];
+                    let p = r.prompt_len as usize;
+                    for t in &mut r.tokens[p..] {
+                        if current.eos_ids.contains(t) {
+                            *t += 1;
+                        }
+                    }
+                    upload(w, vec![resign(key, g)])
+                }
+                "reward" => {
+                    let mut g = g;
+                    g.rollouts[0].reward += 0.5;
+                    upload(w, vec![resign(key, g)])
+                }
+                "logprobs" => {
+                    let mut g = g;
+                    g.rollouts[0].logprobs[0] -= 1.0;
+                    upload(w, vec![resign(key, g)])
+                }
+                "copycat" => {
+                    let copied: Vec<Group> = honest_groups
+                        .iter()
+                        .map(|h| {
+                            let mut c = h.clone();
+                            c.header.hotkey = key.public();
+                            resign(key, c)
+                        })
+                        .collect();
+                    upload(w, copied)
+                }
+                "duplicate_rollouts" => {
+                    let mut g = g;
+                    g.rollouts[1] = g.rollouts[0].clone();
+                    upload(w, vec![resign(key, g)])
+                }
+                "oversized" => upload(w, vec![g; 40]),
+                "malformed" => b"GRAILBDL definitely not a bundle".to_vec(),
+                "late" => {
+                    late = Some(upload(w, vec![g]));
+                    continue;
+                }
+                other => unreachable!("{other}"),
+            };
+            w.store
+                .upload_bundle(window, &key.public(), bytes)
+                .await
+                .unwrap();
+        }
+        // After the deadline: the late miner uploads; then the validator checks the window.
+        assert!(validator
+            .net
+            .wait_for_block(window + 40 + 1, &mut stop)
+            .await
+            .unwrap());
+        let late_miner = &miners[ATTACKS.iter().position(|(a, _)| *a == "late").unwrap() + 1];
+        late_miner
+            .store
+            .upload_bundle(window, &late_miner.key.public(), late.unwrap())
+            .await
+            .unwrap();
+
+        let metagraph = validator.net.chain.metagraph().await.unwrap();
+        let commitments = validator.net.chain.commitments().await.unwrap();
+        let sources: Vec<MinerSource> = miners
+            .iter()
+            .map(|m| MinerSource {
+                hotkey: m.key.public(),
+                uid: metagraph.by_hotkey(&m.key.public()).unwrap().uid,
+                store: store_of_commitment(&commitments[&m.key.public()], true).unwrap(),
+            })
+            .collect();
+        let inputs = WindowInputs {
+            context: &current,
+            env: &env,
+            plan: plan.clone(),
+            challenge_randomness: validator.net.challenge_randomness(window).await.unwrap(),
+            deadline: validator.net.deadline(window).await.unwrap(),
+            registered: metagraph.neurons.iter().map(|n| n.hotkey).collect(),
+            groups_checked: 8,
+            max_bundle_bytes: 48 * 1024,
+        };
+        let (reports, sealed) = check_window(&inputs, &sources, validator.key.public()).await;
+        let by_key: BTreeMap<_, _> = reports.iter().map(|r| (r.hotkey, r)).collect();
+
+        let h = by_key[&honest.key.public()];
+        assert_eq!(h.bundle_status, "accepted", "{}", h.detail);
+        assert_eq!(h.checked.len(), 2);
+        for c in &h.checked {
+            assert!(
+                c.outcome.verdict.accepted,
+                "honest group rejected: {:?}",
+                c.outcome.verdict
+            );
+        }
+        let mut failures = Vec::new();
+        for (i, (attack, want)) in ATTACKS.iter().enumerate() {
+            let r = by_key[&miners[i + 1].key.public()];
+            let got: Vec<String> = if r.bundle_status != "accepted" {
+                vec![r.bundle_status.clone()]
+            } else {
+                r.checked
+                    .iter()
+                    .map(|c| c.outcome.verdict.reason.clone())
+                    .collect()
+            };
+            if got.is_empty() || got.iter().any(|g| g != want) {
+                failures.push(format!(
+                    "{attack}: expected {want}, got {got:?} ({})",
+                    r.detail
+                ));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        // The sealed window holds every checked group with its verdict.
+        let checked: usize = reports.iter().map(|r| r.checked.len()).sum();
+        assert_eq!(sealed.entries.len(), checked);
+        assert_eq!(sealed.accepted().count(), 2);
+    });
+}

@@ -1,0 +1,197 @@
+//! An honest network end to end (tiny model, CPU): two miners, a validator and a trainer,
+//! each on its own thread and runtime, for four windows. Every honest group is accepted,
+//! weights are set, a trained checkpoint is published and rotated in, the HTTP API serves
+//! the state, and a sealed archive re-verifies offline to the same verdicts, byte for byte.
+
+use std::io::{Read, Write};
+use std::sync::{Arc, RwLock};
+
+use grail_e2e::{open_wiring, spawn_role, TestNet, ToyEnv};
+use grail_env::Environment;
+use grail_node::checkpoints::CurrentModel;
+use grail_node::mining::WindowPlan;
+use grail_node::network::Stop;
+use grail_node::validator::{reverify_archive, serve_api, ApiState, ValidatorState, WindowInputs};
+use grail_proto::archive::encode_archive;
+
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+#[test]
+fn honest_network_trains_rotates_and_reverifies() {
+    let net = TestNet::new(2, 250, 12, 12, 3);
+    let env: &'static ToyEnv = Box::leak(Box::default());
+    let start = net.info.start_window;
+    let windows = 4;
+    let roles = ["trainer", "validator", "miner-1", "miner-2"];
+    let mut handles = Vec::new();
+    for name in roles {
+        let root = net.root.clone();
+        handles.push(spawn_role(name, move || {
+            Box::pin(async move {
+                let w = open_wiring(&root, name, |c| {
+                    c.miner.max_groups = 4;
+                    c.trainer.learning_rate = 1e-3;
+                    c.validator.http = String::new();
+                })
+                .await;
+                let (from, n, stop) = (Some(start), Some(windows), Stop::never());
+                match name {
+                    "trainer" => grail_node::trainer::run(&w, env, from, n, stop)
+                        .await
+                        .map(|s| s.published.len()),
+                    "validator" => grail_node::validator::run(&w, env, from, n, stop)
+                        .await
+                        .map(|s| s.windows.len()),
+                    _ => grail_node::miner::run(&w, env, from, n, stop)
+                        .await
+                        .map(|m| m.len()),
+                }
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+            })
+        }));
+    }
+    let results: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(
+        results[0] >= 2,
+        "trainer published {} checkpoints",
+        results[0]
+    );
+    assert_eq!(results[1], windows as usize);
+
+    let state = ValidatorState::load(&net.config("validator").state_dir).unwrap();
+    let trainer =
+        grail_node::trainer::TrainerState::load(&net.config("trainer").state_dir).unwrap();
+    eprintln!("start {start}; published: {:?}", trainer.published);
+    for (w, s) in &state.windows {
+        eprintln!(
+            "window {w}: checkpoint {:?} verdicts {:?} bundles {:?}",
+            s.checkpoint, s.verdicts, s.bundles
+        );
+    }
+    let mut rotated = false;
+    for (w, s) in &state.windows {
+        assert_eq!(s.bundles.get("accepted"), Some(&2), "window {w}: {s:?}");
+        assert!(s.groups_checked > 0, "window {w}: nothing checked");
+        assert_eq!(
+            s.verdicts.keys().collect::<Vec<_>>(),
+            ["accepted"],
+            "window {w}: {:?}",
+            s.verdicts
+        );
+        assert!(!s.weights.is_empty(), "window {w}: no weights");
+        rotated |= s.checkpoint.unwrap_or(0) >= 1;
+    }
+    assert!(
+        rotated,
+        "no window was validated with a trained checkpoint: {:?}",
+        state.windows
+    );
+    assert!(state.windows.values().any(|s| s.in_zone > 0));
+    let miner_uids: Vec<u16> = net
+        .info
+        .participants
+        .iter()
+        .filter(|p| p.name.starts_with("miner"))
+        .map(|p| p.uid)
+        .collect();
+    let last = state.windows.values().last().unwrap();
+    assert!(
+        last.weights
+            .iter()
+            .any(|(uid, v)| miner_uids.contains(uid) && *v > 0),
+        "{:?}",
+        last.weights
+    );
+
+    // Re-verify one archive offline with the same inputs: same verdicts, same bytes.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let w = open_wiring(&net.root, "validator", |c| c.validator.http = String::new()).await;
+        let (&window, summary) = state
+            .windows
+            .iter()
+            .find(|(_, s)| s.checkpoint.unwrap_or(0) >= 1)
+            .unwrap();
+        let digest: [u8; 32] = hex::decode(&summary.archive).unwrap().try_into().unwrap();
+        let (archive, bytes) = w.store.get_archive(window, &digest).await.unwrap();
+        assert_eq!(encode_archive(&archive).unwrap(), bytes.to_vec());
+        let id = w
+            .checkpoints
+            .in_effect(w.net.chain.as_ref(), window)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut current = None;
+        CurrentModel::ensure(&mut current, &w.checkpoints, id, w.device)
+            .await
+            .unwrap();
+        let model = current.unwrap();
+        let inputs = WindowInputs {
+            context: &model.context,
+            env,
+            plan: WindowPlan {
+                window,
+                window_randomness: w.net.window_randomness(window).await.unwrap(),
+                checkpoint: id.digest,
+                environment: env.id(),
+                generation: w.config.subnet.generation(),
+                group_size: w.config.subnet.group_size,
+            },
+            challenge_randomness: w.net.challenge_randomness(window).await.unwrap(),
+            deadline: w.net.deadline(window).await.unwrap(),
+            registered: vec![],
+            groups_checked: 8,
+            max_bundle_bytes: u64::MAX,
+        };
+        let again = tokio::task::block_in_place(|| reverify_archive(&archive, &inputs));
+        let archived: Vec<_> = archive.entries.iter().map(|e| e.verdict.clone()).collect();
+        assert!(!archived.is_empty());
+        assert_eq!(again, archived);
+
+        // The HTTP API over the final state.
+        let api = Arc::new(RwLock::new(ApiState {
+            hotkey: w.key.public().to_ss58(),
+            last_window: state.last_window,
+            windows: state.windows.clone(),
+            ..Default::default()
+        }));
+        let addr = serve_api("127.0.0.1:0", api).await.unwrap().to_string();
+        let get = |path: &'static str| {
+            let addr = addr.clone();
+            tokio::task::spawn_blocking(move || http_get(&addr, path))
+        };
+        assert_eq!(get("/health").await.unwrap(), (200, "ok".into()));
+        let (status, body) = get("/state").await.unwrap();
+        assert_eq!(status, 200);
+        assert!(body.contains(&w.key.public().to_ss58()));
+        let path: &'static str = Box::leak(format!("/window/{window}/state").into_boxed_str());
+        let (status, body) = get(path).await.unwrap();
+        assert_eq!(status, 200);
+        assert!(
+            body.contains("sigma_histogram") && body.contains("prompts"),
+            "{body}"
+        );
+        assert_eq!(get("/window/1/state").await.unwrap().0, 404);
+        let (status, metrics) = get("/metrics").await.unwrap();
+        assert_eq!(status, 200);
+        assert!(
+            metrics.contains("grail_validator_groups_total{reason=\"accepted\"}"),
+            "{metrics}"
+        );
+    });
+}
