@@ -256,7 +256,11 @@ state_dir = "/data/state"
         let c = NodeConfig::from_toml(MINIMAL).unwrap();
         assert_eq!((c.network.as_str(), c.netuid), ("local", 81));
         assert_eq!(c.subnet, SubnetSettings::default());
-        assert_eq!(NodeConfig::from_toml(&c.to_toml()).unwrap(), c, "round trip");
+        assert_eq!(
+            NodeConfig::from_toml(&c.to_toml()).unwrap(),
+            c,
+            "round trip"
+        );
         assert!(NodeConfig::from_toml(&format!("{MINIMAL}\nnetwrok = \"finney\"")).is_err());
         assert!(NodeConfig::from_toml(&format!("{MINIMAL}\n[subnet]\ngroup_size = 1")).is_err());
         assert!(NodeConfig::from_toml("store = 3").is_err());
