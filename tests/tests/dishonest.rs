@@ -127,7 +127,9 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
                      key: &Keypair,
                      prompt: u64,
                      rng: &mut ChaCha20Rng| {
-            make_group(ctx, &env, plan, coeffs, key, prompt, rng).unwrap()
+            make_group(ctx, &env, plan, coeffs, key, prompt, rng)
+                .unwrap()
+                .expect("distinct completions")
         };
         let upload = |w: &grail_node::wiring::Wiring, groups: Vec<Group>| {
             encode_bundle(&WindowBundle {

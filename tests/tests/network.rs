@@ -1,5 +1,5 @@
 //! An honest network end to end (tiny model, CPU): two miners, a validator and a trainer,
-//! each on its own thread and runtime, for four windows. Every honest group is accepted,
+//! each on its own thread and runtime, for five windows. Every honest group is accepted,
 //! weights are set, a trained checkpoint is published and rotated in, the HTTP API serves
 //! the state, and a sealed archive re-verifies offline to the same verdicts, byte for byte.
 
@@ -33,7 +33,7 @@ fn honest_network_trains_rotates_and_reverifies() {
     let net = TestNet::new(2, 250, 12, 12, 3);
     let env: &'static ToyEnv = Box::leak(Box::default());
     let start = net.info.start_window;
-    let windows = 4;
+    let windows = 5;
     let roles = ["trainer", "validator", "miner-1", "miner-2"];
     let mut handles = Vec::new();
     for name in roles {

@@ -138,6 +138,13 @@ async fn mine_window(
                 &mut rng,
             )
         })?;
+        let Some(group) = group else {
+            info!(
+                window,
+                prompt_id, "no distinct completions for this prompt; trying another"
+            );
+            continue;
+        };
         tokens += group
             .rollouts
             .iter()

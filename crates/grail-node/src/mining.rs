@@ -55,7 +55,8 @@ pub fn proof_material(
         .collect())
 }
 
-/// Makes one signed group for `prompt_id`.
+/// Makes one signed group for `prompt_id`; `None` when the model keeps producing the same
+/// completion (a group needs `group_size` distinct ones).
 pub fn make_group(
     context: &ModelContext,
     env: &dyn Environment,
@@ -64,17 +65,33 @@ pub fn make_group(
     key: &Keypair,
     prompt_id: u64,
     rng: &mut impl RngCore,
-) -> Result<Group, NodeError> {
+) -> Result<Option<Group>, NodeError> {
     let (problem, prompt) = context.prompt(env, prompt_id)?;
     let params = SamplingParams::from(&plan.generation);
-    let completions = context.model.generate_group(
-        &prompt,
-        plan.group_size,
-        &params,
-        &context.eos_ids,
-        rng,
-        &mut no_progress,
-    )?;
+    // Rollouts of a group must be distinct (validators reject duplicates): rows that repeat
+    // an earlier completion are sampled again, a few times at most.
+    let mut completions: Vec<grail_infer::Completion> = Vec::with_capacity(plan.group_size);
+    for _ in 0..4 {
+        let missing = plan.group_size - completions.len();
+        if missing == 0 {
+            break;
+        }
+        for c in context.model.generate_group(
+            &prompt,
+            missing,
+            &params,
+            &context.eos_ids,
+            rng,
+            &mut no_progress,
+        )? {
+            if !completions.iter().any(|d| d.tokens == c.tokens) {
+                completions.push(c);
+            }
+        }
+    }
+    if completions.len() < plan.group_size {
+        return Ok(None);
+    }
     let sequences: Vec<Vec<u32>> = completions
         .iter()
         .map(|c| prompt.iter().chain(&c.tokens).copied().collect())
@@ -117,7 +134,7 @@ pub fn make_group(
         signature: Signature([0; 64]),
     };
     key.sign_group(&mut group);
-    Ok(group)
+    Ok(Some(group))
 }
 
 /// Chooses a miner's prompt ids for a window. Miners may target the learning zone (the
