@@ -116,6 +116,27 @@ pub struct WindowInputs<'a> {
     pub max_bundle_bytes: u64,
 }
 
+impl WindowInputs<'_> {
+    /// The window's sketch coefficients for the model's hidden size.
+    pub fn coefficients(&self) -> SketchCoefficients {
+        SketchCoefficients::derive(
+            &self.plan.window_randomness,
+            self.context.model.config().hidden_size,
+        )
+    }
+
+    /// The per-group pipeline for these inputs.
+    pub fn check<'c>(&'c self, coefficients: &'c SketchCoefficients) -> WindowCheck<'c> {
+        WindowCheck {
+            context: self.context,
+            env: self.env,
+            plan: self.plan.clone(),
+            coefficients,
+            challenge_randomness: self.challenge_randomness,
+        }
+    }
+}
+
 fn bundle_reason(e: &StoreError) -> &'static str {
     match e {
         StoreError::NotFound { .. } => reason::MISSING,
@@ -134,17 +155,8 @@ pub async fn check_window(
     miners: &[MinerSource],
     validator: Hotkey,
 ) -> (Vec<MinerReport>, SealedWindow) {
-    let coefficients = SketchCoefficients::derive(
-        &inputs.plan.window_randomness,
-        inputs.context.model.config().hidden_size,
-    );
-    let check = WindowCheck {
-        context: inputs.context,
-        env: inputs.env,
-        plan: inputs.plan.clone(),
-        coefficients: &coefficients,
-        challenge_randomness: inputs.challenge_randomness,
-    };
+    let coefficients = inputs.coefficients();
+    let check = inputs.check(&coefficients);
     let window = inputs.plan.window;
     let mut reports = Vec::new();
     for m in miners {
@@ -286,17 +298,8 @@ pub fn reverify_archive(
     archive: &SealedWindow,
     inputs: &WindowInputs<'_>,
 ) -> Vec<grail_proto::archive::Verdict> {
-    let coefficients = SketchCoefficients::derive(
-        &inputs.plan.window_randomness,
-        inputs.context.model.config().hidden_size,
-    );
-    let check = WindowCheck {
-        context: inputs.context,
-        env: inputs.env,
-        plan: inputs.plan.clone(),
-        coefficients: &coefficients,
-        challenge_randomness: inputs.challenge_randomness,
-    };
+    let coefficients = inputs.coefficients();
+    let check = inputs.check(&coefficients);
     let mut reports: Vec<MinerReport> = Vec::new();
     for (i, e) in archive.entries.iter().enumerate() {
         if reports.last().is_none_or(|r| r.hotkey != e.miner) {
