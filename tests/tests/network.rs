@@ -43,6 +43,8 @@ fn honest_network_trains_rotates_and_reverifies() {
                 let w = open_wiring(&root, name, |c| {
                     c.miner.max_groups = 4;
                     c.trainer.learning_rate = 1e-3;
+                    // The offline re-verification below needs old checkpoints.
+                    c.trainer.keep_checkpoints = 100;
                     c.validator.http = String::new();
                 })
                 .await;

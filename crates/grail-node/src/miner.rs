@@ -55,10 +55,12 @@ pub async fn run(
             window = head_window;
             continue;
         }
-        match mine_window(w, env, window, &mut current, &mut strategy, &mut stop).await? {
-            Some(mined) => done.push(mined),
-            None if stop.requested() => break,
-            None => {}
+        match mine_window(w, env, window, &mut current, &mut strategy, &mut stop).await {
+            Ok(Some(mined)) => done.push(mined),
+            Ok(None) if stop.requested() => break,
+            Ok(None) => {}
+            // One window's failure (chain, beacon, store) does not end the miner.
+            Err(e) => warn!(window, "window failed: {e}"),
         }
         attempted += 1;
         window += wl;

@@ -68,8 +68,14 @@ impl TrainerState {
 }
 
 /// Training groups from sealed windows: accepted groups (in the learning zone when
-/// `in_zone_only`), with the validator's recomputed log-probs.
-pub fn training_groups(archives: &[SealedWindow], in_zone_only: bool) -> Vec<RolloutGroup> {
+/// `in_zone_only`), with the validator's recomputed log-probs. Entries that could not be
+/// trained on (archives come from other machines: empty, mismatched log-probs, ids outside
+/// a vocabulary of `vocab` tokens) are left out rather than failing the step.
+pub fn training_groups(
+    archives: &[SealedWindow],
+    in_zone_only: bool,
+    vocab: usize,
+) -> Vec<RolloutGroup> {
     let mut out = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for a in archives {
@@ -78,7 +84,23 @@ pub fn training_groups(archives: &[SealedWindow], in_zone_only: bool) -> Vec<Rol
             if in_zone_only && !grail_proto::grpo::in_learning_zone(&rewards) {
                 continue;
             }
-            if e.recomputed_logprobs.len() != e.group.rollouts.len() {
+            let Some(first) = e.group.rollouts.first() else {
+                continue;
+            };
+            let trainable = e.recomputed_logprobs.len() == e.group.rollouts.len()
+                && e.group
+                    .rollouts
+                    .iter()
+                    .zip(&e.recomputed_logprobs)
+                    .all(|(r, lp)| {
+                        r.prompt() == first.prompt()
+                            && !r.completion().is_empty()
+                            && lp.len() == r.completion().len()
+                            && lp.iter().all(|l| l.is_finite() && *l <= 0.0)
+                            && r.reward.is_finite()
+                            && r.tokens.iter().all(|&t| (t as usize) < vocab)
+                    });
+            if !trainable {
                 continue;
             }
             // Several validators archive the same group: train on it once.
@@ -86,7 +108,7 @@ pub fn training_groups(archives: &[SealedWindow], in_zone_only: bool) -> Vec<Rol
                 continue;
             }
             out.push(RolloutGroup {
-                prompt: e.group.rollouts[0].prompt().to_vec(),
+                prompt: first.prompt().to_vec(),
                 rollouts: e
                     .group
                     .rollouts
@@ -230,11 +252,18 @@ pub async fn run(
                 return Ok(state);
             }
         };
-        let groups = training_groups(&archives, w.config.trainer.in_zone_only);
+        let vocab = trainer.model().config().vocab_size;
+        let groups = training_groups(&archives, w.config.trainer.in_zone_only, vocab);
         let mut updated = false;
         if !groups.is_empty() {
             for _ in 0..w.config.trainer.steps_per_window.max(1) {
-                let report = tokio::task::block_in_place(|| trainer.step(&groups))?;
+                let report = match tokio::task::block_in_place(|| trainer.step(&groups)) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        warn!(window, "training step failed: {e}");
+                        break;
+                    }
+                };
                 info!(
                     window,
                     loss = report.loss,

@@ -57,6 +57,9 @@ pub struct WindowSummary {
     pub weights: Vec<(u16, u16)>,
     /// SHA-256 of the sealed archive (hex).
     pub archive: String,
+    /// Why the window could not be validated, when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Everything the validator persists (`validator-state.json`).
@@ -482,7 +485,28 @@ pub async fn run(
         if !w.net.wait_for_block(window + wl + 1, &mut stop).await? {
             break;
         }
-        let summary = validate_window(w, env, window, &mut current, &mut state).await?;
+        // Transient failures (chain, beacon, a store) are retried; a window that still
+        // fails is recorded with its error and skipped, not fatal.
+        let mut attempt = 0;
+        let summary = loop {
+            match validate_window(w, env, window, &mut current, &mut state).await {
+                Ok(s) => break s,
+                Err(e) if attempt < 3 && !stop.requested() => {
+                    attempt += 1;
+                    warn!(window, attempt, "validation failed, retrying: {e}");
+                    stop.sleep(std::time::Duration::from_secs(2 * attempt))
+                        .await;
+                }
+                Err(e) => {
+                    warn!(window, "giving up on the window: {e}");
+                    break WindowSummary {
+                        window,
+                        error: Some(e.to_string()),
+                        ..Default::default()
+                    };
+                }
+            }
+        };
         info!(
             window,
             accepted = summary.verdicts.get(reason::ACCEPTED).copied().unwrap_or(0),
