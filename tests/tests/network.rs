@@ -1,5 +1,6 @@
 //! An honest network end to end (tiny model, CPU): two miners, a validator and a trainer,
-//! each on its own thread and runtime, for five windows. Every honest group is accepted,
+//! each on its own thread and runtime, for five windows (the validator and the trainer
+//! restart after two and resume from their state). Every honest group is accepted,
 //! weights are set, a trained checkpoint is published and rotated in, the HTTP API serves
 //! the state, and a sealed archive re-verifies offline to the same verdicts, byte for byte.
 
@@ -49,18 +50,47 @@ fn honest_network_trains_rotates_and_reverifies() {
                 })
                 .await;
                 let (from, n, stop) = (Some(start), Some(windows), Stop::never());
-                match name {
-                    "trainer" => grail_node::trainer::run(&w, env, from, n, stop)
+                // The validator and the trainer stop after two windows and start again:
+                // the second run resumes from their saved state.
+                let first = 2;
+                let result = match name {
+                    "trainer" => {
+                        async {
+                            grail_node::trainer::run(&w, env, from, Some(first), stop.clone())
+                                .await?;
+                            let s = grail_node::trainer::run(
+                                &w,
+                                env,
+                                None,
+                                Some(n.unwrap() - first),
+                                stop,
+                            )
+                            .await?;
+                            Ok(s.published.len())
+                        }
                         .await
-                        .map(|s| s.published.len()),
-                    "validator" => grail_node::validator::run(&w, env, from, n, stop)
+                    }
+                    "validator" => {
+                        async {
+                            grail_node::validator::run(&w, env, from, Some(first), stop.clone())
+                                .await?;
+                            let s = grail_node::validator::run(
+                                &w,
+                                env,
+                                None,
+                                Some(n.unwrap() - first),
+                                stop,
+                            )
+                            .await?;
+                            Ok(s.windows.len())
+                        }
                         .await
-                        .map(|s| s.windows.len()),
+                    }
                     _ => grail_node::miner::run(&w, env, from, n, stop)
                         .await
                         .map(|m| m.len()),
-                }
-                .unwrap_or_else(|e| panic!("{name}: {e}"))
+                };
+                result.unwrap_or_else(|e: grail_node::NodeError| panic!("{name}: {e}"))
             })
         }));
     }

@@ -55,7 +55,7 @@ enum LocalnetCommand {
         #[arg(long, default_value = "echo")]
         environment: String,
         /// Seconds before the first window may start (model loading).
-        #[arg(long, default_value_t = 25)]
+        #[arg(long, default_value_t = 20)]
         lead_secs: u64,
         /// libtorch threads per process.
         #[arg(long, default_value_t = 1)]

@@ -120,10 +120,11 @@ impl CheckpointSource {
                 id.number
             )));
         }
+        // The base model is checkpoint 0; later checkpoints are always downloaded.
         if let Some(base) = self
             .base
             .as_ref()
-            .filter(|b| matches_manifest(b, &signed.manifest))
+            .filter(|b| id.number == 0 && matches_manifest(b, &signed.manifest))
         {
             return Ok(base.clone());
         }

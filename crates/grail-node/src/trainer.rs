@@ -289,10 +289,10 @@ pub async fn run(
             let number = id.number + 1;
             let out = dir.join("exports").join(format!("ckpt-{number:06}"));
             export_model(trainer.model(), &files, &out)?;
-            // In effect from the window after the next boundary that is at least half a
-            // window away, so every miner sees the announcement before that window starts.
+            // In effect from the first window that starts at least a whole window from now,
+            // so the announcement reaches every miner before that window begins.
             let head = w.net.chain.block_number().await?;
-            let effective = w.net.window_of(head + wl / 2) + wl;
+            let effective = w.net.window_of(head + wl) + wl;
             let signed = w
                 .store
                 .publish_checkpoint(
@@ -304,12 +304,12 @@ pub async fn run(
                     &w.key,
                 )
                 .await?;
-            trainer.save_state(&optimizer_dir)?;
             id = CheckpointId {
                 number,
                 digest: signed.manifest.digest(),
             };
             announce(w, id, effective).await?;
+            trainer.save_state(&optimizer_dir)?;
             state.published.push(Published {
                 number,
                 digest: hex::encode(id.digest),
