@@ -141,7 +141,8 @@ pub struct TrainerSettings {
     pub steps_per_window: usize,
     /// Publish a checkpoint after this many windows with at least one update.
     pub publish_every: u64,
-    /// Checkpoints kept in the store.
+    /// Retention: every checkpoint not yet in effect, the one in effect now and the
+    /// `keep_checkpoints − 1` before it stay in the store.
     pub keep_checkpoints: usize,
     /// Peak learning rate.
     pub learning_rate: f64,

@@ -231,6 +231,10 @@ pub fn summary(root: &Path) -> Result<String, NodeError> {
                     .map(|(r, n)| format!("{n} bundle {r}")),
             )
             .collect();
+        let rejected: Vec<String> = match &s.error {
+            Some(e) => vec![format!("window not validated: {e}")],
+            None => rejected,
+        };
         let bundles = s.bundles.get("accepted").copied().unwrap_or(0);
         let total: u32 = s.weights.iter().map(|(_, v)| *v as u32).sum();
         let weights: Vec<String> = s

@@ -322,9 +322,20 @@ pub async fn run(
                 effective,
                 "checkpoint published"
             );
-            w.store
-                .prune_checkpoints(w.config.trainer.keep_checkpoints)
-                .await?;
+            // Keep every checkpoint not yet in effect, the one in effect now and the
+            // `keep_checkpoints − 1` before it: validators behind by a few windows still
+            // find the checkpoint of the window they check.
+            let now = w.net.current_window().await?;
+            let effective: Vec<u64> = state
+                .published
+                .iter()
+                .filter(|p| p.effective_window <= now)
+                .map(|p| p.number)
+                .collect();
+            let keep = w.config.trainer.keep_checkpoints.max(1);
+            if let Some(&first_kept) = effective.iter().rev().nth(keep - 1) {
+                w.store.prune_checkpoints_before(first_kept).await?;
+            }
             model_dir = out;
             pending_windows = 0;
             first_trained = None;

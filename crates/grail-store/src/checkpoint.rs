@@ -298,18 +298,33 @@ impl Store {
 
     /// Retention: keeps the newest `keep` checkpoints (and the one `latest` names).
     pub async fn prune_checkpoints(&self, keep: usize) -> Result<usize, StoreError> {
-        let metas = self.list("checkpoints/").await?;
-        let mut numbers: Vec<u64> = metas
+        let numbers = self.checkpoint_numbers().await?;
+        let cut = numbers.len().saturating_sub(keep.max(1));
+        match numbers.get(cut) {
+            Some(&first_kept) => self.prune_checkpoints_before(first_kept).await,
+            None => Ok(0),
+        }
+    }
+
+    /// Checkpoint numbers present, ascending.
+    pub async fn checkpoint_numbers(&self) -> Result<Vec<u64>, StoreError> {
+        let mut numbers: Vec<u64> = self
+            .list("checkpoints/")
+            .await?
             .iter()
             .filter_map(|m| layout::checkpoint_of(m.location.as_ref()))
             .collect();
         numbers.sort_unstable();
         numbers.dedup();
-        let cut = numbers.len().saturating_sub(keep.max(1));
-        let doomed: std::collections::HashSet<u64> = numbers[..cut].iter().copied().collect();
+        Ok(numbers)
+    }
+
+    /// Retention: deletes every checkpoint numbered below `first_kept`; returns how many
+    /// objects went.
+    pub async fn prune_checkpoints_before(&self, first_kept: u64) -> Result<usize, StoreError> {
         let mut removed = 0;
-        for meta in metas {
-            if layout::checkpoint_of(meta.location.as_ref()).is_some_and(|n| doomed.contains(&n)) {
+        for meta in self.list("checkpoints/").await? {
+            if layout::checkpoint_of(meta.location.as_ref()).is_some_and(|n| n < first_kept) {
                 self.delete(meta.location.as_ref()).await?;
                 removed += 1;
             }
