@@ -227,3 +227,42 @@ fn honest_network_trains_rotates_and_reverifies() {
         );
     });
 }
+
+/// Ctrl-C in the middle of a window: the miner stops between groups and uploads nothing
+/// for the unfinished window.
+#[test]
+fn a_stopped_miner_uploads_no_partial_bundle() {
+    let net = TestNet::new(1, 250, 40, 12, 1);
+    let env = ToyEnv::default();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let trainer = open_wiring(&net.root, "trainer", |_| {}).await;
+        grail_node::trainer::run(&trainer, &env, None, Some(0), Stop::never())
+            .await
+            .unwrap();
+        let miner = open_wiring(&net.root, "miner-1", |c| c.miner.max_groups = 100_000).await;
+        let window = miner.net.current_window().await.unwrap() + 40;
+        let (tx, stop) = grail_node::network::stop_signal();
+        let chain = miner.net.chain.clone();
+        tokio::spawn(async move {
+            // Two seconds into the window (of ten), mid-generation.
+            while chain.block_number().await.unwrap() < window + 8 {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            let _ = tx.send(true);
+        });
+        let mined = grail_node::miner::run(&miner, &env, Some(window), Some(1), stop)
+            .await
+            .unwrap();
+        assert!(mined.is_empty(), "{mined:?}");
+        assert!(miner.store.list_bundles(window).await.unwrap().is_empty());
+        assert!(
+            miner.net.chain.block_number().await.unwrap() < window + 40,
+            "it stopped before the deadline"
+        );
+    });
+}

@@ -100,6 +100,26 @@ impl RoleArgs {
     }
 }
 
+/// The hotkey password: from the environment, else asked on the terminal (without echo)
+/// when the file is encrypted and a terminal is there.
+fn password_for(path: &std::path::Path) -> Result<Option<String>, NodeError> {
+    use std::io::{IsTerminal, Read};
+    if let Some(p) = crate::wiring::hotkey_password(path) {
+        return Ok(Some(p));
+    }
+    let mut head = [0u8; 5];
+    let encrypted = std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && &head == b"$NACL";
+    if !encrypted || !std::io::stdin().is_terminal() {
+        return Ok(None);
+    }
+    rpassword::prompt_password(format!("Password for hotkey {}: ", path.display()))
+        .map(Some)
+        .map_err(|e| NodeError::io("reading the hotkey password", e))
+}
+
 /// Sets up `tracing` output (`RUST_LOG` filters; default `info`).
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -121,7 +141,8 @@ pub async fn run_role(role: Role, args: RoleArgs) -> Result<(), NodeError> {
     init_logging(args.log_format);
     let config = args.node_config()?;
     let env = grail_env::by_name(&config.subnet.environment, None)?;
-    let wiring = Wiring::open(config).await?;
+    let password = password_for(&config.hotkey_file)?;
+    let wiring = Wiring::open_with_password(config, password).await?;
     info!(
         role = role.name(),
         hotkey = %wiring.key.public().to_ss58(),

@@ -59,23 +59,30 @@ pub fn store_of_commitment(commitment: &Commitment, local_network: bool) -> Opti
 
 /// The password of an encrypted hotkey file: `GRAIL_HOTKEY_PASSWORD`, else the Bittensor
 /// SDK's `BT_PW_…` variable for that path.
-fn hotkey_password(path: &Path) -> Option<String> {
+pub fn hotkey_password(path: &Path) -> Option<String> {
     std::env::var("GRAIL_HOTKEY_PASSWORD")
         .ok()
         .or_else(|| std::env::var(grail_chain::keys::password_env_var(path)).ok())
 }
 
 impl Wiring {
-    /// Opens everything the configuration names.
+    /// Opens everything the configuration names (an encrypted hotkey's password from the
+    /// environment, see [`hotkey_password`]).
     pub async fn open(config: NodeConfig) -> Result<Self, NodeError> {
+        let password = hotkey_password(&config.hotkey_file);
+        Self::open_with_password(config, password).await
+    }
+
+    /// [`Wiring::open`] with the hotkey password given.
+    pub async fn open_with_password(
+        config: NodeConfig,
+        password: Option<String>,
+    ) -> Result<Self, NodeError> {
         config.subnet.validate()?;
         if config.threads > 0 {
             tch::set_num_threads(config.threads as i32);
         }
-        let key = grail_chain::keys::load_hotkey(
-            &config.hotkey_file,
-            hotkey_password(&config.hotkey_file).as_deref(),
-        )?;
+        let key = grail_chain::keys::load_hotkey(&config.hotkey_file, password.as_deref())?;
         let (chain, block_time_ms): (Arc<dyn Chain>, u64) = if config.network == "local" {
             let dir = config.local_chain.as_ref().ok_or_else(|| {
                 NodeError::Config("network `local` needs `local_chain` (a directory)".into())
