@@ -230,7 +230,10 @@ impl NodeConfig {
     pub fn load(path: &std::path::Path) -> Result<Self, NodeError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| NodeError::io(format!("reading {}", path.display()), e))?;
-        Self::from_toml(&text).map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))
+        Self::from_toml(&text).map_err(|e| match e {
+            NodeError::Config(m) => NodeError::Config(format!("{}: {m}", path.display())),
+            other => other,
+        })
     }
 
     /// As TOML.
