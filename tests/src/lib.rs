@@ -135,6 +135,30 @@ pub fn spawn_role<T: Send + 'static>(
         .expect("thread")
 }
 
+/// A multi-threaded runtime (the roles use `block_in_place`).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// What the trainer does at start: publish the base model as checkpoint 0 and announce it.
+pub async fn publish_base(root: &Path, env: &dyn Environment) -> Wiring {
+    let trainer = open_wiring(root, "trainer", |_| {}).await;
+    grail_node::trainer::run(
+        &trainer,
+        env,
+        None,
+        Some(0),
+        grail_node::network::Stop::never(),
+    )
+    .await
+    .expect("checkpoint 0");
+    trainer
+}
+
 /// Opens the handles of participant `name` of the network at `root`.
 pub async fn open_wiring(root: &Path, name: &str, edit: impl FnOnce(&mut NodeConfig)) -> Wiring {
     let mut c = NodeConfig::load(&root.join(format!("{name}.toml"))).expect("config");

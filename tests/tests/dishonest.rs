@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use grail_chain::CheckpointAnnouncement;
-use grail_e2e::{open_wiring, TestNet, ToyEnv};
+use grail_e2e::{open_wiring, publish_base, runtime, TestNet, ToyEnv};
 use grail_env::Environment;
 use grail_node::context::ModelContext;
 use grail_node::mining::{make_group, WindowPlan};
@@ -55,17 +55,10 @@ fn truncate(g: &mut Group, keep_completion: usize) {
 fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() {
     let net = TestNet::new(1 + ATTACKS.len(), 250, 40, 12, 2);
     let env = ToyEnv::default();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         // Checkpoint 0 (the tiny model) as the trainer publishes it at start.
-        let trainer = open_wiring(&net.root, "trainer", |_| {}).await;
-        grail_node::trainer::run(&trainer, &env, None, Some(0), Stop::never())
-            .await
-            .unwrap();
+        let trainer = publish_base(&net.root, &env).await;
         let window = trainer.net.current_window().await.unwrap() + 40;
         // Checkpoint 1 (other weights) in effect from `window`: the stale miner keeps 0.
         let other = net.other_model();

@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::sync::{Arc, RwLock};
 
-use grail_e2e::{open_wiring, spawn_role, TestNet, ToyEnv};
+use grail_e2e::{open_wiring, publish_base, runtime, spawn_role, TestNet, ToyEnv};
 use grail_env::Environment;
 use grail_node::checkpoints::CurrentModel;
 use grail_node::mining::WindowPlan;
@@ -49,47 +49,27 @@ fn honest_network_trains_rotates_and_reverifies() {
                     c.validator.http = String::new();
                 })
                 .await;
-                let (from, n, stop) = (Some(start), Some(windows), Stop::never());
                 // The validator and the trainer stop after two windows and start again:
                 // the second run resumes from their saved state.
-                let first = 2;
-                let result = match name {
-                    "trainer" => {
-                        async {
-                            grail_node::trainer::run(&w, env, from, Some(first), stop.clone())
-                                .await?;
-                            let s = grail_node::trainer::run(
-                                &w,
-                                env,
-                                None,
-                                Some(n.unwrap() - first),
-                                stop,
-                            )
-                            .await?;
-                            Ok(s.published.len())
-                        }
-                        .await
-                    }
-                    "validator" => {
-                        async {
-                            grail_node::validator::run(&w, env, from, Some(first), stop.clone())
-                                .await?;
-                            let s = grail_node::validator::run(
-                                &w,
-                                env,
-                                None,
-                                Some(n.unwrap() - first),
-                                stop,
-                            )
-                            .await?;
-                            Ok(s.windows.len())
-                        }
-                        .await
-                    }
-                    _ => grail_node::miner::run(&w, env, from, n, stop)
-                        .await
-                        .map(|m| m.len()),
+                let runs = match name {
+                    "trainer" | "validator" => vec![(Some(start), 2), (None, windows - 2)],
+                    _ => vec![(Some(start), windows)],
                 };
+                let mut result = Ok(0);
+                for (from, n) in runs {
+                    let (n, stop) = (Some(n), Stop::never());
+                    result = match name {
+                        "trainer" => grail_node::trainer::run(&w, env, from, n, stop)
+                            .await
+                            .map(|s| s.published.len()),
+                        "validator" => grail_node::validator::run(&w, env, from, n, stop)
+                            .await
+                            .map(|s| s.windows.len()),
+                        _ => grail_node::miner::run(&w, env, from, n, stop)
+                            .await
+                            .map(|m| m.len()),
+                    };
+                }
                 result.unwrap_or_else(|e: grail_node::NodeError| panic!("{name}: {e}"))
             })
         }));
@@ -148,10 +128,7 @@ fn honest_network_trains_rotates_and_reverifies() {
     );
 
     // Re-verify one archive offline with the same inputs: same verdicts, same bytes.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let w = open_wiring(&net.root, "validator", |c| c.validator.http = String::new()).await;
         let (&window, summary) = state
@@ -234,16 +211,9 @@ fn honest_network_trains_rotates_and_reverifies() {
 fn a_stopped_miner_uploads_no_partial_bundle() {
     let net = TestNet::new(1, 250, 40, 12, 1);
     let env = ToyEnv::default();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
-        let trainer = open_wiring(&net.root, "trainer", |_| {}).await;
-        grail_node::trainer::run(&trainer, &env, None, Some(0), Stop::never())
-            .await
-            .unwrap();
+        publish_base(&net.root, &env).await;
         let miner = open_wiring(&net.root, "miner-1", |c| c.miner.max_groups = 100_000).await;
         let window = miner.net.current_window().await.unwrap() + 40;
         let (tx, stop) = grail_node::network::stop_signal();

@@ -5,19 +5,21 @@
 
 use std::path::PathBuf;
 
-use grail_chain::{CheckpointAnnouncement, Commitment};
+use grail_chain::CheckpointAnnouncement;
 use grail_env::Environment;
 use grail_grpo::checkpoint::export_model;
 use grail_grpo::{GrpoConfig, RolloutGroup, StepReport, Trainer, TrainingRollout};
 use grail_infer::{no_progress, ModelDir};
 use grail_proto::archive::SealedWindow;
+use grail_proto::Hotkey;
+use grail_store::Store;
 use serde::{Deserialize, Serialize};
 use tch::Kind;
 use tracing::{info, warn};
 
 use crate::checkpoints::CheckpointId;
 use crate::network::Stop;
-use crate::wiring::{store_of_commitment, Wiring};
+use crate::wiring::Wiring;
 use crate::{read_json, write_atomic, NodeError};
 
 /// One published checkpoint.
@@ -140,25 +142,20 @@ async fn announce(w: &Wiring, id: CheckpointId, effective_window: u64) -> Result
     Ok(())
 }
 
-async fn sealed_archives(w: &Wiring, window: u64) -> Result<Vec<SealedWindow>, NodeError> {
-    let metagraph = w.net.chain.metagraph().await?;
-    let commitments = w.net.chain.commitments().await?;
-    let local = w.config.network == "local";
+/// The sealed archives of `window` in the validators' buckets.
+async fn sealed_archives(
+    validators: &[(Hotkey, Store)],
+    window: u64,
+) -> Result<Vec<SealedWindow>, NodeError> {
     let mut out = Vec::new();
-    for n in metagraph.neurons.iter().filter(|n| n.validator_permit) {
-        let Some(store) = commitments
-            .get(&n.hotkey)
-            .and_then(|c: &Commitment| store_of_commitment(c, local))
-        else {
-            continue;
-        };
+    for (hotkey, store) in validators {
         for digest in store.list_archives(window).await? {
             match store.get_archive(window, &digest).await {
-                Ok((a, _)) if a.validator == n.hotkey => out.push(a),
+                Ok((a, _)) if a.validator == *hotkey => out.push(a),
                 Ok(_) => warn!(
                     window,
                     "an archive in {} names another validator",
-                    n.hotkey.to_ss58()
+                    hotkey.to_ss58()
                 ),
                 Err(e) => warn!(window, "unreadable archive: {e}"),
             }
@@ -180,35 +177,34 @@ pub async fn run(
     let me = w.key.public();
     let wl = w.net.window_length;
     // The latest checkpoint, or the base model published as checkpoint 0.
-    let (mut id, mut model_dir): (CheckpointId, PathBuf) =
-        match w.store.latest_checkpoint(&me).await? {
-            Some(signed) => {
-                let id = CheckpointId {
-                    number: signed.manifest.number,
-                    digest: signed.manifest.digest(),
-                };
-                (id, w.checkpoints.fetch(id).await?)
-            }
-            None => {
-                let signed = w
-                    .store
-                    .publish_checkpoint(&w.config.model, 0, None, (0, 0), 0, &w.key)
-                    .await?;
-                let id = CheckpointId {
-                    number: 0,
-                    digest: signed.manifest.digest(),
-                };
-                state.published.push(Published {
-                    number: 0,
-                    digest: hex::encode(id.digest),
-                    trained_through: None,
-                    effective_window: 0,
-                });
-                state.save(&dir)?;
-                info!("published the base model as checkpoint 0");
-                (id, w.config.model.clone())
-            }
-        };
+    let (mut id, model_dir): (CheckpointId, PathBuf) = match w.store.latest_checkpoint(&me).await? {
+        Some(signed) => {
+            let id = CheckpointId {
+                number: signed.manifest.number,
+                digest: signed.manifest.digest(),
+            };
+            (id, w.checkpoints.fetch(id).await?)
+        }
+        None => {
+            let signed = w
+                .store
+                .publish_checkpoint(&w.config.model, 0, None, (0, 0), 0, &w.key)
+                .await?;
+            let id = CheckpointId {
+                number: 0,
+                digest: signed.manifest.digest(),
+            };
+            state.published.push(Published {
+                number: 0,
+                digest: hex::encode(id.digest),
+                trained_through: None,
+                effective_window: 0,
+            });
+            state.save(&dir)?;
+            info!("published the base model as checkpoint 0");
+            (id, w.config.model.clone())
+        }
+    };
     let effective = state.published.last().map_or(0, |p| p.effective_window);
     announce(w, id, effective).await?;
     let files = ModelDir::open(&model_dir)?;
@@ -242,8 +238,16 @@ pub async fn run(
         if !w.net.wait_for_block(window + wl + 1, &mut stop).await? {
             break;
         }
+        // Who the validators are is read once per window; their buckets are polled.
+        let validators: Vec<(Hotkey, Store)> = w
+            .registered_stores(|n| n.validator_permit)
+            .await?
+            .1
+            .into_iter()
+            .map(|(n, store)| (n.hotkey, store))
+            .collect();
         let archives = loop {
-            let archives = sealed_archives(w, window).await?;
+            let archives = sealed_archives(&validators, window).await?;
             let head = w.net.chain.block_number().await?;
             if !archives.is_empty() || head > window + 3 * wl {
                 break archives;
@@ -336,11 +340,9 @@ pub async fn run(
             if let Some(&first_kept) = effective.iter().rev().nth(keep - 1) {
                 w.store.prune_checkpoints_before(first_kept).await?;
             }
-            model_dir = out;
             pending_windows = 0;
             first_trained = None;
         }
-        let _ = &model_dir;
         state.last_window = Some(window);
         state.save(&dir)?;
         processed += 1;

@@ -27,7 +27,7 @@ use crate::scoring::{weights, ScoreRule, WorkHistory};
 use crate::verify::{
     archive_entries, mark_copycats, reason, sample_groups, CheckedGroup, MinerReport, WindowCheck,
 };
-use crate::wiring::{store_of_commitment, Wiring};
+use crate::wiring::Wiring;
 use crate::{read_json, write_atomic, NodeError};
 
 /// What happened in one window.
@@ -557,23 +557,18 @@ async fn validate_window(
     };
     CurrentModel::ensure(current, &w.checkpoints, id, w.device).await?;
     let model = current.as_ref().expect("ensured above");
-    let metagraph = w.net.chain.metagraph().await?;
-    let commitments = w.net.chain.commitments().await?;
-    let local = w.config.network == "local";
     let me = w.key.public();
-    let miners: Vec<MinerSource> = metagraph
-        .neurons
-        .iter()
-        .filter(|n| n.hotkey != me && n.hotkey != w.checkpoints.trainer && !n.validator_permit)
-        .filter_map(|n| {
-            let store = commitments
-                .get(&n.hotkey)
-                .and_then(|c| store_of_commitment(c, local))?;
-            Some(MinerSource {
-                hotkey: n.hotkey,
-                uid: n.uid,
-                store,
-            })
+    let trainer = w.checkpoints.trainer;
+    let (metagraph, stores) = w
+        .registered_stores(|n| n.hotkey != me && n.hotkey != trainer && !n.validator_permit)
+        .await?;
+    let registered: Vec<Hotkey> = metagraph.neurons.iter().map(|n| n.hotkey).collect();
+    let miners: Vec<MinerSource> = stores
+        .into_iter()
+        .map(|(n, store)| MinerSource {
+            hotkey: n.hotkey,
+            uid: n.uid,
+            store,
         })
         .collect();
     let inputs = WindowInputs {
@@ -589,7 +584,7 @@ async fn validate_window(
         },
         challenge_randomness: w.net.challenge_randomness(window).await?,
         deadline: w.net.deadline(window).await?,
-        registered: metagraph.neurons.iter().map(|n| n.hotkey).collect(),
+        registered,
         groups_checked: w.config.validator.groups_checked,
         max_bundle_bytes: w.config.validator.max_bundle_bytes,
     };

@@ -66,6 +66,29 @@ pub fn hotkey_password(path: &Path) -> Option<String> {
 }
 
 impl Wiring {
+    /// Registered participants that `keep` selects, with the bucket their commitment names
+    /// (participants without a readable commitment are left out), and the metagraph read.
+    pub async fn registered_stores(
+        &self,
+        keep: impl Fn(&grail_chain::Neuron) -> bool,
+    ) -> Result<(grail_chain::Metagraph, Vec<(grail_chain::Neuron, Store)>), NodeError> {
+        let metagraph = self.net.chain.metagraph().await?;
+        let commitments = self.net.chain.commitments().await?;
+        let local = self.config.network == "local";
+        let stores = metagraph
+            .neurons
+            .iter()
+            .filter(|n| keep(n))
+            .filter_map(|n| {
+                let store = commitments
+                    .get(&n.hotkey)
+                    .and_then(|c| store_of_commitment(c, local))?;
+                Some((n.clone(), store))
+            })
+            .collect();
+        Ok((metagraph, stores))
+    }
+
     /// Opens everything the configuration names (an encrypted hotkey's password from the
     /// environment, see [`hotkey_password`]).
     pub async fn open(config: NodeConfig) -> Result<Self, NodeError> {
