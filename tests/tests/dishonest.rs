@@ -1,5 +1,6 @@
 //! Dishonest miners in one window, next to an honest one (tiny model, CPU). Each attack is
-//! rejected with its named reason; the honest miner's groups are all accepted.
+//! rejected with its named reason and earns no credit; the honest miner's groups are all
+//! accepted and credited.
 
 use std::collections::BTreeMap;
 
@@ -7,17 +8,18 @@ use grail_chain::CheckpointAnnouncement;
 use grail_e2e::{open_wiring, publish_base, runtime, TestNet, ToyEnv};
 use grail_env::Environment;
 use grail_node::context::ModelContext;
-use grail_node::mining::{make_group, WindowPlan};
+use grail_node::mining::{assemble_group, make_group, sample_completions, WindowPlan};
 use grail_node::network::Stop;
 use grail_node::validator::{check_window, MinerSource, WindowInputs};
 use grail_node::wiring::store_of_commitment;
+use grail_proto::rules::bundle::ReplaySet;
 use grail_proto::signing::Keypair;
 use grail_proto::{encode_bundle, Group, SketchCoefficients, WindowBundle};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 /// Attacks, in miner order (miner-2 onwards); miner-1 is honest.
-const ATTACKS: [(&str, &str); 17] = [
+const ATTACKS: [(&str, &str); 34] = [
     ("substitution", "proof_failed"),
     ("tampered_token", "proof_failed"),
     ("wrong_prompt", "prompt_mismatch"),
@@ -31,10 +33,31 @@ const ATTACKS: [(&str, &str); 17] = [
     ("reward", "reward_mismatch"),
     ("logprobs", "logprobs_mismatch"),
     ("copycat", "copycat"),
-    ("duplicate_rollouts", "duplicate_rollouts"),
     ("oversized", "oversized"),
     ("malformed", "malformed"),
     ("late", "late_upload"),
+    // Protocol v3: tokens must be the ones the public uniforms sample from the checkpoint.
+    ("cheaper_model", "sampling_mismatch"),
+    ("temperature", "sampling_mismatch"),
+    ("best_of_n", "sampling_mismatch"),
+    ("edited_token", "sampling_mismatch"),
+    // Work counted once.
+    ("duplicate_group", "duplicate_group"),
+    ("duplicate_prompt", "duplicate_prompt"),
+    ("replay", "replay"),
+    ("group_size", "group_size"),
+    // One bad group among good ones zeroes the whole window.
+    ("one_bad_group", "reward_mismatch"),
+    // The remaining binding and bundle reasons.
+    ("missing", "missing"),
+    ("integrity", "integrity"),
+    ("bundle_for_another_miner", "hotkey_mismatch"),
+    ("wrong_window", "window_mismatch"),
+    ("wrong_environment", "environment_mismatch"),
+    ("declared_temperature", "generation_mismatch"),
+    ("token_outside_vocabulary", "token_limits"),
+    ("advantages", "advantages_mismatch"),
+    ("overlong_completion", "token_limits"),
 ];
 
 /// Re-signs after a mutation, as a real attacker would.
@@ -119,11 +142,30 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
                      coeffs: &SketchCoefficients,
                      key: &Keypair,
                      prompt: u64,
-                     rng: &mut ChaCha20Rng| {
-            make_group(ctx, &env, plan, coeffs, key, prompt, rng)
-                .unwrap()
-                .expect("distinct completions")
+                     _rng: &mut ChaCha20Rng| {
+            make_group(ctx, &env, plan, coeffs, key, prompt).unwrap()
         };
+        // A group of `completions` for `prompt`, with honest proof material from the
+        // current model: only the tokens are off-policy.
+        let forged = |key: &Keypair, prompt: u64, completions: &[Vec<u32>]| {
+            let (problem, tokens) = current.prompt(&env, prompt).unwrap();
+            assemble_group(
+                &current,
+                &env,
+                &plan,
+                &coefficients,
+                key,
+                prompt,
+                (&problem, &tokens),
+                completions,
+            )
+            .unwrap()
+        };
+        let completions = |g: &Group| -> Vec<Vec<u32>> {
+            g.rollouts.iter().map(|r| r.completion().to_vec()).collect()
+        };
+        let mut replay = ReplaySet::default();
+        replay.begin(ckpt1, window);
         let upload = |w: &grail_node::wiring::Wiring, groups: Vec<Group>| {
             encode_bundle(&WindowBundle {
                 hotkey: w.key.public(),
@@ -256,10 +298,177 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
                         .collect();
                     upload(w, copied)
                 }
-                "duplicate_rollouts" => {
+                "cheaper_model" => {
+                    // Tokens from another model with the same public uniforms.
+                    let (_, tokens) = stale.prompt(&env, prompt).unwrap();
+                    let cheap = sample_completions(&stale, &plan, &key.public(), &tokens).unwrap();
+                    assert_ne!(cheap, completions(&g));
+                    upload(w, vec![forged(key, prompt, &cheap)])
+                }
+                "temperature" => {
+                    let cold = WindowPlan {
+                        generation: grail_proto::GenerationParams {
+                            temperature_milli: 500,
+                            ..plan.generation
+                        },
+                        ..plan.clone()
+                    };
+                    let (_, tokens) = current.prompt(&env, prompt).unwrap();
+                    let c = sample_completions(&current, &cold, &key.public(), &tokens).unwrap();
+                    assert_ne!(c, completions(&g));
+                    upload(w, vec![forged(key, prompt, &c)])
+                }
+                "best_of_n" => {
+                    // Four private samples per slot; keep the best-scoring one.
+                    let (problem, tokens) = current.prompt(&env, prompt).unwrap();
+                    let params = grail_infer::SamplingParams::from(&plan.generation);
+                    let candidates = current
+                        .model
+                        .generate_group(
+                            &tokens,
+                            4 * plan.group_size,
+                            &params,
+                            &current.eos_ids,
+                            &mut rng,
+                            &mut grail_infer::no_progress,
+                        )
+                        .unwrap();
+                    let best: Vec<Vec<u32>> = candidates
+                        .chunks(4)
+                        .map(|c| {
+                            c.iter()
+                                .max_by(|a, b| {
+                                    let r = |x: &grail_infer::Completion| {
+                                        current.reward(&env, &problem, &x.tokens).unwrap().total
+                                    };
+                                    r(a).total_cmp(&r(b))
+                                })
+                                .unwrap()
+                                .tokens
+                                .clone()
+                        })
+                        .collect();
+                    upload(w, vec![forged(key, prompt, &best)])
+                }
+                "edited_token" => {
+                    let mut c = completions(&g);
+                    let t = &mut c[0][0];
+                    *t = (*t + 1) % 400 + 3;
+                    if current.eos_ids.contains(t) {
+                        *t += 1;
+                    }
+                    upload(w, vec![forged(key, prompt, &c)])
+                }
+                "duplicate_group" => upload(w, vec![g.clone(), g]),
+                "duplicate_prompt" => {
+                    // A second group for the same prompt: resampled with private randomness.
+                    let (_, tokens) = current.prompt(&env, prompt).unwrap();
+                    let params = grail_infer::SamplingParams::from(&plan.generation);
+                    let again: Vec<Vec<u32>> = current
+                        .model
+                        .generate_group(
+                            &tokens,
+                            plan.group_size,
+                            &params,
+                            &current.eos_ids,
+                            &mut rng,
+                            &mut grail_infer::no_progress,
+                        )
+                        .unwrap()
+                        .into_iter()
+                        .map(|c| c.tokens)
+                        .collect();
+                    upload(w, vec![g, forged(key, prompt, &again)])
+                }
+                "replay" => {
+                    // The work of an earlier window, re-signed for this one.
+                    replay.record(window - 40, [grail_proto::binding::work_digest(&g)]);
+                    upload(w, vec![g])
+                }
+                "group_size" => {
                     let mut g = g;
-                    g.rollouts[1] = g.rollouts[0].clone();
+                    g.rollouts.pop();
                     upload(w, vec![resign(key, g)])
+                }
+                "missing" => continue,
+                "integrity" => {
+                    // A published digest, then other bytes under the bundle's key.
+                    w.store
+                        .upload_bundle(window, &key.public(), upload(w, vec![g.clone()]))
+                        .await
+                        .unwrap();
+                    let other = upload(w, vec![g, honest_groups[0].clone()]);
+                    w.store
+                        .put(
+                            &grail_store::layout::bundle(window, &key.public()),
+                            other.into(),
+                        )
+                        .await
+                        .unwrap();
+                    continue;
+                }
+                "bundle_for_another_miner" => encode_bundle(&WindowBundle {
+                    hotkey: honest.key.public(),
+                    window,
+                    groups: honest_groups.clone(),
+                })
+                .unwrap(),
+                "wrong_window" => {
+                    let earlier = WindowPlan {
+                        window: window - 40,
+                        ..plan.clone()
+                    };
+                    let old = group(&current, &earlier, &coefficients, key, prompt, &mut rng);
+                    encode_bundle(&WindowBundle {
+                        hotkey: key.public(),
+                        window: window - 40,
+                        groups: vec![old],
+                    })
+                    .unwrap()
+                }
+                "wrong_environment" => {
+                    let mut g = g;
+                    g.header.environment.params.push_str(";v0");
+                    upload(w, vec![resign(key, g)])
+                }
+                "declared_temperature" => {
+                    let mut g = g;
+                    g.header.generation.temperature_milli = 500;
+                    upload(w, vec![resign(key, g)])
+                }
+                "token_outside_vocabulary" => {
+                    let mut g = g;
+                    let vocab = current.model.config().vocab_size as u32;
+                    let r = &mut g.rollouts[0];
+                    let p = r.prompt_len as usize;
+                    r.tokens[p] = vocab;
+                    upload(w, vec![resign(key, g)])
+                }
+                "advantages" => {
+                    // Still summing to zero, but not the group-normalised rewards.
+                    let mut g = g;
+                    g.rollouts[0].advantage += 0.25;
+                    g.rollouts[1].advantage -= 0.25;
+                    upload(w, vec![resign(key, g)])
+                }
+                "overlong_completion" => {
+                    let mut g = g;
+                    let r = &mut g.rollouts[0];
+                    let extra = plan.generation.max_new_tokens as usize + 1 - r.completion().len();
+                    let filler = if current.eos_ids.contains(&5) { 6 } else { 5 };
+                    let at = r.tokens.len() - 1;
+                    for _ in 0..extra {
+                        r.tokens.insert(at, filler);
+                        r.sketches.insert(at, r.sketches[at]);
+                        r.logprobs.insert(r.logprobs.len() - 1, -1.0);
+                    }
+                    upload(w, vec![resign(key, g)])
+                }
+                "one_bad_group" => {
+                    let mut bad =
+                        group(&current, &plan, &coefficients, key, prompt + 1000, &mut rng);
+                    bad.rollouts[0].reward += 0.5;
+                    upload(w, vec![g, resign(key, bad)])
                 }
                 "oversized" => upload(w, vec![g; 40]),
                 "malformed" => b"GRAILBDL definitely not a bundle".to_vec(),
@@ -307,12 +516,14 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
             groups_checked: 8,
             max_bundle_bytes: 48 * 1024,
         };
-        let (reports, sealed) = check_window(&inputs, &sources, validator.key.public()).await;
+        let (reports, sealed) =
+            check_window(&inputs, &sources, validator.key.public(), &replay).await;
         let by_key: BTreeMap<_, _> = reports.iter().map(|r| (r.hotkey, r)).collect();
 
         let h = by_key[&honest.key.public()];
         assert_eq!(h.bundle_status, "accepted", "{}", h.detail);
         assert_eq!(h.checked.len(), 2);
+        assert!(h.credited > 0.0, "the honest miner earns credit");
         for c in &h.checked {
             assert!(
                 c.outcome.verdict.accepted,
@@ -329,8 +540,12 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
                 r.checked
                     .iter()
                     .map(|c| c.outcome.verdict.reason.clone())
+                    .filter(|v| *attack != "one_bad_group" || v != "accepted")
                     .collect()
             };
+            if r.credited != 0.0 {
+                failures.push(format!("{attack}: credited {}", r.credited));
+            }
             if got.is_empty() || got.iter().any(|g| g != want) {
                 failures.push(format!(
                     "{attack}: expected {want}, got {got:?} ({})",
@@ -342,6 +557,7 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
         // The sealed window holds every checked group with its verdict.
         let checked: usize = reports.iter().map(|r| r.checked.len()).sum();
         assert_eq!(sealed.entries.len(), checked);
-        assert_eq!(sealed.accepted().count(), 2);
+        // The honest miner's two groups and the good group next to the bad one.
+        assert_eq!(sealed.accepted().count(), 3);
     });
 }

@@ -52,7 +52,7 @@ pub enum ModelCommand {
         max_new_tokens: usize,
         /// Temperature (0 = greedy).
         #[arg(long, default_value_t = 0.0)]
-        temperature: f32,
+        temperature: f64,
         /// Completions to sample.
         #[arg(long, default_value_t = 1)]
         rows: usize,

@@ -1,6 +1,8 @@
 //! Sampling with a KV cache: M completions of one prompt share one prefill, then decode
-//! together; finished rows leave the batch. The random stream is the caller's seeded
-//! ChaCha, so a run is reproducible on the same device and dtype.
+//! together; finished rows leave the batch. Every token is drawn by inverse-CDF sampling
+//! in f64 with one uniform per row and step: from the protocol's public uniforms
+//! ([`Model::generate_rows`], what miners use, so validators can check each token) or
+//! from the caller's seeded stream ([`Model::generate_group`]).
 
 use rand_core::RngCore;
 use tch::{Kind, Tensor};
@@ -14,7 +16,7 @@ pub struct SamplingParams {
     /// Most tokens a completion may have.
     pub max_new_tokens: usize,
     /// Softmax temperature; 0 means greedy.
-    pub temperature: f32,
+    pub temperature: f64,
     /// Keep only the k most likely tokens (None: all).
     pub top_k: Option<usize>,
     /// Keep the smallest set of tokens whose mass reaches this (1.0: all).
@@ -39,9 +41,9 @@ impl From<&grail_proto::GenerationParams> for SamplingParams {
     fn from(p: &grail_proto::GenerationParams) -> Self {
         Self {
             max_new_tokens: p.max_new_tokens as usize,
-            temperature: p.temperature_milli as f32 / 1000.0,
-            top_k: (p.top_k > 0).then_some(p.top_k as usize),
-            top_p: p.top_p_milli as f32 / 1000.0,
+            temperature: grail_proto::sampling::temperature(p.temperature_milli),
+            top_k: None,
+            top_p: 1.0,
             repetition_penalty: 1.0,
         }
     }
@@ -84,13 +86,15 @@ fn uniform(rng: &mut impl RngCore) -> f64 {
 }
 
 /// Chooses one token per row of `logits` (`[rows, vocab]`, fp32) by inverse-CDF sampling
-/// with one uniform per row.
+/// in f64 with one uniform per row: the smallest id whose cumulative tempered weight
+/// exceeds `u · Σ w` (`grail_proto::sampling::sample_token`, vectorised). Top-k and top-p,
+/// when set, zero the weights they drop (not part of the protocol).
 pub fn sample(logits: &Tensor, params: &SamplingParams, uniforms: &[f64]) -> Vec<i64> {
     let (rows, vocab) = logits.size2().expect("logits are [rows, vocab]");
     if params.temperature == 0.0 {
         return Vec::<i64>::try_from(logits.argmax(-1, false)).unwrap_or_default();
     }
-    let mut scaled = logits / params.temperature as f64;
+    let mut scaled = logits.to_kind(Kind::Double) / params.temperature;
     if let Some(k) = params.top_k.filter(|&k| (k as i64) < vocab) {
         let kth = scaled
             .topk(k as i64, -1, true, true)
@@ -98,26 +102,27 @@ pub fn sample(logits: &Tensor, params: &SamplingParams, uniforms: &[f64]) -> Vec
             .narrow(-1, k as i64 - 1, 1);
         scaled = scaled.masked_fill(&scaled.lt_tensor(&kth), f64::NEG_INFINITY);
     }
-    let probs = scaled.softmax(-1, Kind::Float);
-    let (probs, order) = if params.top_p < 1.0 {
-        let (sorted, order) = probs.sort(-1, true);
+    let max = scaled.amax(-1, true);
+    let weights = (scaled - max).exp();
+    let (weights, order) = if params.top_p < 1.0 {
+        let total = weights.sum_dim_intlist(-1, true, Kind::Double);
+        let (sorted, order) = weights.sort(-1, true);
         // Drop a token when the mass before it already reaches top_p (the first stays).
-        let before = sorted.cumsum(-1, Kind::Float) - &sorted;
+        let before = (sorted.cumsum(-1, Kind::Double) - &sorted) / total;
         (
             sorted.masked_fill(&before.ge(params.top_p as f64), 0.0),
             Some(order),
         )
     } else {
-        (probs, None)
+        (weights, None)
     };
-    let cdf = probs.cumsum(-1, Kind::Float);
+    let cdf = weights.cumsum(-1, Kind::Double);
     let total = cdf.narrow(-1, vocab - 1, 1);
     let u = Tensor::from_slice(uniforms)
-        .to_kind(Kind::Float)
         .to_device(logits.device())
         .view([rows, 1]);
     let target = u * total;
-    // First index whose cumulative mass exceeds the target: never a zero-mass token.
+    // First index whose cumulative weight exceeds the target: never a zero-weight token.
     let picked = target
         .searchsorted(&cdf, false, true, "right", None::<&Tensor>)
         .clamp_max(vocab - 1);
@@ -150,12 +155,41 @@ impl Model {
         rng: &mut impl RngCore,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<Completion>, InferError> {
+        let mut next = |_row: usize| uniform(rng);
+        self.generate_from(prompt, rows, params, eos, &mut next, progress)
+    }
+
+    /// Samples one completion of `prompt` per iterator in `uniforms`, row `r` drawing its
+    /// `t`-th token with the `t`-th value of `uniforms[r]` (a miner passes the protocol's
+    /// public uniforms, `grail_proto::sampling::Uniforms`).
+    pub fn generate_rows<U: Iterator<Item = f64>>(
+        &self,
+        prompt: &[u32],
+        uniforms: &mut [U],
+        params: &SamplingParams,
+        eos: &[u32],
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<Completion>, InferError> {
+        let rows = uniforms.len();
+        let mut next = |row: usize| uniforms[row].next().unwrap_or(0.0);
+        self.generate_from(prompt, rows, params, eos, &mut next, progress)
+    }
+
+    fn generate_from(
+        &self,
+        prompt: &[u32],
+        rows: usize,
+        params: &SamplingParams,
+        eos: &[u32],
+        uniforms: &mut dyn FnMut(usize) -> f64,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<Completion>, InferError> {
         params.check()?;
         self.check_tokens(prompt, params.max_new_tokens)?;
         if rows == 0 {
             return Ok(Vec::new());
         }
-        tch::no_grad(|| self.generate_inner(prompt, rows, params, eos, rng, progress))
+        tch::no_grad(|| self.generate_inner(prompt, rows, params, eos, uniforms, progress))
     }
 
     fn generate_inner(
@@ -164,7 +198,7 @@ impl Model {
         rows: usize,
         params: &SamplingParams,
         eos: &[u32],
-        rng: &mut impl RngCore,
+        uniforms: &mut dyn FnMut(usize) -> f64,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<Completion>, InferError> {
         let device = self.device();
@@ -204,8 +238,8 @@ impl Model {
                 Some(s) => penalize(&logits, s, params.repetition_penalty),
                 None => logits.shallow_clone(),
             };
-            let uniforms: Vec<f64> = active.iter().map(|_| uniform(rng)).collect();
-            let chosen = sample(&filtered, params, &uniforms);
+            let drawn: Vec<f64> = active.iter().map(|&row| uniforms(row)).collect();
+            let chosen = sample(&filtered, params, &drawn);
             let chosen_t = Tensor::from_slice(&chosen).to_device(device).view([-1, 1]);
             let logprobs = logits
                 .log_softmax(-1, Kind::Float)

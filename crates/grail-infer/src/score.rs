@@ -2,6 +2,7 @@
 //! (after the final norm) and per-position log-probs, batched with right padding.
 //! Causal attention means padding after a sequence cannot change its positions.
 
+use grail_proto::sampling::CdfInterval;
 use grail_proto::HiddenStates;
 use tch::{Kind, Tensor};
 
@@ -20,8 +21,10 @@ pub struct Scored {
     hidden: Vec<f32>,
     /// `logprobs[t]` = log p(`tokens[t]` | `tokens[..t]`) from raw fp32 logits; `logprobs[0]` = 0.
     pub logprobs: Vec<f32>,
-    /// Same under `softmax(logits / temperature)` (equal to `logprobs` at temperature 1).
-    pub tempered_logprobs: Vec<f32>,
+    /// `intervals[t]`: the CDF interval of `tokens[t]` under `softmax(logits / temperature)`
+    /// at position t − 1, in f64 and vocabulary-id order (`grail_proto::sampling`);
+    /// `intervals[0]` is empty, and all are when no sampling temperature was given.
+    pub intervals: Vec<CdfInterval>,
     /// `eos_probs[t]`: the probability (raw logits) that the token after position t is an EOS id.
     pub eos_probs: Vec<f32>,
 }
@@ -78,7 +81,7 @@ impl HiddenStates for ProofModel<'_> {
     ) -> Result<Vec<Vec<f32>>, InferError> {
         let mut scored = self
             .0
-            .score(&[tokens], &[], 1.0)?
+            .score(&[tokens], &[], None)?
             .pop()
             .expect("one sequence in, one out");
         scored.last_hidden_states(tokens, positions)
@@ -86,17 +89,19 @@ impl HiddenStates for ProofModel<'_> {
 }
 
 impl Model {
-    /// Scores sequences in one batched forward (right-padded to the longest).
+    /// Scores sequences in one batched forward (right-padded to the longest); with a
+    /// sampling `temperature`, also the CDF interval of every token (the validator's
+    /// sampling check).
     pub fn score(
         &self,
         sequences: &[&[u32]],
         eos: &[u32],
-        temperature: f32,
+        temperature: Option<f64>,
     ) -> Result<Vec<Scored>, InferError> {
         for s in sequences {
             self.check_tokens(s, 0)?;
         }
-        if !(temperature.is_finite() && temperature > 0.0) {
+        if let Some(temperature) = temperature.filter(|t| !(t.is_finite() && *t > 0.0)) {
             return Err(InferError::Input(format!(
                 "temperature {temperature} must be positive"
             )));
@@ -111,7 +116,7 @@ impl Model {
         &self,
         sequences: &[&[u32]],
         eos: &[u32],
-        temperature: f32,
+        temperature: Option<f64>,
     ) -> Result<Vec<Scored>, InferError> {
         let device = self.device();
         let longest = sequences.iter().map(|s| s.len()).max().unwrap_or(0);
@@ -133,7 +138,8 @@ impl Model {
             let len = s.len() as i64;
             let h = hidden.get(row as i64).narrow(0, 0, len);
             let mut logprobs = vec![0f32; s.len()];
-            let mut tempered = vec![0f32; s.len()];
+            let empty = CdfInterval { lo: 0.0, hi: 0.0 };
+            let mut intervals = vec![empty; if temperature.is_some() { s.len() } else { 0 }];
             let mut eos_probs = vec![0f32; s.len()];
             let targets = input.get(row as i64);
             let mut start = 0;
@@ -147,19 +153,14 @@ impl Model {
                     let tgt = targets.narrow(0, start + 1, next).view([-1, 1]);
                     let chosen = log_p.narrow(0, 0, next).gather(-1, &tgt, false);
                     let a = to_vec(&chosen);
-                    // At temperature 1 the tempered log-probs are the raw ones.
-                    let b = if temperature == 1.0 {
-                        a.clone()
-                    } else {
-                        to_vec(
-                            &(logits.narrow(0, 0, next) / temperature as f64)
-                                .log_softmax(-1, Kind::Float)
-                                .gather(-1, &tgt, false),
-                        )
-                    };
                     let at = (start + 1) as usize;
                     logprobs[at..at + next as usize].copy_from_slice(&a);
-                    tempered[at..at + next as usize].copy_from_slice(&b);
+                    if let Some(t) = temperature {
+                        let (lo, hi) = cdf_intervals(&logits.narrow(0, 0, next), &tgt, t);
+                        for (k, (lo, hi)) in lo.into_iter().zip(hi).enumerate() {
+                            intervals[at + k] = CdfInterval { lo, hi };
+                        }
+                    }
                 }
                 if !eos.is_empty() {
                     let p = log_p.index_select(-1, &eos_index).exp().sum_dim_intlist(
@@ -176,12 +177,28 @@ impl Model {
                 hidden_size,
                 hidden: to_vec(&h.to_kind(Kind::Float)),
                 logprobs,
-                tempered_logprobs: tempered,
+                intervals,
                 eos_probs,
             });
         }
         Ok(out)
     }
+}
+
+/// The CDF intervals `[Σ_{k<j} w_k / S, Σ_{k≤j} w_k / S)` of the target ids under
+/// `w = exp((z − max z) / T)`, in f64 (the normative rule of `grail_proto::sampling`).
+fn cdf_intervals(logits: &Tensor, targets: &Tensor, temperature: f64) -> (Vec<f64>, Vec<f64>) {
+    let z = logits.to_kind(Kind::Double) / temperature;
+    let w = (&z - z.amax(-1, true)).exp();
+    let cdf = w.cumsum(-1, Kind::Double);
+    let total = cdf.narrow(-1, cdf.size()[1] - 1, 1);
+    let hi = cdf.gather(-1, targets, false);
+    let lo = &hi - w.gather(-1, targets, false);
+    (to_f64(&(lo / &total)), to_f64(&(hi / total)))
+}
+
+fn to_f64(t: &Tensor) -> Vec<f64> {
+    Vec::<f64>::try_from(t.to_device(tch::Device::Cpu).contiguous().view([-1])).unwrap_or_default()
 }
 
 fn to_vec(t: &Tensor) -> Vec<f32> {

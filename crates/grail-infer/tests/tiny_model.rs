@@ -96,12 +96,12 @@ fn batching_and_padding_do_not_change_hidden_states_beyond_tolerance() {
         .collect();
     let alone: Vec<_> = seqs
         .iter()
-        .map(|s| model.score(&[s], &[2], 1.0).unwrap().remove(0))
+        .map(|s| model.score(&[s], &[2], None).unwrap().remove(0))
         .collect();
     let coefficients = SketchCoefficients::derive(&[7u8; 32], model.config().hidden_size);
     for batch in [1usize, 4, 8] {
         let refs: Vec<&[u32]> = seqs.iter().take(batch).map(Vec::as_slice).collect();
-        let scored = model.score(&refs, &[2], 1.0).unwrap();
+        let scored = model.score(&refs, &[2], None).unwrap();
         let mut worst_hidden = 0f32;
         let mut worst_sketch = 0u32;
         for (s, a) in scored.iter().zip(&alone) {
@@ -129,6 +129,73 @@ fn batching_and_padding_do_not_change_hidden_states_beyond_tolerance() {
             "batch {batch}: sketch drift {worst_sketch}"
         );
     }
+}
+
+#[test]
+fn public_uniform_sampling_passes_the_check_and_another_temperature_does_not() {
+    use grail_proto::sampling::{check_sampling, sample_token, Uniforms};
+    let (_dir, files, model) = tiny(&TinySpec::default());
+    let ids = prompt(&files);
+    let uniforms = |i: u32| Uniforms::new(&[9; 32], &grail_proto::Hotkey([4; 32]), &ids, i);
+    let generate = |temperature: f64| {
+        let params = SamplingParams {
+            max_new_tokens: 32,
+            temperature,
+            ..Default::default()
+        };
+        let mut rows: Vec<Uniforms> = (0..6).map(uniforms).collect();
+        model
+            .generate_rows(&ids, &mut rows, &params, &files.eos_ids, &mut no_progress)
+            .unwrap()
+    };
+    let check = |completions: &[grail_infer::Completion]| -> Vec<usize> {
+        completions
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let full: Vec<u32> = ids.iter().chain(&c.tokens).copied().collect();
+                let scored = model.score(&[&full], &[], Some(1.0)).unwrap().remove(0);
+                let u = uniforms(i as u32).take_vec(c.tokens.len());
+                // The proof pass's f64 interval holds the uniform, like the reference sampler.
+                let logits = model
+                    .logits(
+                        &model.hidden_states(
+                            &Tensor::from_slice(
+                                &full.iter().map(|&t| t as i64).collect::<Vec<_>>(),
+                            )
+                            .view([1, -1]),
+                            None,
+                        ),
+                    )
+                    .get(0);
+                let first = Vec::<f32>::try_from(logits.get(ids.len() as i64 - 1)).unwrap();
+                assert_eq!(sample_token(&first, 1.0, u[0]).unwrap(), c.tokens[0]);
+                check_sampling(&scored.intervals[ids.len()..], &u)
+                    .misses
+                    .len()
+            })
+            .collect()
+    };
+    let honest = generate(1.0);
+    assert_eq!(
+        check(&honest),
+        vec![0; 6],
+        "honest rollouts pass with no miss"
+    );
+    assert_eq!(honest, generate(1.0), "the uniforms fix every rollout");
+    let cold = generate(0.5);
+    let caught: usize = check(&cold)
+        .iter()
+        .zip(cold.iter().zip(&honest))
+        .filter(|(misses, (c, h))| c.tokens != h.tokens && **misses > 0)
+        .count();
+    let differing = cold
+        .iter()
+        .zip(&honest)
+        .filter(|(c, h)| c.tokens != h.tokens)
+        .count();
+    assert!(differing > 0, "temperature 0.5 changes some rollouts");
+    assert_eq!(caught, differing, "every changed rollout has a miss");
 }
 
 #[test]
@@ -168,7 +235,7 @@ fn sampling_is_reproducible_and_logprobs_match_the_proof_pass() {
         );
         let full: Vec<u32> = ids.iter().chain(&c.tokens).copied().collect();
         let scored = model
-            .score(&[&full], &files.eos_ids, 1.0)
+            .score(&[&full], &files.eos_ids, None)
             .unwrap()
             .remove(0);
         let diff = max_abs_diff(&c.logprobs, &scored.logprobs[ids.len()..]);
@@ -239,7 +306,7 @@ fn proofs_verify_for_the_right_model_and_fail_for_another_seed() {
     let tokens: Vec<u32> = ids.iter().chain(&completion.tokens).copied().collect();
     let window_randomness = [3u8; 32];
     let coefficients = SketchCoefficients::derive(&window_randomness, model.config().hidden_size);
-    let scored = model.score(&[&tokens], &[], 1.0).unwrap().remove(0);
+    let scored = model.score(&[&tokens], &[], None).unwrap().remove(0);
     let sketches: Vec<PositionSketch> = (0..tokens.len())
         .map(|p| coefficients.sketch(scored.hidden(p).unwrap()))
         .collect();
@@ -278,7 +345,7 @@ fn qwen_variants_run_and_export_round_trips() {
         };
         let (dir, files, model) = tiny(&spec);
         let ids = prompt(&files);
-        let a = model.score(&[&ids], &[2], 1.0).unwrap().remove(0);
+        let a = model.score(&[&ids], &[2], None).unwrap().remove(0);
         // Export through hf_weights and load again: same numbers.
         let out = dir.path().join("again");
         let weights = model.hf_weights();
@@ -298,7 +365,7 @@ fn qwen_variants_run_and_export_round_trips() {
             .unwrap()
             .load_model(Kind::Float, Device::Cpu, &mut no_progress)
             .unwrap();
-        let b = again.score(&[&ids], &[2], 1.0).unwrap().remove(0);
+        let b = again.score(&[&ids], &[2], None).unwrap().remove(0);
         assert_eq!(max_abs_diff(&a.logprobs, &b.logprobs), 0.0, "{arch:?}");
     }
 }
@@ -307,8 +374,8 @@ fn qwen_variants_run_and_export_round_trips() {
 fn bad_inputs_are_errors() {
     let (dir, files, model) = tiny(&TinySpec::default());
     let vocab = model.config().vocab_size as u32;
-    assert!(model.score(&[&[1, vocab]], &[], 1.0).is_err());
-    assert!(model.score(&[&[]], &[], 1.0).is_err());
+    assert!(model.score(&[&[1, vocab]], &[], None).is_err());
+    assert!(model.score(&[&[]], &[], None).is_err());
     let mut rng = ChaCha20Rng::seed_from_u64(0);
     let bad = SamplingParams {
         top_p: 0.0,
@@ -350,7 +417,7 @@ fn bad_inputs_are_errors() {
 fn sharded_checkpoints_and_half_dtypes_load() {
     let (dir, files, model) = tiny(&TinySpec::default());
     let ids = prompt(&files);
-    let reference = model.score(&[&ids], &[2], 1.0).unwrap().remove(0);
+    let reference = model.score(&[&ids], &[2], None).unwrap().remove(0);
     // Split model.safetensors into two shards with an index.
     let weights = model.hf_weights();
     let (first, second) = weights.split_at(weights.len() / 2);
@@ -389,7 +456,7 @@ fn sharded_checkpoints_and_half_dtypes_load() {
         .unwrap();
     assert_eq!(
         max_abs_diff(
-            &again.score(&[&ids], &[2], 1.0).unwrap()[0].logprobs,
+            &again.score(&[&ids], &[2], None).unwrap()[0].logprobs,
             &reference.logprobs
         ),
         0.0
@@ -399,7 +466,7 @@ fn sharded_checkpoints_and_half_dtypes_load() {
         let half = sharded
             .load_model(kind, Device::Cpu, &mut no_progress)
             .unwrap();
-        let scored = half.score(&[&ids], &[2], 1.0).unwrap().remove(0);
+        let scored = half.score(&[&ids], &[2], None).unwrap().remove(0);
         let diff = max_abs_diff(
             scored.hidden(ids.len() - 1).unwrap(),
             reference.hidden(ids.len() - 1).unwrap(),

@@ -23,12 +23,8 @@ pub struct SubnetSettings {
     pub group_size: usize,
     /// Sampling parameters.
     pub max_new_tokens: u32,
-    /// Temperature × 1000.
+    /// Temperature × 1000 (sampling is plain inverse-CDF: no top-k or top-p in protocol v3).
     pub temperature_milli: u32,
-    /// Nucleus mass × 1000.
-    pub top_p_milli: u32,
-    /// Top-k (0: off).
-    pub top_k: u32,
 }
 
 impl Default for SubnetSettings {
@@ -39,8 +35,6 @@ impl Default for SubnetSettings {
             group_size: 4,
             max_new_tokens: 48,
             temperature_milli: 900,
-            top_p_milli: 1000,
-            top_k: 0,
         }
     }
 }
@@ -51,8 +45,6 @@ impl SubnetSettings {
         GenerationParams {
             max_new_tokens: self.max_new_tokens,
             temperature_milli: self.temperature_milli,
-            top_p_milli: self.top_p_milli,
-            top_k: self.top_k,
         }
     }
 
@@ -70,8 +62,8 @@ impl SubnetSettings {
         {
             return bad("subnet.max_new_tokens must be in 1..=4096");
         }
-        if self.temperature_milli == 0 || self.top_p_milli == 0 || self.top_p_milli > 1000 {
-            return bad("subnet.temperature_milli must be positive and top_p_milli in 1..=1000");
+        if self.temperature_milli == 0 {
+            return bad("subnet.temperature_milli must be positive");
         }
         Ok(())
     }
@@ -108,12 +100,12 @@ pub struct ValidatorSettings {
     pub weights_interval: u64,
     /// Windows in the rolling score.
     pub rolling_windows: usize,
-    /// Exponent on accepted in-zone work (superlinear rewards sustained work).
+    /// Exponent on credited work: at least 1 (superlinear, so splitting work across
+    /// hotkeys never pays) and below `groups_checked` (so cheating on some groups has a
+    /// negative expected gain; docs/protocol.md §11).
     pub exponent: f64,
     /// Share of the weight burned to uid 0.
     pub burn_fraction: f64,
-    /// Largest share one miner can get.
-    pub max_share: f64,
     /// Address of the read-only HTTP API (`127.0.0.1:0` picks a port; empty: off).
     pub http: String,
 }
@@ -121,15 +113,38 @@ pub struct ValidatorSettings {
 impl Default for ValidatorSettings {
     fn default() -> Self {
         Self {
-            groups_checked: 8,
-            max_bundle_bytes: grail_proto::params::MAX_BUNDLE_BYTES as u64,
+            groups_checked: grail_proto::params::GROUPS_CHECKED,
+            max_bundle_bytes: grail_proto::params::DEFAULT_MAX_BUNDLE_BYTES as u64,
             weights_interval: 1,
             rolling_windows: 12,
-            exponent: 1.5,
+            exponent: grail_proto::params::SCORE_EXPONENT,
             burn_fraction: 0.0,
-            max_share: 1.0,
             http: "127.0.0.1:0".into(),
         }
+    }
+}
+
+impl ValidatorSettings {
+    /// Checks the scoring and spot-check parameters against the economics of
+    /// docs/protocol.md §11.
+    pub fn validate(&self) -> Result<(), NodeError> {
+        let bad = |m: String| Err(NodeError::Config(m));
+        if !(self.exponent.is_finite() && self.exponent >= 1.0) {
+            return bad(format!(
+                "validator.exponent {} must be at least 1 (below 1, splitting work across hotkeys pays)",
+                self.exponent
+            ));
+        }
+        if (self.groups_checked as f64) <= self.exponent {
+            return bad(format!(
+                "validator.groups_checked {} must exceed validator.exponent {} (otherwise cheating on some groups pays)",
+                self.groups_checked, self.exponent
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.burn_fraction) {
+            return bad("validator.burn_fraction must be in 0..=1".into());
+        }
+        Ok(())
     }
 }
 
@@ -223,6 +238,7 @@ impl NodeConfig {
     pub fn from_toml(text: &str) -> Result<Self, NodeError> {
         let config: Self = toml::from_str(text).map_err(|e| NodeError::Config(e.to_string()))?;
         config.subnet.validate()?;
+        config.validator.validate()?;
         Ok(config)
     }
 

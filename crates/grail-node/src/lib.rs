@@ -12,8 +12,8 @@
 //!   canonical prompt rendering.
 //! - [`checkpoints`]: which checkpoint is in effect for a window, download and caching.
 //! - [`mining`]: building signed groups; [`miner`]: the miner loop.
-//! - [`verify`]: the validator's check pipeline with named reasons; [`scoring`]: weights;
-//!   [`validator`]: the validator loop, state and HTTP API.
+//! - [`verify`]: drives the validator rules of `grail_proto::rules` (prompts, forward
+//!   passes, rewards); [`validator`]: the validator loop, state, weights and HTTP API.
 //! - [`trainer`]: the trainer loop.
 //! - [`localnet`]: setting up and inspecting a whole network on one machine.
 
@@ -25,7 +25,6 @@ pub mod localnet;
 pub mod miner;
 pub mod mining;
 pub mod network;
-pub mod scoring;
 pub mod trainer;
 pub mod validator;
 pub mod verify;

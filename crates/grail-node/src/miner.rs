@@ -4,15 +4,21 @@
 use std::time::Instant;
 
 use grail_env::Environment;
-use grail_proto::prf::stream;
+use grail_proto::sampling::prompt_digest;
 use grail_proto::{encode_bundle, SketchCoefficients, WindowBundle};
 use tracing::{info, warn};
 
 use crate::checkpoints::CurrentModel;
-use crate::mining::{make_group, PromptStrategy, PseudoRandomPrompts, WindowPlan};
+use crate::mining::{
+    assemble_group, sample_completions, PromptStrategy, PseudoRandomPrompts, WindowPlan,
+};
 use crate::network::Stop;
 use crate::wiring::Wiring;
 use crate::NodeError;
+
+/// Prompts in a row that the strategy may propose again before the window is closed
+/// early (a finite prompt space can run out).
+const MAX_PROMPT_REPEATS: usize = 1000;
 
 /// What a miner did in one window.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,6 +112,8 @@ async fn mine_window(
     let margin =
         chrono::Duration::milliseconds((w.config.miner.upload_margin_secs * 1000.0) as i64);
     let mut groups = Vec::new();
+    let mut used_prompts = std::collections::BTreeSet::new();
+    let mut repeats = 0usize;
     let mut slowest = chrono::Duration::zero();
     let (mut tokens, started) = (0usize, Instant::now());
     while groups.len() < w.config.miner.max_groups {
@@ -121,32 +129,32 @@ async fn mine_window(
         }
         let t0 = chrono::Utc::now();
         let prompt_id = strategy.next(window, env.prompt_space());
-        let mut rng = stream(
-            b"grail/miner-sampling",
-            &[
-                &w.key.public().0,
-                &window.to_be_bytes(),
-                &prompt_id.to_be_bytes(),
-            ],
-        );
+        let (problem, prompt) = model.context.prompt(env, prompt_id)?;
+        // One group per prompt and window: the uniforms fix it, a second is a duplicate.
+        if !used_prompts.insert(prompt_digest(&prompt)) {
+            repeats += 1;
+            if repeats > MAX_PROMPT_REPEATS {
+                warn!(
+                    window,
+                    "the prompt strategy keeps repeating prompts; stopping early"
+                );
+                break;
+            }
+            continue;
+        }
         let group = tokio::task::block_in_place(|| {
-            make_group(
+            let completions = sample_completions(&model.context, &plan, &w.key.public(), &prompt)?;
+            assemble_group(
                 &model.context,
                 env,
                 &plan,
                 &coefficients,
                 &w.key,
                 prompt_id,
-                &mut rng,
+                (&problem, &prompt),
+                &completions,
             )
         })?;
-        let Some(group) = group else {
-            info!(
-                window,
-                prompt_id, "no distinct completions for this prompt; trying another"
-            );
-            continue;
-        };
         tokens += group
             .rollouts
             .iter()

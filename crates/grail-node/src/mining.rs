@@ -1,35 +1,20 @@
-//! Building a signed group: render the prompt, sample M completions, run the proof pass,
-//! sketch every position, score with the environment, compute advantages, sign.
+//! Building a signed group: render the prompt, sample M completions with the public
+//! uniforms, run the proof pass, sketch every position, score with the environment,
+//! compute advantages, sign.
 
-use grail_env::{Environment, PromptSpace};
+use grail_env::{Environment, Problem, PromptSpace};
 use grail_infer::{no_progress, SamplingParams};
 use grail_proto::params::PROTOCOL_VERSION;
 use grail_proto::prf::{stream, uniform_below};
+use grail_proto::sampling::Uniforms;
 use grail_proto::signing::Keypair;
-use grail_proto::{
-    EnvironmentId, GenerationParams, Group, GroupHeader, Rollout, Signature, SketchCoefficients,
-};
+use grail_proto::{Group, GroupHeader, Rollout, Signature, SketchCoefficients};
 use rand_core::RngCore;
 
 use crate::context::ModelContext;
 use crate::NodeError;
 
-/// What every group of a window shares.
-#[derive(Debug, Clone)]
-pub struct WindowPlan {
-    /// First block of the window.
-    pub window: u64,
-    /// Window randomness (seeds the sketch coefficients).
-    pub window_randomness: [u8; 32],
-    /// Checkpoint identity.
-    pub checkpoint: [u8; 32],
-    /// Environment id.
-    pub environment: EnvironmentId,
-    /// Sampling parameters.
-    pub generation: GenerationParams,
-    /// Rollouts per group.
-    pub group_size: usize,
-}
+pub use grail_proto::rules::WindowPlan;
 
 /// Sketches of every position and raw log-probs of the completion of one sequence.
 pub type ProofMaterial = (Vec<grail_proto::PositionSketch>, Vec<f32>);
@@ -43,7 +28,7 @@ pub fn proof_material(
     prompt_len: usize,
 ) -> Result<Vec<ProofMaterial>, NodeError> {
     let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
-    let scored = context.model.score(&refs, &context.eos_ids, 1.0)?;
+    let scored = context.model.score(&refs, &context.eos_ids, None)?;
     Ok(scored
         .iter()
         .map(|s| {
@@ -55,52 +40,55 @@ pub fn proof_material(
         .collect())
 }
 
-/// Makes one signed group for `prompt_id`; `None` when the model keeps producing the same
-/// completion (a group needs `group_size` distinct ones).
-pub fn make_group(
+/// The completions of a group as the protocol fixes them: rollout `i` is sampled with
+/// the public uniforms of (window randomness, the miner's hotkey, the prompt's tokens,
+/// `i`), so each rollout has exactly one honest value and no resampling is possible.
+pub fn sample_completions(
+    context: &ModelContext,
+    plan: &WindowPlan,
+    hotkey: &grail_proto::Hotkey,
+    prompt: &[u32],
+) -> Result<Vec<Vec<u32>>, NodeError> {
+    let params = SamplingParams::from(&plan.generation);
+    let mut uniforms: Vec<Uniforms> = (0..plan.group_size as u32)
+        .map(|i| Uniforms::new(&plan.window_randomness, hotkey, prompt, i))
+        .collect();
+    Ok(context
+        .model
+        .generate_rows(
+            prompt,
+            &mut uniforms,
+            &params,
+            &context.eos_ids,
+            &mut no_progress,
+        )?
+        .into_iter()
+        .map(|c| c.tokens)
+        .collect())
+}
+
+/// Builds and signs a group from completions: proof pass (sketches of every position,
+/// log-probs), rewards, advantages. [`make_group`] passes the honest completions.
+#[allow(clippy::too_many_arguments)]
+pub fn assemble_group(
     context: &ModelContext,
     env: &dyn Environment,
     plan: &WindowPlan,
     coefficients: &SketchCoefficients,
     key: &Keypair,
     prompt_id: u64,
-    rng: &mut impl RngCore,
-) -> Result<Option<Group>, NodeError> {
-    let (problem, prompt) = context.prompt(env, prompt_id)?;
-    let params = SamplingParams::from(&plan.generation);
-    // Rollouts of a group must be distinct (validators reject duplicates): rows that repeat
-    // an earlier completion are sampled again, a few times at most.
-    let mut completions: Vec<grail_infer::Completion> = Vec::with_capacity(plan.group_size);
-    for _ in 0..4 {
-        let missing = plan.group_size - completions.len();
-        if missing == 0 {
-            break;
-        }
-        for c in context.model.generate_group(
-            &prompt,
-            missing,
-            &params,
-            &context.eos_ids,
-            rng,
-            &mut no_progress,
-        )? {
-            if !completions.iter().any(|d| d.tokens == c.tokens) {
-                completions.push(c);
-            }
-        }
-    }
-    if completions.len() < plan.group_size {
-        return Ok(None);
-    }
+    (problem, prompt): (&Problem, &[u32]),
+    completions: &[Vec<u32>],
+) -> Result<Group, NodeError> {
     let sequences: Vec<Vec<u32>> = completions
         .iter()
-        .map(|c| prompt.iter().chain(&c.tokens).copied().collect())
+        .map(|c| prompt.iter().chain(c).copied().collect())
         .collect();
     let material = proof_material(context, coefficients, &sequences, prompt.len())?;
     let mut rewards = Vec::with_capacity(completions.len());
     let mut successes = Vec::with_capacity(completions.len());
-    for c in &completions {
-        let r = context.reward(env, &problem, &c.tokens)?;
+    for c in completions {
+        let r = context.reward(env, problem, c)?;
         rewards.push(r.total);
         successes.push(r.success);
     }
@@ -134,7 +122,30 @@ pub fn make_group(
         signature: Signature([0; 64]),
     };
     key.sign_group(&mut group);
-    Ok(Some(group))
+    Ok(group)
+}
+
+/// Makes one signed group for `prompt_id`, sampled with the public uniforms.
+pub fn make_group(
+    context: &ModelContext,
+    env: &dyn Environment,
+    plan: &WindowPlan,
+    coefficients: &SketchCoefficients,
+    key: &Keypair,
+    prompt_id: u64,
+) -> Result<Group, NodeError> {
+    let (problem, prompt) = context.prompt(env, prompt_id)?;
+    let completions = sample_completions(context, plan, &key.public(), &prompt)?;
+    assemble_group(
+        context,
+        env,
+        plan,
+        coefficients,
+        key,
+        prompt_id,
+        (&problem, &prompt),
+        &completions,
+    )
 }
 
 /// Chooses a miner's prompt ids for a window. Miners may target the learning zone (the

@@ -3,6 +3,7 @@
 //! log-probs as behaviour policy), publish a signed checkpoint and announce it on chain
 //! with the window from which it is in effect.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use grail_chain::CheckpointAnnouncement;
@@ -11,6 +12,8 @@ use grail_grpo::checkpoint::export_model;
 use grail_grpo::{GrpoConfig, RolloutGroup, StepReport, Trainer, TrainingRollout};
 use grail_infer::{no_progress, ModelDir};
 use grail_proto::archive::SealedWindow;
+use grail_proto::rules::training::agreed_entries;
+use grail_proto::signing::verify_group;
 use grail_proto::Hotkey;
 use grail_store::Store;
 use serde::{Deserialize, Serialize};
@@ -69,19 +72,25 @@ impl TrainerState {
     }
 }
 
-/// Training groups from sealed windows: accepted groups (in the learning zone when
-/// `in_zone_only`), with the validator's recomputed log-probs. Entries that could not be
-/// trained on (archives come from other machines: empty, mismatched log-probs, ids outside
-/// a vocabulary of `vocab` tokens) are left out rather than failing the step.
+/// Training groups of `window` from the validators' sealed windows: groups that
+/// validators holding more than half of the stake in `validators` (hotkey → stake of
+/// every validator with a permit) accepted, whose signature verifies
+/// (`grail_proto::rules::training::agreed_entries`), in the learning zone when
+/// `in_zone_only`, with the first agreeing validator's recomputed log-probs. Entries that
+/// could not be trained on (archives come from other machines: empty, mismatched
+/// log-probs, ids outside a vocabulary of `vocab` tokens) are left out rather than
+/// failing the step.
 pub fn training_groups(
+    window: u64,
     archives: &[SealedWindow],
+    validators: &BTreeMap<Hotkey, u64>,
     in_zone_only: bool,
     vocab: usize,
 ) -> Vec<RolloutGroup> {
     let mut out = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for a in archives {
-        for e in a.accepted() {
+    let refs: Vec<&SealedWindow> = archives.iter().collect();
+    {
+        for e in agreed_entries(window, &refs, validators, verify_group) {
             let rewards: Vec<f64> = e.group.rollouts.iter().map(|r| r.reward).collect();
             if in_zone_only && !grail_proto::grpo::in_learning_zone(&rewards) {
                 continue;
@@ -103,10 +112,6 @@ pub fn training_groups(
                             && r.tokens.iter().all(|&t| (t as usize) < vocab)
                     });
             if !trainable {
-                continue;
-            }
-            // Several validators archive the same group: train on it once.
-            if !seen.insert(grail_proto::binding::group_digest(&e.group)) {
                 continue;
             }
             out.push(RolloutGroup {
@@ -239,10 +244,14 @@ pub async fn run(
             break;
         }
         // Who the validators are is read once per window; their buckets are polled.
-        let validators: Vec<(Hotkey, Store)> = w
-            .registered_stores(|n| n.validator_permit)
-            .await?
-            .1
+        let (metagraph, stores) = w.registered_stores(|n| n.validator_permit).await?;
+        let stakes: BTreeMap<Hotkey, u64> = metagraph
+            .neurons
+            .iter()
+            .filter(|n| n.validator_permit)
+            .map(|n| (n.hotkey, n.stake))
+            .collect();
+        let validators: Vec<(Hotkey, Store)> = stores
             .into_iter()
             .map(|(n, store)| (n.hotkey, store))
             .collect();
@@ -257,7 +266,13 @@ pub async fn run(
             }
         };
         let vocab = trainer.model().config().vocab_size;
-        let groups = training_groups(&archives, w.config.trainer.in_zone_only, vocab);
+        let groups = training_groups(
+            window,
+            &archives,
+            &stakes,
+            w.config.trainer.in_zone_only,
+            vocab,
+        );
         let mut updated = false;
         if !groups.is_empty() {
             for _ in 0..w.config.trainer.steps_per_window.max(1) {

@@ -14,6 +14,9 @@ use axum::{Json, Router};
 use grail_chain::subtensor::emit_weights;
 use grail_env::Environment;
 use grail_proto::archive::SealedWindow;
+use grail_proto::rules::bundle::ReplaySet;
+use grail_proto::rules::Reason;
+use grail_proto::scoring::{weights, ScoreRule, WorkHistory};
 use grail_proto::{decode_bundle, Hotkey, SketchCoefficients};
 use grail_store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -23,9 +26,9 @@ use crate::checkpoints::{CheckpointId, CurrentModel};
 use crate::context::ModelContext;
 use crate::mining::WindowPlan;
 use crate::network::Stop;
-use crate::scoring::{weights, ScoreRule, WorkHistory};
 use crate::verify::{
-    archive_entries, mark_copycats, reason, sample_groups, CheckedGroup, MinerReport, WindowCheck,
+    archive_entries, finish_window, precheck_bundle, verdict_counts, GroupOutcome, MinerReport,
+    PendingBundle, PromptCache, WindowCheck,
 };
 use crate::wiring::Wiring;
 use crate::{read_json, write_atomic, NodeError};
@@ -47,6 +50,12 @@ pub struct WindowSummary {
     pub verdicts: BTreeMap<String, u64>,
     /// Accepted groups in the learning zone.
     pub in_zone: u64,
+    /// Miners whose window a failed check zeroed.
+    #[serde(default)]
+    pub zeroed: u64,
+    /// Work credited to miners (estimated in-zone groups, summed).
+    #[serde(default)]
+    pub credited_work: f64,
     /// Mean reward of accepted rollouts.
     pub mean_reward: f64,
     /// σ histogram of accepted groups (bins of 0.05, last bin open).
@@ -67,8 +76,11 @@ pub struct WindowSummary {
 pub struct ValidatorState {
     /// Last window processed.
     pub last_window: Option<u64>,
-    /// Accepted in-zone groups per window and uid.
+    /// Credited work per window and uid.
     pub work: WorkHistory,
+    /// Work digests of earlier windows of the checkpoint in effect (replay detection).
+    #[serde(default)]
+    pub replay: ReplaySet,
     /// Summaries by window.
     pub windows: BTreeMap<u64, WindowSummary>,
 }
@@ -140,39 +152,34 @@ impl WindowInputs<'_> {
     }
 }
 
-fn bundle_reason(e: &StoreError) -> &'static str {
+fn bundle_reason(e: &StoreError) -> Reason {
     match e {
-        StoreError::NotFound { .. } => reason::MISSING,
-        StoreError::Late { .. } => reason::LATE,
-        StoreError::TooLarge { .. } => reason::OVERSIZED,
-        StoreError::HashMismatch { .. } | StoreError::Incomplete { .. } => reason::INTEGRITY,
-        StoreError::Wire(_) => reason::MALFORMED,
-        _ => reason::UNREACHABLE,
+        StoreError::NotFound { .. } => Reason::Missing,
+        StoreError::Late { .. } => Reason::LateUpload,
+        StoreError::TooLarge { .. } => Reason::Oversized,
+        StoreError::HashMismatch { .. } | StoreError::Incomplete { .. } => Reason::Integrity,
+        StoreError::Wire(_) => Reason::Malformed,
+        _ => Reason::StoreUnreachable,
     }
 }
 
-/// Fetches and checks every miner's bundle of a window; returns the reports (copycats
-/// marked, in upload order) and the sealed window.
+/// Fetches and checks every miner's bundle of a window; returns the reports (in upload
+/// order, with credited work) and the sealed window. `replay` holds the work of earlier
+/// windows of the checkpoint.
 pub async fn check_window(
     inputs: &WindowInputs<'_>,
     miners: &[MinerSource],
     validator: Hotkey,
+    replay: &ReplaySet,
 ) -> (Vec<MinerReport>, SealedWindow) {
     let coefficients = inputs.coefficients();
     let check = inputs.check(&coefficients);
     let window = inputs.plan.window;
-    let mut reports = Vec::new();
+    let mut failed = Vec::new();
+    let mut pending = Vec::new();
+    let mut prompts = PromptCache::new();
     for m in miners {
-        let mut report = MinerReport {
-            hotkey: m.hotkey,
-            uid: m.uid,
-            bundle_status: reason::ACCEPTED.into(),
-            detail: String::new(),
-            bundle_sha256: [0; 32],
-            uploaded: None,
-            groups_submitted: 0,
-            checked: Vec::new(),
-        };
+        let mut report = MinerReport::new(m.hotkey, m.uid);
         let fetched = m
             .store
             .fetch_bundle_capped(
@@ -185,9 +192,9 @@ pub async fn check_window(
         let fetched = match fetched {
             Ok(f) => f,
             Err(e) => {
-                report.bundle_status = bundle_reason(&e).into();
+                report.bundle_status = bundle_reason(&e).as_str().into();
                 report.detail = e.to_string();
-                reports.push(report);
+                failed.push(report);
                 continue;
             }
         };
@@ -196,9 +203,9 @@ pub async fn check_window(
         let bundle = match decode_bundle(&fetched.bytes) {
             Ok(b) => b,
             Err(e) => {
-                report.bundle_status = reason::MALFORMED.into();
+                report.bundle_status = Reason::Malformed.as_str().into();
                 report.detail = e.to_string();
-                reports.push(report);
+                failed.push(report);
                 continue;
             }
         };
@@ -206,49 +213,38 @@ pub async fn check_window(
         let status = if bundle.hotkey != m.hotkey {
             if inputs.registered.contains(&bundle.hotkey) {
                 Some((
-                    reason::HOTKEY_MISMATCH,
+                    Reason::HotkeyMismatch,
                     "the bundle names another miner".to_string(),
                 ))
             } else {
                 Some((
-                    reason::UNREGISTERED,
+                    Reason::UnregisteredHotkey,
                     format!("{} is not registered", bundle.hotkey.to_ss58()),
                 ))
             }
         } else if bundle.window != window {
             Some((
-                reason::WINDOW,
+                Reason::WindowMismatch,
                 format!("bundle for window {}", bundle.window),
             ))
         } else {
-            bundle
-                .validate()
-                .err()
-                .map(|e| (reason::SCHEMA, e.to_string()))
+            None
         };
         if let Some((r, detail)) = status {
-            report.bundle_status = r.into();
+            report.bundle_status = r.as_str().into();
             report.detail = detail;
-            reports.push(report);
+            failed.push(report);
             continue;
         }
-        for index in sample_groups(
-            &inputs.challenge_randomness,
-            &m.hotkey,
-            bundle.groups.len(),
-            inputs.groups_checked,
-        ) {
-            let group = bundle.groups[index].clone();
-            let outcome = tokio::task::block_in_place(|| check.check_group(&m.hotkey, &group));
-            report.checked.push(CheckedGroup {
-                index: index as u32,
-                group,
-                outcome,
-            });
-        }
-        reports.push(report);
+        let mut p = PendingBundle {
+            report,
+            groups: bundle.groups,
+        };
+        tokio::task::block_in_place(|| precheck_bundle(&check, &mut p, &mut prompts));
+        pending.push(p);
     }
-    mark_copycats(&mut reports);
+    let mut reports = finish_window(&check, pending, replay, inputs.groups_checked);
+    reports.extend(failed);
     reports.sort_by_key(|r| (r.uploaded, r.hotkey));
     let sealed = SealedWindow {
         window,
@@ -271,11 +267,10 @@ pub fn summarize(window: u64, checkpoint: Option<u64>, reports: &[MinerReport]) 
     for r in reports {
         *s.bundles.entry(r.bundle_status.clone()).or_default() += 1;
         s.groups_submitted += r.groups_submitted as u64;
+        s.zeroed += u64::from(r.zeroed());
+        s.credited_work += r.credited;
         for c in &r.checked {
             s.groups_checked += 1;
-            *s.verdicts
-                .entry(c.outcome.verdict.reason.clone())
-                .or_default() += 1;
             *s.prompts.entry(c.group.header.prompt_id).or_default() += 1;
             if c.outcome.verdict.accepted {
                 s.in_zone += u64::from(c.outcome.in_zone);
@@ -287,6 +282,7 @@ pub fn summarize(window: u64, checkpoint: Option<u64>, reports: &[MinerReport]) 
             }
         }
     }
+    s.verdicts = verdict_counts(reports);
     s.mean_reward = if rollouts > 0 {
         reward_sum / rollouts as f64
     } else {
@@ -295,44 +291,39 @@ pub fn summarize(window: u64, checkpoint: Option<u64>, reports: &[MinerReport]) 
     s
 }
 
-/// Re-checks a sealed window offline: the same pipeline on the archived groups (copycats
-/// in archive order); returns the verdicts in entry order.
+/// Re-checks a sealed window offline: every archived group runs the per-group checks
+/// again (binding, structure and, for groups that had one, the forward pass); verdicts
+/// that depend on groups outside the archive (duplicates within the full bundle, copies,
+/// replays of earlier windows) are confirmed when the group passes its own binding and
+/// structure checks. Returns the verdicts in entry order.
 pub fn reverify_archive(
     archive: &SealedWindow,
     inputs: &WindowInputs<'_>,
 ) -> Vec<grail_proto::archive::Verdict> {
     let coefficients = inputs.coefficients();
     let check = inputs.check(&coefficients);
-    let mut reports: Vec<MinerReport> = Vec::new();
-    for (i, e) in archive.entries.iter().enumerate() {
-        if reports.last().is_none_or(|r| r.hotkey != e.miner) {
-            reports.push(MinerReport {
-                hotkey: e.miner,
-                uid: 0,
-                bundle_status: reason::ACCEPTED.into(),
-                detail: String::new(),
-                bundle_sha256: e.bundle_sha256,
-                // Archive order is upload order.
-                uploaded: chrono::DateTime::from_timestamp(i as i64, 0),
-                groups_submitted: 0,
-                checked: Vec::new(),
-            });
-        }
-        let outcome = check.check_group(&e.miner, &e.group);
-        reports
-            .last_mut()
-            .expect("pushed")
-            .checked
-            .push(CheckedGroup {
-                index: e.group_index,
-                group: e.group.clone(),
-                outcome,
-            });
-    }
-    mark_copycats(&mut reports);
-    reports
+    let mut prompts = PromptCache::new();
+    archive
+        .entries
         .iter()
-        .flat_map(|r| r.checked.iter().map(|c| c.outcome.verdict.clone()))
+        .map(|e| {
+            let archived: Option<Reason> = e.verdict.reason.parse().ok();
+            let cross_group = matches!(
+                archived,
+                Some(
+                    Reason::DuplicateGroup
+                        | Reason::DuplicatePrompt
+                        | Reason::Copycat
+                        | Reason::Replay
+                )
+            );
+            let outcome = match check.precheck(&e.miner, &e.group, &mut prompts) {
+                Err(r) => GroupOutcome::rejected(r),
+                Ok(()) if cross_group => return e.verdict.clone(),
+                Ok(()) => check.check_forward(&e.group),
+            };
+            outcome.verdict
+        })
         .collect()
 }
 
@@ -509,7 +500,11 @@ pub async fn run(
         };
         info!(
             window,
-            accepted = summary.verdicts.get(reason::ACCEPTED).copied().unwrap_or(0),
+            accepted = summary
+                .verdicts
+                .get(Reason::Accepted.as_str())
+                .copied()
+                .unwrap_or(0),
             checked = summary.groups_checked,
             in_zone = summary.in_zone,
             "window sealed"
@@ -588,19 +583,19 @@ async fn validate_window(
         groups_checked: w.config.validator.groups_checked,
         max_bundle_bytes: w.config.validator.max_bundle_bytes,
     };
-    let (reports, sealed) = check_window(&inputs, &miners, me).await;
+    state.replay.begin(id.digest, window);
+    let (reports, sealed) = check_window(&inputs, &miners, me, &state.replay).await;
     let digest = w.store.put_archive(&sealed).await?;
     let mut summary = summarize(window, Some(id.number), &reports);
     summary.archive = hex::encode(digest);
+    state
+        .replay
+        .record(window, reports.iter().flat_map(|r| r.works.iter().copied()));
     let work = state.work.entry(window).or_default();
+    work.clear();
     for r in &reports {
-        let n = r
-            .checked
-            .iter()
-            .filter(|c| c.outcome.verdict.accepted && c.outcome.in_zone)
-            .count() as u64;
-        if n > 0 {
-            work.insert(r.uid, n);
+        if r.credited > 0.0 {
+            work.insert(r.uid, r.credited);
         }
     }
     let s = &w.config.validator;
@@ -609,7 +604,6 @@ async fn validate_window(
             rolling_windows: s.rolling_windows,
             exponent: s.exponent,
             burn_fraction: s.burn_fraction,
-            max_share: s.max_share,
         };
         let shares = weights(&state.work, window, &rule);
         let (uids, values): (Vec<u16>, Vec<f64>) = shares.into_iter().unzip();

@@ -9,11 +9,10 @@
 //!                        ‖ u32(#positions) ‖ per position: u32 each sketch
 //!                        ‖ u32(#logprobs) ‖ f32 bits each ‖ f64 bits reward
 //!                        ‖ f64 bits advantage ‖ u8 success)
-//! group_digest(g)      = SHA256("grail-rs/group/v1" ‖ u32(protocol_version) ‖ hotkey[32]
+//! group_digest(g)      = SHA256("grail-rs/group/v3" ‖ u32(protocol_version) ‖ hotkey[32]
 //!                        ‖ u64(window) ‖ lp(env name) ‖ lp(env params) ‖ u64(prompt_id)
 //!                        ‖ checkpoint[32] ‖ window_randomness[32]
 //!                        ‖ u32(max_new_tokens) ‖ u32(temperature_milli)
-//!                        ‖ u32(top_p_milli) ‖ u32(top_k)
 //!                        ‖ u32(#rollouts) ‖ rollout_digest each)
 //! ```
 //!
@@ -28,7 +27,7 @@ use crate::wire::{Group, GroupHeader, Rollout};
 /// Domain of [`rollout_digest`].
 pub const ROLLOUT_DOMAIN: &[u8] = b"grail-rs/rollout/v1";
 /// Domain of [`group_digest`].
-pub const GROUP_DOMAIN: &[u8] = b"grail-rs/group/v1";
+pub const GROUP_DOMAIN: &[u8] = b"grail-rs/group/v3";
 
 fn put_u32(h: &mut Sha256, v: u32) {
     h.update(v.to_be_bytes());
@@ -79,14 +78,8 @@ pub fn group_digest_from_parts(header: &GroupHeader, rollout_digests: &[[u8; 32]
     h.update(header.checkpoint);
     h.update(header.window_randomness);
     let g = &header.generation;
-    for v in [
-        g.max_new_tokens,
-        g.temperature_milli,
-        g.top_p_milli,
-        g.top_k,
-    ] {
-        put_u32(&mut h, v);
-    }
+    put_u32(&mut h, g.max_new_tokens);
+    put_u32(&mut h, g.temperature_milli);
     put_len(&mut h, rollout_digests.len());
     for d in rollout_digests {
         h.update(d);
@@ -111,6 +104,30 @@ pub fn token_digest(tokens: &[u32]) -> [u8; 32] {
     h.update(b"grail-rs/tokens/v1");
     for &t in tokens {
         put_u32(&mut h, t);
+    }
+    h.finalize().into()
+}
+
+/// Domain of [`work_digest`].
+pub const WORK_DOMAIN: &[u8] = b"grail-rs/work/v1";
+
+/// What a group's work is, independent of who signed it and when: SHA-256 of the
+/// domain, the group size and the sorted [`token_digest`]s of its rollouts (prompt and
+/// completion tokens). Equal digests mean the same prompt with the same completions in
+/// any order, which is how duplicates within a bundle, replays across windows and copies
+/// across miners are recognised.
+pub fn work_digest(group: &Group) -> [u8; 32] {
+    let mut digests: Vec<[u8; 32]> = group
+        .rollouts
+        .iter()
+        .map(|r| token_digest(&r.tokens))
+        .collect();
+    digests.sort_unstable();
+    let mut h = Sha256::new();
+    h.update(WORK_DOMAIN);
+    put_len(&mut h, digests.len());
+    for d in &digests {
+        h.update(d);
     }
     h.finalize().into()
 }

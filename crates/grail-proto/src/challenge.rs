@@ -9,12 +9,13 @@
 //! Verification recomputes the sketches at those positions from the validator's own
 //! hidden states and compares each sketch by modular distance against
 //! [`tolerance`]. A position passes when every sketch at it is
-//! within tolerance; the rollout passes when at most `CHALLENGE_MAX_MISSES` positions fail.
+//! within tolerance; the rollout passes when at most [`allowed_misses`] positions fail
+//! (`CHALLENGE_MAX_MISSES` at full K, none for completions shorter than 16 tokens).
 //! The [`ProofReport`] keeps every distance so operators see margins, not only a verdict.
 
 use std::collections::BTreeSet;
 
-use crate::params::{CHALLENGE_MAX_MISSES, MAX_HIDDEN_SIZE, SKETCHES_PER_POSITION};
+use crate::params::{CHALLENGE_K, CHALLENGE_MAX_MISSES, MAX_HIDDEN_SIZE, SKETCHES_PER_POSITION};
 use crate::prf::{stream, uniform_below};
 use crate::sketch::{modular_distance, tolerance, PositionSketch, SketchCoefficients};
 use crate::wire::Rollout;
@@ -137,6 +138,14 @@ pub enum ProofError {
     },
 }
 
+/// Challenged positions that may fail when `checked` positions are checked:
+/// `CHALLENGE_MAX_MISSES · checked / CHALLENGE_K`, rounded down. Full challenges allow
+/// `CHALLENGE_MAX_MISSES`; a completion shorter than 16 tokens allows none, so a short
+/// rollout cannot pass on misses alone.
+pub fn allowed_misses(checked: usize) -> usize {
+    CHALLENGE_MAX_MISSES * checked.min(CHALLENGE_K) / CHALLENGE_K
+}
+
 /// Compares claimed sketches with hidden vectors the caller already computed (sans-I/O
 /// core of [`verify_proof`]). `hidden[i]` belongs to `positions[i]`.
 pub fn check_positions(
@@ -185,8 +194,8 @@ pub fn check_positions(
         });
     }
     Ok(ProofReport {
+        max_misses: allowed_misses(reports.len()),
         positions: reports,
-        max_misses: CHALLENGE_MAX_MISSES,
     })
 }
 

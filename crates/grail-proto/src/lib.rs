@@ -12,6 +12,10 @@
 //! - [`wire`] — rollouts, groups and bundles, and their size-limited byte format.
 //! - [`binding`] — the canonical binary binding a miner signs.
 //! - [`signing`] — sr25519 hotkeys and SS58 addresses (feature `sr25519`, on by default).
+//! - [`sampling`] — public sampling uniforms, the inverse-CDF sampler and its check.
+//! - [`rules`] — the validator's checks in order, typed [`rules::Reason`]s, duplicates,
+//!   copies, replays, spot-check sampling and credited work.
+//! - [`scoring`] — weights from credited work (superlinear, rolling, burn).
 //! - [`grpo`] — group advantages and the learning-zone predicate.
 //! - [`compat`] — bit-exact reproductions of the Python reference proofs (grail v5,
 //!   Reliquary v7) and of CPython's `random.Random`.
@@ -27,6 +31,9 @@ pub mod grpo;
 pub mod params;
 pub mod prf;
 pub mod randomness;
+pub mod rules;
+pub mod sampling;
+pub mod scoring;
 #[cfg(feature = "sr25519")]
 pub mod signing;
 pub mod sketch;

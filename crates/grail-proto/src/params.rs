@@ -8,7 +8,7 @@
 
 /// Version of the native protocol. It is part of every signed binding, so rollouts made
 /// under another version fail signature verification rather than being misread.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The sketch modulus, the Mersenne prime 2^31 − 1. Sketches are residues in `[0, Q)`;
 /// changing it changes every commitment.
@@ -45,8 +45,10 @@ pub const TOLERANCE_GROWTH: f64 = 0.0;
 /// the completion is shorter).
 pub const CHALLENGE_K: usize = 32;
 
-/// Challenged positions that may fail while the rollout still passes. The forgery bound
-/// is the binomial tail of a substitute passing `K − MAX_MISSES` of `K` positions.
+/// Challenged positions that may fail while the rollout still passes, at full K (fewer
+/// checked positions allow proportionally fewer, rounded down: see
+/// `challenge::allowed_misses`). The forgery bound is the binomial tail of a substitute
+/// passing `K − MAX_MISSES` of `K` positions.
 pub const CHALLENGE_MAX_MISSES: usize = 2;
 
 /// Upper bound on tokens (prompt + completion) in one rollout accepted from the wire.
@@ -58,8 +60,14 @@ pub const MAX_GROUP_SIZE: usize = 64;
 /// Upper bound on groups in one window bundle.
 pub const MAX_GROUPS_PER_BUNDLE: usize = 4_096;
 
-/// Upper bound on an encoded window bundle, checked before decoding.
+/// Upper bound on an encoded window bundle, checked before decoding (the format's hard
+/// limit). Validators read far less by default ([`DEFAULT_MAX_BUNDLE_BYTES`]).
 pub const MAX_BUNDLE_BYTES: usize = 256 * 1024 * 1024;
+
+/// The bundle size a validator reads by default: 16 MiB, about 16× an honest 2-core
+/// miner's window on SmolLM2 (~1 MiB). Raising it lets one miner make every validator
+/// download and decode more before any check.
+pub const DEFAULT_MAX_BUNDLE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Upper bound on the hidden size a verifier accepts from a provider.
 pub const MAX_HIDDEN_SIZE: usize = 65_536;
@@ -80,3 +88,29 @@ pub const ADVANTAGE_SIGMA_EPSILON: f64 = 1e-8;
 
 /// Largest |Σ advantages| a validator accepts for a group (they must sum to zero).
 pub const ADVANTAGE_SUM_TOLERANCE: f64 = 1e-3;
+
+/// Margin of the sampling check (docs/protocol.md §6): a uniform within this distance of
+/// an end of the claimed token's CDF interval is ambiguous and tolerated. It must exceed
+/// the honest CDF drift between a miner's KV-cache decode and a validator's batched
+/// forward (fp32, any batching, padding and thread count); every accepted rollout is then
+/// a sample of a distribution whose CDF boundaries lie within this distance of the
+/// checkpoint's. Chosen by the sampling audit (docs/soundness.md): wider tolerates more
+/// drift and gives an attacker more room at boundaries.
+pub const SAMPLING_MARGIN: f64 = 1e-3;
+
+/// Completion positions per rollout whose uniform may lie outside the widened interval.
+/// Zero: honest drift stays inside the margin, and every miss is another token.
+pub const SAMPLING_MAX_MISSES: usize = 0;
+
+/// Largest |claimed − recomputed| log-prob accepted (fp32 on different hardware differs
+/// by ~1e-5; a forged value by far more).
+pub const LOGPROB_TOLERANCE: f32 = 1e-2;
+
+/// Groups a validator checks with a forward pass per miner and window (default). The
+/// spot-check economics (docs/protocol.md §11) need it above the scoring exponent.
+pub const GROUPS_CHECKED: usize = 8;
+
+/// Exponent of the superlinear score on credited work. Above 1, so splitting one miner's
+/// work across hotkeys lowers its total weight; below `GROUPS_CHECKED`, so cheating on a
+/// fraction of groups has negative expected gain.
+pub const SCORE_EXPONENT: f64 = 1.5;

@@ -19,7 +19,7 @@ use crate::sketch::PositionSketch;
 pub const BUNDLE_MAGIC: &[u8; 8] = b"GRAILBDL";
 
 /// Version of the bundle byte format (independent of the protocol version).
-pub const BUNDLE_FORMAT_VERSION: u32 = 1;
+pub const BUNDLE_FORMAT_VERSION: u32 = 2;
 
 /// A hotkey's sr25519 public key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -72,16 +72,14 @@ pub struct EnvironmentId {
 }
 
 /// The sampling parameters a group was generated with, as integers (no float formatting).
+/// Sampling is plain inverse-CDF over the tempered distribution (`crate::sampling`): no
+/// top-k or top-p, which would make the check depend on sort orders and ties.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct GenerationParams {
     /// Maximum completion tokens.
     pub max_new_tokens: u32,
-    /// Temperature × 1000.
+    /// Temperature × 1000 (positive).
     pub temperature_milli: u32,
-    /// Nucleus mass × 1000 (1000 = off).
-    pub top_p_milli: u32,
-    /// Top-k cut-off (0 = off).
-    pub top_k: u32,
 }
 
 /// Everything a group shares, all of it covered by the group signature.
@@ -264,6 +262,9 @@ impl Group {
             if s.len() > MAX_ENV_STRING_BYTES {
                 return Err(invalid("group header", "environment string too long"));
             }
+        }
+        if h.generation.temperature_milli == 0 {
+            return Err(invalid("group header", "temperature must be positive"));
         }
         let m = self.rollouts.len();
         if m == 0 || m > MAX_GROUP_SIZE {

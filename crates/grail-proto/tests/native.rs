@@ -72,8 +72,6 @@ fn header(key: &Keypair, window_randomness: [u8; 32]) -> GroupHeader {
         generation: GenerationParams {
             max_new_tokens: 64,
             temperature_milli: 700,
-            top_p_milli: 1000,
-            top_k: 0,
         },
     }
 }
@@ -296,10 +294,10 @@ fn decoding_rejects_structural_errors_with_reasons() {
         WireError::TrailingBytes(1)
     );
     assert_eq!(decode_bundle(b"nope").unwrap_err(), WireError::BadMagic);
-    let mut v2 = encode_bundle(&ok).unwrap();
-    v2[8] = 2;
+    let mut v1 = encode_bundle(&ok).unwrap();
+    v1[8] = 1;
     assert_eq!(
-        decode_bundle(&v2).unwrap_err(),
-        WireError::UnsupportedFormat(2)
+        decode_bundle(&v1).unwrap_err(),
+        WireError::UnsupportedFormat(1)
     );
 }

@@ -61,8 +61,6 @@ fn arb_bundle() -> impl Strategy<Value = WindowBundle> {
                         generation: GenerationParams {
                             max_new_tokens: 32,
                             temperature_milli: 1000,
-                            top_p_milli: 1000,
-                            top_k: 0,
                         },
                     },
                     rollouts,

@@ -159,8 +159,6 @@ pub fn group(seed: u64, m: usize) -> Group {
             generation: GenerationParams {
                 max_new_tokens: 5,
                 temperature_milli: 700,
-                top_p_milli: 1000,
-                top_k: 0,
             },
         },
         rollouts,

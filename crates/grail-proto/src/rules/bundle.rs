@@ -1,0 +1,260 @@
+//! Checks across the groups of a bundle, across miners and across windows, and the
+//! credit a miner's window earns from its checked sample.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::binding::work_digest;
+use crate::prf::{stream, uniform_below};
+use crate::rules::{Consequence, Reason, Rejection};
+use crate::sampling::prompt_digest;
+use crate::wire::{Group, Hotkey};
+
+/// Stage 3, on every group of a bundle before any forward pass: the first group that
+/// repeats an earlier group's work ([`work_digest`]) is `duplicate_group`, the first that
+/// repeats an earlier group's prompt tokens is `duplicate_prompt`. Returns the index and
+/// rejection of the first offence. A prompt's uniforms are fixed per miner and window, so
+/// a second group for a prompt is either a copy or off-policy resampling.
+pub fn duplicates(groups: &[Group]) -> Option<(usize, Rejection)> {
+    let mut works = BTreeMap::new();
+    let mut prompts = BTreeMap::new();
+    for (i, g) in groups.iter().enumerate() {
+        if let Some(first) = works.insert(work_digest(g), i) {
+            return Some((
+                i,
+                Rejection::new(Reason::DuplicateGroup, format!("repeats group {first}")),
+            ));
+        }
+        let prompt = g.rollouts.first().map(|r| prompt_digest(r.prompt()));
+        if let Some(first) = prompt.and_then(|p| prompts.insert(p, i)) {
+            return Some((
+                i,
+                Rejection::new(
+                    Reason::DuplicatePrompt,
+                    format!(
+                        "prompt {} already used by group {first}",
+                        g.header.prompt_id
+                    ),
+                ),
+            ));
+        }
+    }
+    None
+}
+
+/// One miner's upload of one window, for [`copies`].
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// The miner.
+    pub hotkey: Hotkey,
+    /// When the store received the bundle (any monotone clock, e.g. Unix milliseconds).
+    pub uploaded: i64,
+    /// The [`work_digest`] of each group.
+    pub works: Vec<[u8; 32]>,
+}
+
+/// Stage 4a, across miners: a group whose work another miner uploaded earlier is a
+/// `copycat`; when the earliest uploads of the same work share a timestamp, every copy is
+/// void (no hotkey order decides). Returns `void[u][g]` per upload and group.
+pub fn copies(uploads: &[Upload]) -> Vec<Vec<bool>> {
+    // Earliest time per work digest, and how many distinct hotkeys uploaded it then.
+    let mut first: BTreeMap<[u8; 32], (i64, BTreeSet<Hotkey>)> = BTreeMap::new();
+    for u in uploads {
+        for w in &u.works {
+            let entry = first.entry(*w).or_insert((u.uploaded, BTreeSet::new()));
+            if u.uploaded < entry.0 {
+                *entry = (u.uploaded, BTreeSet::new());
+            }
+            if u.uploaded == entry.0 {
+                entry.1.insert(u.hotkey);
+            }
+        }
+    }
+    uploads
+        .iter()
+        .map(|u| {
+            u.works
+                .iter()
+                .map(|w| {
+                    let (time, owners) = &first[w];
+                    let sole_first = owners.len() == 1 && owners.contains(&u.hotkey);
+                    !(u.uploaded == *time && sole_first)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Stage 4b, across windows: the work digests seen in earlier windows of the checkpoint
+/// in effect. A validator keeps it for the checkpoint's lifetime (work made with another
+/// checkpoint already fails `stale_checkpoint`) and clears it when the checkpoint changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReplaySet {
+    /// The checkpoint the digests belong to.
+    pub checkpoint: [u8; 32],
+    /// Work digests by window.
+    pub windows: BTreeMap<u64, BTreeSet<[u8; 32]>>,
+}
+
+impl ReplaySet {
+    /// Prepares the set for `window` under `checkpoint`: forgets everything when the
+    /// checkpoint changed, and the window itself (a re-run of a window must not see its
+    /// own groups as replays).
+    pub fn begin(&mut self, checkpoint: [u8; 32], window: u64) {
+        if self.checkpoint != checkpoint {
+            *self = ReplaySet {
+                checkpoint,
+                windows: BTreeMap::new(),
+            };
+        }
+        self.windows.remove(&window);
+    }
+
+    /// Whether `work` was submitted in a window before `window`.
+    pub fn is_replay(&self, window: u64, work: &[u8; 32]) -> bool {
+        self.windows
+            .range(..window)
+            .any(|(_, seen)| seen.contains(work))
+    }
+
+    /// Records the work of `window`.
+    pub fn record(&mut self, window: u64, works: impl IntoIterator<Item = [u8; 32]>) {
+        self.windows.entry(window).or_default().extend(works);
+    }
+}
+
+/// Stage 5: which of a miner's `eligible` group indices get a forward pass: up to `n`
+/// distinct ones drawn with `stream("grail/validator-sample", [challenge_randomness,
+/// hotkey])`, in ascending order. The miner cannot know them before uploading.
+pub fn sample_groups(
+    challenge_randomness: &[u8; 32],
+    miner: &Hotkey,
+    eligible: &[usize],
+    n: usize,
+) -> Vec<usize> {
+    if n >= eligible.len() {
+        return eligible.to_vec();
+    }
+    let mut rng = stream(b"grail/validator-sample", &[challenge_randomness, &miner.0]);
+    let mut chosen = BTreeSet::new();
+    while chosen.len() < n {
+        chosen.insert(uniform_below(&mut rng, eligible.len() as u64) as usize);
+    }
+    chosen.into_iter().map(|i| eligible[i]).collect()
+}
+
+/// One checked group's outcome, for [`credited_work`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckedOutcome {
+    /// The verdict.
+    pub reason: Reason,
+    /// Whether its recomputed rewards are in the learning zone.
+    pub in_zone: bool,
+}
+
+/// Stage 7: the work a miner's window earns. `eligible` groups passed every check that
+/// runs on all groups and were not void; `checked` are the outcomes of the sampled ones.
+/// Any checked failure whose consequence is [`Consequence::ZeroWindow`] gives 0;
+/// otherwise the credit is `eligible × (accepted in-zone checked) / checked`, an unbiased
+/// estimate of the in-zone groups among all eligible ones (docs/protocol.md §11).
+pub fn credited_work(eligible: usize, checked: &[CheckedOutcome]) -> f64 {
+    if checked.is_empty()
+        || checked
+            .iter()
+            .any(|c| c.reason.consequence() == Consequence::ZeroWindow)
+    {
+        return 0.0;
+    }
+    let good = checked
+        .iter()
+        .filter(|c| c.reason == Reason::Accepted && c.in_zone)
+        .count();
+    eligible as f64 * good as f64 / checked.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upload(key: u8, time: i64, works: &[u8]) -> Upload {
+        Upload {
+            hotkey: Hotkey([key; 32]),
+            uploaded: time,
+            works: works.iter().map(|&w| [w; 32]).collect(),
+        }
+    }
+
+    #[test]
+    fn copies_keep_the_sole_first_upload_and_void_ties() {
+        let void = copies(&[
+            upload(1, 10, &[1, 2]),
+            upload(2, 5, &[2, 3]),
+            upload(3, 5, &[3, 4]),
+            upload(4, 7, &[4]),
+        ]);
+        // Work 1: only miner 1. Work 2: miner 2 first. Work 3: tie at 5 → both void.
+        // Work 4: miner 3 first (5 < 7).
+        assert_eq!(
+            void,
+            vec![
+                vec![false, true],
+                vec![false, true],
+                vec![true, false],
+                vec![true]
+            ]
+        );
+    }
+
+    #[test]
+    fn replays_are_per_checkpoint_and_earlier_windows_only() {
+        let mut set = ReplaySet::default();
+        set.begin([1; 32], 10);
+        set.record(10, [[7; 32]]);
+        assert!(!set.is_replay(10, &[7; 32]));
+        assert!(set.is_replay(20, &[7; 32]));
+        set.begin([1; 32], 10);
+        assert!(
+            !set.is_replay(20, &[7; 32]),
+            "a re-run forgets its own window"
+        );
+        set.record(10, [[7; 32]]);
+        set.begin([2; 32], 20);
+        assert!(
+            !set.is_replay(20, &[7; 32]),
+            "a new checkpoint starts empty"
+        );
+    }
+
+    #[test]
+    fn one_failure_zeroes_the_window_and_voids_cost_only_themselves() {
+        let ok = CheckedOutcome {
+            reason: Reason::Accepted,
+            in_zone: true,
+        };
+        let flat = CheckedOutcome {
+            reason: Reason::Accepted,
+            in_zone: false,
+        };
+        assert_eq!(credited_work(100, &[ok, ok, flat, ok]), 75.0);
+        let fraud = CheckedOutcome {
+            reason: Reason::SamplingMismatch,
+            in_zone: false,
+        };
+        assert_eq!(credited_work(100, &[ok, ok, fraud, ok]), 0.0);
+        assert_eq!(credited_work(100, &[]), 0.0);
+    }
+
+    #[test]
+    fn sampled_groups_are_eligible_distinct_and_deterministic() {
+        let eligible: Vec<usize> = (0..50).filter(|i| i % 3 != 0).collect();
+        let a = sample_groups(&[1; 32], &Hotkey([2; 32]), &eligible, 8);
+        assert_eq!(a, sample_groups(&[1; 32], &Hotkey([2; 32]), &eligible, 8));
+        assert_eq!(a.len(), 8);
+        assert!(a.iter().all(|i| eligible.contains(i)));
+        assert!(a.windows(2).all(|w| w[0] < w[1]));
+        assert_ne!(a, sample_groups(&[1; 32], &Hotkey([3; 32]), &eligible, 8));
+        assert_eq!(
+            sample_groups(&[1; 32], &Hotkey([2; 32]), &[4, 9], 8),
+            vec![4, 9]
+        );
+    }
+}

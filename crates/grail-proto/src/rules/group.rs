@@ -1,0 +1,322 @@
+//! Per-group checks, in the normative order. Each stage returns the first failure.
+
+use crate::binding::rollout_digest;
+use crate::challenge::{challenge_positions, check_positions};
+use crate::params::{CHALLENGE_K, LOGPROB_TOLERANCE};
+use crate::rules::{Reason, Rejection, WindowPlan};
+use crate::sampling::{check_sampling, CdfInterval, Uniforms};
+use crate::sketch::SketchCoefficients;
+use crate::wire::{Group, Hotkey};
+
+/// Stage 1, no model needed: schema, the bundle's hotkey, the signature
+/// (`signature_valid`, e.g. [`crate::signing::verify_group`]), window, randomness,
+/// environment, sampling parameters and checkpoint.
+pub fn check_binding(
+    plan: &WindowPlan,
+    bundle_hotkey: &Hotkey,
+    group: &Group,
+    signature_valid: impl FnOnce(&Group) -> bool,
+) -> Result<(), Rejection> {
+    group
+        .validate()
+        .map_err(|e| Rejection::new(Reason::Schema, e.to_string()))?;
+    let h = &group.header;
+    if &h.hotkey != bundle_hotkey {
+        return Err(Rejection::new(
+            Reason::HotkeyMismatch,
+            "group signed for another hotkey than the bundle's",
+        ));
+    }
+    if !signature_valid(group) {
+        return Err(Rejection::new(
+            Reason::Signature,
+            "sr25519 signature does not verify",
+        ));
+    }
+    if h.window != plan.window {
+        return Err(Rejection::new(
+            Reason::WindowMismatch,
+            format!("made for window {}", h.window),
+        ));
+    }
+    if h.window_randomness != plan.window_randomness {
+        return Err(Rejection::new(
+            Reason::RandomnessMismatch,
+            "not this window's randomness",
+        ));
+    }
+    if h.environment != plan.environment {
+        return Err(Rejection::new(
+            Reason::EnvironmentMismatch,
+            format!("{}/{}", h.environment.name, h.environment.params),
+        ));
+    }
+    if h.generation != plan.generation {
+        return Err(Rejection::new(
+            Reason::GenerationMismatch,
+            format!("{:?}", h.generation),
+        ));
+    }
+    if h.checkpoint != plan.checkpoint {
+        return Err(Rejection::new(
+            Reason::StaleCheckpoint,
+            format!("checkpoint {}", hex::encode(&h.checkpoint[..8])),
+        ));
+    }
+    Ok(())
+}
+
+/// Stage 1 with sr25519 signatures ([`crate::signing::verify_group`]).
+#[cfg(feature = "sr25519")]
+pub fn check_header(
+    plan: &WindowPlan,
+    bundle_hotkey: &Hotkey,
+    group: &Group,
+) -> Result<(), Rejection> {
+    check_binding(plan, bundle_hotkey, group, crate::signing::verify_group)
+}
+
+/// What the model and tokenizer say about token sequences, for [`check_structure`].
+#[derive(Debug, Clone, Copy)]
+pub struct TokenRules<'a> {
+    /// Vocabulary size: every id must be below it.
+    pub vocab_size: usize,
+    /// Most tokens (prompt + completion) the model can run.
+    pub max_sequence: usize,
+    /// Ids that end a completion.
+    pub eos_ids: &'a [u32],
+}
+
+/// Stage 2, tokenizer only: group size and one prompt, token limits, the canonical
+/// prompt (`canonical_prompt`: the tokenized chat-template rendering of the header's
+/// prompt id, or `Err(detail)` when it has none) and termination (exactly one EOS, last;
+/// or none at `max_new_tokens`).
+pub fn check_structure(
+    plan: &WindowPlan,
+    group: &Group,
+    canonical_prompt: Result<&[u32], String>,
+    tokens: TokenRules<'_>,
+) -> Result<(), Rejection> {
+    if group.rollouts.len() != plan.group_size {
+        return Err(Rejection::new(
+            Reason::GroupSize,
+            format!(
+                "{} rollouts, the subnet uses {}",
+                group.rollouts.len(),
+                plan.group_size
+            ),
+        ));
+    }
+    let max_new = plan.generation.max_new_tokens as usize;
+    for (i, r) in group.rollouts.iter().enumerate() {
+        if let Some(bad) = r.tokens.iter().find(|&&t| t as usize >= tokens.vocab_size) {
+            return Err(Rejection::new(
+                Reason::TokenLimits,
+                format!(
+                    "rollout {i}: token id {bad} outside the vocabulary ({})",
+                    tokens.vocab_size
+                ),
+            ));
+        }
+        if r.tokens.len() > tokens.max_sequence {
+            return Err(Rejection::new(
+                Reason::TokenLimits,
+                format!(
+                    "rollout {i}: {} tokens, the model runs {}",
+                    r.tokens.len(),
+                    tokens.max_sequence
+                ),
+            ));
+        }
+        if r.completion().len() > max_new {
+            return Err(Rejection::new(
+                Reason::TokenLimits,
+                format!("rollout {i}: completion over {max_new} tokens"),
+            ));
+        }
+    }
+    let prompt = canonical_prompt.map_err(|e| Rejection::new(Reason::PromptMismatch, e))?;
+    if let Some(i) = group.rollouts.iter().position(|r| r.prompt() != prompt) {
+        return Err(Rejection::new(
+            Reason::PromptMismatch,
+            format!("rollout {i}: prompt tokens are not the canonical rendering"),
+        ));
+    }
+    for (i, r) in group.rollouts.iter().enumerate() {
+        let c = r.completion();
+        let eos_count = c.iter().filter(|t| tokens.eos_ids.contains(t)).count();
+        let ends = c.last().is_some_and(|t| tokens.eos_ids.contains(t));
+        let ok = (eos_count == 1 && ends) || (eos_count == 0 && c.len() == max_new);
+        if !ok {
+            return Err(Rejection::new(
+                Reason::BadTermination,
+                format!(
+                    "rollout {i}: {eos_count} EOS tokens in {} completion tokens",
+                    c.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The completion positions whose hidden states the proof needs, per rollout (absolute
+/// token positions, from the challenge randomness and the rollout digest).
+pub fn challenged_positions(challenge_randomness: &[u8; 32], group: &Group) -> Vec<Vec<usize>> {
+    group
+        .rollouts
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            challenge_positions(
+                challenge_randomness,
+                &rollout_digest(i as u32, r),
+                r.prompt_len as usize,
+                r.tokens.len(),
+                CHALLENGE_K,
+            )
+        })
+        .collect()
+}
+
+/// What the validator's forward pass and environment computed for one rollout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutEvidence {
+    /// Last-layer hidden states at the rollout's [`challenged_positions`], in order.
+    pub hidden: Vec<Vec<f32>>,
+    /// Log-probabilities (temperature 1) of each completion token.
+    pub logprobs: Vec<f32>,
+    /// The CDF interval of each completion token under the group's temperature.
+    pub intervals: Vec<CdfInterval>,
+    /// The environment's reward and success flag, or why it could not score.
+    pub reward: Result<(f64, bool), String>,
+}
+
+/// Stage 6, from one forward pass: per rollout the GRAIL proof at the challenged
+/// positions, the claimed log-probs, the sampling check with the public uniforms and the
+/// reward; then the group's advantages. `evidence[i]` belongs to rollout `i` and
+/// `positions` is [`challenged_positions`].
+pub fn check_forward(
+    coefficients: &SketchCoefficients,
+    group: &Group,
+    positions: &[Vec<usize>],
+    evidence: &[RolloutEvidence],
+) -> Result<(), Rejection> {
+    if evidence.len() != group.rollouts.len() || positions.len() != group.rollouts.len() {
+        return Err(Rejection::new(
+            Reason::ProofFailed,
+            format!(
+                "evidence for {} of {} rollouts",
+                evidence.len().min(positions.len()),
+                group.rollouts.len()
+            ),
+        ));
+    }
+    for (i, ((r, e), pos)) in group
+        .rollouts
+        .iter()
+        .zip(evidence)
+        .zip(positions)
+        .enumerate()
+    {
+        match check_positions(&r.sketches, pos, &e.hidden, coefficients) {
+            Ok(report) if report.accepted() => {}
+            Ok(report) => {
+                return Err(Rejection::new(
+                    Reason::ProofFailed,
+                    format!(
+                        "rollout {i}: {} of {} positions off (max distance {})",
+                        report.misses(),
+                        pos.len(),
+                        report.max_distance()
+                    ),
+                ))
+            }
+            Err(err) => {
+                return Err(Rejection::new(
+                    Reason::ProofFailed,
+                    format!("rollout {i}: {err}"),
+                ))
+            }
+        }
+        check_logprobs(i, &r.logprobs, &e.logprobs)?;
+        let uniforms = Uniforms::new(
+            &group.header.window_randomness,
+            &group.header.hotkey,
+            r.prompt(),
+            i as u32,
+        )
+        .take_vec(r.completion().len());
+        let report = check_sampling(&e.intervals, &uniforms);
+        if !report.accepted() {
+            return Err(Rejection::new(
+                Reason::SamplingMismatch,
+                format!(
+                    "rollout {i}: {} of {} tokens not sampled with the public uniforms (first at completion position {}, off by {:.2e})",
+                    report.misses.len(),
+                    report.positions,
+                    report.misses.first().copied().unwrap_or(0),
+                    report.max_excess
+                ),
+            ));
+        }
+    }
+    let mut rewards = Vec::with_capacity(evidence.len());
+    for (i, (r, e)) in group.rollouts.iter().zip(evidence).enumerate() {
+        let (total, success) = e
+            .reward
+            .clone()
+            .map_err(|err| Rejection::new(Reason::RewardMismatch, format!("rollout {i}: {err}")))?;
+        if total != r.reward || success != r.success {
+            return Err(Rejection::new(
+                Reason::RewardMismatch,
+                format!(
+                    "rollout {i}: claimed {} ({}), recomputed {total} ({success})",
+                    r.reward, r.success
+                ),
+            ));
+        }
+        rewards.push(total);
+    }
+    let claimed: Vec<f64> = group.rollouts.iter().map(|r| r.advantage).collect();
+    if !crate::grpo::advantages_consistent(&rewards, &claimed) {
+        return Err(Rejection::new(
+            Reason::AdvantagesMismatch,
+            "advantages are not the group-normalised rewards",
+        ));
+    }
+    Ok(())
+}
+
+/// The claimed log-probs of rollout `i` against the recomputed ones
+/// ([`LOGPROB_TOLERANCE`]).
+pub fn check_logprobs(i: usize, claimed: &[f32], recomputed: &[f32]) -> Result<(), Rejection> {
+    if claimed.len() != recomputed.len() {
+        return Err(Rejection::new(
+            Reason::LogprobsMismatch,
+            format!(
+                "rollout {i}: {} log-probs for {} tokens",
+                claimed.len(),
+                recomputed.len()
+            ),
+        ));
+    }
+    let worst = claimed
+        .iter()
+        .zip(recomputed)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, |m, d| {
+            if m.is_nan() || d.is_nan() {
+                f32::NAN
+            } else {
+                m.max(d)
+            }
+        });
+    if worst.is_nan() || worst > LOGPROB_TOLERANCE {
+        return Err(Rejection::new(
+            Reason::LogprobsMismatch,
+            format!("rollout {i}: max |Δ log-prob| {worst:.4}"),
+        ));
+    }
+    Ok(())
+}
