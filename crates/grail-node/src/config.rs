@@ -102,7 +102,7 @@ pub struct ValidatorSettings {
     pub rolling_windows: usize,
     /// Exponent on credited work: at least 1 (superlinear, so splitting work across
     /// hotkeys never pays) and below `groups_checked` (so cheating on some groups has a
-    /// negative expected gain; docs/protocol.md §11).
+    /// negative expected gain; docs/protocol.md §12).
     pub exponent: f64,
     /// Share of the weight burned to uid 0.
     pub burn_fraction: f64,
@@ -126,7 +126,7 @@ impl Default for ValidatorSettings {
 
 impl ValidatorSettings {
     /// Checks the scoring and spot-check parameters against the economics of
-    /// docs/protocol.md §11.
+    /// docs/protocol.md §12.
     pub fn validate(&self) -> Result<(), NodeError> {
         let bad = |m: String| Err(NodeError::Config(m));
         if !(self.exponent.is_finite() && self.exponent >= 1.0) {

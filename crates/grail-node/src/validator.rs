@@ -615,3 +615,58 @@ async fn validate_window(
     }
     Ok(summary)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_map_to_bundle_reasons() {
+        let key = || "bundles/x".to_string();
+        let now = chrono::Utc::now();
+        let cases = [
+            (StoreError::NotFound { key: key() }, Reason::Missing),
+            (
+                StoreError::TooLarge {
+                    key: key(),
+                    size: 2,
+                    limit: 1,
+                },
+                Reason::Oversized,
+            ),
+            (
+                StoreError::HashMismatch {
+                    key: key(),
+                    expected: "a".into(),
+                    actual: "b".into(),
+                },
+                Reason::Integrity,
+            ),
+            (
+                StoreError::Incomplete {
+                    key: key(),
+                    detail: "no digest".into(),
+                },
+                Reason::Integrity,
+            ),
+            (
+                StoreError::Late {
+                    key: key(),
+                    written: now,
+                    deadline: now,
+                },
+                Reason::LateUpload,
+            ),
+            (
+                StoreError::Io {
+                    context: "reading".into(),
+                    source: std::io::Error::other("disk"),
+                },
+                Reason::StoreUnreachable,
+            ),
+        ];
+        for (error, want) in cases {
+            assert_eq!(bundle_reason(&error), want, "{error}");
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! The validator's driver for the rules in `grail_proto::rules`: it renders prompts,
 //! runs the forward pass and the environment, and hands the evidence to the pure checks,
-//! which decide. The order (docs/protocol.md §11):
+//! which decide. The order (docs/protocol.md §12):
 //!
 //! on every group — binding (schema, hotkey, signature, window, randomness, environment,
 //! sampling parameters, checkpoint) → structure (group size, token limits, canonical

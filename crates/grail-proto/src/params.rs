@@ -107,7 +107,7 @@ pub const SAMPLING_MAX_MISSES: usize = 0;
 pub const LOGPROB_TOLERANCE: f32 = 1e-2;
 
 /// Groups a validator checks with a forward pass per miner and window (default). The
-/// spot-check economics (docs/protocol.md §11) need it above the scoring exponent.
+/// spot-check economics (docs/protocol.md §12) need it above the scoring exponent.
 pub const GROUPS_CHECKED: usize = 8;
 
 /// Exponent of the superlinear score on credited work. Above 1, so splitting one miner's

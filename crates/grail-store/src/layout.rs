@@ -1,4 +1,4 @@
-//! Where things live in a bucket (normative; docs/protocol.md §10 repeats it).
+//! Where things live in a bucket (normative; docs/protocol.md §11 repeats it).
 //!
 //! ```text
 //! bundles/{window:012}/{hotkey}.bundle     miner window bundle (grail-proto bytes)

@@ -87,12 +87,61 @@ pub fn copies(uploads: &[Upload]) -> Vec<Vec<bool>> {
 /// Stage 4b, across windows: the work digests seen in earlier windows of the checkpoint
 /// in effect. A validator keeps it for the checkpoint's lifetime (work made with another
 /// checkpoint already fails `stale_checkpoint`) and clears it when the checkpoint changes.
+/// Serialised (e.g. in a validator's JSON state) with hex digests.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReplaySet {
     /// The checkpoint the digests belong to.
+    #[serde(with = "hex_digest")]
     pub checkpoint: [u8; 32],
     /// Work digests by window.
+    #[serde(with = "hex_digest_sets")]
     pub windows: BTreeMap<u64, BTreeSet<[u8; 32]>>,
+}
+
+fn digest_from_hex<E: serde::de::Error>(text: &str) -> Result<[u8; 32], E> {
+    let bytes = hex::decode(text).map_err(E::custom)?;
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| E::custom("a digest is 32 bytes"))
+}
+
+mod hex_digest {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        super::digest_from_hex(&String::deserialize(d)?)
+    }
+}
+
+mod hex_digest_sets {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    type Sets = BTreeMap<u64, BTreeSet<[u8; 32]>>;
+
+    pub fn serialize<S: Serializer>(sets: &Sets, s: S) -> Result<S::Ok, S::Error> {
+        let hex: BTreeMap<u64, Vec<String>> = sets
+            .iter()
+            .map(|(w, set)| (*w, set.iter().map(hex::encode).collect()))
+            .collect();
+        hex.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Sets, D::Error> {
+        BTreeMap::<u64, Vec<String>>::deserialize(d)?
+            .into_iter()
+            .map(|(w, list)| {
+                let set = list
+                    .iter()
+                    .map(|h| super::digest_from_hex(h))
+                    .collect::<Result<_, _>>()?;
+                Ok((w, set))
+            })
+            .collect()
+    }
 }
 
 impl ReplaySet {
@@ -155,7 +204,7 @@ pub struct CheckedOutcome {
 /// runs on all groups and were not void; `checked` are the outcomes of the sampled ones.
 /// Any checked failure whose consequence is [`Consequence::ZeroWindow`] gives 0;
 /// otherwise the credit is `eligible × (accepted in-zone checked) / checked`, an unbiased
-/// estimate of the in-zone groups among all eligible ones (docs/protocol.md §11).
+/// estimate of the in-zone groups among all eligible ones (docs/protocol.md §12).
 pub fn credited_work(eligible: usize, checked: &[CheckedOutcome]) -> f64 {
     if checked.is_empty()
         || checked

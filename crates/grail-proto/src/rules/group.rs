@@ -320,3 +320,137 @@ pub fn check_logprobs(i: usize, claimed: &[f32], recomputed: &[f32]) -> Result<(
     }
     Ok(())
 }
+
+#[cfg(all(test, feature = "sr25519"))]
+mod tests {
+    use super::*;
+    use crate::signing::Keypair;
+    use crate::wire::{EnvironmentId, GenerationParams, GroupHeader, Rollout, Signature};
+    use crate::PositionSketch;
+
+    fn plan() -> WindowPlan {
+        WindowPlan {
+            window: 40,
+            window_randomness: [3; 32],
+            checkpoint: [7; 32],
+            environment: EnvironmentId {
+                name: "toy".into(),
+                params: "v1".into(),
+            },
+            generation: GenerationParams {
+                max_new_tokens: 4,
+                temperature_milli: 1000,
+            },
+            group_size: 2,
+        }
+    }
+
+    fn signed(key: &Keypair, edit: impl FnOnce(&mut Group)) -> Group {
+        let p = plan();
+        let rollout = |c: &[u32]| Rollout {
+            tokens: [&[1, 2, 3][..], c].concat(),
+            prompt_len: 3,
+            sketches: vec![PositionSketch([0, 0]); 3 + c.len()],
+            logprobs: vec![-1.0; c.len()],
+            reward: 0.0,
+            advantage: 0.0,
+            success: false,
+        };
+        let mut g = Group {
+            header: GroupHeader {
+                protocol_version: crate::params::PROTOCOL_VERSION,
+                hotkey: key.public(),
+                window: p.window,
+                environment: p.environment,
+                prompt_id: 5,
+                checkpoint: p.checkpoint,
+                window_randomness: p.window_randomness,
+                generation: p.generation,
+            },
+            rollouts: vec![rollout(&[8, 0]), rollout(&[9, 9, 9, 9])],
+            signature: Signature([0; 64]),
+        };
+        edit(&mut g);
+        key.sign_group(&mut g);
+        g
+    }
+
+    fn binding(g: &Group, key: &Keypair) -> Option<Reason> {
+        check_header(&plan(), &key.public(), g)
+            .err()
+            .map(|r| r.reason)
+    }
+
+    fn structure(g: &Group, prompt: Result<&[u32], String>) -> Option<Reason> {
+        let tokens = TokenRules {
+            vocab_size: 10,
+            max_sequence: 16,
+            eos_ids: &[0],
+        };
+        check_structure(&plan(), g, prompt, tokens)
+            .err()
+            .map(|r| r.reason)
+    }
+
+    #[test]
+    fn binding_reasons_in_order() {
+        let key = Keypair::from_seed(&[1; 32]);
+        let ok = signed(&key, |_| {});
+        assert_eq!(binding(&ok, &key), None);
+        let cases: [(fn(&mut Group), Reason); 7] = [
+            (|g| g.header.protocol_version = 2, Reason::Schema),
+            (|g| g.rollouts.clear(), Reason::Schema),
+            (|g| g.header.window = 80, Reason::WindowMismatch),
+            (
+                |g| g.header.window_randomness = [4; 32],
+                Reason::RandomnessMismatch,
+            ),
+            (
+                |g| g.header.environment.params = "v2".into(),
+                Reason::EnvironmentMismatch,
+            ),
+            (
+                |g| g.header.generation.temperature_milli = 700,
+                Reason::GenerationMismatch,
+            ),
+            (|g| g.header.checkpoint = [8; 32], Reason::StaleCheckpoint),
+        ];
+        for (edit, want) in cases {
+            assert_eq!(binding(&signed(&key, edit), &key), Some(want));
+        }
+        let other = Keypair::from_seed(&[2; 32]);
+        assert_eq!(binding(&ok, &other), Some(Reason::HotkeyMismatch));
+        let mut forged = ok.clone();
+        forged.rollouts[0].reward = 1.0;
+        assert_eq!(binding(&forged, &key), Some(Reason::Signature));
+    }
+
+    #[test]
+    fn structure_reasons_in_order() {
+        let key = Keypair::from_seed(&[1; 32]);
+        let prompt: &[u32] = &[1, 2, 3];
+        let ok = signed(&key, |_| {});
+        assert_eq!(structure(&ok, Ok(prompt)), None);
+        let one = signed(&key, |g| {
+            g.rollouts.pop();
+        });
+        assert_eq!(structure(&one, Ok(prompt)), Some(Reason::GroupSize));
+        let big = signed(&key, |g| g.rollouts[0].tokens[3] = 10);
+        assert_eq!(structure(&big, Ok(prompt)), Some(Reason::TokenLimits));
+        assert_eq!(structure(&ok, Ok(&[1, 2, 4])), Some(Reason::PromptMismatch));
+        assert_eq!(
+            structure(&ok, Err("no problem".into())),
+            Some(Reason::PromptMismatch)
+        );
+        let padded = signed(&key, |g| g.rollouts[0].tokens[3] = 0);
+        assert_eq!(structure(&padded, Ok(prompt)), Some(Reason::BadTermination));
+    }
+
+    #[test]
+    fn logprob_check_catches_forgeries_and_nan() {
+        assert!(check_logprobs(0, &[-1.0, -2.0], &[-1.001, -2.0]).is_ok());
+        assert!(check_logprobs(0, &[-1.0, -2.0], &[-1.5, -2.0]).is_err());
+        assert!(check_logprobs(0, &[f32::NAN, -2.0], &[-1.0, -2.0]).is_err());
+        assert!(check_logprobs(0, &[-1.0], &[-1.0, -2.0]).is_err());
+    }
+}

@@ -3,7 +3,7 @@
 //! ([`Consequence`]), and how a miner's credited work follows from a checked sample.
 //!
 //! The node crates only fetch bytes, render prompts, run forward passes and compute
-//! rewards; every decision is taken here (docs/protocol.md §11):
+//! rewards; every decision is taken here (docs/protocol.md §12):
 //!
 //! 1. [`group::check_binding`] — schema, hotkey, signature, window, randomness,
 //!    environment, sampling parameters, checkpoint (no model needed);
