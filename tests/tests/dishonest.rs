@@ -164,6 +164,21 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
         let completions = |g: &Group| -> Vec<Vec<u32>> {
             g.rollouts.iter().map(|r| r.completion().to_vec()).collect()
         };
+        // Samples drawn with the miner's own randomness instead of the public uniforms.
+        let private_samples = |tokens: &[u32], rows: usize, rng: &mut ChaCha20Rng| {
+            let params = grail_infer::SamplingParams::from(&plan.generation);
+            current
+                .model
+                .generate_group(
+                    tokens,
+                    rows,
+                    &params,
+                    &current.eos_ids,
+                    rng,
+                    &mut grail_infer::no_progress,
+                )
+                .unwrap()
+        };
         let mut replay = ReplaySet::default();
         replay.begin(ckpt1, window);
         let upload = |w: &grail_node::wiring::Wiring, groups: Vec<Group>| {
@@ -321,18 +336,7 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
                 "best_of_n" => {
                     // Four private samples per slot; keep the best-scoring one.
                     let (problem, tokens) = current.prompt(&env, prompt).unwrap();
-                    let params = grail_infer::SamplingParams::from(&plan.generation);
-                    let candidates = current
-                        .model
-                        .generate_group(
-                            &tokens,
-                            4 * plan.group_size,
-                            &params,
-                            &current.eos_ids,
-                            &mut rng,
-                            &mut grail_infer::no_progress,
-                        )
-                        .unwrap();
+                    let candidates = private_samples(&tokens, 4 * plan.group_size, &mut rng);
                     let best: Vec<Vec<u32>> = candidates
                         .chunks(4)
                         .map(|c| {
@@ -363,18 +367,7 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
                 "duplicate_prompt" => {
                     // A second group for the same prompt: resampled with private randomness.
                     let (_, tokens) = current.prompt(&env, prompt).unwrap();
-                    let params = grail_infer::SamplingParams::from(&plan.generation);
-                    let again: Vec<Vec<u32>> = current
-                        .model
-                        .generate_group(
-                            &tokens,
-                            plan.group_size,
-                            &params,
-                            &current.eos_ids,
-                            &mut rng,
-                            &mut grail_infer::no_progress,
-                        )
-                        .unwrap()
+                    let again: Vec<Vec<u32>> = private_samples(&tokens, plan.group_size, &mut rng)
                         .into_iter()
                         .map(|c| c.tokens)
                         .collect();
@@ -516,8 +509,9 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
             groups_checked: 8,
             max_bundle_bytes: 48 * 1024,
         };
-        let (reports, sealed) =
-            check_window(&inputs, &sources, validator.key.public(), &replay).await;
+        let (reports, sealed) = check_window(&inputs, &sources, validator.key.public(), &replay)
+            .await
+            .unwrap();
         let by_key: BTreeMap<_, _> = reports.iter().map(|r| (r.hotkey, r)).collect();
 
         let h = by_key[&honest.key.public()];

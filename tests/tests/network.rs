@@ -167,7 +167,7 @@ fn honest_network_trains_rotates_and_reverifies() {
             groups_checked: 8,
             max_bundle_bytes: u64::MAX,
         };
-        let again = tokio::task::block_in_place(|| reverify_archive(&archive, &inputs));
+        let again = tokio::task::block_in_place(|| reverify_archive(&archive, &inputs)).unwrap();
         let archived: Vec<_> = archive.entries.iter().map(|e| e.verdict.clone()).collect();
         assert!(!archived.is_empty());
         assert_eq!(again, archived);

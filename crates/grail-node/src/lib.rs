@@ -84,6 +84,10 @@ pub enum NodeError {
     /// Bad configuration.
     #[error("configuration: {0}")]
     Config(String),
+    /// The validator's own forward pass gave unusable evidence (non-finite logits, a
+    /// missing position): the window is retried and no miner is blamed.
+    #[error("verification could not run: {0}")]
+    Verification(String),
     /// A file operation failed.
     #[error("{context}: {source}")]
     Io {

@@ -215,7 +215,7 @@ pub fn summary(root: &Path) -> Result<String, NodeError> {
             .map_or_else(|| format!("uid {uid}"), |p| p.name.clone())
     };
     let mut out = String::from(
-        "| window | checkpoint | bundles | groups submitted | checked | accepted | rejected (reason) | in zone | mean reward | weights set | checkpoint published |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| window | checkpoint | bundles | groups submitted | checked | accepted | rejected (reason) | in zone | credited work | mean reward | weights set | checkpoint published |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for (w, s) in &validator.windows {
         let accepted = s.verdicts.get("accepted").copied().unwrap_or(0);
@@ -249,7 +249,7 @@ pub fn summary(root: &Path) -> Result<String, NodeError> {
             .map(|p| format!("#{} (from window {})", p.number, p.effective_window))
             .collect();
         out += &format!(
-            "| {w} | {} | {bundles} | {} | {} | {accepted} | {} | {} | {:.3} | {} | {} |\n",
+            "| {w} | {} | {bundles} | {} | {} | {accepted} | {} | {} | {:.1} | {:.3} | {} | {} |\n",
             s.checkpoint.map_or("-".into(), |c| format!("#{c}")),
             s.groups_submitted,
             s.groups_checked,
@@ -259,6 +259,7 @@ pub fn summary(root: &Path) -> Result<String, NodeError> {
                 rejected.join(", ")
             },
             s.in_zone,
+            s.credited_work,
             s.mean_reward,
             if weights.is_empty() {
                 "-".into()

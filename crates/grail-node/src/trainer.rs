@@ -76,8 +76,9 @@ impl TrainerState {
 /// validators holding more than half of the stake in `validators` (hotkey → stake of
 /// every validator with a permit) accepted, whose signature verifies
 /// (`grail_proto::rules::training::agreed_entries`), in the learning zone when
-/// `in_zone_only`, with the first agreeing validator's recomputed log-probs. Entries that
-/// could not be trained on (archives come from other machines: empty, mismatched
+/// `in_zone_only`, with the miner's signed log-probs as behaviour policy (every accepting
+/// validator checked them against its own recomputation; no single validator's numbers
+/// are trusted). Entries that could not be trained on (archives come from other machines: empty, mismatched
 /// log-probs, ids outside a vocabulary of `vocab` tokens) are left out rather than
 /// failing the step.
 pub fn training_groups(
@@ -87,48 +88,39 @@ pub fn training_groups(
     in_zone_only: bool,
     vocab: usize,
 ) -> Vec<RolloutGroup> {
-    let mut out = Vec::new();
     let refs: Vec<&SealedWindow> = archives.iter().collect();
-    {
-        for e in agreed_entries(window, &refs, validators, verify_group) {
-            let rewards: Vec<f64> = e.group.rollouts.iter().map(|r| r.reward).collect();
-            if in_zone_only && !grail_proto::grpo::in_learning_zone(&rewards) {
-                continue;
-            }
-            let Some(first) = e.group.rollouts.first() else {
-                continue;
-            };
-            let trainable = e.recomputed_logprobs.len() == e.group.rollouts.len()
-                && e.group
-                    .rollouts
-                    .iter()
-                    .zip(&e.recomputed_logprobs)
-                    .all(|(r, lp)| {
-                        r.prompt() == first.prompt()
-                            && !r.completion().is_empty()
-                            && lp.len() == r.completion().len()
-                            && lp.iter().all(|l| l.is_finite() && *l <= 0.0)
-                            && r.reward.is_finite()
-                            && r.tokens.iter().all(|&t| (t as usize) < vocab)
-                    });
-            if !trainable {
-                continue;
-            }
-            out.push(RolloutGroup {
-                prompt: first.prompt().to_vec(),
-                rollouts: e
-                    .group
-                    .rollouts
-                    .iter()
-                    .zip(&e.recomputed_logprobs)
-                    .map(|(r, lp)| TrainingRollout {
-                        completion: r.completion().to_vec(),
-                        behaviour_logprobs: lp.clone(),
-                        reward: r.reward,
-                    })
-                    .collect(),
-            });
+    let mut out = Vec::new();
+    for e in agreed_entries(window, &refs, validators, verify_group) {
+        let rollouts = &e.group.rollouts;
+        let rewards: Vec<f64> = rollouts.iter().map(|r| r.reward).collect();
+        if in_zone_only && !grail_proto::grpo::in_learning_zone(&rewards) {
+            continue;
         }
+        let Some(first) = rollouts.first() else {
+            continue;
+        };
+        let trainable = rollouts.iter().all(|r| {
+            r.prompt() == first.prompt()
+                && !r.completion().is_empty()
+                && r.logprobs.len() == r.completion().len()
+                && r.logprobs.iter().all(|l| l.is_finite() && *l <= 0.0)
+                && r.reward.is_finite()
+                && r.tokens.iter().all(|&t| (t as usize) < vocab)
+        });
+        if !trainable {
+            continue;
+        }
+        out.push(RolloutGroup {
+            prompt: first.prompt().to_vec(),
+            rollouts: rollouts
+                .iter()
+                .map(|r| TrainingRollout {
+                    completion: r.completion().to_vec(),
+                    behaviour_logprobs: r.logprobs.clone(),
+                    reward: r.reward,
+                })
+                .collect(),
+        });
     }
     out
 }
@@ -147,16 +139,22 @@ async fn announce(w: &Wiring, id: CheckpointId, effective_window: u64) -> Result
     Ok(())
 }
 
-/// The sealed archives of `window` in the validators' buckets.
+/// Reads the sealed archives of `window` in the validators' buckets that are not in
+/// `cache` yet (keyed by validator and archive digest).
 async fn sealed_archives(
     validators: &[(Hotkey, Store)],
     window: u64,
-) -> Result<Vec<SealedWindow>, NodeError> {
-    let mut out = Vec::new();
+    cache: &mut BTreeMap<(Hotkey, [u8; 32]), SealedWindow>,
+) -> Result<(), NodeError> {
     for (hotkey, store) in validators {
         for digest in store.list_archives(window).await? {
+            if cache.contains_key(&(*hotkey, digest)) {
+                continue;
+            }
             match store.get_archive(window, &digest).await {
-                Ok((a, _)) if a.validator == *hotkey => out.push(a),
+                Ok((a, _)) if a.validator == *hotkey => {
+                    cache.insert((*hotkey, digest), a);
+                }
                 Ok(_) => warn!(
                     window,
                     "an archive in {} names another validator",
@@ -166,7 +164,25 @@ async fn sealed_archives(
             }
         }
     }
-    Ok(out)
+    Ok(())
+}
+
+/// Whether the validators that published archives hold more than half of the stake (or
+/// of the validators, when no stake is set): before that, no group can have a majority.
+fn majority_published(
+    stakes: &BTreeMap<Hotkey, u64>,
+    archives: &BTreeMap<(Hotkey, [u8; 32]), SealedWindow>,
+) -> bool {
+    let by_count = stakes.values().all(|&s| s == 0);
+    let weight = |s: u64| if by_count { 1u128 } else { u128::from(s) };
+    let total: u128 = stakes.values().map(|&s| weight(s)).sum();
+    let published: std::collections::BTreeSet<&Hotkey> = archives.keys().map(|(h, _)| h).collect();
+    let have: u128 = published
+        .iter()
+        .filter_map(|h| stakes.get(*h))
+        .map(|&s| weight(s))
+        .sum();
+    total > 0 && 2 * have > total
 }
 
 /// Runs the trainer from `from_window` for `windows` windows (default: until stopped).
@@ -255,11 +271,14 @@ pub async fn run(
             .into_iter()
             .map(|(n, store)| (n.hotkey, store))
             .collect();
-        let archives = loop {
-            let archives = sealed_archives(&validators, window).await?;
+        // Wait until validators holding a stake majority have sealed the window (or two
+        // windows have passed): earlier, no group can have a majority's agreement.
+        let mut cache = BTreeMap::new();
+        let archives: Vec<SealedWindow> = loop {
+            sealed_archives(&validators, window, &mut cache).await?;
             let head = w.net.chain.block_number().await?;
-            if !archives.is_empty() || head > window + 3 * wl {
-                break archives;
+            if majority_published(&stakes, &cache) || head > window + 3 * wl {
+                break cache.into_values().collect();
             }
             if stop.sleep(std::time::Duration::from_millis(500)).await {
                 return Ok(state);

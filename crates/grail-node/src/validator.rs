@@ -165,13 +165,13 @@ fn bundle_reason(e: &StoreError) -> Reason {
 
 /// Fetches and checks every miner's bundle of a window; returns the reports (in upload
 /// order, with credited work) and the sealed window. `replay` holds the work of earlier
-/// windows of the checkpoint.
+/// windows of the checkpoint. An error is the validator's own failure (its forward pass).
 pub async fn check_window(
     inputs: &WindowInputs<'_>,
     miners: &[MinerSource],
     validator: Hotkey,
     replay: &ReplaySet,
-) -> (Vec<MinerReport>, SealedWindow) {
+) -> Result<(Vec<MinerReport>, SealedWindow), NodeError> {
     let coefficients = inputs.coefficients();
     let check = inputs.check(&coefficients);
     let window = inputs.plan.window;
@@ -243,7 +243,7 @@ pub async fn check_window(
         tokio::task::block_in_place(|| precheck_bundle(&check, &mut p, &mut prompts));
         pending.push(p);
     }
-    let mut reports = finish_window(&check, pending, replay, inputs.groups_checked);
+    let mut reports = finish_window(&check, pending, replay, inputs.groups_checked)?;
     reports.extend(failed);
     reports.sort_by_key(|r| (r.uploaded, r.hotkey));
     let sealed = SealedWindow {
@@ -252,7 +252,7 @@ pub async fn check_window(
         checkpoint: inputs.plan.checkpoint,
         entries: archive_entries(&reports),
     };
-    (reports, sealed)
+    Ok((reports, sealed))
 }
 
 /// Summarises reports.
@@ -295,11 +295,12 @@ pub fn summarize(window: u64, checkpoint: Option<u64>, reports: &[MinerReport]) 
 /// again (binding, structure and, for groups that had one, the forward pass); verdicts
 /// that depend on groups outside the archive (duplicates within the full bundle, copies,
 /// replays of earlier windows) are confirmed when the group passes its own binding and
-/// structure checks. Returns the verdicts in entry order.
+/// structure checks. Returns the verdicts in entry order; an error is the re-verifier's
+/// own failure (its forward pass).
 pub fn reverify_archive(
     archive: &SealedWindow,
     inputs: &WindowInputs<'_>,
-) -> Vec<grail_proto::archive::Verdict> {
+) -> Result<Vec<grail_proto::archive::Verdict>, NodeError> {
     let coefficients = inputs.coefficients();
     let check = inputs.check(&coefficients);
     let mut prompts = PromptCache::new();
@@ -319,10 +320,10 @@ pub fn reverify_archive(
             );
             let outcome = match check.precheck(&e.miner, &e.group, &mut prompts) {
                 Err(r) => GroupOutcome::rejected(r),
-                Ok(()) if cross_group => return e.verdict.clone(),
-                Ok(()) => check.check_forward(&e.group),
+                Ok(()) if cross_group => return Ok(e.verdict.clone()),
+                Ok(()) => check.check_forward(&e.group)?,
             };
-            outcome.verdict
+            Ok(outcome.verdict)
         })
         .collect()
 }
@@ -584,13 +585,16 @@ async fn validate_window(
         max_bundle_bytes: w.config.validator.max_bundle_bytes,
     };
     state.replay.begin(id.digest, window);
-    let (reports, sealed) = check_window(&inputs, &miners, me, &state.replay).await;
+    let (reports, sealed) = check_window(&inputs, &miners, me, &state.replay).await?;
     let digest = w.store.put_archive(&sealed).await?;
     let mut summary = summarize(window, Some(id.number), &reports);
     summary.archive = hex::encode(digest);
-    state
-        .replay
-        .record(window, reports.iter().flat_map(|r| r.works.iter().copied()));
+    state.replay.record(
+        window,
+        reports
+            .iter()
+            .flat_map(|r| r.eligible_works.iter().copied()),
+    );
     let work = state.work.entry(window).or_default();
     work.clear();
     for r in &reports {

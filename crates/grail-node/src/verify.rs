@@ -21,11 +21,12 @@ use grail_proto::rules::group::{
     challenged_positions, check_forward, check_header, check_structure, RolloutEvidence, TokenRules,
 };
 use grail_proto::rules::{Consequence, Reason, Rejection};
-use grail_proto::sampling::temperature;
+use grail_proto::sampling::{temperature, CdfInterval};
 use grail_proto::{Group, Hotkey, SketchCoefficients};
 
 use crate::context::ModelContext;
 use crate::mining::WindowPlan;
+use crate::NodeError;
 
 /// The outcome of checking one group.
 #[derive(Debug, Clone)]
@@ -112,52 +113,50 @@ impl WindowCheck<'_> {
 
     /// The forward-pass checks of a group that passed [`Self::precheck`]: one batched
     /// proof pass gives hidden states, log-probs and CDF intervals; the environment gives
-    /// rewards; `grail_proto::rules::group::check_forward` decides.
-    pub fn check_forward(&self, group: &Group) -> GroupOutcome {
+    /// rewards; `grail_proto::rules::group::check_forward` decides. An error is the
+    /// validator's own failure (its forward pass or environment), never the miner's.
+    pub fn check_forward(&self, group: &Group) -> Result<GroupOutcome, NodeError> {
         let refs: Vec<&[u32]> = group.rollouts.iter().map(|r| r.tokens.as_slice()).collect();
         let t = temperature(self.plan.generation.temperature_milli);
-        let scored = match self
+        let scored = self
             .context
             .model
-            .score(&refs, &self.context.eos_ids, Some(t))
-        {
-            Ok(s) => s,
-            Err(e) => {
-                return GroupOutcome::rejected(Rejection::new(Reason::TokenLimits, e.to_string()))
-            }
-        };
-        let problem = self.env.problem(group.header.prompt_id);
+            .score(&refs, &self.context.eos_ids, Some(t))?;
+        let problem = self.env.problem(group.header.prompt_id)?;
         let positions = challenged_positions(&self.challenge_randomness, group);
-        let evidence: Vec<RolloutEvidence> = group
-            .rollouts
-            .iter()
-            .zip(&scored)
-            .zip(&positions)
-            .map(|((r, s), pos)| {
-                let p = r.prompt_len as usize;
-                RolloutEvidence {
-                    hidden: pos
-                        .iter()
-                        .map(|&q| s.hidden(q).map(<[f32]>::to_vec).unwrap_or_default())
-                        .collect(),
-                    logprobs: s.logprobs[p..].to_vec(),
-                    intervals: s.intervals[p..].to_vec(),
-                    reward: match &problem {
-                        Ok(problem) => self
-                            .context
-                            .reward(self.env, problem, r.completion())
-                            .map(|v| (v.total, v.success))
-                            .map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    },
-                }
-            })
-            .collect();
+        let mut evidence = Vec::with_capacity(group.rollouts.len());
+        for ((r, s), pos) in group.rollouts.iter().zip(&scored).zip(&positions) {
+            let p = r.prompt_len as usize;
+            let hidden = pos
+                .iter()
+                .map(|&q| s.hidden(q).map(<[f32]>::to_vec))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    NodeError::Verification("a challenged position has no hidden state".into())
+                })?;
+            let intervals = s.intervals.get(p..).unwrap_or_default().to_vec();
+            let sane = |iv: &CdfInterval| iv.lo.is_finite() && iv.hi.is_finite() && iv.lo <= iv.hi;
+            if intervals.len() != r.completion().len() || !intervals.iter().all(sane) {
+                return Err(NodeError::Verification(
+                    "the model's logits do not define a distribution (non-finite values)".into(),
+                ));
+            }
+            evidence.push(RolloutEvidence {
+                hidden,
+                logprobs: s.logprobs[p..].to_vec(),
+                intervals,
+                reward: self
+                    .context
+                    .reward(self.env, &problem, r.completion())
+                    .map(|v| (v.total, v.success))
+                    .map_err(|e| e.to_string()),
+            });
+        }
         if let Err(r) = check_forward(self.coefficients, group, &positions, &evidence) {
-            return GroupOutcome::rejected(r);
+            return Ok(GroupOutcome::rejected(r));
         }
         let rewards: Vec<f64> = group.rollouts.iter().map(|r| r.reward).collect();
-        GroupOutcome {
+        Ok(GroupOutcome {
             verdict: Verdict {
                 accepted: true,
                 reason: Reason::Accepted.as_str().into(),
@@ -166,15 +165,7 @@ impl WindowCheck<'_> {
             recomputed_logprobs: evidence.into_iter().map(|e| e.logprobs).collect(),
             in_zone: grail_proto::grpo::in_learning_zone(&rewards),
             rewards,
-        }
-    }
-
-    /// Every per-group check: [`Self::precheck`], then [`Self::check_forward`].
-    pub fn check_group(&self, bundle_hotkey: &Hotkey, group: &Group) -> GroupOutcome {
-        match self.precheck(bundle_hotkey, group, &mut PromptCache::new()) {
-            Ok(()) => self.check_forward(group),
-            Err(r) => GroupOutcome::rejected(r),
-        }
+        })
     }
 }
 
@@ -206,8 +197,10 @@ pub struct MinerReport {
     pub uploaded: Option<DateTime<Utc>>,
     /// Groups in the bundle.
     pub groups_submitted: usize,
-    /// The work digest of every group in the bundle (for replay detection).
+    /// The work digest of every group in the bundle.
     pub works: Vec<[u8; 32]>,
+    /// The work digests of the eligible groups (recorded for replay detection).
+    pub eligible_works: Vec<[u8; 32]>,
     /// Groups that passed every check on all groups and were not void.
     pub eligible: usize,
     /// Groups with a verdict: the first failing group when a check on all groups failed,
@@ -229,6 +222,7 @@ impl MinerReport {
             uploaded: None,
             groups_submitted: 0,
             works: Vec::new(),
+            eligible_works: Vec::new(),
             eligible: 0,
             checked: Vec::new(),
             credited: 0.0,
@@ -287,13 +281,17 @@ pub fn precheck_bundle(
 
 /// Marks copies across miners and replays of earlier windows as void, samples the
 /// remaining groups of every miner whose window is not zeroed, runs their forward-pass
-/// checks and credits the work. Returns the reports in upload order (ties by hotkey).
+/// checks (stopping at the first that zeroes the window) and credits the work.
 pub fn finish_window(
     check: &WindowCheck<'_>,
-    mut pending: Vec<PendingBundle>,
+    pending: Vec<PendingBundle>,
     replay: &ReplaySet,
     groups_checked: usize,
-) -> Vec<MinerReport> {
+) -> Result<Vec<MinerReport>, NodeError> {
+    // Bundles zeroed by a check on all groups are out of the copy race: a copier cannot
+    // void anyone with groups that fail on their own.
+    let (zeroed, mut pending): (Vec<PendingBundle>, Vec<PendingBundle>) =
+        pending.into_iter().partition(|p| p.report.zeroed());
     let uploads: Vec<Upload> = pending
         .iter()
         .map(|p| Upload {
@@ -305,17 +303,15 @@ pub fn finish_window(
     let copied = copies(&uploads);
     let window = check.plan.window;
     for (p, void) in pending.iter_mut().zip(copied) {
-        if p.report.zeroed() {
-            continue;
-        }
-        let mut eligible = Vec::new();
+        let report = &mut p.report;
+        let mut eligible = vec![false; p.groups.len()];
         for (i, g) in p.groups.iter().enumerate() {
             let reason = if void[i] {
                 Some(Rejection::new(
                     Reason::Copycat,
-                    "the same work was uploaded by another miner first or at the same time",
+                    "the same work was uploaded earlier by another miner",
                 ))
-            } else if replay.is_replay(window, &p.report.works[i]) {
+            } else if replay.is_replay(window, &report.works[i]) {
                 Some(Rejection::new(
                     Reason::Replay,
                     "the same work was submitted in an earlier window",
@@ -324,40 +320,52 @@ pub fn finish_window(
                 None
             };
             match reason {
-                Some(r) => p.report.checked.push(CheckedGroup {
+                Some(r) => report.checked.push(CheckedGroup {
                     index: i as u32,
                     group: g.clone(),
                     outcome: GroupOutcome::rejected(r),
                 }),
-                None => eligible.push(i),
+                None => eligible[i] = true,
             }
         }
-        p.report.eligible = eligible.len();
-        let mut outcomes = Vec::new();
-        for i in sample_groups(
+        report.eligible = eligible.iter().filter(|e| **e).count();
+        report.eligible_works = (0..p.groups.len())
+            .filter(|&i| eligible[i])
+            .map(|i| report.works[i])
+            .collect();
+        let sample = sample_groups(
             &check.challenge_randomness,
-            &p.report.hotkey,
-            &eligible,
+            &report.hotkey,
+            p.groups.len(),
+            |i| eligible[i],
             groups_checked,
-        ) {
+        );
+        let mut outcomes = Vec::new();
+        for i in sample {
             let group = &p.groups[i];
-            let outcome = tokio::task::block_in_place(|| check.check_forward(group));
+            let outcome = tokio::task::block_in_place(|| check.check_forward(group))?;
+            let zeroes = outcome.reason().consequence() == Consequence::ZeroWindow;
             outcomes.push(CheckedOutcome {
                 reason: outcome.reason(),
                 in_zone: outcome.in_zone,
             });
-            p.report.checked.push(CheckedGroup {
+            report.checked.push(CheckedGroup {
                 index: i as u32,
                 group: group.clone(),
                 outcome,
             });
+            if zeroes {
+                break;
+            }
         }
-        p.report.checked.sort_by_key(|c| c.index);
-        p.report.credited = credited_work(p.report.eligible, &outcomes);
+        report.checked.sort_by_key(|c| c.index);
+        report.credited = credited_work(report.eligible, &outcomes);
     }
-    let mut reports: Vec<MinerReport> = pending.into_iter().map(|p| p.report).collect();
-    reports.sort_by_key(|r| (r.uploaded, r.hotkey));
-    reports
+    Ok(pending
+        .into_iter()
+        .chain(zeroed)
+        .map(|p| p.report)
+        .collect())
 }
 
 /// The archive entries of checked groups.

@@ -89,18 +89,23 @@ pub const ADVANTAGE_SIGMA_EPSILON: f64 = 1e-8;
 /// Largest |Σ advantages| a validator accepts for a group (they must sum to zero).
 pub const ADVANTAGE_SUM_TOLERANCE: f64 = 1e-3;
 
-/// Margin of the sampling check (docs/protocol.md §6): a uniform within this distance of
-/// an end of the claimed token's CDF interval is ambiguous and tolerated. It must exceed
-/// the honest CDF drift between a miner's KV-cache decode and a validator's batched
-/// forward (fp32, any batching, padding and thread count); every accepted rollout is then
-/// a sample of a distribution whose CDF boundaries lie within this distance of the
-/// checkpoint's. Chosen by the sampling audit (docs/soundness.md): wider tolerates more
-/// drift and gives an attacker more room at boundaries.
+/// Margin of the sampling check (docs/protocol.md §6): a uniform outside the claimed
+/// token's CDF interval by at most this much is *ambiguous* (drift may have moved the
+/// boundary); further outside it is a miss. It must exceed the honest CDF drift between
+/// a miner's KV-cache decode and a validator's batched forward (fp32, any batching,
+/// padding and thread count). Chosen by the sampling audit (docs/soundness.md): wider
+/// tolerates more drift and lets an attacker claim more tokens at ambiguous positions.
 pub const SAMPLING_MARGIN: f64 = 1e-3;
 
-/// Completion positions per rollout whose uniform may lie outside the widened interval.
-/// Zero: honest drift stays inside the margin, and every miss is another token.
+/// Completion positions per rollout whose uniform may lie outside the claimed token's
+/// interval by more than the margin. Zero: every such position is another token.
 pub const SAMPLING_MAX_MISSES: usize = 0;
+
+/// Ambiguous positions (outside the interval, within the margin) tolerated per rollout.
+/// Honest rollouts have one only when drift crosses a boundary right at the uniform;
+/// each tolerated position is one where an attacker could claim a neighbouring token.
+/// Chosen by the sampling audit (docs/soundness.md).
+pub const SAMPLING_MAX_AMBIGUOUS: usize = 2;
 
 /// Largest |claimed − recomputed| log-prob accepted (fp32 on different hardware differs
 /// by ~1e-5; a forged value by far more).
@@ -114,3 +119,8 @@ pub const GROUPS_CHECKED: usize = 8;
 /// work across hotkeys lowers its total weight; below `GROUPS_CHECKED`, so cheating on a
 /// fraction of groups has negative expected gain.
 pub const SCORE_EXPONENT: f64 = 1.5;
+
+/// Windows of work digests a validator keeps for replay detection (within the lifetime of
+/// one checkpoint). Bounds the validator's state; a replay older than this would still
+/// have to pass the sampling check under the new window's uniforms.
+pub const REPLAY_WINDOWS: usize = 64;

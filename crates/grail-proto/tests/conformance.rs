@@ -617,6 +617,9 @@ fn params() -> Value {
         .v("challenge_max_misses", CHALLENGE_MAX_MISSES)
         .f64("sampling_margin", SAMPLING_MARGIN)
         .v("sampling_max_misses", SAMPLING_MAX_MISSES)
+        .v("sampling_max_ambiguous", SAMPLING_MAX_AMBIGUOUS)
+        .v("replay_windows", REPLAY_WINDOWS)
+        .v("default_max_bundle_bytes", DEFAULT_MAX_BUNDLE_BYTES)
         .f32("logprob_tolerance", LOGPROB_TOLERANCE)
         .f64("learning_zone_sigma_floor", LEARNING_ZONE_SIGMA_FLOOR)
         .f64("advantage_sigma_epsilon", ADVANTAGE_SIGMA_EPSILON)
@@ -1420,17 +1423,15 @@ fn sampling_section() -> Value {
                  of stream(sampling_label, [window_randomness, hotkey, prompt_digest, \
                  u32be(rollout_index)])",
                 "weights w_j = exp((f64(z_j) - max z) / T), T = temperature_milli / 1000",
-                "token_interval of token j: below = w_0 + ... + w_{j-1} (sequential), total = \
-                 below + (w_j + ... + w_{V-1}) (a second sequential sum, not the sum of \
-                 all weights in one pass), lo = below / total, hi = (below + w_j) / total; \
-                 the reference's empty sum is -0.0, so lo of token 0 is -0.0",
+                "token_interval of token j: S = w_0 + ... + w_{V-1} and below = w_0 + ... + \
+                 w_{j-1}, both sequential from +0.0; lo = below / S, hi = (below + w_j) / S",
                 "sample_token: S = w_0 + ... + w_{V-1} (sequential); the smallest j with \
                  u * S < w_0 + ... + w_j, else the last j with w_j > 0",
-                "check_sampling: inside if lo + margin <= u < hi - margin, ambiguous if \
-                 lo - margin <= u < hi + margin, else (or if anything is not finite) a miss; \
-                 positions past the shorter list are misses; max_excess is the largest \
-                 lo - u (u < lo) or u - hi (u >= hi); accepted when misses <= \
-                 sampling_max_misses and positions > 0",
+                "check_sampling: inside if lo <= u < hi; else ambiguous if the excess (lo - u \
+                 for u < lo, u - hi for u >= hi) is <= margin; else (or if anything is NaN) \
+                 a miss; positions past the shorter list are misses; max_excess is the \
+                 largest excess (infinite for NaN); accepted when misses <= \
+                 sampling_max_misses, ambiguous <= sampling_max_ambiguous and positions > 0",
             ],
         )
         .v("prompt_digest", prompt_digests)
@@ -1714,7 +1715,7 @@ fn rules_section() -> Value {
     };
     let copy_cases: Vec<(&str, Vec<Upload>)> = vec![
         (
-            "earliest_sole_upload_keeps_ties_void",
+            "strictly_later_uploads_are_void_ties_kept",
             vec![
                 upload(1, 10, &[1, 2]),
                 upload(2, 5, &[2, 3]),
@@ -1759,23 +1760,27 @@ fn rules_section() -> Value {
     let cr = fixture_challenge_randomness();
     let miner = keypair().public();
     let thirds: Vec<usize> = (0..50).filter(|i| i % 3 != 0).collect();
-    let sample_cases: Vec<(&str, Vec<usize>, usize)> = vec![
-        ("8_of_33", thirds.clone(), GROUPS_CHECKED),
-        ("1_of_33", thirds, 1),
-        ("8_of_100", (0..100).collect(), GROUPS_CHECKED),
-        ("all_when_few", vec![4, 9], GROUPS_CHECKED),
-        ("none_asked", vec![1, 2, 3], 0),
-        ("nothing_eligible", vec![], GROUPS_CHECKED),
+    let sample_cases: Vec<(&str, usize, Vec<usize>, usize)> = vec![
+        ("8_of_33_of_50", 50, thirds.clone(), GROUPS_CHECKED),
+        ("1_of_33_of_50", 50, thirds, 1),
+        ("8_of_100", 100, (0..100).collect(), GROUPS_CHECKED),
+        ("all_when_few", 10, vec![4, 9], GROUPS_CHECKED),
+        ("none_asked", 5, vec![1, 2, 3], 0),
+        ("nothing_eligible", 7, vec![], GROUPS_CHECKED),
     ];
     let samples: Vec<Value> = sample_cases
         .iter()
-        .map(|(name, eligible, n)| {
+        .map(|(name, total, eligible, n)| {
             case(name)
                 .hex("challenge_randomness_hex", cr)
                 .hex("hotkey_hex", miner.0)
+                .v("total", *total)
                 .v("eligible", eligible.clone())
                 .v("n", *n)
-                .v("chosen", sample_groups(&cr, &miner, eligible, *n))
+                .v(
+                    "chosen",
+                    sample_groups(&cr, &miner, *total, |i| eligible.contains(&i), *n),
+                )
                 .into()
         })
         .collect();
@@ -1907,12 +1912,13 @@ fn rules_section() -> Value {
             vec![
                 "credited_work: 0 when nothing was checked or any checked reason's \
                  consequence is zero_window; else eligible * (accepted and in zone) / checked",
-                "copies: void[u][g] is false only when upload u is the sole hotkey with the \
-                 earliest upload time of that work",
-                "sample_groups: all eligible when n >= len(eligible); else draw \
-                 uniform_below(len(eligible)) from stream(\"grail/validator-sample\", \
-                 [challenge_randomness, hotkey]) until n distinct indices, return the \
-                 eligible entries at those indices in ascending index order",
+                "copies: void[u][g] is true exactly when some upload of the same work has a \
+                 strictly earlier upload time (ties keep every copy)",
+                "sample_groups: order = [0, 1, ..., total - 1]; with rng = \
+                 stream(\"grail/validator-sample\", [challenge_randomness, hotkey]), for i \
+                 in 0..total (until n are chosen): j = i + uniform_below(total - i), swap \
+                 order[i] and order[j], choose order[i] if it is eligible; return the chosen \
+                 indices in ascending order",
                 "weights: per uid, sum the finite positive work of the last rolling_windows \
                  windows present in the history at or before window, newest first; score = \
                  work^exponent (exponent clamped to >= 1, 1 if not finite); total = sum of \

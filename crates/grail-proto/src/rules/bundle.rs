@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::binding::work_digest;
+use crate::params::REPLAY_WINDOWS;
 use crate::prf::{stream, uniform_below};
 use crate::rules::{Consequence, Reason, Rejection};
 use crate::sampling::prompt_digest;
@@ -52,41 +53,30 @@ pub struct Upload {
     pub works: Vec<[u8; 32]>,
 }
 
-/// Stage 4a, across miners: a group whose work another miner uploaded earlier is a
-/// `copycat`; when the earliest uploads of the same work share a timestamp, every copy is
-/// void (no hotkey order decides). Returns `void[u][g]` per upload and group.
+/// Stage 4a, across miners: a group whose work another miner uploaded strictly earlier is
+/// a `copycat`. Uploads at the same time keep their groups: neither side is favoured, and
+/// a copier's groups then fail the sampling check when checked (its hotkey gives other
+/// uniforms), while voiding both would let a fast copier void an honest miner's work.
+/// Returns `void[u][g]` per upload and group.
 pub fn copies(uploads: &[Upload]) -> Vec<Vec<bool>> {
-    // Earliest time per work digest, and how many distinct hotkeys uploaded it then.
-    let mut first: BTreeMap<[u8; 32], (i64, BTreeSet<Hotkey>)> = BTreeMap::new();
+    let mut first: BTreeMap<[u8; 32], i64> = BTreeMap::new();
     for u in uploads {
         for w in &u.works {
-            let entry = first.entry(*w).or_insert((u.uploaded, BTreeSet::new()));
-            if u.uploaded < entry.0 {
-                *entry = (u.uploaded, BTreeSet::new());
-            }
-            if u.uploaded == entry.0 {
-                entry.1.insert(u.hotkey);
-            }
+            let t = first.entry(*w).or_insert(u.uploaded);
+            *t = (*t).min(u.uploaded);
         }
     }
     uploads
         .iter()
-        .map(|u| {
-            u.works
-                .iter()
-                .map(|w| {
-                    let (time, owners) = &first[w];
-                    let sole_first = owners.len() == 1 && owners.contains(&u.hotkey);
-                    !(u.uploaded == *time && sole_first)
-                })
-                .collect()
-        })
+        .map(|u| u.works.iter().map(|w| first[w] < u.uploaded).collect())
         .collect()
 }
 
-/// Stage 4b, across windows: the work digests seen in earlier windows of the checkpoint
-/// in effect. A validator keeps it for the checkpoint's lifetime (work made with another
-/// checkpoint already fails `stale_checkpoint`) and clears it when the checkpoint changes.
+/// Stage 4b, across windows: the work digests of eligible groups (those that passed every
+/// check run on all groups, of bundles not zeroed, not void) seen in earlier windows of
+/// the checkpoint in effect, at most the last [`REPLAY_WINDOWS`] windows. A validator
+/// clears it when the checkpoint changes (work made with another checkpoint already fails
+/// `stale_checkpoint`).
 /// Serialised (e.g. in a validator's JSON state) with hex digests.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReplaySet {
@@ -165,30 +155,43 @@ impl ReplaySet {
             .any(|(_, seen)| seen.contains(work))
     }
 
-    /// Records the work of `window`.
+    /// Records the work of `window`, keeping the last [`REPLAY_WINDOWS`] windows.
     pub fn record(&mut self, window: u64, works: impl IntoIterator<Item = [u8; 32]>) {
         self.windows.entry(window).or_default().extend(works);
+        while self.windows.len() > REPLAY_WINDOWS {
+            self.windows.pop_first();
+        }
     }
 }
 
-/// Stage 5: which of a miner's `eligible` group indices get a forward pass: up to `n`
-/// distinct ones drawn with `stream("grail/validator-sample", [challenge_randomness,
-/// hotkey])`, in ascending order. The miner cannot know them before uploading.
+/// Stage 5: which groups of a miner's bundle of `total` groups get a forward pass: a
+/// permutation of `0..total` drawn with `stream("grail/validator-sample",
+/// [challenge_randomness, hotkey])` (Fisher–Yates from the front: position `i` swaps with
+/// `i + uniform_below(total − i)`), of which the first `n` indices that are `eligible`
+/// are taken, in ascending order. The miner cannot know them before uploading, and
+/// validators that disagree about a few void groups still check the same others.
 pub fn sample_groups(
     challenge_randomness: &[u8; 32],
     miner: &Hotkey,
-    eligible: &[usize],
+    total: usize,
+    eligible: impl Fn(usize) -> bool,
     n: usize,
 ) -> Vec<usize> {
-    if n >= eligible.len() {
-        return eligible.to_vec();
-    }
     let mut rng = stream(b"grail/validator-sample", &[challenge_randomness, &miner.0]);
-    let mut chosen = BTreeSet::new();
-    while chosen.len() < n {
-        chosen.insert(uniform_below(&mut rng, eligible.len() as u64) as usize);
+    let mut order: Vec<usize> = (0..total).collect();
+    let mut chosen = Vec::with_capacity(n.min(total));
+    for i in 0..total {
+        if chosen.len() == n {
+            break;
+        }
+        let j = i + uniform_below(&mut rng, (total - i) as u64) as usize;
+        order.swap(i, j);
+        if eligible(order[i]) {
+            chosen.push(order[i]);
+        }
     }
-    chosen.into_iter().map(|i| eligible[i]).collect()
+    chosen.sort_unstable();
+    chosen
 }
 
 /// One checked group's outcome, for [`credited_work`].
@@ -233,21 +236,21 @@ mod tests {
     }
 
     #[test]
-    fn copies_keep_the_sole_first_upload_and_void_ties() {
+    fn copies_void_strictly_later_uploads_only() {
         let void = copies(&[
             upload(1, 10, &[1, 2]),
             upload(2, 5, &[2, 3]),
             upload(3, 5, &[3, 4]),
             upload(4, 7, &[4]),
         ]);
-        // Work 1: only miner 1. Work 2: miner 2 first. Work 3: tie at 5 → both void.
+        // Work 1: only miner 1. Work 2: miner 2 first. Work 3: tie at 5 → both kept.
         // Work 4: miner 3 first (5 < 7).
         assert_eq!(
             void,
             vec![
                 vec![false, true],
-                vec![false, true],
-                vec![true, false],
+                vec![false, false],
+                vec![false, false],
                 vec![true]
             ]
         );
@@ -294,16 +297,25 @@ mod tests {
 
     #[test]
     fn sampled_groups_are_eligible_distinct_and_deterministic() {
-        let eligible: Vec<usize> = (0..50).filter(|i| i % 3 != 0).collect();
-        let a = sample_groups(&[1; 32], &Hotkey([2; 32]), &eligible, 8);
-        assert_eq!(a, sample_groups(&[1; 32], &Hotkey([2; 32]), &eligible, 8));
+        let key = Hotkey([2; 32]);
+        let eligible = |i: usize| i % 3 != 0;
+        let a = sample_groups(&[1; 32], &key, 50, eligible, 8);
+        assert_eq!(a, sample_groups(&[1; 32], &key, 50, eligible, 8));
         assert_eq!(a.len(), 8);
-        assert!(a.iter().all(|i| eligible.contains(i)));
+        assert!(a.iter().all(|&i| eligible(i)));
         assert!(a.windows(2).all(|w| w[0] < w[1]));
-        assert_ne!(a, sample_groups(&[1; 32], &Hotkey([3; 32]), &eligible, 8));
+        assert_ne!(
+            a,
+            sample_groups(&[1; 32], &Hotkey([3; 32]), 50, eligible, 8)
+        );
         assert_eq!(
-            sample_groups(&[1; 32], &Hotkey([2; 32]), &[4, 9], 8),
+            sample_groups(&[1; 32], &key, 10, |i| i == 4 || i == 9, 8),
             vec![4, 9]
         );
+        // Voiding one group another validator kept changes at most one pick.
+        let all = sample_groups(&[1; 32], &key, 50, |_| true, 8);
+        let dropped = all[3];
+        let fewer = sample_groups(&[1; 32], &key, 50, |i| i != dropped, 8);
+        assert_eq!(all.iter().filter(|i| !fewer.contains(i)).count(), 1);
     }
 }

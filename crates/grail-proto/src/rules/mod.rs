@@ -169,20 +169,6 @@ impl Reason {
             _ => Consequence::ZeroWindow,
         }
     }
-
-    /// Whether this is a bundle-level outcome (no group was read).
-    pub fn is_bundle_level(self) -> bool {
-        matches!(
-            self,
-            Reason::Missing
-                | Reason::LateUpload
-                | Reason::Oversized
-                | Reason::Integrity
-                | Reason::StoreUnreachable
-                | Reason::Malformed
-                | Reason::UnregisteredHotkey
-        )
-    }
 }
 
 impl fmt::Display for Reason {
@@ -278,6 +264,5 @@ mod tests {
             Reason::SamplingMismatch.consequence(),
             Consequence::ZeroWindow
         );
-        assert!(Reason::LateUpload.is_bundle_level() && !Reason::Schema.is_bundle_level());
     }
 }

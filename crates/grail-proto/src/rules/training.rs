@@ -1,7 +1,9 @@
 //! What a trainer may learn from: it does not trust one validator's archive. A group is
 //! trained on only when validators holding more than half of the validator stake
-//! accepted that exact signed group in their sealed archives of the window, and the
-//! group still verifies on its own (signature, window, checkpoint of the archive).
+//! accepted that exact signed group in their sealed archives of the window (and did not
+//! zero its miner's window), and the group still verifies on its own (signature, window,
+//! checkpoint of the archive). The behaviour log-probs are the miner's signed ones, which
+//! every accepting validator checked against its own recomputation.
 //!
 //! A validator that lies (accepts forged work, or makes up groups) therefore cannot steer
 //! training without a stake majority; an honest majority's archives agree, because
@@ -11,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::archive::{ArchiveEntry, SealedWindow};
 use crate::binding::group_digest;
+use crate::rules::{Consequence, Reason};
 use crate::wire::{Group, Hotkey};
 
 /// Who accepted a group, when it was first seen, and its first entry.
@@ -43,7 +46,19 @@ pub fn agreed_entries<'a>(
         if a.window != window {
             continue;
         }
-        for e in a.accepted() {
+        // A miner whose window this validator zeroed contributes nothing from it.
+        let zeroed: BTreeSet<Hotkey> = a
+            .entries
+            .iter()
+            .filter(|e| {
+                e.verdict
+                    .reason
+                    .parse::<Reason>()
+                    .map_or(true, |r| r.consequence() == Consequence::ZeroWindow)
+            })
+            .map(|e| e.miner)
+            .collect();
+        for e in a.accepted().filter(|e| !zeroed.contains(&e.miner)) {
             let h = &e.group.header;
             if h.window != window || h.checkpoint != a.checkpoint {
                 continue;
@@ -167,5 +182,15 @@ mod tests {
             vec![1, 2]
         );
         assert!(agreed_entries(11, &staked, &stakes, |_| true).is_empty());
+        // A miner whose window the validator zeroed contributes none of its groups.
+        let mut zeroing = archive(1, &[1, 2]);
+        let mut failed = zeroing.entries[0].clone();
+        failed.verdict = Verdict {
+            accepted: false,
+            reason: "sampling_mismatch".into(),
+            detail: String::new(),
+        };
+        zeroing.entries.push(failed);
+        assert!(agreed_entries(10, &[&zeroing], &zero, |_| true).is_empty());
     }
 }
