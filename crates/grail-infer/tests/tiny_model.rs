@@ -156,20 +156,6 @@ fn public_uniform_sampling_passes_the_check_and_another_temperature_does_not() {
                 let full: Vec<u32> = ids.iter().chain(&c.tokens).copied().collect();
                 let scored = model.score(&[&full], &[], Some(1.0)).unwrap().remove(0);
                 let u = uniforms(i as u32).take_vec(c.tokens.len());
-                // The proof pass's f64 interval holds the uniform, like the reference sampler.
-                let logits = model
-                    .logits(
-                        &model.hidden_states(
-                            &Tensor::from_slice(
-                                &full.iter().map(|&t| t as i64).collect::<Vec<_>>(),
-                            )
-                            .view([1, -1]),
-                            None,
-                        ),
-                    )
-                    .get(0);
-                let first = Vec::<f32>::try_from(logits.get(ids.len() as i64 - 1)).unwrap();
-                assert_eq!(sample_token(&first, 1.0, u[0]).unwrap(), c.tokens[0]);
                 check_sampling(&scored.intervals[ids.len()..], &u)
                     .misses
                     .len()
@@ -182,6 +168,18 @@ fn public_uniform_sampling_passes_the_check_and_another_temperature_does_not() {
         vec![0; 6],
         "honest rollouts pass with no miss"
     );
+    // The first token is the reference sampler's pick on the prompt's logits.
+    let ids_t = Tensor::from_slice(&ids.iter().map(|&t| t as i64).collect::<Vec<_>>());
+    let logits = model.logits(&model.hidden_states(&ids_t.view([1, -1]), None));
+    let last = Vec::<f32>::try_from(logits.get(0).get(ids.len() as i64 - 1)).unwrap();
+    for (i, c) in honest.iter().enumerate() {
+        let u = uniforms(i as u32).next().unwrap();
+        assert_eq!(
+            sample_token(&last, 1.0, u).unwrap(),
+            c.tokens[0],
+            "rollout {i}"
+        );
+    }
     assert_eq!(honest, generate(1.0), "the uniforms fix every rollout");
     let cold = generate(0.5);
     let caught: usize = check(&cold)
