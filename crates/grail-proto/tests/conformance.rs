@@ -1658,7 +1658,6 @@ fn rules_section() -> Value {
             Obj::new()
                 .v("reason", r.as_str())
                 .v("consequence", consequence_name(r.consequence()))
-                .v("bundle_level", r.is_bundle_level())
                 .into()
         })
         .collect();

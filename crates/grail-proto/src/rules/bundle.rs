@@ -298,7 +298,7 @@ mod tests {
     #[test]
     fn sampled_groups_are_eligible_distinct_and_deterministic() {
         let key = Hotkey([2; 32]);
-        let eligible = |i: usize| i % 3 != 0;
+        let eligible = |i: usize| !i.is_multiple_of(3);
         let a = sample_groups(&[1; 32], &key, 50, eligible, 8);
         assert_eq!(a, sample_groups(&[1; 32], &key, 50, eligible, 8));
         assert_eq!(a.len(), 8);

@@ -397,7 +397,8 @@ mod tests {
         let key = Keypair::from_seed(&[1; 32]);
         let ok = signed(&key, |_| {});
         assert_eq!(binding(&ok, &key), None);
-        let cases: [(fn(&mut Group), Reason); 7] = [
+        type Edit = fn(&mut Group);
+        let cases: [(Edit, Reason); 7] = [
             (|g| g.header.protocol_version = 2, Reason::Schema),
             (|g| g.rollouts.clear(), Reason::Schema),
             (|g| g.header.window = 80, Reason::WindowMismatch),
