@@ -26,7 +26,7 @@
 //! one the validator's own sampler gives), *ambiguous* — outside, but within
 //! [`SAMPLING_MARGIN`] of an end (floating-point drift between two machines moved a
 //! boundary across the uniform), or a *miss* further outside. A rollout passes with no
-//! miss and at most [`SAMPLING_MAX_AMBIGUOUS`] ambiguous positions ([`check_sampling`]):
+//! miss and at most [`allowed_ambiguous`] ambiguous positions ([`check_sampling`]):
 //! honest drift rarely crosses a boundary, and an attacker gets at most that many
 //! positions where it may claim a token other than the sampled one — and only a token
 //! whose interval lies within the margin of the uniform.
@@ -35,7 +35,9 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::params::{SAMPLING_MARGIN, SAMPLING_MAX_AMBIGUOUS, SAMPLING_MAX_MISSES};
+use crate::params::{
+    SAMPLING_AMBIGUOUS_BASE, SAMPLING_AMBIGUOUS_PER, SAMPLING_MARGIN, SAMPLING_MAX_MISSES,
+};
 use crate::prf::stream;
 use crate::wire::Hotkey;
 
@@ -245,14 +247,20 @@ pub struct SamplingReport {
 
 impl SamplingReport {
     /// Whether the rollout's tokens are accepted as sampled from the distribution: no
-    /// more than [`SAMPLING_MAX_MISSES`] misses and [`SAMPLING_MAX_AMBIGUOUS`] ambiguous
+    /// more than [`SAMPLING_MAX_MISSES`] misses and [`allowed_ambiguous`] ambiguous
     /// positions.
     pub fn accepted(&self) -> bool {
         // `SAMPLING_MAX_MISSES` may be 0, which makes `<=` look absurd to clippy.
         !self.misses.iter().skip(SAMPLING_MAX_MISSES).any(|_| true)
-            && self.ambiguous <= SAMPLING_MAX_AMBIGUOUS
+            && self.ambiguous <= allowed_ambiguous(self.positions)
             && self.positions > 0
     }
+}
+
+/// Ambiguous positions tolerated in a rollout of `positions` completion positions:
+/// `SAMPLING_AMBIGUOUS_BASE + positions / SAMPLING_AMBIGUOUS_PER` (rounded down).
+pub fn allowed_ambiguous(positions: usize) -> usize {
+    SAMPLING_AMBIGUOUS_BASE + positions / SAMPLING_AMBIGUOUS_PER
 }
 
 /// Checks a rollout's completion: `intervals[t]` is the validator's interval of the
@@ -328,7 +336,7 @@ mod tests {
         assert_eq!((r.ambiguous, r.misses.clone()), (1, vec![2]));
         assert!((r.max_excess - 0.4).abs() < 1e-12);
         // Ambiguous positions are tolerated up to the cap.
-        let near = vec![iv.lo - SAMPLING_MARGIN / 2.0; SAMPLING_MAX_AMBIGUOUS + 1];
+        let near = vec![iv.lo - SAMPLING_MARGIN / 2.0; allowed_ambiguous(3) + 1];
         let ivs = vec![iv; near.len()];
         assert!(!check_sampling(&ivs, &near).accepted());
         assert!(check_sampling(&ivs[1..], &near[1..]).accepted());

@@ -617,7 +617,8 @@ fn params() -> Value {
         .v("challenge_max_misses", CHALLENGE_MAX_MISSES)
         .f64("sampling_margin", SAMPLING_MARGIN)
         .v("sampling_max_misses", SAMPLING_MAX_MISSES)
-        .v("sampling_max_ambiguous", SAMPLING_MAX_AMBIGUOUS)
+        .v("sampling_ambiguous_base", SAMPLING_AMBIGUOUS_BASE)
+        .v("sampling_ambiguous_per", SAMPLING_AMBIGUOUS_PER)
         .v("replay_windows", REPLAY_WINDOWS)
         .v("default_max_bundle_bytes", DEFAULT_MAX_BUNDLE_BYTES)
         .f32("logprob_tolerance", LOGPROB_TOLERANCE)
@@ -1431,7 +1432,8 @@ fn sampling_section() -> Value {
                  for u < lo, u - hi for u >= hi) is <= margin; else (or if anything is NaN) \
                  a miss; positions past the shorter list are misses; max_excess is the \
                  largest excess (infinite for NaN); accepted when misses <= \
-                 sampling_max_misses, ambiguous <= sampling_max_ambiguous and positions > 0",
+                 sampling_max_misses, ambiguous <= sampling_ambiguous_base + positions / \
+                 sampling_ambiguous_per (integer division) and positions > 0",
             ],
         )
         .v("prompt_digest", prompt_digests)
