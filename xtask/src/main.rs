@@ -33,8 +33,13 @@ commands:
   audit-proof [--positions N] [--tiny]
               proof soundness audit: honest drift and forgery acceptance (SmolLM2 by default;
               writes docs/soundness-smollm2.md)
+  audit-sampling [--tiny] [--positions N] [--attack-prompts N] [--max-new N] [--margin M]
+              sampling soundness audit (protocol v3): honest CDF drift, bf16, off-policy acceptance
+              (SmolLM2 by default; writes docs/soundness-sampling-smollm2.md)
   chain-vectors
               regenerate grail-chain's Subtensor call vectors with the Python bittensor SDK
+  vectors     rewrite crates/grail-proto/tests/vectors/native_v3.json (native conformance
+              vectors) from the Rust reference; review the diff before committing
 
 environment:
   GRAIL_CACHE       cache folder (default: $XDG_CACHE_HOME/grail-rs or ~/.cache/grail-rs)
@@ -59,7 +64,9 @@ fn main() -> ExitCode {
         "parity" => parity(rest),
         "bench" => bench(rest),
         "audit-proof" => audit_proof(rest),
+        "audit-sampling" => audit_sampling(rest),
         "chain-vectors" => chain_vectors(rest),
+        "vectors" => vectors(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
@@ -197,6 +204,65 @@ fn audit_proof(args: &[String]) -> Result<(), String> {
             .arg(util::project_root().join("docs/soundness-smollm2.md"));
     }
     util::run_timed("audit-proof", &mut cmd)
+}
+
+/// `cargo xtask vectors`: rewrite grail-proto's native conformance vectors from the Rust
+/// reference (`GRAIL_WRITE_VECTORS=1` makes the `conformance` test write the file, then
+/// check it). Pure Rust: needs no libtorch, so it does not run setup.
+fn vectors(args: &[String]) -> Result<(), String> {
+    no_options("vectors", args)?;
+    // The target folder the other commands use (see setup), so builds are shared.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| setup::cache_dir().join("target"));
+    util::run_timed(
+        "native conformance vectors",
+        util::cargo()
+            .args(["test", "-p", "grail-proto", "--test", "conformance"])
+            .env("CARGO_TARGET_DIR", target)
+            .env("GRAIL_WRITE_VECTORS", "1"),
+    )?;
+    eprintln!(
+        "wrote crates/grail-proto/tests/vectors/native_v3.json: review `git diff` before \
+         committing (any change is a protocol change)"
+    );
+    Ok(())
+}
+
+/// `cargo xtask audit-sampling`: the sampling audit on SmolLM2 (or the tiny model, which
+/// the example writes itself); options are passed through to the example.
+fn audit_sampling(args: &[String]) -> Result<(), String> {
+    let mut tiny = false;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--tiny" => tiny = true,
+            "--positions" | "--attack-prompts" | "--max-new" | "--margin" => {
+                it.next()
+                    .ok_or_else(|| format!("audit-sampling: {arg} needs a value"))?;
+            }
+            other => return Err(format!("audit-sampling: unknown argument `{other}`")),
+        }
+    }
+    let env = setup::run(&["--no-deny".into()])?;
+    let mut cmd = models::cargo_with(&env);
+    cmd.args([
+        "run",
+        "--release",
+        "-p",
+        "grail-infer",
+        "--example",
+        "audit_sampling",
+        "--",
+    ])
+    .args(args);
+    if !tiny {
+        cmd.arg("--model")
+            .arg(models::smollm2(&env)?)
+            .arg("--out")
+            .arg(util::project_root().join("docs/soundness-sampling-smollm2.md"));
+    }
+    util::run_timed("audit-sampling", &mut cmd)
 }
 
 /// The Python SDK the Subtensor call vectors are generated with.

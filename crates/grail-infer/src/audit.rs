@@ -12,6 +12,10 @@ use tch::{Kind, Tensor};
 use crate::model::Model;
 use crate::{InferError, Progress, SamplingParams};
 
+/// The sampling audit (protocol v3).
+#[path = "audit_sampling.rs"]
+pub mod sampling;
+
 /// A sketch rule under audit: how a hidden vector becomes residues and when a claimed
 /// residue passes against a recomputed one.
 pub trait SketchRule {
