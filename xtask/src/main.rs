@@ -35,7 +35,10 @@ commands:
               writes docs/soundness-smollm2.md)
   audit-sampling [--tiny] [--positions N] [--attack-prompts N] [--max-new N] [--margin M]
               sampling soundness audit (protocol v3): honest CDF drift, bf16, off-policy acceptance
-              (SmolLM2 by default; writes docs/soundness-sampling-smollm2.md)
+              (SmolLM2 by default; writes docs/soundness-sampling-smollm2.md and keeps the
+              measurements in target/audit-sampling-smollm2.raw)
+  audit-sampling --from-raw target/audit-sampling-smollm2.raw [--margin M]
+              the same tables again from kept measurements (seconds; after a margin or rule change)
   chain-vectors
               regenerate grail-chain's Subtensor call vectors with the Python bittensor SDK
   vectors     rewrite crates/grail-proto/tests/vectors/native_v3.json (native conformance
@@ -233,11 +236,13 @@ fn vectors(args: &[String]) -> Result<(), String> {
 /// the example writes itself); options are passed through to the example.
 fn audit_sampling(args: &[String]) -> Result<(), String> {
     let mut tiny = false;
+    let mut from_raw = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--tiny" => tiny = true,
-            "--positions" | "--attack-prompts" | "--max-new" | "--margin" => {
+            "--positions" | "--attack-prompts" | "--max-new" | "--margin" | "--from-raw" => {
+                from_raw |= arg == "--from-raw";
                 it.next()
                     .ok_or_else(|| format!("audit-sampling: {arg} needs a value"))?;
             }
@@ -257,9 +262,15 @@ fn audit_sampling(args: &[String]) -> Result<(), String> {
     ])
     .args(args);
     if !tiny {
-        cmd.arg("--model")
-            .arg(models::smollm2(&env)?)
-            .arg("--out")
+        if !from_raw {
+            // Every SmolLM2 measurement is kept, to be rendered again with --from-raw.
+            let _ = std::fs::create_dir_all(util::project_root().join("target"));
+            cmd.arg("--model")
+                .arg(models::smollm2(&env)?)
+                .arg("--raw")
+                .arg(util::project_root().join("target/audit-sampling-smollm2.raw"));
+        }
+        cmd.arg("--out")
             .arg(util::project_root().join("docs/soundness-sampling-smollm2.md"));
     }
     util::run_timed("audit-sampling", &mut cmd)

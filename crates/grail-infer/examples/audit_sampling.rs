@@ -1,13 +1,17 @@
 //! The sampling soundness audit (run by `cargo xtask audit-sampling`): honest CDF drift,
 //! bf16 sampling and off-policy acceptance under the protocol's public-uniform check.
 //!
-//! `audit_sampling (--model DIR | --tiny) [--positions N] [--attack-prompts N]
-//! [--max-new N] [--margin M] [--no-bf16] [--out FILE]`
+//! `audit_sampling (--model DIR | --tiny | --from-raw FILE) [--positions N]
+//! [--attack-prompts N] [--max-new N] [--margin M] [--no-bf16] [--raw FILE] [--out FILE]`
+//!
+//! `--raw FILE` keeps every measured interval and uniform; `--from-raw FILE` renders the
+//! tables from such a file at another `--margin` (or after a change of the check's rules)
+//! in seconds instead of measuring again.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use grail_env::template::ChatTemplate;
-use grail_infer::audit::sampling::{self, Corpus, Plan, Setup};
+use grail_infer::audit::sampling::{self, Corpus, Plan, Report, Setup};
 use grail_infer::tiny::{write_tiny_model, TinySpec};
 use grail_infer::{InferError, ModelDir};
 use grail_proto::params::SAMPLING_MARGIN;
@@ -37,13 +41,27 @@ fn today() -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+/// The command line as typed (the folders xtask adds left out).
+fn command_line(args: &[String]) -> String {
+    let mut shown = vec!["cargo xtask audit-sampling"];
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if matches!(a.as_str(), "--model" | "--out" | "--raw") {
+            it.next();
+        } else {
+            shown.push(a);
+        }
+    }
+    shown.join(" ")
+}
+
+/// Samples the corpus and runs every measurement; returns the header that describes the
+/// run and the report.
+fn measure(args: &[String]) -> Result<(String, Report), Box<dyn std::error::Error>> {
     let tiny = args.iter().any(|a| a == "--tiny");
-    let target: usize = arg(&args, "--positions").map_or(Ok(100_000), |v| v.parse())?;
-    let attack_prompts: usize = arg(&args, "--attack-prompts").map_or(Ok(16), |v| v.parse())?;
-    let max_new: usize = arg(&args, "--max-new").map_or(Ok(256), |v| v.parse())?;
-    let margin: f64 = arg(&args, "--margin").map_or(Ok(SAMPLING_MARGIN), |v| v.parse())?;
+    let target: usize = arg(args, "--positions").map_or(Ok(100_000), |v| v.parse())?;
+    let attack_prompts: usize = arg(args, "--attack-prompts").map_or(Ok(16), |v| v.parse())?;
+    let max_new: usize = arg(args, "--max-new").map_or(Ok(256), |v| v.parse())?;
     let bf16 = !args.iter().any(|a| a == "--no-bf16");
     let started = Instant::now();
     let tmp = tempfile::tempdir()?;
@@ -52,8 +70,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         write_tiny_model(&TinySpec::default(), &dir)?;
         dir
     } else {
-        arg(&args, "--model")
-            .ok_or("--model DIR or --tiny is required")?
+        arg(args, "--model")
+            .ok_or("--model DIR, --tiny or --from-raw FILE is required")?
             .into()
     };
     let files = ModelDir::open(&dir)?;
@@ -103,30 +121,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let load =
         |kind: Kind, device: Device| files.load_model(kind, device, &mut grail_infer::no_progress);
     let report = sampling::run(&model, &load, &corpus, &plan, &mut |step: &str| log(step))?;
-    let largest = report.largest_honest_drift();
-    let recommended = sampling::recommended_margin(largest, 10.0);
     let prompt_positions: usize = corpus.prompts.iter().map(Vec::len).sum();
-    let mut sweep = vec![1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2];
-    for m in [margin, recommended] {
-        if !sweep.iter().any(|&s| (s - m).abs() <= m * 1e-9) {
-            sweep.push(m);
-        }
-    }
-    sweep.sort_unstable_by(f64::total_cmp);
-    // The command line as typed (the folders xtask adds left out).
-    let mut shown: Vec<&str> = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if matches!(a.as_str(), "--model" | "--out") {
-            it.next();
-        } else {
-            shown.push(a);
-        }
-    }
+    let attack_prompts = attack_prompts.min(corpus.prompts.len());
     let header = format!(
-        "Command: `cargo xtask audit-sampling{}{}` — {}, machine: {}-core CPU, fp32 (libtorch {} threads).\n\nModel: `{}` ({} layers, hidden {}, vocabulary {}). Honest corpus: {} prompts (SAT and math, the model's chat template) × {} rollouts sampled with the public uniforms at T = 1 (prompt prefill + KV-cache decode, ≤ {max_new} tokens), {} completion positions ({} prompt positions). bf16 and off-policy strategies: the first {} prompts ({} rollout slots). Run time {:.0} s.\n\nLargest honest drift (interval-end shift or excess, any condition): {:.2e}; 10× that, rounded up: {:.0e}. Tables at margin {margin:e}.\n\n",
-        if shown.is_empty() { "" } else { " " },
-        shown.join(" "),
+        "Command: `{}` — {}, machine: {}-core CPU, fp32 (libtorch {} threads).\n\nModel: `{}` ({} layers, hidden {}, vocabulary {}). Honest corpus: {} prompts (SAT and math, the model's chat template) × {} rollouts sampled with the public uniforms at T = 1 (prompt prefill + KV-cache decode, ≤ {max_new} tokens), {} completion positions ({} prompt positions). bf16 and off-policy strategies: the first {} prompts ({} rollout slots). Run time {:.0} s.\n\n",
+        command_line(args),
         today(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         tch::get_num_threads(),
@@ -146,13 +145,58 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         setup.rollouts_per_prompt,
         corpus.positions(),
         prompt_positions,
-        attack_prompts.min(corpus.prompts.len()),
-        attack_prompts.min(corpus.prompts.len()) * setup.rollouts_per_prompt,
+        attack_prompts,
+        attack_prompts * setup.rollouts_per_prompt,
         started.elapsed().as_secs_f64(),
-        largest,
-        recommended,
     );
-    let text = header + &report.markdown(margin, &sweep);
+    Ok((header, report))
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let margin: f64 = arg(&args, "--margin").map_or(Ok(SAMPLING_MARGIN), |v| v.parse())?;
+    let (header, report) = match arg(&args, "--from-raw") {
+        Some(path) => {
+            // Raw file: u64le header length, the header, then the report's measurements.
+            let bytes = std::fs::read(&path)?;
+            let n = bytes
+                .get(..8)
+                .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()) as usize)
+                .filter(|&n| n <= bytes.len() - 8)
+                .ok_or("raw file too short")?;
+            let header = String::from_utf8(bytes[8..8 + n].to_vec())?;
+            let report = Report::read_raw(&bytes[8 + n..])?;
+            let note = format!(
+                "Tables rendered from the measurements of that run by `{}`.\n\n",
+                command_line(&args)
+            );
+            (header + &note, report)
+        }
+        None => {
+            let (header, report) = measure(&args)?;
+            if let Some(path) = arg(&args, "--raw") {
+                let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+                bytes.extend_from_slice(header.as_bytes());
+                report.write_raw(&mut bytes);
+                std::fs::write(&path, bytes)?;
+                eprintln!("measurements written to {path}");
+            }
+            (header, report)
+        }
+    };
+    let largest = report.largest_honest_drift();
+    let recommended = sampling::recommended_margin(largest, 10.0);
+    let mut sweep = vec![1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2];
+    for m in [margin, recommended] {
+        if !sweep.iter().any(|&s| (s - m).abs() <= m * 1e-9) {
+            sweep.push(m);
+        }
+    }
+    sweep.sort_unstable_by(f64::total_cmp);
+    let text = format!(
+        "{header}Largest honest drift (interval-end shift or excess, any condition): {largest:.2e}; 10× that, rounded up: {recommended:.0e}. Tables at margin {margin:e}.\n\n{}",
+        report.markdown(margin, &sweep)
+    );
     println!("{text}");
     if let Some(out) = arg(&args, "--out") {
         std::fs::write(&out, &text)?;

@@ -8,7 +8,8 @@
 //! of the claimed token and the public uniform, so a [`Report`] can be read at any margin.
 
 use grail_proto::sampling::{
-    check_sampling_with, classify, excess, CdfInterval, PositionClass, SamplingReport, Uniforms,
+    allowed_ambiguous, check_sampling_with, classify, excess, CdfInterval, PositionClass,
+    SamplingReport, Uniforms,
 };
 use grail_proto::Hotkey;
 use rand_core::RngCore;
@@ -472,8 +473,14 @@ pub struct DriftSummary {
     pub max_excess: f64,
     /// Positions whose uniform lies outside the recomputed interval.
     pub outside: usize,
-    /// Positions within the margin of an interval end (tolerated).
+    /// Positions outside the interval by at most the margin (ambiguous, tolerated up to
+    /// `allowed_ambiguous` per rollout).
     pub ambiguous: usize,
+    /// Most ambiguous positions in one rollout.
+    pub max_ambiguous_in_rollout: usize,
+    /// Positions where another token would also pass: the uniform within the margin of an
+    /// end of the claimed token's interval, from inside or outside (an attacker's choices).
+    pub choices: usize,
     /// Positions further than the margin outside (must be 0).
     pub misses: usize,
     /// Rollouts rejected (honest false rejects; must be 0).
@@ -502,8 +509,12 @@ pub struct StrategySummary {
     pub min_divergent: usize,
     /// Median divergent positions per differing rollout.
     pub median_divergent: usize,
-    /// Divergent positions of each differing rollout, ascending.
-    pub divergent_per_rollout: Vec<usize>,
+    /// Divergent positions of each differing rollout and the ambiguous positions its
+    /// length allows (`allowed_ambiguous`), ascending.
+    pub divergent_per_rollout: Vec<(usize, usize)>,
+    /// Differing rollouts with more divergent positions than their length allows as
+    /// ambiguous: rejected whatever the margin.
+    pub over_cap: usize,
     /// The smallest largest-excess of a differing rollout: how close the best one came
     /// (accepted when within the margin).
     pub closest: f64,
@@ -534,9 +545,26 @@ impl StrategySummary {
         d as f64 * self.q_upper().log2()
     }
 
-    /// log2 of the mean of q_upper^d over the differing rollouts: the acceptance
-    /// probability of one such rollout predicted from q (≥ the empirical rate's scale when
-    /// short rollouts are common).
+    /// log2 of the acceptance bound of a rollout with `d` divergent positions of which
+    /// `cap` may be ambiguous: −∞ above the cap, else q_upper^d.
+    pub fn log2_bound(&self, d: usize, cap: usize) -> f64 {
+        if d > cap {
+            f64::NEG_INFINITY
+        } else {
+            self.log2_q_pow(d)
+        }
+    }
+
+    /// log2 of the bound of the differing rollout with the fewest divergent positions.
+    pub fn log2_bound_min(&self) -> f64 {
+        self.divergent_per_rollout
+            .first()
+            .map_or(0.0, |&(d, cap)| self.log2_bound(d, cap))
+    }
+
+    /// log2 of the mean bound over the differing rollouts: the acceptance probability of
+    /// one such rollout predicted from q and the cap (≥ the typical rollout's when short
+    /// rollouts are common).
     pub fn log2_expected(&self) -> f64 {
         let n = self.divergent_per_rollout.len();
         if n == 0 {
@@ -545,16 +573,16 @@ impl StrategySummary {
         let sum: f64 = self
             .divergent_per_rollout
             .iter()
-            .map(|&d| self.log2_q_pow(d).exp2())
+            .map(|&(d, cap)| self.log2_bound(d, cap).exp2())
             .sum();
         (sum / n as f64).log2()
     }
 
-    /// Differing rollouts whose bound q_upper^d exceeds 2^`log2_goal`.
+    /// Differing rollouts whose bound exceeds 2^`log2_goal`.
     pub fn above(&self, log2_goal: f64) -> usize {
         self.divergent_per_rollout
             .iter()
-            .filter(|&&d| self.log2_q_pow(d) > log2_goal)
+            .filter(|&&(d, cap)| self.log2_bound(d, cap) > log2_goal)
             .count()
     }
 }
@@ -592,6 +620,15 @@ pub fn upper_95(k: usize, n: usize) -> f64 {
     hi
 }
 
+/// A log2 probability for a table: one decimal, −∞ for zero.
+fn log2_text(x: f64) -> String {
+    if x == f64::NEG_INFINITY {
+        "−∞".into()
+    } else {
+        format!("{x:.1}")
+    }
+}
+
 fn shift(a: CdfInterval, b: CdfInterval) -> f64 {
     (a.lo - b.lo).abs().max((a.hi - b.hi).abs())
 }
@@ -621,10 +658,13 @@ impl Report {
                     max_excess: 0.0,
                     outside: 0,
                     ambiguous: 0,
+                    max_ambiguous_in_rollout: 0,
+                    choices: 0,
                     misses: 0,
                     rejected: 0,
                 };
                 for r in 0..c.checked.len() {
+                    let mut ambiguous = 0;
                     for ((iv, u), (ref_iv, _)) in
                         c.checked.rollout(r).zip(reference.checked.rollout(r))
                     {
@@ -634,11 +674,19 @@ impl Report {
                         s.max_excess = s.max_excess.max(e);
                         s.outside += usize::from(e > 0.0);
                         match classify(iv, u, margin) {
-                            PositionClass::Inside => {}
-                            PositionClass::Ambiguous => s.ambiguous += 1,
+                            PositionClass::Inside => {
+                                s.choices +=
+                                    usize::from(u - iv.lo <= margin || iv.hi - u <= margin);
+                            }
+                            PositionClass::Ambiguous => {
+                                ambiguous += 1;
+                                s.choices += 1;
+                            }
                             PositionClass::Miss => s.misses += 1,
                         }
                     }
+                    s.ambiguous += ambiguous;
+                    s.max_ambiguous_in_rollout = s.max_ambiguous_in_rollout.max(ambiguous);
                     s.rejected += usize::from(!c.checked.accepted(r, margin));
                 }
                 shifts.sort_unstable_by(f64::total_cmp);
@@ -698,10 +746,10 @@ impl Report {
 
     /// The report as markdown at `margin`, with a sweep over `sweep` margins.
     pub fn markdown(&self, margin: f64, sweep: &[f64]) -> String {
-        let mut s = format!("### Honest drift (completion positions; validator recomputation against the public uniforms; margin {margin:e})\n\nShift: largest |Δlo| or |Δhi| of the claimed token's interval against the reference. Excess: distance of the uniform outside the recomputed interval.\n\n| condition | positions | max shift | p99.99 shift | max excess | positions with excess > 0 | ambiguous | misses | rollouts rejected |\n|---|---|---|---|---|---|---|---|---|\n");
+        let mut s = format!("### Honest drift (completion positions; margin {margin:e})\n\nEach claimed token's CDF interval recomputed by the validator and checked against the public uniform. Shift: largest |Δlo| or |Δhi| against the reference. Excess: distance of the uniform outside the recomputed interval. Ambiguous: excess in (0, margin], tolerated up to `allowed_ambiguous(n)` = 2 + n/64 per rollout of n tokens. Choices: positions where a token other than the claimed one would also pass (the uniform within the margin of an end of the claimed interval).\n\n| condition | positions | max shift | p99.99 shift | max excess | positions with excess > 0 | ambiguous (most in one rollout) | choices | misses | rollouts rejected |\n|---|---|---|---|---|---|---|---|---|---|\n");
         for d in self.drift(margin) {
             s += &format!(
-                "| {} | {} | {:.2e} | {:.2e} | {:.2e} | {} | {} ({:.3} %) | {} | {} |\n",
+                "| {} | {} | {:.2e} | {:.2e} | {:.2e} | {} | {} ({}) | {} ({:.2} %) | {} | {} |\n",
                 d.condition,
                 d.positions,
                 d.max_shift,
@@ -709,7 +757,9 @@ impl Report {
                 d.max_excess,
                 d.outside,
                 d.ambiguous,
-                100.0 * d.ambiguous as f64 / d.positions.max(1) as f64,
+                d.max_ambiguous_in_rollout,
+                d.choices,
+                100.0 * d.choices as f64 / d.positions.max(1) as f64,
                 d.misses,
                 d.rejected
             );
@@ -724,10 +774,10 @@ impl Report {
                 v.len()
             );
         }
-        s += &format!("\n### Off-policy rollouts (margin {margin:e})\n\nDivergent position: the uniform lies outside the claimed token's recomputed interval. q: share of divergent positions within the margin (Ambiguous), 95 % upper bound in brackets. Bounds on P(accept) per differing rollout: empirical (95 % Clopper-Pearson / rule of three on accepted ÷ differing), and q_up^d for a rollout with d divergent positions (positions taken as independent): for the rollout with the fewest (d_min), the mean over the differing rollouts, and how many differing rollouts stay above 2^-40.\n\n| strategy | rollouts | differing | accepted | identical rejected | divergent positions | ambiguous (q [95 % up]) | d_min / median d | log2 P(accept) empirical | log2 q_up^d_min | log2 mean q_up^d | rollouts with q_up^d > 2^-40 | closest rollout (its max excess) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        s += &format!("\n### Off-policy rollouts (margin {margin:e})\n\nDivergent position: the uniform lies outside the claimed token's recomputed interval (the validator's sampler draws another token there). q: share of divergent positions within the margin (ambiguous), 95 % upper bound in brackets. A differing rollout passes only if every divergent position is ambiguous and there are at most 2 + n/64 of them. Bounds on P(accept) per differing rollout: empirical (95 % Clopper-Pearson / rule of three on accepted ÷ differing), and q_up^d for a rollout with d divergent positions (positions taken as independent; 0 above the cap): for the rollout with the fewest (d_min), the mean over the differing rollouts, and how many differing rollouts stay above 2^-40.\n\n| strategy | rollouts | differing | accepted | identical rejected | divergent positions | ambiguous (q [95 % up]) | d_min / median d | over the cap | log2 P(accept) empirical | log2 bound at d_min | log2 mean bound | rollouts with bound > 2^-40 | closest rollout (its max excess) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for st in self.strategies(margin) {
             s += &format!(
-                "| {} | {} | {} | {} | {} | {} | {} ({:.2e} [{:.2e}]) | {} / {} | {:.1} | {:.1} | {:.1} | {} | {:.2e} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} ({:.2e} [{:.2e}]) | {} / {} | {} | {} | {} | {} | {} | {:.2e} |\n",
                 st.name,
                 st.rollouts,
                 st.differing,
@@ -739,31 +789,39 @@ impl Report {
                 st.q_upper(),
                 st.min_divergent,
                 st.median_divergent,
-                st.log2_empirical(),
-                st.log2_q_pow(st.min_divergent),
-                st.log2_expected(),
+                st.over_cap,
+                log2_text(st.log2_empirical()),
+                log2_text(st.log2_bound_min()),
+                log2_text(st.log2_expected()),
                 st.above(-40.0),
                 st.closest
             );
         }
         let (accepted, positions) = self.edit_acceptance(margin);
         s += &format!("\n### One edited token with an honest continuation (every honest position)\n\nThe token replaced by the most likely other (non-EOS) token and the rest resampled honestly, so that the edit is the rollout's only divergent position: accepted at {accepted} of {positions} positions (rate {:.2e}, 95 % upper {:.2e}, log2 {:.1}).\n", accepted as f64 / positions.max(1) as f64, upper_95(accepted, positions), upper_95(accepted, positions).log2());
-        s += "\n### Margin sweep: honest rollouts\n\nAmbiguous share: honest positions (reference) within the margin of an interval end, where an attacker could have claimed a neighbouring token instead.\n\n| margin | honest misses (all conditions) | honest rollouts rejected | ambiguous share | single-edit acceptance (per position) |\n|---|---|---|---|---|\n";
+        s += "\n### Margin sweep: honest rollouts (all conditions)\n\n| margin | misses | rollouts rejected | ambiguous positions | most ambiguous in one rollout | choices (reference) | single-edit acceptance (per position) |\n|---|---|---|---|---|---|---|\n";
         for &m in sweep {
             let drift = self.drift(m);
-            let misses: usize = drift.iter().map(|d| d.misses).sum();
-            let rejected: usize = drift.iter().map(|d| d.rejected).sum();
-            let amb = drift
+            let sum = |f: fn(&DriftSummary) -> usize| drift.iter().map(f).sum::<usize>();
+            let most = drift
+                .iter()
+                .map(|d| d.max_ambiguous_in_rollout)
+                .max()
+                .unwrap_or(0);
+            let choices = drift
                 .first()
-                .map_or(0.0, |d| d.ambiguous as f64 / d.positions.max(1) as f64);
+                .map_or(0.0, |d| d.choices as f64 / d.positions.max(1) as f64);
             let (ea, ep) = self.edit_acceptance(m);
             s += &format!(
-                "| {m:e} | {misses} | {rejected} | {:.3} % | {:.2e} |\n",
-                100.0 * amb,
+                "| {m:e} | {} | {} | {} | {most} | {:.2} % | {:.2e} |\n",
+                sum(|d| d.misses),
+                sum(|d| d.rejected),
+                sum(|d| d.ambiguous),
+                100.0 * choices,
                 ea as f64 / ep.max(1) as f64
             );
         }
-        s += "\n### Margin sweep: off-policy rollouts (differing rollouts accepted / differing, q)\n\n| strategy |";
+        s += "\n### Margin sweep: off-policy rollouts\n\nPer margin: differing rollouts accepted / differing; q; log2 mean bound.\n\n| strategy |";
         for &m in sweep {
             s += &format!(" {m:e} |");
         }
@@ -776,11 +834,170 @@ impl Report {
             s += &format!("| {} |", st.name);
             for at in &per_margin {
                 let x = &at[i];
-                s += &format!(" {} / {}, {:.1e} |", x.accepted, x.differing, x.q());
+                s += &format!(
+                    " {} / {}; {:.1e}; {} |",
+                    x.accepted,
+                    x.differing,
+                    x.q(),
+                    log2_text(x.log2_expected())
+                );
             }
             s += "\n";
         }
         s
+    }
+
+    /// Writes the measurements (every interval and uniform) so that the report can be
+    /// read again at other margins without measuring ([`Report::read_raw`]).
+    pub fn write_raw(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(RAW_MAGIC);
+        put_len(out, self.honest.len());
+        for c in &self.honest {
+            put_str(out, &c.name);
+            put_checked(out, &c.checked);
+        }
+        let strategies: Vec<&Strategy> = self.bf16.iter().chain(&self.strategies).collect();
+        out.push(u8::from(self.bf16.is_some()));
+        put_len(out, strategies.len());
+        for st in strategies {
+            put_str(out, &st.name);
+            put_checked(out, &st.checked);
+            put_len(out, st.differs.len());
+            out.extend(st.differs.iter().map(|&d| u8::from(d)));
+        }
+        put_len(out, self.edits.len());
+        for (iv, u) in &self.edits {
+            for x in [iv.lo, iv.hi, *u] {
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+    }
+
+    /// Reads what [`Report::write_raw`] wrote.
+    pub fn read_raw(bytes: &[u8]) -> Result<Self, InferError> {
+        let mut r = Raw(bytes);
+        if r.take(RAW_MAGIC.len())? != RAW_MAGIC {
+            return Err(InferError::Input("not a sampling audit raw file".into()));
+        }
+        let mut honest = Vec::new();
+        for _ in 0..r.len()? {
+            honest.push(Condition {
+                name: r.string()?,
+                checked: r.checked()?,
+            });
+        }
+        let has_bf16 = r.take(1)?[0] != 0;
+        let mut strategies = Vec::new();
+        for _ in 0..r.len()? {
+            let name = r.string()?;
+            let checked = r.checked()?;
+            let n = r.len()?;
+            let differs = r.take(n)?.iter().map(|&b| b != 0).collect();
+            strategies.push(Strategy {
+                name,
+                differs,
+                checked,
+            });
+        }
+        let bf16 = if has_bf16 && !strategies.is_empty() {
+            Some(strategies.remove(0))
+        } else {
+            None
+        };
+        let mut edits = Vec::new();
+        for _ in 0..r.len()? {
+            let (lo, hi, u) = (r.f64()?, r.f64()?, r.f64()?);
+            edits.push((CdfInterval { lo, hi }, u));
+        }
+        Ok(Report {
+            honest,
+            bf16,
+            strategies,
+            edits,
+        })
+    }
+}
+
+/// First bytes of a raw measurement file.
+const RAW_MAGIC: &[u8] = b"grail-rs/audit-sampling/raw/v1\n";
+
+fn put_len(out: &mut Vec<u8>, n: usize) {
+    out.extend_from_slice(&(n as u64).to_le_bytes());
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_len(out, s.len());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_checked(out: &mut Vec<u8>, c: &Checked) {
+    put_len(out, c.len());
+    for r in 0..c.len() {
+        put_len(out, c.intervals[r].len());
+        for (iv, u) in c.rollout(r) {
+            for x in [iv.lo, iv.hi, u] {
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+    }
+}
+
+/// A reader over raw measurement bytes; running out is an error, never a panic.
+struct Raw<'a>(&'a [u8]);
+
+impl<'a> Raw<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], InferError> {
+        if n > self.0.len() {
+            return Err(InferError::Input(
+                "sampling audit raw file is truncated".into(),
+            ));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn u64(&mut self) -> Result<u64, InferError> {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn f64(&mut self) -> Result<f64, InferError> {
+        self.u64().map(f64::from_bits)
+    }
+
+    /// A count, bounded by the bytes left so that a corrupt file cannot allocate wildly.
+    fn len(&mut self) -> Result<usize, InferError> {
+        let n = self.u64()?;
+        if n > self.0.len() as u64 {
+            return Err(InferError::Input(
+                "sampling audit raw file is corrupt".into(),
+            ));
+        }
+        Ok(n as usize)
+    }
+
+    fn string(&mut self) -> Result<String, InferError> {
+        let n = self.len()?;
+        String::from_utf8(self.take(n)?.to_vec())
+            .map_err(|_| InferError::Input("sampling audit raw file is corrupt".into()))
+    }
+
+    fn checked(&mut self) -> Result<Checked, InferError> {
+        let mut c = Checked::default();
+        for _ in 0..self.len()? {
+            let n = self.len()?;
+            let (mut intervals, mut uniforms) = (Vec::with_capacity(n), Vec::with_capacity(n));
+            for _ in 0..n {
+                let (lo, hi, u) = (self.f64()?, self.f64()?, self.f64()?);
+                intervals.push(CdfInterval { lo, hi });
+                uniforms.push(u);
+            }
+            c.intervals.push(intervals);
+            c.uniforms.push(uniforms);
+        }
+        Ok(c)
     }
 }
 
@@ -796,6 +1013,7 @@ fn strategy_summary(st: &Strategy, margin: f64) -> StrategySummary {
         min_divergent: 0,
         median_divergent: 0,
         divergent_per_rollout: Vec::new(),
+        over_cap: 0,
         closest: f64::INFINITY,
     };
     let mut per_rollout = Vec::new();
@@ -819,14 +1037,16 @@ fn strategy_summary(st: &Strategy, margin: f64) -> StrategySummary {
         }
         s.closest = s.closest.min(worst);
         s.divergent += d;
-        per_rollout.push(d);
+        let cap = allowed_ambiguous(st.checked.intervals[r].len());
+        s.over_cap += usize::from(d > cap);
+        per_rollout.push((d, cap));
     }
     if !s.closest.is_finite() {
         s.closest = 0.0;
     }
     per_rollout.sort_unstable();
-    s.min_divergent = per_rollout.first().copied().unwrap_or(0);
-    s.median_divergent = per_rollout.get(per_rollout.len() / 2).copied().unwrap_or(0);
+    s.min_divergent = per_rollout.first().map_or(0, |p| p.0);
+    s.median_divergent = per_rollout.get(per_rollout.len() / 2).map_or(0, |p| p.0);
     s.divergent_per_rollout = per_rollout;
     s
 }

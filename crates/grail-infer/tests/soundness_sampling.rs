@@ -1,7 +1,8 @@
-//! The sampling audit on the tiny model, with assertions on the protocol's margin: honest
-//! recomputations (batching, padding, threads, the miner's KV-cache path) never miss, and
-//! every off-policy rollout that differs from the honest one is rejected. (`cargo xtask
-//! audit-sampling` runs the same code on SmolLM2.)
+//! The sampling audit on the tiny model, with assertions on the protocol's margin and
+//! ambiguous cap: honest recomputations (batching, padding, threads, the miner's KV-cache
+//! path) are never rejected, every off-policy rollout that differs from the honest one is
+//! rejected, and bf16 sampling almost always is. (`cargo xtask audit-sampling` runs the
+//! same code on SmolLM2.)
 
 use grail_infer::audit::sampling::{self, Corpus, Plan, Setup};
 use grail_infer::tiny::{write_tiny_model, TinySpec};
@@ -81,6 +82,19 @@ fn sampling_check_admits_honest_drift_and_rejects_off_policy_rollouts_on_the_tin
             "{}: no rollout differs, so nothing was tested",
             st.name
         );
+    }
+    // bf16 sampling is not admitted. A bf16 rollout that deviates only within the margin
+    // (at most 2 + n/64 positions) is an m-close sample and may pass; that happens for
+    // about 1 in 250 rollouts on this model, so only the bulk is asserted here.
+    let bf16 = &strategies[0];
+    assert!(bf16.name.starts_with("bf16"));
+    assert!(
+        bf16.accepted * 10 <= bf16.differing,
+        "bf16: {} of {} differing rollouts accepted",
+        bf16.accepted,
+        bf16.differing
+    );
+    for st in &strategies[1..] {
         assert_eq!(
             st.accepted, 0,
             "{}: {} of {} differing rollouts accepted",
