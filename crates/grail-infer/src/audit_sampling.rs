@@ -244,25 +244,6 @@ pub fn recompute(
     Ok(out)
 }
 
-/// The CDF intervals of `targets` (`[n, 1]`) under `softmax(logits / temperature)` in
-/// f64, as `Model::score` computes them.
-fn intervals_of(logits: &Tensor, targets: &Tensor, temperature: f64) -> Vec<CdfInterval> {
-    let z = logits.to_kind(Kind::Double) / temperature;
-    let w = (&z - z.amax(-1, true)).exp();
-    let cdf = w.cumsum(-1, Kind::Double);
-    let total = cdf.narrow(-1, cdf.size()[1] - 1, 1);
-    let hi = cdf.gather(-1, targets, false);
-    let lo = &hi - w.gather(-1, targets, false);
-    let flat = |t: Tensor| {
-        Vec::<f64>::try_from(t.to_device(Device::Cpu).contiguous().view([-1])).unwrap_or_default()
-    };
-    flat(lo / &total)
-        .into_iter()
-        .zip(flat(hi / total))
-        .map(|(lo, hi)| CdfInterval { lo, hi })
-        .collect()
-}
-
 fn ids_tensor(ids: &[u32], device: Device) -> Tensor {
     let ids: Vec<i64> = ids.iter().map(|&t| t as i64).collect();
     Tensor::from_slice(&ids).to_device(device)
@@ -302,7 +283,7 @@ pub fn recompute_incremental(
                     .map(|c| c.get(step).copied().unwrap_or(0))
                     .collect();
                 let targets = ids_tensor(&column, device).view([-1, 1]);
-                for (r, iv) in intervals_of(&logits, &targets, temperature)
+                for (r, iv) in crate::score::cdf_intervals(&logits, &targets, temperature)
                     .into_iter()
                     .enumerate()
                 {
@@ -382,7 +363,7 @@ pub fn alternatives(
                         })
                         .collect();
                     let targets = ids_tensor(&picks, device).view([-1, 1]);
-                    found.extend(picks.into_iter().zip(intervals_of(
+                    found.extend(picks.into_iter().zip(crate::score::cdf_intervals(
                         &logits,
                         &targets,
                         temperature,

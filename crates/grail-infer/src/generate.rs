@@ -189,18 +189,7 @@ impl Model {
         if rows == 0 {
             return Ok(Vec::new());
         }
-        tch::no_grad(|| self.generate_inner(prompt, rows, params, eos, uniforms, progress))
-    }
-
-    fn generate_inner(
-        &self,
-        prompt: &[u32],
-        rows: usize,
-        params: &SamplingParams,
-        eos: &[u32],
-        uniforms: &mut dyn FnMut(usize) -> f64,
-        progress: &mut dyn FnMut(Progress),
-    ) -> Result<Vec<Completion>, InferError> {
+        let _no_grad = tch::no_grad_guard();
         let device = self.device();
         let vocab = self.config().vocab_size as i64;
         let prompt_ids: Vec<i64> = prompt.iter().map(|&t| t as i64).collect();

@@ -156,10 +156,8 @@ impl Model {
                     let at = (start + 1) as usize;
                     logprobs[at..at + next as usize].copy_from_slice(&a);
                     if let Some(t) = temperature {
-                        let (lo, hi) = cdf_intervals(&logits.narrow(0, 0, next), &tgt, t);
-                        for (k, (lo, hi)) in lo.into_iter().zip(hi).enumerate() {
-                            intervals[at + k] = CdfInterval { lo, hi };
-                        }
+                        let found = cdf_intervals(&logits.narrow(0, 0, next), &tgt, t);
+                        intervals[at..at + found.len()].copy_from_slice(&found);
                     }
                 }
                 if !eos.is_empty() {
@@ -187,14 +185,22 @@ impl Model {
 
 /// The CDF intervals `[Σ_{k<j} w_k / S, Σ_{k≤j} w_k / S)` of the target ids under
 /// `w = exp((z − max z) / T)`, in f64 (the normative rule of `grail_proto::sampling`).
-fn cdf_intervals(logits: &Tensor, targets: &Tensor, temperature: f64) -> (Vec<f64>, Vec<f64>) {
+pub(crate) fn cdf_intervals(
+    logits: &Tensor,
+    targets: &Tensor,
+    temperature: f64,
+) -> Vec<CdfInterval> {
     let z = logits.to_kind(Kind::Double) / temperature;
     let w = (&z - z.amax(-1, true)).exp();
     let cdf = w.cumsum(-1, Kind::Double);
     let total = cdf.narrow(-1, cdf.size()[1] - 1, 1);
     let hi = cdf.gather(-1, targets, false);
     let lo = &hi - w.gather(-1, targets, false);
-    (to_f64(&(lo / &total)), to_f64(&(hi / total)))
+    to_f64(&(lo / &total))
+        .into_iter()
+        .zip(to_f64(&(hi / total)))
+        .map(|(lo, hi)| CdfInterval { lo, hi })
+        .collect()
 }
 
 fn to_f64(t: &Tensor) -> Vec<f64> {
