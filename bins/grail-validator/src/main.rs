@@ -51,8 +51,8 @@ enum LocalnetCommand {
         /// Rollouts per group.
         #[arg(long, default_value_t = 4)]
         group_size: usize,
-        /// Environment.
-        #[arg(long, default_value = "echo")]
+        /// Environment spec (default: math tiers 0–3, the experiment's task).
+        #[arg(long, default_value = grail_node::experiment::DEFAULT_ENVIRONMENT)]
         environment: String,
         /// Seconds before the first window may start (model loading).
         #[arg(long, default_value_t = 20)]
@@ -106,6 +106,12 @@ fn main() -> anyhow::Result<()> {
                 },
                 lead_secs,
                 threads,
+                // The experiment's coefficients: a short run must move the model.
+                trainer: grail_node::config::TrainerSettings {
+                    grpo: grail_node::experiment::default_grpo(),
+                    ..Default::default()
+                },
+                prompts: grail_node::config::PromptChoice::Zone,
             };
             let info = localnet::init(&root, &options)
                 .with_context(|| format!("creating a local network in {}", root.display()))?;

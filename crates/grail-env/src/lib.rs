@@ -11,9 +11,10 @@
 //!   loaders for GSM8K / Hendrycks MATH JSONL files the user has on disk.
 //! - [`echo`] — a warm-up task (repeat a word) that small models partly solve, so local
 //!   networks see reward spread and training.
+//! - [`mix`] — a weighted mix of environments (several task families or tiers per subnet).
 //! - [`answer`] — shared answer extraction and normalisation (tags, `\boxed{}`, numbers).
 //! - [`template`] — chat templates (ChatML, Llama-3, or the model's own Jinja template).
-//! - [`registry`] — environments by name, with the [`EnvironmentId`] that goes into the
+//! - [`registry`] — environments by spec (`math:1`, `3*math:0 + math:2`), with the [`EnvironmentId`] that goes into the
 //!   signed binding.
 //!
 //! No I/O beyond reading a dataset file the user points to; no chain, store or torch.
@@ -21,6 +22,7 @@
 pub mod answer;
 pub mod echo;
 pub mod math;
+pub mod mix;
 pub mod registry;
 pub mod sat;
 pub mod template;
@@ -153,6 +155,13 @@ pub trait Environment: Send + Sync {
     /// end-of-sequence marker (one of `eos_markers`, e.g. `<|im_end|>`) is not part of the
     /// answer and is never counted as trailing text.
     fn score(&self, problem: &Problem, completion: &str, eos_markers: &[&str]) -> RewardVector;
+
+    /// A label for the kind of problem a prompt id gives (its tier, level or mix part,
+    /// e.g. `math:1`): validators report learning-zone statistics per stratum, and miners
+    /// may use them to choose prompts. Default: the environment's name.
+    fn stratum(&self, _prompt_id: u64) -> String {
+        self.id().name
+    }
 
     /// The chat messages for a problem: the shared system prompt and the statement.
     fn messages(&self, problem: &Problem) -> Vec<template::Message> {

@@ -53,8 +53,50 @@ pub struct Generated {
 pub fn generate(id: u64) -> Generated {
     let mut rng = stream(b"grail/env/math/v1", &[&id.to_be_bytes()]);
     let level = uniform_below(&mut rng, 4) as u8;
+    let (statement, answer) = level_problem(&mut rng, level);
+    Generated {
+        statement,
+        answer,
+        level,
+    }
+}
+
+/// Number of difficulty tiers of [`MathTier`].
+pub const TIERS: u8 = 6;
+
+/// The problem of an id in difficulty tier `tier` (normative):
+/// `rng = stream("grail/env/math/tier/v1", [u64be(id)])`; tier 0 `a + b` with one-digit
+/// `a, b` (1–9); tier 1 `a + b` or `a − b` with two-digit `a, b` (10–99, one draw picks the
+/// operation after the numbers); tiers 2–5 are levels 0–3 of [`generate`] drawn from this
+/// stream. `None` for a tier ≥ [`TIERS`].
+pub fn generate_tier(id: u64, tier: u8) -> Option<Generated> {
+    let mut rng = stream(b"grail/env/math/tier/v1", &[&id.to_be_bytes()]);
     let r = &mut rng;
-    let (statement, answer) = match level {
+    let (statement, answer) = match tier {
+        0 => {
+            let (a, b) = (pick(r, 1, 9), pick(r, 1, 9));
+            (format!("What is {a} + {b}?"), Rational::int(a + b))
+        }
+        1 => {
+            let (a, b) = (pick(r, 10, 99), pick(r, 10, 99));
+            match uniform_below(r, 2) {
+                0 => (format!("What is {a} + {b}?"), Rational::int(a + b)),
+                _ => (format!("What is {a} - {b}?"), Rational::int(a - b)),
+            }
+        }
+        2..TIERS => level_problem(r, tier - 2),
+        _ => return None,
+    };
+    Some(Generated {
+        statement,
+        answer,
+        level: tier,
+    })
+}
+
+/// The statement and answer of a level (0–3) of [`generate`], drawn from `r`.
+fn level_problem(r: &mut ChaCha20Rng, level: u8) -> (String, Rational) {
+    match level {
         0 => {
             let (a, b) = (pick(r, 2, 99), pick(r, 2, 99));
             let (s, v) = match uniform_below(r, 3) {
@@ -99,11 +141,6 @@ pub fn generate(id: u64) -> Generated {
                 v.unwrap_or(Rational::int(0)),
             )
         }
-    };
-    Generated {
-        statement,
-        answer,
-        level,
     }
 }
 
@@ -224,6 +261,60 @@ impl Environment for ProceduralMath {
 
     fn score(&self, problem: &Problem, completion: &str, eos_markers: &[&str]) -> RewardVector {
         score_problem(problem, completion, eos_markers)
+    }
+
+    fn stratum(&self, prompt_id: u64) -> String {
+        format!("math:level-{}", generate(prompt_id).level)
+    }
+}
+
+/// One difficulty tier of the procedural math environment (see [`generate_tier`]): any
+/// `u64` prompt id. Tier 0 is one-digit addition, tier 5 fraction arithmetic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MathTier(u8);
+
+impl MathTier {
+    /// Tier `tier`, if it exists (below [`TIERS`]).
+    pub fn new(tier: u8) -> Result<Self, EnvError> {
+        if tier < TIERS {
+            Ok(Self(tier))
+        } else {
+            Err(EnvError::Config(format!(
+                "math has tiers 0..={}, not {tier}",
+                TIERS - 1
+            )))
+        }
+    }
+}
+
+impl Environment for MathTier {
+    fn id(&self) -> EnvironmentId {
+        EnvironmentId {
+            name: "math".into(),
+            params: format!("gen=tiers-v1;tier={};reward=v1", self.0),
+        }
+    }
+
+    fn prompt_space(&self) -> PromptSpace {
+        PromptSpace::Unbounded
+    }
+
+    fn problem(&self, prompt_id: u64) -> Result<Problem, EnvError> {
+        let g = generate_tier(prompt_id, self.0)
+            .ok_or_else(|| EnvError::Config(format!("no math tier {}", self.0)))?;
+        Ok(Problem {
+            prompt_id,
+            statement: g.statement,
+            target: Target::Math(Answer::Number(g.answer)),
+        })
+    }
+
+    fn score(&self, problem: &Problem, completion: &str, eos_markers: &[&str]) -> RewardVector {
+        score_problem(problem, completion, eos_markers)
+    }
+
+    fn stratum(&self, _prompt_id: u64) -> String {
+        format!("math:{}", self.0)
     }
 }
 

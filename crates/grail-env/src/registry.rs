@@ -1,9 +1,15 @@
-//! Environments by name.
+//! Environments by name, and environment specs (tiers and weighted mixes).
+//!
+//! A spec is one part or several joined by `+`; a part is `[WEIGHT*]NAME[:TIER]`:
+//! `math` (levels 0–3), `math:1` (tier 1 only), `sat:0`, `gsm8k`, or a mix such as
+//! `3*math:0 + 2*math:1 + math:2`. One part is that environment itself; several make a
+//! [`Mix`].
 
 use std::path::Path;
 
-use crate::math::{DatasetFormat, DatasetMath, ProceduralMath};
-use crate::sat::SatEnv;
+use crate::math::{DatasetFormat, DatasetMath, MathTier, ProceduralMath};
+use crate::mix::{Mix, Part};
+use crate::sat::{SatEnv, SatTier};
 use crate::{EnvError, Environment};
 
 /// The registered environment names.
@@ -11,22 +17,83 @@ pub fn names() -> &'static [&'static str] {
     &["sat", "math", "echo", "gsm8k", "hendrycks-math"]
 }
 
-/// The environment called `name`. Dataset environments (`gsm8k`, `hendrycks-math`) read
-/// the JSONL file at `dataset`; the others ignore it.
-pub fn by_name(name: &str, dataset: Option<&Path>) -> Result<Box<dyn Environment>, EnvError> {
+/// The environment of a spec (see the module docs). Dataset environments (`gsm8k`,
+/// `hendrycks-math`) read the JSONL file at `dataset`; the others ignore it.
+pub fn by_name(spec: &str, dataset: Option<&Path>) -> Result<Box<dyn Environment>, EnvError> {
+    let parts: Vec<&str> = spec.split('+').map(str::trim).collect();
+    if parts.len() == 1 {
+        let (weight, label) = split_weight(parts[0])?;
+        if weight != 1 {
+            return Err(EnvError::Config(format!(
+                "`{spec}`: a weight needs a mix of several parts"
+            )));
+        }
+        return part(label, dataset);
+    }
+    let parts = parts
+        .into_iter()
+        .map(|p| {
+            let (weight, label) = split_weight(p)?;
+            Ok(Part {
+                weight,
+                label: label.to_string(),
+                env: part(label, dataset)?,
+            })
+        })
+        .collect::<Result<Vec<_>, EnvError>>()?;
+    Ok(Box::new(Mix::new(parts)?))
+}
+
+fn split_weight(part: &str) -> Result<(u32, &str), EnvError> {
+    match part.split_once('*') {
+        None => Ok((1, part.trim())),
+        Some((w, label)) => {
+            let weight = w
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|&w| w > 0)
+                .ok_or_else(|| {
+                    EnvError::Config(format!("`{part}`: the weight must be a whole number ≥ 1"))
+                })?;
+            Ok((weight, label.trim()))
+        }
+    }
+}
+
+fn part(label: &str, dataset: Option<&Path>) -> Result<Box<dyn Environment>, EnvError> {
+    let (name, tier) = match label.split_once(':') {
+        None => (label, None),
+        Some((n, t)) => {
+            let tier = t.trim().parse::<u8>().map_err(|_| {
+                EnvError::Config(format!("`{label}`: the tier must be a small number"))
+            })?;
+            (n.trim(), Some(tier))
+        }
+    };
     let need_file = |format| {
         let path = dataset.ok_or_else(|| {
-            EnvError::Config(format!("environment `{name}` needs a dataset file (JSONL)"))
+            EnvError::Config(format!(
+                "environment `{name}` needs a dataset file (JSONL; `subnet.dataset` in the configuration)"
+            ))
         })?;
         DatasetMath::load(path, format).map(|d| Box::new(d) as Box<dyn Environment>)
     };
-    match name {
-        "sat" => Ok(Box::new(SatEnv)),
-        "echo" => Ok(Box::new(crate::echo::EchoEnv)),
-        "math" => Ok(Box::new(ProceduralMath)),
-        "gsm8k" => need_file(DatasetFormat::Gsm8k),
-        "hendrycks-math" => need_file(DatasetFormat::HendrycksMath),
-        other => Err(EnvError::Config(format!(
+    let untiered = |env: Result<Box<dyn Environment>, EnvError>| match tier {
+        None => env,
+        Some(_) => Err(EnvError::Config(format!(
+            "`{label}`: only `math` and `sat` have tiers"
+        ))),
+    };
+    match (name, tier) {
+        ("sat", None) => Ok(Box::new(SatEnv)),
+        ("sat", Some(t)) => Ok(Box::new(SatTier::new(t)?)),
+        ("math", None) => Ok(Box::new(ProceduralMath)),
+        ("math", Some(t)) => Ok(Box::new(MathTier::new(t)?)),
+        ("echo", _) => untiered(Ok(Box::new(crate::echo::EchoEnv))),
+        ("gsm8k", _) => untiered(need_file(DatasetFormat::Gsm8k)),
+        ("hendrycks-math", _) => untiered(need_file(DatasetFormat::HendrycksMath)),
+        (other, _) => Err(EnvError::Config(format!(
             "unknown environment `{other}` (known: {})",
             names().join(", ")
         ))),

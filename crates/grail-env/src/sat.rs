@@ -21,6 +21,8 @@ pub const MAX_VARS: u64 = 10;
 pub const MIN_CLAUSES: u64 = 5;
 /// Most clauses.
 pub const MAX_CLAUSES: u64 = 20;
+/// Number of difficulty tiers of [`SatTier`] (tier `t` has 3 + 2t or 4 + 2t variables).
+pub const TIERS: u8 = 4;
 /// Literals per clause.
 pub const CLAUSE_LEN: usize = 3;
 
@@ -62,11 +64,29 @@ impl SatInstance {
         let mut rng = stream(b"grail/env/sat/v1", &[&seed.to_be_bytes()]);
         let num_vars = MIN_VARS + uniform_below(&mut rng, MAX_VARS - MIN_VARS + 1);
         let num_clauses = MIN_CLAUSES + uniform_below(&mut rng, MAX_CLAUSES - MIN_CLAUSES + 1);
+        Self::with_sizes(&mut rng, num_vars, num_clauses)
+    }
+
+    /// The instance of a seed in difficulty tier `tier` (normative):
+    /// `rng = stream("grail/env/sat/tier/v1", [u64be(seed)])`, `vars = 3 + 2·tier +
+    /// uniform_below(2)`, `clauses = vars + 2 + uniform_below(vars + 1)`, then clauses as in
+    /// [`Self::generate`]. `None` for a tier ≥ [`TIERS`].
+    pub fn generate_tier(seed: u64, tier: u8) -> Option<Self> {
+        if tier >= TIERS {
+            return None;
+        }
+        let mut rng = stream(b"grail/env/sat/tier/v1", &[&seed.to_be_bytes()]);
+        let num_vars = MIN_VARS + 2 * u64::from(tier) + uniform_below(&mut rng, 2);
+        let num_clauses = num_vars + 2 + uniform_below(&mut rng, num_vars + 1);
+        Some(Self::with_sizes(&mut rng, num_vars, num_clauses))
+    }
+
+    fn with_sizes(rng: &mut rand_chacha::ChaCha20Rng, num_vars: u64, num_clauses: u64) -> Self {
         let clauses = (0..num_clauses)
             .map(|_| {
                 let mut vars: Vec<u32> = Vec::with_capacity(CLAUSE_LEN);
                 while vars.len() < CLAUSE_LEN {
-                    let v = 1 + uniform_below(&mut rng, num_vars) as u32;
+                    let v = 1 + uniform_below(rng, num_vars) as u32;
                     if !vars.contains(&v) {
                         vars.push(v);
                     }
@@ -74,7 +94,7 @@ impl SatInstance {
                 // from_fn runs in index order, so negation draws follow the variables.
                 std::array::from_fn(|i| Literal {
                     var: vars[i],
-                    negated: uniform_below(&mut rng, 2) == 1,
+                    negated: uniform_below(rng, 2) == 1,
                 })
             })
             .collect();
@@ -274,5 +294,54 @@ impl Environment for SatEnv {
                 RewardVector::weighted(&[("correctness", 1.0, 0.0)], false)
             }
         }
+    }
+}
+
+/// One difficulty tier of SAT (see [`SatInstance::generate_tier`]): any `u64` seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SatTier(u8);
+
+impl SatTier {
+    /// Tier `tier`, if it exists (below [`TIERS`]).
+    pub fn new(tier: u8) -> Result<Self, EnvError> {
+        if tier < TIERS {
+            Ok(Self(tier))
+        } else {
+            Err(EnvError::Config(format!(
+                "sat has tiers 0..={}, not {tier}",
+                TIERS - 1
+            )))
+        }
+    }
+}
+
+impl Environment for SatTier {
+    fn id(&self) -> EnvironmentId {
+        EnvironmentId {
+            name: "sat".into(),
+            params: format!("gen=tiers-v1;tier={};k={CLAUSE_LEN};reward=v1", self.0),
+        }
+    }
+
+    fn prompt_space(&self) -> PromptSpace {
+        PromptSpace::Unbounded
+    }
+
+    fn problem(&self, prompt_id: u64) -> Result<Problem, EnvError> {
+        let instance = SatInstance::generate_tier(prompt_id, self.0)
+            .ok_or_else(|| EnvError::Config(format!("no sat tier {}", self.0)))?;
+        Ok(Problem {
+            prompt_id,
+            statement: instance.statement(),
+            target: Target::Sat(instance),
+        })
+    }
+
+    fn score(&self, problem: &Problem, completion: &str, eos_markers: &[&str]) -> RewardVector {
+        SatEnv.score(problem, completion, eos_markers)
+    }
+
+    fn stratum(&self, _prompt_id: u64) -> String {
+        format!("sat:{}", self.0)
     }
 }

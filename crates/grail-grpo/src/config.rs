@@ -39,9 +39,10 @@ pub struct OverlongPenalty {
     pub penalty: f64,
 }
 
-/// Every training coefficient.
+/// Every training coefficient (a TOML table in the trainer's configuration; a field left
+/// out takes its default, an unknown field is an error).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct GrpoConfig {
     /// Advantage definition (default GRPO).
     pub advantage: AdvantageMode,

@@ -16,7 +16,7 @@ pub mod loss;
 pub mod optim;
 pub mod trainer;
 
-pub use config::GrpoConfig;
+pub use config::{AdvantageMode, Aggregation, GrpoConfig, OverlongPenalty};
 pub use trainer::{RolloutGroup, StepReport, Trainer, TrainingRollout};
 
 /// Why training could not proceed.

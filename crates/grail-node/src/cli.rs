@@ -140,7 +140,7 @@ pub fn init_logging(format: LogFormat) {
 pub async fn run_role(role: Role, args: RoleArgs) -> Result<(), NodeError> {
     init_logging(args.log_format);
     let config = args.node_config()?;
-    let env = grail_env::by_name(&config.subnet.environment, None)?;
+    let env = config.subnet.environment()?;
     let password = password_for(&config.hotkey_file)?;
     let wiring = Wiring::open_with_password(config, password).await?;
     info!(

@@ -17,8 +17,12 @@ use crate::NodeError;
 pub struct SubnetSettings {
     /// Blocks per window.
     pub window_length: u64,
-    /// Environment name (grail-env registry).
+    /// Environment spec (grail-env registry): a name (`math`, `sat`, `gsm8k`, …), a tier
+    /// (`math:1`), or a weighted mix (`3*math:0 + 2*math:1 + math:2`).
     pub environment: String,
+    /// JSONL file of the dataset environments (`gsm8k`, `hendrycks-math`); every
+    /// participant needs the same bytes (its SHA-256 is part of the environment id).
+    pub dataset: Option<PathBuf>,
     /// Rollouts per group (M).
     pub group_size: usize,
     /// Sampling parameters.
@@ -32,6 +36,7 @@ impl Default for SubnetSettings {
         Self {
             window_length: 30,
             environment: "math".into(),
+            dataset: None,
             group_size: 4,
             max_new_tokens: 48,
             temperature_milli: 900,
@@ -40,6 +45,14 @@ impl Default for SubnetSettings {
 }
 
 impl SubnetSettings {
+    /// The environment of [`Self::environment`] and [`Self::dataset`].
+    pub fn environment(&self) -> Result<Box<dyn grail_env::Environment>, NodeError> {
+        Ok(grail_env::by_name(
+            &self.environment,
+            self.dataset.as_deref(),
+        )?)
+    }
+
     /// The sampling parameters as bound into group headers.
     pub fn generation(&self) -> GenerationParams {
         GenerationParams {
@@ -69,6 +82,17 @@ impl SubnetSettings {
     }
 }
 
+/// How a miner chooses prompts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptChoice {
+    /// Pseudo-random prompt ids (`mining::PseudoRandomPrompts`).
+    Random,
+    /// Toward the strata validators report in the learning zone
+    /// (`mining::ZoneTargetingPrompts`, fed from `validator_api`).
+    Zone,
+}
+
 /// Miner settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -77,6 +101,10 @@ pub struct MinerSettings {
     pub max_groups: usize,
     /// Stop generating this many seconds before the deadline (upload margin).
     pub upload_margin_secs: f64,
+    /// How prompts are chosen (default `random`).
+    pub prompts: PromptChoice,
+    /// Validators' HTTP APIs (`http://host:port`) whose window state `zone` reads.
+    pub validator_api: Vec<String>,
 }
 
 impl Default for MinerSettings {
@@ -84,6 +112,8 @@ impl Default for MinerSettings {
         Self {
             max_groups: 64,
             upload_margin_secs: 5.0,
+            prompts: PromptChoice::Random,
+            validator_api: Vec::new(),
         }
     }
 }
@@ -159,10 +189,12 @@ pub struct TrainerSettings {
     /// Retention: every checkpoint not yet in effect, the one in effect now and the
     /// `keep_checkpoints − 1` before it stay in the store.
     pub keep_checkpoints: usize,
-    /// Peak learning rate.
-    pub learning_rate: f64,
     /// Train only on groups in the learning zone.
     pub in_zone_only: bool,
+    /// Every GRPO coefficient (`[trainer.grpo]`; defaults in `grail_grpo::GrpoConfig`,
+    /// listed in docs/training.md). With `kl_coef > 0` the base model (`model`) is loaded
+    /// a second time as the frozen KL reference.
+    pub grpo: grail_grpo::GrpoConfig,
 }
 
 impl Default for TrainerSettings {
@@ -171,8 +203,8 @@ impl Default for TrainerSettings {
             steps_per_window: 1,
             publish_every: 1,
             keep_checkpoints: 3,
-            learning_rate: 1e-5,
             in_zone_only: true,
+            grpo: grail_grpo::GrpoConfig::default(),
         }
     }
 }
@@ -239,6 +271,11 @@ impl NodeConfig {
         let config: Self = toml::from_str(text).map_err(|e| NodeError::Config(e.to_string()))?;
         config.subnet.validate()?;
         config.validator.validate()?;
+        config
+            .trainer
+            .grpo
+            .validate()
+            .map_err(|e| NodeError::Config(format!("trainer.grpo: {e}")))?;
         Ok(config)
     }
 
@@ -284,5 +321,36 @@ state_dir = "/data/state"
         assert!(NodeConfig::from_toml(&format!("{MINIMAL}\nnetwrok = \"finney\"")).is_err());
         assert!(NodeConfig::from_toml(&format!("{MINIMAL}\n[subnet]\ngroup_size = 1")).is_err());
         assert!(NodeConfig::from_toml("store = 3").is_err());
+    }
+
+    #[test]
+    fn trainer_coefficients_and_environment_specs_are_read() {
+        let c = NodeConfig::from_toml(&format!(
+            "{MINIMAL}\n[subnet]\nenvironment = \"2*math:0 + math:1\"\n[trainer.grpo]\nkl_coef = 0.05\nlearning_rate = 3e-6\nadvantage = \"dr_grpo\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.trainer.grpo.kl_coef, 0.05);
+        assert_eq!(c.trainer.grpo.learning_rate, 3e-6);
+        assert_eq!(c.trainer.grpo.advantage, grail_grpo::AdvantageMode::DrGrpo);
+        assert_eq!(
+            c.trainer.grpo.clip_high, 0.28,
+            "unset fields keep their defaults"
+        );
+        assert_eq!(c.subnet.environment().unwrap().id().name, "mix");
+        let typo = NodeConfig::from_toml(&format!("{MINIMAL}\n[trainer.grpo]\nkl_coeff = 0.05\n"));
+        assert!(typo.is_err());
+        let bad = NodeConfig::from_toml(&format!("{MINIMAL}\n[trainer.grpo]\nclip_low = 2.0\n"));
+        assert!(bad.unwrap_err().to_string().contains("trainer.grpo"));
+        let dataset = NodeConfig::from_toml(&format!(
+            "{MINIMAL}\n[subnet]\nenvironment = \"gsm8k\"\ndataset = \"/nonexistent.jsonl\"\n"
+        ))
+        .unwrap();
+        let err = dataset
+            .subnet
+            .environment()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("/nonexistent.jsonl"), "{err}");
     }
 }

@@ -21,6 +21,8 @@ pub mod checkpoints;
 pub mod cli;
 pub mod config;
 pub mod context;
+pub mod eval;
+pub mod experiment;
 pub mod localnet;
 pub mod miner;
 pub mod mining;

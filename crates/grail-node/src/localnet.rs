@@ -63,6 +63,10 @@ pub struct LocalnetOptions {
     pub lead_secs: u64,
     /// libtorch threads per process.
     pub threads: usize,
+    /// The trainer's settings.
+    pub trainer: crate::config::TrainerSettings,
+    /// How miners choose prompts (`zone` reads the validator's API on a port chosen here).
+    pub prompts: crate::config::PromptChoice,
 }
 
 fn beacon_of(info: &LocalnetInfo) -> Result<LocalBeacon, NodeError> {
@@ -95,10 +99,14 @@ pub fn init(root: &Path, options: &LocalnetOptions) -> Result<LocalnetInfo, Node
     OsRng.fill_bytes(&mut seed);
     let beacon_genesis = unix_now().saturating_sub(10);
     let beacon = LocalBeacon::from_seed(&seed, beacon_genesis, 1);
-    let beacon_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| NodeError::io("choosing a beacon port", e))?
-        .port();
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| NodeError::io("choosing a port", e))
+    };
+    let beacon_port = free_port()?;
+    let validator_api = format!("127.0.0.1:{}", free_port()?);
     let wallets = root.join("wallets");
     let mut names = vec!["owner".to_string(), "validator".into(), "trainer".into()];
     names.extend((1..=options.miners).map(|i| format!("miner-{i}")));
@@ -146,10 +154,15 @@ pub fn init(root: &Path, options: &LocalnetOptions) -> Result<LocalnetInfo, Node
             miner: crate::config::MinerSettings {
                 // A fifth of the window, at most the default.
                 upload_margin_secs: (wl as f64 * options.block_time_ms as f64 / 5000.0).min(5.0),
+                prompts: options.prompts,
+                validator_api: vec![format!("http://{validator_api}")],
                 ..Default::default()
             },
-            validator: Default::default(),
-            trainer: Default::default(),
+            validator: crate::config::ValidatorSettings {
+                http: validator_api.clone(),
+                ..Default::default()
+            },
+            trainer: options.trainer.clone(),
         };
         std::fs::create_dir_all(root.join("stores").join(name))
             .map_err(|e| NodeError::io("creating a local bucket", e))?;

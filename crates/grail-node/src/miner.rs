@@ -9,10 +9,13 @@ use grail_proto::{encode_bundle, SketchCoefficients, WindowBundle};
 use tracing::{info, warn};
 
 use crate::checkpoints::CurrentModel;
+use crate::config::PromptChoice;
 use crate::mining::{
     assemble_group, sample_completions, PromptStrategy, PseudoRandomPrompts, WindowPlan,
+    ZoneTargetingPrompts, ZONE_DECAY,
 };
 use crate::network::Stop;
+use crate::validator::WindowSummary;
 use crate::wiring::Wiring;
 use crate::NodeError;
 
@@ -41,7 +44,10 @@ pub async fn run(
     mut stop: Stop,
 ) -> Result<Vec<MinedWindow>, NodeError> {
     w.publish_store().await?;
-    let mut strategy = PseudoRandomPrompts::new(&w.key);
+    let mut random = PseudoRandomPrompts::new(&w.key);
+    let mut zone = (w.config.miner.prompts == PromptChoice::Zone)
+        .then(|| ZoneTargetingPrompts::new(&w.key, env, ZONE_DECAY));
+    let mut reports = ValidatorReports::new(&w.config.miner.validator_api);
     let mut current: Option<CurrentModel> = None;
     let wl = w.net.window_length;
     let mut window = match from_window {
@@ -61,7 +67,14 @@ pub async fn run(
             window = head_window;
             continue;
         }
-        match mine_window(w, env, window, &mut current, &mut strategy, &mut stop).await {
+        if let Some(z) = &mut zone {
+            reports.feed(z).await;
+        }
+        let strategy: &mut dyn PromptStrategy = match &mut zone {
+            Some(z) => z,
+            None => &mut random,
+        };
+        match mine_window(w, env, window, &mut current, strategy, &mut stop).await {
             Ok(Some(mined)) => done.push(mined),
             Ok(None) if stop.requested() => break,
             Ok(None) => {}
@@ -72,6 +85,78 @@ pub async fn run(
         window += wl;
     }
     Ok(done)
+}
+
+/// Reads validators' window states (`GET /state`, then `/window/{last}/state`) for a
+/// zone-targeting miner; each window of each validator is used once. An unreachable
+/// validator is logged and skipped: prompts are then chosen from what is known.
+pub struct ValidatorReports {
+    client: reqwest::Client,
+    urls: Vec<String>,
+    used: std::collections::BTreeSet<(String, u64)>,
+}
+
+impl ValidatorReports {
+    /// For the APIs at `urls` (`http://host:port`).
+    pub fn new(urls: &[String]) -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(3))
+                .build()
+                .unwrap_or_default(),
+            urls: urls
+                .iter()
+                .map(|u| u.trim_end_matches('/').to_string())
+                .collect(),
+            used: Default::default(),
+        }
+    }
+
+    /// Feeds `zone` every report not used yet.
+    pub async fn feed(&mut self, zone: &mut ZoneTargetingPrompts) {
+        for url in &self.urls {
+            match self.latest(url).await {
+                Ok(Some(summary)) if self.used.insert((url.clone(), summary.window)) => {
+                    info!(
+                        window = summary.window,
+                        validator = %url,
+                        strata = summary.strata.len(),
+                        "read the validator's learning-zone report"
+                    );
+                    zone.update(&summary.strata);
+                }
+                Ok(_) => {}
+                Err(e) => warn!(validator = %url, "cannot read the window state: {e}"),
+            }
+        }
+    }
+
+    async fn latest(&self, url: &str) -> Result<Option<WindowSummary>, reqwest::Error> {
+        #[derive(serde::Deserialize)]
+        struct Head {
+            last_window: Option<u64>,
+        }
+        let head: Head = self
+            .client
+            .get(format!("{url}/state"))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let Some(last) = head.last_window else {
+            return Ok(None);
+        };
+        let summary = self
+            .client
+            .get(format!("{url}/window/{last}/state"))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(Some(summary))
+    }
 }
 
 async fn mine_window(
@@ -128,7 +213,7 @@ async fn mine_window(
             break;
         }
         let t0 = chrono::Utc::now();
-        let prompt_id = strategy.next(window, env.prompt_space());
+        let prompt_id = strategy.next(window, env);
         let (problem, prompt) = model.context.prompt(env, prompt_id)?;
         // One group per prompt and window: the uniforms fix it, a second is a duplicate.
         if !used_prompts.insert(prompt_digest(&prompt)) {
@@ -201,4 +286,58 @@ async fn mine_window(
         groups: count,
         checkpoint: id.number,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, RwLock};
+
+    use grail_proto::signing::Keypair;
+
+    use super::*;
+    use crate::mining::ZoneCount;
+    use crate::validator::{serve_api, ApiState};
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn zone_reports_come_from_the_validator_api_once() {
+        let summary = WindowSummary {
+            window: 48,
+            strata: BTreeMap::from([(
+                "math:1".to_string(),
+                ZoneCount {
+                    groups: 10.0,
+                    in_zone: 9.0,
+                },
+            )]),
+            ..Default::default()
+        };
+        let state = ApiState {
+            last_window: Some(48),
+            windows: BTreeMap::from([(48, summary)]),
+            ..Default::default()
+        };
+        let addr = serve_api("127.0.0.1:0", Arc::new(RwLock::new(state)))
+            .await
+            .unwrap();
+        let env = grail_env::by_name("math:0 + math:1", None).unwrap();
+        let mut zone = ZoneTargetingPrompts::new(&Keypair::from_seed(&[1; 32]), env.as_ref(), 0.7);
+        let before = zone.preferences();
+        assert!(
+            before.iter().all(|(_, p)| (p - 0.5).abs() < 1e-9),
+            "{before:?}"
+        );
+        // An unreachable validator is skipped; the reachable one is read.
+        let mut reports =
+            ValidatorReports::new(&[format!("http://{addr}/"), "http://127.0.0.1:9".into()]);
+        reports.feed(&mut zone).await;
+        let after: BTreeMap<String, f64> = zone.preferences().into_iter().collect();
+        // (9 + 1) / (10 + 2) against the unreported tier's 1/2.
+        let expected = (10.0 / 12.0) / (10.0 / 12.0 + 0.5);
+        assert!((after["math:1"] - expected).abs() < 1e-9, "{after:?}");
+        // The same window again is not counted twice.
+        reports.feed(&mut zone).await;
+        let again: BTreeMap<String, f64> = zone.preferences().into_iter().collect();
+        assert_eq!(again, after);
+    }
 }

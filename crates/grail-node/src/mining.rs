@@ -2,6 +2,8 @@
 //! uniforms, run the proof pass, sketch every position, score with the environment,
 //! compute advantages, sign.
 
+use std::collections::BTreeMap;
+
 use grail_env::{Environment, Problem, PromptSpace};
 use grail_infer::{no_progress, SamplingParams};
 use grail_proto::params::PROTOCOL_VERSION;
@@ -10,6 +12,7 @@ use grail_proto::sampling::Uniforms;
 use grail_proto::signing::Keypair;
 use grail_proto::{Group, GroupHeader, Rollout, Signature, SketchCoefficients};
 use rand_core::RngCore;
+use serde::{Deserialize, Serialize};
 
 use crate::context::ModelContext;
 use crate::NodeError;
@@ -148,12 +151,10 @@ pub fn make_group(
     )
 }
 
-/// Chooses a miner's prompt ids for a window. Miners may target the learning zone (the
-/// validator's `/window/{n}/state` histogram shows where groups land); the default picks
-/// pseudo-randomly.
+/// Chooses a miner's prompt ids for a window.
 pub trait PromptStrategy: Send {
-    /// The next prompt id to try in `window`.
-    fn next(&mut self, window: u64, space: PromptSpace) -> u64;
+    /// The next prompt id of `env` to try in `window`.
+    fn next(&mut self, window: u64, env: &dyn Environment) -> u64;
 }
 
 /// Pseudo-random prompt ids from the miner's hotkey and the window: different miners try
@@ -173,21 +174,180 @@ impl PseudoRandomPrompts {
             stream: None,
         }
     }
+
+    fn rng(&mut self, window: u64) -> &mut rand_chacha::ChaCha20Rng {
+        if self.window != window || self.stream.is_none() {
+            self.window = window;
+            self.stream = None;
+        }
+        let hotkey = self.hotkey;
+        self.stream.get_or_insert_with(|| {
+            stream(b"grail/miner-prompts", &[&hotkey, &window.to_be_bytes()])
+        })
+    }
 }
 
 impl PromptStrategy for PseudoRandomPrompts {
-    fn next(&mut self, window: u64, space: PromptSpace) -> u64 {
-        if self.window != window || self.stream.is_none() {
-            self.window = window;
-            self.stream = Some(stream(
-                b"grail/miner-prompts",
-                &[&self.hotkey, &window.to_be_bytes()],
-            ));
-        }
-        let rng = self.stream.as_mut().expect("set above");
-        match space {
+    fn next(&mut self, window: u64, env: &dyn Environment) -> u64 {
+        let rng = self.rng(window);
+        match env.prompt_space() {
             PromptSpace::Unbounded => rng.next_u64(),
             PromptSpace::Finite(n) => uniform_below(rng, n.max(1)),
         }
+    }
+}
+
+/// Accepted groups and how many of them were in the learning zone, for one stratum of
+/// the environment (a validator's `/window/{n}/state` reports them per stratum).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ZoneCount {
+    /// Accepted groups.
+    pub groups: f64,
+    /// Of which in the learning zone.
+    pub in_zone: f64,
+}
+
+/// Targets the learning zone: draws a stratum (tier or mix part) with probability
+/// proportional to its smoothed in-zone rate `(in_zone + 1) / (groups + 2)` over the
+/// validators' recent reports, then a pseudo-random prompt of that stratum. Strata never
+/// reported get rate 1/2, so they are tried. Groups that land in the zone earn credit
+/// (docs/protocol.md §12) and are the ones the trainer learns from.
+pub struct ZoneTargetingPrompts {
+    random: PseudoRandomPrompts,
+    counts: BTreeMap<String, ZoneCount>,
+    strata: Vec<String>,
+    decay: f64,
+}
+
+/// How much of a stratum's earlier in-zone counts a new validator report keeps (miners and
+/// the experiment use it).
+pub const ZONE_DECAY: f64 = 0.7;
+
+/// Draws of prompt ids to find one of the wanted stratum before taking any.
+const STRATUM_SEARCH: usize = 512;
+
+impl ZoneTargetingPrompts {
+    /// For `key`, over the strata of `env` (found by sampling prompt ids), forgetting
+    /// old reports by `decay` (0..1) per update.
+    pub fn new(key: &Keypair, env: &dyn Environment, decay: f64) -> Self {
+        let mut random = PseudoRandomPrompts::new(key);
+        let mut strata: Vec<String> = (0..STRATUM_SEARCH)
+            .map(|_| env.stratum(random.next(u64::MAX, env)))
+            .collect();
+        strata.sort();
+        strata.dedup();
+        Self {
+            random,
+            counts: BTreeMap::new(),
+            strata,
+            decay: decay.clamp(0.0, 1.0),
+        }
+    }
+
+    /// Adds a validator's per-stratum report of a window (older reports fade by `decay`).
+    pub fn update(&mut self, report: &BTreeMap<String, ZoneCount>) {
+        for c in self.counts.values_mut() {
+            c.groups *= self.decay;
+            c.in_zone *= self.decay;
+        }
+        for (stratum, c) in report {
+            let mine = self.counts.entry(stratum.clone()).or_default();
+            mine.groups += c.groups;
+            mine.in_zone += c.in_zone;
+        }
+    }
+
+    /// The probability of drawing each stratum next.
+    pub fn preferences(&self) -> Vec<(String, f64)> {
+        let rate = |s: &String| {
+            let c = self.counts.get(s).copied().unwrap_or_default();
+            (c.in_zone + 1.0) / (c.groups + 2.0)
+        };
+        let total: f64 = self.strata.iter().map(rate).sum();
+        self.strata
+            .iter()
+            .map(|s| (s.clone(), rate(s) / total))
+            .collect()
+    }
+}
+
+impl PromptStrategy for ZoneTargetingPrompts {
+    fn next(&mut self, window: u64, env: &dyn Environment) -> u64 {
+        let preferences = self.preferences();
+        let rng = self.random.rng(window);
+        let mut x = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        let mut wanted = preferences.last().map(|p| p.0.clone());
+        for (s, p) in preferences {
+            if x < p {
+                wanted = Some(s);
+                break;
+            }
+            x -= p;
+        }
+        let mut id = self.random.next(window, env);
+        for _ in 0..STRATUM_SEARCH {
+            if wanted.as_ref().is_none_or(|w| *w == env.stratum(id)) {
+                break;
+            }
+            id = self.random.next(window, env);
+        }
+        id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zone_targeting_draws_the_strata_in_the_zone() {
+        let env = grail_env::by_name("math:0 + math:1 + math:2", None).unwrap();
+        let key = Keypair::from_seed(&[3; 32]);
+        let mut zone = ZoneTargetingPrompts::new(&key, env.as_ref(), 0.5);
+        assert_eq!(zone.preferences().len(), 3, "every stratum found");
+        let count = |z: &mut ZoneTargetingPrompts| {
+            let mut c = BTreeMap::<String, usize>::new();
+            for _ in 0..300 {
+                *c.entry(env.stratum(z.next(9, env.as_ref()))).or_default() += 1;
+            }
+            c
+        };
+        // Before any report every stratum is tried.
+        assert!(count(&mut zone).values().all(|&n| n > 50));
+        let report: BTreeMap<String, ZoneCount> = [
+            (
+                "math:0".to_string(),
+                ZoneCount {
+                    groups: 20.0,
+                    in_zone: 0.0,
+                },
+            ),
+            (
+                "math:1".to_string(),
+                ZoneCount {
+                    groups: 20.0,
+                    in_zone: 18.0,
+                },
+            ),
+            (
+                "math:2".to_string(),
+                ZoneCount {
+                    groups: 20.0,
+                    in_zone: 0.0,
+                },
+            ),
+        ]
+        .into();
+        zone.update(&report);
+        let after = count(&mut zone);
+        assert!(after["math:1"] > 220, "in-zone stratum drawn {after:?}");
+        // The random strategy ignores the zone.
+        let mut random = PseudoRandomPrompts::new(&key);
+        let mut c = BTreeMap::<String, usize>::new();
+        for _ in 0..300 {
+            *c.entry(env.stratum(random.next(9, env.as_ref())))
+                .or_default() += 1;
+        }
+        assert!(c.values().all(|&n| n > 60), "{c:?}");
     }
 }

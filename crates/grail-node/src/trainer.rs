@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use grail_chain::CheckpointAnnouncement;
 use grail_env::Environment;
 use grail_grpo::checkpoint::export_model;
-use grail_grpo::{GrpoConfig, RolloutGroup, StepReport, Trainer, TrainingRollout};
+use grail_grpo::{RolloutGroup, StepReport, Trainer, TrainingRollout};
 use grail_infer::{no_progress, ModelDir};
 use grail_proto::archive::SealedWindow;
 use grail_proto::rules::training::agreed_entries;
@@ -230,6 +230,14 @@ pub async fn run(
     announce(w, id, effective).await?;
     let files = ModelDir::open(&model_dir)?;
     let model = files.load_model(Kind::Float, w.device, &mut no_progress)?;
+    let config = w.config.trainer.grpo.clone();
+    // The KL term compares against the frozen base model, not the latest checkpoint.
+    let reference = if config.kl_coef > 0.0 {
+        let base = ModelDir::open(&w.config.model)?;
+        Some(base.load_model(Kind::Float, w.device, &mut no_progress)?)
+    } else {
+        None
+    };
     let optimizer_dir = dir.join("optimizer");
     let resumable = optimizer_dir.join("trainer_state.json").exists()
         && state
@@ -237,14 +245,13 @@ pub async fn run(
             .last()
             .is_some_and(|p| p.number == id.number && p.number > 0);
     let mut trainer = if resumable {
-        Trainer::resume(model, None, &optimizer_dir)?
+        // The moments and step count come from the saved state; the coefficients from
+        // the configuration, so an edited `[trainer.grpo]` takes effect on restart.
+        let mut t = Trainer::resume(model, reference, &optimizer_dir)?;
+        t.set_config(config)?;
+        t
     } else {
-        let config = GrpoConfig {
-            learning_rate: w.config.trainer.learning_rate,
-            warmup_steps: 0,
-            ..GrpoConfig::default()
-        };
-        Trainer::new(model, None, config)?
+        Trainer::new(model, reference, config)?
     };
     let mut window = match (state.last_window, from_window) {
         (Some(last), _) => last + wl,

@@ -24,7 +24,7 @@ use tracing::{info, warn};
 
 use crate::checkpoints::{CheckpointId, CurrentModel};
 use crate::context::ModelContext;
-use crate::mining::WindowPlan;
+use crate::mining::{WindowPlan, ZoneCount};
 use crate::network::Stop;
 use crate::verify::{
     archive_entries, finish_window, precheck_bundle, verdict_counts, GroupOutcome, MinerReport,
@@ -62,6 +62,10 @@ pub struct WindowSummary {
     pub sigma_histogram: Vec<u64>,
     /// Checked groups per prompt id.
     pub prompts: BTreeMap<u64, u64>,
+    /// Accepted groups and in-zone groups per stratum of the environment (tier or mix
+    /// part): where miners find the learning zone.
+    #[serde(default)]
+    pub strata: BTreeMap<String, ZoneCount>,
     /// Weights set after this window, as `(uid, u16)`.
     pub weights: Vec<(u16, u16)>,
     /// SHA-256 of the sealed archive (hex).
@@ -255,8 +259,13 @@ pub async fn check_window(
     Ok((reports, sealed))
 }
 
-/// Summarises reports.
-pub fn summarize(window: u64, checkpoint: Option<u64>, reports: &[MinerReport]) -> WindowSummary {
+/// Summarises reports (`env` names the stratum of each group).
+pub fn summarize(
+    window: u64,
+    checkpoint: Option<u64>,
+    reports: &[MinerReport],
+    env: &dyn Environment,
+) -> WindowSummary {
     let mut s = WindowSummary {
         window,
         checkpoint,
@@ -274,6 +283,12 @@ pub fn summarize(window: u64, checkpoint: Option<u64>, reports: &[MinerReport]) 
             *s.prompts.entry(c.group.header.prompt_id).or_default() += 1;
             if c.outcome.verdict.accepted {
                 s.in_zone += u64::from(c.outcome.in_zone);
+                let stratum = s
+                    .strata
+                    .entry(env.stratum(c.group.header.prompt_id))
+                    .or_default();
+                stratum.groups += 1.0;
+                stratum.in_zone += f64::from(u8::from(c.outcome.in_zone));
                 reward_sum += c.outcome.rewards.iter().sum::<f64>();
                 rollouts += c.outcome.rewards.len() as u64;
                 let sigma = grail_proto::grpo::population_sigma(&c.outcome.rewards);
@@ -587,7 +602,7 @@ async fn validate_window(
     state.replay.begin(id.digest, window);
     let (reports, sealed) = check_window(&inputs, &miners, me, &state.replay).await?;
     let digest = w.store.put_archive(&sealed).await?;
-    let mut summary = summarize(window, Some(id.number), &reports);
+    let mut summary = summarize(window, Some(id.number), &reports, env);
     summary.archive = hex::encode(digest);
     state.replay.record(
         window,

@@ -1,0 +1,190 @@
+//! Held-out evaluation: greedy pass@1 and mean reward of a model on prompts that training
+//! never sees.
+//!
+//! The held-out set is drawn from its own PRF stream (`grail/eval-prompts`, a seed) and
+//! is disjoint from training by *problem statement*: an experiment's miners skip any
+//! prompt whose statement is in the set ([`HeldOut::contains`]), so two ids that render
+//! the same problem cannot leak an evaluation problem into training.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use grail_env::{Environment, PromptSpace};
+use grail_infer::{no_progress, SamplingParams};
+use grail_proto::prf::{stream, uniform_below};
+use rand_core::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::context::ModelContext;
+use crate::NodeError;
+
+/// A held-out prompt set.
+#[derive(Debug, Clone)]
+pub struct HeldOut {
+    /// Prompt ids, in evaluation order.
+    pub prompts: Vec<u64>,
+    statements: BTreeSet<String>,
+}
+
+impl HeldOut {
+    /// `count` prompts of `env` with distinct statements, drawn from the stream of `seed`.
+    /// A finite prompt space gives at most all of its prompts.
+    ///
+    /// # Errors
+    /// An environment that cannot make a problem for a drawn id.
+    pub fn draw(env: &dyn Environment, count: usize, seed: u64) -> Result<Self, NodeError> {
+        let mut rng = stream(b"grail/eval-prompts", &[&seed.to_be_bytes()]);
+        let (mut prompts, mut statements) = (Vec::new(), BTreeSet::new());
+        let limit = match env.prompt_space() {
+            PromptSpace::Unbounded => count,
+            PromptSpace::Finite(n) => count.min(usize::try_from(n).unwrap_or(usize::MAX)),
+        };
+        // Small problem spaces repeat statements; give up after many fruitless draws.
+        let mut misses = 0usize;
+        while prompts.len() < limit && misses < 100 * count.max(1) {
+            let id = match env.prompt_space() {
+                PromptSpace::Unbounded => rng.next_u64(),
+                PromptSpace::Finite(n) => uniform_below(&mut rng, n),
+            };
+            if statements.insert(env.problem(id)?.statement) {
+                prompts.push(id);
+            } else {
+                misses += 1;
+            }
+        }
+        Ok(Self {
+            prompts,
+            statements,
+        })
+    }
+
+    /// Whether `statement` is one of the held-out problems.
+    pub fn contains(&self, statement: &str) -> bool {
+        self.statements.contains(statement)
+    }
+}
+
+/// Per-stratum results.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StratumScore {
+    /// Prompts evaluated.
+    pub prompts: usize,
+    /// Greedy completions that were correct.
+    pub solved: usize,
+}
+
+/// What an evaluation measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// Prompts evaluated.
+    pub prompts: usize,
+    /// Fraction solved by the greedy completion.
+    pub pass_at_1: f64,
+    /// Mean total reward of the greedy completions.
+    pub mean_reward: f64,
+    /// Mean completion length in tokens.
+    pub mean_tokens: f64,
+    /// Results per stratum (tier or mix part).
+    pub by_stratum: BTreeMap<String, StratumScore>,
+}
+
+/// Greedy-decodes every held-out prompt (at most `max_new_tokens` tokens) and scores it.
+/// `progress` sees `(done, total)` after each prompt.
+///
+/// # Errors
+/// Rendering, generation or scoring failures of the model or environment.
+pub fn evaluate(
+    context: &ModelContext,
+    env: &dyn Environment,
+    held_out: &HeldOut,
+    max_new_tokens: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<EvalReport, NodeError> {
+    let params = SamplingParams {
+        max_new_tokens,
+        temperature: 0.0,
+        ..SamplingParams::default()
+    };
+    let total = held_out.prompts.len();
+    let (mut solved, mut reward, mut tokens) = (0usize, 0.0, 0usize);
+    let mut by_stratum: BTreeMap<String, StratumScore> = BTreeMap::new();
+    for (i, &id) in held_out.prompts.iter().enumerate() {
+        let (problem, prompt) = context.prompt(env, id)?;
+        // Greedy decoding draws no randomness; the generator's uniforms are ignored.
+        let mut unused = [std::iter::repeat(0.0)];
+        let completion = context
+            .model
+            .generate_rows(
+                &prompt,
+                &mut unused,
+                &params,
+                &context.eos_ids,
+                &mut no_progress,
+            )?
+            .pop()
+            .map(|c| c.tokens)
+            .unwrap_or_default();
+        let score = context.reward(env, &problem, &completion)?;
+        let s = by_stratum.entry(env.stratum(id)).or_default();
+        s.prompts += 1;
+        if score.success {
+            solved += 1;
+            s.solved += 1;
+        }
+        reward += score.total;
+        tokens += completion.len();
+        progress(i + 1, total);
+    }
+    let n = total.max(1) as f64;
+    Ok(EvalReport {
+        prompts: total,
+        pass_at_1: solved as f64 / n,
+        mean_reward: reward / n,
+        mean_tokens: tokens as f64 / n,
+        by_stratum,
+    })
+}
+
+/// Options of `grail-trainer eval`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalArgs {
+    /// Model directory (a base model or an exported checkpoint).
+    #[arg(long)]
+    pub model: std::path::PathBuf,
+    /// Environment spec (as in the subnet configuration).
+    #[arg(long, default_value = crate::experiment::DEFAULT_ENVIRONMENT)]
+    pub environment: String,
+    /// JSONL file for the dataset environments.
+    #[arg(long)]
+    pub dataset: Option<std::path::PathBuf>,
+    /// Held-out prompts.
+    #[arg(long, default_value_t = 64)]
+    pub prompts: usize,
+    /// Seed of the held-out set (the experiment uses its own `--seed`).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Most tokens per completion.
+    #[arg(long, default_value_t = 48)]
+    pub max_new_tokens: usize,
+}
+
+/// Loads the model and environment of `args` and evaluates; `progress` as in [`evaluate`].
+///
+/// # Errors
+/// An unreadable model or dataset, an unknown environment, or a generation failure.
+pub fn run(
+    args: &EvalArgs,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<EvalReport, NodeError> {
+    let env = grail_env::by_name(&args.environment, args.dataset.as_deref())?;
+    let device = grail_infer::resolve_device(grail_infer::DeviceChoice::Auto)
+        .map_err(|e| NodeError::Config(e.to_string()))?;
+    let context = ModelContext::load(&args.model, device)?;
+    let held_out = HeldOut::draw(env.as_ref(), args.prompts, args.seed)?;
+    evaluate(
+        &context,
+        env.as_ref(),
+        &held_out,
+        args.max_new_tokens,
+        progress,
+    )
+}

@@ -1,0 +1,486 @@
+//! The learning-efficacy experiment: the node's miner, validator and trainer code in one
+//! process, window after window without wall-clock waits, on a real task, with a held-out
+//! evaluation of the policy every few steps.
+//!
+//! What differs from a network of processes: a window is a training step (no chain
+//! clock); the window and challenge randomness come from a seeded PRF instead of drand;
+//! one model instance serves the miners and the validator (they run the same checkpoint);
+//! and the trainer's update reaches them in memory instead of through a published
+//! checkpoint. Every group goes through the production path: [`make_group`] (miners),
+//! [`precheck_bundle`] and [`finish_window`] (the validator's rules, a sample of
+//! `GROUPS_CHECKED` groups per miner with the forward pass), [`summarize`] (the window
+//! state miners read), [`training_groups`] (what the trainer accepts from a sealed archive)
+//! and `Trainer::step`.
+//!
+//! Two prompt strategies compete: `random` ([`PseudoRandomPrompts`], what a miner does by
+//! default) and `zone` ([`ZoneTargetingPrompts`], fed with the validator's per-stratum
+//! learning-zone counts of the previous window, as a miner reads them from
+//! `/window/{n}/state`).
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use grail_grpo::{GrpoConfig, StepReport, Trainer};
+use grail_infer::{no_progress, ModelDir};
+use grail_proto::archive::SealedWindow;
+use grail_proto::params::GROUPS_CHECKED;
+use grail_proto::prf::stream;
+use grail_proto::rules::bundle::ReplaySet;
+use grail_proto::signing::Keypair;
+use grail_proto::{GenerationParams, SketchCoefficients};
+use rand_core::RngCore;
+use serde::{Deserialize, Serialize};
+use tch::Kind;
+
+use crate::context::ModelContext;
+use crate::eval::{evaluate, EvalReport, HeldOut};
+use crate::mining::{
+    make_group, PromptStrategy, PseudoRandomPrompts, WindowPlan, ZoneTargetingPrompts, ZONE_DECAY,
+};
+use crate::trainer::training_groups;
+use crate::validator::summarize;
+use crate::verify::{
+    archive_entries, finish_window, precheck_bundle, MinerReport, PendingBundle, PromptCache,
+    WindowCheck,
+};
+use crate::NodeError;
+
+/// The experiment's default task: procedural math tiers 0–3 in equal parts.
+pub const DEFAULT_ENVIRONMENT: &str = "math:0 + math:1 + math:2 + math:3";
+
+/// How miners choose prompts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Toward strata with the most groups in the learning zone (validator window state).
+    Zone,
+    /// Pseudo-random prompt ids.
+    Random,
+}
+
+/// Options of one experiment arm.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExperimentArgs {
+    /// Base model directory (Hugging Face layout).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Environment spec: a name, a tier (`math:1`) or a weighted mix.
+    #[arg(long, default_value = DEFAULT_ENVIRONMENT)]
+    pub environment: String,
+    /// JSONL file for the dataset environments (`gsm8k`, `hendrycks-math`).
+    #[arg(long)]
+    pub dataset: Option<PathBuf>,
+    /// How miners choose prompts.
+    #[arg(long, value_enum, default_value = "zone")]
+    pub strategy: Strategy,
+    /// Training steps (one window each).
+    #[arg(long, default_value_t = 30)]
+    pub steps: u64,
+    /// Miners.
+    #[arg(long, default_value_t = 2)]
+    pub miners: usize,
+    /// Groups each miner submits per window.
+    #[arg(long, default_value_t = 2)]
+    pub groups_per_miner: usize,
+    /// Rollouts per group.
+    #[arg(long, default_value_t = 8)]
+    pub group_size: usize,
+    /// Most tokens per completion (also for evaluation).
+    #[arg(long, default_value_t = 48)]
+    pub max_new_tokens: u32,
+    /// Sampling temperature × 1000.
+    #[arg(long, default_value_t = 1000)]
+    pub temperature_milli: u32,
+    /// Held-out prompts (disjoint from training by problem statement).
+    #[arg(long, default_value_t = 64)]
+    pub eval_prompts: usize,
+    /// Evaluate every this many steps (and after the last).
+    #[arg(long, default_value_t = 10)]
+    pub eval_every: u64,
+    /// Seed of keys, randomness and the held-out set.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// TOML file with GRPO coefficients (`grail_grpo::GrpoConfig` fields); default: the
+    /// experiment's (learning rate 2e-5, no warm-up, constant rate).
+    #[arg(long)]
+    pub grpo: Option<PathBuf>,
+    /// Train on every accepted group, not only those in the learning zone.
+    #[arg(long)]
+    pub all_groups: bool,
+    /// libtorch threads (0: libtorch's default).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Output folder (created; must not hold an earlier run).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// The experiment's GRPO coefficients when no file is given: a constant learning rate of
+/// 2e-5 without warm-up (short runs), everything else at `GrpoConfig`'s defaults.
+pub fn default_grpo() -> GrpoConfig {
+    GrpoConfig {
+        learning_rate: 2e-5,
+        warmup_steps: 0,
+        min_lr_ratio: 1.0,
+        ..GrpoConfig::default()
+    }
+}
+
+/// One training step of the experiment (a row of `steps.csv`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRow {
+    /// Step (= window number).
+    pub step: u64,
+    /// Groups the miners submitted.
+    pub submitted: u64,
+    /// Groups the validator accepted.
+    pub accepted: u64,
+    /// Accepted groups in the learning zone.
+    pub in_zone: u64,
+    /// Groups the trainer trained on.
+    pub trained: usize,
+    /// Mean reward of the accepted rollouts.
+    pub mean_reward: f64,
+    /// Total loss of the step (0 when none ran).
+    pub loss: f64,
+    /// KL to the reference (0 without one).
+    pub kl: f64,
+    /// Why no update happened, if none did.
+    pub skipped: String,
+    /// Seconds generating and proving (miners).
+    pub mine_s: f64,
+    /// Seconds verifying (validator).
+    pub verify_s: f64,
+    /// Seconds training.
+    pub train_s: f64,
+}
+
+/// One held-out evaluation (a row of `eval.csv`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalRow {
+    /// Optimizer steps taken before it.
+    pub step: u64,
+    /// The evaluation.
+    pub report: EvalReport,
+    /// Seconds it took.
+    pub eval_s: f64,
+}
+
+/// What `summary.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Summary {
+    /// Strategy.
+    pub strategy: Strategy,
+    /// Environment spec.
+    pub environment: String,
+    /// Seed.
+    pub seed: u64,
+    /// GRPO coefficients used.
+    pub grpo: GrpoConfig,
+    /// Held-out prompt ids.
+    pub held_out: Vec<u64>,
+    /// Prompts the miners skipped because their statement is held out.
+    pub held_out_skipped: u64,
+    /// Evaluations.
+    pub evals: Vec<EvalRow>,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+fn derive32(seed: u64, what: &[u8], n: u64) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    stream(
+        b"grail/experiment",
+        &[&seed.to_be_bytes(), what, &n.to_be_bytes()],
+    )
+    .fill_bytes(&mut out);
+    out
+}
+
+fn grpo_config(args: &ExperimentArgs) -> Result<GrpoConfig, NodeError> {
+    let Some(path) = &args.grpo else {
+        return Ok(default_grpo());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| NodeError::io(format!("reading {}", path.display()), e))?;
+    let config: GrpoConfig =
+        toml::from_str(&text).map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))?;
+    config.validate()?;
+    Ok(config)
+}
+
+/// A CSV file written row by row (flushed, so an interrupted run keeps its rows).
+struct Csv(std::fs::File);
+
+impl Csv {
+    fn create(path: &Path, header: &str) -> Result<Self, NodeError> {
+        let mut f = std::fs::File::create(path)
+            .map_err(|e| NodeError::io(format!("creating {}", path.display()), e))?;
+        writeln!(f, "{header}").map_err(|e| NodeError::io("writing a CSV header", e))?;
+        Ok(Self(f))
+    }
+
+    fn row(&mut self, fields: &[String]) -> Result<(), NodeError> {
+        writeln!(self.0, "{}", fields.join(","))
+            .and_then(|_| self.0.flush())
+            .map_err(|e| NodeError::io("writing a CSV row", e))
+    }
+}
+
+/// Copies the trainer's weights into the model the miners and validator use.
+fn sync_weights(from: &grail_infer::Model, to: &grail_infer::Model) {
+    let _guard = tch::no_grad_guard();
+    for (mut dst, src) in to.parameters().into_iter().zip(from.parameters()) {
+        dst.copy_(&src);
+    }
+}
+
+/// Runs one arm; `log` sees a line per step and evaluation.
+///
+/// # Errors
+/// Bad options, unreadable model or dataset, an existing run in `out`, or a failure of
+/// the model, environment or trainer.
+pub fn run(args: &ExperimentArgs, log: &mut dyn FnMut(&str)) -> Result<Summary, NodeError> {
+    let started = Instant::now();
+    if args.miners == 0 || args.groups_per_miner == 0 || args.steps == 0 {
+        return Err(NodeError::Config(
+            "--miners, --groups-per-miner and --steps must be positive".into(),
+        ));
+    }
+    if args.out.join("summary.json").exists() || args.out.join("steps.csv").exists() {
+        return Err(NodeError::Config(format!(
+            "{} already holds a run; choose another --out",
+            args.out.display()
+        )));
+    }
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| NodeError::io(format!("creating {}", args.out.display()), e))?;
+    if args.threads > 0 {
+        tch::set_num_threads(args.threads as i32);
+    }
+    let subnet = crate::config::SubnetSettings {
+        environment: args.environment.clone(),
+        dataset: args.dataset.clone(),
+        group_size: args.group_size,
+        max_new_tokens: args.max_new_tokens,
+        temperature_milli: args.temperature_milli,
+        ..Default::default()
+    };
+    subnet.validate()?;
+    let env = subnet.environment()?;
+    let env = env.as_ref();
+    // CUDA when libtorch sees a GPU, like the roles.
+    let device = grail_infer::resolve_device(grail_infer::DeviceChoice::Auto)
+        .map_err(|e| NodeError::Config(e.to_string()))?;
+    log("loading the model (miners and validator, trainer)");
+    let context = ModelContext::load(&args.model, device)?;
+    let files = ModelDir::open(&args.model)?;
+    let grpo = grpo_config(args)?;
+    let reference = if grpo.kl_coef > 0.0 {
+        Some(files.load_model(Kind::Float, device, &mut no_progress)?)
+    } else {
+        None
+    };
+    let policy = files.load_model(Kind::Float, device, &mut no_progress)?;
+    let mut trainer = Trainer::new(policy, reference, grpo.clone())?;
+    let vocab = context.model.config().vocab_size;
+
+    let held_out = HeldOut::draw(env, args.eval_prompts, args.seed)?;
+    let validator = Keypair::from_seed(&derive32(args.seed, b"validator", 0));
+    let miners: Vec<Keypair> = (0..args.miners as u64)
+        .map(|i| Keypair::from_seed(&derive32(args.seed, b"miner", i)))
+        .collect();
+    let mut random: Vec<PseudoRandomPrompts> =
+        miners.iter().map(PseudoRandomPrompts::new).collect();
+    let mut zone: Vec<ZoneTargetingPrompts> = miners
+        .iter()
+        .map(|k| ZoneTargetingPrompts::new(k, env, ZONE_DECAY))
+        .collect();
+    let stakes: BTreeMap<_, _> = [(validator.public(), 1u64)].into();
+
+    let mut steps_csv = Csv::create(
+        &args.out.join("steps.csv"),
+        "step,submitted,accepted,in_zone,trained,mean_reward,loss,kl,skipped,mine_s,verify_s,train_s",
+    )?;
+    let mut eval_csv = Csv::create(
+        &args.out.join("eval.csv"),
+        "step,prompts,pass_at_1,mean_reward,mean_tokens,eval_s",
+    )?;
+    let mut summary = Summary {
+        strategy: args.strategy,
+        environment: args.environment.clone(),
+        seed: args.seed,
+        grpo,
+        held_out: held_out.prompts.clone(),
+        held_out_skipped: 0,
+        evals: Vec::new(),
+        seconds: 0.0,
+    };
+    let mut evaluate_now = |step: u64, summary: &mut Summary, log: &mut dyn FnMut(&str)| {
+        let t = Instant::now();
+        let report = evaluate(
+            &context,
+            env,
+            &held_out,
+            args.max_new_tokens as usize,
+            &mut |done, total| {
+                if done % 16 == 0 || done == total {
+                    eprint!("\r  evaluating {done}/{total}");
+                }
+            },
+        )?;
+        eprintln!();
+        let row = EvalRow {
+            step,
+            report,
+            eval_s: t.elapsed().as_secs_f64(),
+        };
+        log(&format!(
+            "step {step}: held-out pass@1 {:.3}, mean reward {:.3} ({} prompts, {:.0} s)",
+            row.report.pass_at_1, row.report.mean_reward, row.report.prompts, row.eval_s
+        ));
+        eval_csv.row(&[
+            step.to_string(),
+            row.report.prompts.to_string(),
+            format!("{:.4}", row.report.pass_at_1),
+            format!("{:.4}", row.report.mean_reward),
+            format!("{:.2}", row.report.mean_tokens),
+            format!("{:.1}", row.eval_s),
+        ])?;
+        summary.evals.push(row);
+        Ok::<(), NodeError>(())
+    };
+    evaluate_now(0, &mut summary, log)?;
+
+    for step in 1..=args.steps {
+        let window = step;
+        let window_randomness = derive32(args.seed, b"window", window);
+        let plan = WindowPlan {
+            window,
+            window_randomness,
+            checkpoint: derive32(args.seed, b"checkpoint", step - 1),
+            environment: env.id(),
+            generation: GenerationParams {
+                max_new_tokens: args.max_new_tokens,
+                temperature_milli: args.temperature_milli,
+            },
+            group_size: args.group_size,
+        };
+        let coefficients =
+            SketchCoefficients::derive(&window_randomness, context.model.config().hidden_size);
+
+        // Miners.
+        let t = Instant::now();
+        let mut pending = Vec::new();
+        for (m, key) in miners.iter().enumerate() {
+            let mut groups = Vec::new();
+            let mut seen = HashSet::new();
+            let mut tries = 0;
+            while groups.len() < args.groups_per_miner && tries < 10_000 {
+                tries += 1;
+                let id = match args.strategy {
+                    Strategy::Random => random[m].next(window, env),
+                    Strategy::Zone => zone[m].next(window, env),
+                };
+                let statement = env.problem(id)?.statement;
+                if held_out.contains(&statement) {
+                    summary.held_out_skipped += 1;
+                    continue;
+                }
+                if !seen.insert(statement) {
+                    continue;
+                }
+                groups.push(make_group(&context, env, &plan, &coefficients, key, id)?);
+            }
+            let mut report = MinerReport::new(key.public(), m as u16 + 1);
+            report.uploaded = chrono::DateTime::from_timestamp_millis(m as i64);
+            pending.push(PendingBundle { report, groups });
+        }
+        let mine_s = t.elapsed().as_secs_f64();
+
+        // Validator.
+        let t = Instant::now();
+        let check = WindowCheck {
+            context: &context,
+            env,
+            plan: plan.clone(),
+            coefficients: &coefficients,
+            challenge_randomness: derive32(args.seed, b"challenge", window),
+        };
+        let mut prompts = PromptCache::new();
+        for p in &mut pending {
+            precheck_bundle(&check, p, &mut prompts);
+        }
+        let reports = finish_window(&check, pending, &ReplaySet::default(), GROUPS_CHECKED)?;
+        let window_state = summarize(window, Some(step - 1), &reports, env);
+        for z in &mut zone {
+            z.update(&window_state.strata);
+        }
+        let sealed = SealedWindow {
+            window,
+            validator: validator.public(),
+            checkpoint: plan.checkpoint,
+            entries: archive_entries(&reports),
+        };
+        let verify_s = t.elapsed().as_secs_f64();
+
+        // Trainer.
+        let t = Instant::now();
+        let groups = training_groups(window, &[sealed], &stakes, !args.all_groups, vocab);
+        let report: Option<StepReport> = if groups.is_empty() {
+            None
+        } else {
+            let r = trainer.step(&groups)?;
+            if r.skipped.is_none() {
+                sync_weights(trainer.model(), &context.model);
+            }
+            Some(r)
+        };
+        let train_s = t.elapsed().as_secs_f64();
+        let accepted = window_state.strata.values().map(|c| c.groups).sum::<f64>() as u64;
+        let row = StepRow {
+            step,
+            submitted: window_state.groups_submitted,
+            accepted,
+            in_zone: window_state.in_zone,
+            trained: groups.len(),
+            mean_reward: window_state.mean_reward,
+            loss: report.as_ref().map_or(0.0, |r| r.loss),
+            kl: report.as_ref().map_or(0.0, |r| r.kl),
+            skipped: match &report {
+                None => "no groups".into(),
+                Some(r) => r.skipped.clone().unwrap_or_default(),
+            },
+            mine_s,
+            verify_s,
+            train_s,
+        };
+        log(&format!(
+            "step {step}/{}: {} groups, {} accepted, {} in zone, trained on {}, reward {:.3}, loss {:.4} ({:.0} s mining, {:.0} s verifying, {:.0} s training)",
+            args.steps, row.submitted, row.accepted, row.in_zone, row.trained, row.mean_reward, row.loss, mine_s, verify_s, train_s
+        ));
+        steps_csv.row(&[
+            row.step.to_string(),
+            row.submitted.to_string(),
+            row.accepted.to_string(),
+            row.in_zone.to_string(),
+            row.trained.to_string(),
+            format!("{:.4}", row.mean_reward),
+            format!("{:.5}", row.loss),
+            format!("{:.5}", row.kl),
+            row.skipped.replace(',', ";"),
+            format!("{:.1}", row.mine_s),
+            format!("{:.1}", row.verify_s),
+            format!("{:.1}", row.train_s),
+        ])?;
+        if step % args.eval_every.max(1) == 0 || step == args.steps {
+            evaluate_now(step, &mut summary, log)?;
+        }
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    let json = serde_json::to_vec_pretty(&summary).map_err(|e| NodeError::Config(e.to_string()))?;
+    crate::write_atomic(&args.out.join("summary.json"), &json)?;
+    Ok(summary)
+}

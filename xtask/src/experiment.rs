@@ -1,0 +1,374 @@
+//! `cargo xtask experiment`: the learning-efficacy experiment (docs/experiments.md).
+//! Runs `grail-trainer experiment` once per arm (zone-targeting and random miners) and
+//! seed on SmolLM2-135M-Instruct, then writes `results.csv`, `results.md` and
+//! `pass_at_1.svg` into the run folder (and into docs/ with `--doc`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::{models, setup, util};
+
+/// Options forwarded to every arm unchanged.
+const FORWARDED: [&str; 11] = [
+    "--steps",
+    "--miners",
+    "--groups-per-miner",
+    "--group-size",
+    "--max-new-tokens",
+    "--temperature-milli",
+    "--eval-prompts",
+    "--eval-every",
+    "--environment",
+    "--grpo",
+    "--threads",
+];
+
+struct Options {
+    seeds: Vec<u64>,
+    arms: Vec<String>,
+    forwarded: Vec<String>,
+    out: Option<PathBuf>,
+    doc: bool,
+    model: Option<PathBuf>,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        seeds: vec![1],
+        arms: vec!["zone".into(), "random".into()],
+        forwarded: Vec::new(),
+        out: None,
+        doc: false,
+        model: None,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("experiment: {arg} needs a value"))
+        };
+        match arg.as_str() {
+            "--seeds" => {
+                o.seeds = value()?
+                    .split(',')
+                    .map(|s| s.trim().parse::<u64>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| format!("experiment: --seeds: {e}"))?
+            }
+            "--arms" => {
+                o.arms = value()?.split(',').map(|s| s.trim().to_string()).collect();
+                if o.arms.iter().any(|a| a != "zone" && a != "random") {
+                    return Err("experiment: --arms takes zone and/or random".into());
+                }
+            }
+            "--out" => o.out = Some(PathBuf::from(value()?)),
+            "--model" => o.model = Some(PathBuf::from(value()?)),
+            "--doc" => o.doc = true,
+            a if FORWARDED.contains(&a) => {
+                let v = value()?;
+                o.forwarded.extend([a.to_string(), v]);
+            }
+            other => return Err(format!("experiment: unknown argument `{other}`")),
+        }
+    }
+    if o.seeds.is_empty() || o.arms.is_empty() {
+        return Err("experiment: need at least one seed and one arm".into());
+    }
+    Ok(o)
+}
+
+/// One evaluation row of one arm and seed.
+#[derive(Debug, Clone)]
+struct Eval {
+    arm: String,
+    seed: u64,
+    step: u64,
+    pass_at_1: f64,
+    mean_reward: f64,
+}
+
+fn read_evals(dir: &Path, arm: &str, seed: u64) -> Result<Vec<Eval>, String> {
+    let path = dir.join("eval.csv");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            let num = |i: usize| -> Result<f64, String> {
+                f.get(i)
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| format!("{}: bad row `{line}`", path.display()))
+            };
+            Ok(Eval {
+                arm: arm.into(),
+                seed,
+                step: num(0)? as u64,
+                pass_at_1: num(2)?,
+                mean_reward: num(3)?,
+            })
+        })
+        .collect()
+}
+
+/// Mean over seeds of (pass@1, mean reward) per arm and step.
+fn means(evals: &[Eval]) -> BTreeMap<(String, u64), (f64, f64, usize)> {
+    let mut out: BTreeMap<(String, u64), (f64, f64, usize)> = BTreeMap::new();
+    for e in evals {
+        let m = out.entry((e.arm.clone(), e.step)).or_default();
+        m.0 += e.pass_at_1;
+        m.1 += e.mean_reward;
+        m.2 += 1;
+    }
+    for m in out.values_mut() {
+        m.0 /= m.2 as f64;
+        m.1 /= m.2 as f64;
+    }
+    out
+}
+
+/// A line chart of held-out pass@1 against training steps: one thick line per arm (mean
+/// over seeds) and thin lines per seed.
+fn svg(evals: &[Eval], title: &str) -> String {
+    let (w, h, left, right, top, bottom) = (720.0, 420.0, 60.0, 140.0, 40.0, 50.0);
+    let max_step = evals.iter().map(|e| e.step).max().unwrap_or(1).max(1) as f64;
+    let max_y = evals
+        .iter()
+        .map(|e| e.pass_at_1)
+        .fold(0.1f64, f64::max)
+        .min(1.0);
+    let max_y = (max_y * 10.0).ceil() / 10.0;
+    let x = |s: f64| left + s / max_step * (w - left - right);
+    let y = |v: f64| h - bottom - v / max_y * (h - top - bottom);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"22\" font-size=\"14\">{title}</text>\n",
+        left
+    );
+    for i in 0..=5 {
+        let v = max_y * f64::from(i) / 5.0;
+        let _ = writeln!(
+            s,
+            "<line x1=\"{left}\" x2=\"{}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{:.0}%</text>",
+            w - right,
+            left - 6.0,
+            y(v) + 4.0,
+            v * 100.0,
+            yy = y(v)
+        );
+    }
+    for i in 0..=5 {
+        let st = max_step * f64::from(i) / 5.0;
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{:.0}</text>",
+            x(st),
+            h - bottom + 18.0,
+            st
+        );
+    }
+    let _ = writeln!(
+        s,
+        "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">GRPO steps</text><text x=\"16\" y=\"{:.1}\" transform=\"rotate(-90 16 {:.1})\" text-anchor=\"middle\">held-out greedy pass@1</text>",
+        (left + w - right) / 2.0,
+        h - 10.0,
+        h / 2.0,
+        h / 2.0
+    );
+    let colour = |arm: &str| if arm == "zone" { "#1f77b4" } else { "#d62728" };
+    let mut seeds: BTreeMap<(String, u64), Vec<(u64, f64)>> = BTreeMap::new();
+    for e in evals {
+        seeds
+            .entry((e.arm.clone(), e.seed))
+            .or_default()
+            .push((e.step, e.pass_at_1));
+    }
+    let polyline = |points: &[(u64, f64)], colour: &str, width: f64, opacity: f64| {
+        let pts: Vec<String> = points
+            .iter()
+            .map(|&(st, v)| format!("{:.1},{:.1}", x(st as f64), y(v)))
+            .collect();
+        format!(
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"{width}\" stroke-opacity=\"{opacity}\" points=\"{}\"/>\n",
+            pts.join(" ")
+        )
+    };
+    for ((arm, _), points) in &seeds {
+        s += &polyline(points, colour(arm), 1.0, 0.35);
+    }
+    let mut arms: BTreeMap<String, Vec<(u64, f64)>> = BTreeMap::new();
+    for ((arm, step), m) in means(evals) {
+        arms.entry(arm).or_default().push((step, m.0));
+    }
+    for (i, (arm, points)) in arms.iter().enumerate() {
+        s += &polyline(points, colour(arm), 3.0, 1.0);
+        let ly = top + 20.0 + 20.0 * i as f64;
+        let _ = writeln!(
+            s,
+            "<line x1=\"{}\" x2=\"{}\" y1=\"{ly}\" y2=\"{ly}\" stroke=\"{}\" stroke-width=\"3\"/><text x=\"{}\" y=\"{}\">{arm} (mean)</text>",
+            w - right + 10.0,
+            w - right + 34.0,
+            colour(arm),
+            w - right + 40.0,
+            ly + 4.0
+        );
+    }
+    s += "</svg>\n";
+    s
+}
+
+/// The markdown table: pass@1 and mean reward per arm and step (mean over seeds), and
+/// the first step at which each arm gained ≥ 10 points over its step-0 pass@1.
+fn table(evals: &[Eval], seeds: usize) -> String {
+    let m = means(evals);
+    let mut s = format!(
+        "| arm | step | held-out pass@1 (mean of {seeds} seed{}) | mean reward |\n|---|---|---|---|\n",
+        if seeds == 1 { "" } else { "s" }
+    );
+    for ((arm, step), (p, r, _)) in &m {
+        let _ = writeln!(s, "| {arm} | {step} | {:.1} % | {r:.3} |", p * 100.0);
+    }
+    s += "\n";
+    let arms: Vec<String> = {
+        let mut a: Vec<String> = m.keys().map(|k| k.0.clone()).collect();
+        a.dedup();
+        a
+    };
+    for arm in arms {
+        let points: Vec<(u64, f64)> = m
+            .iter()
+            .filter(|(k, _)| k.0 == arm)
+            .map(|(k, v)| (k.1, v.0))
+            .collect();
+        let base = points.first().map_or(0.0, |p| p.1);
+        let best = points.iter().map(|p| p.1).fold(f64::MIN, f64::max);
+        let reached = points.iter().find(|p| p.1 >= base + 0.10).map(|p| p.0);
+        let _ = writeln!(
+            s,
+            "- {arm}: {:.1} % at step 0, best {:.1} % ({:+.1} points); +10 points {}",
+            base * 100.0,
+            best * 100.0,
+            (best - base) * 100.0,
+            match reached {
+                Some(step) => format!("first reached at step {step}"),
+                None => "not reached".into(),
+            }
+        );
+    }
+    s
+}
+
+/// Per-step means of one arm over its seeds, from `steps.csv`: submitted, in-zone and
+/// trained groups, and seconds mining, verifying and training.
+fn step_means(dir: &Path) -> Result<[f64; 6], String> {
+    let path = dir.join("steps.csv");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut sums = [0.0; 6];
+    let mut rows = 0.0;
+    for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split(',').collect();
+        for (slot, column) in [1usize, 3, 4, 9, 10, 11].iter().enumerate() {
+            sums[slot] += f
+                .get(*column)
+                .and_then(|v| v.parse::<f64>().ok())
+                .ok_or_else(|| format!("{}: bad row `{line}`", path.display()))?;
+        }
+        rows += 1.0;
+    }
+    Ok(sums.map(|v| v / f64::max(rows, 1.0)))
+}
+
+/// Runs the experiment.
+pub fn run(args: &[String]) -> Result<(), String> {
+    let o = parse(args)?;
+    let env = setup::run(&["--no-deny".into()])?;
+    let model = match &o.model {
+        Some(m) => m.clone(),
+        None => models::smollm2(&env)?,
+    };
+    util::run_timed(
+        "building grail-trainer",
+        models::cargo_with(&env).args(["build", "-p", "grail-trainer"]),
+    )?;
+    let target = env
+        .vars
+        .iter()
+        .find(|(k, _)| k == "CARGO_TARGET_DIR")
+        .map(|(_, v)| PathBuf::from(v))
+        .unwrap_or_else(|| util::project_root().join("target"));
+    let bin = target.join("debug").join("grail-trainer");
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let out = o.out.clone().unwrap_or_else(|| {
+        setup::cache_dir()
+            .join("experiments")
+            .join(format!("run-{stamp}"))
+    });
+    let mut evals = Vec::new();
+    let mut per_step: BTreeMap<String, Vec<[f64; 6]>> = BTreeMap::new();
+    for &seed in &o.seeds {
+        for arm in &o.arms {
+            let dir = out.join(format!("{arm}-seed{seed}"));
+            if !dir.join("summary.json").exists() {
+                util::run_timed(
+                    &format!("arm {arm}, seed {seed} -> {}", dir.display()),
+                    std::process::Command::new(&bin)
+                        .envs(env.vars.iter().map(|(k, v)| (k, v)))
+                        .args(["experiment", "--strategy", arm, "--seed"])
+                        .arg(seed.to_string())
+                        .arg("--model")
+                        .arg(&model)
+                        .arg("--out")
+                        .arg(&dir)
+                        .args(&o.forwarded),
+                )?;
+            } else {
+                eprintln!("    {} already finished; reusing it", dir.display());
+            }
+            evals.extend(read_evals(&dir, arm, seed)?);
+            per_step
+                .entry(arm.clone())
+                .or_default()
+                .push(step_means(&dir)?);
+        }
+    }
+    let mut csv = String::from("arm,seed,step,pass_at_1,mean_reward\n");
+    for e in &evals {
+        let _ = writeln!(
+            csv,
+            "{},{},{},{:.4},{:.4}",
+            e.arm, e.seed, e.step, e.pass_at_1, e.mean_reward
+        );
+    }
+    let title = "SmolLM2-135M-Instruct, held-out pass@1 (grail-rs GRPO)";
+    let chart = svg(&evals, title);
+    let mut md = table(&evals, o.seeds.len());
+    md += "\n| arm | groups per step | in learning zone | trained on | s mining | s verifying | s training |\n|---|---|---|---|---|---|---|\n";
+    for (arm, runs) in &per_step {
+        let n = runs.len() as f64;
+        let m: Vec<f64> = (0..6)
+            .map(|i| runs.iter().map(|r| r[i]).sum::<f64>() / n)
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {arm} | {:.1} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} |",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        );
+    }
+    let write = |path: PathBuf, text: &str| {
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    write(out.join("results.csv"), &csv)?;
+    write(out.join("pass_at_1.svg"), &chart)?;
+    write(out.join("results.md"), &md)?;
+    if o.doc {
+        let docs = util::project_root().join("docs");
+        write(docs.join("experiment-smollm2.svg"), &chart)?;
+        write(docs.join("experiment-smollm2.csv"), &csv)?;
+    }
+    eprintln!("\n{md}\nresults in {}", out.display());
+    Ok(())
+}
