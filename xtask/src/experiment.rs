@@ -291,21 +291,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "building grail-trainer",
         models::cargo_with(&env).args(["build", "-p", "grail-trainer"]),
     )?;
-    let target = env
-        .vars
-        .iter()
-        .find(|(k, _)| k == "CARGO_TARGET_DIR")
-        .map(|(_, v)| PathBuf::from(v))
-        .unwrap_or_else(|| util::project_root().join("target"));
-    let bin = target.join("debug").join("grail-trainer");
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let bin = models::debug_binary(&env, "grail-trainer");
     let out = o.out.clone().unwrap_or_else(|| {
         setup::cache_dir()
             .join("experiments")
-            .join(format!("run-{stamp}"))
+            .join(models::run_name())
     });
     let mut evals = Vec::new();
     let mut per_step: BTreeMap<String, Vec<[f64; 6]>> = BTreeMap::new();

@@ -167,20 +167,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "grail-trainer",
         ]),
     )?;
-    let target = env
-        .vars
-        .iter()
-        .find(|(k, _)| k == "CARGO_TARGET_DIR")
-        .map(|(_, v)| PathBuf::from(v))
-        .unwrap_or_else(|| util::project_root().join("target"));
-    let bin = |name: &str| target.join("debug").join(name);
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let root = setup::cache_dir()
-        .join("localnet")
-        .join(format!("run-{stamp}"));
+    let bin = |name: &str| models::debug_binary(&env, name);
+    let root = setup::cache_dir().join("localnet").join(models::run_name());
     let logs = root.join("logs");
     util::step(&format!("creating the network in {}", root.display()));
     let out = Command::new(bin("grail-validator"))

@@ -23,6 +23,26 @@ pub fn cargo_with(env: &TorchEnv) -> Command {
     cmd
 }
 
+/// A binary of the workspace's debug build (in the target folder setup chose).
+pub fn debug_binary(env: &TorchEnv, name: &str) -> PathBuf {
+    env.vars
+        .iter()
+        .find(|(k, _)| k == "CARGO_TARGET_DIR")
+        .map(|(_, v)| PathBuf::from(v))
+        .unwrap_or_else(|| util::project_root().join("target"))
+        .join("debug")
+        .join(name)
+}
+
+/// A folder name for a new run: `run-<unix seconds>`.
+pub fn run_name() -> String {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("run-{stamp}")
+}
+
 fn is_model_dir(dir: &Path) -> bool {
     dir.join("config.json").exists() && dir.join("model.safetensors").exists()
 }

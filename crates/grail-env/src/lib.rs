@@ -131,6 +131,18 @@ pub enum EnvError {
     Template(String),
 }
 
+/// `tier` when it is below `tiers`, else an error naming the environment's tiers.
+fn check_tier(env: &str, tier: u8, tiers: u8) -> Result<u8, EnvError> {
+    if tier < tiers {
+        Ok(tier)
+    } else {
+        Err(EnvError::Config(format!(
+            "{env} has tiers 0..={}, not {tier}",
+            tiers - 1
+        )))
+    }
+}
+
 /// How many prompts an environment offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PromptSpace {

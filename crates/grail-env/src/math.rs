@@ -49,6 +49,17 @@ pub struct Generated {
     pub level: u8,
 }
 
+impl Generated {
+    /// The problem of prompt `prompt_id` with this statement and exact answer.
+    pub fn into_problem(self, prompt_id: u64) -> Problem {
+        Problem {
+            prompt_id,
+            statement: self.statement,
+            target: Target::Math(Answer::Number(self.answer)),
+        }
+    }
+}
+
 /// The procedural problem of an id.
 pub fn generate(id: u64) -> Generated {
     let mut rng = stream(b"grail/env/math/v1", &[&id.to_be_bytes()]);
@@ -251,12 +262,7 @@ impl Environment for ProceduralMath {
     }
 
     fn problem(&self, prompt_id: u64) -> Result<Problem, EnvError> {
-        let g = generate(prompt_id);
-        Ok(Problem {
-            prompt_id,
-            statement: g.statement,
-            target: Target::Math(Answer::Number(g.answer)),
-        })
+        Ok(generate(prompt_id).into_problem(prompt_id))
     }
 
     fn score(&self, problem: &Problem, completion: &str, eos_markers: &[&str]) -> RewardVector {
@@ -276,14 +282,7 @@ pub struct MathTier(u8);
 impl MathTier {
     /// Tier `tier`, if it exists (below [`TIERS`]).
     pub fn new(tier: u8) -> Result<Self, EnvError> {
-        if tier < TIERS {
-            Ok(Self(tier))
-        } else {
-            Err(EnvError::Config(format!(
-                "math has tiers 0..={}, not {tier}",
-                TIERS - 1
-            )))
-        }
+        crate::check_tier("math", tier, TIERS).map(Self)
     }
 }
 
@@ -300,13 +299,9 @@ impl Environment for MathTier {
     }
 
     fn problem(&self, prompt_id: u64) -> Result<Problem, EnvError> {
-        let g = generate_tier(prompt_id, self.0)
-            .ok_or_else(|| EnvError::Config(format!("no math tier {}", self.0)))?;
-        Ok(Problem {
-            prompt_id,
-            statement: g.statement,
-            target: Target::Math(Answer::Number(g.answer)),
-        })
+        generate_tier(prompt_id, self.0)
+            .map(|g| g.into_problem(prompt_id))
+            .ok_or_else(|| EnvError::Config(format!("no math tier {}", self.0)))
     }
 
     fn score(&self, problem: &Problem, completion: &str, eos_markers: &[&str]) -> RewardVector {

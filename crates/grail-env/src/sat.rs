@@ -304,14 +304,7 @@ pub struct SatTier(u8);
 impl SatTier {
     /// Tier `tier`, if it exists (below [`TIERS`]).
     pub fn new(tier: u8) -> Result<Self, EnvError> {
-        if tier < TIERS {
-            Ok(Self(tier))
-        } else {
-            Err(EnvError::Config(format!(
-                "sat has tiers 0..={}, not {tier}",
-                TIERS - 1
-            )))
-        }
+        crate::check_tier("sat", tier, TIERS).map(Self)
     }
 }
 
