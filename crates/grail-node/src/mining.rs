@@ -245,12 +245,18 @@ impl ZoneTargetingPrompts {
     }
 
     /// Adds a validator's per-stratum report of a window (older reports fade by `decay`).
+    /// Counts that cannot be true (negative, non-finite, more in zone than groups) and
+    /// strata the environment does not have are ignored: a report comes over the network.
     pub fn update(&mut self, report: &BTreeMap<String, ZoneCount>) {
         for c in self.counts.values_mut() {
             c.groups *= self.decay;
             c.in_zone *= self.decay;
         }
         for (stratum, c) in report {
+            let plausible = c.groups.is_finite() && (0.0..=c.groups).contains(&c.in_zone);
+            if !plausible || !self.strata.contains(stratum) {
+                continue;
+            }
             let mine = self.counts.entry(stratum.clone()).or_default();
             mine.groups += c.groups;
             mine.in_zone += c.in_zone;
@@ -340,6 +346,35 @@ mod tests {
         .into();
         zone.update(&report);
         let after = count(&mut zone);
+        // Reports that cannot be true change nothing.
+        let before = zone.preferences();
+        zone.decay = 1.0;
+        let bogus: BTreeMap<String, ZoneCount> = [
+            (
+                "math:0".to_string(),
+                ZoneCount {
+                    groups: 1.0,
+                    in_zone: 5.0,
+                },
+            ),
+            (
+                "math:2".to_string(),
+                ZoneCount {
+                    groups: -3.0,
+                    in_zone: -3.0,
+                },
+            ),
+            (
+                "tier-x".to_string(),
+                ZoneCount {
+                    groups: 9.0,
+                    in_zone: 9.0,
+                },
+            ),
+        ]
+        .into();
+        zone.update(&bogus);
+        assert_eq!(zone.preferences(), before);
         assert!(after["math:1"] > 220, "in-zone stratum drawn {after:?}");
         // The random strategy ignores the zone.
         let mut random = PseudoRandomPrompts::new(&key);
