@@ -3,9 +3,14 @@
 //! and the summary are written; an existing run is never overwritten.
 
 use grail_infer::tiny::{write_tiny_model, TinySpec};
-use grail_node::experiment::{run, ExperimentArgs, Strategy, Summary};
+use grail_node::config::PromptChoice;
+use grail_node::experiment::{run, ExperimentArgs, Summary};
 
-fn args(model: std::path::PathBuf, out: std::path::PathBuf, strategy: Strategy) -> ExperimentArgs {
+fn args(
+    model: std::path::PathBuf,
+    out: std::path::PathBuf,
+    strategy: PromptChoice,
+) -> ExperimentArgs {
     ExperimentArgs {
         model,
         environment: "math:0 + math:1".into(),
@@ -32,7 +37,7 @@ fn experiment_runs_every_role_and_keeps_held_out_prompts_out() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("tiny");
     write_tiny_model(&TinySpec::default(), &model).unwrap();
-    for strategy in [Strategy::Zone, Strategy::Random] {
+    for strategy in [PromptChoice::Zone, PromptChoice::Random] {
         let out = tmp.path().join(format!("{strategy:?}"));
         let mut lines = Vec::new();
         let summary = run(&args(model.clone(), out.clone(), strategy), &mut |l| {

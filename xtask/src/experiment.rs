@@ -1,6 +1,6 @@
 //! `cargo xtask experiment`: the learning-efficacy experiment (docs/experiments.md).
 //! Runs `grail-trainer experiment` once per arm (zone-targeting and random miners) and
-//! seed on SmolLM2-135M-Instruct, then writes `results.csv`, `results.md` and
+//! seed on SmolLM2-135M-Instruct (or `--model`), then writes `results.csv`, `results.md` and
 //! `pass_at_1.svg` into the run folder (and into docs/ with `--doc`).
 
 use std::collections::BTreeMap;
@@ -158,8 +158,12 @@ fn svg(evals: &[Eval], title: &str) -> String {
             yy = y(v)
         );
     }
+    let tick = (max_step / 5.0).ceil().max(1.0);
     for i in 0..=5 {
-        let st = max_step * f64::from(i) / 5.0;
+        let st = tick * f64::from(i);
+        if st > max_step {
+            break;
+        }
         let _ = writeln!(
             s,
             "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{:.0}</text>",
@@ -279,7 +283,8 @@ fn step_means(dir: &Path) -> Result<[f64; 6], String> {
     Ok(sums.map(|v| v / f64::max(rows, 1.0)))
 }
 
-/// Runs the experiment.
+/// Runs the experiment. A finished arm (its `summary.json` exists) in `--out` is reused as
+/// it is, whatever the options now: use a new folder for new options.
 pub fn run(args: &[String]) -> Result<(), String> {
     let o = parse(args)?;
     let env = setup::run(&["--no-deny".into()])?;
@@ -303,6 +308,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
         for arm in &o.arms {
             let dir = out.join(format!("{arm}-seed{seed}"));
             if !dir.join("summary.json").exists() {
+                if dir.exists() {
+                    // An interrupted arm: its rows stop mid-run, so it starts again.
+                    eprintln!("    {} was interrupted; running it again", dir.display());
+                    std::fs::remove_dir_all(&dir)
+                        .map_err(|e| format!("removing {}: {e}", dir.display()))?;
+                }
                 util::run_timed(
                     &format!("arm {arm}, seed {seed} -> {}", dir.display()),
                     std::process::Command::new(&bin)
@@ -333,8 +344,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
             e.arm, e.seed, e.step, e.pass_at_1, e.mean_reward
         );
     }
-    let title = "SmolLM2-135M-Instruct, held-out pass@1 (grail-rs GRPO)";
-    let chart = svg(&evals, title);
+    let model_name = model
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let chart = svg(
+        &evals,
+        &format!("{model_name}, held-out pass@1 (grail-rs GRPO)"),
+    );
     let mut md = table(&evals, o.seeds.len());
     md += "\n| arm | groups per step | in learning zone | trained on | s mining | s verifying | s training |\n|---|---|---|---|---|---|---|\n";
     for (arm, runs) in &per_step {

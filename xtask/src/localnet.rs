@@ -91,8 +91,9 @@ fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Greedy pass@1 on held-out prompts of the base model and of the last checkpoint the
-/// trainer exported: whether this short run moved the model.
+/// Greedy pass@1 of the base model and of the last checkpoint the trainer exported, on 64
+/// prompts of the default task (`grail-trainer eval`'s seed 1; the local network does not
+/// keep them out of training): whether this short run moved the model.
 fn held_out(trainer: &Path, base: &Path, root: &Path, max_new_tokens: u32) -> Result<(), String> {
     let exports = root.join("state/trainer/exports");
     let last = std::fs::read_dir(&exports)
@@ -109,7 +110,7 @@ fn held_out(trainer: &Path, base: &Path, root: &Path, max_new_tokens: u32) -> Re
         return Ok(());
     };
     util::step(
-        "held-out greedy pass@1 (64 prompts of the subnet's task), base model vs last checkpoint",
+        "greedy pass@1 on 64 evaluation prompts of the task (not excluded from training), base model vs last checkpoint",
     );
     let mut results = Vec::new();
     for dir in [base, last.as_path()] {
@@ -138,7 +139,7 @@ fn held_out(trainer: &Path, base: &Path, root: &Path, max_new_tokens: u32) -> Re
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     println!(
-        "held-out pass@1: base model {:.1} %  ->  {name} {:.1} %  ({:+.1} points)",
+        "pass@1: base model {:.1} %  ->  {name} {:.1} %  ({:+.1} points)",
         results[0] * 100.0,
         results[1] * 100.0,
         (results[1] - results[0]) * 100.0

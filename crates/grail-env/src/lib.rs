@@ -9,8 +9,7 @@
 //! - [`sat`] — 3-SAT from a seed, a DPLL solver, the `<SOLUTION>` bit parser and rewards.
 //! - [`math`] — procedural arithmetic and word problems with exact rational answers, and
 //!   loaders for GSM8K / Hendrycks MATH JSONL files the user has on disk.
-//! - [`echo`] — a warm-up task (repeat a word) that small models partly solve, so local
-//!   networks see reward spread and training.
+//! - [`echo`] — a warm-up task (repeat a word) for tiny test models.
 //! - [`mix`] — a weighted mix of environments (several task families or tiers per subnet).
 //! - [`answer`] — shared answer extraction and normalisation (tags, `\boxed{}`, numbers).
 //! - [`template`] — chat templates (ChatML, Llama-3, or the model's own Jinja template).
@@ -173,6 +172,12 @@ pub trait Environment: Send + Sync {
     /// may use them to choose prompts. Default: the environment's name.
     fn stratum(&self, _prompt_id: u64) -> String {
         self.id().name
+    }
+
+    /// Every stratum [`Self::stratum`] can return. Default: the one of prompt 0 (an
+    /// environment whose strata vary overrides it).
+    fn strata(&self) -> Vec<String> {
+        vec![self.stratum(0)]
     }
 
     /// The chat messages for a problem: the shared system prompt and the statement.

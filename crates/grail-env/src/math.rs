@@ -45,7 +45,7 @@ pub struct Generated {
     pub statement: String,
     /// Exact answer.
     pub answer: Rational,
-    /// Difficulty level 0–3.
+    /// Difficulty level 0–3 of [`generate`], or the tier 0–5 of [`generate_tier`].
     pub level: u8,
 }
 
@@ -271,6 +271,10 @@ impl Environment for ProceduralMath {
 
     fn stratum(&self, prompt_id: u64) -> String {
         format!("math:level-{}", generate(prompt_id).level)
+    }
+
+    fn strata(&self) -> Vec<String> {
+        (0..4).map(|l| format!("math:level-{l}")).collect()
     }
 }
 

@@ -115,4 +115,11 @@ impl Environment for Mix {
         let (part, local) = self.part_of(prompt_id);
         part.env.stratum(local)
     }
+
+    fn strata(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.parts.iter().flat_map(|p| p.env.strata()).collect();
+        all.sort();
+        all.dedup();
+        all
+    }
 }

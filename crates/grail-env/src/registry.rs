@@ -3,7 +3,9 @@
 //! A spec is one part or several joined by `+`; a part is `[WEIGHT*]NAME[:TIER]`:
 //! `math` (levels 0–3), `math:1` (tier 1 only), `sat:0`, `gsm8k`, or a mix such as
 //! `3*math:0 + 2*math:1 + math:2`. One part is that environment itself; several make a
-//! [`Mix`].
+//! [`Mix`]. A mix part's label in the mix's id is canonical (`math:1` however it was
+//! spaced or zero-padded). A mix has one `dataset` file, so it holds at most one dataset
+//! environment.
 
 use std::path::Path;
 
@@ -28,17 +30,14 @@ pub fn by_name(spec: &str, dataset: Option<&Path>) -> Result<Box<dyn Environment
                 "`{spec}`: a weight needs a mix of several parts"
             )));
         }
-        return part(label, dataset);
+        return labelled_part(label, dataset).map(|(_, env)| env);
     }
     let parts = parts
         .into_iter()
         .map(|p| {
             let (weight, label) = split_weight(p)?;
-            Ok(Part {
-                weight,
-                label: label.to_string(),
-                env: part(label, dataset)?,
-            })
+            let (label, env) = labelled_part(label, dataset)?;
+            Ok(Part { weight, label, env })
         })
         .collect::<Result<Vec<_>, EnvError>>()?;
     Ok(Box::new(Mix::new(parts)?))
@@ -61,7 +60,12 @@ fn split_weight(part: &str) -> Result<(u32, &str), EnvError> {
     }
 }
 
-fn part(label: &str, dataset: Option<&Path>) -> Result<Box<dyn Environment>, EnvError> {
+/// The environment of one part and its canonical label (`name` or `name:tier`, whatever
+/// spacing or leading zeros the spec had), which goes into a mix's id.
+fn labelled_part(
+    label: &str,
+    dataset: Option<&Path>,
+) -> Result<(String, Box<dyn Environment>), EnvError> {
     let (name, tier) = match label.split_once(':') {
         None => (label, None),
         Some((n, t)) => {
@@ -85,17 +89,24 @@ fn part(label: &str, dataset: Option<&Path>) -> Result<Box<dyn Environment>, Env
             "`{label}`: only `math` and `sat` have tiers"
         ))),
     };
-    match (name, tier) {
-        ("sat", None) => Ok(Box::new(SatEnv)),
-        ("sat", Some(t)) => Ok(Box::new(SatTier::new(t)?)),
-        ("math", None) => Ok(Box::new(ProceduralMath)),
-        ("math", Some(t)) => Ok(Box::new(MathTier::new(t)?)),
-        ("echo", _) => untiered(Ok(Box::new(crate::echo::EchoEnv))),
-        ("gsm8k", _) => untiered(need_file(DatasetFormat::Gsm8k)),
-        ("hendrycks-math", _) => untiered(need_file(DatasetFormat::HendrycksMath)),
-        (other, _) => Err(EnvError::Config(format!(
-            "unknown environment `{other}` (known: {})",
-            names().join(", ")
-        ))),
-    }
+    let canonical = match tier {
+        None => name.to_string(),
+        Some(t) => format!("{name}:{t}"),
+    };
+    let env: Box<dyn Environment> = match (name, tier) {
+        ("sat", None) => Box::new(SatEnv),
+        ("sat", Some(t)) => Box::new(SatTier::new(t)?),
+        ("math", None) => Box::new(ProceduralMath),
+        ("math", Some(t)) => Box::new(MathTier::new(t)?),
+        ("echo", _) => untiered(Ok(Box::new(crate::echo::EchoEnv)))?,
+        ("gsm8k", _) => untiered(need_file(DatasetFormat::Gsm8k))?,
+        ("hendrycks-math", _) => untiered(need_file(DatasetFormat::HendrycksMath))?,
+        (other, _) => {
+            return Err(EnvError::Config(format!(
+                "unknown environment `{other}` (known: {})",
+                names().join(", ")
+            )))
+        }
+    };
+    Ok((canonical, env))
 }

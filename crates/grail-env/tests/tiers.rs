@@ -82,6 +82,12 @@ fn specs_make_tiers_and_mixes() {
         mix.score(&p, &format!("<SOLUTION>{answer}</SOLUTION>"), &[])
             .success
     );
+    // Spacing and zero-padding do not change the id (it is bound into every group).
+    assert_eq!(
+        by_name(" 3 * math:00+math: 2 ", None).unwrap().id(),
+        mix.id()
+    );
+    assert_eq!(mix.strata(), ["math:0", "math:2"]);
     // Another weighting is another environment.
     assert_ne!(by_name("2*math:0 + math:2", None).unwrap().id(), mix.id());
 }

@@ -121,12 +121,27 @@ impl Trainer {
     /// A trainer for `model` that continues from the state saved in `dir` (the model must
     /// be the checkpoint exported alongside it). The saved configuration is used.
     pub fn resume(model: Model, reference: Option<Model>, dir: &Path) -> Result<Self, GrpoError> {
+        Self::resume_with(model, reference, dir, None)
+    }
+
+    /// [`Trainer::resume`] with new coefficients (`config`, e.g. from an edited
+    /// configuration file) instead of the saved ones; the moments and step counts stay.
+    ///
+    /// # Errors
+    /// An unreadable or mismatched state, an invalid configuration, or `kl_coef > 0`
+    /// without a reference model.
+    pub fn resume_with(
+        model: Model,
+        reference: Option<Model>,
+        dir: &Path,
+        config: Option<GrpoConfig>,
+    ) -> Result<Self, GrpoError> {
         let path = dir.join(STATE_JSON);
         let text = std::fs::read_to_string(&path)
             .map_err(|e| GrpoError::io(format!("reading {}", path.display()), e))?;
         let state: TrainingState = serde_json::from_str(&text)
             .map_err(|e| GrpoError::Input(format!("{}: {e}", path.display())))?;
-        let mut trainer = Trainer::new(model, reference, state.config)?;
+        let mut trainer = Trainer::new(model, reference, config.unwrap_or(state.config))?;
         if trainer.parameters().len() != state.parameters {
             return Err(GrpoError::Input(format!(
                 "{} holds moments for {} tensors, the model has {}",

@@ -136,22 +136,6 @@ impl Trainer {
         &self.config
     }
 
-    /// Replaces the coefficients (e.g. after [`Trainer::resume`], from an edited
-    /// configuration); the moments and step counts stay.
-    ///
-    /// # Errors
-    /// An invalid configuration, or `kl_coef > 0` without a reference model.
-    pub fn set_config(&mut self, config: GrpoConfig) -> Result<(), GrpoError> {
-        config.validate()?;
-        if config.kl_coef > 0.0 && self.reference.is_none() {
-            return Err(GrpoError::Config(
-                "kl_coef > 0 needs a reference model".into(),
-            ));
-        }
-        self.config = config;
-        Ok(())
-    }
-
     /// The trainable tensors (shared with the model).
     pub fn parameters(&self) -> &[Tensor] {
         &self.params

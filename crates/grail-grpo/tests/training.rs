@@ -303,4 +303,15 @@ fn export_and_resume_continue_exactly() {
         assert!(x.detach().equal(&y.detach()), "resumed training diverged");
     }
     assert!(Trainer::resume(load(&dir), None, &tmp.path().join("missing")).is_err());
+    // The saved run had a KL term; resuming with it switched off needs no reference, and
+    // the new coefficients replace the saved ones while the step counts stay.
+    assert!(Trainer::resume(load(&exported), None, &state).is_err());
+    let edited = GrpoConfig {
+        kl_coef: 0.0,
+        learning_rate: 5e-4,
+        ..GrpoConfig::default()
+    };
+    let resumed =
+        Trainer::resume_with(load(&exported), None, &state, Some(edited.clone())).unwrap();
+    assert_eq!((resumed.config(), resumed.progress()), (&edited, (2, 2)));
 }

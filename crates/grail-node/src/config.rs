@@ -83,7 +83,7 @@ impl SubnetSettings {
 }
 
 /// How a miner chooses prompts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum PromptChoice {
     /// Pseudo-random prompt ids (`mining::PseudoRandomPrompts`).

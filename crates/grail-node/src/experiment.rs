@@ -34,6 +34,7 @@ use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 use tch::Kind;
 
+use crate::config::PromptChoice;
 use crate::context::ModelContext;
 use crate::eval::{evaluate, EvalReport, HeldOut};
 use crate::mining::{
@@ -50,16 +51,6 @@ use crate::NodeError;
 /// The experiment's default task: procedural math tiers 0–3 in equal parts.
 pub const DEFAULT_ENVIRONMENT: &str = "math:0 + math:1 + math:2 + math:3";
 
-/// How miners choose prompts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum Strategy {
-    /// Toward strata with the most groups in the learning zone (validator window state).
-    Zone,
-    /// Pseudo-random prompt ids.
-    Random,
-}
-
 /// Options of one experiment arm.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExperimentArgs {
@@ -74,7 +65,7 @@ pub struct ExperimentArgs {
     pub dataset: Option<PathBuf>,
     /// How miners choose prompts.
     #[arg(long, value_enum, default_value = "zone")]
-    pub strategy: Strategy,
+    pub strategy: PromptChoice,
     /// Training steps (one window each).
     #[arg(long, default_value_t = 30)]
     pub steps: u64,
@@ -172,7 +163,7 @@ pub struct EvalRow {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
     /// Strategy.
-    pub strategy: Strategy,
+    pub strategy: PromptChoice,
     /// Environment spec.
     pub environment: String,
     /// Seed.
@@ -381,8 +372,8 @@ pub fn run(args: &ExperimentArgs, log: &mut dyn FnMut(&str)) -> Result<Summary, 
             while groups.len() < args.groups_per_miner && tries < 10_000 {
                 tries += 1;
                 let id = match args.strategy {
-                    Strategy::Random => random[m].next(window, env),
-                    Strategy::Zone => zone[m].next(window, env),
+                    PromptChoice::Random => random[m].next(window, env),
+                    PromptChoice::Zone => zone[m].next(window, env),
                 };
                 let statement = env.problem(id)?.statement;
                 if held_out.contains(&statement) {
@@ -416,7 +407,7 @@ pub fn run(args: &ExperimentArgs, log: &mut dyn FnMut(&str)) -> Result<Summary, 
         let reports = finish_window(&check, pending, &ReplaySet::default(), GROUPS_CHECKED)?;
         let window_state = summarize(window, Some(step - 1), &reports, env);
         for z in &mut zone {
-            z.update(&window_state.strata);
+            z.update([&window_state.strata]);
         }
         let sealed = SealedWindow {
             window,

@@ -15,7 +15,6 @@ use crate::mining::{
     ZoneTargetingPrompts, ZONE_DECAY,
 };
 use crate::network::Stop;
-use crate::validator::WindowSummary;
 use crate::wiring::Wiring;
 use crate::NodeError;
 
@@ -47,7 +46,10 @@ pub async fn run(
     let mut random = PseudoRandomPrompts::new(&w.key);
     let mut zone = (w.config.miner.prompts == PromptChoice::Zone)
         .then(|| ZoneTargetingPrompts::new(&w.key, env, ZONE_DECAY));
-    let mut reports = ValidatorReports::new(&w.config.miner.validator_api);
+    let mut reports = ValidatorReports::new(&w.config.miner.validator_api)?;
+    if zone.is_some() && w.config.miner.validator_api.is_empty() {
+        warn!("miner.prompts = \"zone\" without miner.validator_api: no reports to target with, every stratum is drawn alike");
+    }
     let mut current: Option<CurrentModel> = None;
     let wl = w.net.window_length;
     let mut window = match from_window {
@@ -87,6 +89,9 @@ pub async fn run(
     Ok(done)
 }
 
+/// Largest window-state response read from a validator.
+const MAX_REPORT_BYTES: usize = 1 << 20;
+
 /// Reads validators' window states (`GET /state`, then `/window/{last}/state`) for a
 /// zone-targeting miner; each window of each validator is used once. An unreachable
 /// validator is logged and skipped: prompts are then chosen from what is known.
@@ -96,66 +101,88 @@ pub struct ValidatorReports {
     used: std::collections::BTreeSet<(String, u64)>,
 }
 
+/// The part of a window summary a miner reads.
+#[derive(serde::Deserialize)]
+struct ZoneReport {
+    window: u64,
+    #[serde(default)]
+    strata: std::collections::BTreeMap<String, crate::mining::ZoneCount>,
+}
+
 impl ValidatorReports {
-    /// For the APIs at `urls` (`http://host:port`).
-    pub fn new(urls: &[String]) -> Self {
-        Self {
-            client: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(3))
-                .build()
-                .unwrap_or_default(),
+    /// For the APIs at `urls` (`http://host:port`), 3 s per request.
+    ///
+    /// # Errors
+    /// The HTTP client cannot be built (no TLS backend).
+    pub fn new(urls: &[String]) -> Result<Self, NodeError> {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(3))
+            .build()
+            .map_err(|e| NodeError::Config(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            client,
             urls: urls
                 .iter()
                 .map(|u| u.trim_end_matches('/').to_string())
                 .collect(),
             used: Default::default(),
-        }
+        })
     }
 
-    /// Feeds `zone` every report not used yet.
+    /// Feeds `zone` the reports not used yet, all validators' at once (one decay step).
     pub async fn feed(&mut self, zone: &mut ZoneTargetingPrompts) {
+        let mut fresh = Vec::new();
         for url in &self.urls {
             match self.latest(url).await {
-                Ok(Some(summary)) if self.used.insert((url.clone(), summary.window)) => {
+                Ok(Some(report)) if self.used.insert((url.clone(), report.window)) => {
                     info!(
-                        window = summary.window,
+                        window = report.window,
                         validator = %url,
-                        strata = summary.strata.len(),
+                        strata = report.strata.len(),
                         "read the validator's learning-zone report"
                     );
-                    zone.update(&summary.strata);
+                    fresh.push(report.strata);
                 }
                 Ok(_) => {}
                 Err(e) => warn!(validator = %url, "cannot read the window state: {e}"),
             }
         }
+        if !fresh.is_empty() {
+            zone.update(&fresh);
+        }
     }
 
-    async fn latest(&self, url: &str) -> Result<Option<WindowSummary>, reqwest::Error> {
+    async fn get<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, String> {
+        let mut response = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| e.to_string())?;
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_REPORT_BYTES {
+                return Err(format!("{url}: response over {MAX_REPORT_BYTES} bytes"));
+            }
+        }
+        serde_json::from_slice(&body).map_err(|e| format!("{url}: {e}"))
+    }
+
+    async fn latest(&self, url: &str) -> Result<Option<ZoneReport>, String> {
         #[derive(serde::Deserialize)]
         struct Head {
             last_window: Option<u64>,
         }
-        let head: Head = self
-            .client
-            .get(format!("{url}/state"))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        let Some(last) = head.last_window else {
-            return Ok(None);
-        };
-        let summary = self
-            .client
-            .get(format!("{url}/window/{last}/state"))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        Ok(Some(summary))
+        let head: Head = self.get(&format!("{url}/state")).await?;
+        match head.last_window {
+            None => Ok(None),
+            Some(last) => self
+                .get(&format!("{url}/window/{last}/state"))
+                .await
+                .map(Some),
+        }
     }
 }
 
@@ -297,7 +324,7 @@ mod tests {
 
     use super::*;
     use crate::mining::ZoneCount;
-    use crate::validator::{serve_api, ApiState};
+    use crate::validator::{serve_api, ApiState, WindowSummary};
 
     #[tokio::test(flavor = "multi_thread")]
     async fn zone_reports_come_from_the_validator_api_once() {
@@ -329,7 +356,8 @@ mod tests {
         );
         // An unreachable validator is skipped; the reachable one is read.
         let mut reports =
-            ValidatorReports::new(&[format!("http://{addr}/"), "http://127.0.0.1:9".into()]);
+            ValidatorReports::new(&[format!("http://{addr}/"), "http://127.0.0.1:9".into()])
+                .unwrap();
         reports.feed(&mut zone).await;
         let after: BTreeMap<String, f64> = zone.preferences().into_iter().collect();
         // (9 + 1) / (10 + 2) against the unreported tier's 1/2.

@@ -223,43 +223,45 @@ pub struct ZoneTargetingPrompts {
 /// the experiment use it).
 pub const ZONE_DECAY: f64 = 0.7;
 
+/// Most groups per stratum one validator's report of one window counts for.
+pub const MAX_REPORTED_GROUPS: f64 = 256.0;
+
 /// Draws of prompt ids to find one of the wanted stratum before taking any.
 const STRATUM_SEARCH: usize = 512;
 
 impl ZoneTargetingPrompts {
-    /// For `key`, over the strata of `env` (found by sampling prompt ids), forgetting
-    /// old reports by `decay` (0..1) per update.
+    /// For `key`, over the strata of `env`, forgetting old reports by `decay` (0..1) per
+    /// update.
     pub fn new(key: &Keypair, env: &dyn Environment, decay: f64) -> Self {
-        let mut random = PseudoRandomPrompts::new(key);
-        let mut strata: Vec<String> = (0..STRATUM_SEARCH)
-            .map(|_| env.stratum(random.next(u64::MAX, env)))
-            .collect();
-        strata.sort();
-        strata.dedup();
         Self {
-            random,
+            random: PseudoRandomPrompts::new(key),
             counts: BTreeMap::new(),
-            strata,
+            strata: env.strata(),
             decay: decay.clamp(0.0, 1.0),
         }
     }
 
-    /// Adds a validator's per-stratum report of a window (older reports fade by `decay`).
-    /// Counts that cannot be true (negative, non-finite, more in zone than groups) and
-    /// strata the environment does not have are ignored: a report comes over the network.
-    pub fn update(&mut self, report: &BTreeMap<String, ZoneCount>) {
+    /// Adds the per-stratum reports of one window (one per validator; older windows fade
+    /// by `decay`). Counts that cannot be true (negative, non-finite, more in zone than
+    /// groups) and strata the environment does not have are ignored, and one report weighs
+    /// at most [`MAX_REPORTED_GROUPS`] groups per stratum: reports come over the network.
+    pub fn update<'a>(
+        &mut self,
+        reports: impl IntoIterator<Item = &'a BTreeMap<String, ZoneCount>>,
+    ) {
         for c in self.counts.values_mut() {
             c.groups *= self.decay;
             c.in_zone *= self.decay;
         }
-        for (stratum, c) in report {
+        for (stratum, c) in reports.into_iter().flatten() {
             let plausible = c.groups.is_finite() && (0.0..=c.groups).contains(&c.in_zone);
-            if !plausible || !self.strata.contains(stratum) {
+            if !plausible || c.groups == 0.0 || !self.strata.contains(stratum) {
                 continue;
             }
+            let scale = (MAX_REPORTED_GROUPS / c.groups).min(1.0);
             let mine = self.counts.entry(stratum.clone()).or_default();
-            mine.groups += c.groups;
-            mine.in_zone += c.in_zone;
+            mine.groups += c.groups * scale;
+            mine.in_zone += c.in_zone * scale;
         }
     }
 
@@ -344,7 +346,7 @@ mod tests {
             ),
         ]
         .into();
-        zone.update(&report);
+        zone.update([&report]);
         let after = count(&mut zone);
         // Reports that cannot be true change nothing.
         let before = zone.preferences();
@@ -373,7 +375,7 @@ mod tests {
             ),
         ]
         .into();
-        zone.update(&bogus);
+        zone.update([&bogus]);
         assert_eq!(zone.preferences(), before);
         assert!(after["math:1"] > 220, "in-zone stratum drawn {after:?}");
         // The random strategy ignores the zone.

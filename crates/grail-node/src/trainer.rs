@@ -247,9 +247,7 @@ pub async fn run(
     let mut trainer = if resumable {
         // The moments and step count come from the saved state; the coefficients from
         // the configuration, so an edited `[trainer.grpo]` takes effect on restart.
-        let mut t = Trainer::resume(model, reference, &optimizer_dir)?;
-        t.set_config(config)?;
-        t
+        Trainer::resume_with(model, reference, &optimizer_dir, Some(config))?
     } else {
         Trainer::new(model, reference, config)?
     };
