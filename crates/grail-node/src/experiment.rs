@@ -430,7 +430,11 @@ pub fn run(args: &ExperimentArgs, log: &mut dyn FnMut(&str)) -> Result<Summary, 
             Some(r)
         };
         let train_s = t.elapsed().as_secs_f64();
-        let accepted = window_state.strata.values().map(|c| c.groups).sum::<f64>() as u64;
+        let accepted = window_state
+            .verdicts
+            .get(grail_proto::rules::Reason::Accepted.as_str())
+            .copied()
+            .unwrap_or(0);
         let row = StepRow {
             step,
             submitted: window_state.groups_submitted,
