@@ -176,8 +176,7 @@ pub fn run(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<EvalReport, NodeError> {
     let env = grail_env::by_name(&args.environment, args.dataset.as_deref())?;
-    let device = grail_infer::resolve_device(grail_infer::DeviceChoice::Auto)
-        .map_err(|e| NodeError::Config(e.to_string()))?;
+    let device = crate::context::auto_device()?;
     let context = ModelContext::load(&args.model, device)?;
     let held_out = HeldOut::draw(env.as_ref(), args.prompts, args.seed)?;
     evaluate(

@@ -12,8 +12,8 @@
 //! state miners read), [`training_groups`] (what the trainer accepts from a sealed archive)
 //! and `Trainer::step`.
 //!
-//! Two prompt strategies compete: `random` ([`PseudoRandomPrompts`], what a miner does by
-//! default) and `zone` ([`ZoneTargetingPrompts`], fed with the validator's per-stratum
+//! Two prompt strategies compete: `random` ([`crate::mining::PseudoRandomPrompts`], what a miner does by
+//! default) and `zone` ([`crate::mining::ZoneTargetingPrompts`], fed with the validator's per-stratum
 //! learning-zone counts of the previous window, as a miner reads them from
 //! `/window/{n}/state`).
 
@@ -37,9 +37,7 @@ use tch::Kind;
 use crate::config::PromptChoice;
 use crate::context::ModelContext;
 use crate::eval::{evaluate, EvalReport, HeldOut};
-use crate::mining::{
-    make_group, PromptStrategy, PseudoRandomPrompts, WindowPlan, ZoneTargetingPrompts, ZONE_DECAY,
-};
+use crate::mining::{make_group, PromptStrategy, Prompts, WindowPlan};
 use crate::trainer::training_groups;
 use crate::validator::summarize;
 use crate::verify::{
@@ -262,9 +260,7 @@ pub fn run(args: &ExperimentArgs, log: &mut dyn FnMut(&str)) -> Result<Summary, 
     subnet.validate()?;
     let env = subnet.environment()?;
     let env = env.as_ref();
-    // CUDA when libtorch sees a GPU, like the roles.
-    let device = grail_infer::resolve_device(grail_infer::DeviceChoice::Auto)
-        .map_err(|e| NodeError::Config(e.to_string()))?;
+    let device = crate::context::auto_device()?;
     log("loading the model (miners and validator, trainer)");
     let context = ModelContext::load(&args.model, device)?;
     let files = ModelDir::open(&args.model)?;
@@ -283,11 +279,9 @@ pub fn run(args: &ExperimentArgs, log: &mut dyn FnMut(&str)) -> Result<Summary, 
     let miners: Vec<Keypair> = (0..args.miners as u64)
         .map(|i| Keypair::from_seed(&derive32(args.seed, b"miner", i)))
         .collect();
-    let mut random: Vec<PseudoRandomPrompts> =
-        miners.iter().map(PseudoRandomPrompts::new).collect();
-    let mut zone: Vec<ZoneTargetingPrompts> = miners
+    let mut strategies: Vec<Prompts> = miners
         .iter()
-        .map(|k| ZoneTargetingPrompts::new(k, env, ZONE_DECAY))
+        .map(|k| Prompts::new(args.strategy, k, env))
         .collect();
     let stakes: BTreeMap<_, _> = [(validator.public(), 1u64)].into();
 
@@ -371,10 +365,7 @@ pub fn run(args: &ExperimentArgs, log: &mut dyn FnMut(&str)) -> Result<Summary, 
             let mut tries = 0;
             while groups.len() < args.groups_per_miner && tries < 10_000 {
                 tries += 1;
-                let id = match args.strategy {
-                    PromptChoice::Random => random[m].next(window, env),
-                    PromptChoice::Zone => zone[m].next(window, env),
-                };
+                let id = strategies[m].next(window, env);
                 let statement = env.problem(id)?.statement;
                 if held_out.contains(&statement) {
                     summary.held_out_skipped += 1;
@@ -406,8 +397,10 @@ pub fn run(args: &ExperimentArgs, log: &mut dyn FnMut(&str)) -> Result<Summary, 
         }
         let reports = finish_window(&check, pending, &ReplaySet::default(), GROUPS_CHECKED)?;
         let window_state = summarize(window, Some(step - 1), &reports, env);
-        for z in &mut zone {
-            z.update([&window_state.strata]);
+        for s in &mut strategies {
+            if let Prompts::Zone(z) = s {
+                z.update([&window_state.strata]);
+            }
         }
         let sealed = SealedWindow {
             window,

@@ -11,8 +11,7 @@ use tracing::{info, warn};
 use crate::checkpoints::CurrentModel;
 use crate::config::PromptChoice;
 use crate::mining::{
-    assemble_group, sample_completions, PromptStrategy, PseudoRandomPrompts, WindowPlan,
-    ZoneTargetingPrompts, ZONE_DECAY,
+    assemble_group, sample_completions, PromptStrategy, Prompts, WindowPlan, ZoneTargetingPrompts,
 };
 use crate::network::Stop;
 use crate::wiring::Wiring;
@@ -43,11 +42,9 @@ pub async fn run(
     mut stop: Stop,
 ) -> Result<Vec<MinedWindow>, NodeError> {
     w.publish_store().await?;
-    let mut random = PseudoRandomPrompts::new(&w.key);
-    let mut zone = (w.config.miner.prompts == PromptChoice::Zone)
-        .then(|| ZoneTargetingPrompts::new(&w.key, env, ZONE_DECAY));
+    let mut prompts = Prompts::new(w.config.miner.prompts, &w.key, env);
     let mut reports = ValidatorReports::new(&w.config.miner.validator_api)?;
-    if zone.is_some() && w.config.miner.validator_api.is_empty() {
+    if w.config.miner.prompts == PromptChoice::Zone && w.config.miner.validator_api.is_empty() {
         warn!("miner.prompts = \"zone\" without miner.validator_api: no reports to target with, every stratum is drawn alike");
     }
     let mut current: Option<CurrentModel> = None;
@@ -69,14 +66,10 @@ pub async fn run(
             window = head_window;
             continue;
         }
-        if let Some(z) = &mut zone {
+        if let Prompts::Zone(z) = &mut prompts {
             reports.feed(z).await;
         }
-        let strategy: &mut dyn PromptStrategy = match &mut zone {
-            Some(z) => z,
-            None => &mut random,
-        };
-        match mine_window(w, env, window, &mut current, strategy, &mut stop).await {
+        match mine_window(w, env, window, &mut current, &mut prompts, &mut stop).await {
             Ok(Some(mined)) => done.push(mined),
             Ok(None) if stop.requested() => break,
             Ok(None) => {}

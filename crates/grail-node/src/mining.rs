@@ -303,6 +303,35 @@ impl PromptStrategy for ZoneTargetingPrompts {
     }
 }
 
+/// A miner's prompt strategy as configured (`miner.prompts`).
+pub enum Prompts {
+    /// [`PseudoRandomPrompts`].
+    Random(PseudoRandomPrompts),
+    /// [`ZoneTargetingPrompts`], fed with validators' reports.
+    Zone(ZoneTargetingPrompts),
+}
+
+impl Prompts {
+    /// The strategy `choice` for `key` over `env`'s strata.
+    pub fn new(choice: crate::config::PromptChoice, key: &Keypair, env: &dyn Environment) -> Self {
+        match choice {
+            crate::config::PromptChoice::Random => Self::Random(PseudoRandomPrompts::new(key)),
+            crate::config::PromptChoice::Zone => {
+                Self::Zone(ZoneTargetingPrompts::new(key, env, ZONE_DECAY))
+            }
+        }
+    }
+}
+
+impl PromptStrategy for Prompts {
+    fn next(&mut self, window: u64, env: &dyn Environment) -> u64 {
+        match self {
+            Self::Random(r) => r.next(window, env),
+            Self::Zone(z) => z.next(window, env),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -144,8 +144,7 @@ impl Wiring {
             cache: config.state_dir.join("checkpoints"),
             base: Some(config.model.clone()),
         };
-        let device = grail_infer::resolve_device(grail_infer::DeviceChoice::Auto)
-            .map_err(|e| NodeError::Config(e.to_string()))?;
+        let device = crate::context::auto_device()?;
         std::fs::create_dir_all(&config.state_dir)
             .map_err(|e| NodeError::io(format!("creating {}", config.state_dir.display()), e))?;
         Ok(Self {
