@@ -67,13 +67,25 @@ impl SealedWindow {
     }
 }
 
-/// Encodes an archive.
+/// Encodes an archive: [`ARCHIVE_MAGIC`], [`ARCHIVE_FORMAT_VERSION`], body.
+///
+/// # Errors
+///
+/// [`WireError::TooLarge`] when the encoding exceeds [`MAX_ARCHIVE_BYTES`];
+/// [`WireError::Encode`] if bincode fails (not expected for these types).
 pub fn encode_archive(archive: &SealedWindow) -> Result<Vec<u8>, WireError> {
     encode_framed::<_, MAX_ARCHIVE_BYTES>(ARCHIVE_MAGIC, ARCHIVE_FORMAT_VERSION, archive)
 }
 
 /// Decodes untrusted archive bytes (size-checked, no trailing bytes). Groups are not
-/// re-validated: rejected groups are archived as uploaded.
+/// re-validated: rejected groups are archived as uploaded. Never panics.
+///
+/// # Errors
+///
+/// [`WireError::TooLarge`] over [`MAX_ARCHIVE_BYTES`]; [`WireError::BadMagic`] without
+/// [`ARCHIVE_MAGIC`] and a version; [`WireError::UnsupportedFormat`] for another
+/// [`ARCHIVE_FORMAT_VERSION`]; [`WireError::Malformed`] when the body does not decode;
+/// [`WireError::TrailingBytes`] after it.
 pub fn decode_archive(bytes: &[u8]) -> Result<SealedWindow, WireError> {
     decode_framed::<_, MAX_ARCHIVE_BYTES>(bytes, ARCHIVE_MAGIC, ARCHIVE_FORMAT_VERSION)
 }

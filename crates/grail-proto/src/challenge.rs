@@ -20,7 +20,27 @@ use crate::prf::{stream, uniform_below};
 use crate::sketch::{modular_distance, tolerance, PositionSketch, SketchCoefficients};
 use crate::wire::Rollout;
 
-/// The completion positions a validator checks for one rollout.
+/// The completion positions a validator checks for one rollout: every completion position
+/// when `k ≥ total_len − prompt_len`, otherwise `k` distinct ones drawn from the challenge
+/// randomness and the rollout's [`crate::binding::rollout_digest`]; absolute token
+/// positions, sorted ascending. Empty when `prompt_len ≥ total_len`.
+///
+/// # Examples
+///
+/// ```
+/// use grail_proto::challenge_positions;
+///
+/// let (prompt_len, total_len) = (10, 200);
+/// let picked = challenge_positions(&[1; 32], &[2; 32], prompt_len, total_len, 32);
+/// assert_eq!(picked.len(), 32);
+/// assert!(picked.windows(2).all(|w| w[0] < w[1]));
+/// assert!(picked.iter().all(|p| (prompt_len..total_len).contains(p)));
+/// // Deterministic for validators, unknown to the miner before the challenge randomness.
+/// assert_eq!(picked, challenge_positions(&[1; 32], &[2; 32], prompt_len, total_len, 32));
+/// assert_ne!(picked, challenge_positions(&[3; 32], &[2; 32], prompt_len, total_len, 32));
+/// // Short completions are checked entirely.
+/// assert_eq!(challenge_positions(&[1; 32], &[2; 32], 10, 15, 32), vec![10, 11, 12, 13, 14]);
+/// ```
 pub fn challenge_positions(
     challenge_randomness: &[u8; 32],
     rollout_digest: &[u8; 32],
@@ -51,7 +71,13 @@ pub trait HiddenStates {
     type Error: std::error::Error + Send + Sync + 'static;
 
     /// One hidden vector (length = the model's hidden size) per requested position, in
-    /// the order of `positions`, for the sequence `tokens`.
+    /// the order of `positions`, for the sequence `tokens`. Every position is below
+    /// `tokens.len()` when called from [`verify_proof`].
+    ///
+    /// # Errors
+    ///
+    /// Whatever the provider fails with (a failed forward pass, a device error);
+    /// [`verify_proof`] returns it as [`ProofError::Provider`].
     fn last_hidden_states(
         &mut self,
         tokens: &[u32],
@@ -111,7 +137,7 @@ impl ProofReport {
 pub enum ProofError {
     /// The hidden-state provider failed.
     #[error("hidden-state provider failed: {0}")]
-    Provider(Box<dyn std::error::Error + Send + Sync>),
+    Provider(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The provider returned the wrong number of vectors.
     #[error("provider returned {got} hidden vectors for {want} positions")]
     WrongCount {
@@ -148,6 +174,16 @@ pub fn allowed_misses(checked: usize) -> usize {
 
 /// Compares claimed sketches with hidden vectors the caller already computed (sans-I/O
 /// core of [`verify_proof`]). `hidden[i]` belongs to `positions[i]`.
+///
+/// A returned report may still reject the proof: check [`ProofReport::accepted`]. An
+/// error means the inputs cannot be compared at all.
+///
+/// # Errors
+///
+/// [`ProofError::WrongCount`] when `hidden` and `positions` differ in length;
+/// [`ProofError::WrongHiddenSize`] when the coefficients' hidden size exceeds
+/// [`MAX_HIDDEN_SIZE`] or a vector's length differs from it;
+/// [`ProofError::PositionOutOfRange`] when a position has no claimed sketch.
 pub fn check_positions(
     claimed: &[PositionSketch],
     positions: &[usize],
@@ -199,7 +235,47 @@ pub fn check_positions(
     })
 }
 
-/// Checks a rollout's sketches at `positions` against hidden states from `provider`.
+/// Checks a rollout's sketches at `positions` (usually [`challenge_positions`]) against
+/// hidden states from `provider`, the validator's own forward pass of the checkpoint.
+///
+/// A returned report may still reject the proof: check [`ProofReport::accepted`].
+///
+/// # Errors
+///
+/// [`ProofError::PositionOutOfRange`] when a position is outside the rollout's tokens;
+/// [`ProofError::Provider`] when the provider fails; otherwise as [`check_positions`]
+/// (a provider that returns the wrong number or size of vectors).
+///
+/// # Examples
+///
+/// ```
+/// use grail_proto::binding::rollout_digest;
+/// use grail_proto::{challenge_positions, verify_proof, HiddenStates, Rollout, SketchCoefficients};
+///
+/// /// A toy model: the hidden state at `p` depends on `tokens[..=p]` and the weights `self.0`.
+/// struct Toy(u32);
+/// impl HiddenStates for Toy {
+///     type Error = std::convert::Infallible;
+///     fn last_hidden_states(&mut self, tokens: &[u32], positions: &[usize]) -> Result<Vec<Vec<f32>>, Self::Error> {
+///         let state = |p: usize| tokens[..=p].iter().fold(self.0, |a, &t| a.wrapping_mul(31).wrapping_add(t));
+///         Ok(positions.iter().map(|&p| (0..8).map(|i| (state(p) >> i & 15) as f32 - 7.5).collect()).collect())
+///     }
+/// }
+///
+/// // Miner: a sketch of every position, committed before the challenge is known.
+/// let coefficients = SketchCoefficients::derive(&[1; 32], 8);
+/// let tokens: Vec<u32> = (1..=60).collect();
+/// let every: Vec<usize> = (0..tokens.len()).collect();
+/// let hidden = Toy(1).last_hidden_states(&tokens, &every).unwrap();
+/// let sketches = hidden.iter().map(|h| coefficients.sketch(h)).collect();
+/// let rollout = Rollout { tokens, prompt_len: 4, sketches, logprobs: vec![-1.0; 56], reward: 0.0, advantage: 0.0, success: false };
+///
+/// // Validator: challenged positions, then its own forward pass.
+/// let positions = challenge_positions(&[2; 32], &rollout_digest(0, &rollout), 4, 60, 32);
+/// assert!(verify_proof(&rollout, &positions, &coefficients, &mut Toy(1))?.accepted());
+/// assert!(!verify_proof(&rollout, &positions, &coefficients, &mut Toy(2))?.accepted());
+/// # Ok::<(), grail_proto::ProofError>(())
+/// ```
 pub fn verify_proof<P: HiddenStates>(
     rollout: &Rollout,
     positions: &[usize],
@@ -216,4 +292,56 @@ pub fn verify_proof<P: HiddenStates>(
         .last_hidden_states(&rollout.tokens, positions)
         .map_err(|e| ProofError::Provider(Box::new(e)))?;
     check_positions(&rollout.sketches, positions, &hidden, coefficients)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("device lost")]
+    struct DeviceLost;
+
+    struct Failing;
+
+    impl HiddenStates for Failing {
+        type Error = DeviceLost;
+        fn last_hidden_states(
+            &mut self,
+            _: &[u32],
+            _: &[usize],
+        ) -> Result<Vec<Vec<f32>>, DeviceLost> {
+            Err(DeviceLost)
+        }
+    }
+
+    #[test]
+    fn provider_errors_are_the_source() {
+        let rollout = Rollout {
+            tokens: vec![1, 2, 3],
+            prompt_len: 1,
+            sketches: vec![PositionSketch::default(); 3],
+            logprobs: vec![-1.0; 2],
+            reward: 0.0,
+            advantage: 0.0,
+            success: false,
+        };
+        let coefficients = SketchCoefficients::derive(&[1; 32], 4);
+        let err = verify_proof(&rollout, &[1, 2], &coefficients, &mut Failing).unwrap_err();
+        assert!(matches!(err, ProofError::Provider(_)));
+        assert!(err
+            .source()
+            .is_some_and(|s| s.downcast_ref::<DeviceLost>().is_some()));
+        assert_eq!(err.to_string(), "hidden-state provider failed: device lost");
+        // Positions outside the rollout never reach the provider.
+        assert!(matches!(
+            verify_proof(&rollout, &[3], &coefficients, &mut Failing),
+            Err(ProofError::PositionOutOfRange {
+                position: 3,
+                len: 3
+            })
+        ));
+    }
 }

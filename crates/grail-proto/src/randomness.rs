@@ -11,6 +11,28 @@
 //!   round pinned to just after the upload deadline. Unknown until uploads are closed; it
 //!   picks the positions a validator checks, so a miner must commit to a sketch for every
 //!   position before it can know which ones are checked.
+//!
+//! ```
+//! use grail_proto::{challenge_randomness, window_randomness, Beacon, SketchCoefficients};
+//!
+//! // Public inputs grail-chain fetches and verifies: block hashes and drand beacons.
+//! let (window, start_hash, deadline_hash) = (0, [0; 32], [0; 32]);
+//! let start = Beacon { round: 0, randomness: [0; 32] };
+//! let after_deadline = Beacon { round: 0, randomness: [0; 32] };
+//!
+//! let wr = window_randomness(window, &start_hash, &start);
+//! let cr = challenge_randomness(window, &deadline_hash, &after_deadline);
+//! // The values of the `zeros` case of tests/vectors/native_v3.json.
+//! assert_eq!(wr[..4], [0xf4, 0x3d, 0x4b, 0xc9]);
+//! assert_eq!(cr[..4], [0xb0, 0xfd, 0x75, 0x6b]);
+//! // Every input counts.
+//! assert_ne!(wr, window_randomness(window + 1, &start_hash, &start));
+//! assert_ne!(wr, window_randomness(window, &start_hash, &Beacon { round: 1, ..start }));
+//!
+//! // The window randomness seeds the sketch coefficients (and the sampling uniforms).
+//! let coefficients = SketchCoefficients::derive(&wr, 576);
+//! assert_eq!(coefficients.hidden_size(), 576);
+//! ```
 
 use crate::prf::prf32;
 

@@ -30,6 +30,36 @@
 //! honest drift rarely crosses a boundary, and an attacker gets at most that many
 //! positions where it may claim a token other than the sampled one — and only a token
 //! whose interval lies within the margin of the uniform.
+//!
+//! ```
+//! use grail_proto::sampling::{check_sampling, sample_token, temperature, token_interval};
+//! use grail_proto::sampling::{CdfInterval, SamplingError, Uniforms};
+//! use grail_proto::Hotkey;
+//!
+//! let (window_randomness, miner, prompt) = ([3; 32], Hotkey([1; 32]), [5, 6, 7]);
+//! let t = temperature(700);
+//! // Toy logits over a 4-token vocabulary at each of 6 completion positions.
+//! let logits: Vec<[f32; 4]> = (0..6).map(|i| [0.5, i as f32 / 3.0, -1.0, 0.0]).collect();
+//!
+//! // Miner: rollout 0 of its group draws every token with the public uniforms.
+//! let uniforms = Uniforms::new(&window_randomness, &miner, &prompt, 0).take_vec(logits.len());
+//! let tokens = logits.iter().zip(&uniforms).map(|(z, &u)| sample_token(z, t, u));
+//! let tokens: Vec<u32> = tokens.collect::<Result<_, _>>()?;
+//!
+//! // Validator: the interval of each claimed token under its own logits, and the same uniforms.
+//! let intervals = |tokens: &[u32]| -> Result<Vec<CdfInterval>, SamplingError> {
+//!     logits.iter().zip(tokens).map(|(z, &token)| token_interval(z, t, token)).collect()
+//! };
+//! assert!(check_sampling(&intervals(&tokens)?, &uniforms).accepted());
+//!
+//! // A token the uniform did not give (cherry-picked, edited, another model's) is a miss.
+//! let mut edited = tokens.clone();
+//! edited[2] = (edited[2] + 2) % 4;
+//! let report = check_sampling(&intervals(&edited)?, &uniforms);
+//! assert_eq!(report.misses, vec![2]);
+//! assert!(!report.accepted());
+//! # Ok::<(), SamplingError>(())
+//! ```
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::RngCore;
@@ -154,6 +184,12 @@ fn sum(values: &[f64]) -> f64 {
 
 /// The interval of `token` under `softmax(logits / temperature)`, computed in f64 with a
 /// sequential sum in id order (the normative definition).
+///
+/// # Errors
+///
+/// [`SamplingError::TokenOutOfRange`] when `token ≥ logits.len()`;
+/// [`SamplingError::BadDistribution`] when a logit is not finite or the temperature is
+/// not a finite positive number.
 pub fn token_interval(
     logits: &[f32],
     temperature: f64,
@@ -177,6 +213,11 @@ pub fn token_interval(
 
 /// The reference sampler: the smallest token id `j` with `u · S < Σ_{k≤j} w_k` (never a
 /// token of zero mass; the last token of positive mass if rounding leaves none).
+///
+/// # Errors
+///
+/// [`SamplingError::BadDistribution`] when `logits` is empty, a logit is not finite, or
+/// the temperature is not a finite positive number.
 pub fn sample_token(logits: &[f32], temperature: f64, u: f64) -> Result<u32, SamplingError> {
     let w = weights(logits, temperature)?;
     let total = sum(&w);

@@ -6,6 +6,25 @@
 //! With `exponent > 1` the score is superlinear, so splitting one miner's work across
 //! several hotkeys always lowers its total share: `a^p + b^p < (a + b)^p`. There is no
 //! per-hotkey cap, because any cap pays whoever splits across hotkeys to stay under it.
+//!
+//! ```
+//! use grail_proto::scoring::{weights, ScoreRule, WorkHistory};
+//!
+//! // Credited work (`rules::bundle::credited_work`) per window and uid.
+//! let mut history = WorkHistory::new();
+//! history.entry(300).or_default().extend([(1, 4.0), (2, 1.0)]);
+//! history.entry(330).or_default().extend([(1, 4.0), (2, 3.0)]);
+//! let rule = ScoreRule { rolling_windows: 2, exponent: 1.5, burn_fraction: 0.1 };
+//! let shares = weights(&history, 330, &rule);
+//!
+//! // Work over the span: 8 and 4, scored 8^1.5 and 4^1.5; 10 % is burned to uid 0.
+//! let top = 8f64.powf(1.5) / (8f64.powf(1.5) + 4f64.powf(1.5));
+//! assert!((shares[&1] - 0.9 * top).abs() < 1e-12);
+//! assert!((shares[&0] - 0.1).abs() < 1e-12);
+//! assert!((shares.values().sum::<f64>() - 1.0).abs() < 1e-12);
+//! // With no credited work everything goes to uid 0.
+//! assert_eq!(weights(&WorkHistory::new(), 330, &rule), [(0, 1.0)].into());
+//! ```
 
 use std::collections::BTreeMap;
 

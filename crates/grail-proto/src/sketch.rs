@@ -16,6 +16,34 @@
 //! few hundred units, a substituted model by many thousands (measured in
 //! docs/soundness.md). The soundness audit replaced version 1's log-magnitude buckets,
 //! which mapped most coordinates to zero and let perturbed models pass.
+//!
+//! ```
+//! use grail_proto::params::{SKETCH_FRACTION_BITS, SKETCH_MODULUS};
+//! use grail_proto::sketch::{modular_distance, tolerance};
+//! use grail_proto::SketchCoefficients;
+//!
+//! let coefficients = SketchCoefficients::derive(&[3; 32], 8); // window randomness, hidden size
+//! let hidden = [0.25f32, -1.5, 3.0, 0.0, 0.75, -0.125, 2.0, -4.0];
+//! let claimed = coefficients.sketch(&hidden);
+//! let within = |a: u32, b: u32, pos: usize| modular_distance(a, b) <= tolerance(pos);
+//!
+//! // Honest float drift in the validator's recomputation stays within the tolerance.
+//! let drifted: Vec<f32> = hidden.iter().map(|x| x + 1e-4).collect();
+//! let recomputed = coefficients.sketch(&drifted);
+//! assert!((0..2).all(|s| within(claimed.0[s], recomputed.0[s], 100)));
+//!
+//! // The sketch is linear in the fixed-point state: +4.0 at coordinate 3 moves sketch `s`
+//! // by `c_s[3] · 4 · 2^F` mod Q, far outside the tolerance.
+//! let mut other = hidden;
+//! other[3] += 4.0;
+//! let moved = coefficients.sketch(&other);
+//! for s in 0..2 {
+//!     let step = i64::from(coefficients.row(s).unwrap()[3]) * (4 << SKETCH_FRACTION_BITS);
+//!     let want = (i64::from(claimed.0[s]) + step).rem_euclid(i64::from(SKETCH_MODULUS));
+//!     assert_eq!(i64::from(moved.0[s]), want);
+//! }
+//! assert!(!(0..2).all(|s| within(claimed.0[s], moved.0[s], 100)));
+//! ```
 
 use crate::params::{
     SKETCHES_PER_POSITION, SKETCH_CLAMP_BITS, SKETCH_FRACTION_BITS, SKETCH_MODULUS, TOLERANCE_BASE,

@@ -7,6 +7,8 @@
 //! rule ([`Group::validate`]) so that later stages can index without checks. It never
 //! panics.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::params::{
@@ -158,7 +160,7 @@ pub struct WindowBundle {
     pub groups: Vec<Group>,
 }
 
-/// Why bytes or a value are not a well-formed bundle.
+/// Why bytes or a value are not a well-formed bundle (or archive).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
     /// Larger than [`MAX_BUNDLE_BYTES`].
@@ -177,18 +179,125 @@ pub enum WireError {
     UnsupportedFormat(u32),
     /// bincode could not decode the body.
     #[error("malformed bundle body: {0}")]
-    Malformed(String),
+    Malformed(#[source] CodecError),
+    /// bincode could not encode the value (not expected for the protocol's own types).
+    #[error("could not encode the body: {0}")]
+    Encode(#[source] CodecError),
     /// Bytes after the body.
     #[error("{0} trailing bytes after the bundle body")]
     TrailingBytes(usize),
-    /// A structural rule is broken.
+    /// A structural rule of a bundle or group header is broken.
     #[error("invalid {what}: {detail}")]
     Invalid {
-        /// Where (e.g. `group 3 rollout 2`).
+        /// Where (e.g. `group 3 group header`).
         what: String,
         /// Which rule.
         detail: String,
     },
+    /// A rollout breaks a structural rule ([`Rollout::validate`]).
+    #[error("invalid {}rollout {rollout}: {source}", group_prefix(*.group))]
+    InvalidRollout {
+        /// Index of the group in its bundle (`None` when a lone group was validated).
+        group: Option<usize>,
+        /// Index of the rollout in its group.
+        rollout: usize,
+        /// Which rule.
+        #[source]
+        source: RolloutError,
+    },
+}
+
+fn group_prefix(group: Option<usize>) -> String {
+    group.map_or_else(String::new, |g| format!("group {g} "))
+}
+
+/// The error bincode reported while encoding or decoding a body: the source of
+/// [`WireError::Malformed`] and [`WireError::Encode`]. It displays as bincode's message and
+/// is shared, so [`WireError`] stays `Clone`; two are equal when their messages are.
+#[derive(Debug, Clone)]
+pub struct CodecError(Arc<dyn std::error::Error + Send + Sync>);
+
+impl CodecError {
+    fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Arc::new(error))
+    }
+
+    /// bincode's own error (`bincode::error::DecodeError` or `EncodeError` of bincode 2),
+    /// for callers that downcast it.
+    pub fn get_ref(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl std::fmt::Display for CodecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for CodecError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for CodecError {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for CodecError {}
+
+/// Which structural rule a [`Rollout`] breaks ([`Rollout::validate`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RolloutError {
+    /// More than [`MAX_ROLLOUT_TOKENS`] tokens.
+    #[error("{tokens} tokens, over the limit of {limit}")]
+    TooManyTokens {
+        /// Tokens in the rollout.
+        tokens: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// `prompt_len` is 0 or leaves no completion token.
+    #[error("prompt_len {prompt_len} leaves no prompt or no completion in {tokens} tokens")]
+    NoPromptOrCompletion {
+        /// The claimed prompt length.
+        prompt_len: usize,
+        /// Tokens in the rollout.
+        tokens: usize,
+    },
+    /// Not one sketch per token.
+    #[error("{sketches} sketches for {tokens} tokens")]
+    SketchCount {
+        /// Sketches carried.
+        sketches: usize,
+        /// Tokens in the rollout.
+        tokens: usize,
+    },
+    /// Not one log-prob per completion token.
+    #[error("{logprobs} log-probs for {completion} completion tokens")]
+    LogprobCount {
+        /// Log-probs carried.
+        logprobs: usize,
+        /// Completion tokens.
+        completion: usize,
+    },
+    /// A sketch value is `≥ SKETCH_MODULUS`.
+    #[error("sketch value not reduced mod 2^31-1")]
+    UnreducedSketch,
+    /// A log-prob is NaN, infinite or positive.
+    #[error("log-prob {} is not a finite value ≤ 0", f32::from_bits(*.bits))]
+    BadLogprob {
+        /// Completion position of the first such log-prob.
+        index: usize,
+        /// Its IEEE-754 bits (`f32::from_bits`; bits keep the error `Eq` for NaN).
+        bits: u32,
+    },
+    /// The reward or the advantage is NaN or infinite.
+    #[error("reward or advantage is not finite")]
+    NonFiniteReward,
 }
 
 fn invalid(what: impl Into<String>, detail: impl Into<String>) -> WireError {
@@ -199,29 +308,40 @@ fn invalid(what: impl Into<String>, detail: impl Into<String>) -> WireError {
 }
 
 impl Rollout {
-    /// Checks the rollout's internal consistency and size limits.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the rollout's internal consistency and size limits: at most
+    /// [`MAX_ROLLOUT_TOKENS`] tokens, a non-empty prompt and completion, one sketch per
+    /// token with every value below [`SKETCH_MODULUS`], one finite log-prob `≤ 0` per
+    /// completion token, and a finite reward and advantage.
+    ///
+    /// # Errors
+    ///
+    /// The first rule broken, as a [`RolloutError`].
+    pub fn validate(&self) -> Result<(), RolloutError> {
         let n = self.tokens.len();
         if n > MAX_ROLLOUT_TOKENS {
-            return Err(format!(
-                "{n} tokens, over the limit of {MAX_ROLLOUT_TOKENS}"
-            ));
+            return Err(RolloutError::TooManyTokens {
+                tokens: n,
+                limit: MAX_ROLLOUT_TOKENS,
+            });
         }
         let p = self.prompt_len as usize;
         if p == 0 || p >= n {
-            return Err(format!(
-                "prompt_len {p} leaves no prompt or no completion in {n} tokens"
-            ));
+            return Err(RolloutError::NoPromptOrCompletion {
+                prompt_len: p,
+                tokens: n,
+            });
         }
         if self.sketches.len() != n {
-            return Err(format!("{} sketches for {n} tokens", self.sketches.len()));
+            return Err(RolloutError::SketchCount {
+                sketches: self.sketches.len(),
+                tokens: n,
+            });
         }
         if self.logprobs.len() != n - p {
-            return Err(format!(
-                "{} log-probs for {} completion tokens",
-                self.logprobs.len(),
-                n - p
-            ));
+            return Err(RolloutError::LogprobCount {
+                logprobs: self.logprobs.len(),
+                completion: n - p,
+            });
         }
         if self
             .sketches
@@ -229,24 +349,36 @@ impl Rollout {
             .flat_map(|s| s.0)
             .any(|v| v >= SKETCH_MODULUS)
         {
-            return Err("sketch value not reduced mod 2^31-1".into());
+            return Err(RolloutError::UnreducedSketch);
         }
-        if let Some(lp) = self
+        if let Some((index, lp)) = self
             .logprobs
             .iter()
-            .find(|lp| !lp.is_finite() || **lp > 0.0)
+            .enumerate()
+            .find(|(_, lp)| !lp.is_finite() || **lp > 0.0)
         {
-            return Err(format!("log-prob {lp} is not a finite value ≤ 0"));
+            return Err(RolloutError::BadLogprob {
+                index,
+                bits: lp.to_bits(),
+            });
         }
         if !self.reward.is_finite() || !self.advantage.is_finite() {
-            return Err("reward or advantage is not finite".into());
+            return Err(RolloutError::NonFiniteReward);
         }
         Ok(())
     }
 }
 
 impl Group {
-    /// Checks the group's structure: version, sizes and every rollout.
+    /// Checks the group's structure: protocol version, environment string lengths, a
+    /// positive temperature, 1 to [`MAX_GROUP_SIZE`] rollouts, and every rollout
+    /// ([`Rollout::validate`]). It does not check the signature or any window value: that
+    /// is [`crate::rules::group::check_binding`].
+    ///
+    /// # Errors
+    ///
+    /// [`WireError::Invalid`] for a broken header or group rule, or
+    /// [`WireError::InvalidRollout`] (with `group: None`) for the first invalid rollout.
     pub fn validate(&self) -> Result<(), WireError> {
         let h = &self.header;
         if h.protocol_version != PROTOCOL_VERSION {
@@ -274,15 +406,25 @@ impl Group {
             ));
         }
         for (i, r) in self.rollouts.iter().enumerate() {
-            r.validate()
-                .map_err(|d| invalid(format!("rollout {i}"), d))?;
+            r.validate().map_err(|source| WireError::InvalidRollout {
+                group: None,
+                rollout: i,
+                source,
+            })?;
         }
         Ok(())
     }
 }
 
 impl WindowBundle {
-    /// Checks the bundle's structure and every group in it.
+    /// Checks the bundle's structure: at most [`MAX_GROUPS_PER_BUNDLE`] groups, each naming
+    /// the bundle's hotkey and window, each valid ([`Group::validate`]).
+    /// [`decode_bundle`] runs it on every bundle it returns.
+    ///
+    /// # Errors
+    ///
+    /// [`WireError::Invalid`] or [`WireError::InvalidRollout`] for the first broken rule,
+    /// naming the group's index.
     pub fn validate(&self) -> Result<(), WireError> {
         if self.groups.len() > MAX_GROUPS_PER_BUNDLE {
             return Err(invalid(
@@ -302,6 +444,13 @@ impl WindowBundle {
             }
             group.validate().map_err(|e| match e {
                 WireError::Invalid { what, detail } => invalid(format!("group {g} {what}"), detail),
+                WireError::InvalidRollout {
+                    rollout, source, ..
+                } => WireError::InvalidRollout {
+                    group: Some(g),
+                    rollout,
+                    source,
+                },
                 other => other,
             })?;
         }
@@ -309,8 +458,8 @@ impl WindowBundle {
     }
 }
 
-/// `magic ‖ u32le(version) ‖ bincode(value)`, the framing of bundles and archives; bincode
-/// refuses bodies over `LIMIT` bytes.
+/// `magic ‖ u32le(version) ‖ bincode(value)`, the framing of bundles and archives; bytes
+/// over `LIMIT` are refused ([`WireError::TooLarge`]).
 pub(crate) fn encode_framed<T: Serialize, const LIMIT: usize>(
     magic: &[u8; 8],
     version: u32,
@@ -321,7 +470,7 @@ pub(crate) fn encode_framed<T: Serialize, const LIMIT: usize>(
     out.extend_from_slice(magic);
     out.extend_from_slice(&version.to_le_bytes());
     let body = bincode::serde::encode_to_vec(value, config)
-        .map_err(|e| WireError::Malformed(e.to_string()))?;
+        .map_err(|e| WireError::Encode(CodecError::new(e)))?;
     out.extend_from_slice(&body);
     if out.len() > LIMIT {
         return Err(WireError::TooLarge {
@@ -355,22 +504,222 @@ pub(crate) fn decode_framed<T: serde::de::DeserializeOwned, const LIMIT: usize>(
     }
     let config = bincode::config::standard().with_limit::<LIMIT>();
     let (value, used): (T, usize) = bincode::serde::decode_from_slice(body, config)
-        .map_err(|e| WireError::Malformed(e.to_string()))?;
+        .map_err(|e| WireError::Malformed(CodecError::new(e)))?;
     if used != body.len() {
         return Err(WireError::TrailingBytes(body.len() - used));
     }
     Ok(value)
 }
 
-/// Encodes a bundle (magic, format version, body).
+/// Encodes a bundle: [`BUNDLE_MAGIC`], [`BUNDLE_FORMAT_VERSION`], body. It does not
+/// validate the bundle; [`decode_bundle`] does.
+///
+/// # Errors
+///
+/// [`WireError::TooLarge`] when the encoding exceeds [`MAX_BUNDLE_BYTES`];
+/// [`WireError::Encode`] if bincode fails (not expected for these types).
+///
+/// # Examples
+///
+/// ```
+/// use grail_proto::{decode_bundle, encode_bundle, Hotkey, WindowBundle, WireError};
+///
+/// let bundle = WindowBundle { hotkey: Hotkey([7; 32]), window: 300, groups: Vec::new() };
+/// let mut bytes = encode_bundle(&bundle)?;
+/// assert!(bytes.starts_with(grail_proto::wire::BUNDLE_MAGIC));
+/// assert_eq!(decode_bundle(&bytes)?, bundle);
+///
+/// // Untrusted bytes are refused with a typed reason, never a panic.
+/// bytes.push(0);
+/// assert_eq!(decode_bundle(&bytes), Err(WireError::TrailingBytes(1)));
+/// assert_eq!(decode_bundle(b"not a bundle"), Err(WireError::BadMagic));
+/// bytes[8] = 9; // the format version
+/// assert_eq!(decode_bundle(&bytes), Err(WireError::UnsupportedFormat(9)));
+/// # Ok::<(), WireError>(())
+/// ```
 pub fn encode_bundle(bundle: &WindowBundle) -> Result<Vec<u8>, WireError> {
     encode_framed::<_, MAX_BUNDLE_BYTES>(BUNDLE_MAGIC, BUNDLE_FORMAT_VERSION, bundle)
 }
 
-/// Decodes and validates untrusted bundle bytes.
+/// Decodes and validates untrusted bundle bytes: size, magic, format version, body, no
+/// trailing bytes, then every structural rule ([`WindowBundle::validate`]). It does not
+/// check signatures or window values ([`crate::rules::group::check_binding`]). It never
+/// panics, and it reads at most [`MAX_BUNDLE_BYTES`] (callers usually cap downloads lower,
+/// at [`crate::params::DEFAULT_MAX_BUNDLE_BYTES`]). See [`encode_bundle`] for an example.
+///
+/// # Errors
+///
+/// [`WireError::TooLarge`] over [`MAX_BUNDLE_BYTES`]; [`WireError::BadMagic`] without
+/// [`BUNDLE_MAGIC`] and a version; [`WireError::UnsupportedFormat`] for another
+/// [`BUNDLE_FORMAT_VERSION`]; [`WireError::Malformed`] when the body does not decode;
+/// [`WireError::TrailingBytes`] after it; [`WireError::Invalid`] or
+/// [`WireError::InvalidRollout`] when the decoded bundle breaks a structural rule.
 pub fn decode_bundle(bytes: &[u8]) -> Result<WindowBundle, WireError> {
     let bundle: WindowBundle =
         decode_framed::<_, MAX_BUNDLE_BYTES>(bytes, BUNDLE_MAGIC, BUNDLE_FORMAT_VERSION)?;
     bundle.validate()?;
     Ok(bundle)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    fn bundle() -> WindowBundle {
+        let rollout = Rollout {
+            tokens: vec![1, 2, 3, 4],
+            prompt_len: 2,
+            sketches: vec![PositionSketch([0, 0]); 4],
+            logprobs: vec![-0.5, -0.25],
+            reward: 1.0,
+            advantage: 0.0,
+            success: true,
+        };
+        let header = GroupHeader {
+            protocol_version: PROTOCOL_VERSION,
+            hotkey: Hotkey([1; 32]),
+            window: 30,
+            environment: EnvironmentId {
+                name: "toy".into(),
+                params: "v1".into(),
+            },
+            prompt_id: 1,
+            checkpoint: [2; 32],
+            window_randomness: [3; 32],
+            generation: GenerationParams {
+                max_new_tokens: 8,
+                temperature_milli: 1000,
+            },
+        };
+        WindowBundle {
+            hotkey: Hotkey([1; 32]),
+            window: 30,
+            groups: vec![Group {
+                header,
+                rollouts: vec![rollout.clone(), rollout],
+                signature: Signature([0; 64]),
+            }],
+        }
+    }
+
+    #[test]
+    fn malformed_bodies_keep_bincode_as_the_source() {
+        let bytes = encode_bundle(&bundle()).unwrap();
+        let err = decode_bundle(&bytes[..bytes.len() - 1]).unwrap_err();
+        let WireError::Malformed(codec) = &err else {
+            panic!("{err:?}");
+        };
+        assert!(codec
+            .get_ref()
+            .downcast_ref::<bincode::error::DecodeError>()
+            .is_some());
+        assert_eq!(
+            err.source().map(ToString::to_string),
+            Some(codec.to_string())
+        );
+        assert_eq!(err.to_string(), format!("malformed bundle body: {codec}"));
+        // Clone and equality still hold for the shared source.
+        assert_eq!(err.clone(), err);
+        let again = decode_bundle(&bytes[..bytes.len() - 1]).unwrap_err();
+        assert_eq!(again, err);
+        let other = CodecError::new(bincode::error::DecodeError::LimitExceeded);
+        assert_ne!(WireError::Malformed(other), err);
+    }
+
+    #[test]
+    fn invalid_rollouts_are_typed_and_located() {
+        let mut b = bundle();
+        b.groups[0].rollouts[1].sketches.pop();
+        let want = RolloutError::SketchCount {
+            sketches: 3,
+            tokens: 4,
+        };
+        let err = b.validate().unwrap_err();
+        assert_eq!(
+            err,
+            WireError::InvalidRollout {
+                group: Some(0),
+                rollout: 1,
+                source: want.clone(),
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "invalid group 0 rollout 1: 3 sketches for 4 tokens"
+        );
+        let source = err.source().and_then(|s| s.downcast_ref::<RolloutError>());
+        assert_eq!(source, Some(&want));
+        // A lone group names no group index.
+        assert_eq!(
+            b.groups[0].validate().unwrap_err().to_string(),
+            "invalid rollout 1: 3 sketches for 4 tokens"
+        );
+        // The same error comes back from the bytes.
+        let bytes = encode_bundle(&b).unwrap();
+        assert_eq!(decode_bundle(&bytes).unwrap_err(), err);
+    }
+
+    #[test]
+    fn every_rollout_rule_has_its_variant() {
+        let base = bundle().groups[0].rollouts[0].clone();
+        type Edit = fn(&mut Rollout);
+        let cases: [(Edit, RolloutError); 7] = [
+            (
+                |r| r.tokens = vec![1; MAX_ROLLOUT_TOKENS + 1],
+                RolloutError::TooManyTokens {
+                    tokens: MAX_ROLLOUT_TOKENS + 1,
+                    limit: MAX_ROLLOUT_TOKENS,
+                },
+            ),
+            (
+                |r| r.prompt_len = 4,
+                RolloutError::NoPromptOrCompletion {
+                    prompt_len: 4,
+                    tokens: 4,
+                },
+            ),
+            (
+                |r| r.sketches.push(PositionSketch([0, 0])),
+                RolloutError::SketchCount {
+                    sketches: 5,
+                    tokens: 4,
+                },
+            ),
+            (
+                |r| r.logprobs.push(-1.0),
+                RolloutError::LogprobCount {
+                    logprobs: 3,
+                    completion: 2,
+                },
+            ),
+            (
+                |r| r.sketches[2].0[1] = SKETCH_MODULUS,
+                RolloutError::UnreducedSketch,
+            ),
+            (
+                |r| r.logprobs[1] = f32::NAN,
+                RolloutError::BadLogprob {
+                    index: 1,
+                    bits: f32::NAN.to_bits(),
+                },
+            ),
+            (
+                |r| r.advantage = f64::INFINITY,
+                RolloutError::NonFiniteReward,
+            ),
+        ];
+        for (edit, want) in cases {
+            let mut r = base.clone();
+            edit(&mut r);
+            assert_eq!(r.validate(), Err(want));
+        }
+        let mut r = base;
+        r.logprobs[0] = 0.5;
+        assert_eq!(
+            r.validate().unwrap_err().to_string(),
+            "log-prob 0.5 is not a finite value ≤ 0"
+        );
+    }
 }

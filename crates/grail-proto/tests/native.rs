@@ -1,6 +1,10 @@
 //! The native protocol end to end on synthetic hidden states: a miner commits, signs and
 //! encodes a bundle; a validator decodes, checks the signature, picks positions and
 //! verifies the proof; tampering with any signed field is caught.
+//!
+//! Needs the `sr25519` feature (on by default) for signing.
+
+#![cfg(feature = "sr25519")]
 
 use grail_proto::binding::{group_digest, rollout_digest};
 use grail_proto::params::{CHALLENGE_K, CHALLENGE_MAX_MISSES, PROTOCOL_VERSION};

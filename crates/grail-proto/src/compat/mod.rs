@@ -23,6 +23,11 @@ use sha2::{Digest, Sha256};
 macro_rules! profile_api {
     () => {
         /// The 16 sketch coefficients seeded by `prf(b"sketch", hexbytes(randomness), 32)`.
+        ///
+        /// # Errors
+        ///
+        /// [`CompatError::BadHex`](crate::compat::CompatError::BadHex) when
+        /// `randomness_hex` is not hex ([`hexbytes`](crate::compat::hexbytes)).
         pub fn coefficients(
             randomness_hex: &str,
         ) -> Result<[i8; $crate::compat::TOPK], $crate::compat::CompatError> {
@@ -37,6 +42,14 @@ macro_rules! profile_api {
         /// Challenge indices in `[start, end)`: seed `prf(b"open", hash_tokens(tokens),
         /// hexbytes(randomness), 32)` into CPython's `Random`, then `sample` (k < 0.1·n) or
         /// `shuffle`, sorted, offset by `start`.
+        ///
+        /// # Errors
+        ///
+        /// [`CompatError::BadTokens`](crate::compat::CompatError::BadTokens) for no
+        /// tokens, [`CompatError::BadHex`](crate::compat::CompatError::BadHex) when
+        /// `randomness_hex` is not hex, and
+        /// [`CompatError::BadChallenge`](crate::compat::CompatError::BadChallenge) for
+        /// `k = 0` with a non-empty range.
         pub fn challenge_indices(
             tokens: &[u32],
             randomness_hex: &str,
@@ -77,6 +90,11 @@ macro_rules! profile_api {
         }
 
         /// The commit binding the miner signs (`build_commit_binding`).
+        ///
+        /// # Errors
+        ///
+        /// [`CompatError::BadHex`](crate::compat::CompatError::BadHex) when
+        /// `randomness_hex` is not hex.
         pub fn commit_binding(
             tokens: &[u32],
             randomness_hex: &str,
@@ -124,6 +142,21 @@ pub enum CompatError {
 
 /// The references' hex normalisation: strip whitespace, drop every `0x`/`0X`, prepend `0`
 /// to an odd length, then Python `bytes.fromhex` (whitespace allowed between byte pairs).
+///
+/// # Errors
+///
+/// [`CompatError::BadHex`] (holding `s`) when what remains is not pairs of hex digits.
+///
+/// # Examples
+///
+/// ```
+/// use grail_proto::compat::hexbytes;
+///
+/// assert_eq!(hexbytes("0xabc")?, vec![0x0a, 0xbc]);
+/// assert_eq!(hexbytes("ff00")?, vec![0xff, 0x00]);
+/// assert!(hexbytes("xyz").is_err());
+/// # Ok::<(), grail_proto::compat::CompatError>(())
+/// ```
 pub fn hexbytes(s: &str) -> Result<Vec<u8>, CompatError> {
     let mut clean = s
         .trim_matches(|c: char| c.is_ascii_whitespace() || c == '\x0b')
@@ -222,6 +255,11 @@ pub fn tolerance_with_base(base: f64, pos: usize) -> u32 {
 }
 
 /// `indices_from_root_in_range` with a given seed material (`prf(b"open", …)` output).
+/// Empty for an empty range; `k` is capped at the range's length.
+///
+/// # Errors
+///
+/// [`CompatError::BadChallenge`] when `k = 0` and the range is not empty.
 pub fn challenge_indices_from_seed(
     seed: &[u8],
     start: usize,
@@ -261,6 +299,10 @@ pub fn commitments_json(sketches: &[u32]) -> String {
 }
 
 /// The reference commit binding (`build_commit_binding`), shared by both profiles.
+///
+/// # Errors
+///
+/// [`CompatError::BadHex`] when `randomness_hex` is not hex ([`hexbytes`]).
 pub fn commit_binding(
     tokens: &[u32],
     randomness_hex: &str,

@@ -1,5 +1,32 @@
 //! Checks across the groups of a bundle, across miners and across windows, and the
 //! credit a miner's window earns from its checked sample.
+//!
+//! ```
+//! use grail_proto::rules::bundle::{copies, credited_work, sample_groups, CheckedOutcome, Upload};
+//! use grail_proto::rules::Reason;
+//! use grail_proto::Hotkey;
+//!
+//! // Stage 4a: the same work uploaded later by another miner is void.
+//! let (miner, copier) = (Hotkey([1; 32]), Hotkey([2; 32]));
+//! let uploads = [
+//!     Upload { hotkey: miner, uploaded: 1_000, works: vec![[1; 32]] },
+//!     Upload { hotkey: copier, uploaded: 1_500, works: vec![[1; 32], [2; 32]] },
+//! ];
+//! assert_eq!(copies(&uploads), vec![vec![false], vec![true, false]]);
+//!
+//! // Stage 5: 8 spot checks among 100 groups, of which group 5 is not eligible (void).
+//! let checked = sample_groups(&[9; 32], &miner, 100, |g| g != 5, 8);
+//! assert_eq!(checked.len(), 8);
+//! assert!(!checked.contains(&5) && checked.windows(2).all(|w| w[0] < w[1]));
+//!
+//! // Stage 7: 7 of 8 checked groups accepted in the learning zone, 1 accepted but flat.
+//! let ok = CheckedOutcome { reason: Reason::Accepted, in_zone: true };
+//! let flat = CheckedOutcome { reason: Reason::Accepted, in_zone: false };
+//! assert_eq!(credited_work(99, &[ok, ok, ok, flat, ok, ok, ok, ok]), 99.0 * 7.0 / 8.0);
+//! // One failed check zeroes the whole window.
+//! let forged = CheckedOutcome { reason: Reason::ProofFailed, in_zone: true };
+//! assert_eq!(credited_work(99, &[ok, ok, forged]), 0.0);
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 

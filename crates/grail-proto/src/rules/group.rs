@@ -1,4 +1,5 @@
-//! Per-group checks, in the normative order. Each stage returns the first failure.
+//! Per-group checks, in the normative order. Each stage returns the first failure as a
+//! [`Rejection`]. `examples/verify_bundle.rs` runs them all on a toy model.
 
 use crate::binding::rollout_digest;
 use crate::challenge::{challenge_positions, check_positions};
@@ -11,6 +12,51 @@ use crate::wire::{Group, Hotkey};
 /// Stage 1, no model needed: schema, the bundle's hotkey, the signature
 /// (`signature_valid`, e.g. [`crate::signing::verify_group`]), window, randomness,
 /// environment, sampling parameters and checkpoint.
+///
+/// # Errors
+///
+/// The first failed check, in that order: [`Reason::Schema`] ([`Group::validate`]),
+/// [`Reason::HotkeyMismatch`] (the group names another hotkey than `bundle_hotkey`),
+/// [`Reason::Signature`] (`signature_valid` is false), then [`Reason::WindowMismatch`],
+/// [`Reason::RandomnessMismatch`], [`Reason::EnvironmentMismatch`],
+/// [`Reason::GenerationMismatch`] or [`Reason::StaleCheckpoint`] when the header differs
+/// from `plan`.
+///
+/// # Examples
+///
+/// ```
+/// use grail_proto::rules::group::{check_binding, check_structure, TokenRules};
+/// use grail_proto::rules::{Reason, WindowPlan};
+/// # use grail_proto::*;
+/// # let header = GroupHeader {
+/// #     protocol_version: params::PROTOCOL_VERSION, hotkey: Hotkey([1; 32]), window: 300,
+/// #     environment: EnvironmentId { name: "toy".into(), params: "v1".into() }, prompt_id: 42,
+/// #     checkpoint: [7; 32], window_randomness: [3; 32],
+/// #     generation: GenerationParams { max_new_tokens: 4, temperature_milli: 1000 },
+/// # };
+/// # let rollout = |c: &[u32]| Rollout { tokens: [&[1, 2][..], c].concat(), prompt_len: 2,
+/// #     sketches: vec![PositionSketch([0, 0]); 2 + c.len()], logprobs: vec![-1.0; c.len()],
+/// #     reward: 0.0, advantage: 0.0, success: false };
+/// # let group = Group { header, rollouts: vec![rollout(&[5, 0]), rollout(&[6, 6, 6, 6])], signature: Signature([0; 64]) };
+/// let plan = WindowPlan {
+///     window: 300, window_randomness: [3; 32], checkpoint: [7; 32],
+///     environment: EnvironmentId { name: "toy".into(), params: "v1".into() },
+///     generation: GenerationParams { max_new_tokens: 4, temperature_milli: 1000 },
+///     group_size: 2,
+/// };
+/// let miner = Hotkey([1; 32]); // the owner of the bucket the bundle came from
+/// let signature_ok = |_: &Group| true; // with sr25519: grail_proto::signing::verify_group
+/// assert_eq!(check_binding(&plan, &miner, &group, signature_ok), Ok(()));
+/// let next = WindowPlan { checkpoint: [8; 32], ..plan.clone() };
+/// let rejection = check_binding(&next, &miner, &group, signature_ok).unwrap_err();
+/// assert_eq!(rejection.reason, Reason::StaleCheckpoint);
+///
+/// // Stage 2: the canonical prompt is [1, 2]; EOS is 0 (or the completion fills max_new_tokens).
+/// let tokens = TokenRules { vocab_size: 8, max_sequence: 64, eos_ids: &[0] };
+/// assert_eq!(check_structure(&plan, &group, Ok(&[1, 2]), tokens), Ok(()));
+/// let rejection = check_structure(&plan, &group, Ok(&[1, 3]), tokens).unwrap_err();
+/// assert_eq!(rejection.reason, Reason::PromptMismatch);
+/// ```
 pub fn check_binding(
     plan: &WindowPlan,
     bundle_hotkey: &Hotkey,
@@ -67,6 +113,10 @@ pub fn check_binding(
 }
 
 /// Stage 1 with sr25519 signatures ([`crate::signing::verify_group`]).
+///
+/// # Errors
+///
+/// As [`check_binding`].
 #[cfg(feature = "sr25519")]
 pub fn check_header(
     plan: &WindowPlan,
@@ -90,7 +140,15 @@ pub struct TokenRules<'a> {
 /// Stage 2, tokenizer only: group size and one prompt, token limits, the canonical
 /// prompt (`canonical_prompt`: the tokenized chat-template rendering of the header's
 /// prompt id, or `Err(detail)` when it has none) and termination (exactly one EOS, last;
-/// or none at `max_new_tokens`).
+/// or none at `max_new_tokens`). See [`check_binding`] for an example.
+///
+/// # Errors
+///
+/// The first failed check, in that order: [`Reason::GroupSize`] (not
+/// `plan.group_size` rollouts), [`Reason::TokenLimits`] (a token id `≥ vocab_size`, more
+/// than `max_sequence` tokens, or a completion over `max_new_tokens`),
+/// [`Reason::PromptMismatch`] (`canonical_prompt` is `Err`, or a rollout's prompt differs
+/// from it), [`Reason::BadTermination`].
 pub fn check_structure(
     plan: &WindowPlan,
     group: &Group,
@@ -196,6 +254,58 @@ pub struct RolloutEvidence {
 /// positions, the claimed log-probs, the sampling check with the public uniforms and the
 /// reward; then the group's advantages. `evidence[i]` belongs to rollout `i` and
 /// `positions` is [`challenged_positions`].
+///
+/// # Errors
+///
+/// The first failed check, rollout by rollout: [`Reason::ProofFailed`] (evidence or
+/// positions missing for a rollout, hidden vectors that cannot be compared, or more
+/// sketches off than [`crate::challenge::allowed_misses`]), [`Reason::LogprobsMismatch`]
+/// ([`check_logprobs`]), [`Reason::SamplingMismatch`] (the tokens are not the ones the
+/// public uniforms give, [`crate::sampling::check_sampling`]); then
+/// [`Reason::RewardMismatch`] (claimed reward or success differs from the environment's,
+/// or the environment could not score) and [`Reason::AdvantagesMismatch`].
+///
+/// # Examples
+///
+/// ```
+/// use grail_proto::rules::group::{challenged_positions, check_forward, RolloutEvidence};
+/// use grail_proto::rules::Reason;
+/// use grail_proto::sampling::CdfInterval;
+/// # use grail_proto::*;
+/// # let header = GroupHeader {
+/// #     protocol_version: params::PROTOCOL_VERSION, hotkey: Hotkey([1; 32]), window: 300,
+/// #     environment: EnvironmentId { name: "toy".into(), params: "v1".into() }, prompt_id: 42,
+/// #     checkpoint: [7; 32], window_randomness: [3; 32],
+/// #     generation: GenerationParams { max_new_tokens: 4, temperature_milli: 1000 },
+/// # };
+/// let coefficients = SketchCoefficients::derive(&header.window_randomness, 4);
+/// let model = |p: usize| vec![p as f32, 1.0, -2.0, 0.5]; // the checkpoint's hidden state at p
+/// let rollout = |reward: f64, advantage: f64| Rollout {
+///     tokens: vec![1, 2, 3, 0], prompt_len: 2, logprobs: vec![-0.1, -0.2],
+///     sketches: (0..4).map(|p| coefficients.sketch(&model(p))).collect(),
+///     reward, advantage, success: reward > 0.5,
+/// };
+/// let group = Group { header, rollouts: vec![rollout(1.0, 1.0), rollout(0.0, -1.0)], signature: Signature([0; 64]) };
+///
+/// // What the validator's forward pass and environment give for each rollout.
+/// let positions = challenged_positions(&[9; 32], &group);
+/// let evidence: Vec<RolloutEvidence> = group.rollouts.iter().zip(&positions).map(|(r, pos)| RolloutEvidence {
+///     hidden: pos.iter().map(|&p| model(p)).collect(),
+///     logprobs: vec![-0.1, -0.2],
+///     intervals: vec![CdfInterval { lo: 0.0, hi: 1.0 }; 2], // a one-token vocabulary
+///     reward: Ok((r.reward, r.success)),
+/// }).collect();
+/// assert_eq!(check_forward(&coefficients, &group, &positions, &evidence), Ok(()));
+///
+/// let mut other_model = evidence.clone();
+/// other_model[0].hidden[1][0] += 3.0;
+/// let rejection = check_forward(&coefficients, &group, &positions, &other_model).unwrap_err();
+/// assert_eq!(rejection.reason, Reason::ProofFailed);
+/// let mut env = evidence.clone();
+/// env[1].reward = Ok((1.0, true)); // the environment disagrees with the claimed 0.0
+/// let rejection = check_forward(&coefficients, &group, &positions, &env).unwrap_err();
+/// assert_eq!(rejection.reason, Reason::RewardMismatch);
+/// ```
 pub fn check_forward(
     coefficients: &SketchCoefficients,
     group: &Group,
@@ -290,6 +400,11 @@ pub fn check_forward(
 
 /// The claimed log-probs of rollout `i` against the recomputed ones
 /// ([`LOGPROB_TOLERANCE`]).
+///
+/// # Errors
+///
+/// [`Reason::LogprobsMismatch`] when the lengths differ, a value is NaN, or a claimed
+/// log-prob is more than [`LOGPROB_TOLERANCE`] from the recomputed one.
 pub fn check_logprobs(i: usize, claimed: &[f32], recomputed: &[f32]) -> Result<(), Rejection> {
     if claimed.len() != recomputed.len() {
         return Err(Rejection::new(

@@ -17,6 +17,21 @@
 //! 7. [`bundle::credited_work`] — the miner's work for scoring ([`crate::scoring`]);
 //! 8. [`training::agreed_entries`] — what a trainer learns from: groups that validators
 //!    holding a stake majority accepted.
+//!
+//! `examples/verify_bundle.rs` runs every stage on a toy model. Each failure is a
+//! [`Rejection`]: a [`Reason`] with a stable name and its [`Consequence`].
+//!
+//! ```
+//! use grail_proto::rules::{Consequence, Reason};
+//!
+//! let reason: Reason = "sampling_mismatch".parse()?;
+//! assert_eq!(reason, Reason::SamplingMismatch);
+//! assert_eq!(reason.consequence(), Consequence::ZeroWindow); // fraud costs the window
+//! assert_eq!(Reason::Copycat.consequence(), Consequence::Void); // a collision costs the group
+//! assert_eq!(Reason::Accepted.to_string(), "accepted");
+//! assert!("no_such_reason".parse::<Reason>().is_err());
+//! # Ok::<(), grail_proto::rules::UnknownReason>(())
+//! ```
 
 use std::fmt;
 use std::str::FromStr;
@@ -185,6 +200,11 @@ pub struct UnknownReason(pub String);
 impl FromStr for Reason {
     type Err = UnknownReason;
 
+    /// Parses a stable reason string ([`Reason::as_str`]).
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownReason`] for any other string (reasons of other versions included).
     fn from_str(s: &str) -> Result<Self, UnknownReason> {
         Reason::ALL
             .into_iter()

@@ -1,0 +1,324 @@
+//! A third-party verifier of grail window bundles, on a toy model.
+//!
+//! grail-proto holds every protocol rule; a verifier supplies what it cannot compute:
+//!
+//! - the public randomness: the hashes of the window's first block and of its deadline
+//!   block (from the chain) and the drand beacons pinned to them (after checking their BLS
+//!   signatures), which give `window_randomness` and `challenge_randomness`;
+//! - the window's parameters ([`WindowPlan`]: the checkpoint in effect, environment,
+//!   sampling parameters, group size) and the miner's hotkey (the bucket's owner);
+//! - the checkpoint's forward pass: last-layer hidden states at the challenged positions
+//!   (an implementation of [`HiddenStates`]), and from its logits the log-probs and each
+//!   completion token's CDF interval ([`sampling::token_interval`]);
+//! - the tokenizer's canonical prompt of a prompt id and the environment's reward.
+//!
+//! A deterministic toy model stands in for all of them here. The example mines a signed
+//! bundle as a miner would and encodes it; then, as a third party, decodes the bytes, runs
+//! the rules (binding and signature, structure, duplicates, spot-check sampling, proof,
+//! log-probs, sampling, reward, advantages) and prints each group's verdict and the
+//! credited work; then it tampers with the bundle and shows each rejection and its reason.
+//!
+//! Run it with `cargo run -p grail-proto --example verify_bundle` (it needs the default
+//! `sr25519` feature). `cargo test -p grail-proto` runs it as a test.
+
+use grail_proto::params::{GROUPS_CHECKED, PROTOCOL_VERSION};
+use grail_proto::rules::bundle::{credited_work, duplicates, sample_groups, CheckedOutcome};
+use grail_proto::rules::group::{
+    challenged_positions, check_forward, check_header, check_structure, RolloutEvidence, TokenRules,
+};
+use grail_proto::rules::{Reason, Rejection, WindowPlan};
+use grail_proto::sampling::{sample_token, temperature, token_interval, Uniforms};
+use grail_proto::signing::Keypair;
+use grail_proto::*;
+
+const VOCAB: usize = 16;
+const HIDDEN: usize = 32;
+const EOS: u32 = 0;
+
+/// The toy checkpoint: the hidden state at position `p` depends on `tokens[..=p]`, and the
+/// logits of the next token are a projection of it.
+struct ToyModel;
+
+impl ToyModel {
+    fn hidden(&self, tokens: &[u32], p: usize) -> Vec<f32> {
+        let state = tokens[..=p]
+            .iter()
+            .fold(0x9e37_79b9_7f4a_7c15u64, |acc, &t| {
+                acc.wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(u64::from(t) + 1)
+            });
+        (0..HIDDEN as u32)
+            .map(|i| ((state.rotate_left(2 * i) % 2001) as f32 - 1000.0) / 400.0)
+            .collect()
+    }
+
+    /// Logits of the token after `tokens[..=p]`.
+    fn logits(&self, tokens: &[u32], p: usize) -> Vec<f32> {
+        let h = self.hidden(tokens, p);
+        (0..VOCAB).map(|j| h[j] + h[j + VOCAB] / 2.0).collect()
+    }
+}
+
+impl HiddenStates for ToyModel {
+    type Error = std::convert::Infallible;
+
+    fn last_hidden_states(
+        &mut self,
+        tokens: &[u32],
+        positions: &[usize],
+    ) -> Result<Vec<Vec<f32>>, Self::Error> {
+        Ok(positions.iter().map(|&p| self.hidden(tokens, p)).collect())
+    }
+}
+
+/// Log-probability of `token` under `logits` at temperature 1.
+fn logprob(logits: &[f32], token: u32) -> f32 {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &z| m.max(z));
+    let total: f64 = logits.iter().map(|&z| f64::from(z - max).exp()).sum();
+    (f64::from(logits[token as usize] - max) - total.ln()) as f32
+}
+
+/// The canonical prompt of a prompt id (a real verifier renders it with the tokenizer).
+fn prompt(prompt_id: u64) -> Vec<u32> {
+    vec![1, 2 + (prompt_id % 10) as u32, 3, 4]
+}
+
+/// The toy environment: reward 1 when the completion contains token 7.
+fn reward(completion: &[u32]) -> (f64, bool) {
+    let success = completion.contains(&7);
+    (f64::from(u8::from(success)), success)
+}
+
+/// A miner's group: M completions drawn with the public uniforms, sketched and signed.
+fn mine(key: &Keypair, plan: &WindowPlan, prompt_id: u64) -> Group {
+    let coefficients = SketchCoefficients::derive(&plan.window_randomness, HIDDEN);
+    let t = temperature(plan.generation.temperature_milli);
+    let prompt = prompt(prompt_id);
+    let max_new = plan.generation.max_new_tokens as usize;
+    let mut rollouts: Vec<Rollout> = (0..plan.group_size as u32)
+        .map(|i| {
+            let (mut tokens, mut logprobs) = (prompt.clone(), Vec::new());
+            for u in Uniforms::new(&plan.window_randomness, &key.public(), &prompt, i).take(max_new)
+            {
+                let z = ToyModel.logits(&tokens, tokens.len() - 1);
+                let token = sample_token(&z, t, u).expect("finite logits");
+                logprobs.push(logprob(&z, token));
+                tokens.push(token);
+                if token == EOS {
+                    break;
+                }
+            }
+            let (reward, success) = reward(&tokens[prompt.len()..]);
+            let hidden = (0..tokens.len()).map(|p| ToyModel.hidden(&tokens, p));
+            let sketches = hidden.map(|h| coefficients.sketch(&h)).collect();
+            let prompt_len = prompt.len() as u32;
+            Rollout {
+                tokens,
+                prompt_len,
+                sketches,
+                logprobs,
+                reward,
+                advantage: 0.0,
+                success,
+            }
+        })
+        .collect();
+    let rewards: Vec<f64> = rollouts.iter().map(|r| r.reward).collect();
+    for (r, a) in rollouts.iter_mut().zip(grpo::advantages(&rewards)) {
+        r.advantage = a;
+    }
+    let header = GroupHeader {
+        protocol_version: PROTOCOL_VERSION,
+        hotkey: key.public(),
+        window: plan.window,
+        environment: plan.environment.clone(),
+        prompt_id,
+        checkpoint: plan.checkpoint,
+        window_randomness: plan.window_randomness,
+        generation: plan.generation,
+    };
+    let mut group = Group {
+        header,
+        rollouts,
+        signature: Signature([0; 64]),
+    };
+    key.sign_group(&mut group);
+    group
+}
+
+/// Stage 6: the verifier's forward pass and environment give the evidence, grail-proto
+/// decides. Also says whether the group's rewards are in the learning zone.
+fn forward(
+    group: &Group,
+    challenge: &[u8; 32],
+    plan: &WindowPlan,
+) -> (Result<(), Rejection>, bool) {
+    let coefficients = SketchCoefficients::derive(&plan.window_randomness, HIDDEN);
+    let t = temperature(group.header.generation.temperature_milli);
+    let positions = challenged_positions(challenge, group);
+    let mut evidence = Vec::new();
+    for (r, pos) in group.rollouts.iter().zip(&positions) {
+        let Ok(hidden) = ToyModel.last_hidden_states(&r.tokens, pos);
+        // The logits that predicted each completion token.
+        let logits: Vec<Vec<f32>> = (r.prompt_len as usize - 1..r.tokens.len() - 1)
+            .map(|p| ToyModel.logits(&r.tokens, p))
+            .collect();
+        let claimed = || logits.iter().zip(r.completion());
+        evidence.push(RolloutEvidence {
+            hidden,
+            logprobs: claimed().map(|(z, &token)| logprob(z, token)).collect(),
+            // check_structure kept every id below VOCAB.
+            intervals: claimed()
+                .map(|(z, &token)| token_interval(z, t, token).unwrap())
+                .collect(),
+            reward: Ok(reward(r.completion())),
+        });
+    }
+    let rewards: Vec<f64> = group
+        .rollouts
+        .iter()
+        .map(|r| reward(r.completion()).0)
+        .collect();
+    let verdict = check_forward(&coefficients, group, &positions, &evidence);
+    (verdict, grpo::in_learning_zone(&rewards))
+}
+
+/// Each group's verdict (`Ok`: accepted, or eligible but not sampled) and the credited
+/// work of one miner's bundle, or why the whole bundle is refused.
+type Outcome = Result<(Vec<Result<(), Rejection>>, f64), Rejection>;
+
+fn reason(verdict: &Result<(), Rejection>) -> Reason {
+    verdict
+        .as_ref()
+        .map_or_else(|r| r.reason, |()| Reason::Accepted)
+}
+
+/// What a third party does with a miner's bundle bytes.
+fn verify(bytes: &[u8], miner: &Hotkey, plan: &WindowPlan, challenge: &[u8; 32]) -> Outcome {
+    let bundle =
+        decode_bundle(bytes).map_err(|e| Rejection::new(Reason::Malformed, e.to_string()))?;
+    if bundle.hotkey != *miner {
+        return Err(Rejection::new(
+            Reason::HotkeyMismatch,
+            "another miner's bundle",
+        ));
+    }
+    let tokens = TokenRules {
+        vocab_size: VOCAB,
+        max_sequence: 256,
+        eos_ids: &[EOS],
+    };
+    let mut verdicts: Vec<Result<(), Rejection>> = (bundle.groups.iter())
+        .map(|g| {
+            check_header(plan, miner, g)?;
+            check_structure(plan, g, Ok(&prompt(g.header.prompt_id)), tokens)
+        })
+        .collect();
+    if let Some((i, rejection)) = duplicates(&bundle.groups) {
+        verdicts[i] = Err(rejection);
+    }
+    let eligible = verdicts.iter().filter(|v| v.is_ok()).count();
+    let sample = sample_groups(
+        challenge,
+        miner,
+        verdicts.len(),
+        |i| verdicts[i].is_ok(),
+        GROUPS_CHECKED,
+    );
+    let mut checked = Vec::new();
+    for i in sample {
+        let (verdict, in_zone) = forward(&bundle.groups[i], challenge, plan);
+        let reason = reason(&verdict);
+        checked.push(CheckedOutcome { reason, in_zone });
+        verdicts[i] = verdict;
+    }
+    Ok((verdicts, credited_work(eligible, &checked)))
+}
+
+/// Mines a bundle, then verifies it and three tampered copies: each case's outcome.
+fn run() -> Vec<(&'static str, Outcome)> {
+    let key = Keypair::from_uri("//Alice").expect("a dev key");
+    let beacon = |round: u64, byte: u8| Beacon {
+        round,
+        randomness: [byte; 32],
+    };
+    let plan = WindowPlan {
+        window: 300,
+        window_randomness: window_randomness(300, &[0x11; 32], &beacon(1_000, 0x22)),
+        checkpoint: [7; 32],
+        environment: EnvironmentId {
+            name: "toy".into(),
+            params: "v1".into(),
+        },
+        generation: GenerationParams {
+            max_new_tokens: 24,
+            temperature_milli: 700,
+        },
+        group_size: 4,
+    };
+    let groups = (0..3)
+        .map(|prompt_id| mine(&key, &plan, prompt_id))
+        .collect();
+    let bundle = WindowBundle {
+        hotkey: key.public(),
+        window: plan.window,
+        groups,
+    };
+    let bytes = encode_bundle(&bundle).expect("an honest bundle encodes");
+    // Known only after the upload deadline.
+    let challenge = challenge_randomness(300, &[0x33; 32], &beacon(1_010, 0x44));
+    let check = |bytes: &[u8]| verify(bytes, &key.public(), &plan, &challenge);
+
+    // In transit: the last byte belongs to the last group's signature.
+    let mut flipped = bytes.clone();
+    *flipped.last_mut().unwrap() ^= 1;
+    // The miner claims a higher reward and re-signs: the signature holds, the evidence not.
+    let mut inflated = bundle.clone();
+    inflated.groups[1].rollouts[0].reward += 1.0;
+    key.sign_group(&mut inflated.groups[1]);
+    let inflated = encode_bundle(&inflated).expect("encodes");
+    vec![
+        ("honest", check(&bytes)),
+        ("one byte flipped", check(&flipped)),
+        ("reward inflated and re-signed", check(&inflated)),
+        ("truncated", check(&bytes[..bytes.len() - 1])),
+    ]
+}
+
+fn main() {
+    for (case, outcome) in run() {
+        match outcome {
+            Ok((verdicts, credit)) => {
+                println!("{case}: credited work {credit}");
+                for (i, verdict) in verdicts.iter().enumerate() {
+                    let verdict = verdict
+                        .as_ref()
+                        .map_or_else(|r| r.to_string(), |()| "accepted".into());
+                    println!("  group {i}: {verdict}");
+                }
+            }
+            Err(rejection) => println!("{case}: bundle refused: {rejection}"),
+        }
+    }
+}
+
+#[test]
+fn honest_groups_pass_and_every_tampering_is_caught() {
+    use Reason::{Accepted, Malformed, RewardMismatch, Signature};
+    let summary = |outcome: Outcome| {
+        let (verdicts, credit) = outcome.map_err(|rejection| rejection.reason)?;
+        Ok((
+            verdicts.iter().map(reason).collect::<Vec<_>>(),
+            credit > 0.0,
+        ))
+    };
+    let outcomes: Vec<_> = run().into_iter().map(|(_, o)| summary(o)).collect();
+    let expected = [
+        Ok((vec![Accepted; 3], true)),
+        Ok((vec![Accepted, Accepted, Signature], true)),
+        // One failed check zeroes the window's credit.
+        Ok((vec![Accepted, RewardMismatch, Accepted], false)),
+        Err(Malformed),
+    ];
+    assert_eq!(outcomes, expected);
+}
