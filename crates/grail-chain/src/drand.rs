@@ -114,7 +114,7 @@ pub struct RawBeacon {
 }
 
 /// Why no verified beacon came back.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum DrandError {
     /// The relay could not be reached or answered with an error status.
     #[error("relay {relay}: {detail}")]
@@ -132,9 +132,36 @@ pub enum DrandError {
         /// The limit.
         after_ms: u64,
     },
+    /// The HTTP request to the relay failed (connection, TLS, reading the body).
+    #[error("relay {relay}: {source}")]
+    Request {
+        /// Relay base URL.
+        relay: String,
+        /// The HTTP client's error.
+        #[source]
+        source: reqwest::Error,
+    },
     /// The answer is not a beacon.
     #[error("malformed beacon: {0}")]
     Malformed(String),
+    /// The answer is not beacon JSON.
+    #[error("malformed beacon from {relay}: {source}")]
+    MalformedJson {
+        /// Relay base URL.
+        relay: String,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A hex field of the beacon does not decode.
+    #[error("malformed beacon: {what} is not hex: {source}")]
+    MalformedHex {
+        /// Which field.
+        what: &'static str,
+        /// The decode error.
+        #[source]
+        source: hex::FromHexError,
+    },
     /// A beacon for another round than the one asked for.
     #[error("asked for round {expected}, got round {got}")]
     WrongRound {
@@ -150,6 +177,9 @@ pub enum DrandError {
         round: u64,
         /// Detail.
         detail: String,
+        /// The verifier's error, when the signature could not even be decoded.
+        #[source]
+        source: Option<drand_verify::VerificationError>,
     },
     /// `randomness` is not SHA-256 of the signature.
     #[error("round {round}: randomness is not SHA-256 of the signature")]
@@ -176,6 +206,12 @@ pub enum DrandError {
     /// Bad chain parameters.
     #[error("drand configuration: {0}")]
     Config(String),
+    /// The chain's public key is not hex.
+    #[error("drand configuration: public key is not hex: {0}")]
+    PublicKeyHex(#[source] hex::FromHexError),
+    /// The HTTP client could not be built.
+    #[error("drand configuration: HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
 }
 
 fn list(failures: &[DrandError]) -> String {
@@ -186,8 +222,8 @@ fn list(failures: &[DrandError]) -> String {
         .join("; ")
 }
 
-fn decode_hex(what: &str, text: &str) -> Result<Vec<u8>, DrandError> {
-    hex::decode(text).map_err(|e| DrandError::Malformed(format!("{what} is not hex: {e}")))
+fn decode_hex(what: &'static str, text: &str) -> Result<Vec<u8>, DrandError> {
+    hex::decode(text).map_err(|source| DrandError::MalformedHex { what, source })
 }
 
 /// Verifies `raw` as round `expected` of the chain `info`; returns the beacon with
@@ -204,11 +240,11 @@ pub fn verify_beacon(
         });
     }
     let signature = decode_hex("signature", &raw.signature)?;
-    let key = decode_hex("public key", &info.public_key)
-        .map_err(|e| DrandError::Config(e.to_string()))?;
-    let bad = |detail: String| DrandError::BadSignature {
+    let key = hex::decode(&info.public_key).map_err(DrandError::PublicKeyHex)?;
+    let bad = |detail: String, source| DrandError::BadSignature {
         round: expected,
         detail,
+        source,
     };
     let previous = match info.scheme {
         Scheme::PedersenBlsChained => {
@@ -219,6 +255,7 @@ pub fn verify_beacon(
         }
         _ => Vec::new(),
     };
+    // `InvalidPoint` does not implement `Error`: its message is all there is to keep.
     let key_error = |e: drand_verify::InvalidPoint| DrandError::Config(format!("public key: {e}"));
     let verified = match info.scheme {
         Scheme::PedersenBlsChained | Scheme::PedersenBlsUnchained => G1Pubkey::from_variable(&key)
@@ -233,8 +270,8 @@ pub fn verify_beacon(
     };
     match verified {
         Ok(true) => {}
-        Ok(false) => return Err(bad("pairing check failed".into())),
-        Err(e) => return Err(bad(e.to_string())),
+        Ok(false) => return Err(bad("pairing check failed".into(), None)),
+        Err(e) => return Err(bad(e.to_string(), Some(e))),
     }
     let randomness: [u8; 32] = Sha256::digest(&signature).into();
     if let Some(claimed) = &raw.randomness {
@@ -295,7 +332,7 @@ impl DrandClient {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .build()
-            .map_err(|e| DrandError::Config(e.to_string()))?;
+            .map_err(DrandError::Client)?;
         Ok(Self {
             info,
             relays: relays
@@ -327,18 +364,20 @@ impl DrandClient {
             relay: relay.to_string(),
             detail,
         };
-        let timeout = |e: &reqwest::Error| {
-            e.is_timeout().then(|| DrandError::Timeout {
-                relay: relay.to_string(),
-                after_ms: self.timeout.as_millis() as u64,
-            })
+        let failed = |e: reqwest::Error| {
+            if e.is_timeout() {
+                DrandError::Timeout {
+                    relay: relay.to_string(),
+                    after_ms: self.timeout.as_millis() as u64,
+                }
+            } else {
+                DrandError::Request {
+                    relay: relay.to_string(),
+                    source: e,
+                }
+            }
         };
-        let mut response = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| timeout(&e).unwrap_or_else(|| http(e.to_string())))?;
+        let mut response = self.http.get(&url).send().await.map_err(failed)?;
         if !response.status().is_success() {
             return Err(http(format!(
                 "HTTP {} for round {round}",
@@ -346,11 +385,7 @@ impl DrandClient {
             )));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| timeout(&e).unwrap_or_else(|| http(e.to_string())))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(failed)? {
             if body.len() + chunk.len() > MAX_BEACON_BYTES {
                 return Err(DrandError::Malformed(format!(
                     "answer over {MAX_BEACON_BYTES} bytes"
@@ -358,8 +393,11 @@ impl DrandClient {
             }
             body.extend_from_slice(&chunk);
         }
-        let raw: RawBeacon = serde_json::from_slice(&body)
-            .map_err(|e| DrandError::Malformed(format!("{relay}: {e}")))?;
+        let raw: RawBeacon =
+            serde_json::from_slice(&body).map_err(|source| DrandError::MalformedJson {
+                relay: relay.to_string(),
+                source,
+            })?;
         verify_beacon(&self.info, round, &raw)
     }
 }

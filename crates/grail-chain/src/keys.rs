@@ -55,6 +55,33 @@ pub enum KeyfileError {
         /// What is wrong.
         detail: String,
     },
+    /// The (decrypted) contents are not a keyfile JSON object.
+    #[error("keyfile {path} is corrupt: not a keyfile JSON object: {source}")]
+    NotJson {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The password could not be turned into a key (Argon2 refused its parameters).
+    #[error("keyfile {path}: deriving the key from the password: {source}")]
+    KeyDerivation {
+        /// The file.
+        path: PathBuf,
+        /// Argon2's error.
+        #[source]
+        source: argon2::Error,
+    },
+    /// The file could not be written.
+    #[error("cannot write keyfile {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// `~/.bittensor/wallets` (or `$BT_WALLET_PATH`).
@@ -134,13 +161,14 @@ fn corrupt(path: &Path, detail: impl Into<String>) -> KeyfileError {
 }
 
 /// The 32-byte secretbox key the SDK derives from a password.
-fn derive_key(password: &str) -> Result<[u8; 32], String> {
-    let params =
-        Params::new(ARGON2I_MEMORY_KIB, ARGON2I_PASSES, 1, Some(32)).map_err(|e| e.to_string())?;
+fn derive_key(password: &str) -> Result<[u8; 32], argon2::Error> {
+    let params = Params::new(ARGON2I_MEMORY_KIB, ARGON2I_PASSES, 1, Some(32))?;
     let mut key = [0u8; 32];
-    Argon2::new(Algorithm::Argon2i, Version::V0x13, params)
-        .hash_password_into(password.as_bytes(), &NACL_SALT, &mut key)
-        .map_err(|e| e.to_string())?;
+    Argon2::new(Algorithm::Argon2i, Version::V0x13, params).hash_password_into(
+        password.as_bytes(),
+        &NACL_SALT,
+        &mut key,
+    )?;
     Ok(key)
 }
 
@@ -150,15 +178,21 @@ fn decrypt_nacl(path: &Path, sealed: &[u8], password: &str) -> Result<Vec<u8>, K
     }
     let (nonce, ciphertext) = sealed.split_at(24);
     let nonce: [u8; 24] = nonce.try_into().map_err(|_| corrupt(path, "bad nonce"))?;
-    let key = derive_key(password).map_err(|e| corrupt(path, e))?;
+    let key = derive_key(password).map_err(|source| KeyfileError::KeyDerivation {
+        path: path.into(),
+        source,
+    })?;
     XSalsa20Poly1305::new(&key.into())
         .decrypt(&Nonce::from(nonce), ciphertext)
         .map_err(|_| KeyfileError::WrongPassword(path.into()))
 }
 
 fn parse_keyfile_json(path: &Path, data: &[u8]) -> Result<Keypair, KeyfileError> {
-    let json: KeyfileJson = serde_json::from_slice(data)
-        .map_err(|e| corrupt(path, format!("not a keyfile JSON object: {e}")))?;
+    let json: KeyfileJson =
+        serde_json::from_slice(data).map_err(|source| KeyfileError::NotJson {
+            path: path.into(),
+            source,
+        })?;
     let key = match (&json.secret_seed, &json.secret_phrase) {
         (Some(seed), _) => {
             let hex_seed = seed.strip_prefix("0x").unwrap_or(seed);
@@ -195,8 +229,6 @@ fn parse_keyfile_json(path: &Path, data: &[u8]) -> Result<Keypair, KeyfileError>
 /// created with `--no-use-password` (used for local networks). The file is created with
 /// mode 0600 and written atomically.
 pub fn write_plain_hotkey(path: &Path, seed: &[u8; 32]) -> Result<Keypair, KeyfileError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let key = Keypair::from_seed(seed);
     let json = serde_json::json!({
         "accountId": format!("0x{}", hex::encode(key.public().0)),
@@ -204,23 +236,11 @@ pub fn write_plain_hotkey(path: &Path, seed: &[u8; 32]) -> Result<Keypair, Keyfi
         "secretSeed": format!("0x{}", hex::encode(seed)),
         "ss58Address": key.public().to_ss58(),
     });
-    let io = |source| KeyfileError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io)?;
-    file.write_all(json.to_string().as_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)?;
+    grail_fs::write_atomic_mode(path, json.to_string(), 0o600).map_err(|source| {
+        KeyfileError::Write {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
     Ok(key)
 }

@@ -19,6 +19,7 @@ pub mod local;
 pub mod subtensor;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use async_trait::async_trait;
 use grail_proto::signing::Keypair;
@@ -100,21 +101,77 @@ pub enum ChainError {
         head: u64,
     },
     /// The RPC connection or a node call failed.
-    #[error("subtensor: {0}")]
-    Rpc(String),
+    #[error("subtensor: {context}: {source}")]
+    Rpc {
+        /// What was being done (endpoint, storage entry, call).
+        context: String,
+        /// subxt's error.
+        #[source]
+        source: BoxError,
+    },
+    /// A transaction could not be built, or the chain did not apply it.
+    #[error("subtensor: {context}: {source}")]
+    Transaction {
+        /// What was being done.
+        context: String,
+        /// subxt's error (a dispatch error when the chain refused the call).
+        #[source]
+        source: BoxError,
+    },
     /// Chain data did not decode as expected.
     #[error("unexpected chain data: {0}")]
     Decode(String),
+    /// Chain data could not be decoded at all.
+    #[error("cannot decode {what}: {source}")]
+    Undecodable {
+        /// What was being decoded (metadata, a storage entry).
+        what: String,
+        /// The decoder's error.
+        #[source]
+        source: BoxError,
+    },
+    /// A local state file is not valid JSON of the expected shape.
+    #[error("local chain state {path} is corrupt: {source}")]
+    StateJson {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Local chain state could not be serialized.
+    #[error("serializing {what}: {source}")]
+    Serialize {
+        /// What was being serialized.
+        what: &'static str,
+        /// The error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A blocking local chain task panicked or was cancelled.
+    #[error("local chain task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
     /// A configuration value is invalid.
     #[error("configuration: {0}")]
     Config(String),
 }
+
+/// An error from a dependency whose error types are not part of this crate's API (subxt,
+/// SCALE codecs).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 impl ChainError {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {
             context: context.into(),
             source,
+        }
+    }
+
+    pub(crate) fn rpc(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::Rpc {
+            context: context.into(),
+            source: source.into(),
         }
     }
 }

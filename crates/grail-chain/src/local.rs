@@ -8,8 +8,7 @@
 //! state and concurrent writers never lose each other's changes.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -80,17 +79,8 @@ fn now_ms() -> u64 {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ChainError> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(|e| ChainError::io(format!("writing {}", path.display()), e))
+    grail_fs::write_atomic(path, bytes)
+        .map_err(|e| ChainError::io(format!("writing {}", path.display()), e))
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, ChainError> {
@@ -98,9 +88,9 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, C
         Ok(bytes) => {
             serde_json::from_slice(&bytes)
                 .map(Some)
-                .map_err(|e| ChainError::CorruptState {
-                    path: path.display().to_string(),
-                    detail: e.to_string(),
+                .map_err(|source| ChainError::StateJson {
+                    path: path.to_path_buf(),
+                    source,
                 })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -141,8 +131,11 @@ impl LocalChain {
                 block_time_ms,
                 netuid,
             };
-            let json = serde_json::to_vec_pretty(&genesis)
-                .map_err(|e| ChainError::Config(e.to_string()))?;
+            let json =
+                serde_json::to_vec_pretty(&genesis).map_err(|source| ChainError::Serialize {
+                    what: "genesis",
+                    source,
+                })?;
             write_atomic(&path, &json)?;
             Ok(genesis)
         })?;
@@ -221,6 +214,7 @@ impl LocalChain {
             }
         }
         let result = f();
+        // Closing the file below releases the lock even if this explicit unlock fails.
         let _ = file.unlock();
         result
     }
@@ -239,7 +233,10 @@ impl LocalChain {
             let mut state = self.state()?;
             let out = change(&mut state)?;
             let json =
-                serde_json::to_vec_pretty(&state).map_err(|e| ChainError::Config(e.to_string()))?;
+                serde_json::to_vec_pretty(&state).map_err(|source| ChainError::Serialize {
+                    what: "local chain state",
+                    source,
+                })?;
             write_atomic(&self.dir.join(STATE_FILE), &json)?;
             Ok(out)
         })
@@ -300,7 +297,7 @@ impl LocalChain {
         let chain = self.clone();
         tokio::task::spawn_blocking(move || f(chain))
             .await
-            .map_err(|e| ChainError::Rpc(format!("local chain task failed: {e}")))?
+            .map_err(ChainError::Task)?
     }
 }
 

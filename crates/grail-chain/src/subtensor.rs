@@ -43,7 +43,10 @@ pub fn endpoint(network: &str) -> Result<String, ChainError> {
 
 /// Decodes SCALE runtime metadata (`meta` magic, V14 or V15).
 pub fn decode_metadata(bytes: &[u8]) -> Result<Metadata, ChainError> {
-    Metadata::decode(&mut &bytes[..]).map_err(|e| ChainError::Decode(format!("metadata: {e}")))
+    Metadata::decode(&mut &bytes[..]).map_err(|e| ChainError::Undecodable {
+        what: "runtime metadata".into(),
+        source: e.into(),
+    })
 }
 
 /// Weights as the chain takes them, exactly as the Python SDK's `normalize`: scale so the
@@ -109,7 +112,10 @@ pub fn set_commitment_call(netuid: u16, commitment: &Commitment) -> DynamicPaylo
 /// SCALE call data of `call` under `metadata` (pallet index, call index, arguments).
 pub fn encode_call(metadata: &Metadata, call: &DynamicPayload) -> Result<Vec<u8>, ChainError> {
     call.encode_call_data(metadata)
-        .map_err(|e| ChainError::Rejected(format!("cannot encode call: {e}")))
+        .map_err(|e| ChainError::Transaction {
+            context: "cannot encode call".into(),
+            source: e.into(),
+        })
 }
 
 /// Bytes held by a composite of u8 values (also nested one level, as `AccountId32`).
@@ -200,10 +206,6 @@ impl std::fmt::Debug for SubtensorChain {
     }
 }
 
-fn rpc_error(e: impl std::fmt::Display) -> ChainError {
-    ChainError::Rpc(e.to_string())
-}
-
 impl SubtensorChain {
     /// Connects to `network` (`finney`, `test`, `local` or a URL) for subnet `netuid`.
     pub async fn connect(network: &str, netuid: u16) -> Result<Self, ChainError> {
@@ -213,10 +215,10 @@ impl SubtensorChain {
         } else {
             RpcClient::from_url(&url).await
         }
-        .map_err(|e| ChainError::Rpc(format!("connecting to {url}: {e}")))?;
+        .map_err(|e| ChainError::rpc(format!("connecting to {url}"), e))?;
         let api = OnlineClient::<SubstrateConfig>::from_rpc_client(rpc_client.clone())
             .await
-            .map_err(|e| ChainError::Rpc(format!("{url}: {e}")))?;
+            .map_err(|e| ChainError::rpc(format!("fetching metadata from {url}"), e))?;
         Ok(Self {
             api,
             rpc: LegacyRpcMethods::new(rpc_client),
@@ -233,15 +235,25 @@ impl SubtensorChain {
     ) -> Result<Option<Value<u32>>, ChainError> {
         let storage = match at {
             Some(hash) => self.api.storage().at(subxt::utils::H256(hash)),
-            None => self.api.storage().at_latest().await.map_err(rpc_error)?,
+            None => self
+                .api
+                .storage()
+                .at_latest()
+                .await
+                .map_err(|e| ChainError::rpc("fetching the latest block", e))?,
         };
         let address = subxt::dynamic::storage(pallet, entry, keys);
-        match storage.fetch(&address).await.map_err(rpc_error)? {
-            Some(thunk) => {
-                Ok(Some(thunk.to_value().map_err(|e| {
-                    ChainError::Decode(format!("{pallet}::{entry}: {e}"))
-                })?))
-            }
+        let fetched = storage
+            .fetch(&address)
+            .await
+            .map_err(|e| ChainError::rpc(format!("reading {pallet}::{entry}"), e))?;
+        match fetched {
+            Some(thunk) => Ok(Some(thunk.to_value().map_err(|e| {
+                ChainError::Undecodable {
+                    what: format!("{pallet}::{entry}"),
+                    source: e.into(),
+                }
+            })?)),
             None => Ok(None),
         }
     }
@@ -252,10 +264,13 @@ impl SubtensorChain {
             .tx()
             .sign_and_submit_then_watch_default(&call, &signer)
             .await
-            .map_err(rpc_error)?
+            .map_err(|e| ChainError::rpc("submitting a transaction", e))?
             .wait_for_finalized_success()
             .await
-            .map_err(|e| ChainError::Rejected(e.to_string()))?;
+            .map_err(|e| ChainError::Transaction {
+                context: "transaction not finalized successfully".into(),
+                source: e.into(),
+            })?;
         Ok(())
     }
 }
@@ -267,7 +282,12 @@ impl Chain for SubtensorChain {
     }
 
     async fn block_number(&self) -> Result<u64, ChainError> {
-        let block = self.api.blocks().at_latest().await.map_err(rpc_error)?;
+        let block = self
+            .api
+            .blocks()
+            .at_latest()
+            .await
+            .map_err(|e| ChainError::rpc("fetching the latest block", e))?;
         Ok(block.number().into())
     }
 
@@ -276,7 +296,7 @@ impl Chain for SubtensorChain {
             .rpc
             .chain_get_block_hash(Some(number.into()))
             .await
-            .map_err(rpc_error)?;
+            .map_err(|e| ChainError::rpc(format!("fetching the hash of block {number}"), e))?;
         match hash {
             Some(h) => Ok(h.0),
             None => Err(ChainError::FutureBlock {

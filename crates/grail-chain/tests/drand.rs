@@ -109,7 +109,10 @@ fn tampered_beacons_are_refused() {
                 ..good.clone()
             }
         ),
-        Err(DrandError::Malformed(_))
+        Err(DrandError::MalformedHex {
+            what: "signature",
+            ..
+        })
     ));
     // Chained mainnet: the previous signature is part of the message.
     let m = &f.mainnet;
@@ -256,7 +259,7 @@ async fn http_client_against_good_and_faulty_relays() {
             panic!("{name}: {err}")
         };
         let ok = match *name {
-            "garbage" => matches!(failures[0], DrandError::Malformed(_)),
+            "garbage" => matches!(failures[0], DrandError::MalformedJson { .. }),
             "wrong round" => matches!(
                 failures[0],
                 DrandError::WrongRound {
@@ -279,10 +282,17 @@ async fn http_client_against_good_and_faulty_relays() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
-    assert!(matches!(
-        client(vec![closed.clone()]).beacon(round).await,
-        Err(DrandError::AllRelaysFailed { .. })
-    ));
+    match client(vec![closed.clone()]).beacon(round).await {
+        Err(DrandError::AllRelaysFailed { failures, .. }) => {
+            // The connection error is kept as the source, not flattened into text.
+            assert!(
+                matches!(&failures[0], DrandError::Request { .. }),
+                "{failures:?}"
+            );
+            assert!(std::error::Error::source(&failures[0]).is_some());
+        }
+        other => panic!("{other:?}"),
+    }
 
     // Failover: bad relays first, then a good one.
     let mut relays: Vec<String> = faults.iter().map(|(_, r)| r.clone()).collect();

@@ -54,7 +54,7 @@ fn corrupt_and_unsupported_files_are_typed_errors() {
     let truncated = write(&dir, "truncated", &PLAIN[..100]);
     assert!(matches!(
         load_hotkey(&truncated, None),
-        Err(KeyfileError::Corrupt { .. })
+        Err(KeyfileError::NotJson { .. })
     ));
     let short_nacl = write(&dir, "short", b"$NACLabc");
     assert!(matches!(

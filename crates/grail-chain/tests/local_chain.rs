@@ -109,6 +109,13 @@ fn concurrent_writers_lose_nothing() {
     let mut uids: Vec<u16> = state.neurons.iter().map(|n| n.uid).collect();
     uids.dedup();
     assert_eq!(uids, (0..80).collect::<Vec<u16>>());
+    // Atomic writes leave no temporary files behind.
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["genesis.json", "state.json", "state.lock"]);
 }
 
 #[test]
@@ -133,15 +140,25 @@ fn corrupt_and_locked_state_are_typed_errors() {
     chain.register(key(2).public(), 0, false).unwrap();
 
     std::fs::write(dir.path().join("state.json"), b"{\"neurons\": [tru").unwrap();
-    assert!(matches!(
-        chain.state(),
-        Err(ChainError::CorruptState { .. })
-    ));
+    // Unparseable state keeps the parse error as its source.
+    let err = chain.state().unwrap_err();
+    assert!(matches!(err, ChainError::StateJson { .. }), "{err}");
+    assert!(std::error::Error::source(&err).is_some());
     assert!(matches!(
         chain.register(key(3).public(), 0, false),
-        Err(ChainError::CorruptState { .. })
+        Err(ChainError::StateJson { .. })
     ));
     std::fs::write(dir.path().join("genesis.json"), b"{}").unwrap();
+    assert!(matches!(
+        LocalChain::open(dir.path()),
+        Err(ChainError::StateJson { .. })
+    ));
+    // Parseable but invalid: our own check.
+    std::fs::write(
+        dir.path().join("genesis.json"),
+        br#"{"chain_id": "00", "genesis_ms": 0, "block_time_ms": 1000, "netuid": 1}"#,
+    )
+    .unwrap();
     assert!(matches!(
         LocalChain::open(dir.path()),
         Err(ChainError::CorruptState { .. })

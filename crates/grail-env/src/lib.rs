@@ -122,12 +122,26 @@ pub enum EnvError {
         /// What is wrong.
         message: String,
     },
+    /// A dataset line is not JSON.
+    #[error("{path}:{line}: invalid JSON: {source}")]
+    DatasetJson {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// An unknown environment name or bad parameters.
     #[error("environment: {0}")]
     Config(String),
-    /// A chat template failed to render.
+    /// `tokenizer_config.json` is not JSON.
+    #[error("chat template: tokenizer_config.json: {0}")]
+    TemplateConfig(#[source] serde_json::Error),
+    /// A Jinja chat template failed to compile or render.
     #[error("chat template: {0}")]
-    Template(String),
+    Jinja(#[source] minijinja::Error),
 }
 
 /// `tier` when it is below `tiers`, else an error naming the environment's tiers.

@@ -375,7 +375,11 @@ impl DatasetMath {
                 message,
             };
             let v: serde_json::Value =
-                serde_json::from_str(line).map_err(|e| err(format!("invalid JSON: {e}")))?;
+                serde_json::from_str(line).map_err(|e| EnvError::DatasetJson {
+                    path: source.into(),
+                    line: i + 1,
+                    source: e,
+                })?;
             let field = |k: &str| {
                 v.get(k)
                     .and_then(|x| x.as_str())

@@ -65,8 +65,7 @@ impl ChatTemplate {
     /// The template of a `tokenizer_config.json`: its `chat_template` (a string, or the
     /// entry named `default` of a list), else `fallback`.
     pub fn from_tokenizer_config(json: &str, fallback: ChatTemplate) -> Result<Self, EnvError> {
-        let v: serde_json::Value = serde_json::from_str(json)
-            .map_err(|e| EnvError::Template(format!("tokenizer_config.json: {e}")))?;
+        let v: serde_json::Value = serde_json::from_str(json).map_err(EnvError::TemplateConfig)?;
         let token = |k: &str| match &v[k] {
             serde_json::Value::String(s) => s.clone(),
             other => other["content"].as_str().unwrap_or_default().to_string(),
@@ -141,18 +140,17 @@ impl ChatTemplate {
                         ))
                     },
                 );
-                let err = |e: minijinja::Error| EnvError::Template(e.to_string());
-                env.add_template("chat", source).map_err(err)?;
+                env.add_template("chat", source).map_err(EnvError::Jinja)?;
                 out = env
                     .get_template("chat")
-                    .map_err(err)?
+                    .map_err(EnvError::Jinja)?
                     .render(minijinja::context! {
                         messages => messages,
                         add_generation_prompt => add_generation_prompt,
                         bos_token => bos_token,
                         eos_token => eos_token,
                     })
-                    .map_err(err)?;
+                    .map_err(EnvError::Jinja)?;
             }
         }
         Ok(out)

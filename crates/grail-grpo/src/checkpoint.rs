@@ -20,8 +20,10 @@ const MOMENTS: &str = "optimizer.safetensors";
 
 fn read_json_or_empty(path: &Path) -> Result<Value, GrpoError> {
     match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text)
-            .map_err(|e| GrpoError::Input(format!("{}: {e}", path.display()))),
+        Ok(text) => serde_json::from_str(&text).map_err(|source| GrpoError::Json {
+            context: format!("parsing {}", path.display()),
+            source,
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Value::Object(Default::default())),
         Err(e) => Err(GrpoError::io(format!("reading {}", path.display()), e)),
     }
@@ -66,56 +68,50 @@ struct TrainingState {
 
 impl Trainer {
     /// Saves the training state (not the weights: see [`export_model`]) into the folder
-    /// `dir`, replacing it atomically.
+    /// `dir`, replacing it atomically and durably ([`grail_fs::StagedDir`]).
     pub fn save_state(&self, dir: &Path) -> Result<(), GrpoError> {
-        let parent = dir
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent)
-            .map_err(|e| GrpoError::io(format!("creating {}", parent.display()), e))?;
-        let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "state".into());
-        let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        let result = (|| {
-            std::fs::create_dir_all(&tmp)
-                .map_err(|e| GrpoError::io(format!("creating {}", tmp.display()), e))?;
-            let (steps, updates) = self.progress();
-            let opt = self.optimizer();
-            let tensors: Vec<(String, Tensor)> = opt
-                .m
-                .iter()
-                .enumerate()
-                .map(|(i, t)| (format!("m.{i}"), t.to_device(Device::Cpu)))
-                .chain(
-                    opt.v
-                        .iter()
-                        .enumerate()
-                        .map(|(i, t)| (format!("v.{i}"), t.to_device(Device::Cpu))),
-                )
-                .collect();
-            Tensor::write_safetensors(&tensors, tmp.join(MOMENTS))?;
-            let state = TrainingState {
-                steps,
-                updates,
-                parameters: opt.m.len(),
-                config: self.config().clone(),
-            };
-            let json =
-                serde_json::to_vec_pretty(&state).map_err(|e| GrpoError::Input(e.to_string()))?;
-            std::fs::write(tmp.join(STATE_JSON), json)
-                .map_err(|e| GrpoError::io("writing trainer state", e))?;
-            let _ = std::fs::remove_dir_all(dir);
-            std::fs::rename(&tmp, dir)
-                .map_err(|e| GrpoError::io(format!("renaming into {}", dir.display()), e))
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-        result
+        let staged = grail_fs::StagedDir::new(dir).map_err(|e| {
+            GrpoError::io(
+                format!("creating a staging folder for {}", dir.display()),
+                e,
+            )
+        })?;
+        // On an error the staging folder is removed when `staged` drops.
+        let (steps, updates) = self.progress();
+        let opt = self.optimizer();
+        let tensors: Vec<(String, Tensor)> = opt
+            .m
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("m.{i}"), t.to_device(Device::Cpu)))
+            .chain(
+                opt.v
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (format!("v.{i}"), t.to_device(Device::Cpu))),
+            )
+            .collect();
+        let moments = staged.path().join(MOMENTS);
+        Tensor::write_safetensors(&tensors, &moments).map_err(|source| GrpoError::TorchFile {
+            context: format!("writing {}", moments.display()),
+            source,
+        })?;
+        let state = TrainingState {
+            steps,
+            updates,
+            parameters: opt.m.len(),
+            config: self.config().clone(),
+        };
+        let json = serde_json::to_vec_pretty(&state).map_err(|source| GrpoError::Json {
+            context: "serializing the trainer state".into(),
+            source,
+        })?;
+        let state_path = staged.path().join(STATE_JSON);
+        std::fs::write(&state_path, json)
+            .map_err(|e| GrpoError::io(format!("writing {}", state_path.display()), e))?;
+        staged
+            .commit()
+            .map_err(|e| GrpoError::io(format!("replacing {}", dir.display()), e))
     }
 
     /// A trainer for `model` that continues from the state saved in `dir` (the model must
@@ -139,8 +135,11 @@ impl Trainer {
         let path = dir.join(STATE_JSON);
         let text = std::fs::read_to_string(&path)
             .map_err(|e| GrpoError::io(format!("reading {}", path.display()), e))?;
-        let state: TrainingState = serde_json::from_str(&text)
-            .map_err(|e| GrpoError::Input(format!("{}: {e}", path.display())))?;
+        let state: TrainingState =
+            serde_json::from_str(&text).map_err(|source| GrpoError::Json {
+                context: format!("parsing {}", path.display()),
+                source,
+            })?;
         let mut trainer = Trainer::new(model, reference, config.unwrap_or(state.config))?;
         if trainer.parameters().len() != state.parameters {
             return Err(GrpoError::Input(format!(
@@ -152,8 +151,13 @@ impl Trainer {
         }
         let device = trainer.model().device();
         let shapes: Vec<Vec<i64>> = trainer.parameters().iter().map(Tensor::size).collect();
+        let moments_path = dir.join(MOMENTS);
         let mut moments: std::collections::HashMap<String, Tensor> =
-            Tensor::read_safetensors(dir.join(MOMENTS))?
+            Tensor::read_safetensors(&moments_path)
+                .map_err(|source| GrpoError::TorchFile {
+                    context: format!("reading {}", moments_path.display()),
+                    source,
+                })?
                 .into_iter()
                 .collect();
         let mut take = |name: String, shape: &[i64]| -> Result<Tensor, GrpoError> {

@@ -43,6 +43,24 @@ pub enum GrpoError {
         #[source]
         source: std::io::Error,
     },
+    /// A tensor file could not be read or written.
+    #[error("{context}: {source}")]
+    TorchFile {
+        /// What was being done (which file).
+        context: String,
+        /// libtorch's error.
+        #[source]
+        source: tch::TchError,
+    },
+    /// JSON could not be parsed or written.
+    #[error("{context}: {source}")]
+    Json {
+        /// What was being done (which file).
+        context: String,
+        /// The error.
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 impl GrpoError {

@@ -284,6 +284,15 @@ fn export_and_resume_continue_exactly() {
     let state = tmp.path().join("state-2");
     export_model(first.model(), &dir, &ckpt).unwrap();
     first.save_state(&state).unwrap();
+    // Saving again replaces both folders in place; no staging folders are left behind.
+    export_model(first.model(), &dir, &ckpt).unwrap();
+    first.save_state(&state).unwrap();
+    let hidden: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
 
     // The export is a model directory grail-infer (and transformers) loads.
     let exported = ModelDir::open(&ckpt).unwrap();

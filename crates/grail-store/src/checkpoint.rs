@@ -126,11 +126,19 @@ impl Store {
         key: &Keypair,
     ) -> Result<SignedManifest, StoreError> {
         let mut files = BTreeMap::new();
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .map_err(|e| StoreError::io(format!("reading {}", dir.display()), e))?
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-            .collect();
+        // A directory entry that cannot be read is an error, not a file silently left out
+        // of the signed checkpoint.
+        let listing = |e| StoreError::io(format!("listing {}", dir.display()), e);
+        let mut entries = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(listing)? {
+            let entry = entry.map_err(listing)?;
+            let kind = entry
+                .file_type()
+                .map_err(|e| StoreError::io(format!("inspecting {}", entry.path().display()), e))?;
+            if kind.is_file() {
+                entries.push(entry);
+            }
+        }
         entries.sort_by_key(|e| e.file_name());
         for entry in entries {
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -162,7 +170,10 @@ impl Store {
         };
         let signed = manifest.sign(key)?;
         let manifest_bytes =
-            serde_json::to_vec_pretty(&signed).map_err(|e| StoreError::Manifest(e.to_string()))?;
+            serde_json::to_vec_pretty(&signed).map_err(|source| StoreError::Serialize {
+                what: "checkpoint manifest",
+                source,
+            })?;
         let pointer = LatestPointer {
             number,
             manifest_sha256: hex::encode(sha256(&manifest_bytes)),
@@ -172,8 +183,10 @@ impl Store {
             Bytes::from(manifest_bytes),
         )
         .await?;
-        let pointer =
-            serde_json::to_vec(&pointer).map_err(|e| StoreError::Manifest(e.to_string()))?;
+        let pointer = serde_json::to_vec(&pointer).map_err(|source| StoreError::Serialize {
+            what: "latest checkpoint pointer",
+            source,
+        })?;
         self.put(layout::LATEST_CHECKPOINT, Bytes::from(pointer))
             .await?;
         Ok(signed)
@@ -193,8 +206,11 @@ impl Store {
             Err(StoreError::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let pointer: LatestPointer = serde_json::from_slice(&pointer.bytes)
-            .map_err(|e| StoreError::Manifest(format!("{}: {e}", layout::LATEST_CHECKPOINT)))?;
+        let pointer: LatestPointer =
+            serde_json::from_slice(&pointer.bytes).map_err(|source| StoreError::ManifestJson {
+                key: layout::LATEST_CHECKPOINT.to_string(),
+                source,
+            })?;
         let key = layout::checkpoint_manifest(pointer.number);
         let fetched = self.get_capped(&key, MAX_MANIFEST_BYTES).await?;
         let actual = hex::encode(fetched.sha256);
@@ -205,8 +221,11 @@ impl Store {
                 actual,
             });
         }
-        let signed: SignedManifest = serde_json::from_slice(&fetched.bytes)
-            .map_err(|e| StoreError::Manifest(format!("{key}: {e}")))?;
+        let signed: SignedManifest =
+            serde_json::from_slice(&fetched.bytes).map_err(|source| StoreError::ManifestJson {
+                key: key.clone(),
+                source,
+            })?;
         if signed.manifest.number != pointer.number {
             return Err(StoreError::Manifest(format!(
                 "{key} describes checkpoint {}",
@@ -225,8 +244,11 @@ impl Store {
     ) -> Result<SignedManifest, StoreError> {
         let key = layout::checkpoint_manifest(number);
         let fetched = self.get_capped(&key, MAX_MANIFEST_BYTES).await?;
-        let signed: SignedManifest = serde_json::from_slice(&fetched.bytes)
-            .map_err(|e| StoreError::Manifest(format!("{key}: {e}")))?;
+        let signed: SignedManifest =
+            serde_json::from_slice(&fetched.bytes).map_err(|source| StoreError::ManifestJson {
+                key: key.clone(),
+                source,
+            })?;
         if signed.manifest.number != number {
             return Err(StoreError::Manifest(format!(
                 "{key} describes checkpoint {}",
@@ -237,8 +259,9 @@ impl Store {
         Ok(signed)
     }
 
-    /// Downloads a verified checkpoint into `dest` (replaced atomically): every file is
-    /// size-capped by the manifest and checked against its SHA-256.
+    /// Downloads a verified checkpoint into `dest` (replaced atomically and durably through
+    /// a [`grail_fs::StagedDir`]): every file is size-capped by the manifest and checked
+    /// against its SHA-256.
     pub async fn download_checkpoint(
         &self,
         signed: &SignedManifest,
@@ -247,53 +270,39 @@ impl Store {
     ) -> Result<(), StoreError> {
         signed.verify(trusted)?;
         let m = &signed.manifest;
-        let parent = dest
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "checkpoint".into());
-        let tmp = parent.join(format!(".{name}.download-{}", std::process::id()));
-        let _ = tokio::fs::remove_dir_all(&tmp).await;
-        tokio::fs::create_dir_all(&tmp)
-            .await
-            .map_err(|e| StoreError::io(format!("creating {}", tmp.display()), e))?;
-        let result = async {
-            for (file, entry) in &m.files {
-                let key = layout::checkpoint_file(m.number, file);
-                let fetched = self.get_capped(&key, entry.size).await?;
-                let actual = hex::encode(fetched.sha256);
-                if actual != entry.sha256 {
-                    return Err(StoreError::HashMismatch {
-                        key,
-                        expected: entry.sha256.clone(),
-                        actual,
-                    });
-                }
-                let out = tmp.join(file);
-                tokio::fs::write(&out, &fetched.bytes)
-                    .await
-                    .map_err(|e| StoreError::io(format!("writing {}", out.display()), e))?;
+        let staging_error = |e| {
+            StoreError::io(
+                format!("creating a staging folder for {}", dest.display()),
+                e,
+            )
+        };
+        // Removed again (blocking, but only on failure) if it is never committed.
+        let staged = grail_fs::StagedDir::new(dest).map_err(staging_error)?;
+        for (file, entry) in &m.files {
+            let key = layout::checkpoint_file(m.number, file);
+            let fetched = self.get_capped(&key, entry.size).await?;
+            let actual = hex::encode(fetched.sha256);
+            if actual != entry.sha256 {
+                return Err(StoreError::HashMismatch {
+                    key,
+                    expected: entry.sha256.clone(),
+                    actual,
+                });
             }
-            let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-            if tokio::fs::metadata(dest).await.is_ok() {
-                tokio::fs::rename(dest, &old)
-                    .await
-                    .map_err(|e| StoreError::io(format!("moving {}", dest.display()), e))?;
-            }
-            tokio::fs::rename(&tmp, dest)
+            let out = staged.path().join(file);
+            tokio::fs::write(&out, &fetched.bytes)
                 .await
-                .map_err(|e| StoreError::io(format!("renaming into {}", dest.display()), e))?;
-            let _ = tokio::fs::remove_dir_all(&old).await;
-            Ok(())
+                .map_err(|e| StoreError::io(format!("writing {}", out.display()), e))?;
         }
-        .await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_dir_all(&tmp).await;
-        }
-        result
+        // fsync of every file and the swap: blocking work, off the async threads.
+        let context = format!("replacing {}", dest.display());
+        tokio::task::spawn_blocking(move || staged.commit())
+            .await
+            .map_err(|source| StoreError::Task {
+                context: context.clone(),
+                source,
+            })?
+            .map_err(|e| StoreError::io(context, e))
     }
 
     /// Retention: keeps the newest `keep` checkpoints (and the one `latest` names).

@@ -77,8 +77,12 @@ impl StoreConfig {
             Self::Local { dir } => {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
-                let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
-                    .map_err(|e| StoreError::Config(format!("{}: {e}", dir.display())))?;
+                let fs = object_store::local::LocalFileSystem::new_with_prefix(dir).map_err(
+                    |source| StoreError::BackendConfig {
+                        what: format!("local directory {}", dir.display()),
+                        source,
+                    },
+                )?;
                 Arc::new(fs)
             }
             Self::Memory => Arc::new(object_store::memory::InMemory::new()),
@@ -102,7 +106,10 @@ impl StoreConfig {
                         .with_endpoint(endpoint)
                         .with_virtual_hosted_style_request(false);
                 }
-                Arc::new(b.build().map_err(|e| StoreError::Config(e.to_string()))?)
+                Arc::new(b.build().map_err(|source| StoreError::BackendConfig {
+                    what: format!("S3 bucket {bucket}"),
+                    source,
+                })?)
             }
             Self::R2 {
                 account_id,
@@ -118,7 +125,10 @@ impl StoreConfig {
                     .with_access_key_id(access_key_id)
                     .with_secret_access_key(secret_access_key)
                     .with_retry(retry_config());
-                Arc::new(b.build().map_err(|e| StoreError::Config(e.to_string()))?)
+                Arc::new(b.build().map_err(|source| StoreError::BackendConfig {
+                    what: format!("R2 bucket {bucket}"),
+                    source,
+                })?)
             }
         };
         Ok(Store::new(inner))
@@ -129,8 +139,12 @@ impl StoreConfig {
     /// `AWS_ENDPOINT_URL`, `AWS_REGION`) or `r2:BUCKET` (with `R2_ACCOUNT_ID`,
     /// `R2_ACCESS_KEY_ID`, `R2_SECRET_ACCESS_KEY`).
     pub fn from_env() -> Result<Self, StoreError> {
-        let var =
-            |k: &str| std::env::var(k).map_err(|_| StoreError::Config(format!("{k} is not set")));
+        let var = |k: &str| {
+            std::env::var(k).map_err(|source| StoreError::EnvVar {
+                var: k.to_string(),
+                source,
+            })
+        };
         let spec = std::env::var("GRAIL_STORE").unwrap_or_else(|_| "local:grail-store".into());
         Self::parse(&spec, &var)
     }

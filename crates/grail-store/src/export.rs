@@ -38,10 +38,9 @@ pub fn schema() -> Schema {
     ])
 }
 
-/// Writes the accepted rollouts of `archives` to `path` (atomically: temp file, then
-/// rename); returns the number of rows.
+/// Writes the accepted rollouts of `archives` to `path` (atomically and durably, with
+/// [`grail_fs::write_atomic`]); returns the number of rows.
 pub fn export_parquet(archives: &[SealedWindow], path: &Path) -> Result<usize, StoreError> {
-    let err = |e: &dyn std::fmt::Display| StoreError::Export(e.to_string());
     let (mut window, mut validator, mut miner, mut env, mut params, mut prompt_id, mut checkpoint) = (
         Vec::new(),
         Vec::new(),
@@ -102,22 +101,17 @@ pub fn export_parquet(archives: &[SealedWindow], path: &Path) -> Result<usize, S
         Arc::new(BooleanArray::from(success)),
     ];
     let schema = Arc::new(schema());
-    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| err(&e))?;
-    let tmp = path.with_extension(format!("parquet.tmp-{}", std::process::id()));
-    let file = std::fs::File::create(&tmp)
-        .map_err(|e| StoreError::io(format!("creating {}", tmp.display()), e))?;
+    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(StoreError::Arrow)?;
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .build();
-    let result = (|| {
-        let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| err(&e))?;
-        writer.write(&batch).map_err(|e| err(&e))?;
-        writer.close().map_err(|e| err(&e))?;
-        std::fs::rename(&tmp, path)
-            .map_err(|e| StoreError::io(format!("renaming to {}", path.display()), e))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map(|()| rows)
+    // The columns are in memory already; the compressed file is smaller than they are.
+    let mut bytes = Vec::new();
+    let mut writer =
+        ArrowWriter::try_new(&mut bytes, schema, Some(props)).map_err(StoreError::Parquet)?;
+    writer.write(&batch).map_err(StoreError::Parquet)?;
+    writer.close().map_err(StoreError::Parquet)?;
+    grail_fs::write_atomic(path, &bytes)
+        .map_err(|e| StoreError::io(format!("writing {}", path.display()), e))?;
+    Ok(rows)
 }

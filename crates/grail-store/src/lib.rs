@@ -99,7 +99,64 @@ pub enum StoreError {
     },
     /// Writing Parquet failed.
     #[error("parquet export: {0}")]
-    Export(String),
+    Parquet(#[source] parquet::errors::ParquetError),
+    /// Building the Arrow columns for the export failed.
+    #[error("parquet export: {0}")]
+    Arrow(#[source] arrow_schema::ArrowError),
+    /// A backend could not be configured (bad URL, missing region, bad local folder).
+    #[error("store configuration: {what}: {source}")]
+    BackendConfig {
+        /// Which backend.
+        what: String,
+        /// object_store's error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// A required environment variable is missing or not UTF-8.
+    #[error("store configuration: {var}: {source}")]
+    EnvVar {
+        /// The variable.
+        var: String,
+        /// Why it could not be read.
+        #[source]
+        source: std::env::VarError,
+    },
+    /// A key that is not a valid object path.
+    #[error("store configuration: bad key `{key}`: {source}")]
+    BadKey {
+        /// The key.
+        key: String,
+        /// Why it is not a path.
+        #[source]
+        source: object_store::path::Error,
+    },
+    /// A stored manifest or `latest` pointer is not the JSON it should be.
+    #[error("checkpoint manifest: {key}: {source}")]
+    ManifestJson {
+        /// The object.
+        key: String,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Something could not be serialized.
+    #[error("serializing {what}: {source}")]
+    Serialize {
+        /// What.
+        what: &'static str,
+        /// The error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A blocking file task panicked or was cancelled.
+    #[error("{context}: task failed: {source}")]
+    Task {
+        /// What was being done.
+        context: String,
+        /// The join error.
+        #[source]
+        source: tokio::task::JoinError,
+    },
     /// Stored bytes are not a valid bundle or archive.
     #[error(transparent)]
     Wire(#[from] grail_proto::WireError),

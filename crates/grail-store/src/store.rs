@@ -35,7 +35,10 @@ pub struct Store {
 }
 
 fn path(key: &str) -> Result<Path, StoreError> {
-    Path::parse(key).map_err(|e| StoreError::Config(format!("bad key `{key}`: {e}")))
+    Path::parse(key).map_err(|source| StoreError::BadKey {
+        key: key.to_string(),
+        source,
+    })
 }
 
 /// Fails when `written` is after `deadline`.

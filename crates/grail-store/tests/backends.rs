@@ -267,6 +267,21 @@ async fn archives_checkpoints_retention(store: &Store) {
         std::fs::read(dest.join("model.safetensors")).unwrap(),
         vec![3u8; 4096]
     );
+    // Downloading again replaces the existing folder.
+    std::fs::write(dest.join("stale.bin"), b"left over").unwrap();
+    store
+        .download_checkpoint(&latest, &trainer.public(), &dest)
+        .await
+        .unwrap();
+    assert!(!dest.join("stale.bin").exists());
+    let staging_leftovers = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".current."))
+            .collect::<Vec<_>>()
+    };
+    assert!(staging_leftovers().is_empty(), "{:?}", staging_leftovers());
 
     // A replaced weight file is caught by the manifest's hash; `dest` stays as it was.
     store
@@ -286,6 +301,7 @@ async fn archives_checkpoints_retention(store: &Store) {
         std::fs::read(dest.join("model.safetensors")).unwrap(),
         vec![3u8; 4096]
     );
+    assert!(staging_leftovers().is_empty(), "{:?}", staging_leftovers());
 
     assert_eq!(store.prune_checkpoints(1).await.unwrap(), 6); // 2 files + manifest, ×2
     assert!(store
