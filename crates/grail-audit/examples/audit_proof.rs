@@ -5,8 +5,8 @@
 
 use std::time::Instant;
 
+use grail_audit::{self as audit, Corpus, Native, Reference, SketchRule};
 use grail_env::template::ChatTemplate;
-use grail_infer::audit::{self, Corpus, Native, Reference, SketchRule};
 use grail_infer::ModelDir;
 use grail_proto::SketchCoefficients;
 use rand_chacha::rand_core::SeedableRng;

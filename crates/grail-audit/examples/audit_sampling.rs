@@ -10,8 +10,8 @@
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use grail_audit::sampling::{self, Corpus, Plan, Report, Setup};
 use grail_env::template::ChatTemplate;
-use grail_infer::audit::sampling::{self, Corpus, Plan, Report, Setup};
 use grail_infer::tiny::{write_tiny_model, TinySpec};
 use grail_infer::{InferError, ModelDir};
 use grail_proto::params::SAMPLING_MARGIN;

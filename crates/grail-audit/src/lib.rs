@@ -1,4 +1,7 @@
-//! Proof soundness audit: how far honest recomputations drift under each sketch rule,
+//! grail-audit: the soundness audits behind `cargo xtask audit-proof` and
+//! `cargo xtask audit-sampling`. Not part of any role: no runtime crate depends on it.
+//!
+//! Proof soundness audit (this module): how far honest recomputations drift under each sketch rule,
 //! and how often substitutes (other weights, noise, quantization, a missing layer, another
 //! prompt) pass. Used by `cargo xtask audit-proof` (SmolLM2) and by CI on the tiny model.
 
@@ -9,11 +12,9 @@ use grail_proto::SketchCoefficients;
 use rand_core::RngCore;
 use tch::{Kind, Tensor};
 
-use crate::model::Model;
-use crate::{InferError, Progress, SamplingParams};
+use grail_infer::model::Model;
+use grail_infer::{InferError, Progress, SamplingParams};
 
-/// The sampling audit (protocol v3).
-#[path = "audit_sampling.rs"]
 pub mod sampling;
 
 /// A sketch rule under audit: how a hidden vector becomes residues and when a claimed
@@ -153,7 +154,7 @@ impl Corpus {
                 &params,
                 eos,
                 rng,
-                &mut crate::no_progress,
+                &mut grail_infer::no_progress,
             )? {
                 corpus
                     .sequences
@@ -567,7 +568,7 @@ pub fn run(
     rules: &[&dyn SketchRule],
     progress: &mut dyn FnMut(&str),
 ) -> Result<Report, InferError> {
-    let quiet = &mut crate::no_progress;
+    let quiet = &mut grail_infer::no_progress;
     let sketch =
         |model: &Model,
          pass: Pass,
@@ -635,11 +636,14 @@ pub fn run(
     };
     let config = reference.config().clone();
     let device = reference.device();
-    let build = |weights: Vec<(String, Tensor)>, config: crate::ModelConfig| {
+    let build = |weights: Vec<(String, Tensor)>, config: grail_infer::ModelConfig| {
         Model::from_hf_weights(config, weights.into_iter().collect(), Kind::Float, device)
     };
     progress("substitute: random weights of the same shape");
-    let random = build(crate::tiny::tiny_weights(&config, 0x5eed), config.clone())?;
+    let random = build(
+        grail_infer::tiny::tiny_weights(&config, 0x5eed),
+        config.clone(),
+    )?;
     add_forgery(
         "random weights, same architecture",
         sketch(&random, Pass::Batched(4), None, quiet)?,

@@ -15,8 +15,8 @@ use grail_proto::Hotkey;
 use rand_core::RngCore;
 use tch::{Device, Kind, Tensor};
 
-use crate::model::Model;
-use crate::{InferError, SamplingParams};
+use grail_infer::model::Model;
+use grail_infer::{InferError, SamplingParams};
 
 /// Positions whose logits are materialised at once (bounds memory at vocab × this).
 const LOGIT_CHUNK: i64 = 128;
@@ -124,7 +124,7 @@ pub fn sample_public(
             &mut rows,
             &params,
             &setup.eos,
-            &mut crate::no_progress,
+            &mut grail_infer::no_progress,
         )?;
         out.extend(completions.into_iter().map(|c| c.tokens));
     }
@@ -150,10 +150,11 @@ pub fn sample_best_of(
             &params,
             &setup.eos,
             rng,
-            &mut crate::no_progress,
+            &mut grail_infer::no_progress,
         )?;
         for slot in candidates.chunks(n.max(1)) {
-            let score = |c: &crate::Completion| c.logprobs.iter().map(|&l| l as f64).sum::<f64>();
+            let score =
+                |c: &grail_infer::Completion| c.logprobs.iter().map(|&l| l as f64).sum::<f64>();
             let best = slot
                 .iter()
                 .max_by(|a, b| score(a).total_cmp(&score(b)))
@@ -283,7 +284,7 @@ pub fn recompute_incremental(
                     .map(|c| c.get(step).copied().unwrap_or(0))
                     .collect();
                 let targets = ids_tensor(&column, device).view([-1, 1]);
-                for (r, iv) in crate::score::cdf_intervals(&logits, &targets, temperature)
+                for (r, iv) in grail_infer::score::cdf_intervals(&logits, &targets, temperature)
                     .into_iter()
                     .enumerate()
                 {
@@ -363,7 +364,7 @@ pub fn alternatives(
                         })
                         .collect();
                     let targets = ids_tensor(&picks, device).view([-1, 1]);
-                    found.extend(picks.into_iter().zip(crate::score::cdf_intervals(
+                    found.extend(picks.into_iter().zip(grail_infer::score::cdf_intervals(
                         &logits,
                         &targets,
                         temperature,
@@ -1139,8 +1140,8 @@ pub fn run(
         )
     };
     progress("another model: weights + 1 % noise, same uniforms");
-    let noisy = build(crate::audit::perturbed_weights(reference, |n, w| {
-        crate::audit::add_noise(n, w, 0.01, plan.seed)
+    let noisy = build(crate::perturbed_weights(reference, |n, w| {
+        crate::add_noise(n, w, 0.01, plan.seed)
     }))?;
     let completions = sample_public(&noisy, prompts, setup, 1.0)?;
     drop(noisy);
@@ -1149,8 +1150,8 @@ pub fn run(
         completions,
     )?);
     progress("another model: int8 weights, same uniforms");
-    let int8 = build(crate::audit::perturbed_weights(reference, |_, w| {
-        crate::audit::int8_roundtrip(w)
+    let int8 = build(crate::perturbed_weights(reference, |_, w| {
+        crate::int8_roundtrip(w)
     }))?;
     let completions = sample_public(&int8, prompts, setup, 1.0)?;
     drop(int8);

@@ -3,7 +3,7 @@
 //! accepted with probability ≤ 2^-40 per rollout. (`cargo xtask audit-proof` runs the same
 //! code on SmolLM2.)
 
-use grail_infer::audit::{self, Corpus, Native, Reference, SketchRule};
+use grail_audit::{self as audit, Corpus, Native, Reference, SketchRule};
 use grail_infer::tiny::{write_tiny_model, TinySpec};
 use grail_infer::{no_progress, ModelDir};
 use grail_proto::SketchCoefficients;

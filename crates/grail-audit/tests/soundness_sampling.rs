@@ -4,7 +4,7 @@
 //! rejected, and bf16 sampling almost always is. (`cargo xtask audit-sampling` runs the
 //! same code on SmolLM2.)
 
-use grail_infer::audit::sampling::{self, Corpus, Plan, Setup};
+use grail_audit::sampling::{self, Corpus, Plan, Setup};
 use grail_infer::tiny::{write_tiny_model, TinySpec};
 use grail_infer::{no_progress, InferError, ModelDir};
 use grail_proto::params::SAMPLING_MARGIN;

@@ -160,7 +160,7 @@ impl ModelConfig {
     /// Parses config.json text and checks that the shapes are consistent.
     pub fn from_json(text: &str) -> Result<Self, InferError> {
         let config: Self = serde_json::from_str(text)
-            .map_err(|e| InferError::Config(format!("config.json: {e}")))?;
+            .map_err(|e| InferError::json("model config: parsing config.json", e))?;
         config.validate()?;
         Ok(config)
     }

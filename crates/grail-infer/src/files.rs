@@ -43,7 +43,7 @@ fn read_json(path: &Path) -> Result<Option<Value>, InferError> {
     match std::fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text)
             .map(Some)
-            .map_err(|e| InferError::Config(format!("{}: {e}", path.display()))),
+            .map_err(|e| InferError::json(format!("parsing {}", path.display()), e)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(InferError::io(format!("reading {}", path.display()), e)),
     }
@@ -77,7 +77,7 @@ impl ModelDir {
         let config_text = std::fs::read_to_string(&config_path)
             .map_err(|e| InferError::io(format!("reading {}", config_path.display()), e))?;
         let config = ModelConfig::from_json(&config_text)
-            .map_err(|e| InferError::Config(format!("{}: {e}", path.display())))?;
+            .map_err(|e| e.context(path.display().to_string()))?;
         let tokenizer = Tokenizer::from_file(&path.join("tokenizer.json"))?;
         let tokenizer_config =
             read_json(&path.join("tokenizer_config.json"))?.unwrap_or(Value::Null);
@@ -173,9 +173,9 @@ impl ModelDir {
                 i as u64,
                 files.len() as u64,
             ));
-            for (name, tensor) in Tensor::read_safetensors(file)
-                .map_err(|e| InferError::Weights(format!("{}: {e}", file.display())))?
-            {
+            for (name, tensor) in Tensor::read_safetensors(file).map_err(|e| {
+                InferError::torch(format!("model weights: reading {}", file.display()), e)
+            })? {
                 weights.insert(name, tensor);
             }
         }
@@ -203,58 +203,33 @@ pub struct NewModelDir<'a> {
 }
 
 impl NewModelDir<'_> {
-    /// Writes the directory at `out` atomically: everything goes into a sibling temporary
-    /// folder that is renamed into place last, so a crash never leaves a half model at
-    /// `out`. An existing `out` is replaced.
+    /// Writes the directory at `out` atomically: everything goes into a sibling staging
+    /// folder that is fsynced and swapped into place last ([`grail_fs::StagedDir`]), so a
+    /// crash never leaves a half model at `out`. An existing `out` is replaced.
     pub fn write(&self, out: &Path) -> Result<(), InferError> {
-        let name = out
-            .file_name()
-            .ok_or_else(|| InferError::Input(format!("{} is not a folder name", out.display())))?;
-        let parent = out
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent)
-            .map_err(|e| InferError::io(format!("creating {}", parent.display()), e))?;
-        let tmp = parent.join(format!(
-            ".{}.tmp-{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp)
-            .map_err(|e| InferError::io(format!("creating {}", tmp.display()), e))?;
-        let result = self.write_into(&tmp).and_then(|()| {
-            let old = parent.join(format!(
-                ".{}.old-{}",
-                name.to_string_lossy(),
-                std::process::id()
-            ));
-            if out.exists() {
-                std::fs::rename(out, &old)
-                    .map_err(|e| InferError::io(format!("moving {}", out.display()), e))?;
-            }
-            std::fs::rename(&tmp, out)
-                .map_err(|e| InferError::io(format!("renaming into {}", out.display()), e))?;
-            let _ = std::fs::remove_dir_all(&old);
-            Ok(())
-        });
-        if result.is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-        result
+        let staged = grail_fs::StagedDir::new(out).map_err(|e| {
+            InferError::io(
+                format!("creating a staging folder for {}", out.display()),
+                e,
+            )
+        })?;
+        // On an error the staging folder is removed when `staged` drops.
+        self.write_into(staged.path())?;
+        staged
+            .commit()
+            .map_err(|e| InferError::io(format!("replacing {}", out.display()), e))
     }
 
     fn write_into(&self, dir: &Path) -> Result<(), InferError> {
         let json = |file: &str, value: &Value| -> Result<(), InferError> {
             let text = serde_json::to_string_pretty(value)
-                .map_err(|e| InferError::Config(e.to_string()))?;
+                .map_err(|e| InferError::json(format!("serializing {file}"), e))?;
             let path = dir.join(file);
             std::fs::write(&path, text)
                 .map_err(|e| InferError::io(format!("writing {}", path.display()), e))
         };
-        let config =
-            serde_json::to_value(self.config).map_err(|e| InferError::Config(e.to_string()))?;
+        let config = serde_json::to_value(self.config)
+            .map_err(|e| InferError::json("serializing config.json", e))?;
         json("config.json", &config)?;
         json("tokenizer.json", self.tokenizer)?;
         json("tokenizer_config.json", self.tokenizer_config)?;
@@ -266,6 +241,6 @@ impl NewModelDir<'_> {
             .collect();
         let path = dir.join("model.safetensors");
         Tensor::write_safetensors(&cpu, &path)
-            .map_err(|e| InferError::Weights(format!("writing {}: {e}", path.display())))
+            .map_err(|e| InferError::torch(format!("model weights: writing {}", path.display()), e))
     }
 }

@@ -89,10 +89,18 @@ fn uniform(rng: &mut impl RngCore) -> f64 {
 /// in f64 with one uniform per row: the smallest id whose cumulative tempered weight
 /// exceeds `u · Σ w` (`grail_proto::sampling::sample_token`, vectorised). Top-k and top-p,
 /// when set, zero the weights they drop (not part of the protocol).
-pub fn sample(logits: &Tensor, params: &SamplingParams, uniforms: &[f64]) -> Vec<i64> {
+///
+/// # Errors
+/// libtorch failed to copy the chosen ids out of the tensor.
+pub fn sample(
+    logits: &Tensor,
+    params: &SamplingParams,
+    uniforms: &[f64],
+) -> Result<Vec<i64>, InferError> {
     let (rows, vocab) = logits.size2().expect("logits are [rows, vocab]");
     if params.temperature == 0.0 {
-        return Vec::<i64>::try_from(logits.argmax(-1, false)).unwrap_or_default();
+        return Vec::<i64>::try_from(logits.argmax(-1, false))
+            .map_err(|e| InferError::torch("reading greedy token ids", e));
     }
     let mut scaled = logits.to_kind(Kind::Double) / params.temperature;
     if let Some(k) = params.top_k.filter(|&k| (k as i64) < vocab) {
@@ -130,7 +138,8 @@ pub fn sample(logits: &Tensor, params: &SamplingParams, uniforms: &[f64]) -> Vec
         Some(order) => order.gather(-1, &picked, false),
         None => picked,
     };
-    Vec::<i64>::try_from(picked.view([rows])).unwrap_or_default()
+    Vec::<i64>::try_from(picked.view([rows]))
+        .map_err(|e| InferError::torch("reading sampled token ids", e))
 }
 
 /// Hugging Face's repetition penalty: seen tokens' positive logits are divided by the
@@ -228,12 +237,13 @@ impl Model {
                 None => logits.shallow_clone(),
             };
             let drawn: Vec<f64> = active.iter().map(|&row| uniforms(row)).collect();
-            let chosen = sample(&filtered, params, &drawn);
+            let chosen = sample(&filtered, params, &drawn)?;
             let chosen_t = Tensor::from_slice(&chosen).to_device(device).view([-1, 1]);
             let logprobs = logits
                 .log_softmax(-1, Kind::Float)
                 .gather(-1, &chosen_t, false);
-            let logprobs = Vec::<f32>::try_from(logprobs.view([-1])).unwrap_or_default();
+            let logprobs = Vec::<f32>::try_from(logprobs.view([-1]))
+                .map_err(|e| InferError::torch("reading sampled log-probs", e))?;
             let mut keep = Vec::with_capacity(active.len());
             for (slot, &row) in active.iter().enumerate() {
                 let token = chosen[slot] as u32;

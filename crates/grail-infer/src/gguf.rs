@@ -257,7 +257,7 @@ impl GgufFile {
                 .map(|_| r.u64())
                 .collect::<Result<Vec<_>, _>>()?;
             let kind = TensorType::from_code(r.u32()?)
-                .map_err(|e| InferError::Gguf(format!("tensor `{name}`: {e}")))?;
+                .map_err(|e| e.context(format!("tensor `{name}`")))?;
             let offset = r.u64()?;
             raw.push((name, dims, kind, offset));
         }

@@ -26,8 +26,7 @@ pub fn import_gguf(
     progress(Progress::new("reading gguf", 0, 1));
     let bytes = std::fs::read(gguf)
         .map_err(|e| InferError::io(format!("reading {}", gguf.display()), e))?;
-    let file =
-        GgufFile::parse(bytes).map_err(|e| InferError::Gguf(format!("{}: {e}", gguf.display())))?;
+    let file = GgufFile::parse(bytes).map_err(|e| e.context(gguf.display().to_string()))?;
     let (config, weights) = convert_weights(&file, progress)?;
     let tokenizer = convert_tokenizer(&file)?;
     let tokens = file.require_strings("tokenizer.ggml.tokens")?;
@@ -77,8 +76,7 @@ pub fn convert_weights(
         .get("general.architecture")
         .and_then(Value::as_str)
         .ok_or_else(|| InferError::Gguf("general.architecture missing".into()))?;
-    let arch =
-        Architecture::from_model_type(arch_name).map_err(|e| InferError::Gguf(e.to_string()))?;
+    let arch = Architecture::from_model_type(arch_name).map_err(|e| e.context("gguf"))?;
     let key = |k: &str| format!("{arch_name}.{k}");
     let u = |k: &str| file.require_u64(&key(k)).map(|v| v as usize);
     let f = |k: &str| file.get(&key(k)).and_then(Value::as_f64);
@@ -131,9 +129,7 @@ pub fn convert_weights(
             .map(|v| TokenIds::One(v as u32)),
         torch_dtype: Some("float32".into()),
     };
-    config
-        .validate()
-        .map_err(|e| InferError::Gguf(e.to_string()))?;
+    config.validate().map_err(|e| e.context("gguf"))?;
     let kv_heads = config.kv_heads() as i64;
     let total = file.tensors.len() as u64;
     let mut weights = Vec::with_capacity(file.tensors.len());

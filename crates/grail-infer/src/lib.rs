@@ -7,7 +7,6 @@
 //! implements grail-proto's `HiddenStates` ([`score`]) and a tiny seeded model for tests
 //! ([`tiny`]). It knows nothing of chain or storage.
 
-pub mod audit;
 pub mod config;
 pub mod device;
 pub mod files;
@@ -77,6 +76,42 @@ pub enum InferError {
         /// The error.
         source: std::io::Error,
     },
+    /// JSON could not be parsed or written.
+    #[error("{context}: {source}")]
+    Json {
+        /// What was being done (which file or document).
+        context: String,
+        /// The error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// libtorch failed (reading or writing safetensors, converting a tensor).
+    #[error("{context}: {source}")]
+    Torch {
+        /// What was being done.
+        context: String,
+        /// The error.
+        #[source]
+        source: tch::TchError,
+    },
+    /// The Hugging Face tokenizers library failed.
+    #[error("tokenizer: {context}: {source}")]
+    TokenizerLib {
+        /// What was being done.
+        context: String,
+        /// The library's error.
+        #[source]
+        source: tokenizers::Error,
+    },
+    /// Another error, with where it happened (a file, a tensor).
+    #[error("{context}: {source}")]
+    Context {
+        /// Where or what.
+        context: String,
+        /// The error.
+        #[source]
+        source: Box<InferError>,
+    },
 }
 
 impl InferError {
@@ -85,6 +120,30 @@ impl InferError {
         Self::Io {
             context: context.into(),
             source,
+        }
+    }
+
+    /// A libtorch error with what was being done.
+    pub fn torch(context: impl Into<String>, source: tch::TchError) -> Self {
+        Self::Torch {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// A JSON error with what was being done.
+    pub fn json(context: impl Into<String>, source: serde_json::Error) -> Self {
+        Self::Json {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// This error with where it happened.
+    pub fn context(self, context: impl Into<String>) -> Self {
+        Self::Context {
+            context: context.into(),
+            source: Box::new(self),
         }
     }
 }

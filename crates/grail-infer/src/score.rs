@@ -185,11 +185,8 @@ impl Model {
 
 /// The CDF intervals `[Σ_{k<j} w_k / S, Σ_{k≤j} w_k / S)` of the target ids under
 /// `w = exp((z − max z) / T)`, in f64 (the normative rule of `grail_proto::sampling`).
-pub(crate) fn cdf_intervals(
-    logits: &Tensor,
-    targets: &Tensor,
-    temperature: f64,
-) -> Vec<CdfInterval> {
+/// `logits` is `[n, vocab]`, `targets` is `[n, 1]` (int64); one interval per row.
+pub fn cdf_intervals(logits: &Tensor, targets: &Tensor, temperature: f64) -> Vec<CdfInterval> {
     let z = logits.to_kind(Kind::Double) / temperature;
     let w = (&z - z.amax(-1, true)).exp();
     let cdf = w.cumsum(-1, Kind::Double);

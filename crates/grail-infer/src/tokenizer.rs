@@ -19,25 +19,30 @@ impl Tokenizer {
     pub fn from_file(path: &Path) -> Result<Self, InferError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| InferError::io(format!("reading {}", path.display()), e))?;
-        Self::from_json(&text)
-            .map_err(|e| InferError::Tokenizer(format!("{}: {e}", path.display())))
+        Self::from_json(&text).map_err(|e| e.context(path.display().to_string()))
     }
 
     /// Parses `tokenizer.json` text.
     pub fn from_json(text: &str) -> Result<Self, InferError> {
-        let inner = text
-            .parse::<tokenizers::Tokenizer>()
-            .map_err(|e| InferError::Tokenizer(e.to_string()))?;
+        let inner =
+            text.parse::<tokenizers::Tokenizer>()
+                .map_err(|source| InferError::TokenizerLib {
+                    context: "parsing tokenizer.json".into(),
+                    source,
+                })?;
         Ok(Self { inner })
     }
 
     /// Token ids of `text`. Special tokens written in the text (as a rendered chat
     /// template has them) become their ids; no BOS/EOS is added.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, InferError> {
-        let encoding = self
-            .inner
-            .encode(text, false)
-            .map_err(|e| InferError::Tokenizer(e.to_string()))?;
+        let encoding =
+            self.inner
+                .encode(text, false)
+                .map_err(|source| InferError::TokenizerLib {
+                    context: "encoding".into(),
+                    source,
+                })?;
         Ok(encoding.get_ids().to_vec())
     }
 
@@ -45,7 +50,10 @@ impl Tokenizer {
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String, InferError> {
         self.inner
             .decode(ids, skip_special)
-            .map_err(|e| InferError::Tokenizer(e.to_string()))
+            .map_err(|source| InferError::TokenizerLib {
+                context: "decoding".into(),
+                source,
+            })
     }
 
     /// The id of a token string (a special token such as `<|im_end|>` included).

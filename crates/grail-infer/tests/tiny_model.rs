@@ -347,18 +347,28 @@ fn qwen_variants_run_and_export_round_trips() {
         // Export through hf_weights and load again: same numbers.
         let out = dir.path().join("again");
         let weights = model.hf_weights();
-        grail_infer::files::NewModelDir {
+        let tokenizer = serde_json::from_str(
+            &std::fs::read_to_string(files.path.join("tokenizer.json")).unwrap(),
+        )
+        .unwrap();
+        let new_dir = grail_infer::files::NewModelDir {
             config: model.config(),
             weights: &weights,
-            tokenizer: &serde_json::from_str(
-                &std::fs::read_to_string(files.path.join("tokenizer.json")).unwrap(),
-            )
-            .unwrap(),
+            tokenizer: &tokenizer,
             tokenizer_config: &files.tokenizer_config,
             generation_config: &serde_json::json!({"eos_token_id": 2}),
-        }
-        .write(&out)
-        .unwrap();
+        };
+        new_dir.write(&out).unwrap();
+        // Writing again replaces the folder; no staging folder is left behind.
+        std::fs::write(out.join("stale.bin"), b"x").unwrap();
+        new_dir.write(&out).unwrap();
+        assert!(!out.join("stale.bin").exists());
+        let hidden: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".again."))
+            .collect();
+        assert!(hidden.is_empty(), "{hidden:?}");
         let again = ModelDir::open(&out)
             .unwrap()
             .load_model(Kind::Float, Device::Cpu, &mut no_progress)
