@@ -29,6 +29,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     util::run_timed("fmt", cargo().args(["fmt", "--all", "--", "--check"]))?;
     layering(&cargo)?;
+    hygiene()?;
     util::run_timed(
         "clippy",
         cargo().args([
@@ -93,7 +94,27 @@ const LAYERING: &[(&str, &[&str])] = &[
     ),
     ("grail-chain", &["tch", "grail-store", "grail-infer"]),
     ("grail-store", &["tch", "grail-chain", "grail-infer"]),
+    ("grail-fs", &["tokio", "tch", "grail-proto"]),
+    // The soundness audits are measurement tools: no role may link them.
+    ("grail-node", &["grail-audit"]),
 ];
+
+/// Every declared dependency is used; binaries are one main.rs over grail-node.
+pub fn hygiene() -> Result<(), String> {
+    util::step("dependencies and binaries");
+    let root = util::project_root();
+    let mut problems = crate::hygiene::unused_dependencies(&root)?;
+    problems.extend(crate::hygiene::thick_bins(&root)?);
+    if !problems.is_empty() {
+        return Err(format!(
+            "{} problem(s):\n  {}",
+            problems.len(),
+            problems.join("\n  ")
+        ));
+    }
+    eprintln!("    no unused dependencies; binaries are thin");
+    Ok(())
+}
 
 /// Fails when a crate depends on something its layer must not see.
 fn layering(cargo: &impl Fn() -> Command) -> Result<(), String> {

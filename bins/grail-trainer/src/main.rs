@@ -1,6 +1,7 @@
-//! `grail-trainer`: command-line front-end of the grail trainer role (logic lives in
-//! grail-node and grail-grpo).
+//! `grail-trainer`: command-line front-end of the grail trainer role. Argument parsing
+//! only: the logic lives in grail-node (`trainer`, `eval`, `experiment`) and grail-grpo.
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 /// grail trainer.
@@ -25,19 +26,19 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Train(args) => tokio::runtime::Runtime::new()?
             .block_on(grail_node::cli::run_role(grail_node::Role::Trainer, args))
-            .map_err(|e| anyhow::anyhow!("trainer: {e}")),
+            .context("trainer"),
         Command::Eval(args) => {
             let report = grail_node::eval::run(&args, &mut |done, total| {
                 eprint!("\revaluating {done}/{total}");
             })
-            .map_err(|e| anyhow::anyhow!("eval: {e}"))?;
+            .context("eval")?;
             eprintln!();
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
         Command::Experiment(args) => {
             grail_node::experiment::run(&args, &mut |line| eprintln!("experiment: {line}"))
-                .map_err(|e| anyhow::anyhow!("experiment: {e}"))?;
+                .context("experiment")?;
             Ok(())
         }
     }

@@ -80,10 +80,7 @@ impl CheckpointSource {
             .checkpoint_manifest(a.number, &self.trainer)
             .await?;
         if manifest.manifest.digest() != a.digest {
-            return Err(NodeError::Config(format!(
-                "checkpoint {} in the trainer's bucket is not the announced one",
-                a.number
-            )));
+            return Err(NodeError::CheckpointMismatch { number: a.number });
         }
         while manifest.manifest.effective_window > window {
             let Some(parent) = manifest.manifest.parent else {
@@ -115,10 +112,7 @@ impl CheckpointSource {
             .checkpoint_manifest(id.number, &self.trainer)
             .await?;
         if signed.manifest.digest() != id.digest {
-            return Err(NodeError::Config(format!(
-                "checkpoint {} in the trainer's bucket is not the announced one",
-                id.number
-            )));
+            return Err(NodeError::CheckpointMismatch { number: id.number });
         }
         // The base model is checkpoint 0; later checkpoints are always downloaded.
         if let Some(base) = self
@@ -165,7 +159,5 @@ impl CurrentModel {
 /// Loads a model without blocking the async runtime.
 pub async fn load_blocking(dir: &Path, device: Device) -> Result<ModelContext, NodeError> {
     let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || ModelContext::load(&dir, device))
-        .await
-        .map_err(|e| NodeError::Config(format!("model loading task failed: {e}")))?
+    tokio::task::spawn_blocking(move || ModelContext::load(&dir, device)).await?
 }

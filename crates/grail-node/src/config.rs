@@ -268,14 +268,17 @@ fn default_netuid() -> u16 {
 impl NodeConfig {
     /// Parses a TOML configuration.
     pub fn from_toml(text: &str) -> Result<Self, NodeError> {
-        let config: Self = toml::from_str(text).map_err(|e| NodeError::Config(e.to_string()))?;
+        let config: Self = toml::from_str(text).map_err(|source| NodeError::Toml {
+            path: PathBuf::new(),
+            source,
+        })?;
         config.subnet.validate()?;
         config.validator.validate()?;
         config
             .trainer
             .grpo
             .validate()
-            .map_err(|e| NodeError::Config(format!("trainer.grpo: {e}")))?;
+            .map_err(NodeError::TrainerCoefficients)?;
         Ok(config)
     }
 
@@ -285,6 +288,10 @@ impl NodeConfig {
             .map_err(|e| NodeError::io(format!("reading {}", path.display()), e))?;
         Self::from_toml(&text).map_err(|e| match e {
             NodeError::Config(m) => NodeError::Config(format!("{}: {m}", path.display())),
+            NodeError::Toml { source, .. } => NodeError::Toml {
+                path: path.to_path_buf(),
+                source,
+            },
             other => other,
         })
     }

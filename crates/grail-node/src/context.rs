@@ -12,8 +12,9 @@ use crate::NodeError;
 
 /// CUDA when libtorch sees a GPU, else the CPU (every role, eval and the experiment).
 pub fn auto_device() -> Result<Device, NodeError> {
-    grail_infer::resolve_device(grail_infer::DeviceChoice::Auto)
-        .map_err(|e| NodeError::Config(e.to_string()))
+    Ok(grail_infer::resolve_device(
+        grail_infer::DeviceChoice::Auto,
+    )?)
 }
 
 /// A model directory, its model (fp32: proofs are computed in fp32), chat template and EOS.

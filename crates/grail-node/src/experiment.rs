@@ -194,8 +194,10 @@ fn grpo_config(args: &ExperimentArgs) -> Result<GrpoConfig, NodeError> {
     };
     let text = std::fs::read_to_string(path)
         .map_err(|e| NodeError::io(format!("reading {}", path.display()), e))?;
-    let config: GrpoConfig =
-        toml::from_str(&text).map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))?;
+    let config: GrpoConfig = toml::from_str(&text).map_err(|source| NodeError::Toml {
+        path: path.to_path_buf(),
+        source,
+    })?;
     config.validate()?;
     Ok(config)
 }
@@ -468,7 +470,10 @@ pub fn run(args: &ExperimentArgs, log: &mut dyn FnMut(&str)) -> Result<Summary, 
         }
     }
     summary.seconds = started.elapsed().as_secs_f64();
-    let json = serde_json::to_vec_pretty(&summary).map_err(|e| NodeError::Config(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&summary).map_err(|source| NodeError::EncodeJson {
+        what: "the experiment summary".into(),
+        source,
+    })?;
     crate::write_atomic(&args.out.join("summary.json"), &json)?;
     Ok(summary)
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{NodeConfig, SubnetSettings};
 use crate::trainer::TrainerState;
 use crate::validator::ValidatorState;
-use crate::{read_json, write_atomic, NodeError};
+use crate::{read_json, write_atomic, write_json, NodeError};
 
 /// One participant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,6 +67,67 @@ pub struct LocalnetOptions {
     pub trainer: crate::config::TrainerSettings,
     /// How miners choose prompts (`zone` reads the validator's API on a port chosen here).
     pub prompts: crate::config::PromptChoice,
+}
+
+/// Flags of `grail-validator localnet init`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InitArgs {
+    /// Folder of the network (must not hold one).
+    #[arg(long, env = "GRAIL_LOCALNET")]
+    pub root: PathBuf,
+    /// Base model folder.
+    #[arg(long, env = "GRAIL_MODEL")]
+    pub model: PathBuf,
+    /// Number of miners.
+    #[arg(long, default_value_t = 2)]
+    pub miners: usize,
+    /// Milliseconds per block.
+    #[arg(long, default_value_t = 1000)]
+    pub block_ms: u64,
+    /// Blocks per window.
+    #[arg(long, default_value_t = 24)]
+    pub window_length: u64,
+    /// Completion tokens per rollout.
+    #[arg(long, default_value_t = 32)]
+    pub max_new_tokens: u32,
+    /// Rollouts per group.
+    #[arg(long, default_value_t = 4)]
+    pub group_size: usize,
+    /// Environment spec (default: math tiers 0–3, the experiment's task).
+    #[arg(long, default_value = crate::experiment::DEFAULT_ENVIRONMENT)]
+    pub environment: String,
+    /// Seconds before the first window may start (model loading).
+    #[arg(long, default_value_t = 20)]
+    pub lead_secs: u64,
+    /// libtorch threads per process.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
+impl InitArgs {
+    /// The network these flags describe: the experiment's GRPO coefficients (a short run
+    /// must move the model) and zone-targeting miners.
+    pub fn options(&self) -> LocalnetOptions {
+        LocalnetOptions {
+            model: self.model.clone(),
+            miners: self.miners,
+            block_time_ms: self.block_ms,
+            subnet: SubnetSettings {
+                window_length: self.window_length,
+                environment: self.environment.clone(),
+                group_size: self.group_size,
+                max_new_tokens: self.max_new_tokens,
+                ..SubnetSettings::default()
+            },
+            lead_secs: self.lead_secs,
+            threads: self.threads,
+            trainer: crate::config::TrainerSettings {
+                grpo: crate::experiment::default_grpo(),
+                ..Default::default()
+            },
+            prompts: crate::config::PromptChoice::Zone,
+        }
+    }
 }
 
 fn beacon_of(info: &LocalnetInfo) -> Result<LocalBeacon, NodeError> {
@@ -182,8 +243,7 @@ pub fn init(root: &Path, options: &LocalnetOptions) -> Result<LocalnetInfo, Node
         beacon_port,
         participants,
     };
-    let json = serde_json::to_vec_pretty(&info).map_err(|e| NodeError::Config(e.to_string()))?;
-    write_atomic(&root.join(INFO_FILE), &json)?;
+    write_json(&root.join(INFO_FILE), &info)?;
     Ok(info)
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use grail_chain::{BeaconSource, Chain};
+use grail_chain::{BeaconSource, Chain, ChainError};
 use grail_proto::{challenge_randomness, window_randomness};
 use tokio::sync::watch;
 
@@ -84,19 +84,21 @@ impl Network {
         }
     }
 
-    /// The time of `block` (estimated from the head for future blocks).
+    /// The time of `block` (estimated from the head for future blocks; any other chain
+    /// failure is returned).
     pub async fn block_time(&self, block: u64) -> Result<DateTime<Utc>, NodeError> {
         let ms = match self.chain.block_timestamp_ms(block).await {
             Ok(ms) => ms,
-            Err(_) => {
+            Err(ChainError::FutureBlock { .. }) => {
                 let head = self.chain.block_number().await?;
                 let head_ms = self.chain.block_timestamp_ms(head).await?;
                 head_ms + block.saturating_sub(head) * self.block_time_ms
             }
+            Err(e) => return Err(e.into()),
         };
         Utc.timestamp_millis_opt(ms as i64)
             .single()
-            .ok_or_else(|| NodeError::Config(format!("block {block} has an impossible time {ms}")))
+            .ok_or(NodeError::BlockTime { block, ms })
     }
 
     /// The upload deadline of window `w`: the time of block `w + window_length`.

@@ -79,6 +79,17 @@ pub struct WindowCheck<'a> {
 /// Canonical prompt renderings by prompt id, shared across a window's groups.
 pub type PromptCache = HashMap<u64, Result<Vec<u32>, String>>;
 
+/// The validator's own forward pass gave unusable evidence (never the miner's fault).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OwnFailure {
+    /// The proof pass returned no hidden state for a challenged position.
+    #[error("a challenged position has no hidden state")]
+    MissingHiddenState,
+    /// The model's logits do not define a distribution (non-finite values).
+    #[error("the model's logits do not define a distribution (non-finite values)")]
+    NonFiniteLogits,
+}
+
 impl WindowCheck<'_> {
     /// The checks that run on every group, without a forward pass: binding and structure.
     pub fn precheck(
@@ -131,15 +142,11 @@ impl WindowCheck<'_> {
                 .iter()
                 .map(|&q| s.hidden(q).map(<[f32]>::to_vec))
                 .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| {
-                    NodeError::Verification("a challenged position has no hidden state".into())
-                })?;
+                .ok_or(OwnFailure::MissingHiddenState)?;
             let intervals = s.intervals.get(p..).unwrap_or_default().to_vec();
             let sane = |iv: &CdfInterval| iv.lo.is_finite() && iv.hi.is_finite() && iv.lo <= iv.hi;
             if intervals.len() != r.completion().len() || !intervals.iter().all(sane) {
-                return Err(NodeError::Verification(
-                    "the model's logits do not define a distribution (non-finite values)".into(),
-                ));
+                return Err(OwnFailure::NonFiniteLogits.into());
             }
             evidence.push(RolloutEvidence {
                 hidden,
@@ -343,7 +350,7 @@ pub fn finish_window(
         let mut outcomes = Vec::new();
         for i in sample {
             let group = &p.groups[i];
-            let outcome = tokio::task::block_in_place(|| check.check_forward(group))?;
+            let outcome = crate::blocking(|| check.check_forward(group))?;
             let zeroes = outcome.reason().consequence() == Consequence::ZeroWindow;
             outcomes.push(CheckedOutcome {
                 reason: outcome.reason(),

@@ -42,19 +42,26 @@ pub fn open_store(spec: &str) -> Result<Store, NodeError> {
 
 /// The store a commitment names: `local:DIR` (local networks only) or the 128-character
 /// R2 read credentials.
-pub fn store_of_commitment(commitment: &Commitment, local_network: bool) -> Option<Store> {
-    let text = commitment.as_text()?;
+///
+/// # Errors
+/// The commitment is not text, names a local directory outside a local network, holds
+/// malformed credentials, or the store cannot be opened.
+pub fn store_of_commitment(
+    commitment: &Commitment,
+    local_network: bool,
+) -> Result<Store, NodeError> {
+    let text = commitment
+        .as_text()
+        .ok_or_else(|| NodeError::Config("the bucket commitment is not UTF-8 text".into()))?;
     if let Some(dir) = text.strip_prefix("local:") {
         if !local_network {
-            return None;
+            return Err(NodeError::Config(
+                "a local: bucket commitment outside a local network".into(),
+            ));
         }
-        return StoreConfig::Local { dir: dir.into() }.open().ok();
+        return Ok(StoreConfig::Local { dir: dir.into() }.open()?);
     }
-    ReadCredentials::from_commitment(text)
-        .ok()?
-        .to_config()
-        .open()
-        .ok()
+    Ok(ReadCredentials::from_commitment(text)?.to_config().open()?)
 }
 
 /// The password of an encrypted hotkey file: `GRAIL_HOTKEY_PASSWORD`, else the Bittensor
@@ -67,7 +74,8 @@ pub fn hotkey_password(path: &Path) -> Option<String> {
 
 impl Wiring {
     /// Registered participants that `keep` selects, with the bucket their commitment names
-    /// (participants without a readable commitment are left out), and the metagraph read.
+    /// (participants without a commitment, or with one that names no usable bucket, are
+    /// left out; the latter with a warning), and the metagraph read.
     pub async fn registered_stores(
         &self,
         keep: impl Fn(&grail_chain::Neuron) -> bool,
@@ -79,11 +87,12 @@ impl Wiring {
             .neurons
             .iter()
             .filter(|n| keep(n))
-            .filter_map(|n| {
-                let store = commitments
-                    .get(&n.hotkey)
-                    .and_then(|c| store_of_commitment(c, local))?;
-                Some((n.clone(), store))
+            .filter_map(|n| match store_of_commitment(commitments.get(&n.hotkey)?, local) {
+                Ok(store) => Some((n.clone(), store)),
+                Err(e) => {
+                    tracing::warn!(uid = n.uid, hotkey = %n.hotkey.to_ss58(), "unusable bucket commitment: {e}");
+                    None
+                }
             })
             .collect();
         Ok((metagraph, stores))
@@ -136,8 +145,11 @@ impl Wiring {
             block_time_ms,
         };
         let store = open_store(&config.store)?;
-        let trainer = Hotkey::from_ss58(&config.trainer_hotkey)
-            .map_err(|e| NodeError::Config(format!("trainer_hotkey: {e}")))?;
+        let trainer =
+            Hotkey::from_ss58(&config.trainer_hotkey).map_err(|source| NodeError::Address {
+                field: "trainer_hotkey",
+                source,
+            })?;
         let checkpoints = CheckpointSource {
             store: open_store(&config.trainer_store)?,
             trainer,
@@ -173,8 +185,7 @@ impl Wiring {
             })?;
             ReadCredentials::from_commitment(&creds)?.to_commitment()
         };
-        let commitment =
-            Commitment::new(text.into_bytes()).map_err(|e| NodeError::Config(e.to_string()))?;
+        let commitment = Commitment::new(text.into_bytes())?;
         let current = self.net.chain.commitments().await?;
         if current.get(&self.key.public()) != Some(&commitment) {
             self.net.chain.commit(&self.key, &commitment).await?;

@@ -1,0 +1,229 @@
+//! The miner loop: per window, the checkpoint in effect, the window randomness, as many
+//! signed groups as fit before the deadline (minus a margin), one upload. Zone-targeting
+//! miners read the validators' learning-zone reports first ([`reports`]).
+
+pub mod reports;
+
+use std::time::Instant;
+
+use grail_env::Environment;
+use grail_proto::sampling::prompt_digest;
+use grail_proto::{encode_bundle, SketchCoefficients, WindowBundle};
+use tracing::{info, warn};
+
+use crate::checkpoints::CurrentModel;
+use crate::config::PromptChoice;
+use crate::cursor::{Readiness, WindowCursor};
+use crate::mining::{assemble_group, sample_completions, PromptStrategy, Prompts, WindowPlan};
+use crate::network::Stop;
+use crate::wiring::Wiring;
+use crate::NodeError;
+pub use reports::{ReportError, ValidatorReports};
+
+/// Prompts in a row that the strategy may propose again before the window is closed
+/// early (a finite prompt space can run out).
+const MAX_PROMPT_REPEATS: usize = 1000;
+
+/// What a miner did in one window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MinedWindow {
+    /// The window.
+    pub window: u64,
+    /// Groups uploaded.
+    pub groups: usize,
+    /// Checkpoint number used.
+    pub checkpoint: u64,
+}
+
+/// Runs the miner from `from_window` (default: the current one) for `windows` windows
+/// (default: until stopped).
+pub async fn run(
+    w: &Wiring,
+    env: &dyn Environment,
+    from_window: Option<u64>,
+    windows: Option<u64>,
+    mut stop: Stop,
+) -> Result<Vec<MinedWindow>, NodeError> {
+    w.publish_store().await?;
+    let mut prompts = Prompts::new(w.config.miner.prompts, &w.key, env);
+    let mut reports = ValidatorReports::new(&w.config.miner.validator_api)?;
+    if w.config.miner.prompts == PromptChoice::Zone && w.config.miner.validator_api.is_empty() {
+        warn!("miner.prompts = \"zone\" without miner.validator_api: no reports to target with, every stratum is drawn alike");
+    }
+    let mut current: Option<CurrentModel> = None;
+    let mut cursor =
+        WindowCursor::start(&w.net, None, from_window, Readiness::Open, windows).await?;
+    let mut done = Vec::new();
+    while let Some(window) = cursor.next(&w.net, &mut stop).await? {
+        if let Prompts::Zone(z) = &mut prompts {
+            reports.feed(z).await;
+        }
+        match mine_window(w, env, window, &mut current, &mut prompts, &mut stop).await {
+            Ok(Some(mined)) => done.push(mined),
+            Ok(None) if stop.requested() => break,
+            Ok(None) => {}
+            // One window's failure (chain, beacon, store) does not end the miner.
+            Err(e) => warn!(window, "window failed: {e}"),
+        }
+        cursor.advance();
+    }
+    Ok(done)
+}
+
+async fn mine_window(
+    w: &Wiring,
+    env: &dyn Environment,
+    window: u64,
+    current: &mut Option<CurrentModel>,
+    strategy: &mut dyn PromptStrategy,
+    stop: &mut Stop,
+) -> Result<Option<MinedWindow>, NodeError> {
+    let Some(id) = w
+        .checkpoints
+        .in_effect(w.net.chain.as_ref(), window)
+        .await?
+    else {
+        warn!(
+            window,
+            "no checkpoint announced by the trainer yet; skipping the window"
+        );
+        return Ok(None);
+    };
+    if CurrentModel::ensure(current, &w.checkpoints, id, w.device).await? {
+        info!(window, checkpoint = id.number, "loaded checkpoint");
+    }
+    let model = current.as_ref().expect("ensured above");
+    let deadline = w.net.deadline(window).await?;
+    let window_randomness = w.net.window_randomness(window).await?;
+    let coefficients =
+        SketchCoefficients::derive(&window_randomness, model.context.model.config().hidden_size);
+    let plan = WindowPlan {
+        window,
+        window_randomness,
+        checkpoint: id.digest,
+        environment: env.id(),
+        generation: w.config.subnet.generation(),
+        group_size: w.config.subnet.group_size,
+    };
+    let margin =
+        chrono::Duration::milliseconds((w.config.miner.upload_margin_secs * 1000.0) as i64);
+    let mut groups = Vec::new();
+    let mut used_prompts = std::collections::BTreeSet::new();
+    let mut repeats = 0usize;
+    let mut slowest = chrono::Duration::zero();
+    let (mut tokens, started) = (0usize, Instant::now());
+    while groups.len() < w.config.miner.max_groups {
+        if stop.requested() {
+            info!(
+                window,
+                "stopping: nothing is uploaded for an unfinished window"
+            );
+            return Ok(None);
+        }
+        if chrono::Utc::now() + slowest + margin > deadline {
+            break;
+        }
+        let t0 = chrono::Utc::now();
+        let prompt_id = strategy.next(window, env);
+        let (problem, prompt) = model.context.prompt(env, prompt_id)?;
+        // One group per prompt and window: the uniforms fix it, a second is a duplicate.
+        if !used_prompts.insert(prompt_digest(&prompt)) {
+            repeats += 1;
+            if repeats > MAX_PROMPT_REPEATS {
+                warn!(
+                    window,
+                    "the prompt strategy keeps repeating prompts; stopping early"
+                );
+                break;
+            }
+            continue;
+        }
+        let group = crate::blocking(|| {
+            let completions = sample_completions(&model.context, &plan, &w.key.public(), &prompt)?;
+            assemble_group(
+                &model.context,
+                env,
+                &plan,
+                &coefficients,
+                &w.key,
+                prompt_id,
+                (&problem, &prompt),
+                &completions,
+            )
+        })?;
+        tokens += group
+            .rollouts
+            .iter()
+            .map(|r| r.completion().len())
+            .sum::<usize>();
+        groups.push(group);
+        slowest = slowest.max(chrono::Utc::now() - t0);
+        info!(
+            window,
+            groups = groups.len(),
+            tokens_per_s = format!("{:.1}", tokens as f64 / started.elapsed().as_secs_f64()),
+            "group ready"
+        );
+    }
+    if groups.is_empty() {
+        warn!(window, "no group fitted before the deadline");
+        return Ok(None);
+    }
+    let count = groups.len();
+    let bundle = WindowBundle {
+        hotkey: w.key.public(),
+        window,
+        groups,
+    };
+    let bytes = encode_bundle(&bundle)?;
+    if chrono::Utc::now() > deadline {
+        warn!(
+            window,
+            "finished after the deadline; not uploading a late bundle"
+        );
+        return Ok(None);
+    }
+    w.store
+        .upload_bundle(window, &w.key.public(), bytes)
+        .await?;
+    info!(
+        window,
+        groups = count,
+        checkpoint = id.number,
+        "bundle uploaded"
+    );
+    Ok(Some(MinedWindow {
+        window,
+        groups: count,
+        checkpoint: id.number,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim;
+
+    #[tokio::test(start_paused = true)]
+    async fn miner_waits_for_each_window_and_uploads_nothing_without_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = sim::wiring(dir.path(), sim::network(), 2);
+        let env = grail_env::by_name("math:0", None).unwrap();
+        let mined = run(&w, env.as_ref(), Some(4), Some(3), Stop::never())
+            .await
+            .unwrap();
+        assert!(mined.is_empty(), "{mined:?}");
+        // Windows 4, 8 and 12 were each waited for at their first block.
+        let head = w.net.chain.block_number().await.unwrap();
+        assert!((12..14).contains(&head), "head {head}");
+        for window in [4, 8, 12] {
+            let bundle = w
+                .store
+                .fetch_bundle_capped(window, &w.key.public(), None, 1 << 20)
+                .await;
+            assert!(bundle.is_err(), "window {window} has a bundle");
+        }
+        let commitments = w.net.chain.commitments().await.unwrap();
+        assert!(commitments.contains_key(&w.key.public()));
+    }
+}

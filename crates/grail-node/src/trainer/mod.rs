@@ -1,0 +1,202 @@
+//! The trainer loop: publish the base model as checkpoint 0, then per window read the
+//! validators' sealed archives, train on the groups a stake majority accepted (the
+//! miners' signed log-probs as behaviour policy), publish a signed checkpoint and
+//! announce it on chain with the window from which it is in effect.
+//!
+//! - [`state`]: what is persisted;
+//! - [`archives`]: reading a window's sealed archives from the validators' buckets;
+//! - [`groups`]: which archived groups are trained on;
+//! - [`publish`]: export, upload, announcement and pruning of checkpoints.
+
+pub mod archives;
+pub mod groups;
+pub mod publish;
+pub mod state;
+
+use std::path::PathBuf;
+
+use grail_env::Environment;
+use grail_grpo::Trainer;
+use grail_infer::{no_progress, ModelDir};
+use tch::Kind;
+use tracing::{info, warn};
+
+pub use groups::training_groups;
+pub use state::{LoggedStep, Published, TrainerState};
+
+use crate::checkpoints::CheckpointId;
+use crate::cursor::{Readiness, WindowCursor};
+use crate::network::Stop;
+use crate::wiring::Wiring;
+use crate::NodeError;
+use publish::{announce, publish_next, Trained};
+
+/// Folder (in the state directory) of the optimizer state saved with each checkpoint.
+const OPTIMIZER_DIR: &str = "optimizer";
+
+/// Runs the trainer from `from_window` for `windows` windows (default: until stopped).
+pub async fn run(
+    w: &Wiring,
+    _env: &dyn Environment,
+    from_window: Option<u64>,
+    windows: Option<u64>,
+    mut stop: Stop,
+) -> Result<TrainerState, NodeError> {
+    let dir = w.config.state_dir.clone();
+    let mut state = TrainerState::load(&dir)?;
+    let (mut id, files) = latest_checkpoint(w, &mut state).await?;
+    let mut trainer = start_trainer(w, &files, &state, id)?;
+    let mut cursor = WindowCursor::start(
+        &w.net,
+        state.last_window,
+        from_window,
+        Readiness::Sealed,
+        windows,
+    )
+    .await?;
+    let mut trained: Option<Trained> = None;
+    let mut pending_windows = 0u64;
+    while let Some(window) = cursor.next(&w.net, &mut stop).await? {
+        let Some((stakes, archives)) = archives::window_archives(w, window, &mut stop).await?
+        else {
+            return Ok(state);
+        };
+        let vocab = trainer.model().config().vocab_size;
+        let groups = training_groups(
+            window,
+            &archives,
+            &stakes,
+            w.config.trainer.in_zone_only,
+            vocab,
+        );
+        if groups.is_empty() {
+            info!(
+                window,
+                archives = archives.len(),
+                "no trainable groups in the window"
+            );
+        } else if train_window(w, &mut trainer, window, &groups, &mut state) {
+            let t = trained.get_or_insert(Trained {
+                first: window,
+                last: window,
+            });
+            t.last = window;
+            pending_windows += 1;
+        }
+        if pending_windows >= w.config.trainer.publish_every.max(1) && !stop.requested() {
+            let t = trained.take().unwrap_or(Trained {
+                first: window,
+                last: window,
+            });
+            id = publish_next(w, &trainer, &files, id, t, &mut state).await?;
+            pending_windows = 0;
+        }
+        state.last_window = Some(window);
+        state.save(&dir)?;
+        cursor.advance();
+    }
+    Ok(state)
+}
+
+/// `steps_per_window` optimizer steps on `groups`; true when at least one changed the
+/// weights. A failed step is logged and ends the window's training (the next window
+/// tries again).
+fn train_window(
+    w: &Wiring,
+    trainer: &mut Trainer,
+    window: u64,
+    groups: &[grail_grpo::RolloutGroup],
+    state: &mut TrainerState,
+) -> bool {
+    let mut updated = false;
+    for _ in 0..w.config.trainer.steps_per_window.max(1) {
+        let report = match crate::blocking(|| trainer.step(groups)) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(window, "training step failed: {e}");
+                break;
+            }
+        };
+        info!(
+            window,
+            loss = report.loss,
+            reward = report.mean_reward,
+            skipped = report.skipped.as_deref().unwrap_or("no"),
+            "training step"
+        );
+        updated |= report.skipped.is_none();
+        state.steps.push(LoggedStep { window, report });
+    }
+    updated
+}
+
+/// The latest published checkpoint and its model folder, or the base model published as
+/// checkpoint 0; announced on chain either way (a restart re-announces).
+async fn latest_checkpoint(
+    w: &Wiring,
+    state: &mut TrainerState,
+) -> Result<(CheckpointId, ModelDir), NodeError> {
+    let (id, model_dir): (CheckpointId, PathBuf) =
+        match w.store.latest_checkpoint(&w.key.public()).await? {
+            Some(signed) => {
+                let id = CheckpointId {
+                    number: signed.manifest.number,
+                    digest: signed.manifest.digest(),
+                };
+                (id, w.checkpoints.fetch(id).await?)
+            }
+            None => {
+                let signed = w
+                    .store
+                    .publish_checkpoint(&w.config.model, 0, None, (0, 0), 0, &w.key)
+                    .await?;
+                let id = CheckpointId {
+                    number: 0,
+                    digest: signed.manifest.digest(),
+                };
+                state.published.push(Published {
+                    number: 0,
+                    digest: hex::encode(id.digest),
+                    trained_through: None,
+                    effective_window: 0,
+                });
+                state.save(&w.config.state_dir)?;
+                info!("published the base model as checkpoint 0");
+                (id, w.config.model.clone())
+            }
+        };
+    let effective = state.published.last().map_or(0, |p| p.effective_window);
+    announce(w, id, effective).await?;
+    Ok((id, ModelDir::open(&model_dir)?))
+}
+
+/// The trainer for checkpoint `id`: resumed (moments and step count) when the saved
+/// optimizer state belongs to it, else fresh. The coefficients always come from the
+/// configuration, so an edited `[trainer.grpo]` takes effect on restart. With a KL term
+/// the frozen base model (not the latest checkpoint) is the reference.
+fn start_trainer(
+    w: &Wiring,
+    files: &ModelDir,
+    state: &TrainerState,
+    id: CheckpointId,
+) -> Result<Trainer, NodeError> {
+    let model = files.load_model(Kind::Float, w.device, &mut no_progress)?;
+    let config = w.config.trainer.grpo.clone();
+    let reference = if config.kl_coef > 0.0 {
+        let base = ModelDir::open(&w.config.model)?;
+        Some(base.load_model(Kind::Float, w.device, &mut no_progress)?)
+    } else {
+        None
+    };
+    let optimizer_dir = w.config.state_dir.join(OPTIMIZER_DIR);
+    let resumable = optimizer_dir.join("trainer_state.json").exists()
+        && state
+            .published
+            .last()
+            .is_some_and(|p| p.number == id.number && p.number > 0);
+    Ok(if resumable {
+        Trainer::resume_with(model, reference, &optimizer_dir, Some(config))?
+    } else {
+        Trainer::new(model, reference, config)?
+    })
+}

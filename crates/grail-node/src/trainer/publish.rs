@@ -1,0 +1,116 @@
+//! Publishing checkpoints: export, upload, announce on chain, prune old ones.
+
+use grail_chain::CheckpointAnnouncement;
+use grail_grpo::checkpoint::export_model;
+use grail_grpo::Trainer;
+use grail_infer::ModelDir;
+use tracing::info;
+
+use super::{Published, TrainerState};
+use crate::checkpoints::CheckpointId;
+use crate::wiring::Wiring;
+use crate::NodeError;
+
+/// Announces `id` on chain (in effect from `effective_window`) unless the trainer's
+/// commitment already says so.
+///
+/// # Errors
+/// The chain cannot be read or written.
+pub async fn announce(
+    w: &Wiring,
+    id: CheckpointId,
+    effective_window: u64,
+) -> Result<(), NodeError> {
+    let a = CheckpointAnnouncement {
+        number: id.number,
+        digest: id.digest,
+        effective_window,
+    };
+    let current = w.net.chain.commitments().await?;
+    let wanted = a.to_commitment();
+    if current.get(&w.key.public()) != Some(&wanted) {
+        w.net.chain.commit(&w.key, &wanted).await?;
+    }
+    Ok(())
+}
+
+/// What was trained since the last checkpoint.
+pub struct Trained {
+    /// First window trained on.
+    pub first: u64,
+    /// Last window trained on.
+    pub last: u64,
+}
+
+/// Exports the trainer's model as the checkpoint after `previous`, uploads it, announces
+/// it in effect from the first window that starts at least a whole window from now (so
+/// the announcement reaches every miner before it begins), saves the optimizer state,
+/// records it in `state` and prunes checkpoints no node needs any more.
+///
+/// # Errors
+/// Export, upload, chain or file failures.
+pub async fn publish_next(
+    w: &Wiring,
+    trainer: &Trainer,
+    files: &ModelDir,
+    previous: CheckpointId,
+    trained: Trained,
+    state: &mut TrainerState,
+) -> Result<CheckpointId, NodeError> {
+    let dir = &w.config.state_dir;
+    let number = previous.number + 1;
+    let out = dir.join("exports").join(format!("ckpt-{number:06}"));
+    export_model(trainer.model(), files, &out)?;
+    let wl = w.net.window_length;
+    let head = w.net.chain.block_number().await?;
+    let effective = w.net.window_of(head + wl) + wl;
+    let signed = w
+        .store
+        .publish_checkpoint(
+            &out,
+            number,
+            Some(previous.number),
+            (trained.first, trained.last),
+            effective,
+            &w.key,
+        )
+        .await?;
+    let id = CheckpointId {
+        number,
+        digest: signed.manifest.digest(),
+    };
+    announce(w, id, effective).await?;
+    trainer.save_state(&dir.join(super::OPTIMIZER_DIR))?;
+    state.published.push(Published {
+        number,
+        digest: hex::encode(id.digest),
+        trained_through: Some(trained.last),
+        effective_window: effective,
+    });
+    info!(
+        window = trained.last,
+        checkpoint = number,
+        effective,
+        "checkpoint published"
+    );
+    prune(w, state).await?;
+    Ok(id)
+}
+
+/// Keeps every checkpoint not yet in effect, the one in effect now and the
+/// `keep_checkpoints − 1` before it: validators behind by a few windows still find the
+/// checkpoint of the window they check.
+async fn prune(w: &Wiring, state: &TrainerState) -> Result<(), NodeError> {
+    let now = w.net.current_window().await?;
+    let effective: Vec<u64> = state
+        .published
+        .iter()
+        .filter(|p| p.effective_window <= now)
+        .map(|p| p.number)
+        .collect();
+    let keep = w.config.trainer.keep_checkpoints.max(1);
+    if let Some(&first_kept) = effective.iter().rev().nth(keep - 1) {
+        w.store.prune_checkpoints_before(first_kept).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! The validator loop: after each window's deadline, fetch every miner's bundle, check a
+//! sample of groups, mark copycats, seal the window (archive), score, set weights, persist.
+//!
+//! - [`window`]: one window's fetch-and-check ([`check_window`]);
+//! - [`summary`]: the per-window summary ([`summarize`]);
+//! - [`state`]: what is persisted;
+//! - [`reverify`]: offline re-verification of a sealed window;
+//! - [`api`]: the read-only HTTP API and Prometheus metrics.
+
+pub mod api;
+pub mod reverify;
+pub mod state;
+pub mod summary;
+pub mod window;
+
+use std::sync::{Arc, RwLock};
+
+use grail_chain::subtensor::emit_weights;
+use grail_env::Environment;
+use grail_proto::rules::Reason;
+use grail_proto::scoring::{weights, ScoreRule};
+use grail_proto::Hotkey;
+use tracing::{info, warn};
+
+pub use api::{prometheus, router, serve_api, ApiState};
+pub use reverify::reverify_archive;
+pub use state::ValidatorState;
+pub use summary::{summarize, WindowSummary};
+pub use window::{check_window, MinerSource, WindowInputs};
+
+use crate::checkpoints::{CheckpointId, CurrentModel};
+use crate::cursor::{Readiness, WindowCursor};
+use crate::mining::WindowPlan;
+use crate::network::Stop;
+use crate::wiring::Wiring;
+use crate::{write_atomic, NodeError};
+
+/// Runs the validator from `from_window` (default: the last complete window, or the one
+/// after the last processed) for `windows` windows (default: until stopped).
+pub async fn run(
+    w: &Wiring,
+    env: &dyn Environment,
+    from_window: Option<u64>,
+    windows: Option<u64>,
+    mut stop: Stop,
+) -> Result<ValidatorState, NodeError> {
+    w.publish_store().await?;
+    let dir = w.config.state_dir.clone();
+    let mut state = ValidatorState::load(&dir)?;
+    let api = Arc::new(RwLock::new(ApiState {
+        hotkey: w.key.public().to_ss58(),
+        windows: state.windows.clone(),
+        last_window: state.last_window,
+        ..Default::default()
+    }));
+    if !w.config.validator.http.is_empty() {
+        let addr = serve_api(&w.config.validator.http, api.clone()).await?;
+        info!(%addr, "HTTP API listening");
+        write_atomic(&dir.join("api-address"), addr.to_string().as_bytes())?;
+    }
+    let mut cursor = WindowCursor::start(
+        &w.net,
+        state.last_window,
+        from_window,
+        Readiness::Sealed,
+        windows,
+    )
+    .await?;
+    let mut current: Option<CurrentModel> = None;
+    while let Some(window) = cursor.next(&w.net, &mut stop).await? {
+        // Transient failures (chain, beacon, a store) are retried; a window that still
+        // fails is recorded with its error and skipped, not fatal.
+        let mut attempt = 0;
+        let summary = loop {
+            match validate_window(w, env, window, &mut current, &mut state).await {
+                Ok(s) => break s,
+                Err(e) if attempt < 3 && !stop.requested() => {
+                    attempt += 1;
+                    warn!(window, attempt, "validation failed, retrying: {e}");
+                    stop.sleep(std::time::Duration::from_secs(2 * attempt))
+                        .await;
+                }
+                Err(e) => {
+                    warn!(window, "giving up on the window: {e}");
+                    break WindowSummary {
+                        window,
+                        error: Some(e.to_string()),
+                        ..Default::default()
+                    };
+                }
+            }
+        };
+        info!(
+            window,
+            accepted = summary
+                .verdicts
+                .get(Reason::Accepted.as_str())
+                .copied()
+                .unwrap_or(0),
+            checked = summary.groups_checked,
+            in_zone = summary.in_zone,
+            "window sealed"
+        );
+        state.windows.insert(window, summary);
+        state.last_window = Some(window);
+        state.save(&dir)?;
+        refresh_api(w, &api, &state, window).await;
+        cursor.advance();
+    }
+    Ok(state)
+}
+
+/// Updates what the HTTP API serves after `window`. The current window and its deadline
+/// come from the chain; when it cannot be read they keep their previous values (logged).
+async fn refresh_api(w: &Wiring, api: &RwLock<ApiState>, state: &ValidatorState, window: u64) {
+    let current = match w.net.current_window().await {
+        Ok(c) => match w.net.deadline(c).await {
+            Ok(deadline) => Some((c, deadline.to_rfc3339())),
+            Err(e) => {
+                warn!(window, "API: cannot read the current deadline: {e}");
+                None
+            }
+        },
+        Err(e) => {
+            warn!(window, "API: cannot read the current window: {e}");
+            None
+        }
+    };
+    if let Ok(mut a) = api.write() {
+        a.windows = state.windows.clone();
+        a.last_window = state.last_window;
+        a.checkpoint = state.windows.get(&window).and_then(|s| s.checkpoint);
+        if let Some((c, deadline)) = current {
+            a.current_window = c;
+            a.current_deadline = deadline;
+        }
+    }
+}
+
+async fn validate_window(
+    w: &Wiring,
+    env: &dyn Environment,
+    window: u64,
+    current: &mut Option<CurrentModel>,
+    state: &mut ValidatorState,
+) -> Result<WindowSummary, NodeError> {
+    let Some(id): Option<CheckpointId> = w
+        .checkpoints
+        .in_effect(w.net.chain.as_ref(), window)
+        .await?
+    else {
+        warn!(window, "no checkpoint in effect; nothing to validate");
+        return Ok(WindowSummary {
+            window,
+            ..Default::default()
+        });
+    };
+    CurrentModel::ensure(current, &w.checkpoints, id, w.device).await?;
+    let model = current.as_ref().expect("ensured above");
+    let me = w.key.public();
+    let trainer = w.checkpoints.trainer;
+    let (metagraph, stores) = w
+        .registered_stores(|n| n.hotkey != me && n.hotkey != trainer && !n.validator_permit)
+        .await?;
+    let registered: Vec<Hotkey> = metagraph.neurons.iter().map(|n| n.hotkey).collect();
+    let miners: Vec<MinerSource> = stores
+        .into_iter()
+        .map(|(n, store)| MinerSource {
+            hotkey: n.hotkey,
+            uid: n.uid,
+            store,
+        })
+        .collect();
+    let inputs = WindowInputs {
+        context: &model.context,
+        env,
+        plan: WindowPlan {
+            window,
+            window_randomness: w.net.window_randomness(window).await?,
+            checkpoint: id.digest,
+            environment: env.id(),
+            generation: w.config.subnet.generation(),
+            group_size: w.config.subnet.group_size,
+        },
+        challenge_randomness: w.net.challenge_randomness(window).await?,
+        deadline: w.net.deadline(window).await?,
+        registered,
+        groups_checked: w.config.validator.groups_checked,
+        max_bundle_bytes: w.config.validator.max_bundle_bytes,
+    };
+    state.replay.begin(id.digest, window);
+    let (reports, sealed) = check_window(&inputs, &miners, me, &state.replay).await?;
+    let digest = w.store.put_archive(&sealed).await?;
+    let mut summary = summarize(window, Some(id.number), &reports, env);
+    summary.archive = hex::encode(digest);
+    state.replay.record(
+        window,
+        reports
+            .iter()
+            .flat_map(|r| r.eligible_works.iter().copied()),
+    );
+    let work = state.work.entry(window).or_default();
+    work.clear();
+    for r in &reports {
+        if r.credited > 0.0 {
+            work.insert(r.uid, r.credited);
+        }
+    }
+    let s = &w.config.validator;
+    if (window / w.net.window_length).is_multiple_of(s.weights_interval.max(1)) {
+        let rule = ScoreRule {
+            rolling_windows: s.rolling_windows,
+            exponent: s.exponent,
+            burn_fraction: s.burn_fraction,
+        };
+        let shares = weights(&state.work, window, &rule);
+        let (uids, values): (Vec<u16>, Vec<f64>) = shares.into_iter().unzip();
+        let emitted = emit_weights(&uids, &values)?;
+        match w.net.chain.set_weights(&w.key, &emitted, 0).await {
+            Ok(()) => summary.weights = emitted,
+            Err(e) => warn!(window, "setting weights failed: {e}"),
+        }
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The loop on simulated time (`crate::sim`): no checkpoint is announced, so every
+    //! window is sealed as "nothing to validate" and only the loop's bookkeeping runs.
+
+    use super::*;
+    use crate::sim;
+
+    fn windows(state: &ValidatorState) -> Vec<u64> {
+        state.windows.keys().copied().collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn validator_seals_each_window_once_and_a_restart_resumes_after_the_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = sim::wiring(dir.path(), sim::network(), 1);
+        let env = grail_env::by_name("math:0", None).unwrap();
+        let state = run(&w, env.as_ref(), Some(0), Some(3), Stop::never())
+            .await
+            .unwrap();
+        assert_eq!(windows(&state), [0, 4, 8]);
+        assert!(state
+            .windows
+            .values()
+            .all(|s| s.checkpoint.is_none() && s.error.is_none() && s.groups_checked == 0));
+        // Window 8 was sealed at its ready block (8 + 4 + 1), not later.
+        let head = w.net.chain.block_number().await.unwrap();
+        assert!((13..15).contains(&head), "head {head}");
+        // A restart resumes after the last saved window, whatever --from-window says.
+        let state = run(&w, env.as_ref(), Some(0), Some(2), Stop::never())
+            .await
+            .unwrap();
+        assert_eq!(windows(&state), [0, 4, 8, 12, 16]);
+        let saved = ValidatorState::load(&w.config.state_dir).unwrap();
+        assert_eq!(saved.last_window, Some(16));
+        // Its bucket is published on chain for the trainer and other validators.
+        let commitments = w.net.chain.commitments().await.unwrap();
+        assert!(commitments.contains_key(&w.key.public()));
+    }
+}

@@ -1,0 +1,226 @@
+//! One window's check: fetch every miner's bundle, run the group pipeline of
+//! [`crate::verify`], seal the archive.
+
+use grail_env::Environment;
+use grail_proto::archive::SealedWindow;
+use grail_proto::rules::bundle::ReplaySet;
+use grail_proto::rules::Reason;
+use grail_proto::{decode_bundle, Hotkey, SketchCoefficients};
+use grail_store::{Store, StoreError};
+
+use crate::context::ModelContext;
+use crate::mining::WindowPlan;
+use crate::verify::{
+    archive_entries, finish_window, precheck_bundle, MinerReport, PendingBundle, PromptCache,
+    WindowCheck,
+};
+use crate::NodeError;
+
+/// A registered miner and where its bucket is.
+pub struct MinerSource {
+    /// Hotkey.
+    pub hotkey: Hotkey,
+    /// Uid.
+    pub uid: u16,
+    /// Its bucket.
+    pub store: Store,
+}
+
+/// Inputs of one window's validation, independent of the chain and beacon.
+pub struct WindowInputs<'a> {
+    /// The model of the checkpoint in effect.
+    pub context: &'a ModelContext,
+    /// The environment.
+    pub env: &'a dyn Environment,
+    /// Expected header values.
+    pub plan: WindowPlan,
+    /// Challenge randomness.
+    pub challenge_randomness: [u8; 32],
+    /// Upload deadline.
+    pub deadline: chrono::DateTime<chrono::Utc>,
+    /// Registered hotkeys (to name unregistered ones).
+    pub registered: Vec<Hotkey>,
+    /// Groups checked per miner.
+    pub groups_checked: usize,
+    /// Largest bundle read.
+    pub max_bundle_bytes: u64,
+}
+
+impl WindowInputs<'_> {
+    /// The window's sketch coefficients for the model's hidden size.
+    pub fn coefficients(&self) -> SketchCoefficients {
+        SketchCoefficients::derive(
+            &self.plan.window_randomness,
+            self.context.model.config().hidden_size,
+        )
+    }
+
+    /// The per-group pipeline for these inputs.
+    pub fn check<'c>(&'c self, coefficients: &'c SketchCoefficients) -> WindowCheck<'c> {
+        WindowCheck {
+            context: self.context,
+            env: self.env,
+            plan: self.plan.clone(),
+            coefficients,
+            challenge_randomness: self.challenge_randomness,
+        }
+    }
+}
+
+fn bundle_reason(e: &StoreError) -> Reason {
+    match e {
+        StoreError::NotFound { .. } => Reason::Missing,
+        StoreError::Late { .. } => Reason::LateUpload,
+        StoreError::TooLarge { .. } => Reason::Oversized,
+        StoreError::HashMismatch { .. } | StoreError::Incomplete { .. } => Reason::Integrity,
+        StoreError::Wire(_) => Reason::Malformed,
+        _ => Reason::StoreUnreachable,
+    }
+}
+
+/// Fetches and checks every miner's bundle of a window; returns the reports (in upload
+/// order, with credited work) and the sealed window. `replay` holds the work of earlier
+/// windows of the checkpoint. An error is the validator's own failure (its forward pass).
+pub async fn check_window(
+    inputs: &WindowInputs<'_>,
+    miners: &[MinerSource],
+    validator: Hotkey,
+    replay: &ReplaySet,
+) -> Result<(Vec<MinerReport>, SealedWindow), NodeError> {
+    let coefficients = inputs.coefficients();
+    let check = inputs.check(&coefficients);
+    let window = inputs.plan.window;
+    let mut failed = Vec::new();
+    let mut pending = Vec::new();
+    let mut prompts = PromptCache::new();
+    for m in miners {
+        let mut report = MinerReport::new(m.hotkey, m.uid);
+        let fetched = m
+            .store
+            .fetch_bundle_capped(
+                window,
+                &m.hotkey,
+                Some(inputs.deadline),
+                inputs.max_bundle_bytes,
+            )
+            .await;
+        let fetched = match fetched {
+            Ok(f) => f,
+            Err(e) => {
+                report.bundle_status = bundle_reason(&e).as_str().into();
+                report.detail = e.to_string();
+                failed.push(report);
+                continue;
+            }
+        };
+        report.bundle_sha256 = fetched.sha256;
+        report.uploaded = Some(fetched.last_modified);
+        let bundle = match decode_bundle(&fetched.bytes) {
+            Ok(b) => b,
+            Err(e) => {
+                report.bundle_status = Reason::Malformed.as_str().into();
+                report.detail = e.to_string();
+                failed.push(report);
+                continue;
+            }
+        };
+        report.groups_submitted = bundle.groups.len();
+        let status = if bundle.hotkey != m.hotkey {
+            if inputs.registered.contains(&bundle.hotkey) {
+                Some((
+                    Reason::HotkeyMismatch,
+                    "the bundle names another miner".to_string(),
+                ))
+            } else {
+                Some((
+                    Reason::UnregisteredHotkey,
+                    format!("{} is not registered", bundle.hotkey.to_ss58()),
+                ))
+            }
+        } else if bundle.window != window {
+            Some((
+                Reason::WindowMismatch,
+                format!("bundle for window {}", bundle.window),
+            ))
+        } else {
+            None
+        };
+        if let Some((r, detail)) = status {
+            report.bundle_status = r.as_str().into();
+            report.detail = detail;
+            failed.push(report);
+            continue;
+        }
+        let mut p = PendingBundle {
+            report,
+            groups: bundle.groups,
+        };
+        crate::blocking(|| precheck_bundle(&check, &mut p, &mut prompts));
+        pending.push(p);
+    }
+    let mut reports = finish_window(&check, pending, replay, inputs.groups_checked)?;
+    reports.extend(failed);
+    reports.sort_by_key(|r| (r.uploaded, r.hotkey));
+    let sealed = SealedWindow {
+        window,
+        validator,
+        checkpoint: inputs.plan.checkpoint,
+        entries: archive_entries(&reports),
+    };
+    Ok((reports, sealed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_map_to_bundle_reasons() {
+        let key = || "bundles/x".to_string();
+        let now = chrono::Utc::now();
+        let cases = [
+            (StoreError::NotFound { key: key() }, Reason::Missing),
+            (
+                StoreError::TooLarge {
+                    key: key(),
+                    size: 2,
+                    limit: 1,
+                },
+                Reason::Oversized,
+            ),
+            (
+                StoreError::HashMismatch {
+                    key: key(),
+                    expected: "a".into(),
+                    actual: "b".into(),
+                },
+                Reason::Integrity,
+            ),
+            (
+                StoreError::Incomplete {
+                    key: key(),
+                    detail: "no digest".into(),
+                },
+                Reason::Integrity,
+            ),
+            (
+                StoreError::Late {
+                    key: key(),
+                    written: now,
+                    deadline: now,
+                },
+                Reason::LateUpload,
+            ),
+            (
+                StoreError::Io {
+                    context: "reading".into(),
+                    source: std::io::Error::other("disk"),
+                },
+                Reason::StoreUnreachable,
+            ),
+        ];
+        for (error, want) in cases {
+            assert_eq!(bundle_reason(&error), want, "{error}");
+        }
+    }
+}
