@@ -20,9 +20,10 @@ pub enum LogFormat {
     Json,
 }
 
-/// Flags of `mine`, `validate` and `train`. Flags override the configuration file.
+/// The configuration file and the flags that override it: what every command that acts
+/// as a participant needs (`mine`, `validate`, `train`, `reverify`, `export`).
 #[derive(Debug, Clone, Args)]
-pub struct RoleArgs {
+pub struct ConfigArgs {
     /// TOML configuration file.
     #[arg(long, env = "GRAIL_CONFIG")]
     pub config: PathBuf,
@@ -53,19 +54,13 @@ pub struct RoleArgs {
     /// libtorch threads.
     #[arg(long, env = "GRAIL_THREADS")]
     pub threads: Option<usize>,
-    /// First window to work on (default: the current one; restarts resume).
-    #[arg(long, env = "GRAIL_FROM_WINDOW")]
-    pub from_window: Option<u64>,
-    /// Stop after this many windows (default: run until Ctrl-C).
-    #[arg(long, env = "GRAIL_WINDOWS")]
-    pub windows: Option<u64>,
-    /// Log format.
-    #[arg(long, env = "GRAIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
-    pub log_format: LogFormat,
 }
 
-impl RoleArgs {
+impl ConfigArgs {
     /// The configuration file with the flags applied.
+    ///
+    /// # Errors
+    /// The file cannot be read or is not a valid configuration.
     pub fn node_config(&self) -> Result<NodeConfig, NodeError> {
         let mut c = NodeConfig::load(&self.config)?;
         if let Some(v) = &self.network {
@@ -97,6 +92,44 @@ impl RoleArgs {
             c.threads = v;
         }
         Ok(c)
+    }
+
+    /// Opens the participant the configuration describes: configuration, hotkey (its
+    /// password from the environment or asked on the terminal), chain, stores.
+    ///
+    /// # Errors
+    /// Configuration, key, chain or store failures.
+    pub async fn wiring(&self) -> Result<Wiring, NodeError> {
+        let config = self.node_config()?;
+        let password = password_for(&config.hotkey_file)?;
+        Wiring::open_with_password(config, password).await
+    }
+}
+
+/// Flags of `mine`, `validate` and `train`. Flags override the configuration file.
+#[derive(Debug, Clone, Args)]
+pub struct RoleArgs {
+    /// The configuration and its overrides.
+    #[command(flatten)]
+    pub node: ConfigArgs,
+    /// First window to work on (default: the current one; restarts resume).
+    #[arg(long, env = "GRAIL_FROM_WINDOW")]
+    pub from_window: Option<u64>,
+    /// Stop after this many windows (default: run until Ctrl-C).
+    #[arg(long, env = "GRAIL_WINDOWS")]
+    pub windows: Option<u64>,
+    /// Log format.
+    #[arg(long, env = "GRAIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+}
+
+impl RoleArgs {
+    /// The configuration file with the flags applied.
+    ///
+    /// # Errors
+    /// The file cannot be read or is not a valid configuration.
+    pub fn node_config(&self) -> Result<NodeConfig, NodeError> {
+        self.node.node_config()
     }
 }
 
@@ -139,10 +172,8 @@ pub fn init_logging(format: LogFormat) {
 /// step finish its atomic writes and never uploads a partial bundle.
 pub async fn run_role(role: Role, args: RoleArgs) -> Result<(), NodeError> {
     init_logging(args.log_format);
-    let config = args.node_config()?;
-    let env = config.subnet.environment()?;
-    let password = password_for(&config.hotkey_file)?;
-    let wiring = Wiring::open_with_password(config, password).await?;
+    let wiring = args.node.wiring().await?;
+    let env = wiring.config.subnet.environment()?;
     info!(
         role = role.name(),
         hotkey = %wiring.key.public().to_ss58(),
