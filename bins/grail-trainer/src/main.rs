@@ -28,11 +28,16 @@ fn main() -> anyhow::Result<()> {
             .block_on(grail_node::cli::run_role(grail_node::Role::Trainer, args))
             .context("trainer"),
         Command::Eval(args) => {
+            let mut line = grail_node::progress::ProgressLine::stderr();
             let report = grail_node::eval::run(&args, &mut |done, total| {
-                eprint!("\revaluating {done}/{total}");
+                line.update(grail_node::progress::Progress::new(
+                    "evaluating",
+                    done as u64,
+                    total as u64,
+                ))
             })
             .context("eval")?;
-            eprintln!();
+            line.finish();
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }

@@ -122,9 +122,25 @@ impl CheckpointSource {
         {
             return Ok(base.clone());
         }
+        let bytes: u64 = signed.manifest.files.values().map(|f| f.size).sum();
+        let mb = bytes as f64 / 1e6;
+        tracing::info!(
+            checkpoint = id.number,
+            files = signed.manifest.files.len(),
+            mb = format!("{mb:.1}"),
+            "downloading checkpoint"
+        );
+        let started = std::time::Instant::now();
         self.store
             .download_checkpoint(&signed, &self.trainer, &dir)
             .await?;
+        let secs = started.elapsed().as_secs_f64();
+        tracing::info!(
+            checkpoint = id.number,
+            seconds = format!("{secs:.1}"),
+            mb_per_s = format!("{:.1}", mb / secs.max(1e-3)),
+            "checkpoint downloaded and verified"
+        );
         Ok(dir)
     }
 }
@@ -156,8 +172,13 @@ impl CurrentModel {
     }
 }
 
-/// Loads a model without blocking the async runtime.
+/// Loads a model without blocking the async runtime (progress as
+/// [`crate::progress::ProgressLine::log`] shows it).
 pub async fn load_blocking(dir: &Path, device: Device) -> Result<ModelContext, NodeError> {
     let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || ModelContext::load(&dir, device)).await?
+    tokio::task::spawn_blocking(move || {
+        let mut line = crate::progress::ProgressLine::log();
+        ModelContext::load_with_progress(&dir, device, &mut |p| line.update(p))
+    })
+    .await?
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use grail_env::template::ChatTemplate;
 use grail_env::{Environment, Problem, RewardVector};
-use grail_infer::{no_progress, Model, ModelDir};
+use grail_infer::{no_progress, Model, ModelDir, Progress};
 use tch::{Device, Kind};
 
 use crate::NodeError;
@@ -33,9 +33,24 @@ pub struct ModelContext {
 
 impl ModelContext {
     /// Loads `dir` on `device` in fp32.
+    ///
+    /// # Errors
+    /// The folder is not a model this crate runs, or its files cannot be read.
     pub fn load(dir: &Path, device: Device) -> Result<Self, NodeError> {
+        Self::load_with_progress(dir, device, &mut no_progress)
+    }
+
+    /// [`Self::load`], reporting the weights read to `progress`.
+    ///
+    /// # Errors
+    /// As [`Self::load`].
+    pub fn load_with_progress(
+        dir: &Path,
+        device: Device,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Self, NodeError> {
         let files = ModelDir::open(dir)?;
-        let model = files.load_model(Kind::Float, device, &mut no_progress)?;
+        let model = files.load_model(Kind::Float, device, progress)?;
         let template = ChatTemplate::from_tokenizer_config(
             &files.tokenizer_config.to_string(),
             ChatTemplate::ChatMl,

@@ -33,6 +33,7 @@ pub mod miner;
 pub mod mining;
 pub mod model_tools;
 pub mod network;
+pub mod progress;
 #[cfg(test)]
 mod sim;
 pub mod trainer;

@@ -1,16 +1,16 @@
 //! Model-file tools behind `grail-miner model …`: GGUF import, a Qwen tokenizer.json,
 //! the tiny test model and a quick generation (the binary only parses arguments).
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::{Subcommand, ValueEnum};
 use grail_env::template::{ChatTemplate, Message};
 use grail_infer::tiny::{write_tiny_model, TinySpec};
-use grail_infer::{Architecture, DeviceChoice, ModelDir, Progress, SamplingParams};
+use grail_infer::{Architecture, DeviceChoice, ModelDir, SamplingParams};
 use rand_chacha::rand_core::SeedableRng;
 
+use crate::progress::ProgressLine;
 use crate::NodeError;
 
 /// Model subcommands.
@@ -98,19 +98,8 @@ pub fn parse_device(text: &str) -> Result<DeviceChoice, NodeError> {
     })
 }
 
-/// Prints progress on one stderr line, redrawn at most every tenth of the work.
-pub fn show_progress(p: Progress) {
-    let step = (p.total / 10).max(1);
-    if p.done.is_multiple_of(step) || p.done >= p.total {
-        eprint!("\r{}: {}/{}   ", p.stage, p.done, p.total);
-        if p.done >= p.total {
-            eprintln!();
-        }
-        let _ = std::io::stderr().flush();
-    }
-}
-
-/// Runs a model subcommand (progress and timings on stderr, generated text on stdout).
+/// Runs a model subcommand (progress lines and timings on stderr, generated text on
+/// stdout).
 ///
 /// # Errors
 /// Unreadable or invalid input files, unwritable outputs, model failures.
@@ -118,7 +107,9 @@ pub fn run(command: ModelCommand) -> Result<(), NodeError> {
     match command {
         ModelCommand::Import { gguf, out } => {
             let started = Instant::now();
-            grail_infer::import::import_gguf(&gguf, &out, &mut show_progress)?;
+            let mut line = ProgressLine::stderr();
+            grail_infer::import::import_gguf(&gguf, &out, &mut |p| line.update(p))?;
+            line.finish();
             eprintln!(
                 "imported {} in {:.1}s",
                 out.display(),
@@ -161,7 +152,8 @@ pub fn run(command: ModelCommand) -> Result<(), NodeError> {
             let files = ModelDir::open(&model)?;
             let device = grail_infer::resolve_device(parse_device(&device)?)?;
             let kind = grail_infer::parse_kind(&dtype)?;
-            let loaded = files.load_model(kind, device, &mut show_progress)?;
+            let mut line = ProgressLine::stderr();
+            let loaded = files.load_model(kind, device, &mut |p| line.update(p))?;
             let template = ChatTemplate::from_tokenizer_config(
                 &files.tokenizer_config.to_string(),
                 ChatTemplate::ChatMl,
@@ -175,14 +167,11 @@ pub fn run(command: ModelCommand) -> Result<(), NodeError> {
             };
             let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
             let started = Instant::now();
-            let completions = loaded.generate_group(
-                &ids,
-                rows,
-                &params,
-                &files.eos_ids,
-                &mut rng,
-                &mut show_progress,
-            )?;
+            let completions =
+                loaded.generate_group(&ids, rows, &params, &files.eos_ids, &mut rng, &mut |p| {
+                    line.update(p)
+                })?;
+            line.finish();
             let tokens: usize = completions.iter().map(|c| c.tokens.len()).sum();
             for c in &completions {
                 println!("{}", files.tokenizer.decode(&c.tokens, true)?);

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use grail_env::Environment;
 use grail_grpo::Trainer;
-use grail_infer::{no_progress, ModelDir};
+use grail_infer::ModelDir;
 use tch::Kind;
 use tracing::{info, warn};
 
@@ -180,11 +180,12 @@ fn start_trainer(
     state: &TrainerState,
     id: CheckpointId,
 ) -> Result<Trainer, NodeError> {
-    let model = files.load_model(Kind::Float, w.device, &mut no_progress)?;
+    let mut line = crate::progress::ProgressLine::log();
+    let model = files.load_model(Kind::Float, w.device, &mut |p| line.update(p))?;
     let config = w.config.trainer.grpo.clone();
     let reference = if config.kl_coef > 0.0 {
         let base = ModelDir::open(&w.config.model)?;
-        Some(base.load_model(Kind::Float, w.device, &mut no_progress)?)
+        Some(base.load_model(Kind::Float, w.device, &mut |p| line.update(p))?)
     } else {
         None
     };
