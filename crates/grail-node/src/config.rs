@@ -82,6 +82,10 @@ impl SubnetSettings {
     }
 }
 
+/// Default of `validator.retention_windows` and `trainer.retention_windows`: a week of
+/// 30-block windows of 12-second blocks (240 windows a day).
+pub const DEFAULT_RETENTION_WINDOWS: u64 = 1680;
+
 /// How a miner chooses prompts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -105,6 +109,9 @@ pub struct MinerSettings {
     pub prompts: PromptChoice,
     /// Validators' HTTP APIs (`http://host:port`) whose window state `zone` reads.
     pub validator_api: Vec<String>,
+    /// Address of the Prometheus `/metrics` server (`127.0.0.1:0` picks a port; empty:
+    /// off).
+    pub http: String,
 }
 
 impl Default for MinerSettings {
@@ -114,6 +121,7 @@ impl Default for MinerSettings {
             upload_margin_secs: 5.0,
             prompts: PromptChoice::Random,
             validator_api: Vec::new(),
+            http: String::new(),
         }
     }
 }
@@ -195,6 +203,12 @@ pub struct TrainerSettings {
     /// listed in docs/training.md). With `kl_coef > 0` the base model (`model`) is loaded
     /// a second time as the frozen KL reference.
     pub grpo: grail_grpo::GrpoConfig,
+    /// Address of the Prometheus `/metrics` server (`127.0.0.1:0` picks a port; empty:
+    /// off).
+    pub http: String,
+    /// Windows of logged steps and published-checkpoint records kept in the trainer's
+    /// state (the last `keep_checkpoints` records always stay). 0 keeps everything.
+    pub retention_windows: u64,
 }
 
 impl Default for TrainerSettings {
@@ -205,6 +219,8 @@ impl Default for TrainerSettings {
             keep_checkpoints: 3,
             in_zone_only: true,
             grpo: grail_grpo::GrpoConfig::default(),
+            http: String::new(),
+            retention_windows: DEFAULT_RETENTION_WINDOWS,
         }
     }
 }

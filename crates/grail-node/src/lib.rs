@@ -20,6 +20,8 @@
 //! - [`localnet`]: setting up and inspecting a whole network on one machine.
 //! - [`model_tools`]: GGUF import, tokenizer and tiny-model tools behind `grail-miner model`.
 //! - [`cli`]: role flags, logging and the role runner the binaries call.
+//! - [`metrics`]: the Prometheus text format and the miner's and trainer's `/metrics`.
+//! - [`progress`]: progress lines (rate, ETA) for model import, loading and generation.
 
 pub mod checkpoints;
 pub mod cli;
@@ -29,6 +31,7 @@ pub mod cursor;
 pub mod eval;
 pub mod experiment;
 pub mod localnet;
+pub mod metrics;
 pub mod miner;
 pub mod mining;
 pub mod model_tools;

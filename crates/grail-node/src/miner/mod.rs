@@ -1,9 +1,12 @@
 //! The miner loop: per window, the checkpoint in effect, the window randomness, as many
 //! signed groups as fit before the deadline (minus a margin), one upload. Zone-targeting
-//! miners read the validators' learning-zone reports first ([`reports`]).
+//! miners read the validators' learning-zone reports first ([`reports`]); [`metrics`] is
+//! what `[miner] http` serves.
 
+pub mod metrics;
 pub mod reports;
 
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use grail_env::Environment;
@@ -18,6 +21,7 @@ use crate::mining::{assemble_group, sample_completions, PromptStrategy, Prompts,
 use crate::network::Stop;
 use crate::wiring::Wiring;
 use crate::NodeError;
+pub use metrics::MinerMetrics;
 pub use reports::{ReportError, ValidatorReports};
 
 /// Prompts in a row that the strategy may propose again before the window is closed
@@ -33,6 +37,8 @@ pub struct MinedWindow {
     pub groups: usize,
     /// Checkpoint number used.
     pub checkpoint: u64,
+    /// Completion tokens generated per second (over the window's generation time).
+    pub tokens_per_second: f64,
 }
 
 /// Runs the miner from `from_window` (default: the current one) for `windows` windows
@@ -42,9 +48,33 @@ pub async fn run(
     env: &dyn Environment,
     from_window: Option<u64>,
     windows: Option<u64>,
+    stop: Stop,
+) -> Result<Vec<MinedWindow>, NodeError> {
+    let metrics = Arc::new(RwLock::new(MinerMetrics::default()));
+    run_with_metrics(w, env, from_window, windows, stop, metrics).await
+}
+
+/// [`run`], counting what it does in `metrics` (served on `[miner] http` when set).
+pub async fn run_with_metrics(
+    w: &Wiring,
+    env: &dyn Environment,
+    from_window: Option<u64>,
+    windows: Option<u64>,
     mut stop: Stop,
+    metrics: Arc<RwLock<MinerMetrics>>,
 ) -> Result<Vec<MinedWindow>, NodeError> {
     w.publish_store().await?;
+    crate::metrics::start(
+        &w.config.miner.http,
+        &w.config.state_dir,
+        MinerMetrics::render_shared(metrics.clone()),
+    )
+    .await?;
+    let count = |f: &dyn Fn(&mut MinerMetrics)| {
+        if let Ok(mut m) = metrics.write() {
+            f(&mut m);
+        }
+    };
     let mut prompts = Prompts::new(w.config.miner.prompts, &w.key, env);
     let mut reports = ValidatorReports::new(&w.config.miner.validator_api)?;
     if w.config.miner.prompts == PromptChoice::Zone && w.config.miner.validator_api.is_empty() {
@@ -59,11 +89,17 @@ pub async fn run(
             reports.feed(z).await;
         }
         match mine_window(w, env, window, &mut current, &mut prompts, &mut stop).await {
-            Ok(Some(mined)) => done.push(mined),
+            Ok(Some(mined)) => {
+                count(&|m| m.mined(&mined));
+                done.push(mined);
+            }
             Ok(None) if stop.requested() => break,
-            Ok(None) => {}
+            Ok(None) => count(&|m| m.windows_skipped += 1),
             // One window's failure (chain, beacon, store) does not end the miner.
-            Err(e) => warn!(window, "window failed: {e}"),
+            Err(e) => {
+                count(&|m| m.failures += 1);
+                warn!(window, "window failed: {e}");
+            }
         }
         cursor.advance();
     }
@@ -170,6 +206,7 @@ async fn mine_window(
         return Ok(None);
     }
     let count = groups.len();
+    let tokens_per_second = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
     let bundle = WindowBundle {
         hotkey: w.key.public(),
         window,
@@ -196,6 +233,7 @@ async fn mine_window(
         window,
         groups: count,
         checkpoint: id.number,
+        tokens_per_second,
     }))
 }
 
@@ -209,10 +247,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let w = sim::wiring(dir.path(), sim::network(), 2);
         let env = grail_env::by_name("math:0", None).unwrap();
-        let mined = run(&w, env.as_ref(), Some(4), Some(3), Stop::never())
-            .await
-            .unwrap();
+        let metrics = Arc::new(RwLock::new(MinerMetrics::default()));
+        let mined = run_with_metrics(
+            &w,
+            env.as_ref(),
+            Some(4),
+            Some(3),
+            Stop::never(),
+            metrics.clone(),
+        )
+        .await
+        .unwrap();
         assert!(mined.is_empty(), "{mined:?}");
+        let counted = metrics.read().unwrap().clone();
+        assert_eq!(
+            counted,
+            MinerMetrics {
+                windows_skipped: 3,
+                ..Default::default()
+            }
+        );
         // Windows 4, 8 and 12 were each waited for at their first block.
         let head = w.net.chain.block_number().await.unwrap();
         assert!((12..14).contains(&head), "head {head}");

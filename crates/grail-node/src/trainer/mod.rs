@@ -10,10 +10,12 @@
 
 pub mod archives;
 pub mod groups;
+pub mod metrics;
 pub mod publish;
 pub mod state;
 
 use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 
 use grail_env::Environment;
 use grail_grpo::Trainer;
@@ -22,6 +24,7 @@ use tch::Kind;
 use tracing::{info, warn};
 
 pub use groups::training_groups;
+pub use metrics::TrainerMetrics;
 pub use state::{LoggedStep, Published, TrainerState};
 
 use crate::checkpoints::CheckpointId;
@@ -45,6 +48,17 @@ pub async fn run(
     let dir = w.config.state_dir.clone();
     let mut state = TrainerState::load(&dir)?;
     let (mut id, files) = latest_checkpoint(w, &mut state).await?;
+    let metrics = Arc::new(RwLock::new(TrainerMetrics {
+        checkpoint: Some(id.number),
+        last_window: state.last_window,
+        ..Default::default()
+    }));
+    crate::metrics::start(
+        &w.config.trainer.http,
+        &dir,
+        TrainerMetrics::render_shared(metrics.clone()),
+    )
+    .await?;
     let mut trainer = start_trainer(w, &files, &state, id)?;
     let mut cursor = WindowCursor::start(
         &w.net,
@@ -75,7 +89,7 @@ pub async fn run(
                 archives = archives.len(),
                 "no trainable groups in the window"
             );
-        } else if train_window(w, &mut trainer, window, &groups, &mut state) {
+        } else if train_window(w, &mut trainer, window, &groups, &mut state, &metrics) {
             let t = trained.get_or_insert(Trained {
                 first: window,
                 last: window,
@@ -89,10 +103,16 @@ pub async fn run(
                 last: window,
             });
             id = publish_next(w, &trainer, &files, id, t, &mut state).await?;
+            if let Ok(mut m) = metrics.write() {
+                m.published(id.number);
+            }
             pending_windows = 0;
         }
         state.last_window = Some(window);
         state.save(&dir)?;
+        if let Ok(mut m) = metrics.write() {
+            m.last_window = Some(window);
+        }
         cursor.advance();
     }
     Ok(state)
@@ -107,6 +127,7 @@ fn train_window(
     window: u64,
     groups: &[grail_grpo::RolloutGroup],
     state: &mut TrainerState,
+    metrics: &RwLock<TrainerMetrics>,
 ) -> bool {
     let mut updated = false;
     for _ in 0..w.config.trainer.steps_per_window.max(1) {
@@ -125,6 +146,9 @@ fn train_window(
             "training step"
         );
         updated |= report.skipped.is_none();
+        if let Ok(mut m) = metrics.write() {
+            m.step(&report);
+        }
         state.steps.push(LoggedStep { window, report });
     }
     updated
