@@ -146,6 +146,12 @@ pub struct ValidatorSettings {
     pub burn_fraction: f64,
     /// Address of the read-only HTTP API (`127.0.0.1:0` picks a port; empty: off).
     pub http: String,
+    /// Windows of per-miner verdicts kept and served (`GET /verdicts/{hotkey}`).
+    pub verdict_windows: u64,
+    /// Windows of summaries, work history and sealed archives (in this validator's
+    /// bucket) kept; older ones are deleted after each window. 0 keeps everything;
+    /// otherwise at least `rolling_windows`.
+    pub retention_windows: u64,
 }
 
 impl Default for ValidatorSettings {
@@ -158,6 +164,8 @@ impl Default for ValidatorSettings {
             exponent: grail_proto::params::SCORE_EXPONENT,
             burn_fraction: 0.0,
             http: "127.0.0.1:0".into(),
+            verdict_windows: 12,
+            retention_windows: DEFAULT_RETENTION_WINDOWS,
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The validator's read-only HTTP API: `/health`, `/state`, `/window/{n}/state` and
-//! Prometheus `/metrics`.
+//! The validator's read-only HTTP API: `/health`, `/state`, `/window/{n}/state`,
+//! per-miner feedback `/verdicts/{hotkey}` and Prometheus `/metrics`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,7 +12,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use super::WindowSummary;
+use grail_proto::Hotkey;
+
+use super::{Totals, ValidatorState, VerdictHistory, WindowSummary};
+use crate::metrics::{Exposition, Kind, CONTENT_TYPE};
 use crate::NodeError;
 
 /// Shared state behind the HTTP API.
@@ -30,6 +33,31 @@ pub struct ApiState {
     pub current_deadline: String,
     /// Summaries by window.
     pub windows: BTreeMap<u64, WindowSummary>,
+    /// Every miner's verdicts of the last windows.
+    pub verdicts: VerdictHistory,
+    /// Counts over every window sealed.
+    pub totals: Totals,
+}
+
+impl ApiState {
+    /// What the API serves for `hotkey` (SS58) with the persisted `state`; the current
+    /// window and checkpoint stay unset until the validator refreshes them.
+    pub fn from_state(hotkey: String, state: &ValidatorState) -> Self {
+        let mut api = ApiState {
+            hotkey,
+            ..Default::default()
+        };
+        api.update(state);
+        api
+    }
+
+    /// Takes the windows, verdicts, totals and last window of `state`.
+    pub fn update(&mut self, state: &ValidatorState) {
+        self.windows = state.windows.clone();
+        self.verdicts = state.verdicts.clone();
+        self.totals = state.totals.clone();
+        self.last_window = state.last_window;
+    }
 }
 
 type Shared = Arc<RwLock<ApiState>>;
@@ -39,14 +67,59 @@ async fn health() -> &'static str {
 }
 
 async fn api_state(State(s): State<Shared>) -> impl IntoResponse {
-    let s = s.read().map(|s| s.clone()).unwrap_or_default();
-    Json(serde_json::json!({
-        "hotkey": s.hotkey,
-        "current_window": s.current_window,
-        "current_deadline": s.current_deadline,
-        "checkpoint": s.checkpoint,
-        "last_window": s.last_window,
-    }))
+    let head = s.read().map(|s| {
+        serde_json::json!({
+            "hotkey": s.hotkey,
+            "current_window": s.current_window,
+            "current_deadline": s.current_deadline,
+            "checkpoint": s.checkpoint,
+            "last_window": s.last_window,
+        })
+    });
+    match head {
+        Ok(head) => Json(head).into_response(),
+        Err(_) => unavailable(),
+    }
+}
+
+/// The answer when a panic elsewhere poisoned the state lock.
+fn unavailable() -> axum::response::Response {
+    (StatusCode::SERVICE_UNAVAILABLE, "state unavailable").into_response()
+}
+
+/// Longest part of a rejected path echoed back.
+const MAX_ECHO: usize = 64;
+
+async fn miner_verdicts(
+    State(s): State<Shared>,
+    UrlPath(address): UrlPath<String>,
+) -> impl IntoResponse {
+    let hotkey = match Hotkey::from_ss58(&address) {
+        Ok(h) => h.to_ss58(),
+        Err(_) => {
+            let shown: String = address.chars().take(MAX_ECHO).collect();
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("`{shown}` is not an SS58 address"),
+            )
+                .into_response();
+        }
+    };
+    let Ok(windows) = s.read().map(|s| s.verdicts.miner(&hotkey)) else {
+        return unavailable();
+    };
+    match windows {
+        Some(windows) => Json(serde_json::json!({
+            "hotkey": hotkey,
+            "windows": windows,
+        }))
+        .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            format!("no verdicts for {hotkey} in the windows kept"),
+        )
+            .into_response(),
+    }
 }
 
 async fn window_state(State(s): State<Shared>, UrlPath(n): UrlPath<u64>) -> impl IntoResponse {
@@ -61,47 +134,58 @@ async fn window_state(State(s): State<Shared>, UrlPath(n): UrlPath<u64>) -> impl
     }
 }
 
-/// The Prometheus text exposition of the state.
+/// The Prometheus text exposition of the state. The counters count every window sealed
+/// since the state began ([`Totals`]), not only the windows retention keeps.
 pub fn prometheus(s: &ApiState) -> String {
-    let mut out = String::new();
-    out += "# HELP grail_validator_current_window First block of the current window.\n# TYPE grail_validator_current_window gauge\n";
-    out += &format!("grail_validator_current_window {}\n", s.current_window);
-    out += "# HELP grail_validator_last_window Last window processed.\n# TYPE grail_validator_last_window gauge\n";
-    out += &format!(
-        "grail_validator_last_window {}\n",
-        s.last_window.map_or(-1, |w| w as i64)
-    );
-    let mut verdicts: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut bundles: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut in_zone = 0;
-    for w in s.windows.values() {
-        for (r, n) in &w.verdicts {
-            *verdicts.entry(r).or_default() += n;
-        }
-        for (r, n) in &w.bundles {
-            *bundles.entry(r).or_default() += n;
-        }
-        in_zone += w.in_zone;
-    }
-    out += "# HELP grail_validator_groups_total Checked groups by verdict.\n# TYPE grail_validator_groups_total counter\n";
-    for (r, n) in verdicts {
-        out += &format!("grail_validator_groups_total{{reason=\"{r}\"}} {n}\n");
-    }
-    out += "# HELP grail_validator_bundles_total Bundles by outcome.\n# TYPE grail_validator_bundles_total counter\n";
-    for (r, n) in bundles {
-        out += &format!("grail_validator_bundles_total{{reason=\"{r}\"}} {n}\n");
-    }
-    out += "# HELP grail_validator_in_zone_total Accepted groups in the learning zone.\n# TYPE grail_validator_in_zone_total counter\n";
-    out += &format!("grail_validator_in_zone_total {in_zone}\n");
-    out
+    let t = &s.totals;
+    Exposition::new()
+        .gauge(
+            "grail_validator_current_window",
+            "First block of the current window.",
+            s.current_window as f64,
+        )
+        .gauge(
+            "grail_validator_last_window",
+            "Last window processed.",
+            s.last_window.map_or(-1.0, |w| w as f64),
+        )
+        .labelled(
+            "grail_validator_groups_total",
+            "Checked groups by verdict.",
+            Kind::Counter,
+            "reason",
+            t.verdicts.iter().map(|(r, n)| (r.as_str(), *n as f64)),
+        )
+        .labelled(
+            "grail_validator_bundles_total",
+            "Bundles by outcome.",
+            Kind::Counter,
+            "reason",
+            t.bundles.iter().map(|(r, n)| (r.as_str(), *n as f64)),
+        )
+        .counter(
+            "grail_validator_in_zone_total",
+            "Accepted groups in the learning zone.",
+            t.in_zone as f64,
+        )
+        .counter(
+            "grail_validator_windows_total",
+            "Windows sealed.",
+            t.windows as f64,
+        )
+        .gauge(
+            "grail_validator_miners_tracked",
+            "Miners with verdicts in the windows kept.",
+            s.verdicts.len() as f64,
+        )
+        .finish()
 }
 
 async fn metrics(State(s): State<Shared>) -> impl IntoResponse {
-    let s = s.read().map(|s| s.clone()).unwrap_or_default();
-    (
-        [("content-type", "text/plain; version=0.0.4")],
-        prometheus(&s),
-    )
+    match s.read().map(|s| prometheus(&s)) {
+        Ok(text) => ([("content-type", CONTENT_TYPE)], text).into_response(),
+        Err(_) => unavailable(),
+    }
 }
 
 /// The API router.
@@ -110,6 +194,7 @@ pub fn router(state: Arc<RwLock<ApiState>>) -> Router {
         .route("/health", get(health))
         .route("/state", get(api_state))
         .route("/window/{n}/state", get(window_state))
+        .route("/verdicts/{hotkey}", get(miner_verdicts))
         .route("/metrics", get(metrics))
         .with_state(state)
 }
@@ -128,4 +213,118 @@ pub async fn serve_api(addr: &str, state: Arc<RwLock<ApiState>>) -> Result<Socke
         }
     });
     Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use grail_proto::Hotkey;
+
+    use super::*;
+    use crate::metrics::scrape;
+    use crate::validator::verdicts::tests::report;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn miners_read_their_verdicts_over_http() {
+        let (honest, cheat, stranger) = (Hotkey([1; 32]), Hotkey([2; 32]), Hotkey([3; 32]));
+        let mut state = ValidatorState {
+            last_window: Some(48),
+            ..Default::default()
+        };
+        state.verdicts.record(
+            24,
+            Some(0),
+            &[
+                report(honest, 1, &["accepted"; 2]),
+                report(cheat, 2, &["accepted"]),
+            ],
+        );
+        state.verdicts.record(
+            48,
+            Some(1),
+            &[
+                report(honest, 1, &["accepted"]),
+                report(cheat, 2, &["accepted", "sampling_mismatch"]),
+            ],
+        );
+        for window in [24, 48] {
+            let mut summary = WindowSummary {
+                window,
+                in_zone: 1,
+                ..Default::default()
+            };
+            summary.verdicts.insert("accepted".into(), 2);
+            summary.bundles.insert("accepted".into(), 2);
+            state.totals.add(&summary);
+            // Retention keeps only the last window's summary; the counters count both.
+            state.windows = BTreeMap::from([(window, summary)]);
+        }
+        let api = ApiState::from_state("5Validator".into(), &state);
+        let addr = serve_api("127.0.0.1:0", Arc::new(RwLock::new(api)))
+            .await
+            .unwrap();
+
+        let (status, body) = scrape(addr, &format!("/verdicts/{}", cheat.to_ss58()))
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["hotkey"], cheat.to_ss58());
+        let windows = json["windows"].as_array().unwrap();
+        assert_eq!(windows.len(), 2);
+        assert_eq!(windows[0]["window"], 24);
+        assert_eq!(windows[0]["zeroed"], false);
+        let last = &windows[1];
+        assert_eq!(
+            (last["window"].as_u64(), last["uid"].as_u64()),
+            (Some(48), Some(2))
+        );
+        assert_eq!(last["checkpoint"], 1);
+        assert_eq!(last["bundle_status"], "accepted");
+        assert_eq!(last["zeroed"], true);
+        assert_eq!(last["credited"], 0.0);
+        assert_eq!(last["groups_checked"], 2);
+        assert_eq!(last["verdicts"]["sampling_mismatch"], 1);
+        assert_eq!(last["groups"][1]["reason"], "sampling_mismatch");
+        assert_eq!(last["groups"][1]["accepted"], false);
+        assert!(last["groups"][1]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("ddd"));
+
+        let (status, body) = scrape(addr, &format!("/verdicts/{}", stranger.to_ss58()))
+            .await
+            .unwrap();
+        assert_eq!(status, 404, "{body}");
+        for bad in [
+            "not-an-address",
+            "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY0",
+            "%FF%FE",
+        ] {
+            let (status, body) = scrape(addr, &format!("/verdicts/{bad}")).await.unwrap();
+            assert_eq!(status, 400, "{bad}: {body}");
+        }
+        let long = "x".repeat(4000);
+        let (status, body) = scrape(addr, &format!("/verdicts/{long}")).await.unwrap();
+        assert_eq!(status, 400);
+        assert!(body.len() < 200, "the echo is capped: {} bytes", body.len());
+
+        let (status, metrics) = scrape(addr, "/metrics").await.unwrap();
+        assert_eq!(status, 200);
+        assert!(
+            metrics.contains("grail_validator_miners_tracked 2\n"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("grail_validator_last_window 48\n"),
+            "{metrics}"
+        );
+        for line in [
+            "grail_validator_groups_total{reason=\"accepted\"} 4\n",
+            "grail_validator_bundles_total{reason=\"accepted\"} 4\n",
+            "grail_validator_in_zone_total 2\n",
+            "grail_validator_windows_total 2\n",
+        ] {
+            assert!(metrics.contains(line), "{line:?} missing from\n{metrics}");
+        }
+    }
 }

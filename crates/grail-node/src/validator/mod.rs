@@ -11,6 +11,7 @@ pub mod api;
 pub mod reverify;
 pub mod state;
 pub mod summary;
+pub mod verdicts;
 pub mod window;
 
 use std::sync::{Arc, RwLock};
@@ -25,7 +26,8 @@ use tracing::{info, warn};
 pub use api::{prometheus, router, serve_api, ApiState};
 pub use reverify::reverify_archive;
 pub use state::ValidatorState;
-pub use summary::{summarize, WindowSummary};
+pub use summary::{summarize, Totals, WindowSummary};
+pub use verdicts::{GroupVerdict, MinerWindow, VerdictHistory};
 pub use window::{check_window, MinerSource, WindowInputs};
 
 use crate::checkpoints::{CheckpointId, CurrentModel};
@@ -47,12 +49,10 @@ pub async fn run(
     w.publish_store().await?;
     let dir = w.config.state_dir.clone();
     let mut state = ValidatorState::load(&dir)?;
-    let api = Arc::new(RwLock::new(ApiState {
-        hotkey: w.key.public().to_ss58(),
-        windows: state.windows.clone(),
-        last_window: state.last_window,
-        ..Default::default()
-    }));
+    let api = Arc::new(RwLock::new(ApiState::from_state(
+        w.key.public().to_ss58(),
+        &state,
+    )));
     if !w.config.validator.http.is_empty() {
         let addr = serve_api(&w.config.validator.http, api.clone()).await?;
         info!(%addr, "HTTP API listening");
@@ -101,6 +101,7 @@ pub async fn run(
             in_zone = summary.in_zone,
             "window sealed"
         );
+        state.totals.add(&summary);
         state.windows.insert(window, summary);
         state.last_window = Some(window);
         state.save(&dir)?;
@@ -127,8 +128,7 @@ async fn refresh_api(w: &Wiring, api: &RwLock<ApiState>, state: &ValidatorState,
         }
     };
     if let Ok(mut a) = api.write() {
-        a.windows = state.windows.clone();
-        a.last_window = state.last_window;
+        a.update(state);
         a.checkpoint = state.windows.get(&window).and_then(|s| s.checkpoint);
         if let Some((c, deadline)) = current {
             a.current_window = c;
@@ -193,6 +193,7 @@ async fn validate_window(
     let digest = w.store.put_archive(&sealed).await?;
     let mut summary = summarize(window, Some(id.number), &reports, env);
     summary.archive = hex::encode(digest);
+    state.verdicts.record(window, Some(id.number), &reports);
     state.replay.record(
         window,
         reports

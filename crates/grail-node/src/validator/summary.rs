@@ -53,6 +53,34 @@ pub struct WindowSummary {
     pub error: Option<String>,
 }
 
+/// Counts over every window sealed since the state began: what the Prometheus counters
+/// show, kept when retention forgets the windows themselves.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Windows counted.
+    pub windows: u64,
+    /// Bundle outcomes by reason.
+    pub bundles: BTreeMap<String, u64>,
+    /// Checked groups by reason.
+    pub verdicts: BTreeMap<String, u64>,
+    /// Accepted groups in the learning zone.
+    pub in_zone: u64,
+}
+
+impl Totals {
+    /// Counts one window's summary.
+    pub fn add(&mut self, s: &WindowSummary) {
+        self.windows += 1;
+        for (r, n) in &s.bundles {
+            *self.bundles.entry(r.clone()).or_default() += n;
+        }
+        for (r, n) in &s.verdicts {
+            *self.verdicts.entry(r.clone()).or_default() += n;
+        }
+        self.in_zone += s.in_zone;
+    }
+}
+
 /// Summarises reports (`env` names the stratum of each group).
 pub fn summarize(
     window: u64,
