@@ -190,6 +190,12 @@ impl ValidatorSettings {
         if !(0.0..=1.0).contains(&self.burn_fraction) {
             return bad("validator.burn_fraction must be in 0..=1".into());
         }
+        if self.retention_windows != 0 && self.retention_windows < self.rolling_windows as u64 {
+            return bad(format!(
+                "validator.retention_windows {} must be 0 (keep everything) or at least validator.rolling_windows {} (the score needs that much work history)",
+                self.retention_windows, self.rolling_windows
+            ));
+        }
         Ok(())
     }
 }
@@ -352,6 +358,14 @@ state_dir = "/data/state"
         assert!(NodeConfig::from_toml(&format!("{MINIMAL}\nnetwrok = \"finney\"")).is_err());
         assert!(NodeConfig::from_toml(&format!("{MINIMAL}\n[subnet]\ngroup_size = 1")).is_err());
         assert!(NodeConfig::from_toml("store = 3").is_err());
+        assert_eq!(c.validator.retention_windows, DEFAULT_RETENTION_WINDOWS);
+        assert_eq!((c.miner.http.as_str(), c.trainer.http.as_str()), ("", ""));
+        let short = NodeConfig::from_toml(&format!(
+            "{MINIMAL}\n[validator]\nrolling_windows = 12\nretention_windows = 5"
+        ));
+        assert!(short.unwrap_err().to_string().contains("retention_windows"));
+        let all = NodeConfig::from_toml(&format!("{MINIMAL}\n[validator]\nretention_windows = 0"));
+        assert_eq!(all.unwrap().validator.retention_windows, 0);
     }
 
     #[test]

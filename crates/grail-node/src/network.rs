@@ -65,6 +65,14 @@ impl Network {
         block - block % self.window_length
     }
 
+    /// The first window of the last `keep` windows ending with `window`: what a retention
+    /// of `keep` windows keeps from (`None` when `keep` is 0, "keep everything", or when
+    /// nothing before `window` is old enough to go).
+    pub fn first_kept(&self, window: u64, keep: u64) -> Option<u64> {
+        let span = keep.checked_sub(1)?.checked_mul(self.window_length)?;
+        window.checked_sub(span).filter(|&first| first > 0)
+    }
+
     /// The current window.
     pub async fn current_window(&self) -> Result<u64, NodeError> {
         Ok(self.window_of(self.chain.block_number().await?))

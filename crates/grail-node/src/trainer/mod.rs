@@ -109,6 +109,9 @@ pub async fn run(
             pending_windows = 0;
         }
         state.last_window = Some(window);
+        if let Some(first) = w.net.first_kept(window, w.config.trainer.retention_windows) {
+            state.prune_before(first, w.config.trainer.keep_checkpoints.max(1));
+        }
         state.save(&dir)?;
         if let Ok(mut m) = metrics.write() {
             m.last_window = Some(window);

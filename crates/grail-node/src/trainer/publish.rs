@@ -99,7 +99,8 @@ pub async fn publish_next(
 
 /// Keeps every checkpoint not yet in effect, the one in effect now and the
 /// `keep_checkpoints − 1` before it: validators behind by a few windows still find the
-/// checkpoint of the window they check.
+/// checkpoint of the window they check. The local exports of the checkpoints removed
+/// from the bucket go too.
 async fn prune(w: &Wiring, state: &TrainerState) -> Result<(), NodeError> {
     let now = w.net.current_window().await?;
     let effective: Vec<u64> = state
@@ -111,6 +112,67 @@ async fn prune(w: &Wiring, state: &TrainerState) -> Result<(), NodeError> {
     let keep = w.config.trainer.keep_checkpoints.max(1);
     if let Some(&first_kept) = effective.iter().rev().nth(keep - 1) {
         w.store.prune_checkpoints_before(first_kept).await?;
+        let exports = w.config.state_dir.join("exports");
+        match prune_exports(&exports, first_kept) {
+            Ok(0) => {}
+            Ok(n) => info!(removed = n, first_kept, "removed old local exports"),
+            Err(e) => tracing::warn!("cannot prune {}: {e}", exports.display()),
+        }
     }
     Ok(())
+}
+
+/// Deletes the exported checkpoint folders `ckpt-NNNNNN` in `exports` numbered below
+/// `first_kept` (other entries are left alone); returns how many went.
+///
+/// # Errors
+/// The folder cannot be listed or a checkpoint folder cannot be removed.
+pub fn prune_exports(exports: &std::path::Path, first_kept: u64) -> Result<usize, NodeError> {
+    let entries = match std::fs::read_dir(exports) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(NodeError::io(format!("listing {}", exports.display()), e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry =
+            entry.map_err(|e| NodeError::io(format!("listing {}", exports.display()), e))?;
+        let name = entry.file_name();
+        let number = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("ckpt-"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if number.is_some_and(|n| n < first_kept) && entry.path().is_dir() {
+            std::fs::remove_dir_all(entry.path())
+                .map_err(|e| NodeError::io(format!("removing {}", entry.path().display()), e))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_local_exports_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let exports = dir.path().join("exports");
+        assert_eq!(prune_exports(&exports, 5).unwrap(), 0, "no folder yet");
+        for n in 1..=4u64 {
+            let d = exports.join(format!("ckpt-{n:06}"));
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("config.json"), "{}").unwrap();
+        }
+        std::fs::create_dir_all(exports.join("notes")).unwrap();
+        std::fs::write(exports.join("ckpt-000000"), "a file, not a checkpoint").unwrap();
+        assert_eq!(prune_exports(&exports, 3).unwrap(), 2);
+        let mut left: Vec<String> = std::fs::read_dir(&exports)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["ckpt-000000", "ckpt-000003", "ckpt-000004", "notes"]);
+    }
 }

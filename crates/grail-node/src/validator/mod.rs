@@ -4,10 +4,13 @@
 //! - [`window`]: one window's fetch-and-check ([`check_window`]);
 //! - [`summary`]: the per-window summary ([`summarize`]);
 //! - [`state`]: what is persisted;
+//! - [`verdicts`]: every miner's verdicts of the last windows (`GET /verdicts/{hotkey}`);
+//! - [`retention`]: forgetting old windows (state and sealed archives);
 //! - [`reverify`]: offline re-verification of a sealed window;
 //! - [`api`]: the read-only HTTP API and Prometheus metrics.
 
 pub mod api;
+pub mod retention;
 pub mod reverify;
 pub mod state;
 pub mod summary;
@@ -104,7 +107,13 @@ pub async fn run(
         state.totals.add(&summary);
         state.windows.insert(window, summary);
         state.last_window = Some(window);
+        retention::prune_state(&mut state, &w.net, &w.config.validator, window);
         state.save(&dir)?;
+        match retention::prune_store(&w.store, &w.net, &w.config.validator, window).await {
+            Ok(0) => {}
+            Ok(n) => info!(window, objects = n, "retention: deleted old archives"),
+            Err(e) => warn!(window, "retention: cannot prune the bucket: {e}"),
+        }
         refresh_api(w, &api, &state, window).await;
         cursor.advance();
     }
@@ -263,5 +272,29 @@ mod tests {
         // Its bucket is published on chain for the trainer and other validators.
         let commitments = w.net.chain.commitments().await.unwrap();
         assert!(commitments.contains_key(&w.key.public()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_loop_keeps_only_the_retained_windows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = sim::wiring(dir.path(), sim::network(), 1);
+        w.config.validator.rolling_windows = 2;
+        w.config.validator.retention_windows = 2;
+        let old = grail_proto::archive::SealedWindow {
+            window: 4,
+            validator: w.key.public(),
+            checkpoint: [0; 32],
+            entries: Vec::new(),
+        };
+        w.store.put_archive(&old).await.unwrap();
+        let env = grail_env::by_name("math:0", None).unwrap();
+        let state = run(&w, env.as_ref(), Some(0), Some(4), Stop::never())
+            .await
+            .unwrap();
+        assert_eq!(windows(&state), [8, 12]);
+        assert_eq!(state.last_window, Some(12));
+        let saved = ValidatorState::load(&w.config.state_dir).unwrap();
+        assert_eq!(windows(&saved), [8, 12]);
+        assert!(w.store.list_archives(4).await.unwrap().is_empty());
     }
 }
