@@ -18,6 +18,8 @@ enum Command {
     Train(grail_node::cli::RoleArgs),
     /// Evaluate a model on held-out prompts: greedy pass@1 and mean reward (JSON).
     Eval(grail_node::eval::EvalArgs),
+    /// Export the accepted rollouts of sealed windows as a Parquet dataset.
+    Export(grail_node::trainer::export::ExportArgs),
     /// Run one arm of the learning-efficacy experiment (docs/experiments.md).
     Experiment(grail_node::experiment::ExperimentArgs),
 }
@@ -39,6 +41,12 @@ fn main() -> anyhow::Result<()> {
             .context("eval")?;
             line.finish();
             println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Command::Export(args) => {
+            tokio::runtime::Runtime::new()?
+                .block_on(grail_node::trainer::export::run(&args))
+                .with_context(|| format!("exporting to {}", args.out.display()))?;
             Ok(())
         }
         Command::Experiment(args) => {

@@ -19,6 +19,9 @@ struct Cli {
 enum Command {
     /// Verify bundles every window, seal archives, set weights, serve the HTTP API.
     Validate(grail_node::cli::RoleArgs),
+    /// Re-verify a sealed window offline and compare every verdict with the archive
+    /// (exits non-zero on a disagreement).
+    Reverify(grail_node::validator::reverify_cli::ReverifyArgs),
     /// A whole network on this machine.
     #[command(subcommand)]
     Localnet(LocalnetCommand),
@@ -49,6 +52,12 @@ fn main() -> anyhow::Result<()> {
         Command::Validate(args) => runtime
             .block_on(grail_node::cli::run_role(grail_node::Role::Validator, args))
             .context("validator"),
+        Command::Reverify(args) => runtime
+            .block_on(grail_node::validator::reverify_cli::run(
+                &args,
+                &mut std::io::stdout(),
+            ))
+            .with_context(|| format!("re-verifying window {}", args.window)),
         Command::Localnet(LocalnetCommand::Init(args)) => {
             let info = localnet::init(&args.root, &args.options())
                 .with_context(|| format!("creating a local network in {}", args.root.display()))?;

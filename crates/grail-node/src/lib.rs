@@ -167,6 +167,12 @@ pub enum NodeError {
     /// no miner is blamed.
     #[error("verification could not run: {0}")]
     Verification(#[from] verify::OwnFailure),
+    /// `grail-validator reverify` could not run or found disagreeing verdicts.
+    #[error(transparent)]
+    Reverify(#[from] validator::reverify_cli::ReverifyError),
+    /// `grail-trainer export` was asked for an impossible range.
+    #[error(transparent)]
+    Export(#[from] trainer::export::ExportError),
     /// A file operation failed.
     #[error("{context}: {source}")]
     Io {

@@ -51,8 +51,12 @@ pub async fn window_archives(
 }
 
 /// Reads the sealed archives of `window` in the validators' buckets that are not in
-/// `cache` yet (keyed by validator and archive digest).
-async fn sealed_archives(
+/// `cache` yet (keyed by validator and archive digest); an archive that cannot be read or
+/// names another validator is skipped with a warning.
+///
+/// # Errors
+/// A bucket cannot be listed.
+pub(crate) async fn sealed_archives(
     validators: &[(Hotkey, Store)],
     window: u64,
     cache: &mut BTreeMap<(Hotkey, [u8; 32]), SealedWindow>,

@@ -6,9 +6,12 @@
 //! - [`state`]: what is persisted;
 //! - [`archives`]: reading a window's sealed archives from the validators' buckets;
 //! - [`groups`]: which archived groups are trained on;
-//! - [`publish`]: export, upload, announcement and pruning of checkpoints.
+//! - [`publish`]: export, upload, announcement and pruning of checkpoints;
+//! - [`export`]: `grail-trainer export`, sealed windows as a Parquet dataset;
+//! - [`metrics`]: what `[trainer] http` serves.
 
 pub mod archives;
+pub mod export;
 pub mod groups;
 pub mod metrics;
 pub mod publish;

@@ -7,11 +7,13 @@
 //! - [`verdicts`]: every miner's verdicts of the last windows (`GET /verdicts/{hotkey}`);
 //! - [`retention`]: forgetting old windows (state and sealed archives);
 //! - [`reverify`]: offline re-verification of a sealed window;
+//! - [`reverify_cli`]: `grail-validator reverify` (fetch, load the checkpoint, compare);
 //! - [`api`]: the read-only HTTP API and Prometheus metrics.
 
 pub mod api;
 pub mod retention;
 pub mod reverify;
+pub mod reverify_cli;
 pub mod state;
 pub mod summary;
 pub mod verdicts;
