@@ -46,7 +46,7 @@ fn rate(per_second: f64) -> String {
 
 /// The text of a progress line for `p` after `elapsed` in its stage: done and total,
 /// percentage, rate (units per second) and the time left at that rate; a finished stage
-/// says how long it took.
+/// says how long it took (and its rate, when it took a second or more).
 pub fn line(p: Progress, elapsed: Duration) -> String {
     let total = p.total.max(1);
     let done = if p.total == 0 {
@@ -57,7 +57,8 @@ pub fn line(p: Progress, elapsed: Duration) -> String {
     let pct = done as f64 * 100.0 / total as f64;
     let secs = elapsed.as_secs_f64();
     if done >= total {
-        let per_second = if secs > 0.0 {
+        // A rate over less than a second says little (one file in 2 ms is not 500/s).
+        let per_second = if secs >= 1.0 {
             format!(", {}/s", rate(total as f64 / secs))
         } else {
             String::new()
@@ -227,6 +228,13 @@ mod tests {
         assert_eq!(
             line(Progress::new("x", 0, 0), Duration::ZERO),
             "x: 1/1 (100%) in 0.0s"
+        );
+        assert_eq!(
+            line(
+                Progress::new("loading weights", 1, 1),
+                Duration::from_millis(2)
+            ),
+            "loading weights: 1/1 (100%) in 0.0s"
         );
     }
 
