@@ -2,17 +2,17 @@
 //! each on its own thread and runtime, for five windows (the validator and the trainer
 //! restart after two and resume from their state). Every honest group is accepted,
 //! weights are set, a trained checkpoint is published and rotated in, the HTTP API serves
-//! the state, and a sealed archive re-verifies offline to the same verdicts, byte for byte.
+//! the state and every miner's verdicts, a sealed archive re-verifies offline to the same
+//! verdicts (a tampered one does not), and the sealed windows export as a Parquet dataset.
 
 use std::io::{Read, Write};
 use std::sync::{Arc, RwLock};
 
 use grail_e2e::{open_wiring, publish_base, runtime, spawn_role, TestNet, ToyEnv};
-use grail_env::Environment;
-use grail_node::checkpoints::CurrentModel;
-use grail_node::mining::WindowPlan;
 use grail_node::network::Stop;
-use grail_node::validator::{reverify_archive, serve_api, ApiState, ValidatorState, WindowInputs};
+use grail_node::trainer::export::export_windows;
+use grail_node::validator::reverify_cli::reverify_window;
+use grail_node::validator::{serve_api, ApiState, ValidatorState};
 use grail_proto::archive::encode_archive;
 
 fn http_get(addr: &str, path: &str) -> (u16, String) {
@@ -145,7 +145,8 @@ fn honest_network_trains_rotates_and_reverifies() {
         last.weights
     );
 
-    // Re-verify one archive offline with the same inputs: same verdicts, same bytes.
+    // Re-verify one archive offline (what `grail-validator reverify` does): same
+    // verdicts, same bytes; a tampered copy disagrees.
     let rt = runtime();
     rt.block_on(async {
         let w = open_wiring(&net.root, "validator", |c| c.validator.http = String::new()).await;
@@ -157,69 +158,126 @@ fn honest_network_trains_rotates_and_reverifies() {
         let digest: [u8; 32] = hex::decode(&summary.archive).unwrap().try_into().unwrap();
         let (archive, bytes) = w.store.get_archive(window, &digest).await.unwrap();
         assert_eq!(encode_archive(&archive).unwrap(), bytes.to_vec());
-        let id = w
-            .checkpoints
-            .in_effect(w.net.chain.as_ref(), window)
-            .await
-            .unwrap()
+        // Every archive of the window (one, unless a retry sealed it twice) agrees.
+        let checks = reverify_window(&w, env, window, None).await.unwrap();
+        assert!(
+            checks.iter().any(|c| c.digest == summary.archive),
+            "{checks:?}"
+        );
+        for check in &checks {
+            assert!(check.checkpoint >= 1);
+            assert!(!check.entries.is_empty());
+            assert_eq!(check.mismatches(), 0, "{check:?}");
+            for e in &check.entries {
+                assert_eq!(e.recomputed, e.archived, "byte-identical verdicts");
+            }
+        }
+        let mut tampered = archive.clone();
+        let entry = tampered
+            .entries
+            .iter_mut()
+            .find(|e| e.verdict.accepted)
             .unwrap();
-        let mut current = None;
-        CurrentModel::ensure(&mut current, &w.checkpoints, id, w.device)
+        entry.verdict.accepted = false;
+        entry.verdict.reason = "proof_failed".into();
+        let forged = w.store.put_archive(&tampered).await.unwrap();
+        let checks = reverify_window(&w, env, window, Some(forged))
             .await
             .unwrap();
-        let model = current.unwrap();
-        let inputs = WindowInputs {
-            context: &model.context,
-            env,
-            plan: WindowPlan {
-                window,
-                window_randomness: w.net.window_randomness(window).await.unwrap(),
-                checkpoint: id.digest,
-                environment: env.id(),
-                generation: w.config.subnet.generation(),
-                group_size: w.config.subnet.group_size,
-            },
-            challenge_randomness: w.net.challenge_randomness(window).await.unwrap(),
-            deadline: w.net.deadline(window).await.unwrap(),
-            registered: vec![],
-            groups_checked: 8,
-            max_bundle_bytes: u64::MAX,
-        };
-        let again = tokio::task::block_in_place(|| reverify_archive(&archive, &inputs)).unwrap();
-        let archived: Vec<_> = archive.entries.iter().map(|e| e.verdict.clone()).collect();
-        assert!(!archived.is_empty());
-        assert_eq!(again, archived);
+        assert_eq!(checks[0].mismatches(), 1);
+
+        // The sealed windows as a dataset (`grail-trainer export`): one row per accepted
+        // rollout of every archive in range, the forged one included (it is in the
+        // validator's bucket, and the export takes what validators sealed).
+        let trainer = open_wiring(&net.root, "trainer", |_| {}).await;
+        let last = state.last_window.unwrap();
+        let out = net.tmp.path().join("windows.parquet");
+        let report = export_windows(&trainer, start, last, &out).await.unwrap();
+        assert_eq!(report.windows, windows as usize);
+        assert!(report.archives > windows as usize, "{report:?}");
+        assert!(report.rows > 0 && report.rows % 4 == 0, "{report:?}");
+        if let Some(python) = std::env::var_os("GRAIL_TOOLS_PYTHON").filter(|p| !p.is_empty()) {
+            let read = std::process::Command::new(python)
+                .args([
+                    "-c",
+                    "import sys, pandas; print(len(pandas.read_parquet(sys.argv[1])))",
+                ])
+                .arg(&out)
+                .output()
+                .unwrap();
+            assert!(
+                read.status.success(),
+                "{}",
+                String::from_utf8_lossy(&read.stderr)
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&read.stdout).trim(),
+                report.rows.to_string()
+            );
+        }
 
         // The HTTP API over the final state.
-        let api = Arc::new(RwLock::new(ApiState {
-            hotkey: w.key.public().to_ss58(),
-            last_window: state.last_window,
-            windows: state.windows.clone(),
-            ..Default::default()
-        }));
+        let api = Arc::new(RwLock::new(ApiState::from_state(
+            w.key.public().to_ss58(),
+            &state,
+        )));
         let addr = serve_api("127.0.0.1:0", api).await.unwrap().to_string();
-        let get = |path: &'static str| {
+        let get = |path: String| {
             let addr = addr.clone();
-            tokio::task::spawn_blocking(move || http_get(&addr, path))
+            tokio::task::spawn_blocking(move || http_get(&addr, &path))
         };
-        assert_eq!(get("/health").await.unwrap(), (200, "ok".into()));
-        let (status, body) = get("/state").await.unwrap();
+        assert_eq!(get("/health".into()).await.unwrap(), (200, "ok".into()));
+        let (status, body) = get("/state".into()).await.unwrap();
         assert_eq!(status, 200);
         assert!(body.contains(&w.key.public().to_ss58()));
-        let path: &'static str = Box::leak(format!("/window/{window}/state").into_boxed_str());
-        let (status, body) = get(path).await.unwrap();
+        let (status, body) = get(format!("/window/{window}/state")).await.unwrap();
         assert_eq!(status, 200);
         assert!(
             body.contains("sigma_histogram") && body.contains("prompts"),
             "{body}"
         );
-        assert_eq!(get("/window/1/state").await.unwrap().0, 404);
-        let (status, metrics) = get("/metrics").await.unwrap();
+        assert_eq!(get("/window/1/state".into()).await.unwrap().0, 404);
+        let (status, metrics) = get("/metrics".into()).await.unwrap();
         assert_eq!(status, 200);
         assert!(
             metrics.contains("grail_validator_groups_total{reason=\"accepted\"}"),
             "{metrics}"
         );
+        // Every miner reads its own verdicts of each window.
+        for p in net
+            .info
+            .participants
+            .iter()
+            .filter(|p| p.name.starts_with("miner"))
+        {
+            let (status, body) = get(format!("/verdicts/{}", p.hotkey)).await.unwrap();
+            assert_eq!(status, 200, "{body}");
+            let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let mined = json["windows"].as_array().unwrap();
+            assert_eq!(mined.len(), windows as usize, "{body}");
+            for m in mined {
+                assert_eq!(m["uid"].as_u64(), Some(u64::from(p.uid)));
+                assert_eq!(m["bundle_status"], "accepted");
+                assert_eq!(m["zeroed"], false);
+                assert!(m["groups"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|g| g["reason"] == "accepted"));
+            }
+        }
+        let trainer_key = &net
+            .info
+            .participants
+            .iter()
+            .find(|p| p.name == "trainer")
+            .unwrap()
+            .hotkey;
+        assert_eq!(
+            get(format!("/verdicts/{trainer_key}")).await.unwrap().0,
+            404
+        );
+        assert_eq!(get("/verdicts/not-a-hotkey".into()).await.unwrap().0, 400);
     });
 }
 
