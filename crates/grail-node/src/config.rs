@@ -138,6 +138,11 @@ pub struct ValidatorSettings {
     pub burn_fraction: f64,
     /// Address of the read-only HTTP API (`127.0.0.1:0` picks a port; empty: off).
     pub http: String,
+    /// Miners' buckets read at once.
+    pub fetch_concurrency: usize,
+    /// Seconds one miner's bundle may take to arrive (a slow or stalling bucket is
+    /// `store_unreachable` after that, and cannot hold up the window).
+    pub fetch_timeout_secs: f64,
 }
 
 impl Default for ValidatorSettings {
@@ -150,6 +155,8 @@ impl Default for ValidatorSettings {
             exponent: grail_proto::params::SCORE_EXPONENT,
             burn_fraction: 0.0,
             http: "127.0.0.1:0".into(),
+            fetch_concurrency: 16,
+            fetch_timeout_secs: 30.0,
         }
     }
 }
@@ -173,6 +180,12 @@ impl ValidatorSettings {
         }
         if !(0.0..=1.0).contains(&self.burn_fraction) {
             return bad("validator.burn_fraction must be in 0..=1".into());
+        }
+        if self.fetch_concurrency == 0 {
+            return bad("validator.fetch_concurrency must be at least 1".into());
+        }
+        if !(self.fetch_timeout_secs.is_finite() && self.fetch_timeout_secs > 0.0) {
+            return bad("validator.fetch_timeout_secs must be a positive number".into());
         }
         Ok(())
     }

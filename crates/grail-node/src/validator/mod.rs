@@ -26,7 +26,7 @@ pub use api::{prometheus, router, serve_api, ApiState};
 pub use reverify::reverify_archive;
 pub use state::ValidatorState;
 pub use summary::{summarize, WindowSummary};
-pub use window::{check_window, MinerSource, WindowInputs};
+pub use window::{check_window, FetchPolicy, MinerSource, WindowInputs};
 
 use crate::checkpoints::{CheckpointId, CurrentModel};
 use crate::cursor::{Readiness, WindowCursor};
@@ -71,9 +71,9 @@ pub async fn run(
         // Transient failures (chain, beacon, a store) are retried; a window that still
         // fails is recorded with its error and skipped, not fatal.
         let mut attempt = 0;
-        let summary = loop {
+        let (summary, weights) = loop {
             match validate_window(w, env, window, &mut current, &mut state).await {
-                Ok(s) => break s,
+                Ok(done) => break done,
                 Err(e) if attempt < 3 && !stop.requested() => {
                     attempt += 1;
                     warn!(window, attempt, "validation failed, retrying: {e}");
@@ -82,11 +82,12 @@ pub async fn run(
                 }
                 Err(e) => {
                     warn!(window, "giving up on the window: {e}");
-                    break WindowSummary {
+                    let failed = WindowSummary {
                         window,
                         error: Some(e.to_string()),
                         ..Default::default()
                     };
+                    break (failed, None);
                 }
             }
         };
@@ -103,7 +104,20 @@ pub async fn run(
         );
         state.windows.insert(window, summary);
         state.last_window = Some(window);
+        // The window is sealed on disk before weights go out: a validator killed in
+        // between resumes after this window and never sets its weights twice.
         state.save(&dir)?;
+        if let Some(emitted) = weights {
+            match w.net.chain.set_weights(&w.key, &emitted, 0).await {
+                Ok(()) => {
+                    if let Some(s) = state.windows.get_mut(&window) {
+                        s.weights = emitted;
+                    }
+                    state.save(&dir)?;
+                }
+                Err(e) => warn!(window, "setting weights failed: {e}"),
+            }
+        }
         refresh_api(w, &api, &state, window).await;
         cursor.advance();
     }
@@ -137,23 +151,26 @@ async fn refresh_api(w: &Wiring, api: &RwLock<ApiState>, state: &ValidatorState,
     }
 }
 
+/// Validates `window`: its summary, and the weights to set after it when it is a
+/// weights window. `state` gains the window's credited work and replay digests.
 async fn validate_window(
     w: &Wiring,
     env: &dyn Environment,
     window: u64,
     current: &mut Option<CurrentModel>,
     state: &mut ValidatorState,
-) -> Result<WindowSummary, NodeError> {
+) -> Result<(WindowSummary, Option<Vec<(u16, u16)>>), NodeError> {
     let Some(id): Option<CheckpointId> = w
         .checkpoints
         .in_effect(w.net.chain.as_ref(), window)
         .await?
     else {
         warn!(window, "no checkpoint in effect; nothing to validate");
-        return Ok(WindowSummary {
+        let empty = WindowSummary {
             window,
             ..Default::default()
-        });
+        };
+        return Ok((empty, None));
     };
     CurrentModel::ensure(current, &w.checkpoints, id, w.device).await?;
     let model = current.as_ref().expect("ensured above");
@@ -187,6 +204,7 @@ async fn validate_window(
         registered,
         groups_checked: w.config.validator.groups_checked,
         max_bundle_bytes: w.config.validator.max_bundle_bytes,
+        fetch: FetchPolicy::of(&w.config.validator),
     };
     state.replay.begin(id.digest, window);
     let (reports, sealed) = check_window(&inputs, &miners, me, &state.replay).await?;
@@ -207,21 +225,17 @@ async fn validate_window(
         }
     }
     let s = &w.config.validator;
-    if (window / w.net.window_length).is_multiple_of(s.weights_interval.max(1)) {
-        let rule = ScoreRule {
-            rolling_windows: s.rolling_windows,
-            exponent: s.exponent,
-            burn_fraction: s.burn_fraction,
-        };
-        let shares = weights(&state.work, window, &rule);
-        let (uids, values): (Vec<u16>, Vec<f64>) = shares.into_iter().unzip();
-        let emitted = emit_weights(&uids, &values)?;
-        match w.net.chain.set_weights(&w.key, &emitted, 0).await {
-            Ok(()) => summary.weights = emitted,
-            Err(e) => warn!(window, "setting weights failed: {e}"),
-        }
+    if !(window / w.net.window_length).is_multiple_of(s.weights_interval.max(1)) {
+        return Ok((summary, None));
     }
-    Ok(summary)
+    let rule = ScoreRule {
+        rolling_windows: s.rolling_windows,
+        exponent: s.exponent,
+        burn_fraction: s.burn_fraction,
+    };
+    let shares = weights(&state.work, window, &rule);
+    let (uids, values): (Vec<u16>, Vec<f64>) = shares.into_iter().unzip();
+    Ok((summary, Some(emit_weights(&uids, &values)?)))
 }
 
 #[cfg(test)]
