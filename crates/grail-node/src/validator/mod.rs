@@ -277,4 +277,37 @@ mod tests {
         let commitments = w.net.chain.commitments().await.unwrap();
         assert!(commitments.contains_key(&w.key.public()));
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_window_without_beacon_or_chain_is_not_validated_and_the_next_one_is() {
+        let env = grail_env::by_name("math:0", None).unwrap();
+        for fault in ["beacon", "chain"] {
+            let dir = tempfile::tempdir().unwrap();
+            let (net, chain, beacon) = sim::flaky_network();
+            let w = sim::wiring(dir.path(), net, 1);
+            sim::announce_tiny_checkpoint(&w, dir.path()).await;
+            // Every attempt at the first window (1 + 3 retries) meets the fault.
+            match fault {
+                "beacon" => beacon
+                    .failures
+                    .store(4, std::sync::atomic::Ordering::SeqCst),
+                _ => chain
+                    .hash_failures
+                    .store(4, std::sync::atomic::Ordering::SeqCst),
+            }
+            let state = run(&w, env.as_ref(), Some(0), Some(2), Stop::never())
+                .await
+                .unwrap();
+            let failed = &state.windows[&0];
+            let error = failed.error.as_deref().unwrap_or_default();
+            assert!(error.contains("injected fault"), "{fault}: {error}");
+            assert!(failed.checkpoint.is_none() && failed.weights.is_empty());
+            let next = &state.windows[&4];
+            assert_eq!(next.error, None, "{fault}");
+            assert_eq!(next.checkpoint, Some(0), "{fault}");
+            // Weights only after the validated window, never from the failed one.
+            let calls = chain.weight_calls.load(std::sync::atomic::Ordering::SeqCst);
+            assert_eq!(calls, 1, "{fault}");
+        }
+    }
 }

@@ -110,40 +110,39 @@ fn bundle_reason(e: &StoreError) -> Reason {
     }
 }
 
+/// A fetched bundle, or why there is none: its bundle reason and the detail.
+type FetchOutcome = Result<Fetched, (Reason, String)>;
+
 /// Every miner's bundle of the window, in `miners` order: read `concurrency` at a time,
 /// each within the per-miner budget; a failure is the bundle reason and its detail.
-async fn fetch_all(
-    inputs: &WindowInputs<'_>,
-    miners: &[MinerSource],
-) -> Vec<Result<Fetched, (Reason, String)>> {
+async fn fetch_all(inputs: &WindowInputs<'_>, miners: &[MinerSource]) -> Vec<FetchOutcome> {
     use futures::StreamExt;
     let window = inputs.plan.window;
     let budget = inputs.fetch.per_miner;
-    let mut fetched: Vec<(usize, Result<Fetched, (Reason, String)>)> =
-        futures::stream::iter(miners.iter().enumerate())
-            .map(|(i, m)| async move {
-                let fetch = m.store.fetch_bundle_capped(
-                    window,
-                    &m.hotkey,
-                    Some(inputs.deadline),
-                    inputs.max_bundle_bytes,
-                );
-                let result = match tokio::time::timeout(budget, fetch).await {
-                    Ok(Ok(f)) => Ok(f),
-                    Ok(Err(e)) => Err((bundle_reason(&e), e.to_string())),
-                    Err(_) => Err((
-                        Reason::StoreUnreachable,
-                        format!(
-                            "no bundle within the {:.0} s fetch budget",
-                            budget.as_secs_f64()
-                        ),
-                    )),
-                };
-                (i, result)
-            })
-            .buffer_unordered(inputs.fetch.concurrency.max(1))
-            .collect()
-            .await;
+    let mut fetched: Vec<(usize, FetchOutcome)> = futures::stream::iter(miners.iter().enumerate())
+        .map(|(i, m)| async move {
+            let fetch = m.store.fetch_bundle_capped(
+                window,
+                &m.hotkey,
+                Some(inputs.deadline),
+                inputs.max_bundle_bytes,
+            );
+            let result = match tokio::time::timeout(budget, fetch).await {
+                Ok(Ok(f)) => Ok(f),
+                Ok(Err(e)) => Err((bundle_reason(&e), e.to_string())),
+                Err(_) => Err((
+                    Reason::StoreUnreachable,
+                    format!(
+                        "no bundle within the {:.0} s fetch budget",
+                        budget.as_secs_f64()
+                    ),
+                )),
+            };
+            (i, result)
+        })
+        .buffer_unordered(inputs.fetch.concurrency.max(1))
+        .collect()
+        .await;
     fetched.sort_by_key(|(i, _)| *i);
     fetched.into_iter().map(|(_, r)| r).collect()
 }
