@@ -57,6 +57,20 @@ pub async fn run(
         let addr = serve_api(&w.config.validator.http, api.clone()).await?;
         info!(%addr, "HTTP API listening");
         write_atomic(&dir.join("api-address"), addr.to_string().as_bytes())?;
+        // Miners find the API through the chain; serving it does not depend on that.
+        match w.config.validator.public_endpoint(addr) {
+            Some(endpoint) => match w.publish_endpoint(endpoint).await {
+                Ok(published) => {
+                    info!(endpoint = %endpoint.addr, published, "API endpoint on chain")
+                }
+                Err(e) => {
+                    warn!(endpoint = %endpoint.addr, "cannot publish the API endpoint on chain: {e}")
+                }
+            },
+            None => {
+                warn!(%addr, "the API is bound to an address nobody can connect to; set validator.public_address to publish it on chain")
+            }
+        }
     }
     let mut cursor = WindowCursor::start(
         &w.net,
@@ -216,7 +230,12 @@ async fn validate_window(
         let shares = weights(&state.work, window, &rule);
         let (uids, values): (Vec<u16>, Vec<f64>) = shares.into_iter().unzip();
         let emitted = emit_weights(&uids, &values)?;
-        match w.net.chain.set_weights(&w.key, &emitted, 0).await {
+        match w
+            .net
+            .chain
+            .set_weights(&w.key, &emitted, grail_chain::WEIGHTS_VERSION_KEY)
+            .await
+        {
             Ok(()) => summary.weights = emitted,
             Err(e) => warn!(window, "setting weights failed: {e}"),
         }
