@@ -1,123 +1,22 @@
-//! `SubtensorChain`'s reads against an in-memory node that answers the JSON-RPC methods a
-//! Subtensor node answers, from storage laid out with the recorded runtime metadata (keys
-//! as checked against the Python SDK in `tests/calls.rs`). Every request is counted: the
+//! `SubtensorChain`'s reads against an in-memory node (`mock_node`) that answers the
+//! JSON-RPC methods a Subtensor node answers, from storage laid out with the recorded
+//! runtime metadata (keys as checked against the Python SDK in `tests/calls.rs`). Every request is counted: the
 //! metagraph, endpoints and commitments take a fixed number of round trips whatever the
 //! subnet's size.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+mod mock_node;
 
-use grail_chain::subtensor::{decode_metadata, storage_key, SubtensorChain};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use grail_chain::subtensor::{storage_key, SubtensorChain};
 use grail_chain::{Chain, ChainError, Commitment, Endpoint};
 use grail_proto::Hotkey;
-use serde_json::{json, Value as Json};
-use subxt::backend::rpc::{RawRpcFuture, RawRpcSubscription, RawValue, RpcClient, RpcClientT};
-use subxt::client::RuntimeVersion;
+use mock_node::{metadata, MockNode};
 use subxt::dynamic::Value;
 use subxt::ext::codec::{Compact, Encode};
-use subxt::Metadata;
 
-const METADATA: &[u8] = include_bytes!("fixtures/subtensor-metadata-2024-09.scale");
 const NETUID: u16 = 81;
-const HEAD: [u8; 32] = [0xbb; 32];
-
-/// An in-memory node: storage, a finalized head, and a log of the methods called.
-#[derive(Default)]
-struct MockNode {
-    storage: BTreeMap<Vec<u8>, Vec<u8>>,
-    calls: Mutex<Vec<String>>,
-}
-
-fn hex0x(bytes: &[u8]) -> String {
-    format!("0x{}", hex::encode(bytes))
-}
-
-fn unhex(v: &Json) -> Vec<u8> {
-    hex::decode(v.as_str().unwrap().trim_start_matches("0x")).unwrap()
-}
-
-impl MockNode {
-    fn answer(&self, method: &str, params: &[Json]) -> Result<Json, String> {
-        self.calls.lock().unwrap().push(method.to_string());
-        match method {
-            "chain_getFinalizedHead" | "chain_getBlockHash" => Ok(json!(hex0x(&HEAD))),
-            "state_getStorage" => Ok(self
-                .storage
-                .get(&unhex(&params[0]))
-                .map_or(Json::Null, |v| json!(hex0x(v)))),
-            "state_getKeysPaged" => {
-                let prefix = unhex(&params[0]);
-                let count = params[1].as_u64().unwrap() as usize;
-                let start = params.get(2).filter(|s| !s.is_null()).map(unhex);
-                let keys: Vec<Json> = self
-                    .storage
-                    .keys()
-                    .filter(|k| k.starts_with(&prefix))
-                    .filter(|k| start.as_ref().is_none_or(|s| *k > s))
-                    .take(count)
-                    .map(|k| json!(hex0x(k)))
-                    .collect();
-                Ok(Json::Array(keys))
-            }
-            "state_queryStorageAt" => {
-                let changes: Vec<Json> = params[0]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|k| {
-                        let value = self.storage.get(&unhex(k)).map(|v| hex0x(v));
-                        json!([k, value])
-                    })
-                    .collect();
-                Ok(json!([{ "block": hex0x(&HEAD), "changes": changes }]))
-            }
-            other => Err(format!("the mock node does not answer {other}")),
-        }
-    }
-
-    fn count(&self) -> usize {
-        self.calls.lock().unwrap().len()
-    }
-
-    fn take_calls(&self) -> Vec<String> {
-        std::mem::take(&mut *self.calls.lock().unwrap())
-    }
-}
-
-impl RpcClientT for MockNode {
-    fn request_raw<'a>(
-        &'a self,
-        method: &'a str,
-        params: Option<Box<RawValue>>,
-    ) -> RawRpcFuture<'a, Box<RawValue>> {
-        Box::pin(async move {
-            let params: Vec<Json> = params
-                .map(|p| serde_json::from_str(p.get()).unwrap())
-                .unwrap_or_default();
-            let answer = self
-                .answer(method, &params)
-                .map_err(|e| subxt::ext::subxt_rpcs::Error::Client(e.into()))?;
-            Ok(RawValue::from_string(answer.to_string()).unwrap())
-        })
-    }
-
-    fn subscribe_raw<'a>(
-        &'a self,
-        sub: &'a str,
-        _params: Option<Box<RawValue>>,
-        _unsub: &'a str,
-    ) -> RawRpcFuture<'a, RawRpcSubscription> {
-        Box::pin(async move {
-            Err(subxt::ext::subxt_rpcs::Error::Client(
-                format!("the mock node has no subscription {sub}").into(),
-            ))
-        })
-    }
-}
-
-fn metadata() -> Metadata {
-    decode_metadata(METADATA).unwrap()
-}
 
 fn hotkey(uid: u16) -> [u8; 32] {
     let mut k = [0u8; 32];
@@ -194,24 +93,11 @@ fn subnet(n: u16) -> MockNode {
         true.encode(),
     );
     storage.insert(key("WeightsVersionKey", vec![u16v(NETUID)]), 3u64.encode());
-    MockNode {
-        storage,
-        calls: Mutex::default(),
-    }
+    MockNode::new(storage)
 }
 
 fn chain_on(node: Arc<MockNode>) -> SubtensorChain {
-    SubtensorChain::with_metadata(
-        RpcClient::new(node),
-        metadata(),
-        [0x2f; 32],
-        RuntimeVersion {
-            spec_version: 1,
-            transaction_version: 1,
-        },
-        NETUID,
-    )
-    .unwrap()
+    mock_node::chain_on(node, NETUID)
 }
 
 #[tokio::test]
@@ -295,9 +181,9 @@ async fn endpoints_commitments_weights_and_rules_are_batched_reads() {
 #[tokio::test]
 async fn malformed_chain_data_is_a_typed_error() {
     let m = metadata();
-    let mut node = subnet(3);
+    let node = subnet(3);
     // A hotkey of 31 bytes.
-    node.storage.insert(
+    node.insert(
         storage_key(&m, "SubtensorModule", "Keys", vec![u16v(NETUID), u16v(1)]).unwrap(),
         vec![7; 31],
     );
@@ -308,8 +194,8 @@ async fn malformed_chain_data_is_a_typed_error() {
         "{err}"
     );
     // A weights entry that is not a list of pairs.
-    let mut node = subnet(3);
-    node.storage.insert(
+    let node = subnet(3);
+    node.insert(
         storage_key(
             &m,
             "SubtensorModule",
@@ -320,12 +206,11 @@ async fn malformed_chain_data_is_a_typed_error() {
         vec![0xff],
     );
     assert!(chain_on(Arc::new(node)).weights(0).await.is_err());
-    // A request the node fails is an RPC error (the mock answers no chain_getHeader).
-    let chain = chain_on(Arc::new(MockNode::default()));
-    assert!(matches!(
-        chain.block_number().await,
-        Err(ChainError::Rpc { .. })
-    ));
-    let empty = chain.metagraph().await.unwrap();
-    assert!(empty.neurons.is_empty());
+    // An empty subnet is an empty metagraph; a request the node fails is an RPC error.
+    let node = Arc::new(MockNode::default());
+    let chain = chain_on(node.clone());
+    assert!(chain.metagraph().await.unwrap().neurons.is_empty());
+    node.fail("state_getKeysPaged");
+    let err = chain.metagraph().await.unwrap_err();
+    assert!(matches!(err, ChainError::Rpc { .. }), "{err}");
 }
