@@ -301,8 +301,9 @@ fn audit_sampling(args: &[String]) -> Result<(), String> {
 /// The Python SDK the Subtensor call vectors are generated with.
 const BITTENSOR_SDK: &str = "bittensor==11.3.0";
 
-/// `cargo xtask chain-vectors`: set_weights / set_commitment call data from the Python
-/// `bittensor` SDK for the recorded metadata, into grail-chain's test vectors.
+/// `cargo xtask chain-vectors`: call data, commit hashes, storage keys and values, and
+/// signature payloads from the Python `bittensor` SDK for the recorded metadata, into
+/// grail-chain's test vectors.
 fn chain_vectors(args: &[String]) -> Result<(), String> {
     no_options("chain-vectors", args)?;
     let venv = setup::cache_dir().join("venv-bittensor");

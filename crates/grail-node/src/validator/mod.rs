@@ -57,6 +57,20 @@ pub async fn run(
         let addr = serve_api(&w.config.validator.http, api.clone()).await?;
         info!(%addr, "HTTP API listening");
         write_atomic(&dir.join("api-address"), addr.to_string().as_bytes())?;
+        // Miners find the API through the chain; serving it does not depend on that.
+        match w.config.validator.public_endpoint(addr) {
+            Some(endpoint) => match w.publish_endpoint(endpoint).await {
+                Ok(published) => {
+                    info!(endpoint = %endpoint.addr, published, "API endpoint on chain")
+                }
+                Err(e) => {
+                    warn!(endpoint = %endpoint.addr, "cannot publish the API endpoint on chain: {e}")
+                }
+            },
+            None => {
+                warn!(%addr, "the API is bound to an address nobody can connect to; set validator.public_address to publish it on chain")
+            }
+        }
     }
     let mut cursor = WindowCursor::start(
         &w.net,
@@ -108,7 +122,8 @@ pub async fn run(
         // between resumes after this window and never sets its weights twice.
         state.save(&dir)?;
         if let Some(emitted) = weights {
-            match w.net.chain.set_weights(&w.key, &emitted, 0).await {
+            let version = grail_chain::WEIGHTS_VERSION_KEY;
+            match w.net.chain.set_weights(&w.key, &emitted, version).await {
                 Ok(()) => {
                     if let Some(s) = state.windows.get_mut(&window) {
                         s.weights = emitted;
