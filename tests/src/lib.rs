@@ -167,3 +167,123 @@ pub async fn open_wiring(root: &Path, name: &str, edit: impl FnOnce(&mut NodeCon
     edit(&mut c);
     Wiring::open(c).await.expect("wiring")
 }
+
+/// How a [`FaultyChain`] fails the `at`-th call (1-based) of one method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainFault {
+    /// The call is made, then the caller dies (a process killed right after the chain
+    /// accepted the call, before it recorded anything).
+    KillAfter,
+    /// The call is not made and returns an RPC error (the node is unreachable).
+    Unreachable,
+}
+
+/// A real chain with one injected fault: the `at`-th call of `method` (`"commit"` or
+/// `"set_weights"`) fails as `fault` says. Every call is forwarded otherwise, and calls of
+/// `method` are counted across restarts (share the handle).
+pub struct FaultyChain {
+    inner: std::sync::Arc<dyn grail_chain::Chain>,
+    method: &'static str,
+    at: usize,
+    fault: ChainFault,
+    /// Calls of `method` so far, including the failed one.
+    pub calls: std::sync::atomic::AtomicUsize,
+}
+
+impl FaultyChain {
+    /// Wraps `inner`.
+    pub fn new(
+        inner: std::sync::Arc<dyn grail_chain::Chain>,
+        method: &'static str,
+        at: usize,
+        fault: ChainFault,
+    ) -> Self {
+        Self {
+            inner,
+            method,
+            at,
+            fault,
+            calls: Default::default(),
+        }
+    }
+
+    /// Counts a call of `method`; the fault to inject now, if any.
+    fn count(&self, method: &str) -> Option<ChainFault> {
+        if method != self.method {
+            return None;
+        }
+        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        (n == self.at).then_some(self.fault)
+    }
+
+    /// Runs `call` under the fault injected for `method`.
+    async fn guarded<T>(
+        &self,
+        method: &str,
+        call: impl std::future::Future<Output = Result<T, grail_chain::ChainError>>,
+    ) -> Result<T, grail_chain::ChainError> {
+        match self.count(method) {
+            None => call.await,
+            Some(ChainFault::Unreachable) => Err(grail_chain::ChainError::Rejected(format!(
+                "injected fault: the node is unreachable ({method})"
+            ))),
+            Some(ChainFault::KillAfter) => {
+                let result = call.await;
+                panic!(
+                    "injected fault: killed right after {method} ({:?})",
+                    result.is_ok()
+                );
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl grail_chain::Chain for FaultyChain {
+    fn netuid(&self) -> u16 {
+        self.inner.netuid()
+    }
+    async fn block_number(&self) -> Result<u64, grail_chain::ChainError> {
+        self.inner.block_number().await
+    }
+    async fn block_hash(&self, number: u64) -> Result<[u8; 32], grail_chain::ChainError> {
+        self.inner.block_hash(number).await
+    }
+    async fn block_timestamp_ms(&self, number: u64) -> Result<u64, grail_chain::ChainError> {
+        self.inner.block_timestamp_ms(number).await
+    }
+    async fn metagraph(&self) -> Result<grail_chain::Metagraph, grail_chain::ChainError> {
+        self.inner.metagraph().await
+    }
+    async fn commitments(
+        &self,
+    ) -> Result<
+        std::collections::BTreeMap<grail_proto::Hotkey, grail_chain::Commitment>,
+        grail_chain::ChainError,
+    > {
+        self.inner.commitments().await
+    }
+    async fn commit(
+        &self,
+        key: &grail_proto::signing::Keypair,
+        commitment: &grail_chain::Commitment,
+    ) -> Result<(), grail_chain::ChainError> {
+        self.guarded("commit", self.inner.commit(key, commitment))
+            .await
+    }
+    async fn set_weights(
+        &self,
+        key: &grail_proto::signing::Keypair,
+        weights: &[(u16, u16)],
+        version_key: u64,
+    ) -> Result<(), grail_chain::ChainError> {
+        self.guarded(
+            "set_weights",
+            self.inner.set_weights(key, weights, version_key),
+        )
+        .await
+    }
+    async fn weights(&self, validator: u16) -> Result<Vec<(u16, u16)>, grail_chain::ChainError> {
+        self.inner.weights(validator).await
+    }
+}

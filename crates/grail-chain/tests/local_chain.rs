@@ -1,11 +1,11 @@
-//! The local clock chain: blocks from the clock, registrations, commitments and weights
-//! shared by several handles (as by several processes) without lost updates, and typed
-//! errors for corrupt or locked state.
+//! The local clock chain: blocks from the clock, registrations, commitments, endpoints and
+//! weights (with a version key and commit-reveal) shared by several handles (as by several
+//! processes) without lost updates, and typed errors for corrupt or locked state.
 
 use std::time::Duration;
 
 use grail_chain::local::LocalChain;
-use grail_chain::{Chain, ChainError, Commitment};
+use grail_chain::{Chain, ChainError, Commitment, Endpoint, WEIGHTS_VERSION_KEY};
 use grail_proto::signing::Keypair;
 
 fn key(i: u8) -> Keypair {
@@ -80,6 +80,100 @@ async fn blocks_registrations_commitments_and_weights() {
         chain.set_weights(&stranger, &[(1, 1)], 0).await,
         Err(ChainError::NotRegistered(_))
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_are_published_by_registered_hotkeys_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = LocalChain::open_or_create(dir.path(), 81, 1000).unwrap();
+    let (validator, stranger) = (key(1), key(2));
+    chain.register(validator.public(), 1000, true).unwrap();
+    assert!(chain.endpoints().await.unwrap().is_empty());
+    let first = Endpoint::new("127.0.0.1:8080".parse().unwrap());
+    chain.serve_endpoint(&validator, &first).await.unwrap();
+    let second = Endpoint::new("203.0.113.7:9000".parse().unwrap());
+    chain.serve_endpoint(&validator, &second).await.unwrap();
+    // Another handle (another process) reads the latest one.
+    let again = LocalChain::open(dir.path()).unwrap();
+    let endpoints = again.endpoints().await.unwrap();
+    assert_eq!(endpoints.len(), 1);
+    assert_eq!(endpoints[&validator.public()], second);
+    assert!(matches!(
+        chain.serve_endpoint(&stranger, &first).await,
+        Err(ChainError::NotRegistered(_))
+    ));
+    let bind_address = Endpoint::new("0.0.0.0:8080".parse().unwrap());
+    assert!(matches!(
+        chain.serve_endpoint(&validator, &bind_address).await,
+        Err(ChainError::Rejected(_))
+    ));
+    // A state file written before endpoints existed still reads.
+    std::fs::write(
+        dir.path().join("state.json"),
+        br#"{"neurons": [], "commitments": {}, "weights": {}, "weight_history": []}"#,
+    )
+    .unwrap();
+    assert!(chain.endpoints().await.unwrap().is_empty());
+    // A corrupt key is a typed error, not a panic.
+    std::fs::write(
+        dir.path().join("state.json"),
+        br#"{"neurons": [], "commitments": {}, "weights": {}, "weight_history": [],
+            "endpoints": {"zz": {"addr": "127.0.0.1:1", "version": 3}}}"#,
+    )
+    .unwrap();
+    assert!(matches!(
+        chain.endpoints().await,
+        Err(ChainError::CorruptState { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_version_key_and_commit_reveal() {
+    let dir = tempfile::tempdir().unwrap();
+    // 50 ms blocks.
+    let chain = LocalChain::open_or_create(dir.path(), 81, 50).unwrap();
+    let validator = key(1);
+    chain.register(validator.public(), 1000, true).unwrap();
+    chain.register(key(2).public(), 0, false).unwrap();
+
+    chain
+        .set_weights_version_key(WEIGHTS_VERSION_KEY + 1)
+        .unwrap();
+    let err = chain
+        .set_weights(&validator, &[(1, 65535)], WEIGHTS_VERSION_KEY)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ChainError::VersionKeyTooOld { ours, required } if ours == WEIGHTS_VERSION_KEY && required == WEIGHTS_VERSION_KEY + 1),
+        "{err}"
+    );
+    chain.set_weights_version_key(WEIGHTS_VERSION_KEY).unwrap();
+    chain
+        .set_weights(&validator, &[(1, 65535)], WEIGHTS_VERSION_KEY)
+        .await
+        .unwrap();
+    assert_eq!(chain.weights(0).await.unwrap(), vec![(1, 65535)]);
+
+    // Commit-reveal: new weights stay hidden for 4 blocks (200 ms), then replace the old.
+    chain.set_commit_reveal(Some(4)).unwrap();
+    let set_at = chain.current_block();
+    chain
+        .set_weights(&validator, &[(0, 7), (1, 65535)], WEIGHTS_VERSION_KEY)
+        .await
+        .unwrap();
+    if chain.current_block() < set_at + 3 {
+        assert_eq!(chain.weights(0).await.unwrap(), vec![(1, 65535)]);
+        assert_eq!(chain.state().unwrap().pending_weights.len(), 1);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(chain.weights(0).await.unwrap(), vec![(0, 7), (1, 65535)]);
+    // The next change settles the reveal in the state file.
+    chain.set_commit_reveal(None).unwrap();
+    let state = chain.state().unwrap();
+    assert!(state.pending_weights.is_empty());
+    assert_eq!(state.weight_history.len(), 2);
+    assert_eq!(state.weight_history[1].version_key, WEIGHTS_VERSION_KEY);
+    assert!(state.weight_history[1].block >= set_at);
 }
 
 #[test]

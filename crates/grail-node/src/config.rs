@@ -2,6 +2,7 @@
 //! that needs it), overridden by command-line flags and environment variables in the
 //! binaries.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use grail_chain::ChainInfo;
@@ -93,7 +94,8 @@ pub enum PromptChoice {
     /// Pseudo-random prompt ids (`mining::PseudoRandomPrompts`).
     Random,
     /// Toward the strata validators report in the learning zone
-    /// (`mining::ZoneTargetingPrompts`, fed from `validator_api`).
+    /// (`mining::ZoneTargetingPrompts`, fed from `validator_api`, or from the validators'
+    /// endpoints on chain when that is empty).
     Zone,
 }
 
@@ -107,11 +109,21 @@ pub struct MinerSettings {
     pub upload_margin_secs: f64,
     /// How prompts are chosen (default `random`).
     pub prompts: PromptChoice,
-    /// Validators' HTTP APIs (`http://host:port`) whose window state `zone` reads.
+    /// Validators' HTTP APIs (`http://host:port`) whose window state `zone` reads. Empty:
+    /// the APIs validators publish on chain (validator-permit holders' endpoints), looked
+    /// up every window; URLs given here win.
     pub validator_api: Vec<String>,
     /// Address of the Prometheus `/metrics` server (`127.0.0.1:0` picks a port; empty:
     /// off).
     pub http: String,
+}
+
+impl MinerSettings {
+    /// Whether the miner looks validators' APIs up on chain: zone targeting without
+    /// hand-configured URLs.
+    pub fn discovers_validators(&self) -> bool {
+        self.prompts == PromptChoice::Zone && self.validator_api.is_empty()
+    }
 }
 
 impl Default for MinerSettings {
@@ -146,6 +158,15 @@ pub struct ValidatorSettings {
     pub burn_fraction: f64,
     /// Address of the read-only HTTP API (`127.0.0.1:0` picks a port; empty: off).
     pub http: String,
+    /// Miners' buckets read at once.
+    pub fetch_concurrency: usize,
+    /// Seconds one miner's bundle may take to arrive (a slow or stalling bucket is
+    /// `store_unreachable` after that, and cannot hold up the window).
+    pub fetch_timeout_secs: f64,
+    /// The API's address as miners reach it (`IP:PORT`), published on chain (Subtensor: the
+    /// axon). Empty: the address the API is bound to, unless that is `0.0.0.0`/`::`, which
+    /// nobody can connect to (then nothing is published).
+    pub public_address: String,
     /// Windows of per-miner verdicts kept and served (`GET /verdicts/{hotkey}`).
     pub verdict_windows: u64,
     /// Windows of summaries, work history and sealed archives (in this validator's
@@ -164,6 +185,9 @@ impl Default for ValidatorSettings {
             exponent: grail_proto::params::SCORE_EXPONENT,
             burn_fraction: 0.0,
             http: "127.0.0.1:0".into(),
+            fetch_concurrency: 16,
+            fetch_timeout_secs: 30.0,
+            public_address: String::new(),
             verdict_windows: 12,
             retention_windows: DEFAULT_RETENTION_WINDOWS,
         }
@@ -190,6 +214,27 @@ impl ValidatorSettings {
         if !(0.0..=1.0).contains(&self.burn_fraction) {
             return bad("validator.burn_fraction must be in 0..=1".into());
         }
+        if self.fetch_concurrency == 0 {
+            return bad("validator.fetch_concurrency must be at least 1".into());
+        }
+        if !(self.fetch_timeout_secs.is_finite() && self.fetch_timeout_secs > 0.0) {
+            return bad("validator.fetch_timeout_secs must be a positive number".into());
+        }
+        if !self.public_address.is_empty() {
+            let endpoint = self
+                .public_address
+                .parse::<SocketAddr>()
+                .map(grail_chain::Endpoint::new)
+                .map_err(|e| {
+                    NodeError::Config(format!(
+                        "validator.public_address `{}` is not IP:PORT: {e}",
+                        self.public_address
+                    ))
+                })?;
+            endpoint
+                .check_connectable()
+                .map_err(|e| NodeError::Config(format!("validator.public_address: {e}")))?;
+        }
         if self.retention_windows != 0 && self.retention_windows < self.rolling_windows as u64 {
             return bad(format!(
                 "validator.retention_windows {} must be 0 (keep everything) or at least validator.rolling_windows {} (the score needs that much work history)",
@@ -197,6 +242,19 @@ impl ValidatorSettings {
             ));
         }
         Ok(())
+    }
+
+    /// The address to publish for an API bound to `bound`: [`Self::public_address`] when
+    /// set, else `bound` unless it is unspecified (`0.0.0.0`, `::`). `None`: nothing
+    /// connectable to publish.
+    pub fn public_endpoint(&self, bound: SocketAddr) -> Option<grail_chain::Endpoint> {
+        let addr = match self.public_address.parse::<SocketAddr>() {
+            Ok(addr) => addr,
+            Err(_) if self.public_address.is_empty() => bound,
+            Err(_) => return None,
+        };
+        let endpoint = grail_chain::Endpoint::new(addr);
+        endpoint.check_connectable().ok().map(|()| endpoint)
     }
 }
 
@@ -366,6 +424,40 @@ state_dir = "/data/state"
         assert!(short.unwrap_err().to_string().contains("retention_windows"));
         let all = NodeConfig::from_toml(&format!("{MINIMAL}\n[validator]\nretention_windows = 0"));
         assert_eq!(all.unwrap().validator.retention_windows, 0);
+    }
+
+    #[test]
+    fn published_api_address_and_validator_discovery() {
+        let c = NodeConfig::from_toml(MINIMAL).unwrap();
+        let v = &c.validator;
+        let bound: SocketAddr = "127.0.0.1:41234".parse().unwrap();
+        assert_eq!(v.public_endpoint(bound).map(|e| e.addr), Some(bound));
+        assert_eq!(v.public_endpoint("0.0.0.0:8080".parse().unwrap()), None);
+        let public = NodeConfig::from_toml(&format!(
+            "{MINIMAL}\n[validator]\nhttp = \"0.0.0.0:8080\"\npublic_address = \"203.0.113.7:8080\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            public
+                .validator
+                .public_endpoint("0.0.0.0:8080".parse().unwrap())
+                .map(|e| e.addr.to_string()),
+            Some("203.0.113.7:8080".into())
+        );
+        for bad in ["validator.example:8080", "0.0.0.0:8080", "203.0.113.7:0"] {
+            let err = NodeConfig::from_toml(&format!(
+                "{MINIMAL}\n[validator]\npublic_address = \"{bad}\"\n"
+            ))
+            .unwrap_err();
+            assert!(err.to_string().contains("public_address"), "{bad}: {err}");
+        }
+        // Zone miners look validators up on chain unless URLs are configured.
+        let mut m = MinerSettings::default();
+        assert!(!m.discovers_validators());
+        m.prompts = PromptChoice::Zone;
+        assert!(m.discovers_validators());
+        m.validator_api = vec!["http://10.0.0.1:8080".into()];
+        assert!(!m.discovers_validators());
     }
 
     #[test]

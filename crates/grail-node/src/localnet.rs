@@ -216,7 +216,8 @@ pub fn init(root: &Path, options: &LocalnetOptions) -> Result<LocalnetInfo, Node
                 // A fifth of the window, at most the default.
                 upload_margin_secs: (wl as f64 * options.block_time_ms as f64 / 5000.0).min(5.0),
                 prompts: options.prompts,
-                validator_api: vec![format!("http://{validator_api}")],
+                // Zone miners find the validator's API on the local chain, where the
+                // validator publishes the address below.
                 ..Default::default()
             },
             validator: crate::config::ValidatorSettings {

@@ -5,10 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use grail_chain::beacon::LocalBeacon;
-use grail_chain::{Chain, ChainError, Commitment, Metagraph};
+use grail_chain::{BeaconSource, Chain, ChainError, ChainInfo, Commitment, DrandError, Metagraph};
+use grail_proto::randomness::Beacon;
 use grail_proto::signing::Keypair;
 use grail_proto::Hotkey;
 use grail_store::StoreConfig;
@@ -30,6 +32,10 @@ pub struct SimChain {
     genesis: Instant,
     commitments: Mutex<BTreeMap<Hotkey, Commitment>>,
     weights: Mutex<Vec<(u16, u16)>>,
+    /// `set_weights` calls so far.
+    pub weight_calls: AtomicUsize,
+    /// The next this many `block_hash` calls fail as if the node were unreachable.
+    pub hash_failures: AtomicUsize,
 }
 
 impl SimChain {
@@ -39,6 +45,8 @@ impl SimChain {
             genesis: Instant::now(),
             commitments: Mutex::default(),
             weights: Mutex::default(),
+            weight_calls: AtomicUsize::new(0),
+            hash_failures: AtomicUsize::new(0),
         }
     }
 }
@@ -52,6 +60,11 @@ impl Chain for SimChain {
         Ok(self.genesis.elapsed().as_millis() as u64 / BLOCK_MS)
     }
     async fn block_hash(&self, number: u64) -> Result<[u8; 32], ChainError> {
+        if take_one(&self.hash_failures) {
+            return Err(ChainError::Rejected(
+                "injected fault: the node is unreachable".into(),
+            ));
+        }
         Ok([number as u8; 32])
     }
     async fn block_timestamp_ms(&self, number: u64) -> Result<u64, ChainError> {
@@ -69,6 +82,7 @@ impl Chain for SimChain {
         Ok(())
     }
     async fn set_weights(&self, _: &Keypair, w: &[(u16, u16)], _: u64) -> Result<(), ChainError> {
+        self.weight_calls.fetch_add(1, Ordering::SeqCst);
         *self.weights.lock().expect("not poisoned") = w.to_vec();
         Ok(())
     }
@@ -77,14 +91,55 @@ impl Chain for SimChain {
     }
 }
 
+/// Takes one from `counter` when it is positive.
+fn take_one(counter: &AtomicUsize) -> bool {
+    counter
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+/// A local beacon whose next `failures` requests fail as if every relay were down.
+pub struct FlakyBeacon {
+    inner: LocalBeacon,
+    /// Requests that still fail.
+    pub failures: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl BeaconSource for FlakyBeacon {
+    fn info(&self) -> &ChainInfo {
+        self.inner.info()
+    }
+    async fn beacon(&self, round: u64) -> Result<Beacon, DrandError> {
+        if take_one(&self.failures) {
+            return Err(DrandError::Http {
+                relay: "http://127.0.0.1:9".into(),
+                detail: "injected fault: connection refused".into(),
+            });
+        }
+        self.inner.beacon(round).await
+    }
+}
+
 /// A network on a fresh [`SimChain`] with a local beacon.
 pub fn network() -> Network {
-    Network {
-        chain: Arc::new(SimChain::new()),
-        beacon: Arc::new(LocalBeacon::from_seed(&[7; 32], 0, 1)),
+    flaky_network().0
+}
+
+/// [`network`] with handles on its chain and beacon, to inject faults.
+pub fn flaky_network() -> (Network, Arc<SimChain>, Arc<FlakyBeacon>) {
+    let chain = Arc::new(SimChain::new());
+    let beacon = Arc::new(FlakyBeacon {
+        inner: LocalBeacon::from_seed(&[7; 32], 0, 1),
+        failures: AtomicUsize::new(0),
+    });
+    let net = Network {
+        chain: chain.clone(),
+        beacon: beacon.clone(),
         window_length: WINDOW_LENGTH,
         block_time_ms: BLOCK_MS,
-    }
+    };
+    (net, chain, beacon)
 }
 
 /// A participant wired to `net`, with its bucket and state under `dir` and no trainer
@@ -125,4 +180,29 @@ http = ""
         device: tch::Device::Cpu,
         config,
     }
+}
+
+/// Publishes the tiny model as the trainer's checkpoint 0 (in `dir/tiny`) and announces
+/// it on `w`'s chain, in effect from window 0.
+pub async fn announce_tiny_checkpoint(w: &Wiring, dir: &Path) {
+    let model = dir.join("tiny");
+    grail_infer::tiny::write_tiny_model(&grail_infer::tiny::TinySpec::default(), &model)
+        .expect("tiny model");
+    let trainer = Keypair::from_seed(&[200; 32]);
+    let signed = w
+        .checkpoints
+        .store
+        .publish_checkpoint(&model, 0, None, (0, 0), 0, &trainer)
+        .await
+        .expect("checkpoint 0");
+    let announcement = grail_chain::CheckpointAnnouncement {
+        number: 0,
+        digest: signed.manifest.digest(),
+        effective_window: 0,
+    };
+    w.net
+        .chain
+        .commit(&trainer, &announcement.to_commitment())
+        .await
+        .expect("announcement");
 }

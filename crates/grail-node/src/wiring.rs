@@ -7,7 +7,7 @@ use std::time::Duration;
 use grail_chain::drand::LOE_RELAYS;
 use grail_chain::local::LocalChain;
 use grail_chain::subtensor::SubtensorChain;
-use grail_chain::{Chain, ChainInfo, Commitment, DrandClient};
+use grail_chain::{Chain, ChainInfo, Commitment, DrandClient, Endpoint};
 use grail_proto::signing::Keypair;
 use grail_proto::Hotkey;
 use grail_store::{ReadCredentials, Store, StoreConfig, StoreError};
@@ -191,5 +191,17 @@ impl Wiring {
             self.net.chain.commit(&self.key, &commitment).await?;
         }
         Ok(())
+    }
+
+    /// Publishes where this participant's API is reached (Subtensor: `serve_axon`) unless
+    /// the chain already holds exactly that endpoint for it (each publication is a
+    /// transaction, and Subtensor rate-limits them). Returns whether it published.
+    pub async fn publish_endpoint(&self, endpoint: Endpoint) -> Result<bool, NodeError> {
+        let current = self.net.chain.endpoints().await?;
+        if current.get(&self.key.public()) == Some(&endpoint) {
+            return Ok(false);
+        }
+        self.net.chain.serve_endpoint(&self.key, &endpoint).await?;
+        Ok(true)
     }
 }

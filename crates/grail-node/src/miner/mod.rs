@@ -15,14 +15,13 @@ use grail_proto::{encode_bundle, SketchCoefficients, WindowBundle};
 use tracing::{info, warn};
 
 use crate::checkpoints::CurrentModel;
-use crate::config::PromptChoice;
 use crate::cursor::{Readiness, WindowCursor};
 use crate::mining::{assemble_group, sample_completions, PromptStrategy, Prompts, WindowPlan};
 use crate::network::Stop;
 use crate::wiring::Wiring;
 use crate::NodeError;
 pub use metrics::MinerMetrics;
-pub use reports::{ReportError, ValidatorReports};
+pub use reports::{discover_validators, ReportError, ValidatorReports};
 
 /// Prompts in a row that the strategy may propose again before the window is closed
 /// early (a finite prompt space can run out).
@@ -77,8 +76,9 @@ pub async fn run_with_metrics(
     };
     let mut prompts = Prompts::new(w.config.miner.prompts, &w.key, env);
     let mut reports = ValidatorReports::new(&w.config.miner.validator_api)?;
-    if w.config.miner.prompts == PromptChoice::Zone && w.config.miner.validator_api.is_empty() {
-        warn!("miner.prompts = \"zone\" without miner.validator_api: no reports to target with, every stratum is drawn alike");
+    let discover = w.config.miner.discovers_validators();
+    if discover {
+        info!("miner.prompts = \"zone\" without miner.validator_api: validators' APIs are looked up on chain every window");
     }
     let mut current: Option<CurrentModel> = None;
     let mut cursor =
@@ -86,6 +86,21 @@ pub async fn run_with_metrics(
     let mut done = Vec::new();
     while let Some(window) = cursor.next(&w.net, &mut stop).await? {
         if let Prompts::Zone(z) = &mut prompts {
+            if discover {
+                match discover_validators(w.net.chain.as_ref(), &w.key.public()).await {
+                    Ok(urls) => {
+                        if urls.is_empty() {
+                            warn!(window, "no validator has published its API on chain; every stratum is drawn alike");
+                        }
+                        reports.set_urls(&urls);
+                    }
+                    // Keep the validators found before.
+                    Err(e) => warn!(
+                        window,
+                        "cannot read validators' endpoints from the chain: {e}"
+                    ),
+                }
+            }
             reports.feed(z).await;
         }
         match mine_window(w, env, window, &mut current, &mut prompts, &mut stop).await {

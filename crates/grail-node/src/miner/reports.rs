@@ -1,8 +1,12 @@
-//! What zone-targeting miners read from validators: their learning-zone reports.
+//! What zone-targeting miners read from validators: their learning-zone reports, from the
+//! APIs configured by hand or those validators publish on chain ([`discover_validators`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tracing::{info, warn};
+use grail_chain::endpoint::ENDPOINT_VERSION;
+use grail_chain::{Chain, ChainError};
+use grail_proto::Hotkey;
+use tracing::{debug, info, warn};
 
 use crate::mining::{ZoneCount, ZoneTargetingPrompts};
 use crate::NodeError;
@@ -39,6 +43,38 @@ pub enum ReportError {
 /// Largest window-state response read from a validator.
 const MAX_REPORT_BYTES: usize = 1 << 20;
 
+/// The API URLs of the subnet's validators as published on chain: the endpoints of
+/// validator-permit holders other than `me` that publish grail's endpoint version
+/// ([`ENDPOINT_VERSION`]; others, such as the Python validators' axons, serve no grail
+/// API), in uid order.
+///
+/// # Errors
+/// The metagraph or the endpoints cannot be read.
+pub async fn discover_validators(
+    chain: &dyn Chain,
+    me: &Hotkey,
+) -> Result<Vec<String>, ChainError> {
+    let metagraph = chain.metagraph().await?;
+    let endpoints = chain.endpoints().await?;
+    let mut urls = Vec::new();
+    for n in metagraph
+        .neurons
+        .iter()
+        .filter(|n| n.validator_permit && n.hotkey != *me)
+    {
+        match endpoints.get(&n.hotkey) {
+            Some(e) if e.version == ENDPOINT_VERSION => urls.push(e.url()),
+            Some(e) => debug!(
+                uid = n.uid,
+                version = e.version,
+                "validator endpoint of another version; skipped"
+            ),
+            None => {}
+        }
+    }
+    Ok(urls)
+}
+
 /// Reads validators' window states (`GET /state`, then `/window/{last}/state`) for a
 /// zone-targeting miner; each window of each validator is used once. An unreachable
 /// validator is logged and skipped: prompts are then chosen from what is known.
@@ -66,14 +102,26 @@ impl ValidatorReports {
             .timeout(std::time::Duration::from_secs(3))
             .build()
             .map_err(NodeError::HttpClient)?;
-        Ok(Self {
+        let mut reports = Self {
             client,
-            urls: urls
-                .iter()
-                .map(|u| u.trim_end_matches('/').to_string())
-                .collect(),
+            urls: Vec::new(),
             used: Default::default(),
-        })
+        };
+        reports.set_urls(urls);
+        Ok(reports)
+    }
+
+    /// Reads the APIs at `urls` from now on (validators found on chain change).
+    pub fn set_urls(&mut self, urls: &[String]) {
+        self.urls = urls
+            .iter()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .collect();
+    }
+
+    /// The APIs read.
+    pub fn urls(&self) -> &[String] {
+        &self.urls
     }
 
     /// Feeds `zone` the reports not used yet, all validators' at once (one decay step).
@@ -147,10 +195,95 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::{Arc, RwLock};
 
+    use grail_chain::local::LocalChain;
+    use grail_chain::Endpoint;
     use grail_proto::signing::Keypair;
 
     use super::*;
     use crate::validator::{serve_api, ApiState, WindowSummary};
+
+    fn zone_state(window: u64) -> ApiState {
+        let summary = WindowSummary {
+            window,
+            strata: BTreeMap::from([(
+                "math:1".to_string(),
+                ZoneCount {
+                    groups: 10.0,
+                    in_zone: 9.0,
+                },
+            )]),
+            ..Default::default()
+        };
+        ApiState {
+            last_window: Some(window),
+            windows: BTreeMap::from([(window, summary)]),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_validator_publishes_its_api_and_a_zone_miner_finds_it_on_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let chain = LocalChain::open_or_create(&dir.path().join("chain"), 1, 1000).unwrap();
+        let (validator, miner) = (Keypair::from_seed(&[1; 32]), Keypair::from_seed(&[2; 32]));
+        let (silent, other_version, not_validator) = (
+            Keypair::from_seed(&[3; 32]),
+            Keypair::from_seed(&[4; 32]),
+            Keypair::from_seed(&[5; 32]),
+        );
+        chain.register(validator.public(), 1000, true).unwrap();
+        chain.register(miner.public(), 0, false).unwrap();
+        chain.register(silent.public(), 1000, true).unwrap();
+        chain.register(other_version.public(), 1000, true).unwrap();
+        chain.register(not_validator.public(), 0, false).unwrap();
+        let net = crate::network::Network {
+            chain: std::sync::Arc::new(chain),
+            beacon: std::sync::Arc::new(grail_chain::beacon::LocalBeacon::from_seed(
+                &[7; 32], 0, 1,
+            )),
+            window_length: 4,
+            block_time_ms: 1000,
+        };
+
+        // The validator serves its API and publishes where it listens.
+        let addr = serve_api("127.0.0.1:0", Arc::new(RwLock::new(zone_state(48))))
+            .await
+            .unwrap();
+        let w = crate::sim::wiring(&dir.path().join("validator"), net, 1);
+        let endpoint = w.config.validator.public_endpoint(addr).unwrap();
+        assert!(w.publish_endpoint(endpoint).await.unwrap());
+        assert!(
+            !w.publish_endpoint(endpoint).await.unwrap(),
+            "an endpoint already on chain is not published again"
+        );
+        // Endpoints that must not be read: a non-validator's, another protocol's.
+        let chain = w.net.chain.as_ref();
+        chain
+            .serve_endpoint(
+                &not_validator,
+                &Endpoint::new("127.0.0.1:9".parse().unwrap()),
+            )
+            .await
+            .unwrap();
+        let mut old = Endpoint::new("127.0.0.1:10".parse().unwrap());
+        old.version = ENDPOINT_VERSION + 1;
+        chain.serve_endpoint(&other_version, &old).await.unwrap();
+
+        // The miner finds exactly the validator's API and reads its report.
+        let urls = discover_validators(chain, &miner.public()).await.unwrap();
+        assert_eq!(urls, vec![format!("http://{addr}")]);
+        assert!(discover_validators(chain, &validator.public())
+            .await
+            .unwrap()
+            .is_empty());
+        let env = grail_env::by_name("math:0 + math:1", None).unwrap();
+        let mut zone = ZoneTargetingPrompts::new(&miner, env.as_ref(), 0.7);
+        let mut reports = ValidatorReports::new(&[]).unwrap();
+        reports.set_urls(&urls);
+        reports.feed(&mut zone).await;
+        let after: BTreeMap<String, f64> = zone.preferences().into_iter().collect();
+        assert!(after["math:1"] > after["math:0"], "{after:?}");
+    }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn zone_reports_come_from_the_validator_api_once() {

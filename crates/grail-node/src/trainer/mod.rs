@@ -37,8 +37,14 @@ use crate::wiring::Wiring;
 use crate::NodeError;
 use publish::{announce, publish_next, Trained};
 
-/// Folder (in the state directory) of the optimizer state saved with each checkpoint.
-const OPTIMIZER_DIR: &str = "optimizer";
+/// The optimizer state (moments, step count) that belongs to checkpoint `number`: saved
+/// before the checkpoint is published, so a restart resumes exactly where that
+/// checkpoint left off.
+fn optimizer_dir(state_dir: &std::path::Path, number: u64) -> PathBuf {
+    state_dir
+        .join("optimizer")
+        .join(format!("ckpt-{number:06}"))
+}
 
 /// Runs the trainer from `from_window` for `windows` windows (default: until stopped).
 pub async fn run(
@@ -62,7 +68,7 @@ pub async fn run(
         TrainerMetrics::render_shared(metrics.clone()),
     )
     .await?;
-    let mut trainer = start_trainer(w, &files, &state, id)?;
+    let mut trainer = start_trainer(w, &files, id)?;
     let mut cursor = WindowCursor::start(
         &w.net,
         state.last_window,
@@ -160,56 +166,90 @@ fn train_window(
     updated
 }
 
-/// The latest published checkpoint and its model folder, or the base model published as
-/// checkpoint 0; announced on chain either way (a restart re-announces).
+/// The checkpoint to continue from: the one announced on chain (a checkpoint uploaded but
+/// never announced — the trainer was killed in between — was never in effect, so it is
+/// trained again and replaced), or the base model published and announced as checkpoint
+/// 0. When the state lacks the announced checkpoint's record (killed after announcing,
+/// before saving), the record is recovered from its manifest, so the windows it was
+/// trained on are not trained on again.
 async fn latest_checkpoint(
     w: &Wiring,
     state: &mut TrainerState,
 ) -> Result<(CheckpointId, ModelDir), NodeError> {
-    let (id, model_dir): (CheckpointId, PathBuf) =
-        match w.store.latest_checkpoint(&w.key.public()).await? {
-            Some(signed) => {
-                let id = CheckpointId {
-                    number: signed.manifest.number,
-                    digest: signed.manifest.digest(),
-                };
-                (id, w.checkpoints.fetch(id).await?)
+    let me = w.key.public();
+    if w.checkpoints.trainer != me {
+        return Err(NodeError::Config(format!(
+            "trainer_hotkey is {}, but this trainer's hotkey is {}",
+            w.checkpoints.trainer.to_ss58(),
+            me.to_ss58()
+        )));
+    }
+    let announced = w.checkpoints.announcement(w.net.chain.as_ref()).await?;
+    let (id, model_dir) = match announced {
+        Some(a) => {
+            let signed = w.store.checkpoint_manifest(a.number, &me).await?;
+            let m = &signed.manifest;
+            if m.digest() != a.digest {
+                return Err(NodeError::CheckpointMismatch { number: a.number });
             }
-            None => {
-                let signed = w
-                    .store
-                    .publish_checkpoint(&w.config.model, 0, None, (0, 0), 0, &w.key)
-                    .await?;
-                let id = CheckpointId {
-                    number: 0,
-                    digest: signed.manifest.digest(),
-                };
+            let id = CheckpointId {
+                number: a.number,
+                digest: a.digest,
+            };
+            if !state.published.iter().any(|p| p.number == a.number) {
+                warn!(
+                    checkpoint = a.number,
+                    "recovering the record of a checkpoint announced before a restart"
+                );
+                let trained = (m.number > 0).then_some(m.windows.1);
                 state.published.push(Published {
-                    number: 0,
-                    digest: hex::encode(id.digest),
-                    trained_through: None,
-                    effective_window: 0,
+                    number: a.number,
+                    digest: hex::encode(a.digest),
+                    trained_through: trained,
+                    effective_window: a.effective_window,
                 });
+                if let Some(last) = trained {
+                    state.last_window = Some(state.last_window.map_or(last, |l| l.max(last)));
+                }
                 state.save(&w.config.state_dir)?;
-                info!("published the base model as checkpoint 0");
-                (id, w.config.model.clone())
             }
-        };
-    let effective = state.published.last().map_or(0, |p| p.effective_window);
+            (id, w.checkpoints.fetch(id).await?)
+        }
+        None => {
+            let signed = w
+                .store
+                .publish_checkpoint(&w.config.model, 0, None, (0, 0), 0, &w.key)
+                .await?;
+            let id = CheckpointId {
+                number: 0,
+                digest: signed.manifest.digest(),
+            };
+            state.published.retain(|p| p.number != 0);
+            state.published.push(Published {
+                number: 0,
+                digest: hex::encode(id.digest),
+                trained_through: None,
+                effective_window: 0,
+            });
+            state.save(&w.config.state_dir)?;
+            info!("published the base model as checkpoint 0");
+            (id, w.config.model.clone())
+        }
+    };
+    let effective = state
+        .published
+        .iter()
+        .find(|p| p.number == id.number)
+        .map_or(0, |p| p.effective_window);
     announce(w, id, effective).await?;
     Ok((id, ModelDir::open(&model_dir)?))
 }
 
-/// The trainer for checkpoint `id`: resumed (moments and step count) when the saved
-/// optimizer state belongs to it, else fresh. The coefficients always come from the
-/// configuration, so an edited `[trainer.grpo]` takes effect on restart. With a KL term
-/// the frozen base model (not the latest checkpoint) is the reference.
-fn start_trainer(
-    w: &Wiring,
-    files: &ModelDir,
-    state: &TrainerState,
-    id: CheckpointId,
-) -> Result<Trainer, NodeError> {
+/// The trainer for checkpoint `id`: resumed (moments and step count) from the optimizer
+/// state saved with it, else fresh. The coefficients always come from the configuration,
+/// so an edited `[trainer.grpo]` takes effect on restart. With a KL term the frozen base
+/// model (not the latest checkpoint) is the reference.
+fn start_trainer(w: &Wiring, files: &ModelDir, id: CheckpointId) -> Result<Trainer, NodeError> {
     let mut line = crate::progress::ProgressLine::log();
     let model = files.load_model(Kind::Float, w.device, &mut |p| line.update(p))?;
     let config = w.config.trainer.grpo.clone();
@@ -219,12 +259,8 @@ fn start_trainer(
     } else {
         None
     };
-    let optimizer_dir = w.config.state_dir.join(OPTIMIZER_DIR);
-    let resumable = optimizer_dir.join("trainer_state.json").exists()
-        && state
-            .published
-            .last()
-            .is_some_and(|p| p.number == id.number && p.number > 0);
+    let optimizer_dir = optimizer_dir(&w.config.state_dir, id.number);
+    let resumable = id.number > 0 && optimizer_dir.join("trainer_state.json").exists();
     Ok(if resumable {
         Trainer::resume_with(model, reference, &optimizer_dir, Some(config))?
     } else {

@@ -42,10 +42,13 @@ pub struct Trained {
     pub last: u64,
 }
 
-/// Exports the trainer's model as the checkpoint after `previous`, uploads it, announces
-/// it in effect from the first window that starts at least a whole window from now (so
-/// the announcement reaches every miner before it begins), saves the optimizer state,
-/// records it in `state` and prunes checkpoints no node needs any more.
+/// Exports the trainer's model as the checkpoint after `previous`, saves the optimizer
+/// state that belongs to it, uploads it, announces it in effect from the first window
+/// that starts at least a whole window from now (so the announcement reaches every miner
+/// before it begins), records it in `state` and prunes checkpoints no node needs any more.
+/// A trainer killed at any point restarts consistently: before the upload it resumes from
+/// `previous`; after it, from the new checkpoint (whose record is recovered from its
+/// manifest).
 ///
 /// # Errors
 /// Export, upload, chain or file failures.
@@ -61,6 +64,7 @@ pub async fn publish_next(
     let number = previous.number + 1;
     let out = dir.join("exports").join(format!("ckpt-{number:06}"));
     export_model(trainer.model(), files, &out)?;
+    trainer.save_state(&super::optimizer_dir(dir, number))?;
     let wl = w.net.window_length;
     let head = w.net.chain.block_number().await?;
     let effective = w.net.window_of(head + wl) + wl;
@@ -80,7 +84,6 @@ pub async fn publish_next(
         digest: signed.manifest.digest(),
     };
     announce(w, id, effective).await?;
-    trainer.save_state(&dir.join(super::OPTIMIZER_DIR))?;
     state.published.push(Published {
         number,
         digest: hex::encode(id.digest),
@@ -94,7 +97,28 @@ pub async fn publish_next(
         "checkpoint published"
     );
     prune(w, state).await?;
+    prune_optimizer_states(dir, number);
     Ok(id)
+}
+
+/// Removes the optimizer states of checkpoints before `latest` (each is twice the
+/// model's size); a failure is logged, never fatal.
+fn prune_optimizer_states(state_dir: &std::path::Path, latest: u64) {
+    let Ok(entries) = std::fs::read_dir(state_dir.join("optimizer")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let number = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("ckpt-"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if number.is_some_and(|n| n < latest) {
+            if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                tracing::warn!("cannot remove the old optimizer state {name:?}: {e}");
+            }
+        }
+    }
 }
 
 /// Keeps every checkpoint not yet in effect, the one in effect now and the

@@ -33,7 +33,7 @@ pub use reverify::reverify_archive;
 pub use state::ValidatorState;
 pub use summary::{summarize, Totals, WindowSummary};
 pub use verdicts::{GroupVerdict, MinerWindow, VerdictHistory};
-pub use window::{check_window, MinerSource, WindowInputs};
+pub use window::{check_window, FetchPolicy, MinerSource, WindowInputs};
 
 use crate::checkpoints::{CheckpointId, CurrentModel};
 use crate::cursor::{Readiness, WindowCursor};
@@ -62,6 +62,20 @@ pub async fn run(
         let addr = serve_api(&w.config.validator.http, api.clone()).await?;
         info!(%addr, "HTTP API listening");
         write_atomic(&dir.join("api-address"), addr.to_string().as_bytes())?;
+        // Miners find the API through the chain; serving it does not depend on that.
+        match w.config.validator.public_endpoint(addr) {
+            Some(endpoint) => match w.publish_endpoint(endpoint).await {
+                Ok(published) => {
+                    info!(endpoint = %endpoint.addr, published, "API endpoint on chain")
+                }
+                Err(e) => {
+                    warn!(endpoint = %endpoint.addr, "cannot publish the API endpoint on chain: {e}")
+                }
+            },
+            None => {
+                warn!(%addr, "the API is bound to an address nobody can connect to; set validator.public_address to publish it on chain")
+            }
+        }
     }
     let mut cursor = WindowCursor::start(
         &w.net,
@@ -76,9 +90,9 @@ pub async fn run(
         // Transient failures (chain, beacon, a store) are retried; a window that still
         // fails is recorded with its error and skipped, not fatal.
         let mut attempt = 0;
-        let summary = loop {
+        let (summary, weights) = loop {
             match validate_window(w, env, window, &mut current, &mut state).await {
-                Ok(s) => break s,
+                Ok(done) => break done,
                 Err(e) if attempt < 3 && !stop.requested() => {
                     attempt += 1;
                     warn!(window, attempt, "validation failed, retrying: {e}");
@@ -87,11 +101,12 @@ pub async fn run(
                 }
                 Err(e) => {
                     warn!(window, "giving up on the window: {e}");
-                    break WindowSummary {
+                    let failed = WindowSummary {
                         window,
                         error: Some(e.to_string()),
                         ..Default::default()
                     };
+                    break (failed, None);
                 }
             }
         };
@@ -110,7 +125,21 @@ pub async fn run(
         state.windows.insert(window, summary);
         state.last_window = Some(window);
         retention::prune_state(&mut state, &w.net, &w.config.validator, window);
+        // The window is sealed on disk before weights go out: a validator killed in
+        // between resumes after this window and never sets its weights twice.
         state.save(&dir)?;
+        if let Some(emitted) = weights {
+            let version = grail_chain::WEIGHTS_VERSION_KEY;
+            match w.net.chain.set_weights(&w.key, &emitted, version).await {
+                Ok(()) => {
+                    if let Some(s) = state.windows.get_mut(&window) {
+                        s.weights = emitted;
+                    }
+                    state.save(&dir)?;
+                }
+                Err(e) => warn!(window, "setting weights failed: {e}"),
+            }
+        }
         match retention::prune_store(&w.store, &w.net, &w.config.validator, window).await {
             Ok(0) => {}
             Ok(n) => info!(window, objects = n, "retention: deleted old archives"),
@@ -148,23 +177,26 @@ async fn refresh_api(w: &Wiring, api: &RwLock<ApiState>, state: &ValidatorState,
     }
 }
 
+/// Validates `window`: its summary, and the weights to set after it when it is a
+/// weights window. `state` gains the window's credited work and replay digests.
 async fn validate_window(
     w: &Wiring,
     env: &dyn Environment,
     window: u64,
     current: &mut Option<CurrentModel>,
     state: &mut ValidatorState,
-) -> Result<WindowSummary, NodeError> {
+) -> Result<(WindowSummary, Option<Vec<(u16, u16)>>), NodeError> {
     let Some(id): Option<CheckpointId> = w
         .checkpoints
         .in_effect(w.net.chain.as_ref(), window)
         .await?
     else {
         warn!(window, "no checkpoint in effect; nothing to validate");
-        return Ok(WindowSummary {
+        let empty = WindowSummary {
             window,
             ..Default::default()
-        });
+        };
+        return Ok((empty, None));
     };
     CurrentModel::ensure(current, &w.checkpoints, id, w.device).await?;
     let model = current.as_ref().expect("ensured above");
@@ -198,6 +230,7 @@ async fn validate_window(
         registered,
         groups_checked: w.config.validator.groups_checked,
         max_bundle_bytes: w.config.validator.max_bundle_bytes,
+        fetch: FetchPolicy::of(&w.config.validator),
     };
     state.replay.begin(id.digest, window);
     let (reports, sealed) = check_window(&inputs, &miners, me, &state.replay).await?;
@@ -219,21 +252,17 @@ async fn validate_window(
         }
     }
     let s = &w.config.validator;
-    if (window / w.net.window_length).is_multiple_of(s.weights_interval.max(1)) {
-        let rule = ScoreRule {
-            rolling_windows: s.rolling_windows,
-            exponent: s.exponent,
-            burn_fraction: s.burn_fraction,
-        };
-        let shares = weights(&state.work, window, &rule);
-        let (uids, values): (Vec<u16>, Vec<f64>) = shares.into_iter().unzip();
-        let emitted = emit_weights(&uids, &values)?;
-        match w.net.chain.set_weights(&w.key, &emitted, 0).await {
-            Ok(()) => summary.weights = emitted,
-            Err(e) => warn!(window, "setting weights failed: {e}"),
-        }
+    if !(window / w.net.window_length).is_multiple_of(s.weights_interval.max(1)) {
+        return Ok((summary, None));
     }
-    Ok(summary)
+    let rule = ScoreRule {
+        rolling_windows: s.rolling_windows,
+        exponent: s.exponent,
+        burn_fraction: s.burn_fraction,
+    };
+    let shares = weights(&state.work, window, &rule);
+    let (uids, values): (Vec<u16>, Vec<f64>) = shares.into_iter().unzip();
+    Ok((summary, Some(emit_weights(&uids, &values)?)))
 }
 
 #[cfg(test)]
@@ -274,6 +303,39 @@ mod tests {
         // Its bucket is published on chain for the trainer and other validators.
         let commitments = w.net.chain.commitments().await.unwrap();
         assert!(commitments.contains_key(&w.key.public()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_window_without_beacon_or_chain_is_not_validated_and_the_next_one_is() {
+        let env = grail_env::by_name("math:0", None).unwrap();
+        for fault in ["beacon", "chain"] {
+            let dir = tempfile::tempdir().unwrap();
+            let (net, chain, beacon) = sim::flaky_network();
+            let w = sim::wiring(dir.path(), net, 1);
+            sim::announce_tiny_checkpoint(&w, dir.path()).await;
+            // Every attempt at the first window (1 + 3 retries) meets the fault.
+            match fault {
+                "beacon" => beacon
+                    .failures
+                    .store(4, std::sync::atomic::Ordering::SeqCst),
+                _ => chain
+                    .hash_failures
+                    .store(4, std::sync::atomic::Ordering::SeqCst),
+            }
+            let state = run(&w, env.as_ref(), Some(0), Some(2), Stop::never())
+                .await
+                .unwrap();
+            let failed = &state.windows[&0];
+            let error = failed.error.as_deref().unwrap_or_default();
+            assert!(error.contains("injected fault"), "{fault}: {error}");
+            assert!(failed.checkpoint.is_none() && failed.weights.is_empty());
+            let next = &state.windows[&4];
+            assert_eq!(next.error, None, "{fault}");
+            assert_eq!(next.checkpoint, Some(0), "{fault}");
+            // Weights only after the validated window, never from the failed one.
+            let calls = chain.weight_calls.load(std::sync::atomic::Ordering::SeqCst);
+            assert_eq!(calls, 1, "{fault}");
+        }
     }
 
     #[tokio::test(start_paused = true)]

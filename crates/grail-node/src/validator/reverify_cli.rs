@@ -10,7 +10,7 @@ use std::io::Write;
 use grail_env::Environment;
 use grail_proto::archive::{SealedWindow, Verdict};
 
-use super::{reverify_archive, WindowInputs};
+use super::{reverify_archive, FetchPolicy, WindowInputs};
 use crate::checkpoints::CurrentModel;
 use crate::cli::{init_logging, ConfigArgs, LogFormat};
 use crate::mining::WindowPlan;
@@ -190,6 +190,7 @@ pub async fn reverify_window(
             registered: Vec::new(),
             groups_checked: w.config.validator.groups_checked,
             max_bundle_bytes: w.config.validator.max_bundle_bytes,
+            fetch: FetchPolicy::of(&w.config.validator),
         };
         let again = crate::blocking(|| reverify_archive(&sealed, &inputs))?;
         out.push(compare(&sealed, hex::encode(digest), id.number, again));

@@ -6,7 +6,7 @@ use grail_proto::archive::SealedWindow;
 use grail_proto::rules::bundle::ReplaySet;
 use grail_proto::rules::Reason;
 use grail_proto::{decode_bundle, Hotkey, SketchCoefficients};
-use grail_store::{Store, StoreError};
+use grail_store::{Fetched, Store, StoreError};
 
 use crate::context::ModelContext;
 use crate::mining::WindowPlan;
@@ -44,6 +44,38 @@ pub struct WindowInputs<'a> {
     pub groups_checked: usize,
     /// Largest bundle read.
     pub max_bundle_bytes: u64,
+    /// How bundles are fetched.
+    pub fetch: FetchPolicy,
+}
+
+/// How a validator reads the miners' buckets: several at once, each within a time budget,
+/// so slow or stalling buckets cannot hold up the window. Memory is bounded by the
+/// number of miners × `max_bundle_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FetchPolicy {
+    /// Buckets read at once (at least 1).
+    pub concurrency: usize,
+    /// Time one miner's bundle may take.
+    pub per_miner: std::time::Duration,
+}
+
+impl Default for FetchPolicy {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            per_miner: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+impl FetchPolicy {
+    /// The policy of `[validator]` settings.
+    pub fn of(settings: &crate::config::ValidatorSettings) -> Self {
+        Self {
+            concurrency: settings.fetch_concurrency.max(1),
+            per_miner: std::time::Duration::from_secs_f64(settings.fetch_timeout_secs),
+        }
+    }
 }
 
 impl WindowInputs<'_> {
@@ -78,6 +110,43 @@ fn bundle_reason(e: &StoreError) -> Reason {
     }
 }
 
+/// A fetched bundle, or why there is none: its bundle reason and the detail.
+type FetchOutcome = Result<Fetched, (Reason, String)>;
+
+/// Every miner's bundle of the window, in `miners` order: read `concurrency` at a time,
+/// each within the per-miner budget; a failure is the bundle reason and its detail.
+async fn fetch_all(inputs: &WindowInputs<'_>, miners: &[MinerSource]) -> Vec<FetchOutcome> {
+    use futures::StreamExt;
+    let window = inputs.plan.window;
+    let budget = inputs.fetch.per_miner;
+    let mut fetched: Vec<(usize, FetchOutcome)> = futures::stream::iter(miners.iter().enumerate())
+        .map(|(i, m)| async move {
+            let fetch = m.store.fetch_bundle_capped(
+                window,
+                &m.hotkey,
+                Some(inputs.deadline),
+                inputs.max_bundle_bytes,
+            );
+            let result = match tokio::time::timeout(budget, fetch).await {
+                Ok(Ok(f)) => Ok(f),
+                Ok(Err(e)) => Err((bundle_reason(&e), e.to_string())),
+                Err(_) => Err((
+                    Reason::StoreUnreachable,
+                    format!(
+                        "no bundle within the {:.0} s fetch budget",
+                        budget.as_secs_f64()
+                    ),
+                )),
+            };
+            (i, result)
+        })
+        .buffer_unordered(inputs.fetch.concurrency.max(1))
+        .collect()
+        .await;
+    fetched.sort_by_key(|(i, _)| *i);
+    fetched.into_iter().map(|(_, r)| r).collect()
+}
+
 /// Fetches and checks every miner's bundle of a window; returns the reports (in upload
 /// order, with credited work) and the sealed window. `replay` holds the work of earlier
 /// windows of the checkpoint. An error is the validator's own failure (its forward pass).
@@ -93,22 +162,13 @@ pub async fn check_window(
     let mut failed = Vec::new();
     let mut pending = Vec::new();
     let mut prompts = PromptCache::new();
-    for m in miners {
+    for (m, fetched) in miners.iter().zip(fetch_all(inputs, miners).await) {
         let mut report = MinerReport::new(m.hotkey, m.uid);
-        let fetched = m
-            .store
-            .fetch_bundle_capped(
-                window,
-                &m.hotkey,
-                Some(inputs.deadline),
-                inputs.max_bundle_bytes,
-            )
-            .await;
         let fetched = match fetched {
             Ok(f) => f,
-            Err(e) => {
-                report.bundle_status = bundle_reason(&e).as_str().into();
-                report.detail = e.to_string();
+            Err((reason, detail)) => {
+                report.bundle_status = reason.as_str().into();
+                report.detail = detail;
                 failed.push(report);
                 continue;
             }
