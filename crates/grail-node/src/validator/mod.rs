@@ -37,7 +37,6 @@ pub use window::{check_window, FetchPolicy, MinerSource, WindowInputs};
 
 use crate::checkpoints::{CheckpointId, CurrentModel};
 use crate::cursor::{Readiness, WindowCursor};
-use crate::mining::WindowPlan;
 use crate::network::Stop;
 use crate::wiring::Wiring;
 use crate::{write_atomic, NodeError};
@@ -214,24 +213,8 @@ async fn validate_window(
             store,
         })
         .collect();
-    let inputs = WindowInputs {
-        context: &model.context,
-        env,
-        plan: WindowPlan {
-            window,
-            window_randomness: w.net.window_randomness(window).await?,
-            checkpoint: id.digest,
-            environment: env.id(),
-            generation: w.config.subnet.generation(),
-            group_size: w.config.subnet.group_size,
-        },
-        challenge_randomness: w.net.challenge_randomness(window).await?,
-        deadline: w.net.deadline(window).await?,
-        registered,
-        groups_checked: w.config.validator.groups_checked,
-        max_bundle_bytes: w.config.validator.max_bundle_bytes,
-        fetch: FetchPolicy::of(&w.config.validator),
-    };
+    let inputs =
+        WindowInputs::from_network(w, &model.context, env, window, id.digest, registered).await?;
     state.replay.begin(id.digest, window);
     let (reports, sealed) = check_window(&inputs, &miners, me, &state.replay).await?;
     let digest = w.store.put_archive(&sealed).await?;

@@ -10,10 +10,9 @@ use std::io::Write;
 use grail_env::Environment;
 use grail_proto::archive::{SealedWindow, Verdict};
 
-use super::{reverify_archive, FetchPolicy, WindowInputs};
+use super::{reverify_archive, WindowInputs};
 use crate::checkpoints::CurrentModel;
 use crate::cli::{init_logging, ConfigArgs, LogFormat};
-use crate::mining::WindowPlan;
 use crate::wiring::Wiring;
 use crate::NodeError;
 
@@ -174,24 +173,9 @@ pub async fn reverify_window(
         }
         CurrentModel::ensure(&mut current, &w.checkpoints, id, w.device).await?;
         let model = current.as_ref().expect("ensured above");
-        let inputs = WindowInputs {
-            context: &model.context,
-            env,
-            plan: WindowPlan {
-                window,
-                window_randomness: w.net.window_randomness(window).await?,
-                checkpoint: id.digest,
-                environment: env.id(),
-                generation: w.config.subnet.generation(),
-                group_size: w.config.subnet.group_size,
-            },
-            challenge_randomness: w.net.challenge_randomness(window).await?,
-            deadline: w.net.deadline(window).await?,
-            registered: Vec::new(),
-            groups_checked: w.config.validator.groups_checked,
-            max_bundle_bytes: w.config.validator.max_bundle_bytes,
-            fetch: FetchPolicy::of(&w.config.validator),
-        };
+        let inputs =
+            WindowInputs::from_network(w, &model.context, env, window, id.digest, Vec::new())
+                .await?;
         let again = crate::blocking(|| reverify_archive(&sealed, &inputs))?;
         out.push(compare(&sealed, hex::encode(digest), id.number, again));
     }

@@ -78,6 +78,41 @@ impl FetchPolicy {
     }
 }
 
+impl<'a> WindowInputs<'a> {
+    /// The inputs of `window` as this participant's chain, beacon and `[validator]`
+    /// settings define them, for `context`, the model of the checkpoint `checkpoint`.
+    ///
+    /// # Errors
+    /// The chain or the beacon cannot give the window's randomness or deadline.
+    pub async fn from_network(
+        w: &crate::wiring::Wiring,
+        context: &'a ModelContext,
+        env: &'a dyn Environment,
+        window: u64,
+        checkpoint: [u8; 32],
+        registered: Vec<Hotkey>,
+    ) -> Result<Self, NodeError> {
+        Ok(Self {
+            context,
+            env,
+            plan: WindowPlan {
+                window,
+                window_randomness: w.net.window_randomness(window).await?,
+                checkpoint,
+                environment: env.id(),
+                generation: w.config.subnet.generation(),
+                group_size: w.config.subnet.group_size,
+            },
+            challenge_randomness: w.net.challenge_randomness(window).await?,
+            deadline: w.net.deadline(window).await?,
+            registered,
+            groups_checked: w.config.validator.groups_checked,
+            max_bundle_bytes: w.config.validator.max_bundle_bytes,
+            fetch: FetchPolicy::of(&w.config.validator),
+        })
+    }
+}
+
 impl WindowInputs<'_> {
     /// The window's sketch coefficients for the model's hidden size.
     pub fn coefficients(&self) -> SketchCoefficients {
