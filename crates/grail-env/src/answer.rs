@@ -14,6 +14,12 @@ pub const THINK_OPEN: &str = "<start_working_out>";
 pub const THINK_CLOSE: &str = "</end_working_out>";
 /// Longest completion text (bytes) a parser looks at.
 pub const MAX_COMPLETION_CHARS: usize = 1 << 20;
+/// Longest text (bytes) [`Rational::parse`] reads as a number; anything longer is not a
+/// number. Numbers have at most 30 digits a part, so every honest answer is far shorter;
+/// the bound keeps the recursion over `a/b` and `\frac{a}{b}` shallow (one level per two
+/// bytes at most) and its work small: `1/1/1/…` recursed once per slash, normalising the
+/// rest each time (quadratic time and memory, then a stack overflow; docs/reliability.md).
+pub const MAX_NUMBER_CHARS: usize = 512;
 
 /// The completion with a trailing end-of-sequence marker removed.
 ///
@@ -211,7 +217,11 @@ impl Rational {
     }
 
     /// Parses `12`, `-3`, `0.25`, `1,234`, `3/4`, `\frac{3}{4}`, `-\frac34`-free forms.
+    /// Text longer than [`MAX_NUMBER_CHARS`] bytes is not a number.
     pub fn parse(s: &str) -> Option<Self> {
+        if s.len() > MAX_NUMBER_CHARS {
+            return None;
+        }
         let s = normalize(s);
         let s = s.strip_suffix('.').unwrap_or(&s);
         if let Some(rest) = s.strip_prefix("\\frac{") {

@@ -47,3 +47,40 @@ fn huge_inputs_are_bounded() {
     assert!(answer::tagged(&huge).solution.is_none());
     assert!(Rational::parse(&"9".repeat(100_000)).is_none());
 }
+
+/// Found by `cargo xtask fuzz --target answers` (docs/reliability.md): `Rational::parse`
+/// recursed once per `/` (and per nested `\frac`), normalising the rest of the text at
+/// each level: on a completion of `1/1/1/…` scoring took quadratic time and memory (125 KB:
+/// 39 s and 481 MiB of heap) and then overflowed the stack (131 KB: the process aborted
+/// after 50 s at 2.6 GB resident). Text longer than `MAX_NUMBER_CHARS` is not a number
+/// now; this test runs on a 256 KiB stack.
+#[test]
+fn long_fraction_chains_are_bounded() {
+    let run = || {
+        let chain = "1/".repeat(answer::MAX_COMPLETION_CHARS / 2) + "1";
+        assert_eq!(Rational::parse(&chain), None);
+        let nested = "\\frac{1}{".repeat(100_000) + "2" + &"}".repeat(100_000);
+        assert_eq!(Rational::parse(&nested), None);
+        let negative = "-\\frac{1}{".repeat(100_000) + "2" + &"}".repeat(100_000);
+        assert_eq!(Rational::parse(&negative), None);
+        // What the scoring path does with such a completion.
+        let m = math::ProceduralMath;
+        let p = m.problem(1).unwrap();
+        let text = format!("<SOLUTION>{chain}</SOLUTION>");
+        assert!(!m.score(&p, &text, &[]).success);
+        // Short chains and nested fractions still parse (right to left, as before).
+        let short = "1/".repeat(100) + "1";
+        assert_eq!(Rational::parse(&short), Some(Rational::int(1)));
+        assert_eq!(Rational::parse("2/3/4"), Rational::new(8, 3));
+        assert_eq!(
+            Rational::parse("\\frac{1}{\\frac{1}{\\frac{1}{2}}}"),
+            Some(Rational::new(1, 2).unwrap())
+        );
+    };
+    std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(run)
+        .unwrap()
+        .join()
+        .unwrap();
+}

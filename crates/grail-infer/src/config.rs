@@ -143,6 +143,15 @@ pub struct ModelConfig {
     pub torch_dtype: Option<String>,
 }
 
+/// Most positions a config may declare (`max_position_embeddings`).
+pub const MAX_POSITIONS: usize = 1 << 20;
+
+/// Most values in one RoPE table (`max_position_embeddings × head_dim`): the cos and sin
+/// tables are built in fp32 when a model loads, so the bound keeps a config from making
+/// libtorch allocate gigabytes (4294967295 positions asked for 17 GB, then panicked).
+/// 2^25 covers 131072 positions of 128-wide heads.
+pub const MAX_ROPE_VALUES: usize = 1 << 25;
+
 /// True for finite numbers above zero (false for NaN).
 fn positive(x: f64) -> bool {
     x.is_finite() && x > 0.0
@@ -211,6 +220,16 @@ impl ModelConfig {
         if self.vocab_size == 0 || self.vocab_size > 4_000_000 || self.intermediate_size == 0 {
             return bad("vocab_size / intermediate_size out of range");
         }
+        let positions = self.max_position_embeddings;
+        if positions == 0
+            || positions > MAX_POSITIONS
+            || positions.saturating_mul(self.head_dim()) > MAX_ROPE_VALUES
+        {
+            return bad(&format!(
+                "max_position_embeddings must be 1..={MAX_POSITIONS} with at most \
+                 {MAX_ROPE_VALUES} RoPE values (positions × head_dim)"
+            ));
+        }
         if !positive(self.rms_norm_eps) || !positive(self.rope_theta) {
             return bad("rms_norm_eps and rope_theta must be positive");
         }
@@ -263,6 +282,29 @@ mod tests {
                "rope_scaling":{"type":"yarn","factor":4}}"#,
         ] {
             assert!(ModelConfig::from_json(text).is_err(), "{text}");
+        }
+    }
+
+    /// Found by `cargo xtask fuzz --target config` (docs/reliability.md): 4294967295
+    /// positions passed validation; loading built RoPE tables for all of them (17 GB
+    /// resident, then a panic in tch when the next 68 GB allocation failed).
+    #[test]
+    fn positions_are_bounded_before_libtorch_sees_them() {
+        let config = |positions: u64, head_dim: usize| {
+            format!(
+                r#"{{"model_type":"llama","hidden_size":{h},"intermediate_size":8,
+                "num_hidden_layers":1,"num_attention_heads":2,"rms_norm_eps":1e-5,
+                "vocab_size":10,"max_position_embeddings":{positions}}}"#,
+                h = 2 * head_dim
+            )
+        };
+        for (positions, head_dim) in [(4_294_967_295, 8), (0, 8), (1 << 21, 8), (1 << 20, 64)] {
+            let err = ModelConfig::from_json(&config(positions, head_dim)).unwrap_err();
+            assert!(err.to_string().contains("max_position_embeddings"), "{err}");
+        }
+        // Real models stay well inside: Llama 3.1 (131072 × 128), Qwen3 (40960 × 128).
+        for (positions, head_dim) in [(131_072, 128), (40_960, 128), (8192, 64)] {
+            assert!(ModelConfig::from_json(&config(positions, head_dim)).is_ok());
         }
     }
 }

@@ -14,6 +14,8 @@ const MAX_STRING: u64 = 1 << 24;
 /// No array in a sane GGUF is longer (vocabularies and merges are a few 100k).
 const MAX_ARRAY: u64 = 1 << 24;
 const MAX_DIMS: u32 = 4;
+/// Fewest bytes one tensor description takes: name length, one dimension, type, offset.
+const MIN_TENSOR_INFO: usize = 8 + 4 + 8 + 4 + 8;
 
 /// A metadata value.
 #[derive(Debug, Clone, PartialEq)]
@@ -244,7 +246,10 @@ impl GgufFile {
             let value = r.value(code, 0)?;
             metadata.insert(key, value);
         }
-        let mut raw = Vec::with_capacity(tensor_count as usize);
+        // The count is untrusted: reserve only what the rest of the file can describe (a
+        // 32-byte header claiming 2^20 tensors reserved 64 MiB).
+        let describable = (bytes.len() - r.at) / MIN_TENSOR_INFO;
+        let mut raw = Vec::with_capacity((tensor_count as usize).min(describable));
         for _ in 0..tensor_count {
             let name = r.string()?;
             let n_dims = r.u32()?;
@@ -256,6 +261,17 @@ impl GgufFile {
             let dims = (0..n_dims)
                 .map(|_| r.u64())
                 .collect::<Result<Vec<_>, _>>()?;
+            // libtorch takes sizes as i64 and computes strides from them (a zero size
+            // counting as one): both must fit, or its reshape fails (an empty tensor of
+            // dimensions [0, 2^63] or [0, 2^40, 2^40] passed the byte-size check).
+            let strides = dims.iter().try_fold(1i64, |acc, &d| {
+                acc.checked_mul(i64::try_from(d.max(1)).ok()?)
+            });
+            if strides.is_none() {
+                return Err(InferError::Gguf(format!(
+                    "tensor `{name}` has dimensions {dims:?} beyond 64-bit sizes"
+                )));
+            }
             let kind = TensorType::from_code(r.u32()?)
                 .map_err(|e| e.context(format!("tensor `{name}`")))?;
             let offset = r.u64()?;
@@ -449,6 +465,46 @@ mod tests {
                 .fold(0f32, f32::max);
             assert!(err <= step / 2.0 + 1e-3, "{kind:?}: max error {err}");
         }
+    }
+
+    /// A header, no metadata, then `tensors` described as `(name, dims, type)` with their
+    /// data (zeros) at offset 0 each.
+    fn gguf_with(tensor_count: u64, tensors: &[(&str, &[u64], u32)]) -> Vec<u8> {
+        let mut out = b"GGUF".to_vec();
+        out.extend(3u32.to_le_bytes());
+        out.extend(tensor_count.to_le_bytes());
+        out.extend(0u64.to_le_bytes());
+        for (name, dims, kind) in tensors {
+            out.extend((name.len() as u64).to_le_bytes());
+            out.extend(name.as_bytes());
+            out.extend((dims.len() as u32).to_le_bytes());
+            dims.iter().for_each(|d| out.extend(d.to_le_bytes()));
+            out.extend(kind.to_le_bytes());
+            out.extend(0u64.to_le_bytes());
+        }
+        out.resize(out.len().div_ceil(32) * 32 + 64, 0);
+        out
+    }
+
+    /// Found by `cargo xtask fuzz --target gguf` (docs/reliability.md): an empty tensor
+    /// (a zero dimension) may have any other dimensions and still fit the file, and
+    /// libtorch's reshape then panicked on sizes beyond i64 ([0, 2^63]) or on overflowing
+    /// strides ([0, 2^40, 2^40]).
+    #[test]
+    fn dimensions_must_fit_libtorch() {
+        for dims in [
+            &[0, 1 << 63][..],
+            &[0, u64::MAX],
+            &[0, 1 << 40, 1 << 40],
+            &[1 << 32, 0, 1 << 32],
+        ] {
+            let err = GgufFile::parse(gguf_with(1, &[("t", dims, 0)]))
+                .err()
+                .unwrap();
+            assert!(err.to_string().contains("beyond 64-bit"), "{dims:?}: {err}");
+        }
+        let ok = GgufFile::parse(gguf_with(1, &[("t", &[0, 1 << 40], 0), ("u", &[4, 2], 0)]));
+        assert_eq!(ok.unwrap().tensors[0].shape(), [1 << 40, 0]);
     }
 
     #[test]

@@ -137,7 +137,9 @@ pub fn convert_weights(
         progress(Progress::new("dequantizing", i as u64, total));
         let name = hf_name(&info.name)
             .ok_or_else(|| InferError::Gguf(format!("unknown tensor `{}`", info.name)))?;
-        let mut tensor = Tensor::from_slice(&file.dequantize(info)).reshape(info.shape());
+        let mut tensor = Tensor::from_slice(&file.dequantize(info))
+            .f_reshape(info.shape())
+            .map_err(|e| InferError::torch(format!("gguf: tensor `{}`", info.name), e))?;
         // llama.cpp interleaves the rotary halves of q and k rows for Llama; undo it.
         if arch == Architecture::Llama {
             if name.ends_with("q_proj.weight") {
@@ -165,9 +167,12 @@ fn unpermute(w: &Tensor, heads: i64, name: &str) -> Result<Tensor, InferError> {
             )))
         }
     };
-    Ok(w.reshape([heads, rows / heads / 2, 2, cols])
-        .transpose(1, 2)
-        .reshape([rows, cols]))
+    // Fallible calls: an empty tensor may still have sizes whose strides overflow once
+    // split into heads (rows 0, cols 2^62), which libtorch refuses.
+    w.f_reshape([heads, rows / heads / 2, 2, cols])
+        .and_then(|t| t.f_transpose(1, 2))
+        .and_then(|t| t.f_reshape([rows, cols]))
+        .map_err(|e| InferError::torch(format!("gguf: tensor `{name}`"), e))
 }
 
 /// Maps a GGUF tensor name to its Hugging Face name.
@@ -288,6 +293,11 @@ mod tests {
             .reshape([heads * head_dim, cols]);
         assert!(unpermute(&permuted, heads, "q").unwrap().equal(&w));
         assert!(unpermute(&w.narrow(0, 0, 5), heads, "q").is_err());
+        // Found by `cargo xtask fuzz --target gguf` (docs/reliability.md): an empty q
+        // projection whose other size passes the file's checks but overflows libtorch's
+        // strides once split into heads panicked in reshape.
+        let empty = Tensor::zeros([0, 1i64 << 62], (tch::Kind::Float, tch::Device::Cpu));
+        assert!(unpermute(&empty, 4, "q").is_err());
         assert!(!permuted.equal(&w));
     }
 }

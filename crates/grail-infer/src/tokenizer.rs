@@ -14,6 +14,25 @@ pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
 }
 
+/// Runs a call into the `tokenizers` crate and turns a panic into an error. That crate
+/// panics on some malformed tokenizer.json files (its deserializers `expect` instead of
+/// returning errors: invalid JSON inside the `decoder` object hits `expect("Helper")`), and
+/// a model folder is untrusted input; found by `cargo xtask fuzz --target model-dir`
+/// (docs/reliability.md). The library's state is not reused after a panic in parsing (the
+/// value is dropped); after one in encoding or decoding the call is an error.
+fn guarded<T>(what: &str, call: impl FnOnce() -> Result<T, InferError>) -> Result<T, InferError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(InferError::Tokenizer(format!(
+            "{what}: the tokenizers library panicked: {message}"
+        )))
+    })
+}
+
 impl Tokenizer {
     /// Loads `tokenizer.json` from a file.
     pub fn from_file(path: &Path) -> Result<Self, InferError> {
@@ -24,36 +43,41 @@ impl Tokenizer {
 
     /// Parses `tokenizer.json` text.
     pub fn from_json(text: &str) -> Result<Self, InferError> {
-        let inner =
+        let inner = guarded("parsing tokenizer.json", || {
             text.parse::<tokenizers::Tokenizer>()
                 .map_err(|source| InferError::TokenizerLib {
                     context: "parsing tokenizer.json".into(),
                     source,
-                })?;
+                })
+        })?;
         Ok(Self { inner })
     }
 
     /// Token ids of `text`. Special tokens written in the text (as a rendered chat
     /// template has them) become their ids; no BOS/EOS is added.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, InferError> {
-        let encoding =
-            self.inner
-                .encode(text, false)
-                .map_err(|source| InferError::TokenizerLib {
-                    context: "encoding".into(),
-                    source,
-                })?;
-        Ok(encoding.get_ids().to_vec())
+        guarded("encoding", || {
+            let encoding =
+                self.inner
+                    .encode(text, false)
+                    .map_err(|source| InferError::TokenizerLib {
+                        context: "encoding".into(),
+                        source,
+                    })?;
+            Ok(encoding.get_ids().to_vec())
+        })
     }
 
     /// Text of `ids`; special tokens kept unless `skip_special`.
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String, InferError> {
-        self.inner
-            .decode(ids, skip_special)
-            .map_err(|source| InferError::TokenizerLib {
-                context: "decoding".into(),
-                source,
-            })
+        guarded("decoding", || {
+            self.inner
+                .decode(ids, skip_special)
+                .map_err(|source| InferError::TokenizerLib {
+                    context: "decoding".into(),
+                    source,
+                })
+        })
     }
 
     /// The id of a token string (a special token such as `<|im_end|>` included).
@@ -298,6 +322,19 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by `cargo xtask fuzz --target model-dir` (docs/reliability.md): invalid JSON
+    /// inside the `decoder` object of tokenizer.json made the tokenizers crate panic.
+    #[test]
+    fn a_malformed_tokenizer_json_is_an_error_not_a_panic() {
+        let (json, _) = crate::tiny::tiny_tokenizer(20);
+        let text = json.to_string();
+        assert!(Tokenizer::from_json(&text).is_ok());
+        let broken = text.replacen("\"decoder\":{", "\"decoder\":{\"type\" \"ByteLevel\",", 1);
+        assert_ne!(broken, text);
+        let err = Tokenizer::from_json(&broken).err().expect("an error");
+        assert!(err.to_string().contains("panicked"), "{err}");
+    }
 
     #[test]
     fn byte_table_is_a_bijection_with_gpt2_landmarks() {

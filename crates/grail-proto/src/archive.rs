@@ -23,8 +23,10 @@ pub struct Verdict {
     /// Whether the group counts.
     pub accepted: bool,
     /// The named reason of the first failed check (`accepted` when it passed).
+    #[serde(deserialize_with = "crate::wire::bounded_string")]
     pub reason: String,
     /// Human-readable detail (distances, counts).
+    #[serde(deserialize_with = "crate::wire::bounded_string")]
     pub detail: String,
 }
 

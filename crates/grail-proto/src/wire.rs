@@ -64,12 +64,36 @@ impl<'de> Deserialize<'de> for Signature {
     }
 }
 
+/// Reads a `String` field as a `str` first. bincode's `deserialize_string` allocates the
+/// length a body claims before it reads (up to the decoding limit, 256 MiB for a bundle and
+/// 2 GiB for an archive), so a 300-byte input could allocate gigabytes; through
+/// `deserialize_str` it checks the claimed length against the bytes left and borrows them.
+/// Other formats (JSON) read the field as before.
+pub(crate) fn bounded_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+        fn visit_string<E: serde::de::Error>(self, v: String) -> Result<String, E> {
+            Ok(v)
+        }
+    }
+    d.deserialize_str(V)
+}
+
 /// Which environment (and which parameters of it) a group was generated and scored in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct EnvironmentId {
     /// Registry name, e.g. `sat`.
+    #[serde(deserialize_with = "bounded_string")]
     pub name: String,
     /// Canonical parameter string of the environment (its generator version and ranges).
+    #[serde(deserialize_with = "bounded_string")]
     pub params: String,
 }
 
@@ -602,6 +626,57 @@ mod tests {
                 signature: Signature([0; 64]),
             }],
         }
+    }
+
+    /// The process's peak virtual size (`VmPeak`), bytes.
+    #[cfg(target_os = "linux")]
+    fn vm_peak() -> usize {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmPeak:")).unwrap();
+        let kb: usize = line[7..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .unwrap();
+        kb * 1024
+    }
+
+    /// Found by `cargo xtask fuzz --target bundle` and `--target archive`
+    /// (docs/reliability.md): a body claiming a long string made bincode allocate the
+    /// claimed length (up to the 2 GiB archive limit) before finding the input short; a
+    /// 361-byte archive allocated 836 MiB. The claim is now checked against the bytes left
+    /// first. Seen here as the process's peak virtual size, which a 1.5 GB allocation
+    /// would raise by 1.5 GB.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn claimed_string_lengths_are_checked_before_allocating() {
+        use crate::params::MAX_ARCHIVE_BYTES;
+        let claim = 1_500_000_000u32;
+        let mut evil = b"GRAILTST".to_vec();
+        evil.extend(1u32.to_le_bytes());
+        evil.push(252); // bincode varint: a u32 follows
+        evil.extend(claim.to_le_bytes());
+        evil.extend(b"toy");
+        let before = vm_peak();
+        let result = decode_framed::<EnvironmentId, MAX_ARCHIVE_BYTES>(&evil, b"GRAILTST", 1);
+        let after = vm_peak();
+        assert!(matches!(result, Err(WireError::Malformed(_))), "{result:?}");
+        assert!(
+            after < before + claim as usize / 2,
+            "decoding raised the peak virtual size from {before} to {after}"
+        );
+        // The same claim inside a bundle is malformed, not an allocation.
+        let bytes = encode_bundle(&bundle()).unwrap();
+        let name_at = bytes.windows(4).position(|w| w == b"\x03toy").unwrap();
+        let mut evil = bytes[..name_at].to_vec();
+        evil.push(252);
+        evil.extend(200_000_000u32.to_le_bytes());
+        evil.extend_from_slice(&bytes[name_at + 4..]);
+        assert!(matches!(decode_bundle(&evil), Err(WireError::Malformed(_))));
+        // Other formats read the fields as before.
+        let id: EnvironmentId = serde_json::from_str(r#"{"name":"a\"b","params":"v1"}"#).unwrap();
+        assert_eq!(id.name, "a\"b");
     }
 
     #[test]
