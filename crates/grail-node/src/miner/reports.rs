@@ -287,22 +287,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn zone_reports_come_from_the_validator_api_once() {
-        let summary = WindowSummary {
-            window: 48,
-            strata: BTreeMap::from([(
-                "math:1".to_string(),
-                ZoneCount {
-                    groups: 10.0,
-                    in_zone: 9.0,
-                },
-            )]),
-            ..Default::default()
-        };
-        let state = ApiState {
-            last_window: Some(48),
-            windows: BTreeMap::from([(48, summary)]),
-            ..Default::default()
-        };
+        let state = zone_state(48);
         let addr = serve_api("127.0.0.1:0", Arc::new(RwLock::new(state)))
             .await
             .unwrap();
