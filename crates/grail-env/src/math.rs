@@ -253,7 +253,7 @@ impl Environment for ProceduralMath {
     fn id(&self) -> EnvironmentId {
         EnvironmentId {
             name: "math".into(),
-            params: "gen=v1;levels=0-3;reward=v1".into(),
+            params: "gen=v1;levels=0-3;reward=v2".into(),
         }
     }
 
@@ -294,7 +294,7 @@ impl Environment for MathTier {
     fn id(&self) -> EnvironmentId {
         EnvironmentId {
             name: "math".into(),
-            params: format!("gen=tiers-v1;tier={};reward=v1", self.0),
+            params: format!("gen=tiers-v1;tier={};reward=v2", self.0),
         }
     }
 
@@ -432,7 +432,7 @@ impl Environment for DatasetMath {
     fn id(&self) -> EnvironmentId {
         EnvironmentId {
             name: self.format.name().into(),
-            params: format!("sha256={};reward=v1", hex::encode(self.sha256)),
+            params: format!("sha256={};reward=v2", hex::encode(self.sha256)),
         }
     }
 

@@ -99,7 +99,7 @@ fn tier_and_mix_ids_are_frozen() {
         let i = by_name(spec, None).unwrap().id();
         format!("{}/{}", i.name, i.params)
     };
-    assert_eq!(id("math:1"), "math/gen=tiers-v1;tier=1;reward=v1");
+    assert_eq!(id("math:1"), "math/gen=tiers-v1;tier=1;reward=v2");
     assert_eq!(id("sat:2"), "sat/gen=tiers-v1;tier=2;k=3;reward=v1");
     assert_eq!(
         id("math:0 + math:1 + math:2 + math:3"),
