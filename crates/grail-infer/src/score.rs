@@ -12,7 +12,8 @@ use crate::InferError;
 /// Positions whose logits are materialised at once (bounds memory at vocab × this).
 const LOGIT_CHUNK: i64 = 256;
 
-/// One scored sequence.
+/// One scored sequence. From [`Model::score_from`], `logprobs`, `intervals` and
+/// `eos_probs` are 0 (empty intervals) before the requested position.
 #[derive(Debug, Clone)]
 pub struct Scored {
     /// The tokens that were run.
@@ -98,6 +99,29 @@ impl Model {
         eos: &[u32],
         temperature: Option<f64>,
     ) -> Result<Vec<Scored>, InferError> {
+        self.score_from(sequences, &vec![0; sequences.len()], eos, temperature)
+    }
+
+    /// [`Self::score`] for callers that need only the completions (the miner's proof pass,
+    /// the validator's check): for sequence `i`, log-probs, CDF intervals and EOS
+    /// probabilities are computed for the tokens from `from[i]` on, and the
+    /// vocabulary-wide work of the earlier positions (LM head, log-softmax, the f64 CDF)
+    /// is skipped; before `from[i]` they stay 0 (intervals empty). Hidden states cover
+    /// every position.
+    pub fn score_from(
+        &self,
+        sequences: &[&[u32]],
+        from: &[usize],
+        eos: &[u32],
+        temperature: Option<f64>,
+    ) -> Result<Vec<Scored>, InferError> {
+        if from.len() != sequences.len() {
+            return Err(InferError::Input(format!(
+                "{} start positions for {} sequences",
+                from.len(),
+                sequences.len()
+            )));
+        }
         for s in sequences {
             self.check_tokens(s, 0)?;
         }
@@ -109,12 +133,13 @@ impl Model {
         if sequences.is_empty() {
             return Ok(Vec::new());
         }
-        tch::no_grad(|| self.score_inner(sequences, eos, temperature))
+        tch::no_grad(|| self.score_inner(sequences, from, eos, temperature))
     }
 
     fn score_inner(
         &self,
         sequences: &[&[u32]],
+        from: &[usize],
         eos: &[u32],
         temperature: Option<f64>,
     ) -> Result<Vec<Scored>, InferError> {
@@ -142,7 +167,8 @@ impl Model {
             let mut intervals = vec![empty; if temperature.is_some() { s.len() } else { 0 }];
             let mut eos_probs = vec![0f32; s.len()];
             let targets = input.get(row as i64);
-            let mut start = 0;
+            // Position t predicts token t + 1: token `from` needs the logits of `from − 1`.
+            let mut start = from[row].saturating_sub(1).min(s.len()) as i64;
             while start < len {
                 let n = LOGIT_CHUNK.min(len - start);
                 let logits = self.logits(&h.narrow(0, start, n));

@@ -132,6 +132,44 @@ fn batching_and_padding_do_not_change_hidden_states_beyond_tolerance() {
 }
 
 #[test]
+fn scoring_from_a_position_gives_the_same_values_there_and_nothing_before() {
+    let (_dir, files, model) = tiny(&TinySpec::default());
+    let base = prompt(&files);
+    let seqs: Vec<Vec<u32>> = (0..3)
+        .map(|i| base[..base.len() - i * 3].to_vec())
+        .collect();
+    let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+    let full = model.score(&refs, &[2], Some(0.7)).unwrap();
+    let from = [5usize, 1, seqs[2].len()];
+    let part = model.score_from(&refs, &from, &[2], Some(0.7)).unwrap();
+    for ((f, p), &start) in full.iter().zip(&part).zip(&from) {
+        let n = f.tokens.len();
+        for t in 0..n {
+            assert_eq!(
+                f.hidden(t),
+                p.hidden(t),
+                "hidden states cover every position"
+            );
+        }
+        assert!(max_abs_diff(&f.logprobs[start..], &p.logprobs[start..]) < 1e-5);
+        for t in start..n {
+            assert!((f.intervals[t].lo - p.intervals[t].lo).abs() < 1e-9);
+            assert!((f.intervals[t].hi - p.intervals[t].hi).abs() < 1e-9);
+        }
+        assert!(max_abs_diff(&f.eos_probs[start - 1..], &p.eos_probs[start - 1..]) < 1e-6);
+        // Before `from`: nothing computed.
+        assert!(p.logprobs[..start].iter().all(|&x| x == 0.0));
+        assert!(p.intervals[..start]
+            .iter()
+            .all(|iv| iv.lo == 0.0 && iv.hi == 0.0));
+        assert!(p.eos_probs[..start - 1].iter().all(|&x| x == 0.0));
+        // The full pass did compute them (the test can fail).
+        assert!(f.logprobs[1..start].iter().all(|&x| x < 0.0));
+    }
+    assert!(model.score_from(&refs, &[0], &[2], None).is_err());
+}
+
+#[test]
 fn public_uniform_sampling_passes_the_check_and_another_temperature_does_not() {
     use grail_proto::sampling::{check_sampling, sample_token, Uniforms};
     let (_dir, files, model) = tiny(&TinySpec::default());

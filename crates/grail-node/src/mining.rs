@@ -31,7 +31,10 @@ pub fn proof_material(
     prompt_len: usize,
 ) -> Result<Vec<ProofMaterial>, NodeError> {
     let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
-    let scored = context.model.score(&refs, &context.eos_ids, None)?;
+    let from = vec![prompt_len; refs.len()];
+    let scored = context
+        .model
+        .score_from(&refs, &from, &context.eos_ids, None)?;
     Ok(scored
         .iter()
         .map(|s| {

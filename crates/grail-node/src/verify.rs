@@ -129,10 +129,16 @@ impl WindowCheck<'_> {
     pub fn check_forward(&self, group: &Group) -> Result<GroupOutcome, NodeError> {
         let refs: Vec<&[u32]> = group.rollouts.iter().map(|r| r.tokens.as_slice()).collect();
         let t = temperature(self.plan.generation.temperature_milli);
+        // Only completion tokens are checked: no vocabulary-wide work for the prompts.
+        let from: Vec<usize> = group
+            .rollouts
+            .iter()
+            .map(|r| r.prompt_len as usize)
+            .collect();
         let scored = self
             .context
             .model
-            .score(&refs, &self.context.eos_ids, Some(t))?;
+            .score_from(&refs, &from, &self.context.eos_ids, Some(t))?;
         let problem = self.env.problem(group.header.prompt_id)?;
         let positions = challenged_positions(&self.challenge_randomness, group);
         let mut evidence = Vec::with_capacity(group.rollouts.len());
