@@ -52,6 +52,9 @@ commands:
               grail-grpo's loss and gradients with a PyTorch implementation
   bench infer inference throughput vs transformers on SmolLM2 (writes the table it prints)
   bench grpo  GRPO training throughput vs a PyTorch loop on SmolLM2 (writes the table it prints)
+  bench verify
+              the validator's check of a group vs the Python reference validator (HF forward +
+              v5 sketches + log-probs) on SmolLM2 (writes the table it prints)
   audit-proof [--positions N] [--tiny]
               proof soundness audit: honest drift and forgery acceptance (SmolLM2 by default;
               writes docs/soundness-smollm2.md)
@@ -174,11 +177,16 @@ fn parity(args: &[String]) -> Result<(), String> {
 fn bench(args: &[String]) -> Result<(), String> {
     let (what, rest) = args
         .split_first()
-        .ok_or("bench: which benchmark? (infer, grpo)")?;
+        .ok_or("bench: which benchmark? (infer, grpo, verify)")?;
     let (package, bench) = match what.as_str() {
         "infer" => ("grail-infer", "infer"),
         "grpo" => ("grail-grpo", "train"),
-        _ => return Err(format!("bench: unknown benchmark `{what}` (infer, grpo)")),
+        "verify" => ("grail-node", "verify"),
+        _ => {
+            return Err(format!(
+                "bench: unknown benchmark `{what}` (infer, grpo, verify)"
+            ))
+        }
     };
     no_options("bench", rest)?;
     let env = setup::run(&["--no-deny".into()])?;
