@@ -52,6 +52,10 @@ commands:
               grail-grpo's loss and gradients with a PyTorch implementation
   bench infer inference throughput vs transformers on SmolLM2 (writes the table it prints)
   bench grpo  GRPO training throughput vs a PyTorch loop on SmolLM2 (writes the table it prints)
+  bench sketch
+              sketch commitments/s vs a PyTorch grail v5 `create_commitments_batch` on the same
+              hidden states (1 thread each), and proof bytes per token of encoded bundles
+              (writes the tables it prints; no libtorch or model needed)
   bench verify
               the validator's check of a group vs the Python reference validator (HF forward +
               v5 sketches + log-probs) on SmolLM2 (writes the table it prints)
@@ -173,32 +177,45 @@ fn parity(args: &[String]) -> Result<(), String> {
     )
 }
 
-/// `cargo xtask bench infer`: throughput against transformers on SmolLM2.
+/// `cargo xtask bench infer|grpo|sketch|verify`: throughput against the Python reference in the
+/// same run; writes the markdown it prints to `target/bench-<what>.md`.
 fn bench(args: &[String]) -> Result<(), String> {
     let (what, rest) = args
         .split_first()
-        .ok_or("bench: which benchmark? (infer, grpo, verify)")?;
+        .ok_or("bench: which benchmark? (infer, grpo, sketch, verify)")?;
     let (package, bench) = match what.as_str() {
         "infer" => ("grail-infer", "infer"),
         "grpo" => ("grail-grpo", "train"),
+        "sketch" => ("grail-proto", "commitments"),
         "verify" => ("grail-node", "verify"),
         _ => {
             return Err(format!(
-                "bench: unknown benchmark `{what}` (infer, grpo, verify)"
+                "bench: unknown benchmark `{what}` (infer, grpo, sketch, verify)"
             ))
         }
     };
     no_options("bench", rest)?;
-    let env = setup::run(&["--no-deny".into()])?;
-    let model = models::smollm2(&env)?;
-    let python = models::reference_python()?;
     let out = util::project_root().join(format!("target/bench-{what}.md"));
     let _ = std::fs::create_dir_all(out.parent().expect("target folder"));
+    let python = models::reference_python()?;
+    let mut cmd = if what == "sketch" {
+        // Pure Rust against torch + numpy: no libtorch and no model, so no setup; the
+        // target folder the other commands use (see setup), so builds are shared.
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| setup::cache_dir().join("target"));
+        let mut cmd = util::cargo();
+        cmd.env("CARGO_TARGET_DIR", target);
+        cmd
+    } else {
+        let env = setup::run(&["--no-deny".into()])?;
+        let mut cmd = models::cargo_with(&env);
+        cmd.env("GRAIL_BENCH_MODEL", models::smollm2(&env)?);
+        cmd
+    };
     util::run_timed(
         &format!("bench {what}"),
-        models::cargo_with(&env)
-            .args(["bench", "-p", package, "--bench", bench])
-            .env("GRAIL_BENCH_MODEL", &model)
+        cmd.args(["bench", "-p", package, "--bench", bench])
             .env("GRAIL_REFERENCE_PYTHON", python)
             .env("GRAIL_BENCH_OUT", &out),
     )?;

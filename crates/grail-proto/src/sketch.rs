@@ -68,9 +68,40 @@ pub fn fixed_point(x: f32) -> i64 {
 pub struct PositionSketch(pub [u32; SKETCHES_PER_POSITION]);
 
 /// The per-dimension coefficients of a window for one hidden size.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SketchCoefficients {
     rows: Vec<Vec<i8>>,
+    /// The same coefficients as f64, the operand type of the exact sum in [`Self::sketch`].
+    wide: [Vec<f64>; SKETCHES_PER_POSITION],
+}
+
+// Only the i8 rows are compared; `wide` is a function of them.
+impl Eq for SketchCoefficients {}
+
+/// Independent partial sums per sketch in [`SketchCoefficients::sketch`]: without them the
+/// sum is one serial chain of additions; with them the compiler vectorises the loop.
+const LANES: usize = 8;
+
+/// Coordinates summed in f64 before the total moves to i64. A term `c · q` has
+/// `|c| ≤ 2^7` and `|q| ≤ 2^SKETCH_CLAMP_BITS`, so any sum of this many terms is an
+/// integer of magnitude ≤ 2^53, which f64 represents exactly: every addition is exact and
+/// the order of the additions does not matter.
+const EXACT_F64_TERMS: usize = 1 << (53 - 7 - SKETCH_CLAMP_BITS);
+
+/// [`fixed_point`] of every f32, computed in f32 and i32 so that it vectorises (no call to
+/// `round`): `x · 2^F` is exact in f32 (a power-of-two scale), clamping before rounding
+/// gives the same value as after (the limit is an integer), `t = trunc(v)` and `v − t`
+/// are exact, and `trunc(2 · (v − t))` is ±1 exactly when the fraction is at least one
+/// half, which rounds half away from zero. NaN gives 0 (`as i32` maps NaN to 0). The
+/// unit test `fixed_point_fast_matches_on_every_f32` checks all 2^32 inputs.
+#[inline(always)]
+fn fixed_point_fast(x: f32) -> i32 {
+    const SCALE: f32 = (1u32 << SKETCH_FRACTION_BITS) as f32;
+    const LIMIT: f32 = (1u32 << SKETCH_CLAMP_BITS) as f32;
+    let v = (x * SCALE).clamp(-LIMIT, LIMIT);
+    let t = v as i32;
+    let twice_fraction = (v - t as f32) * 2.0;
+    t + twice_fraction as i32
 }
 
 impl SketchCoefficients {
@@ -84,12 +115,16 @@ impl SketchCoefficients {
             &[window_randomness, &(hidden_size as u32).to_be_bytes()],
             &mut bytes,
         );
-        let rows = bytes
+        let rows: Vec<Vec<i8>> = bytes
             .chunks_exact(hidden_size.max(1))
             .take(SKETCHES_PER_POSITION)
             .map(|row| row.iter().map(|&b| b as i8).collect())
             .collect();
-        Self { rows }
+        let wide = std::array::from_fn(|s| {
+            rows.get(s)
+                .map_or_else(Vec::new, |row| row.iter().map(|&c| f64::from(c)).collect())
+        });
+        Self { rows, wide }
     }
 
     /// The hidden size these coefficients are for.
@@ -104,18 +139,51 @@ impl SketchCoefficients {
 
     /// The sketches of one hidden vector. `hidden.len()` must equal [`Self::hidden_size`];
     /// extra coordinates are ignored and missing ones count as zero.
+    ///
+    /// The sum `Σ c_s[i] · q(h[i])` is computed exactly: in f64 over blocks of
+    /// `EXACT_F64_TERMS` coordinates (exact, see there) with `LANES` partial sums each,
+    /// then in i64 across blocks (`|Σ| ≤ 2^7 · 2^30 · 2^16 < 2^63` for any hidden size up
+    /// to `MAX_HIDDEN_SIZE`). The value is the one the formula in the module docs defines.
     pub fn sketch(&self, hidden: &[f32]) -> PositionSketch {
-        // |c| ≤ 128, |q| ≤ 2^30, d ≤ 2^16: every partial sum fits in i64.
-        let mut acc = [0i64; SKETCHES_PER_POSITION];
-        for (i, &x) in hidden.iter().enumerate().take(self.hidden_size()) {
-            let q = fixed_point(x);
-            if q != 0 {
-                for (s, sum) in acc.iter_mut().enumerate() {
-                    *sum += i64::from(self.rows[s][i]) * q;
-                }
+        let n = hidden.len().min(self.hidden_size());
+        let mut total = [0i64; SKETCHES_PER_POSITION];
+        for start in (0..n).step_by(EXACT_F64_TERMS) {
+            let end = n.min(start + EXACT_F64_TERMS);
+            let block = self.block_sums(&hidden[start..end], start);
+            for (t, b) in total.iter_mut().zip(block) {
+                *t += b as i64;
             }
         }
-        PositionSketch(acc.map(|v| v.rem_euclid(i64::from(SKETCH_MODULUS)) as u32))
+        PositionSketch(total.map(|v| v.rem_euclid(i64::from(SKETCH_MODULUS)) as u32))
+    }
+
+    /// `Σ c_s[offset + i] · q(x[i])` for each sketch `s`, exactly in f64
+    /// (`x.len() ≤ EXACT_F64_TERMS`).
+    fn block_sums(&self, x: &[f32], offset: usize) -> [f64; SKETCHES_PER_POSITION] {
+        let [c0, c1] = &self.wide;
+        let (c0, c1) = (&c0[offset..offset + x.len()], &c1[offset..offset + x.len()]);
+        let mut acc = [[0f64; LANES]; SKETCHES_PER_POSITION];
+        let mut xs = x.chunks_exact(LANES);
+        let mut c0s = c0.chunks_exact(LANES);
+        let mut c1s = c1.chunks_exact(LANES);
+        for ((x, c0), c1) in (&mut xs).zip(&mut c0s).zip(&mut c1s) {
+            for l in 0..LANES {
+                let q = f64::from(fixed_point_fast(x[l]));
+                acc[0][l] += c0[l] * q;
+                acc[1][l] += c1[l] * q;
+            }
+        }
+        let tail = xs
+            .remainder()
+            .iter()
+            .zip(c0s.remainder())
+            .zip(c1s.remainder());
+        for (l, ((&x, &c0), &c1)) in tail.enumerate() {
+            let q = f64::from(fixed_point_fast(x));
+            acc[0][l] += c0 * q;
+            acc[1][l] += c1 * q;
+        }
+        acc.map(|lanes| lanes.iter().sum())
     }
 
     /// Sketches of many hidden vectors laid out row-major (`hidden.len() = n · d`).
@@ -158,6 +226,105 @@ mod tests {
         let half = 0.5 / (1u64 << SKETCH_FRACTION_BITS) as f32;
         assert_eq!(fixed_point(half), 1);
         assert_eq!(fixed_point(-half), -1);
+    }
+
+    /// The sketch as the module docs define it: scalar `fixed_point`, i64 sums.
+    fn sketch_by_definition(c: &SketchCoefficients, hidden: &[f32]) -> PositionSketch {
+        let mut acc = [0i64; SKETCHES_PER_POSITION];
+        for (i, &x) in hidden.iter().enumerate().take(c.hidden_size()) {
+            for (s, sum) in acc.iter_mut().enumerate() {
+                *sum += i64::from(c.row(s).unwrap()[i]) * fixed_point(x);
+            }
+        }
+        PositionSketch(acc.map(|v| v.rem_euclid(i64::from(SKETCH_MODULUS)) as u32))
+    }
+
+    /// Bit patterns around every power of two and half-unit boundary, plus a stride
+    /// through all of them (the exhaustive test below is `--ignored`: too slow unoptimised).
+    #[test]
+    fn fixed_point_fast_matches_on_sampled_f32() {
+        let specials = [
+            0.0f32,
+            -0.0,
+            f32::NAN,
+            -f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MAX,
+            f32::MIN,
+            f32::MIN_POSITIVE,
+            16_384.0,
+            -16_384.0,
+        ];
+        let unit = 1.0 / (1u64 << SKETCH_FRACTION_BITS) as f32;
+        let near_halves = (0..4096).flat_map(|k| {
+            let half = (k as f32 + 0.5) * unit;
+            [
+                half,
+                -half,
+                half.next_up(),
+                half.next_down(),
+                -half.next_up(),
+            ]
+        });
+        let strided = (0..=u32::MAX).step_by(9_973).map(f32::from_bits);
+        for x in specials.into_iter().chain(near_halves).chain(strided) {
+            assert_eq!(i64::from(fixed_point_fast(x)), fixed_point(x), "{x:e}");
+        }
+    }
+
+    /// All 2^32 f32 values: `cargo test -p grail-proto --release --lib -- --ignored`.
+    #[test]
+    #[ignore = "4 billion inputs; run in release"]
+    fn fixed_point_fast_matches_on_every_f32() {
+        for bits in 0..=u32::MAX {
+            let x = f32::from_bits(bits);
+            assert_eq!(i64::from(fixed_point_fast(x)), fixed_point(x), "{bits:#x}");
+        }
+    }
+
+    #[test]
+    fn sketch_equals_the_definition() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for d in [0usize, 1, 7, 8, 9, 63, 576, 1000] {
+            let c = SketchCoefficients::derive(&[d as u8; 32], d);
+            for trial in 0..20 {
+                let len = match trial % 4 {
+                    0 => d.saturating_sub(3),
+                    1 => d + 5,
+                    _ => d,
+                };
+                let hidden: Vec<f32> = (0..len)
+                    .map(|_| {
+                        let u = next();
+                        match u % 50 {
+                            0 => f32::from_bits((u >> 32) as u32), // any bit pattern
+                            1 => 20_000.0 * if u & 2 == 0 { 1.0 } else { -1.0 },
+                            2 => f32::NAN,
+                            _ => ((u >> 8) % 4_000_001) as f32 / 1e6 - 2.0,
+                        }
+                    })
+                    .collect();
+                assert_eq!(
+                    c.sketch(&hidden),
+                    sketch_by_definition(&c, &hidden),
+                    "d={d}"
+                );
+            }
+        }
+        // Every term at its largest magnitude, with and without cancellation.
+        let d = 4096;
+        let c = SketchCoefficients::derive(&[9; 32], d);
+        for value in [f32::INFINITY, f32::NEG_INFINITY] {
+            let hidden = vec![value; d];
+            assert_eq!(c.sketch(&hidden), sketch_by_definition(&c, &hidden));
+        }
     }
 
     #[test]
