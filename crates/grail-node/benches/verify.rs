@@ -133,7 +133,13 @@ fn main() {
                 let from: Vec<usize> = g
                     .rollouts
                     .iter()
-                    .map(|r| if from_prompt { r.prompt_len as usize } else { 0 })
+                    .map(|r| {
+                        if from_prompt {
+                            r.prompt_len as usize
+                        } else {
+                            0
+                        }
+                    })
                     .collect();
                 let scored = context.model.score_from(&refs, &from, eos, Some(t));
                 assert!(scored.is_ok());
