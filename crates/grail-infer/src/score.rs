@@ -157,55 +157,158 @@ impl Model {
         let hidden = self.hidden_states(&input, None);
         let eos_index = Tensor::from_slice(&eos.iter().map(|&e| e as i64).collect::<Vec<_>>())
             .to_device(device);
-        let hidden_size = self.config().hidden_size;
         let mut out = Vec::with_capacity(sequences.len());
         for (row, s) in sequences.iter().enumerate() {
-            let len = s.len() as i64;
-            let h = hidden.get(row as i64).narrow(0, 0, len);
-            let mut logprobs = vec![0f32; s.len()];
-            let empty = CdfInterval { lo: 0.0, hi: 0.0 };
-            let mut intervals = vec![empty; if temperature.is_some() { s.len() } else { 0 }];
-            let mut eos_probs = vec![0f32; s.len()];
-            let targets = input.get(row as i64);
-            // Position t predicts token t + 1: token `from` needs the logits of `from − 1`.
-            let mut start = from[row].saturating_sub(1).min(s.len()) as i64;
-            while start < len {
-                let n = LOGIT_CHUNK.min(len - start);
-                let logits = self.logits(&h.narrow(0, start, n));
-                let log_p = logits.log_softmax(-1, Kind::Float);
-                // Position t predicts token t + 1; the last position predicts nothing here.
-                let next = n.min(len - 1 - start);
-                if next > 0 {
-                    let tgt = targets.narrow(0, start + 1, next).view([-1, 1]);
-                    let chosen = log_p.narrow(0, 0, next).gather(-1, &tgt, false);
-                    let a = to_vec(&chosen);
-                    let at = (start + 1) as usize;
-                    logprobs[at..at + next as usize].copy_from_slice(&a);
-                    if let Some(t) = temperature {
-                        let found = cdf_intervals(&logits.narrow(0, 0, next), &tgt, t);
-                        intervals[at..at + found.len()].copy_from_slice(&found);
-                    }
-                }
-                if !eos.is_empty() {
-                    let p = log_p.index_select(-1, &eos_index).exp().sum_dim_intlist(
-                        -1,
-                        false,
-                        Kind::Float,
-                    );
-                    eos_probs[start as usize..(start + n) as usize].copy_from_slice(&to_vec(&p));
-                }
-                start += n;
-            }
-            out.push(Scored {
-                tokens: s.to_vec(),
-                hidden_size,
-                hidden: to_vec(&h.to_kind(Kind::Float)),
-                logprobs,
-                intervals,
-                eos_probs,
-            });
+            let h = hidden.get(row as i64).narrow(0, 0, s.len() as i64);
+            let targets = input.get(row as i64).narrow(0, 0, s.len() as i64);
+            out.push(self.score_row(s, &h, &targets, from[row], &eos_index, temperature));
         }
         Ok(out)
+    }
+
+    /// Scores completions of one shared prompt (a group): the prompt runs once and its
+    /// keys and values are shared by every completion, so the forward costs
+    /// `prompt + Σ completions` positions instead of `rows × prompt + Σ completions`.
+    /// Returns one [`Scored`] per completion over `prompt ++ completion`, with
+    /// log-probs, intervals and EOS probabilities of the completion tokens (as
+    /// [`Self::score_from`] with `from = prompt.len()`) and hidden states of every position.
+    pub fn score_shared_prompt(
+        &self,
+        prompt: &[u32],
+        completions: &[&[u32]],
+        eos: &[u32],
+        temperature: Option<f64>,
+    ) -> Result<Vec<Scored>, InferError> {
+        if prompt.is_empty() {
+            return Err(InferError::Input("empty prompt".into()));
+        }
+        let longest = completions.iter().map(|c| c.len()).max().unwrap_or(0);
+        self.check_tokens(prompt, longest)?;
+        for c in completions.iter().filter(|c| !c.is_empty()) {
+            self.check_tokens(c, prompt.len())?;
+        }
+        if let Some(temperature) = temperature.filter(|t| !(t.is_finite() && *t > 0.0)) {
+            return Err(InferError::Input(format!(
+                "temperature {temperature} must be positive"
+            )));
+        }
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        tch::no_grad(|| {
+            let device = self.device();
+            let rows = completions.len() as i64;
+            let p = prompt.len() as i64;
+            let prompt_ids: Vec<i64> = prompt.iter().map(|&t| t as i64).collect();
+            let prompt_input = Tensor::from_slice(&prompt_ids).to_device(device);
+            let mut cache = self.new_cache(1, prompt.len() + longest);
+            let prompt_hidden = self
+                .hidden_states(&prompt_input.view([1, p]), Some(&mut cache))
+                .get(0);
+            let mut ids = vec![0i64; completions.len() * longest];
+            for (row, c) in completions.iter().enumerate() {
+                for (i, &t) in c.iter().enumerate() {
+                    ids[row * longest + i] = t as i64;
+                }
+            }
+            let input = Tensor::from_slice(&ids)
+                .to_device(device)
+                .view([rows, longest as i64]);
+            let completion_hidden = if longest > 0 {
+                cache.select_rows(&vec![0; completions.len()]);
+                Some(self.hidden_states(&input, Some(&mut cache)))
+            } else {
+                None
+            };
+            let eos_index = Tensor::from_slice(&eos.iter().map(|&e| e as i64).collect::<Vec<_>>())
+                .to_device(device);
+            let mut out = Vec::with_capacity(completions.len());
+            for (row, c) in completions.iter().enumerate() {
+                let n = c.len() as i64;
+                let (h, targets) = match &completion_hidden {
+                    Some(hidden) => (
+                        Tensor::cat(
+                            &[&prompt_hidden, &hidden.get(row as i64).narrow(0, 0, n)],
+                            0,
+                        ),
+                        Tensor::cat(&[&prompt_input, &input.get(row as i64).narrow(0, 0, n)], 0),
+                    ),
+                    None => (prompt_hidden.shallow_clone(), prompt_input.shallow_clone()),
+                };
+                let tokens = [prompt, c].concat();
+                out.push(self.score_row(
+                    &tokens,
+                    &h,
+                    &targets,
+                    prompt.len(),
+                    &eos_index,
+                    temperature,
+                ));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Log-probs, intervals and EOS probabilities of one sequence's tokens from `from` on,
+    /// given its hidden states `h` (`[len, hidden]`) and token ids `targets` (`[len]`).
+    fn score_row(
+        &self,
+        tokens: &[u32],
+        h: &Tensor,
+        targets: &Tensor,
+        from: usize,
+        eos_index: &Tensor,
+        temperature: Option<f64>,
+    ) -> Scored {
+        let len = tokens.len() as i64;
+        let mut logprobs = vec![0f32; tokens.len()];
+        let empty = CdfInterval { lo: 0.0, hi: 0.0 };
+        let mut intervals = vec![
+            empty;
+            if temperature.is_some() {
+                tokens.len()
+            } else {
+                0
+            }
+        ];
+        let mut eos_probs = vec![0f32; tokens.len()];
+        // Position t predicts token t + 1: token `from` needs the logits of `from − 1`.
+        let mut start = from.saturating_sub(1).min(tokens.len()) as i64;
+        while start < len {
+            let n = LOGIT_CHUNK.min(len - start);
+            let logits = self.logits(&h.narrow(0, start, n));
+            let log_p = logits.log_softmax(-1, Kind::Float);
+            // The last position predicts nothing here.
+            let next = n.min(len - 1 - start);
+            if next > 0 {
+                let tgt = targets.narrow(0, start + 1, next).view([-1, 1]);
+                let chosen = log_p.narrow(0, 0, next).gather(-1, &tgt, false);
+                let a = to_vec(&chosen);
+                let at = (start + 1) as usize;
+                logprobs[at..at + next as usize].copy_from_slice(&a);
+                if let Some(t) = temperature {
+                    let found = cdf_intervals(&logits.narrow(0, 0, next), &tgt, t);
+                    intervals[at..at + found.len()].copy_from_slice(&found);
+                }
+            }
+            if eos_index.numel() > 0 {
+                let p =
+                    log_p
+                        .index_select(-1, eos_index)
+                        .exp()
+                        .sum_dim_intlist(-1, false, Kind::Float);
+                eos_probs[start as usize..(start + n) as usize].copy_from_slice(&to_vec(&p));
+            }
+            start += n;
+        }
+        Scored {
+            tokens: tokens.to_vec(),
+            hidden_size: self.config().hidden_size,
+            hidden: to_vec(&h.to_kind(Kind::Float)),
+            logprobs,
+            intervals,
+            eos_probs,
+        }
     }
 }
 

@@ -170,6 +170,56 @@ fn scoring_from_a_position_gives_the_same_values_there_and_nothing_before() {
 }
 
 #[test]
+fn a_shared_prompt_pass_matches_scoring_each_sequence() {
+    let (_dir, files, model) = tiny(&TinySpec::default());
+    let prompt = prompt(&files);
+    let completions: Vec<Vec<u32>> = vec![vec![40, 41, 42, 2], vec![], vec![7; 9], vec![99]];
+    let refs: Vec<&[u32]> = completions.iter().map(Vec::as_slice).collect();
+    let shared = model
+        .score_shared_prompt(&prompt, &refs, &[2], Some(0.9))
+        .unwrap();
+    let p = prompt.len();
+    let coefficients = SketchCoefficients::derive(&[3u8; 32], model.config().hidden_size);
+    for (c, s) in completions.iter().zip(&shared) {
+        let full = [prompt.as_slice(), c].concat();
+        let alone = model
+            .score_from(&[&full], &[p], &[2], Some(0.9))
+            .unwrap()
+            .remove(0);
+        assert_eq!(s.tokens, full);
+        for t in 0..full.len() {
+            let (x, y) = (s.hidden(t).unwrap(), alone.hidden(t).unwrap());
+            assert!(max_abs_diff(x, y) < 1e-4, "position {t}");
+            let (sx, sy) = (coefficients.sketch(x), coefficients.sketch(y));
+            for k in 0..sx.0.len() {
+                let d = grail_proto::sketch::modular_distance(sx.0[k], sy.0[k]);
+                assert!(
+                    d < grail_proto::sketch::tolerance(0) / 16,
+                    "sketch drift {d}"
+                );
+            }
+        }
+        assert!(max_abs_diff(&s.logprobs, &alone.logprobs) < 1e-4);
+        for (a, b) in s.intervals.iter().zip(&alone.intervals) {
+            assert!((a.lo - b.lo).abs() < 1e-5 && (a.hi - b.hi).abs() < 1e-5);
+        }
+        assert!(s.logprobs[..p].iter().all(|&x| x == 0.0));
+        assert!(s.logprobs[p..].iter().all(|&x| x < 0.0));
+    }
+    // Another prompt gives other hidden states (the comparison above can fail).
+    let other = model
+        .score_shared_prompt(&prompt[1..], &refs[..1], &[2], None)
+        .unwrap();
+    assert!(
+        max_abs_diff(
+            other[0].hidden(p - 2).unwrap(),
+            shared[0].hidden(p - 1).unwrap()
+        ) > 1e-3
+    );
+    assert!(model.score_shared_prompt(&[], &refs, &[2], None).is_err());
+}
+
+#[test]
 fn public_uniform_sampling_passes_the_check_and_another_temperature_does_not() {
     use grail_proto::sampling::{check_sampling, sample_token, Uniforms};
     let (_dir, files, model) = tiny(&TinySpec::default());

@@ -30,11 +30,29 @@ pub fn proof_material(
     sequences: &[Vec<u32>],
     prompt_len: usize,
 ) -> Result<Vec<ProofMaterial>, NodeError> {
-    let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
-    let from = vec![prompt_len; refs.len()];
-    let scored = context
-        .model
-        .score_from(&refs, &from, &context.eos_ids, None)?;
+    // Sequences continuing one prompt run it once (`Model::score_shared_prompt`).
+    let prompt = sequences
+        .first()
+        .and_then(|s| s.get(..prompt_len))
+        .unwrap_or_default();
+    let completions: Vec<&[u32]> = sequences
+        .iter()
+        .map(|s| s.get(prompt_len..).unwrap_or_default())
+        .collect();
+    let shared = sequences
+        .iter()
+        .all(|s| s.get(..prompt_len) == Some(prompt));
+    let scored = if shared {
+        context
+            .model
+            .score_shared_prompt(prompt, &completions, &context.eos_ids, None)?
+    } else {
+        let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
+        let from = vec![prompt_len; refs.len()];
+        context
+            .model
+            .score_from(&refs, &from, &context.eos_ids, None)?
+    };
     Ok(scored
         .iter()
         .map(|s| {

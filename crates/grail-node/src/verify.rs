@@ -129,16 +129,26 @@ impl WindowCheck<'_> {
     pub fn check_forward(&self, group: &Group) -> Result<GroupOutcome, NodeError> {
         let refs: Vec<&[u32]> = group.rollouts.iter().map(|r| r.tokens.as_slice()).collect();
         let t = temperature(self.plan.generation.temperature_milli);
-        // Only completion tokens are checked: no vocabulary-wide work for the prompts.
-        let from: Vec<usize> = group
-            .rollouts
-            .iter()
-            .map(|r| r.prompt_len as usize)
-            .collect();
-        let scored = self
-            .context
-            .model
-            .score_from(&refs, &from, &self.context.eos_ids, Some(t))?;
+        // Only completion tokens are checked: no vocabulary-wide work for the prompts, and
+        // the prompt every rollout shares (check_structure made sure) runs once.
+        let eos = &self.context.eos_ids;
+        let model = &self.context.model;
+        let first = group.rollouts.first().map(|r| r.prompt());
+        let scored = match first {
+            Some(prompt) if group.rollouts.iter().all(|r| r.prompt() == prompt) => {
+                let completions: Vec<&[u32]> =
+                    group.rollouts.iter().map(|r| r.completion()).collect();
+                model.score_shared_prompt(prompt, &completions, eos, Some(t))?
+            }
+            _ => {
+                let from: Vec<usize> = group
+                    .rollouts
+                    .iter()
+                    .map(|r| r.prompt_len as usize)
+                    .collect();
+                model.score_from(&refs, &from, eos, Some(t))?
+            }
+        };
         let problem = self.env.problem(group.header.prompt_id)?;
         let positions = challenged_positions(&self.challenge_randomness, group);
         let mut evidence = Vec::with_capacity(group.rollouts.len());
