@@ -6,10 +6,13 @@
 //! challenged positions, log-probs, the sampling check of protocol v3, rewards,
 //! advantages) is timed next to the reference's per-group work (one Hugging Face forward,
 //! the v5 sketch check at the challenged positions, the log-prob check;
-//! `python/verify_reference.py`) on the same token sequences. Also the proof pass alone,
-//! with logits for every position (`Model::score`) and for the completions only
-//! (`Model::score_from`, what the validator runs). Environment: `GRAIL_BENCH_MODEL`,
-//! `GRAIL_REFERENCE_PYTHON` (optional), `GRAIL_BENCH_OUT` (optional: the table).
+//! `python/verify_reference.py`) on the same token sequences. Also the proof pass alone:
+//! each rollout run whole with logits for every position (`Model::score`), for the
+//! completions only (`Model::score_from`), and the group's shared prompt run once
+//! (`Model::score_shared_prompt`, what the validator runs). Tokens/s count every token
+//! of every rollout (prompt + completion), as the reference's forward runs them.
+//! Environment: `GRAIL_BENCH_MODEL`, `GRAIL_REFERENCE_PYTHON` (optional),
+//! `GRAIL_BENCH_OUT` (optional: the table).
 
 use std::time::Instant;
 
@@ -147,6 +150,16 @@ fn main() {
         })
     };
     let (all_positions, completions_only) = (pass(false), pass(true));
+    let shared = best_of(REPEATS, || {
+        for g in &groups {
+            let completions: Vec<&[u32]> = g.rollouts.iter().map(|r| r.completion()).collect();
+            let prompt = g.rollouts[0].prompt();
+            let scored = context
+                .model
+                .score_shared_prompt(prompt, &completions, eos, Some(t));
+            assert!(scored.is_ok());
+        }
+    });
     let reference = reference(&dir, &groups);
     if let Some((_, theirs)) = reference {
         assert_eq!(theirs as usize, tokens, "the reference ran other sequences");
@@ -170,8 +183,12 @@ fn main() {
         rate(all_positions)
     );
     table += &format!(
-        "| grail-rs proof pass, logits of the completions only (`score_from`, what the validator runs) | {:.0} | | |\n",
+        "| grail-rs proof pass, logits of the completions only (`score_from`) | {:.0} | | |\n",
         rate(completions_only)
+    );
+    table += &format!(
+        "| grail-rs proof pass, the shared prompt run once and logits of the completions only (`score_shared_prompt`, what the validator runs) | {:.0} | | |\n",
+        rate(shared)
     );
     print!("{table}");
     if let Ok(path) = std::env::var("GRAIL_BENCH_OUT") {
