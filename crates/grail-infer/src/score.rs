@@ -125,11 +125,7 @@ impl Model {
         for s in sequences {
             self.check_tokens(s, 0)?;
         }
-        if let Some(temperature) = temperature.filter(|t| !(t.is_finite() && *t > 0.0)) {
-            return Err(InferError::Input(format!(
-                "temperature {temperature} must be positive"
-            )));
-        }
+        check_temperature(temperature)?;
         if sequences.is_empty() {
             return Ok(Vec::new());
         }
@@ -143,20 +139,9 @@ impl Model {
         eos: &[u32],
         temperature: Option<f64>,
     ) -> Result<Vec<Scored>, InferError> {
-        let device = self.device();
-        let longest = sequences.iter().map(|s| s.len()).max().unwrap_or(0);
-        let mut ids = vec![0i64; sequences.len() * longest];
-        for (row, s) in sequences.iter().enumerate() {
-            for (i, &t) in s.iter().enumerate() {
-                ids[row * longest + i] = t as i64;
-            }
-        }
-        let input = Tensor::from_slice(&ids)
-            .to_device(device)
-            .view([sequences.len() as i64, longest as i64]);
+        let input = self.padded(sequences);
         let hidden = self.hidden_states(&input, None);
-        let eos_index = Tensor::from_slice(&eos.iter().map(|&e| e as i64).collect::<Vec<_>>())
-            .to_device(device);
+        let eos_index = self.ids(eos);
         let mut out = Vec::with_capacity(sequences.len());
         for (row, s) in sequences.iter().enumerate() {
             let h = hidden.get(row as i64).narrow(0, 0, s.len() as i64);
@@ -187,41 +172,25 @@ impl Model {
         for c in completions.iter().filter(|c| !c.is_empty()) {
             self.check_tokens(c, prompt.len())?;
         }
-        if let Some(temperature) = temperature.filter(|t| !(t.is_finite() && *t > 0.0)) {
-            return Err(InferError::Input(format!(
-                "temperature {temperature} must be positive"
-            )));
-        }
+        check_temperature(temperature)?;
         if completions.is_empty() {
             return Ok(Vec::new());
         }
         tch::no_grad(|| {
-            let device = self.device();
-            let rows = completions.len() as i64;
             let p = prompt.len() as i64;
-            let prompt_ids: Vec<i64> = prompt.iter().map(|&t| t as i64).collect();
-            let prompt_input = Tensor::from_slice(&prompt_ids).to_device(device);
+            let prompt_input = self.ids(prompt);
             let mut cache = self.new_cache(1, prompt.len() + longest);
             let prompt_hidden = self
                 .hidden_states(&prompt_input.view([1, p]), Some(&mut cache))
                 .get(0);
-            let mut ids = vec![0i64; completions.len() * longest];
-            for (row, c) in completions.iter().enumerate() {
-                for (i, &t) in c.iter().enumerate() {
-                    ids[row * longest + i] = t as i64;
-                }
-            }
-            let input = Tensor::from_slice(&ids)
-                .to_device(device)
-                .view([rows, longest as i64]);
+            let input = self.padded(completions);
             let completion_hidden = if longest > 0 {
                 cache.select_rows(&vec![0; completions.len()]);
                 Some(self.hidden_states(&input, Some(&mut cache)))
             } else {
                 None
             };
-            let eos_index = Tensor::from_slice(&eos.iter().map(|&e| e as i64).collect::<Vec<_>>())
-                .to_device(device);
+            let eos_index = self.ids(eos);
             let mut out = Vec::with_capacity(completions.len());
             for (row, c) in completions.iter().enumerate() {
                 let n = c.len() as i64;
@@ -247,6 +216,26 @@ impl Model {
             }
             Ok(out)
         })
+    }
+
+    /// Token ids as an int64 tensor on the model's device.
+    fn ids(&self, tokens: &[u32]) -> Tensor {
+        let ids: Vec<i64> = tokens.iter().map(|&t| i64::from(t)).collect();
+        Tensor::from_slice(&ids).to_device(self.device())
+    }
+
+    /// Sequences right-padded with id 0 into `[rows, longest]` on the model's device.
+    fn padded(&self, sequences: &[&[u32]]) -> Tensor {
+        let longest = sequences.iter().map(|s| s.len()).max().unwrap_or(0);
+        let mut ids = vec![0i64; sequences.len() * longest];
+        for (row, s) in sequences.iter().enumerate() {
+            for (i, &t) in s.iter().enumerate() {
+                ids[row * longest + i] = i64::from(t);
+            }
+        }
+        Tensor::from_slice(&ids)
+            .to_device(self.device())
+            .view([sequences.len() as i64, longest as i64])
     }
 
     /// Log-probs, intervals and EOS probabilities of one sequence's tokens from `from` on,
@@ -309,6 +298,16 @@ impl Model {
             intervals,
             eos_probs,
         }
+    }
+}
+
+/// A sampling temperature must be finite and positive.
+fn check_temperature(temperature: Option<f64>) -> Result<(), InferError> {
+    match temperature.filter(|t| !(t.is_finite() && *t > 0.0)) {
+        Some(t) => Err(InferError::Input(format!(
+            "temperature {t} must be positive"
+        ))),
+        None => Ok(()),
     }
 }
 

@@ -99,6 +99,25 @@ fn bundle_seeds() -> Vec<Vec<u8>> {
     ]
 }
 
+/// The validator's window check of one miner's groups (checks on every group, then the
+/// forward-pass checks of the sampled ones), as `grail_node::validator` runs it.
+fn validate(groups: Vec<grail_proto::Group>) -> Result<Vec<MinerReport>, grail_node::NodeError> {
+    let f = fixture();
+    let check = WindowCheck {
+        context: &f.context,
+        env: f.env.as_ref(),
+        plan: f.plan.clone(),
+        coefficients: &f.coefficients,
+        challenge_randomness: f.challenge,
+    };
+    let mut pending = PendingBundle {
+        report: MinerReport::new(f.key.public(), 0),
+        groups,
+    };
+    precheck_bundle(&check, &mut pending, &mut PromptCache::new());
+    finish_window(&check, vec![pending], &ReplaySet::default(), GROUPS_CHECKED)
+}
+
 /// What the validator's window check says about one miner's bundle bytes.
 fn check_bundle(bytes: &[u8], resign: bool) -> &'static str {
     let f = fixture();
@@ -117,22 +136,8 @@ fn check_bundle(bytes: &[u8], resign: bool) -> &'static str {
             f.key.sign_group(g);
         }
     }
-    let check = WindowCheck {
-        context: &f.context,
-        env: f.env.as_ref(),
-        plan: f.plan.clone(),
-        coefficients: &f.coefficients,
-        challenge_randomness: f.challenge,
-    };
-    let mut pending = PendingBundle {
-        report: MinerReport::new(f.key.public(), 0),
-        groups: bundle.groups,
-    };
-    precheck_bundle(&check, &mut pending, &mut PromptCache::new());
-    let reports = match finish_window(&check, vec![pending], &ReplaySet::default(), GROUPS_CHECKED)
-    {
-        Ok(r) => r,
-        Err(_) => return "validator_error",
+    let Ok(reports) = validate(bundle.groups) else {
+        return "validator_error";
     };
     let report = &reports[0];
     match report.checked.iter().find(|c| !c.outcome.verdict.accepted) {
@@ -184,24 +189,10 @@ pub fn archive() -> Target {
         max_len: 64 << 10,
         seeds: || {
             let f = fixture();
-            let check = WindowCheck {
-                context: &f.context,
-                env: f.env.as_ref(),
-                plan: f.plan.clone(),
-                coefficients: &f.coefficients,
-                challenge_randomness: f.challenge,
-            };
             let groups = decode_bundle(&bundle_seeds()[0])
                 .expect("seed decodes")
                 .groups;
-            let mut pending = PendingBundle {
-                report: MinerReport::new(f.key.public(), 0),
-                groups,
-            };
-            precheck_bundle(&check, &mut pending, &mut PromptCache::new());
-            let reports =
-                finish_window(&check, vec![pending], &ReplaySet::default(), GROUPS_CHECKED)
-                    .expect("the window checks");
+            let reports = validate(groups).expect("the window checks");
             let sealed = SealedWindow {
                 window: WINDOW,
                 validator: Keypair::from_seed(&[9; 32]).public(),
