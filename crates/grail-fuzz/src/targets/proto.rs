@@ -34,6 +34,16 @@ struct Fixture {
 
 const WINDOW: u64 = 360;
 
+/// Bytes bincode gives meaning to: all-ones and zero runs, the varint markers of u32/u64
+/// lengths (0xfc, 0xfd), a huge claimed length.
+const BINCODE_WORDS: &[&[u8]] = &[
+    &[0xff; 8],
+    &[0; 8],
+    &[0xfc, 0xff, 0xff, 0xff, 0xff],
+    &[0xfd],
+    &[0xfb],
+];
+
 fn fixture() -> &'static Fixture {
     // Tensors are not `Sync`: one leaked fixture per thread (campaigns run on one thread).
     thread_local! {
@@ -155,12 +165,7 @@ pub fn bundle() -> Target {
         what: "bundle bytes: decode, sr25519 signatures, every group check on a tiny model",
         max_len: 64 << 10,
         seeds: bundle_seeds,
-        dictionary: &[
-            &[0xff; 8],
-            &[0; 8],
-            &[0xfc, 0xff, 0xff, 0xff, 0xff],
-            &[0xfb],
-        ],
+        dictionary: BINCODE_WORDS,
         mutate: None,
         run: |bytes| check_bundle(bytes, false),
     }
@@ -201,12 +206,7 @@ pub fn archive() -> Target {
             };
             vec![encode_archive(&sealed).expect("encodes")]
         },
-        dictionary: &[
-            &[0xff; 8],
-            &[0; 8],
-            &[0xfc, 0xff, 0xff, 0xff, 0xff],
-            &[0xfb],
-        ],
+        dictionary: BINCODE_WORDS,
         mutate: None,
         run: |bytes| {
             let Ok(archive) = decode_archive(bytes) else {
