@@ -11,6 +11,7 @@ fn emit_libtorch_rpath() {
         return;
     };
     let dir = std::path::PathBuf::from(dir);
+    let cuda = dir.join("libtorch_cuda.so").exists();
     // The setup folder holds links; the run path must name the folder of the real files
     // so that libtorch's own `$ORIGIN` run paths (CUDA runtime wheels) resolve.
     let real = std::fs::canonicalize(dir.join("libtorch_cpu.so"))
@@ -18,4 +19,11 @@ fn emit_libtorch_rpath() {
         .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
         .unwrap_or(dir);
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", real.display());
+    // A CUDA libtorch (LIBTORCH at a CUDA PyTorch, docs/inference.md): nothing references
+    // libtorch_cuda directly, so rustc's `--as-needed` would drop it, and with it every
+    // CUDA kernel (`tch::Cuda::is_available()` false on a GPU machine). Keep it linked.
+    // (Setup's CPU folder links only the CPU libraries, though the wheel holds both.)
+    if cuda {
+        println!("cargo:rustc-link-arg=-Wl,--push-state,--no-as-needed,-ltorch_cuda,--pop-state");
+    }
 }
