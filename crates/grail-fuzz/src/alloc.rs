@@ -30,29 +30,27 @@ fn refused(size: usize) -> bool {
     false
 }
 
+/// Runs `allocate` unless `size` is refused, counting what it returns.
+fn counted(size: usize, allocate: impl FnOnce() -> *mut u8) -> *mut u8 {
+    if refused(size) {
+        return std::ptr::null_mut();
+    }
+    let p = allocate();
+    if !p.is_null() {
+        grew(size);
+    }
+    p
+}
+
 // SAFETY: every call is forwarded to `System` with the caller's layout; the counters are
 // plain atomics and never allocate.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if refused(layout.size()) {
-            return std::ptr::null_mut();
-        }
-        let p = System.alloc(layout);
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
+        counted(layout.size(), || System.alloc(layout))
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if refused(layout.size()) {
-            return std::ptr::null_mut();
-        }
-        let p = System.alloc_zeroed(layout);
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
+        counted(layout.size(), || System.alloc_zeroed(layout))
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {

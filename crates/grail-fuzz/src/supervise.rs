@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::engine::{fnv1a, Campaign, Options, Stats};
+use crate::engine::{fnv1a, save_findings, Campaign, Finding, Options, Stats};
 use crate::targets;
 
 /// Exit status of a child whose watchdog saw one execution run over the time limit.
@@ -246,15 +246,12 @@ fn supervise(exe: &Path, plan: &Plan, target: &str) -> Result<Summary, String> {
             "abort"
         };
         let input = std::fs::read(dir.join("current")).unwrap_or_default();
-        let name = format!("{target}-{kind}-{:016x}", fnv1a(&input));
-        let findings = dir.join("findings");
-        std::fs::create_dir_all(&findings).map_err(|e| e.to_string())?;
-        std::fs::write(findings.join(&name), &input).map_err(|e| e.to_string())?;
-        std::fs::write(
-            findings.join(format!("{name}.txt")),
-            format!("{kind}: {status}\n{}\n", child_stderr(&stderr_path)),
-        )
-        .map_err(|e| e.to_string())?;
+        let finding = Finding {
+            kind,
+            message: format!("{status}\n{}", child_stderr(&stderr_path)),
+            input,
+        };
+        save_findings(&dir.join("findings"), target, &[finding]).map_err(|e| e.to_string())?;
         *summary.stats.findings.entry(kind.into()).or_default() += 1;
         // The input that killed the child still counts as executed.
         summary.stats.execs += 1;

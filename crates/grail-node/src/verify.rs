@@ -127,7 +127,6 @@ impl WindowCheck<'_> {
     /// rewards; `grail_proto::rules::group::check_forward` decides. An error is the
     /// validator's own failure (its forward pass or environment), never the miner's.
     pub fn check_forward(&self, group: &Group) -> Result<GroupOutcome, NodeError> {
-        let refs: Vec<&[u32]> = group.rollouts.iter().map(|r| r.tokens.as_slice()).collect();
         let t = temperature(self.plan.generation.temperature_milli);
         // Only completion tokens are checked: no vocabulary-wide work for the prompts, and
         // the prompt every rollout shares (check_structure made sure) runs once.
@@ -141,6 +140,8 @@ impl WindowCheck<'_> {
                 model.score_shared_prompt(prompt, &completions, eos, Some(t))?
             }
             _ => {
+                let refs: Vec<&[u32]> =
+                    group.rollouts.iter().map(|r| r.tokens.as_slice()).collect();
                 let from: Vec<usize> = group
                     .rollouts
                     .iter()
