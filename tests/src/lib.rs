@@ -85,6 +85,7 @@ impl TestNet {
             },
             lead_secs,
             threads: 1,
+            device: Default::default(),
             trainer: Default::default(),
             prompts: grail_node::config::PromptChoice::Random,
         };

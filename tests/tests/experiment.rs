@@ -28,6 +28,7 @@ fn args(
         grpo: None,
         all_groups: true,
         threads: 1,
+        device: Default::default(),
         out,
     }
 }

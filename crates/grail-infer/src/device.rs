@@ -2,10 +2,13 @@
 
 use tch::Device;
 
-/// Where to run a model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where to run a model: `auto`, `cpu`, `cuda` or `cuda:N` as text (flags, configuration
+/// files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum DeviceChoice {
     /// CUDA when available, otherwise CPU.
+    #[default]
     Auto,
     /// Always the CPU.
     Cpu,
@@ -24,6 +27,50 @@ pub enum DeviceError {
         /// How many devices libtorch sees.
         available: usize,
     },
+    /// A device name that is not `auto`, `cpu`, `cuda` or `cuda:N`.
+    #[error("device `{0}` is not auto, cpu, cuda or cuda:N")]
+    Unparsable(String),
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = DeviceError;
+
+    fn from_str(text: &str) -> Result<Self, DeviceError> {
+        let bad = || DeviceError::Unparsable(text.to_string());
+        Ok(match text.trim() {
+            "auto" => Self::Auto,
+            "cpu" => Self::Cpu,
+            "cuda" => Self::Cuda(0),
+            other => {
+                let ordinal = other.strip_prefix("cuda:").ok_or_else(bad)?;
+                Self::Cuda(ordinal.parse().map_err(|_| bad())?)
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Auto => f.write_str("auto"),
+            Self::Cpu => f.write_str("cpu"),
+            Self::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl TryFrom<String> for DeviceChoice {
+    type Error = DeviceError;
+
+    fn try_from(text: String) -> Result<Self, DeviceError> {
+        text.parse()
+    }
+}
+
+impl From<DeviceChoice> for String {
+    fn from(choice: DeviceChoice) -> Self {
+        choice.to_string()
+    }
 }
 
 /// Resolves a [`DeviceChoice`] to a tch device.
@@ -64,6 +111,23 @@ mod tests {
         c.sum(Kind::Float).backward();
         let grad: Vec<f32> = Vec::try_from(a.grad().flatten(0, -1)).unwrap();
         assert_eq!(grad, vec![11.0, 15.0, 11.0, 15.0]);
+    }
+
+    #[test]
+    fn device_names_parse_print_and_refuse_garbage() {
+        for (text, choice) in [
+            ("auto", DeviceChoice::Auto),
+            ("cpu", DeviceChoice::Cpu),
+            ("cuda", DeviceChoice::Cuda(0)),
+            ("cuda:3", DeviceChoice::Cuda(3)),
+        ] {
+            assert_eq!(text.parse::<DeviceChoice>().unwrap(), choice, "{text}");
+            assert_eq!(choice.to_string().parse::<DeviceChoice>().unwrap(), choice);
+        }
+        for bad in ["", "gpu", "cuda:", "cuda:-1", "cuda1", "CPU"] {
+            let err = bad.parse::<DeviceChoice>().unwrap_err();
+            assert!(err.to_string().contains("not auto, cpu"), "{bad}: {err}");
+        }
     }
 
     #[test]

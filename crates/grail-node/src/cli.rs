@@ -54,6 +54,9 @@ pub struct ConfigArgs {
     /// libtorch threads.
     #[arg(long, env = "GRAIL_THREADS")]
     pub threads: Option<usize>,
+    /// Model device: auto (CUDA when libtorch sees a GPU), cpu, cuda or cuda:N.
+    #[arg(long, env = "GRAIL_DEVICE")]
+    pub device: Option<grail_infer::DeviceChoice>,
 }
 
 impl ConfigArgs {
@@ -90,6 +93,9 @@ impl ConfigArgs {
         }
         if let Some(v) = self.threads {
             c.threads = v;
+        }
+        if let Some(v) = self.device {
+            c.device = v;
         }
         Ok(c)
     }
@@ -203,4 +209,57 @@ pub async fn run_role(role: Role, args: RoleArgs) -> Result<(), NodeError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use grail_infer::DeviceChoice;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        node: ConfigArgs,
+    }
+
+    const CONFIG: &str = r#"
+hotkey_file = "/keys/hotkey"
+store = "local:/data/bucket"
+trainer_hotkey = "5H9VZgwXSKKMGQiYcmVM2sFBwdUQZX8yEG3ybw3nuuCQx3v1"
+trainer_store = "local:/data/trainer"
+model = "/models/base"
+state_dir = "/data/state"
+device = "cpu"
+"#;
+
+    #[test]
+    fn device_flag_overrides_the_file_and_bad_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(&file, CONFIG).unwrap();
+        let config = file.to_str().unwrap();
+        let parse = |extra: &[&str]| {
+            let args = ["node", "--config", config]
+                .into_iter()
+                .chain(extra.iter().copied());
+            Flags::try_parse_from(args).map(|f| f.node.node_config().unwrap().device)
+        };
+        assert_eq!(parse(&[]).unwrap(), DeviceChoice::Cpu, "from the file");
+        assert_eq!(
+            parse(&["--device", "cuda:1"]).unwrap(),
+            DeviceChoice::Cuda(1)
+        );
+        let err = parse(&["--device", "gpu"]).unwrap_err().to_string();
+        assert!(err.contains("not auto, cpu, cuda or cuda:N"), "{err}");
+
+        std::fs::write(&file, CONFIG.replace("\"cpu\"", "\"tpu\"")).unwrap();
+        let err = Flags::try_parse_from(["node", "--config", config])
+            .unwrap()
+            .node
+            .node_config()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tpu"), "{err}");
+    }
 }

@@ -331,6 +331,9 @@ pub struct NodeConfig {
     /// libtorch threads (0: libtorch's default).
     #[serde(default)]
     pub threads: usize,
+    /// Model device: `auto` (CUDA when libtorch sees a GPU), `cpu`, `cuda` or `cuda:N`.
+    #[serde(default)]
+    pub device: grail_infer::DeviceChoice,
     /// Subnet settings.
     #[serde(default)]
     pub subnet: SubnetSettings,

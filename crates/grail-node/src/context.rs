@@ -10,11 +10,15 @@ use tch::{Device, Kind};
 
 use crate::NodeError;
 
-/// CUDA when libtorch sees a GPU, else the CPU (every role, eval and the experiment).
-pub fn auto_device() -> Result<Device, NodeError> {
-    Ok(grail_infer::resolve_device(
-        grail_infer::DeviceChoice::Auto,
-    )?)
+/// The device `choice` names (`auto`: CUDA when libtorch sees a GPU, else the CPU), for
+/// every role, eval and the experiment.
+///
+/// # Errors
+/// A CUDA device libtorch does not see.
+pub fn device(choice: grail_infer::DeviceChoice) -> Result<Device, NodeError> {
+    let device = grail_infer::resolve_device(choice)?;
+    tracing::info!(%choice, ?device, "model device");
+    Ok(device)
 }
 
 /// A model directory, its model (fp32: proofs are computed in fp32), chat template and EOS.

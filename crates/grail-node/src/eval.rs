@@ -165,6 +165,9 @@ pub struct EvalArgs {
     /// Most tokens per completion.
     #[arg(long, default_value_t = 48)]
     pub max_new_tokens: usize,
+    /// Model device: auto (CUDA when libtorch sees a GPU), cpu, cuda or cuda:N.
+    #[arg(long, env = "GRAIL_DEVICE", default_value_t = grail_infer::DeviceChoice::Auto)]
+    pub device: grail_infer::DeviceChoice,
 }
 
 /// Loads the model and environment of `args` and evaluates; `progress` as in [`evaluate`].
@@ -176,7 +179,7 @@ pub fn run(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<EvalReport, NodeError> {
     let env = grail_env::by_name(&args.environment, args.dataset.as_deref())?;
-    let device = crate::context::auto_device()?;
+    let device = crate::context::device(args.device)?;
     let context = ModelContext::load(&args.model, device)?;
     let held_out = HeldOut::draw(env.as_ref(), args.prompts, args.seed)?;
     evaluate(

@@ -101,6 +101,9 @@ pub struct ExperimentArgs {
     /// libtorch threads (0: libtorch's default).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Model device: auto (CUDA when libtorch sees a GPU), cpu, cuda or cuda:N.
+    #[arg(long, env = "GRAIL_DEVICE", default_value_t = grail_infer::DeviceChoice::Auto)]
+    pub device: grail_infer::DeviceChoice,
     /// Output folder (created; must not hold an earlier run).
     #[arg(long)]
     pub out: PathBuf,
@@ -262,7 +265,7 @@ pub fn run(args: &ExperimentArgs, log: &mut dyn FnMut(&str)) -> Result<Summary, 
     subnet.validate()?;
     let env = subnet.environment()?;
     let env = env.as_ref();
-    let device = crate::context::auto_device()?;
+    let device = crate::context::device(args.device)?;
     log("loading the model (miners and validator, trainer)");
     let context = ModelContext::load(&args.model, device)?;
     let files = ModelDir::open(&args.model)?;

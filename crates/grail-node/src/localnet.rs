@@ -63,6 +63,8 @@ pub struct LocalnetOptions {
     pub lead_secs: u64,
     /// libtorch threads per process.
     pub threads: usize,
+    /// Model device of every process.
+    pub device: grail_infer::DeviceChoice,
     /// The trainer's settings.
     pub trainer: crate::config::TrainerSettings,
     /// How miners choose prompts (`zone` reads the validator's API on a port chosen here).
@@ -102,6 +104,10 @@ pub struct InitArgs {
     /// libtorch threads per process.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Model device of every process: auto (CUDA when libtorch sees a GPU), cpu, cuda or
+    /// cuda:N.
+    #[arg(long, env = "GRAIL_DEVICE", default_value_t = grail_infer::DeviceChoice::Auto)]
+    pub device: grail_infer::DeviceChoice,
 }
 
 impl InitArgs {
@@ -121,6 +127,7 @@ impl InitArgs {
             },
             lead_secs: self.lead_secs,
             threads: self.threads,
+            device: self.device,
             trainer: crate::config::TrainerSettings {
                 grpo: crate::experiment::default_grpo(),
                 ..Default::default()
@@ -211,6 +218,7 @@ pub fn init(root: &Path, options: &LocalnetOptions) -> Result<LocalnetInfo, Node
             model: model.clone(),
             state_dir: root.join("state").join(name),
             threads: options.threads,
+            device: options.device,
             subnet: options.subnet.clone(),
             miner: crate::config::MinerSettings {
                 // A fifth of the window, at most the default.

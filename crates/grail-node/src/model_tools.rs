@@ -64,9 +64,9 @@ pub enum ModelCommand {
         /// Weight dtype: f32, bf16 or f16.
         #[arg(long, default_value = "f32")]
         dtype: String,
-        /// Device: auto, cpu or cuda:N.
+        /// Device: auto (CUDA when libtorch sees a GPU), cpu, cuda or cuda:N.
         #[arg(long, default_value = "auto")]
-        device: String,
+        device: DeviceChoice,
     },
 }
 
@@ -79,23 +79,6 @@ pub enum Arch {
     Qwen2,
     /// Qwen3.
     Qwen3,
-}
-
-/// Parses `auto`, `cpu` or `cuda:N`.
-///
-/// # Errors
-/// Anything else.
-pub fn parse_device(text: &str) -> Result<DeviceChoice, NodeError> {
-    let bad = || NodeError::Config(format!("device `{text}` is not auto, cpu or cuda:N"));
-    Ok(match text {
-        "auto" => DeviceChoice::Auto,
-        "cpu" => DeviceChoice::Cpu,
-        other => match other.strip_prefix("cuda") {
-            Some("") => DeviceChoice::Cuda(0),
-            Some(n) => DeviceChoice::Cuda(n.trim_start_matches(':').parse().map_err(|_| bad())?),
-            None => return Err(bad()),
-        },
-    })
 }
 
 /// Runs a model subcommand (progress lines and timings on stderr, generated text on
@@ -150,7 +133,7 @@ pub fn run(command: ModelCommand) -> Result<(), NodeError> {
             device,
         } => {
             let files = ModelDir::open(&model)?;
-            let device = grail_infer::resolve_device(parse_device(&device)?)?;
+            let device = grail_infer::resolve_device(device)?;
             let kind = grail_infer::parse_kind(&dtype)?;
             let mut line = ProgressLine::stderr();
             let loaded = files.load_model(kind, device, &mut |p| line.update(p))?;

@@ -156,7 +156,7 @@ impl Wiring {
             cache: config.state_dir.join("checkpoints"),
             base: Some(config.model.clone()),
         };
-        let device = crate::context::auto_device()?;
+        let device = crate::context::device(config.device)?;
         std::fs::create_dir_all(&config.state_dir)
             .map_err(|e| NodeError::io(format!("creating {}", config.state_dir.display()), e))?;
         Ok(Self {
