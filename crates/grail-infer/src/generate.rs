@@ -102,7 +102,10 @@ pub fn sample(
         return Vec::<i64>::try_from(logits.argmax(-1, false))
             .map_err(|e| InferError::torch("reading greedy token ids", e));
     }
-    let mut scaled = logits.to_kind(Kind::Double) / params.temperature;
+    // In place on one fresh f64 copy: at 16 rows a step's temporaries are 6 MB each, and
+    // allocating them anew costs more than the arithmetic (page faults of fresh mappings).
+    let mut scaled = logits.to_dtype(Kind::Double, false, true);
+    let _ = scaled.g_div_scalar_(params.temperature);
     if let Some(k) = params.top_k.filter(|&k| (k as i64) < vocab) {
         let kth = scaled
             .topk(k as i64, -1, true, true)
@@ -111,7 +114,9 @@ pub fn sample(
         scaled = scaled.masked_fill(&scaled.lt_tensor(&kth), f64::NEG_INFINITY);
     }
     let max = scaled.amax(-1, true);
-    let weights = (scaled - max).exp();
+    let _ = scaled.g_sub_(&max);
+    let _ = scaled.exp_();
+    let weights = scaled;
     let (weights, order) = if params.top_p < 1.0 {
         let total = weights.sum_dim_intlist(-1, true, Kind::Double);
         let (sorted, order) = weights.sort(-1, true);
@@ -124,7 +129,8 @@ pub fn sample(
     } else {
         (weights, None)
     };
-    let cdf = weights.cumsum(-1, Kind::Double);
+    let mut cdf = weights;
+    let _ = cdf.cumsum_(-1, Kind::Double);
     let total = cdf.narrow(-1, vocab - 1, 1);
     let u = Tensor::from_slice(uniforms)
         .to_device(logits.device())
@@ -239,9 +245,8 @@ impl Model {
             let drawn: Vec<f64> = active.iter().map(|&row| uniforms(row)).collect();
             let chosen = sample(&filtered, params, &drawn)?;
             let chosen_t = Tensor::from_slice(&chosen).to_device(device).view([-1, 1]);
-            let logprobs = logits
-                .log_softmax(-1, Kind::Float)
-                .gather(-1, &chosen_t, false);
+            // log p = logit − logsumexp: no full-vocabulary log-softmax per step.
+            let logprobs = logits.gather(-1, &chosen_t, false) - logits.logsumexp([-1], true);
             let logprobs = Vec::<f32>::try_from(logprobs.view([-1]))
                 .map_err(|e| InferError::torch("reading sampled log-probs", e))?;
             let mut keep = Vec::with_capacity(active.len());

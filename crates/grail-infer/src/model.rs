@@ -19,8 +19,43 @@ struct Linear {
 
 impl Linear {
     fn forward(&self, x: &Tensor) -> Tensor {
-        x.linear(&self.weight, self.bias.as_ref())
+        project(x, &self.weight, self.bias.as_ref())
     }
+}
+
+/// Most rows (tokens × sequences) a CPU projection computes as `W · xᵀ`.
+const FEW_ROWS: i64 = 32;
+
+/// `x · Wᵀ (+ bias)` for `x` `[.., in]` and `weight` `[out, in]`.
+///
+/// On the CPU a decode step has only a few rows, and MKL's `x · Wᵀ` then copies (packs)
+/// the whole weight matrix on every call; `W · xᵀ` reads it in place, and a single row is
+/// doubled so MKL takes its GEMM path rather than a slower GEMV. Measured on SmolLM2 in
+/// fp32: 25–45 % less time per decode step at 1–16 rows (`cargo xtask bench infer`); in
+/// bf16 it is slower, so only fp32 takes it. Results differ from `linear` only in
+/// summation order.
+fn project(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
+    let sizes = x.size();
+    let inner = sizes.last().copied().unwrap_or(0);
+    let rows = sizes.iter().rev().skip(1).product::<i64>();
+    if x.device() != Device::Cpu || x.kind() != Kind::Float || rows > FEW_ROWS || rows == 0 {
+        return x.linear(weight, bias);
+    }
+    let flat = x.reshape([rows, inner]);
+    let columns = if rows == 1 {
+        flat.expand([2, inner], false).contiguous()
+    } else {
+        flat
+    };
+    let mut y = weight.mm(&columns.tr()).tr().narrow(0, 0, rows);
+    if let Some(b) = bias {
+        y += b;
+    }
+    let mut shape = sizes;
+    if let Some(last) = shape.last_mut() {
+        *last = weight.size()[0];
+    }
+    y.contiguous().view(shape.as_slice())
 }
 
 struct RmsNorm {
@@ -319,9 +354,7 @@ impl Model {
 
     /// fp32 logits for hidden states (`[.., hidden]` → `[.., vocab]`).
     pub fn logits(&self, hidden: &Tensor) -> Tensor {
-        hidden
-            .linear::<&Tensor>(&self.lm_head, None)
-            .to_kind(Kind::Float)
+        project(hidden, &self.lm_head, None).to_kind(Kind::Float)
     }
 
     /// Checks that a sequence can be run: ids below the vocabulary size and length within
@@ -514,4 +547,43 @@ fn rope_tables(config: &ModelConfig, device: Device) -> (Tensor, Tensor) {
     let freqs = t.unsqueeze(1) * inv.unsqueeze(0);
     let emb = Tensor::cat(&[&freqs, &freqs], -1);
     (emb.cos().to_device(device), emb.sin().to_device(device))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn max_difference(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).abs().max().double_value(&[])
+    }
+
+    /// The few-rows path (`W · xᵀ`, one row doubled) gives `linear`'s values and shapes,
+    /// with and without bias, for 2-D and 3-D inputs; bf16 and many rows take `linear`.
+    #[test]
+    fn projection_matches_linear_at_every_row_count() {
+        tch::manual_seed(7);
+        let weight = Tensor::randn([48, 24], (Kind::Float, Device::Cpu));
+        let bias = Tensor::randn([48], (Kind::Float, Device::Cpu));
+        for shape in [
+            vec![1, 24],
+            vec![5, 24],
+            vec![3, 1, 24],
+            vec![2, 20, 24],
+            vec![1, 1, 24],
+        ] {
+            let x = Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu));
+            for b in [None, Some(&bias)] {
+                let want = x.linear(&weight, b);
+                let got = project(&x, &weight, b);
+                assert_eq!(got.size(), want.size(), "{shape:?}");
+                assert!(max_difference(&got, &want) < 1e-5, "{shape:?}");
+            }
+        }
+        let x = Tensor::randn([2, 24], (Kind::BFloat16, Device::Cpu));
+        let w = weight.to_kind(Kind::BFloat16);
+        assert_eq!(
+            max_difference(&project(&x, &w, None), &x.linear::<&Tensor>(&w, None)),
+            0.0
+        );
+    }
 }
