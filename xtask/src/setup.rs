@@ -15,6 +15,13 @@
 //!
 //! In the checkout, `.venv` and `.libtorch` (both git-ignored) link to these; the
 //! `.cargo/config.toml` `[env]` points `LIBTORCH` at `.libtorch` for plain `cargo` runs.
+//!
+//! On a machine with an NVIDIA GPU (or with `--torch cuda` / `GRAIL_TORCH=cuda`) setup
+//! links the CUDA libtorch instead: it installs torch's NVIDIA dependencies into `venv/`,
+//! points `LIBTORCH` at the torch package itself (whose `libtorch.so` links
+//! `libtorch_cuda.so`) and builds into `target-cuda/`, so CPU and CUDA builds never
+//! invalidate each other. `--torch cpu` / `GRAIL_TORCH=cpu` keeps the CPU build on a GPU
+//! machine.
 
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -48,16 +55,55 @@ pub fn cache_dir() -> PathBuf {
     PathBuf::from(home).join(".cache").join("grail-rs")
 }
 
-/// Runs setup. Options: `--no-deny` skips installing cargo-deny.
+/// Which libtorch the build links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavour {
+    /// `libtorch_cpu.so` only: runs anywhere, sees no GPU.
+    Cpu,
+    /// The full torch, `libtorch_cuda.so` included: models can run on CUDA.
+    Cuda,
+}
+
+/// The flavour `choice` names (`auto`, `cpu` or `cuda`); `auto` is CUDA when `gpu` is.
+fn flavour(choice: &str, gpu: bool) -> Result<Flavour, String> {
+    match choice {
+        "" | "auto" if gpu => Ok(Flavour::Cuda),
+        "" | "auto" | "cpu" => Ok(Flavour::Cpu),
+        "cuda" => Ok(Flavour::Cuda),
+        other => Err(format!("setup: torch `{other}` is not auto, cpu or cuda")),
+    }
+}
+
+/// Whether this machine has an NVIDIA GPU: the driver lists one under `proc_gpus`
+/// (`/proc/driver/nvidia/gpus`), or `nvidia-smi -L` names one.
+fn gpu_present(proc_gpus: &Path) -> bool {
+    let listed = fs::read_dir(proc_gpus).is_ok_and(|mut d| d.next().is_some());
+    listed
+        || util::output(Command::new("nvidia-smi").arg("-L"))
+            .is_some_and(|out| out.lines().any(|l| l.starts_with("GPU ")))
+}
+
+/// Runs setup. Options: `--no-deny` skips installing cargo-deny; `--torch auto|cpu|cuda`
+/// (or `GRAIL_TORCH`) chooses the libtorch flavour (default `auto`: CUDA when an NVIDIA
+/// GPU is present).
 pub fn run(args: &[String]) -> Result<TorchEnv, String> {
     let mut want_deny = true;
-    for arg in args {
+    let mut torch = std::env::var("GRAIL_TORCH").unwrap_or_default();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
         match arg.as_str() {
             "--no-deny" => want_deny = false,
+            "--torch" => {
+                torch = args
+                    .next()
+                    .ok_or("setup: --torch needs auto, cpu or cuda")?
+                    .clone()
+            }
             other => return Err(format!("setup: unknown option `{other}`")),
         }
     }
-    let mut env = libtorch()?;
+    let wanted = flavour(&torch, gpu_present(Path::new("/proc/driver/nvidia/gpus")))?;
+    let mut env = libtorch(wanted)?;
     if let Some(server) = moto_server() {
         let python = server.with_file_name("python");
         env.vars
@@ -80,19 +126,27 @@ pub fn print_env(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn libtorch() -> Result<TorchEnv, String> {
-    let root = util::project_root();
-    let cache = cache_dir();
+/// The cargo target folder: `CARGO_TARGET_DIR`, else `target/` in the cache (CPU
+/// libtorch) or `target-cuda/` (a libtorch whose `libtorch.so` links CUDA).
+fn target_dir(libtorch: &Path) -> (String, String) {
+    let cuda = libtorch.join("lib/libtorch_cuda.so").exists()
+        && fs::read_link(libtorch.join("lib/libtorch.so")).is_err();
+    let default = cache_dir().join(if cuda { "target-cuda" } else { "target" });
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| cache.join("target"));
-    let mut vars = vec![("CARGO_TARGET_DIR".to_string(), target.display().to_string())];
+        .unwrap_or(default);
+    ("CARGO_TARGET_DIR".to_string(), target.display().to_string())
+}
+
+fn libtorch(wanted: Flavour) -> Result<TorchEnv, String> {
+    let root = util::project_root();
+    let cache = cache_dir();
 
     if std::env::var("LIBTORCH_USE_PYTORCH").is_ok_and(|v| !v.is_empty()) {
         eprintln!("setup: LIBTORCH_USE_PYTORCH is set: tch uses the torch of `python3`");
         return Ok(TorchEnv {
             libtorch: PathBuf::from("(python torch)"),
-            vars,
+            vars: vec![target_dir(Path::new(""))],
         });
     }
     // `.cargo/config.toml` hands its own `.libtorch` value to `cargo xtask` too: only
@@ -110,7 +164,10 @@ fn libtorch() -> Result<TorchEnv, String> {
             ));
         }
         eprintln!("setup: using LIBTORCH={}", dir.display());
-        vars.push(("LIBTORCH".into(), dir.display().to_string()));
+        let vars = vec![
+            target_dir(&dir),
+            ("LIBTORCH".into(), dir.display().to_string()),
+        ];
         return Ok(TorchEnv {
             libtorch: dir,
             vars,
@@ -120,17 +177,31 @@ fn libtorch() -> Result<TorchEnv, String> {
     fs::create_dir_all(&cache).map_err(|e| format!("cannot create {}: {e}", cache.display()))?;
     let venv = cache.join("venv");
     let torch = ensure_torch(&venv)?;
-    let libtorch = cache.join(format!("libtorch-{TORCH_VERSION}"));
-    link_libtorch(&torch, &libtorch)?;
+    let libtorch = match wanted {
+        Flavour::Cpu => {
+            let dir = cache.join(format!("libtorch-{TORCH_VERSION}"));
+            link_libtorch(&torch, &dir)?;
+            dir
+        }
+        Flavour::Cuda => {
+            ensure_cuda_dependencies(&venv)?;
+            eprintln!("setup: NVIDIA GPU or --torch cuda: linking the CUDA libtorch");
+            torch
+        }
+    };
     relink(&root.join(".venv"), &venv)?;
     relink(&root.join(".libtorch"), &libtorch)?;
-    vars.push(("LIBTORCH".into(), libtorch.display().to_string()));
-    // Searched after libtorch's includes; stable so that tch's C++ part is not rebuilt.
-    vars.push((
-        "CPLUS_INCLUDE_PATH".into(),
-        libtorch.join("include").display().to_string(),
-    ));
+    let tail = [
+        ("LIBTORCH".to_string(), libtorch.display().to_string()),
+        // Searched after libtorch's includes; stable so that tch's C++ part is not rebuilt.
+        (
+            "CPLUS_INCLUDE_PATH".to_string(),
+            libtorch.join("include").display().to_string(),
+        ),
+    ];
     eprintln!("setup: libtorch {TORCH_VERSION} at {}", libtorch.display());
+    let mut vars = vec![target_dir(&libtorch)];
+    vars.extend(tail);
     Ok(TorchEnv { libtorch, vars })
 }
 
@@ -165,6 +236,20 @@ fn ensure_torch(venv: &Path) -> Result<PathBuf, String> {
         ));
     }
     Ok(torch)
+}
+
+/// Installs torch's own dependencies (the NVIDIA CUDA libraries `libtorch_cuda.so` loads,
+/// a few GB) into `venv`, once; a stamp file records that it happened.
+fn ensure_cuda_dependencies(venv: &Path) -> Result<(), String> {
+    let stamp = venv.join(format!("cuda-dependencies-{TORCH_VERSION}"));
+    if stamp.exists() {
+        return Ok(());
+    }
+    util::step(&format!(
+        "installing torch=={TORCH_VERSION}'s CUDA dependencies from PyPI (several GB, once)"
+    ));
+    util::run(pip(venv).args(["install", &format!("torch=={TORCH_VERSION}")]))?;
+    fs::write(&stamp, TORCH_VERSION).map_err(|e| format!("cannot write {}: {e}", stamp.display()))
 }
 
 fn pip(venv: &Path) -> Command {
@@ -267,6 +352,26 @@ fn cargo_deny() -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn torch_flavour_follows_the_gpu_unless_named() {
+        assert_eq!(flavour("", false), Ok(Flavour::Cpu));
+        assert_eq!(flavour("auto", true), Ok(Flavour::Cuda));
+        assert_eq!(flavour("cpu", true), Ok(Flavour::Cpu));
+        assert_eq!(flavour("cuda", false), Ok(Flavour::Cuda));
+        assert!(flavour("rocm", true).unwrap_err().contains("rocm"));
+        let dir = std::env::temp_dir().join(format!("xtask-gpus-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let listed = gpu_present(&dir.join("missing"));
+        fs::create_dir_all(dir.join("0000:01:00.0")).unwrap();
+        assert!(gpu_present(&dir), "a GPU listed by the driver");
+        // Without a listing only nvidia-smi can say yes: on a machine without one, no.
+        if util::output(Command::new("nvidia-smi").arg("-L")).is_none() {
+            assert!(!listed);
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn relink_creates_replaces_and_refuses_real_files() {
