@@ -210,7 +210,7 @@ fn ensure_torch(venv: &Path) -> Result<PathBuf, String> {
     let python = venv.join("bin/python");
     if !python.exists() {
         util::step(&format!("creating virtual environment {}", venv.display()));
-        util::run(Command::new("python3").args(["-m", "venv"]).arg(venv))
+        util::run(to_stderr(Command::new("python3")).args(["-m", "venv"]).arg(venv))
             .map_err(|e| format!("{e}; setup needs python3 with the venv module"))?;
     }
     let site = site_packages(venv)?;
@@ -255,6 +255,13 @@ fn ensure_cuda_dependencies(venv: &Path) -> Result<(), String> {
 fn pip(venv: &Path) -> Command {
     let mut cmd = Command::new(venv.join("bin/python"));
     cmd.args(["-m", "pip", "--disable-pip-version-check"]);
+    to_stderr(cmd)
+}
+
+/// `cmd` with its standard output sent to ours on stderr: `cargo xtask env` prints only
+/// `export` lines on stdout (they are `eval`ed), whatever setup installs on the way.
+fn to_stderr(mut cmd: Command) -> Command {
+    cmd.stdout(std::process::Stdio::from(std::io::stderr()));
     cmd
 }
 
@@ -322,7 +329,7 @@ fn moto_server() -> Option<PathBuf> {
     let install = || -> Result<(), String> {
         if !venv.join("bin/python").exists() {
             util::step(&format!("creating virtual environment {}", venv.display()));
-            util::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+            util::run(to_stderr(Command::new("python3")).args(["-m", "venv"]).arg(&venv))?;
         }
         util::step(&format!("installing {wanted} (for the storage tests)"));
         util::run(pip(&venv).args(["install", "--quiet"]).args(TOOLS))?;
@@ -346,7 +353,7 @@ fn cargo_deny() -> Result<(), String> {
         return Ok(());
     }
     util::step("installing cargo-deny from crates.io (once per machine, a few minutes)");
-    util::run(util::cargo().args(["install", "cargo-deny", "--locked"]))
+    util::run(to_stderr(util::cargo()).args(["install", "cargo-deny", "--locked"]))
 }
 
 #[cfg(test)]
