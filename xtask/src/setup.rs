@@ -210,8 +210,12 @@ fn ensure_torch(venv: &Path) -> Result<PathBuf, String> {
     let python = venv.join("bin/python");
     if !python.exists() {
         util::step(&format!("creating virtual environment {}", venv.display()));
-        util::run(to_stderr(Command::new("python3")).args(["-m", "venv"]).arg(venv))
-            .map_err(|e| format!("{e}; setup needs python3 with the venv module"))?;
+        util::run(
+            to_stderr(Command::new("python3"))
+                .args(["-m", "venv"])
+                .arg(venv),
+        )
+        .map_err(|e| format!("{e}; setup needs python3 with the venv module"))?;
     }
     let site = site_packages(venv)?;
     let torch = site.join("torch");
@@ -329,7 +333,11 @@ fn moto_server() -> Option<PathBuf> {
     let install = || -> Result<(), String> {
         if !venv.join("bin/python").exists() {
             util::step(&format!("creating virtual environment {}", venv.display()));
-            util::run(to_stderr(Command::new("python3")).args(["-m", "venv"]).arg(&venv))?;
+            util::run(
+                to_stderr(Command::new("python3"))
+                    .args(["-m", "venv"])
+                    .arg(&venv),
+            )?;
         }
         util::step(&format!("installing {wanted} (for the storage tests)"));
         util::run(pip(&venv).args(["install", "--quiet"]).args(TOOLS))?;

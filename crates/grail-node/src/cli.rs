@@ -223,24 +223,15 @@ mod tests {
         node: ConfigArgs,
     }
 
-    const CONFIG: &str = r#"
-hotkey_file = "/keys/hotkey"
-store = "local:/data/bucket"
-trainer_hotkey = "5H9VZgwXSKKMGQiYcmVM2sFBwdUQZX8yEG3ybw3nuuCQx3v1"
-trainer_store = "local:/data/trainer"
-model = "/models/base"
-state_dir = "/data/state"
-device = "cpu"
-"#;
-
     #[test]
     fn device_flag_overrides_the_file_and_bad_names_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("node.toml");
-        std::fs::write(&file, CONFIG).unwrap();
-        let config = file.to_str().unwrap();
+        let config = format!("{}device = \"cpu\"\n", crate::config::MINIMAL);
+        std::fs::write(&file, &config).unwrap();
+        let path = file.to_str().unwrap();
         let parse = |extra: &[&str]| {
-            let args = ["node", "--config", config]
+            let args = ["node", "--config", path]
                 .into_iter()
                 .chain(extra.iter().copied());
             Flags::try_parse_from(args).map(|f| f.node.node_config().unwrap().device)
@@ -253,8 +244,8 @@ device = "cpu"
         let err = parse(&["--device", "gpu"]).unwrap_err().to_string();
         assert!(err.contains("not auto, cpu, cuda or cuda:N"), "{err}");
 
-        std::fs::write(&file, CONFIG.replace("\"cpu\"", "\"tpu\"")).unwrap();
-        let err = Flags::try_parse_from(["node", "--config", config])
+        std::fs::write(&file, config.replace("\"cpu\"", "\"tpu\"")).unwrap();
+        let err = Flags::try_parse_from(["node", "--config", path])
             .unwrap()
             .node
             .node_config()

@@ -393,11 +393,9 @@ impl NodeConfig {
     }
 }
 
+/// The smallest valid configuration (every optional key left out), for tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MINIMAL: &str = r#"
+pub(crate) const MINIMAL: &str = r#"
 hotkey_file = "/keys/hotkey"
 store = "local:/data/bucket"
 trainer_hotkey = "5H9VZgwXSKKMGQiYcmVM2sFBwdUQZX8yEG3ybw3nuuCQx3v1"
@@ -405,6 +403,10 @@ trainer_store = "local:/data/trainer"
 model = "/models/base"
 state_dir = "/data/state"
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn minimal_config_gets_defaults_and_bad_ones_are_refused() {
