@@ -3,13 +3,16 @@
 //! `cargo xtask bench infer` runs it on SmolLM2-135M-Instruct (CPU, fp32): prefill
 //! tokens/s for one prompt, and decode tokens/s for M = 1, 8, 16 completions of that
 //! prompt (a fixed number of new tokens, no early stop), ours next to `generate` of
-//! transformers (sampling, top-k/top-p off). Environment: `GRAIL_BENCH_MODEL` (model dir),
+//! transformers (sampling, top-k/top-p off); then a miner's batched groups: GROUPS prompts
+//! of 128, 112, 96, 80 tokens with ROWS completions each in one left-padded batch
+//! (`Model::generate_groups`), against transformers at the same total batch, and our
+//! groups one after another. Environment: `GRAIL_BENCH_MODEL` (model dir),
 //! `GRAIL_REFERENCE_PYTHON` (optional: python with torch + transformers),
 //! `GRAIL_BENCH_OUT` (optional: file for the markdown table).
 
 use std::time::Instant;
 
-use grail_infer::{no_progress, ModelDir, SamplingParams};
+use grail_infer::{no_progress, GroupRequest, Model, ModelDir, SamplingParams};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use tch::{Device, Kind, Tensor};
@@ -17,6 +20,8 @@ use tch::{Device, Kind, Tensor};
 const PROMPT_TOKENS: usize = 128;
 const NEW_TOKENS: usize = 64;
 const ROWS: [usize; 3] = [1, 8, 16];
+/// Groups in the batched-groups measurement, and completions per group.
+const GROUPS: (usize, usize) = (4, 8);
 const SCRIPT: &str = include_str!("../python/hf_reference.py");
 
 fn best_of(n: usize, mut f: impl FnMut()) -> f64 {
@@ -29,8 +34,67 @@ fn best_of(n: usize, mut f: impl FnMut()) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-/// Our numbers for one dtype: prefill tokens/s, then decode tokens/s per entry of ROWS.
-fn ours(files: &ModelDir, kind: Kind) -> (f64, Vec<f64>) {
+/// Our numbers for one dtype.
+struct Ours {
+    /// Prefill tokens/s.
+    prefill: f64,
+    /// Decode tokens/s per entry of ROWS.
+    decode: Vec<f64>,
+    /// Tokens/s of GROUPS as one batch, and as one group after another.
+    groups: (f64, f64),
+}
+
+/// Decode tokens/s of the GROUPS measurement: batched, then one group at a time.
+fn groups(model: &Model, rng: &mut ChaCha20Rng, params: &SamplingParams) -> (f64, f64) {
+    let (count, rows) = GROUPS;
+    let vocab = model.config().vocab_size as u32;
+    let prompts: Vec<Vec<u32>> = (0..count)
+        .map(|i| {
+            (0..PROMPT_TOKENS - 16 * i)
+                .map(|_| 3 + rng.next_u32() % (vocab - 3))
+                .collect()
+        })
+        .collect();
+    let streams = |seed: u64| -> Vec<std::vec::IntoIter<f64>> {
+        let mut r = ChaCha20Rng::seed_from_u64(seed);
+        (0..rows)
+            .map(|_| {
+                (0..NEW_TOKENS)
+                    .map(|_| (r.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+            })
+            .collect()
+    };
+    let tokens = (count * rows * NEW_TOKENS) as f64;
+    let mut batched = || {
+        let mut requests: Vec<GroupRequest<'_, _>> = prompts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| GroupRequest {
+                prompt: p,
+                uniforms: streams(i as u64),
+            })
+            .collect();
+        let out = model
+            .generate_groups(&mut requests, params, &[], &mut no_progress)
+            .expect("generate");
+        assert!(out.iter().flatten().all(|c| c.tokens.len() == NEW_TOKENS));
+    };
+    batched();
+    let together = tokens / best_of(2, &mut batched);
+    let mut one_by_one = || {
+        for (i, p) in prompts.iter().enumerate() {
+            let out = model
+                .generate_rows(p, &mut streams(i as u64), params, &[], &mut no_progress)
+                .expect("generate");
+            assert!(out.iter().all(|c| c.tokens.len() == NEW_TOKENS));
+        }
+    };
+    (together, tokens / best_of(2, &mut one_by_one))
+}
+
+fn ours(files: &ModelDir, kind: Kind) -> Ours {
     let model = files
         .load_model(kind, Device::Cpu, &mut no_progress)
         .expect("model");
@@ -67,7 +131,11 @@ fn ours(files: &ModelDir, kind: Kind) -> (f64, Vec<f64>) {
             (rows * NEW_TOKENS) as f64 / best_of(3, run)
         })
         .collect();
-    (PROMPT_TOKENS as f64 / prefill, decode)
+    Ours {
+        prefill: PROMPT_TOKENS as f64 / prefill,
+        decode,
+        groups: groups(&model, &mut rng, &params),
+    }
 }
 
 /// The reference's numbers for one dtype, if a python is configured and the run works.
@@ -88,6 +156,7 @@ fn reference(dir: &str, dtype: &str) -> Option<serde_json::Value> {
             dtype,
         ])
         .arg(&out)
+        .arg(format!("{}x{}", GROUPS.0, GROUPS.1))
         .status()
         .ok()?;
     if !status.success() {
@@ -110,7 +179,11 @@ fn main() {
         tch::get_num_threads()
     );
     for (kind, dtype) in [(Kind::Float, "f32"), (Kind::BFloat16, "bf16")] {
-        let (prefill, decode) = ours(&files, kind);
+        let Ours {
+            prefill,
+            decode,
+            groups: (together, one_by_one),
+        } = ours(&files, kind);
         let hf = reference(&dir, dtype);
         let hf_prefill = hf.as_ref().and_then(|r| r["prefill_tokens_per_s"].as_f64());
         table += &format!(
@@ -128,6 +201,18 @@ fn main() {
                 ratio(*tps, theirs)
             );
         }
+        let (count, rows) = GROUPS;
+        let theirs = hf.as_ref().and_then(|r| r["groups"].as_f64());
+        table += &format!(
+            "| generate {count} groups × {rows} × {NEW_TOKENS} new tokens, prompts 128–80 tokens, one padded batch | {dtype} | {together:.0} | {} | {} |\n",
+            cell(theirs),
+            ratio(together, theirs)
+        );
+        table += &format!(
+            "| the same {count} groups one after another (ours) | {dtype} | {one_by_one:.0} | {} | {} |\n",
+            cell(theirs),
+            ratio(one_by_one, theirs)
+        );
     }
     print!("{table}");
     if let Ok(path) = std::env::var("GRAIL_BENCH_OUT") {

@@ -4,7 +4,10 @@ Used by `cargo xtask parity` and `cargo xtask bench infer`; needs torch + transf
 
   python hf_reference.py parity REQUEST.json OUT.safetensors OUT.json
   python hf_reference.py tiktoken FILE.tiktoken STRINGS.json OUT.json
-  python hf_reference.py bench MODEL_DIR PROMPT_TOKENS NEW_TOKENS ROWS[,ROWS..] DTYPE OUT.json
+  python hf_reference.py bench MODEL_DIR PROMPT_TOKENS NEW_TOKENS ROWS[,ROWS..] DTYPE OUT.json [GROUPSxROWS]
+
+With GROUPSxROWS (e.g. 4x8) it also times GROUPS prompts of PROMPT_TOKENS, -16, -32, ..
+tokens, left-padded into one batch, ROWS completions each (the miner's batched groups).
 """
 
 import json
@@ -77,7 +80,7 @@ def tiktoken_encode(vocab_path, strings_path, out_path):
     json.dump({"encodings": out, "tiktoken": tiktoken.__version__}, open(out_path, "w"))
 
 
-def bench(model_dir, prompt_tokens, new_tokens, rows_list, dtype, out_path):
+def bench(model_dir, prompt_tokens, new_tokens, rows_list, dtype, out_path, groups=None):
     model = load(model_dir, {"f32": torch.float32, "bf16": torch.bfloat16}[dtype])
     vocab = model.config.vocab_size
     g = torch.Generator().manual_seed(0)
@@ -107,6 +110,33 @@ def bench(model_dir, prompt_tokens, new_tokens, rows_list, dtype, out_path):
             run()
             best = min(timed(run) for _ in range(3))
             results["rows"][rows] = rows * int(new_tokens) / best
+        if groups:
+            count, rows = (int(v) for v in groups.split("x"))
+            lengths = [int(prompt_tokens) - 16 * i for i in range(count)]
+            longest = max(lengths)
+            ids = torch.zeros(count * rows, longest, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for i, n in enumerate(lengths):
+                own = torch.randint(3, vocab, (n,), generator=g)
+                ids[i * rows : (i + 1) * rows, longest - n :] = own
+                mask[i * rows : (i + 1) * rows, longest - n :] = 1
+
+            def run_groups():
+                model.generate(
+                    ids,
+                    attention_mask=mask,
+                    max_new_tokens=int(new_tokens),
+                    min_new_tokens=int(new_tokens),
+                    do_sample=True,
+                    top_k=0,
+                    top_p=1.0,
+                    temperature=1.0,
+                    pad_token_id=0,
+                )
+
+            run_groups()
+            best = min(timed(run_groups) for _ in range(2))
+            results["groups"] = count * rows * int(new_tokens) / best
     json.dump(results, open(out_path, "w"))
 
 
@@ -123,6 +153,6 @@ if __name__ == "__main__":
     elif sys.argv[1] == "tiktoken":
         tiktoken_encode(*sys.argv[2:5])
     elif sys.argv[1] == "bench":
-        bench(*sys.argv[2:8])
+        bench(*sys.argv[2:9])
     else:
         sys.exit(f"unknown command {sys.argv[1]}")

@@ -1,5 +1,6 @@
 //! Sampling with a KV cache: M completions of one prompt share one prefill, then decode
-//! together; finished rows leave the batch. Every token is drawn by inverse-CDF sampling
+//! together; several groups' prompts can run as one batch (left-padded to the longest,
+//! [`Model::generate_groups`]); finished rows leave the batch. Every token is drawn by inverse-CDF sampling
 //! in f64 with one uniform per row and step: from the protocol's public uniforms
 //! ([`Model::generate_rows`], what miners use, so validators can check each token) or
 //! from the caller's seeded stream ([`Model::generate_group`]).
@@ -78,6 +79,15 @@ pub struct Completion {
     pub logprobs: Vec<f32>,
     /// Whether it ended on an EOS id (otherwise it hit `max_new_tokens`).
     pub stopped_on_eos: bool,
+}
+
+/// One group to sample in a batch of groups ([`Model::generate_groups`]).
+pub struct GroupRequest<'a, U> {
+    /// The prompt's token ids.
+    pub prompt: &'a [u32],
+    /// One stream per completion: completion `r` draws its `t`-th token with the `t`-th
+    /// value of `uniforms[r]`.
+    pub uniforms: Vec<U>,
 }
 
 /// A uniform double in [0, 1) from 53 random bits.
@@ -171,7 +181,7 @@ impl Model {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<Completion>, InferError> {
         let mut next = |_row: usize| uniform(rng);
-        self.generate_from(prompt, rows, params, eos, &mut next, progress)
+        self.generate_from(&[prompt], &[rows], params, eos, &mut next, progress)
     }
 
     /// Samples one completion of `prompt` per iterator in `uniforms`, row `r` drawing its
@@ -187,43 +197,96 @@ impl Model {
     ) -> Result<Vec<Completion>, InferError> {
         let rows = uniforms.len();
         let mut next = |row: usize| uniforms[row].next().unwrap_or(0.0);
-        self.generate_from(prompt, rows, params, eos, &mut next, progress)
+        self.generate_from(&[prompt], &[rows], params, eos, &mut next, progress)
     }
 
+    /// [`Self::generate_rows`] for several groups in one batch: the prompts are
+    /// left-padded to the longest and prefilled together, then every completion of every
+    /// group decodes in the same steps (what a miner does to fill a wide batch with
+    /// small groups). Returns each group's completions in order. Padding is masked, so
+    /// each completion is what [`Self::generate_rows`] gives for its group up to
+    /// summation order.
+    pub fn generate_groups<U: Iterator<Item = f64>>(
+        &self,
+        groups: &mut [GroupRequest<'_, U>],
+        params: &SamplingParams,
+        eos: &[u32],
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<Vec<Completion>>, InferError> {
+        let prompts: Vec<&[u32]> = groups.iter().map(|g| g.prompt).collect();
+        let counts: Vec<usize> = groups.iter().map(|g| g.uniforms.len()).collect();
+        let owners: Vec<(usize, usize)> = counts
+            .iter()
+            .enumerate()
+            .flat_map(|(g, &n)| (0..n).map(move |i| (g, i)))
+            .collect();
+        let mut next = |row: usize| {
+            let (g, i) = owners[row];
+            groups[g].uniforms[i].next().unwrap_or(0.0)
+        };
+        let mut flat = self
+            .generate_from(&prompts, &counts, params, eos, &mut next, progress)?
+            .into_iter();
+        Ok(counts
+            .iter()
+            .map(|&n| flat.by_ref().take(n).collect())
+            .collect())
+    }
+
+    /// Samples `counts[p]` completions of each `prompts[p]`, rows numbered group after
+    /// group; `uniforms(row)` gives a row's next uniform.
     fn generate_from(
         &self,
-        prompt: &[u32],
-        rows: usize,
+        prompts: &[&[u32]],
+        counts: &[usize],
         params: &SamplingParams,
         eos: &[u32],
         uniforms: &mut dyn FnMut(usize) -> f64,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<Completion>, InferError> {
         params.check()?;
-        self.check_tokens(prompt, params.max_new_tokens)?;
+        for prompt in prompts {
+            self.check_tokens(prompt, params.max_new_tokens)?;
+        }
+        let rows: usize = counts.iter().sum();
         if rows == 0 {
             return Ok(Vec::new());
         }
         let _no_grad = tch::no_grad_guard();
         let device = self.device();
         let vocab = self.config().vocab_size as i64;
-        let prompt_ids: Vec<i64> = prompt.iter().map(|&t| t as i64).collect();
-        let mut cache = self.new_cache(1, prompt.len() + params.max_new_tokens);
-        let input = Tensor::from_slice(&prompt_ids)
+        let longest = prompts.iter().map(|p| p.len()).max().unwrap_or(0);
+        let pads: Vec<usize> = prompts.iter().map(|p| longest - p.len()).collect();
+        let mut ids = vec![0i64; prompts.len() * longest];
+        for (p, prompt) in prompts.iter().enumerate() {
+            for (j, &t) in prompt.iter().enumerate() {
+                ids[p * longest + pads[p] + j] = i64::from(t);
+            }
+        }
+        let mut cache = self.new_padded_cache(&pads, longest + params.max_new_tokens);
+        let input = Tensor::from_slice(&ids)
             .to_device(device)
-            .view([1, -1]);
+            .view([prompts.len() as i64, longest as i64]);
         let hidden = self.hidden_states(&input, Some(&mut cache));
-        let last = hidden.narrow(1, prompt.len() as i64 - 1, 1).squeeze_dim(1);
-        let mut logits = self.logits(&last).expand([rows as i64, vocab], false);
-        cache.select_rows(&vec![0i64; rows]);
+        let last = hidden.select(1, longest as i64 - 1);
+        // Each group's rows continue its prompt: row r of the batch reads prompt fan[r].
+        let fan: Vec<i64> = counts
+            .iter()
+            .enumerate()
+            .flat_map(|(p, &n)| std::iter::repeat_n(p as i64, n))
+            .collect();
+        let fan_index = Tensor::from_slice(&fan).to_device(device);
+        let mut logits = self.logits(&last).index_select(0, &fan_index);
+        cache.select_rows(&fan);
         let penalty = params.repetition_penalty != 1.0;
         let mut seen = if penalty {
-            let s = Tensor::zeros([rows as i64, vocab], (Kind::Bool, device));
-            let ids = Tensor::from_slice(&prompt_ids)
-                .to_device(device)
-                .view([1, -1])
-                .expand([rows as i64, -1], false);
-            Some(s.scatter_value(-1, &ids, 1))
+            let s = Tensor::zeros([prompts.len() as i64, vocab], (Kind::Bool, device));
+            for (p, prompt) in prompts.iter().enumerate() {
+                let own: Vec<i64> = prompt.iter().map(|&t| i64::from(t)).collect();
+                let own = Tensor::from_slice(&own).to_device(device);
+                let _ = s.get(p as i64).index_fill_(0, &own, 1);
+            }
+            Some(s.index_select(0, &fan_index))
         } else {
             None
         };

@@ -21,7 +21,7 @@ pub mod tokenizer;
 pub use config::{Architecture, ModelConfig};
 pub use device::{resolve as resolve_device, DeviceChoice};
 pub use files::ModelDir;
-pub use generate::{Completion, SamplingParams};
+pub use generate::{Completion, GroupRequest, SamplingParams};
 pub use model::{KvCache, Model};
 pub use score::{ProofModel, Scored};
 pub use tokenizer::Tokenizer;

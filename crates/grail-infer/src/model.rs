@@ -111,6 +111,9 @@ pub struct KvCache {
     values: Vec<Tensor>,
     len: i64,
     capacity: i64,
+    /// Leading padding slots of each row (prompts of different lengths, left-padded to
+    /// one); empty when no row has any.
+    pads: Vec<i64>,
 }
 
 impl KvCache {
@@ -132,6 +135,9 @@ impl KvCache {
     /// Keeps only the given rows (in that order); used to drop finished completions and
     /// to fan one prefilled prompt out to M rows (`rows = [0; M]`).
     pub fn select_rows(&mut self, rows: &[i64]) {
+        if !self.pads.is_empty() {
+            self.pads = rows.iter().map(|&r| self.pads[r as usize]).collect();
+        }
         let device = self.keys.first().map_or(Device::Cpu, Tensor::device);
         let index = Tensor::from_slice(rows).to_device(device);
         for t in self.keys.iter_mut().chain(self.values.iter_mut()) {
@@ -324,7 +330,45 @@ impl Model {
             values: (0..c.num_hidden_layers).map(|_| zeros()).collect(),
             len: 0,
             capacity: capacity as i64,
+            pads: Vec::new(),
         }
+    }
+
+    /// A cache for rows whose first `pads[r]` slots are padding (left-padded prompts of
+    /// different lengths): row `r`'s slot `j` holds position `j − pads[r]`, and no row
+    /// attends to its padding. Results equal an unpadded run's up to summation order.
+    pub fn new_padded_cache(&self, pads: &[usize], capacity: usize) -> KvCache {
+        let mut cache = self.new_cache(pads.len(), capacity);
+        if pads.iter().any(|&p| p > 0) {
+            cache.pads = pads.iter().map(|&p| p as i64).collect();
+        }
+        cache
+    }
+
+    /// Rotary tables `[rows, 1, T, head_dim]` and the attention mask `[rows, 1, T, S]`
+    /// for `t` new slots from `start` in rows with `pads` leading padding slots. A padding
+    /// query attends to itself only (so its values stay finite); a real one to the real
+    /// slots up to its own.
+    fn padded_layout(&self, pads: &[i64], start: i64, t: i64) -> (Tensor, Tensor, Tensor) {
+        let rows = pads.len() as i64;
+        let pad = Tensor::from_slice(pads)
+            .to_device(self.device)
+            .view([rows, 1]);
+        let slots = Tensor::arange_start(start, start + t, (Kind::Int64, self.device));
+        let positions = (slots.view([1, t]) - &pad).clamp_min(0).view([-1]);
+        let table = |full: &Tensor| {
+            let d = full.size()[1];
+            full.index_select(0, &positions)
+                .view([rows, 1, t, d])
+                .to_kind(self.kind)
+        };
+        let keys = Tensor::arange(start + t, (Kind::Int64, self.device)).view([1, 1, -1]);
+        let queries = slots.view([1, t, 1]);
+        let real = keys
+            .ge_tensor(&pad.view([rows, 1, 1]))
+            .logical_and(&keys.le_tensor(&queries));
+        let mask = real.logical_or(&keys.eq_tensor(&queries)).unsqueeze(1);
+        (table(&self.cos), table(&self.sin), mask)
     }
 
     /// Runs `tokens` (`[rows, T]`, int64 on the model's device) through the decoder and
@@ -335,14 +379,28 @@ impl Model {
     pub fn hidden_states(&self, tokens: &Tensor, mut cache: Option<&mut KvCache>) -> Tensor {
         let (_, t) = tokens.size2().expect("tokens are [rows, T]");
         let start = cache.as_ref().map_or(0, |c| c.len);
-        let cos = self.cos.narrow(0, start, t).to_kind(self.kind);
-        let sin = self.sin.narrow(0, start, t).to_kind(self.kind);
+        let (cos, sin, mask) = match cache.as_ref().filter(|c| !c.pads.is_empty()) {
+            Some(c) => {
+                let (cos, sin, mask) = self.padded_layout(&c.pads, start, t);
+                (cos, sin, Some(mask))
+            }
+            None => (
+                self.cos.narrow(0, start, t).to_kind(self.kind),
+                self.sin.narrow(0, start, t).to_kind(self.kind),
+                None,
+            ),
+        };
         let mut x = Tensor::embedding(&self.embed, tokens, -1, false, false);
         for (i, layer) in self.layers.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| (c, i));
             let h = layer.input_norm.forward(&x);
+            let rope = Rope {
+                cos: &cos,
+                sin: &sin,
+                mask: mask.as_ref(),
+            };
             // Out-of-place adds: the norms keep `x` for their backward pass.
-            x = x.g_add(&layer.attention.forward(&h, &cos, &sin, start, slot));
+            x = x.g_add(&layer.attention.forward(&h, &rope, start, slot));
             let h = layer.post_attention_norm.forward(&x);
             x = x.g_add(&layer.mlp.forward(&h));
         }
@@ -459,15 +517,22 @@ impl Model {
     }
 }
 
+/// Rotary tables for the new positions and, for padded rows, the attention mask.
+struct Rope<'a> {
+    cos: &'a Tensor,
+    sin: &'a Tensor,
+    mask: Option<&'a Tensor>,
+}
+
 impl Attention {
     fn forward(
         &self,
         x: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
+        rope: &Rope<'_>,
         start: i64,
         cache: Option<(&mut KvCache, usize)>,
     ) -> Tensor {
+        let (cos, sin) = (rope.cos, rope.sin);
         let (b, t, _) = x.size3().expect("hidden is [rows, T, hidden]");
         let (h, kvh, d) = (self.heads, self.kv_heads, self.head_dim);
         let qkv = self.qkv.forward(x);
@@ -488,7 +553,9 @@ impl Attention {
             k = cache.keys[layer].narrow(2, 0, start + t);
             v = cache.values[layer].narrow(2, 0, start + t);
         }
-        let (mask, causal) = if t == 1 {
+        let (mask, causal) = if let Some(m) = rope.mask {
+            (Some(m.shallow_clone()), false)
+        } else if t == 1 {
             (None, false)
         } else if start == 0 {
             (None, true)

@@ -284,6 +284,78 @@ fn public_uniform_sampling_passes_the_check_and_another_temperature_does_not() {
     assert_eq!(caught, differing, "every changed rollout has a miss");
 }
 
+/// Groups of different prompt lengths and sizes sampled as one left-padded batch give
+/// each group what sampling it alone gives, and pass the sampling check.
+#[test]
+fn groups_batched_with_padding_equal_groups_sampled_alone() {
+    use grail_infer::GroupRequest;
+    use grail_proto::sampling::{check_sampling, Uniforms};
+    let (_dir, files, model) = tiny(&TinySpec::default());
+    let base = prompt(&files);
+    let prompts: Vec<Vec<u32>> = vec![
+        base.clone(),
+        base[..base.len() - 7].to_vec(),
+        base.iter().chain(&base[3..]).copied().collect(),
+        base[..4].to_vec(),
+    ];
+    let sizes = [3usize, 1, 4, 0];
+    let streams = |p: usize| -> Vec<Uniforms> {
+        (0..sizes[p] as u32)
+            .map(|i| {
+                Uniforms::new(
+                    &[5; 32],
+                    &grail_proto::Hotkey([p as u8; 32]),
+                    &prompts[p],
+                    i,
+                )
+            })
+            .collect()
+    };
+    for penalty in [1.0, 1.3] {
+        let params = SamplingParams {
+            max_new_tokens: 24,
+            temperature: 0.9,
+            repetition_penalty: penalty,
+            ..Default::default()
+        };
+        let mut requests: Vec<GroupRequest<'_, Uniforms>> = (0..prompts.len())
+            .map(|p| GroupRequest {
+                prompt: &prompts[p],
+                uniforms: streams(p),
+            })
+            .collect();
+        let batched = model
+            .generate_groups(&mut requests, &params, &files.eos_ids, &mut no_progress)
+            .unwrap();
+        assert_eq!(batched.iter().map(Vec::len).collect::<Vec<_>>(), sizes);
+        for (p, group) in batched.iter().enumerate() {
+            let alone = model
+                .generate_rows(
+                    &prompts[p],
+                    &mut streams(p),
+                    &params,
+                    &files.eos_ids,
+                    &mut no_progress,
+                )
+                .unwrap();
+            for (b, a) in group.iter().zip(&alone) {
+                assert_eq!(b.tokens, a.tokens, "group {p}, penalty {penalty}");
+                assert!(max_abs_diff(&b.logprobs, &a.logprobs) < 1e-4, "group {p}");
+            }
+            if penalty != 1.0 {
+                continue;
+            }
+            for (i, c) in group.iter().enumerate() {
+                let full: Vec<u32> = prompts[p].iter().chain(&c.tokens).copied().collect();
+                let scored = model.score(&[&full], &[], Some(0.9)).unwrap().remove(0);
+                let u = streams(p)[i].clone().take_vec(c.tokens.len());
+                let misses = check_sampling(&scored.intervals[prompts[p].len()..], &u).misses;
+                assert!(misses.is_empty(), "group {p} row {i}: {misses:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn sampling_is_reproducible_and_logprobs_match_the_proof_pass() {
     let (_dir, files, model) = tiny(&TinySpec::default());

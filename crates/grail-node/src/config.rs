@@ -116,9 +116,29 @@ pub struct MinerSettings {
     /// Address of the Prometheus `/metrics` server (`127.0.0.1:0` picks a port; empty:
     /// off).
     pub http: String,
+    /// Groups sampled together as one batch (their prompts left-padded to the longest):
+    /// wider batches use the CPU or GPU better; 1 samples one group at a time.
+    pub batch_groups: usize,
 }
 
+/// Most groups a miner samples in one batch.
+pub const MAX_BATCH_GROUPS: usize = 64;
+
 impl MinerSettings {
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// `batch_groups` outside 1..=[`MAX_BATCH_GROUPS`].
+    pub fn validate(&self) -> Result<(), NodeError> {
+        if !(1..=MAX_BATCH_GROUPS).contains(&self.batch_groups) {
+            return Err(NodeError::Config(format!(
+                "miner.batch_groups = {} is not in 1..={MAX_BATCH_GROUPS}",
+                self.batch_groups
+            )));
+        }
+        Ok(())
+    }
+
     /// Whether the miner looks validators' APIs up on chain: zone targeting without
     /// hand-configured URLs.
     pub fn discovers_validators(&self) -> bool {
@@ -134,6 +154,7 @@ impl Default for MinerSettings {
             prompts: PromptChoice::Random,
             validator_api: Vec::new(),
             http: String::new(),
+            batch_groups: 4,
         }
     }
 }
@@ -364,6 +385,7 @@ impl NodeConfig {
             source,
         })?;
         config.subnet.validate()?;
+        config.miner.validate()?;
         config.validator.validate()?;
         config
             .trainer
@@ -420,6 +442,9 @@ mod tests {
         );
         assert!(NodeConfig::from_toml(&format!("{MINIMAL}\nnetwrok = \"finney\"")).is_err());
         assert!(NodeConfig::from_toml(&format!("{MINIMAL}\n[subnet]\ngroup_size = 1")).is_err());
+        assert_eq!(c.miner.batch_groups, 4);
+        let err = NodeConfig::from_toml(&format!("{MINIMAL}\n[miner]\nbatch_groups = 0"));
+        assert!(err.unwrap_err().to_string().contains("batch_groups"));
         assert!(NodeConfig::from_toml("store = 3").is_err());
         assert_eq!(c.validator.retention_windows, DEFAULT_RETENTION_WINDOWS);
         assert_eq!((c.miner.http.as_str(), c.trainer.http.as_str()), ("", ""));

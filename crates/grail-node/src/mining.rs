@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use grail_env::{Environment, Problem, PromptSpace};
-use grail_infer::{no_progress, SamplingParams};
+use grail_infer::{no_progress, GroupRequest, SamplingParams};
 use grail_proto::params::PROTOCOL_VERSION;
 use grail_proto::prf::{stream, uniform_below};
 use grail_proto::sampling::Uniforms;
@@ -73,21 +73,37 @@ pub fn sample_completions(
     hotkey: &grail_proto::Hotkey,
     prompt: &[u32],
 ) -> Result<Vec<Vec<u32>>, NodeError> {
+    let mut groups = sample_groups(context, plan, hotkey, &[prompt])?;
+    Ok(groups.pop().unwrap_or_default())
+}
+
+/// [`sample_completions`] for several prompts in one batch (`Model::generate_groups`):
+/// each group's completions are the ones it has alone, up to summation order.
+pub fn sample_groups(
+    context: &ModelContext,
+    plan: &WindowPlan,
+    hotkey: &grail_proto::Hotkey,
+    prompts: &[&[u32]],
+) -> Result<Vec<Vec<Vec<u32>>>, NodeError> {
     let params = SamplingParams::from(&plan.generation);
-    let mut uniforms: Vec<Uniforms> = (0..plan.group_size as u32)
-        .map(|i| Uniforms::new(&plan.window_randomness, hotkey, prompt, i))
-        .collect();
-    Ok(context
-        .model
-        .generate_rows(
+    let mut requests: Vec<GroupRequest<'_, Uniforms>> = prompts
+        .iter()
+        .map(|prompt| GroupRequest {
             prompt,
-            &mut uniforms,
-            &params,
-            &context.eos_ids,
-            &mut no_progress,
-        )?
+            uniforms: (0..plan.group_size as u32)
+                .map(|i| Uniforms::new(&plan.window_randomness, hotkey, prompt, i))
+                .collect(),
+        })
+        .collect();
+    let groups = context.model.generate_groups(
+        &mut requests,
+        &params,
+        &context.eos_ids,
+        &mut no_progress,
+    )?;
+    Ok(groups
         .into_iter()
-        .map(|c| c.tokens)
+        .map(|g| g.into_iter().map(|c| c.tokens).collect())
         .collect())
 }
 

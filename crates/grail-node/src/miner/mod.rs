@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use crate::checkpoints::CurrentModel;
 use crate::cursor::{Readiness, WindowCursor};
-use crate::mining::{assemble_group, sample_completions, PromptStrategy, Prompts, WindowPlan};
+use crate::mining::{assemble_group, sample_groups, PromptStrategy, Prompts, WindowPlan};
 use crate::network::Stop;
 use crate::wiring::Wiring;
 use crate::NodeError;
@@ -175,46 +175,68 @@ async fn mine_window(
             break;
         }
         let t0 = chrono::Utc::now();
-        let prompt_id = strategy.next(window, env);
-        let (problem, prompt) = model.context.prompt(env, prompt_id)?;
-        // One group per prompt and window: the uniforms fix it, a second is a duplicate.
-        if !used_prompts.insert(prompt_digest(&prompt)) {
-            repeats += 1;
-            if repeats > MAX_PROMPT_REPEATS {
-                warn!(
-                    window,
-                    "the prompt strategy keeps repeating prompts; stopping early"
-                );
-                break;
+        // Up to `batch_groups` new prompts, sampled together.
+        let want = (w.config.miner.max_groups - groups.len()).min(w.config.miner.batch_groups);
+        let mut chosen = Vec::with_capacity(want);
+        let mut exhausted = false;
+        while chosen.len() < want {
+            let prompt_id = strategy.next(window, env);
+            let (problem, prompt) = model.context.prompt(env, prompt_id)?;
+            // One group per prompt and window: the uniforms fix it, a second is a duplicate.
+            if !used_prompts.insert(prompt_digest(&prompt)) {
+                repeats += 1;
+                if repeats > MAX_PROMPT_REPEATS {
+                    warn!(
+                        window,
+                        "the prompt strategy keeps repeating prompts; stopping early"
+                    );
+                    exhausted = true;
+                    break;
+                }
+                continue;
             }
-            continue;
+            chosen.push((prompt_id, problem, prompt));
         }
-        let group = crate::blocking(|| {
-            let completions = sample_completions(&model.context, &plan, &w.key.public(), &prompt)?;
-            assemble_group(
-                &model.context,
-                env,
-                &plan,
-                &coefficients,
-                &w.key,
-                prompt_id,
-                (&problem, &prompt),
-                &completions,
-            )
+        let batch = crate::blocking(|| {
+            let prompts: Vec<&[u32]> = chosen.iter().map(|(_, _, p)| p.as_slice()).collect();
+            let sampled = sample_groups(&model.context, &plan, &w.key.public(), &prompts)?;
+            chosen
+                .iter()
+                .zip(&sampled)
+                .map(|((prompt_id, problem, prompt), completions)| {
+                    assemble_group(
+                        &model.context,
+                        env,
+                        &plan,
+                        &coefficients,
+                        &w.key,
+                        *prompt_id,
+                        (problem, prompt),
+                        completions,
+                    )
+                })
+                .collect::<Result<Vec<_>, NodeError>>()
         })?;
-        tokens += group
-            .rollouts
-            .iter()
-            .map(|r| r.completion().len())
-            .sum::<usize>();
-        groups.push(group);
+        for group in batch {
+            tokens += group
+                .rollouts
+                .iter()
+                .map(|r| r.completion().len())
+                .sum::<usize>();
+            groups.push(group);
+        }
         slowest = slowest.max(chrono::Utc::now() - t0);
-        info!(
-            window,
-            groups = groups.len(),
-            tokens_per_s = format!("{:.1}", tokens as f64 / started.elapsed().as_secs_f64()),
-            "group ready"
-        );
+        if !chosen.is_empty() {
+            info!(
+                window,
+                groups = groups.len(),
+                tokens_per_s = format!("{:.1}", tokens as f64 / started.elapsed().as_secs_f64()),
+                "groups ready"
+            );
+        }
+        if exhausted {
+            break;
+        }
     }
     if groups.is_empty() {
         warn!(window, "no group fitted before the deadline");
