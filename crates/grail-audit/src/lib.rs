@@ -7,8 +7,8 @@
 
 use grail_proto::compat::{grail_v5, reliquary_v7, TOPK};
 use grail_proto::params::{CHALLENGE_K, CHALLENGE_MAX_MISSES, SKETCHES_PER_POSITION};
-use grail_proto::sketch::{modular_distance, tolerance};
-use grail_proto::SketchCoefficients;
+use grail_proto::sketch::{digest_passes, modular_distance};
+use grail_proto::{PositionSketch, SketchCoefficients};
 use rand_core::RngCore;
 use tch::{Kind, Tensor};
 
@@ -56,8 +56,11 @@ impl SketchRule for Native {
     fn sketch(&self, hidden: &[f32], out: &mut Vec<u32>) {
         out.extend(self.0.sketch(hidden).0);
     }
+    /// Protocol v4: the claimed residues travel as their digests (rounded to 2^16), the
+    /// check adds the rounding to the tolerance.
     fn passes(&self, claimed: &[u32], recomputed: &[u32], position: usize) -> bool {
-        self.distance(claimed, recomputed) <= tolerance(position)
+        let residues = |v: &[u32]| PositionSketch(std::array::from_fn(|s| v[s]));
+        digest_passes(residues(claimed).digest(), residues(recomputed), position)
     }
     fn k(&self) -> usize {
         CHALLENGE_K

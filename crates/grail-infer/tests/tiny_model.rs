@@ -4,7 +4,9 @@
 use grail_infer::tiny::{write_tiny_model, TinySpec};
 use grail_infer::{no_progress, Architecture, Model, ModelDir, ProofModel, SamplingParams};
 use grail_proto::params::CHALLENGE_K;
-use grail_proto::{challenge_positions, verify_proof, PositionSketch, SketchCoefficients};
+use grail_proto::{
+    challenge_positions, verify_proof, PositionSketch, SketchCoefficients, SketchDigest,
+};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use tch::{Device, Kind, Tensor};
@@ -465,8 +467,8 @@ fn proofs_verify_for_the_right_model_and_fail_for_another_seed() {
     let window_randomness = [3u8; 32];
     let coefficients = SketchCoefficients::derive(&window_randomness, model.config().hidden_size);
     let scored = model.score(&[&tokens], &[], None).unwrap().remove(0);
-    let sketches: Vec<PositionSketch> = (0..tokens.len())
-        .map(|p| coefficients.sketch(scored.hidden(p).unwrap()))
+    let sketches: Vec<SketchDigest> = (0..tokens.len())
+        .map(|p| coefficients.sketch(scored.hidden(p).unwrap()).digest())
         .collect();
     let positions =
         challenge_positions(&[9u8; 32], &[1u8; 32], ids.len(), tokens.len(), CHALLENGE_K);

@@ -19,8 +19,8 @@ use crate::NodeError;
 
 pub use grail_proto::rules::WindowPlan;
 
-/// Sketches of every position and raw log-probs of the completion of one sequence.
-pub type ProofMaterial = (Vec<grail_proto::PositionSketch>, Vec<f32>);
+/// Sketch digests of every position and raw log-probs of the completion of one sequence.
+pub type ProofMaterial = (Vec<grail_proto::SketchDigest>, Vec<f32>);
 
 /// Sketches of every position and raw log-probs of the completion, from one proof pass
 /// over `sequences` (`prompt_len` tokens of prompt each).
@@ -57,7 +57,7 @@ pub fn proof_material(
         .iter()
         .map(|s| {
             let sketches = (0..s.tokens.len())
-                .map(|p| coefficients.sketch(s.hidden(p).unwrap_or(&[])))
+                .map(|p| coefficients.sketch(s.hidden(p).unwrap_or(&[])).digest())
                 .collect();
             (sketches, s.logprobs[prompt_len..].to_vec())
         })

@@ -245,7 +245,7 @@ fn bundle(
                     prompt_len: prompt as u32,
                     // Rotated so the rollouts of a group do not share sketches.
                     sketches: (0..tokens_per_rollout)
-                        .map(|p| sketches[(p + i * 7) % tokens_per_rollout])
+                        .map(|p| sketches[(p + i * 7) % tokens_per_rollout].digest())
                         .collect(),
                     logprobs: (0..completion)
                         .map(|_| -((rng.next_u32() % 4000) as f32) / 1000.0)

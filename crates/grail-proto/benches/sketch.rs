@@ -4,7 +4,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use grail_proto::params::CHALLENGE_K;
-use grail_proto::{check_positions, PositionSketch, SketchCoefficients};
+use grail_proto::{check_positions, SketchCoefficients, SketchDigest};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 
 const POSITIONS: usize = 1024;
@@ -44,7 +44,8 @@ fn bench_verify(c: &mut Criterion) {
         let coeffs = SketchCoefficients::derive(&[1; 32], d);
         let h = hidden(d, CHALLENGE_K);
         let rows: Vec<Vec<f32>> = h.chunks(d).map(<[f32]>::to_vec).collect();
-        let claimed: Vec<PositionSketch> = coeffs.sketch_rows(&h);
+        let claimed: Vec<SketchDigest> =
+            coeffs.sketch_rows(&h).iter().map(|s| s.digest()).collect();
         let positions: Vec<usize> = (0..CHALLENGE_K).collect();
         group.throughput(Throughput::Elements(CHALLENGE_K as u64));
         group.bench_with_input(BenchmarkId::from_parameter(d), &rows, |b, rows| {

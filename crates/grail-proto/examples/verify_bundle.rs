@@ -110,7 +110,7 @@ fn mine(key: &Keypair, plan: &WindowPlan, prompt_id: u64) -> Group {
             }
             let (reward, success) = reward(&tokens[prompt.len()..]);
             let hidden = (0..tokens.len()).map(|p| ToyModel.hidden(&tokens, p));
-            let sketches = hidden.map(|h| coefficients.sketch(&h)).collect();
+            let sketches = hidden.map(|h| coefficients.sketch(&h).digest()).collect();
             let prompt_len = prompt.len() as u32;
             Rollout {
                 tokens,

@@ -15,7 +15,7 @@ use crate::wire::{decode_framed, encode_framed, Group, Hotkey, WireError};
 pub const ARCHIVE_MAGIC: &[u8; 8] = b"GRAILARC";
 
 /// Version of the archive byte format.
-pub const ARCHIVE_FORMAT_VERSION: u32 = 2;
+pub const ARCHIVE_FORMAT_VERSION: u32 = 3;
 
 /// A validator's decision about one group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -49,9 +49,7 @@ pub fn rollout_digest(index: u32, r: &Rollout) -> [u8; 32] {
     }
     put_len(&mut h, r.sketches.len());
     for s in &r.sketches {
-        for &v in &s.0 {
-            put_u32(&mut h, v);
-        }
+        h.update(s.to_bytes());
     }
     put_len(&mut h, r.logprobs.len());
     for lp in &r.logprobs {

@@ -15,9 +15,12 @@
 
 use std::collections::BTreeSet;
 
+use crate::params::SKETCH_DIGEST_ROUNDING;
 use crate::params::{CHALLENGE_K, CHALLENGE_MAX_MISSES, MAX_HIDDEN_SIZE, SKETCHES_PER_POSITION};
 use crate::prf::{stream, uniform_below};
-use crate::sketch::{modular_distance, tolerance, PositionSketch, SketchCoefficients};
+use crate::sketch::{
+    digest_distances, tolerance, PositionSketch, SketchCoefficients, SketchDigest,
+};
 use crate::wire::Rollout;
 
 /// The completion positions a validator checks for one rollout: every completion position
@@ -90,13 +93,14 @@ pub trait HiddenStates {
 pub struct PositionReport {
     /// Absolute token position.
     pub position: usize,
-    /// The miner's sketches.
+    /// The residues the miner's digest stands for.
     pub claimed: PositionSketch,
     /// The validator's recomputation.
     pub recomputed: PositionSketch,
     /// Modular distance per sketch.
     pub distance: [u32; SKETCHES_PER_POSITION],
-    /// Tolerance at this position.
+    /// Largest distance that passes at this position: the tolerance plus the wire's
+    /// rounding (`SKETCH_DIGEST_ROUNDING`).
     pub tolerance: u32,
     /// Every distance within tolerance.
     pub passed: bool,
@@ -185,7 +189,7 @@ pub fn allowed_misses(checked: usize) -> usize {
 /// [`MAX_HIDDEN_SIZE`] or a vector's length differs from it;
 /// [`ProofError::PositionOutOfRange`] when a position has no claimed sketch.
 pub fn check_positions(
-    claimed: &[PositionSketch],
+    claimed: &[SketchDigest],
     positions: &[usize],
     hidden: &[Vec<f32>],
     coefficients: &SketchCoefficients,
@@ -215,14 +219,11 @@ pub fn check_positions(
                 len: claimed.len(),
             })?;
         let recomputed = coefficients.sketch(h);
-        let tol = tolerance(position);
-        let mut distance = [0u32; SKETCHES_PER_POSITION];
-        for (s, d) in distance.iter_mut().enumerate() {
-            *d = modular_distance(claim.0[s], recomputed.0[s]);
-        }
+        let tol = tolerance(position) + SKETCH_DIGEST_ROUNDING;
+        let distance: [u32; SKETCHES_PER_POSITION] = digest_distances(claim, recomputed);
         reports.push(PositionReport {
             position,
-            claimed: claim,
+            claimed: claim.residues(),
             recomputed,
             distance,
             tolerance: tol,
@@ -267,7 +268,7 @@ pub fn check_positions(
 /// let tokens: Vec<u32> = (1..=60).collect();
 /// let every: Vec<usize> = (0..tokens.len()).collect();
 /// let hidden = Toy(1).last_hidden_states(&tokens, &every).unwrap();
-/// let sketches = hidden.iter().map(|h| coefficients.sketch(h)).collect();
+/// let sketches = hidden.iter().map(|h| coefficients.sketch(h).digest()).collect();
 /// let rollout = Rollout { tokens, prompt_len: 4, sketches, logprobs: vec![-1.0; 56], reward: 0.0, advantage: 0.0, success: false };
 ///
 /// // Validator: challenged positions, then its own forward pass.
@@ -322,7 +323,7 @@ mod tests {
         let rollout = Rollout {
             tokens: vec![1, 2, 3],
             prompt_len: 1,
-            sketches: vec![PositionSketch::default(); 3],
+            sketches: vec![SketchDigest::default(); 3],
             logprobs: vec![-1.0; 2],
             reward: 0.0,
             advantage: 0.0,

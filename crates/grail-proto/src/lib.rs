@@ -59,7 +59,7 @@
 //! // Miner: a sketch of every position, a signed group, an encoded bundle.
 //! let key = Keypair::from_seed(&[1; 32]);
 //! let tokens: Vec<u32> = (1..=40).collect();
-//! let sketches = (0..40).map(|p| coefficients.sketch(&model(&tokens, p))).collect();
+//! let sketches = (0..40).map(|p| coefficients.sketch(&model(&tokens, p)).digest()).collect();
 //! let rollout = Rollout { tokens, prompt_len: 4, sketches, logprobs: vec![-1.0; 36], reward: 0.0, advantage: 0.0, success: false };
 //! let header = GroupHeader {
 //!     protocol_version: params::PROTOCOL_VERSION, hotkey: key.public(), window: plan.window,
@@ -106,7 +106,7 @@ pub use challenge::{
     challenge_positions, check_positions, verify_proof, HiddenStates, ProofError, ProofReport,
 };
 pub use randomness::{challenge_randomness, window_randomness, Beacon};
-pub use sketch::{PositionSketch, SketchCoefficients};
+pub use sketch::{PositionSketch, SketchCoefficients, SketchDigest};
 pub use wire::{
     decode_bundle, encode_bundle, EnvironmentId, GenerationParams, Group, GroupHeader, Hotkey,
     Rollout, RolloutError, Signature, WindowBundle, WireError,

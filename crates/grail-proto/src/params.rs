@@ -8,7 +8,7 @@
 
 /// Version of the native protocol. It is part of every signed binding, so rollouts made
 /// under another version fail signature verification rather than being misread.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The sketch modulus, the Mersenne prime 2^31 − 1. Sketches are residues in `[0, Q)`;
 /// changing it changes every commitment.
@@ -26,11 +26,27 @@ pub const SKETCH_CLAMP_BITS: u32 = 30;
 
 /// Independent sketches per token position, each with its own coefficient vector. More
 /// sketches make a substitute's per-position acceptance the product of independent
-/// chances; the wire carries this many `u32` per position.
+/// chances; the wire carries this many 2-byte digests per position.
 pub const SKETCHES_PER_POSITION: usize = 2;
 
+/// Low bits of a sketch residue the wire drops: a rollout carries each residue rounded to
+/// a multiple of 2^SKETCH_DIGEST_SHIFT, as the 15-bit digest `round(s / 2^16) mod 2^15`
+/// (two bytes; 4 B per position for the two sketches instead of 10). Rounding moves a
+/// residue by at most [`SKETCH_DIGEST_ROUNDING`], which the check adds to the tolerance;
+/// with `Q = 2^31 − 1` and 16 bits dropped the digests are exactly 15 bits. Changing it
+/// changes the wire format, the signed bytes and the acceptance window
+/// (docs/soundness.md, "protocol v4").
+pub const SKETCH_DIGEST_SHIFT: u32 = 16;
+
+/// Largest modular distance between a residue and its rounded wire value:
+/// `2^(SKETCH_DIGEST_SHIFT − 1)` (residues that round up to 2^31 wrap to the digest 0,
+/// at most `2^15 − 1` away on the circle mod Q).
+pub const SKETCH_DIGEST_ROUNDING: u32 = 1 << (SKETCH_DIGEST_SHIFT - 1);
+
 /// Per-position tolerance: a sketch passes when its modular distance to the validator's
-/// recomputation is at most `TOLERANCE_BASE + TOLERANCE_GROWTH · sqrt(position)`. Set by
+/// recomputation is at most `TOLERANCE_BASE + TOLERANCE_GROWTH · sqrt(position)` (plus
+/// [`SKETCH_DIGEST_ROUNDING`] for the rounded wire value, so honest drift up to the
+/// tolerance always passes). Set by
 /// the soundness audit on SmolLM2-135M (docs/soundness.md): 2^16 is 16× the largest honest
 /// fp32 drift measured on the CPU (batching, padding, threads, KV-cache decode) and 10×
 /// below the largest tolerance that still rejects weights with 0.1 % noise at ≤ 2^-40 per

@@ -5,10 +5,10 @@
 //!
 //! ```
 //! use grail_proto::signing::{verify_group, Keypair};
-//! use grail_proto::{EnvironmentId, GenerationParams, Group, GroupHeader, PositionSketch, Rollout, Signature};
+//! use grail_proto::{EnvironmentId, GenerationParams, Group, GroupHeader, SketchDigest, Rollout, Signature};
 //!
 //! let key = Keypair::from_uri("//Alice")?;
-//! let rollout = Rollout { tokens: vec![1, 2, 3], prompt_len: 2, sketches: vec![PositionSketch([0, 0]); 3],
+//! let rollout = Rollout { tokens: vec![1, 2, 3], prompt_len: 2, sketches: vec![SketchDigest([0, 0]); 3],
 //!     logprobs: vec![-0.5], reward: 1.0, advantage: 0.0, success: true };
 //! let mut group = Group {
 //!     header: GroupHeader {

@@ -46,8 +46,8 @@
 //! ```
 
 use crate::params::{
-    SKETCHES_PER_POSITION, SKETCH_CLAMP_BITS, SKETCH_FRACTION_BITS, SKETCH_MODULUS, TOLERANCE_BASE,
-    TOLERANCE_GROWTH,
+    SKETCHES_PER_POSITION, SKETCH_CLAMP_BITS, SKETCH_DIGEST_ROUNDING, SKETCH_DIGEST_SHIFT,
+    SKETCH_FRACTION_BITS, SKETCH_MODULUS, TOLERANCE_BASE, TOLERANCE_GROWTH,
 };
 use crate::prf::prf_into;
 
@@ -61,11 +61,95 @@ pub fn fixed_point(x: f32) -> i64 {
     scaled.round().clamp(-limit, limit) as i64
 }
 
-/// One position's sketches.
+/// One position's sketches: residues in `[0, Q)`.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
 )]
 pub struct PositionSketch(pub [u32; SKETCHES_PER_POSITION]);
+
+impl PositionSketch {
+    /// What a rollout carries for this position: each residue rounded to the nearest
+    /// multiple of `2^SKETCH_DIGEST_SHIFT` (mod Q), as a 15-bit digest.
+    pub fn digest(self) -> SketchDigest {
+        let half = 1u32 << (SKETCH_DIGEST_SHIFT - 1);
+        let top = (1u16 << (31 - SKETCH_DIGEST_SHIFT)) - 1;
+        SketchDigest(
+            self.0
+                .map(|s| (((s % SKETCH_MODULUS) + half) >> SKETCH_DIGEST_SHIFT) as u16 & top),
+        )
+    }
+}
+
+/// One position's sketches as the wire carries them (protocol v4): each residue rounded
+/// to a multiple of `2^SKETCH_DIGEST_SHIFT`, kept as the 15-bit quotient. Encodes as 4
+/// bytes (two big-endian `u16`); a digest of 2^15 or more does not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct SketchDigest(pub [u16; SKETCHES_PER_POSITION]);
+
+impl SketchDigest {
+    /// Largest digest value (15 bits).
+    pub const MAX: u16 = (1 << (31 - SKETCH_DIGEST_SHIFT)) - 1;
+
+    /// The residues the digest stands for (multiples of `2^SKETCH_DIGEST_SHIFT`, in
+    /// `[0, Q)`).
+    pub fn residues(self) -> PositionSketch {
+        PositionSketch(self.0.map(|d| u32::from(d) << SKETCH_DIGEST_SHIFT))
+    }
+
+    /// The 4 bytes it encodes as (and is signed as).
+    pub fn to_bytes(self) -> [u8; 2 * SKETCHES_PER_POSITION] {
+        let [a, b] = self.0.map(u16::to_be_bytes);
+        [a[0], a[1], b[0], b[1]]
+    }
+
+    /// The digest of 4 encoded bytes, if both values fit in 15 bits.
+    pub fn from_bytes(bytes: [u8; 2 * SKETCHES_PER_POSITION]) -> Option<Self> {
+        let d = [
+            u16::from_be_bytes([bytes[0], bytes[1]]),
+            u16::from_be_bytes([bytes[2], bytes[3]]),
+        ];
+        d.iter().all(|&v| v <= Self::MAX).then_some(Self(d))
+    }
+}
+
+impl serde::Serialize for SketchDigest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let bytes = self.to_bytes();
+        let mut t = serializer.serialize_tuple(bytes.len())?;
+        for b in bytes {
+            t.serialize_element(&b)?;
+        }
+        t.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SketchDigest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let bytes = <[u8; 2 * SKETCHES_PER_POSITION]>::deserialize(deserializer)?;
+        Self::from_bytes(bytes).ok_or_else(|| {
+            serde::de::Error::custom("sketch digest above 15 bits (not a protocol v4 digest)")
+        })
+    }
+}
+
+/// Whether a claimed digest passes against the validator's recomputed sketch at absolute
+/// position `pos`: every residue within `tolerance(pos) + SKETCH_DIGEST_ROUNDING`. The
+/// check of protocol v4 (`challenge::check_positions`).
+pub fn digest_passes(claimed: SketchDigest, recomputed: PositionSketch, pos: usize) -> bool {
+    digest_distances(claimed, recomputed)
+        .iter()
+        .all(|&d| d <= tolerance(pos) + SKETCH_DIGEST_ROUNDING)
+}
+
+/// Modular distance of each residue of `recomputed` to the one `claimed` stands for.
+pub fn digest_distances(
+    claimed: SketchDigest,
+    recomputed: PositionSketch,
+) -> [u32; SKETCHES_PER_POSITION] {
+    let claimed = claimed.residues();
+    std::array::from_fn(|s| modular_distance(claimed.0[s], recomputed.0[s]))
+}
 
 /// The per-dimension coefficients of a window for one hidden size.
 #[derive(Debug, Clone, PartialEq)]

@@ -13,15 +13,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::params::{
     MAX_BUNDLE_BYTES, MAX_ENV_STRING_BYTES, MAX_GROUPS_PER_BUNDLE, MAX_GROUP_SIZE,
-    MAX_ROLLOUT_TOKENS, PROTOCOL_VERSION, SKETCH_MODULUS,
+    MAX_ROLLOUT_TOKENS, PROTOCOL_VERSION,
 };
-use crate::sketch::PositionSketch;
+use crate::sketch::SketchDigest;
 
 /// First bytes of every encoded bundle.
 pub const BUNDLE_MAGIC: &[u8; 8] = b"GRAILBDL";
 
 /// Version of the bundle byte format (independent of the protocol version).
-pub const BUNDLE_FORMAT_VERSION: u32 = 2;
+pub const BUNDLE_FORMAT_VERSION: u32 = 3;
 
 /// A hotkey's sr25519 public key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -136,8 +136,8 @@ pub struct Rollout {
     pub tokens: Vec<u32>,
     /// Number of prompt tokens at the start of `tokens`.
     pub prompt_len: u32,
-    /// One sketch per token position (prompt and completion).
-    pub sketches: Vec<PositionSketch>,
+    /// One sketch digest per token position (prompt and completion).
+    pub sketches: Vec<SketchDigest>,
     /// Log-probability of each completion token under the model (temperature 1).
     pub logprobs: Vec<f32>,
     /// Claimed total reward from the environment.
@@ -308,8 +308,8 @@ pub enum RolloutError {
         /// Completion tokens.
         completion: usize,
     },
-    /// A sketch value is `≥ SKETCH_MODULUS`.
-    #[error("sketch value not reduced mod 2^31-1")]
+    /// A sketch digest above 15 bits (`SketchDigest::MAX`).
+    #[error("sketch digest above 15 bits")]
     UnreducedSketch,
     /// A log-prob is NaN, infinite or positive.
     #[error("log-prob {} is not a finite value ≤ 0", f32::from_bits(*.bits))]
@@ -334,7 +334,7 @@ fn invalid(what: impl Into<String>, detail: impl Into<String>) -> WireError {
 impl Rollout {
     /// Checks the rollout's internal consistency and size limits: at most
     /// [`MAX_ROLLOUT_TOKENS`] tokens, a non-empty prompt and completion, one sketch per
-    /// token with every value below [`SKETCH_MODULUS`], one finite log-prob `≤ 0` per
+    /// token with every digest at most [`SketchDigest::MAX`], one finite log-prob `≤ 0` per
     /// completion token, and a finite reward and advantage.
     ///
     /// # Errors
@@ -371,7 +371,7 @@ impl Rollout {
             .sketches
             .iter()
             .flat_map(|s| s.0)
-            .any(|v| v >= SKETCH_MODULUS)
+            .any(|v| v > SketchDigest::MAX)
         {
             return Err(RolloutError::UnreducedSketch);
         }
@@ -595,7 +595,7 @@ mod tests {
         let rollout = Rollout {
             tokens: vec![1, 2, 3, 4],
             prompt_len: 2,
-            sketches: vec![PositionSketch([0, 0]); 4],
+            sketches: vec![SketchDigest([0, 0]); 4],
             logprobs: vec![-0.5, -0.25],
             reward: 1.0,
             advantage: 0.0,
@@ -756,7 +756,7 @@ mod tests {
                 },
             ),
             (
-                |r| r.sketches.push(PositionSketch([0, 0])),
+                |r| r.sketches.push(SketchDigest([0, 0])),
                 RolloutError::SketchCount {
                     sketches: 5,
                     tokens: 4,
@@ -770,7 +770,7 @@ mod tests {
                 },
             ),
             (
-                |r| r.sketches[2].0[1] = SKETCH_MODULUS,
+                |r| r.sketches[2].0[1] = SketchDigest::MAX + 1,
                 RolloutError::UnreducedSketch,
             ),
             (

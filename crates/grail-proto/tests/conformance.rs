@@ -1,4 +1,4 @@
-//! Native conformance vectors for protocol v3: `tests/vectors/native_v3.json`.
+//! Native conformance vectors for protocol v4: `tests/vectors/native_v4.json`.
 //!
 //! Third parties that implement grail-proto's rules in another language check their code
 //! against this file; this test keeps the file equal to what the Rust reference computes.
@@ -26,7 +26,7 @@
 //!   draws with the words each one consumed.
 //! - `randomness` — window and challenge randomness from block hashes and beacons.
 //! - `sketch` — fixed point `q(x)` edge cases, coefficient rows, sketches of hidden
-//!   vectors, modular distance and tolerance.
+//!   vectors and their wire digests, modular distance and tolerance.
 //! - `challenge` — challenged positions for `(prompt_len, total_len, k)` cases.
 //! - `sampling` — prompt digests, sampling uniforms, token intervals, the reference sampler
 //!   and the sampling check.
@@ -91,13 +91,13 @@ use sha3::digest::{ExtendableOutput, Update, XofReader};
 /// Set to `1` to (re)write the vector file before checking it.
 const WRITE_ENV: &str = "GRAIL_WRITE_VECTORS";
 /// The vector file, relative to the package root.
-const VECTOR_FILE: &str = "tests/vectors/native_v3.json";
+const VECTOR_FILE: &str = "tests/vectors/native_v4.json";
 
 /// Mini-secret seed of the fixture hotkey (`signing::Keypair::from_seed`).
 const SEED_HEX: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
 /// A signature of the fixture group's digest by the fixture hotkey, made once: sr25519
 /// signing is randomised, so it cannot be recomputed, only verified.
-const RECORDED_SIGNATURE: &str = "86493a607702e586fce327724388468ed0fcbc322d5c706d87f6ab3c6cc2f41ca56d577bc6a2201d04a354831be6d7e966d0c44be6dc5a7034dcc766f7b4b883";
+const RECORDED_SIGNATURE: &str = "5ee1fbf181dc96f415a3556a47356b329c37158ca4e3775bd86086951f91ff18f4287d24a13eb1b13994a8de43980d68373fc03a9c2a1308f5771f1124239980";
 
 // ---------------------------------------------------------------------------------------
 // JSON helpers
@@ -489,7 +489,8 @@ const PROMPT: [u32; 3] = [101, 2023, 7];
 /// The fixture group: two short rollouts of one prompt, carrying `signature`.
 fn fixture_group(signature: Signature) -> Group {
     let q = SKETCH_MODULUS;
-    let p = |a: u32, b: u32| PositionSketch([a, b]);
+    // Residues as computed, sent as their digests (rounding, and the wrap of Q − 1 to 0).
+    let p = |a: u32, b: u32| PositionSketch([a, b]).digest();
     let tokens = |completion: &[u32]| [PROMPT.as_slice(), completion].concat();
     Group {
         header: GroupHeader {
@@ -611,6 +612,8 @@ fn params() -> Value {
         .v("sketch_fraction_bits", SKETCH_FRACTION_BITS)
         .v("sketch_clamp_bits", SKETCH_CLAMP_BITS)
         .v("sketches_per_position", SKETCHES_PER_POSITION)
+        .v("sketch_digest_shift", SKETCH_DIGEST_SHIFT)
+        .v("sketch_digest_rounding", SKETCH_DIGEST_ROUNDING)
         .v("tolerance_base", TOLERANCE_BASE)
         .f64("tolerance_growth", TOLERANCE_GROWTH)
         .v("challenge_k", CHALLENGE_K)
@@ -1054,6 +1057,7 @@ fn sketch_section() -> Value {
                 .f32s("hidden", &h)
                 .v("q", q)
                 .v("sketch", s.0.to_vec())
+                .v("digest", s.digest().0.to_vec())
                 .into(),
         );
     }
@@ -1991,7 +1995,7 @@ fn vector_path() -> PathBuf {
 // Tests
 
 #[test]
-fn native_v3_vectors_match_the_reference() {
+fn native_v4_vectors_match_the_reference() {
     let reference = build();
     let path = vector_path();
     if std::env::var(WRITE_ENV).is_ok_and(|v| v == "1") {

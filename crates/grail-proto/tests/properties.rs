@@ -10,7 +10,7 @@ fn arb_rollout() -> impl Strategy<Value = Rollout> {
         let n = p + c;
         (
             proptest::collection::vec(any::<u32>(), n),
-            proptest::collection::vec((0..SKETCH_MODULUS, 0..SKETCH_MODULUS), n),
+            proptest::collection::vec((0..=SketchDigest::MAX, 0..=SketchDigest::MAX), n),
             proptest::collection::vec(-50.0f32..=0.0, c),
             -10.0f64..10.0,
             -3.0f64..3.0,
@@ -20,10 +20,7 @@ fn arb_rollout() -> impl Strategy<Value = Rollout> {
                 move |(tokens, sk, logprobs, reward, advantage, success)| Rollout {
                     tokens,
                     prompt_len: p as u32,
-                    sketches: sk
-                        .into_iter()
-                        .map(|(a, b)| PositionSketch([a, b]))
-                        .collect(),
+                    sketches: sk.into_iter().map(|(a, b)| SketchDigest([a, b])).collect(),
                     logprobs,
                     reward,
                     advantage,
@@ -96,6 +93,22 @@ proptest! {
         prop_assert_eq!(modular_distance(a, b), modular_distance(b, a));
         prop_assert!(modular_distance(a, b) <= SKETCH_MODULUS / 2);
         prop_assert_eq!(modular_distance(a, a), 0);
+    }
+
+    /// A residue's wire digest stands for a residue at most SKETCH_DIGEST_ROUNDING away,
+    /// on the 2^16 grid, and digests of grid points are exact.
+    #[test]
+    fn digests_round_to_the_nearest_grid_point(a in 0..SKETCH_MODULUS, b in 0..SKETCH_MODULUS) {
+        let s = PositionSketch([a, b]);
+        let d = s.digest();
+        prop_assert!(d.0.iter().all(|&v| v <= SketchDigest::MAX));
+        let back = d.residues();
+        for k in 0..2 {
+            prop_assert!(modular_distance(s.0[k], back.0[k]) <= params::SKETCH_DIGEST_ROUNDING);
+            prop_assert_eq!(back.0[k] % (1 << params::SKETCH_DIGEST_SHIFT), 0);
+        }
+        prop_assert_eq!(back.digest(), d);
+        prop_assert_eq!(SketchDigest::from_bytes(d.to_bytes()), Some(d));
     }
 
     #[test]

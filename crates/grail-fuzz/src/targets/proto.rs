@@ -260,7 +260,7 @@ fn edit_bundle(bytes: &[u8], rng: &mut Rng) -> Option<Vec<u8>> {
             4 if !x.sketches.is_empty() => {
                 let i = rng.below(x.sketches.len());
                 let k = rng.below(x.sketches[i].0.len());
-                x.sketches[i].0[k] = x.sketches[i].0[k].wrapping_add(small(rng));
+                x.sketches[i].0[k] = x.sketches[i].0[k].wrapping_add(small(rng) as u16);
             }
             5 if !x.logprobs.is_empty() => {
                 let i = rng.below(x.logprobs.len());

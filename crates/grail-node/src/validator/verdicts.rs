@@ -177,8 +177,8 @@ impl VerdictHistory {
 pub(crate) mod tests {
     use grail_proto::archive::Verdict;
     use grail_proto::{
-        EnvironmentId, GenerationParams, Group, GroupHeader, Hotkey, PositionSketch, Rollout,
-        Signature,
+        EnvironmentId, GenerationParams, Group, GroupHeader, Hotkey, Rollout, Signature,
+        SketchDigest,
     };
 
     use super::*;
@@ -208,7 +208,7 @@ pub(crate) mod tests {
                 .map(|i| Rollout {
                     tokens: vec![1, 2, 3 + i, 4],
                     prompt_len: 2,
-                    sketches: vec![PositionSketch([0, 0]); 4],
+                    sketches: vec![SketchDigest([0, 0]); 4],
                     logprobs: vec![-0.5; 2],
                     reward: f64::from(i),
                     advantage: f64::from(i) - 0.5,

@@ -35,7 +35,7 @@ use crate::wire::{Group, Hotkey};
 /// #     generation: GenerationParams { max_new_tokens: 4, temperature_milli: 1000 },
 /// # };
 /// # let rollout = |c: &[u32]| Rollout { tokens: [&[1, 2][..], c].concat(), prompt_len: 2,
-/// #     sketches: vec![PositionSketch([0, 0]); 2 + c.len()], logprobs: vec![-1.0; c.len()],
+/// #     sketches: vec![SketchDigest([0, 0]); 2 + c.len()], logprobs: vec![-1.0; c.len()],
 /// #     reward: 0.0, advantage: 0.0, success: false };
 /// # let group = Group { header, rollouts: vec![rollout(&[5, 0]), rollout(&[6, 6, 6, 6])], signature: Signature([0; 64]) };
 /// let plan = WindowPlan {
@@ -282,7 +282,7 @@ pub struct RolloutEvidence {
 /// let model = |p: usize| vec![p as f32, 1.0, -2.0, 0.5]; // the checkpoint's hidden state at p
 /// let rollout = |reward: f64, advantage: f64| Rollout {
 ///     tokens: vec![1, 2, 3, 0], prompt_len: 2, logprobs: vec![-0.1, -0.2],
-///     sketches: (0..4).map(|p| coefficients.sketch(&model(p))).collect(),
+///     sketches: (0..4).map(|p| coefficients.sketch(&model(p)).digest()).collect(),
 ///     reward, advantage, success: reward > 0.5,
 /// };
 /// let group = Group { header, rollouts: vec![rollout(1.0, 1.0), rollout(0.0, -1.0)], signature: Signature([0; 64]) };
@@ -441,7 +441,7 @@ mod tests {
     use super::*;
     use crate::signing::Keypair;
     use crate::wire::{EnvironmentId, GenerationParams, GroupHeader, Rollout, Signature};
-    use crate::PositionSketch;
+    use crate::SketchDigest;
 
     fn plan() -> WindowPlan {
         WindowPlan {
@@ -465,7 +465,7 @@ mod tests {
         let rollout = |c: &[u32]| Rollout {
             tokens: [&[1, 2, 3][..], c].concat(),
             prompt_len: 3,
-            sketches: vec![PositionSketch([0, 0]); 3 + c.len()],
+            sketches: vec![SketchDigest([0, 0]); 3 + c.len()],
             logprobs: vec![-1.0; c.len()],
             reward: 0.0,
             advantage: 0.0,

@@ -113,7 +113,7 @@ mod tests {
             rollouts: vec![Rollout {
                 tokens: vec![1, 2, 3],
                 prompt_len: 2,
-                sketches: vec![crate::PositionSketch([0, 0]); 3],
+                sketches: vec![crate::SketchDigest([0, 0]); 3],
                 logprobs: vec![-0.5],
                 reward: 1.0,
                 advantage: 0.0,

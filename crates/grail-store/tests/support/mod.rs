@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use grail_proto::archive::{ArchiveEntry, SealedWindow, Verdict};
 use grail_proto::{
-    EnvironmentId, GenerationParams, Group, GroupHeader, Hotkey, PositionSketch, Rollout, Signature,
+    EnvironmentId, GenerationParams, Group, GroupHeader, Hotkey, Rollout, Signature, SketchDigest,
 };
 use grail_store::{Store, StoreConfig};
 
@@ -134,7 +134,10 @@ pub fn group(seed: u64, m: usize) -> Group {
                 .map(|t| ((seed * 31 + i * 7 + t) % 500) as u32)
                 .collect();
             Rollout {
-                sketches: vec![PositionSketch([seed as u32, i as u32]); tokens.len()],
+                sketches: vec![
+                    SketchDigest([seed as u16 & SketchDigest::MAX, i as u16]);
+                    tokens.len()
+                ],
                 logprobs: vec![-0.25 * (i as f32 + 1.0); 5],
                 tokens,
                 prompt_len: 3,
