@@ -3,7 +3,7 @@
 //!
 //! `cargo xtask bench sketch` runs it. For each (hidden size, positions) case it writes one
 //! matrix of synthetic last-layer hidden states (little-endian f32) to a temporary file,
-//! times [`SketchCoefficients::sketch_rows`] on it (the protocol v3 sketch a miner computes
+//! times [`SketchCoefficients::sketch_rows`] on it (the protocol v3/v4 sketch a miner computes
 //! for every position), and runs `python/v5_commitments.py` — a PyTorch implementation of
 //! grail v5's `create_commitments_batch` — on the same file. Both sides run on one thread
 //! (`torch.set_num_threads(1)`; the Rust sketch is single-threaded) and report the best of
@@ -153,7 +153,7 @@ fn commitments_table() -> String {
         .and_then(|v| v["torch"].as_str().map(str::to_string))
         .unwrap_or_else(|| "not run".into());
     let mut table = format!(
-        "| hidden size | positions | grail-rs commitments/s (v3 sketch) | Python v5 `create_commitments_batch` commitments/s (torch {torch}) | ratio | Python sketches equal to `compat::grail_v5` |\n\
+        "| hidden size | positions | grail-rs commitments/s (v3/v4 sketch) | Python v5 `create_commitments_batch` commitments/s (torch {torch}) | ratio | Python sketches equal to `compat::grail_v5` |\n\
          |---|---|---|---|---|---|\n"
     );
     for (i, (&(d, n), ours)) in CASES.iter().zip(&ours).enumerate() {
@@ -296,7 +296,7 @@ fn bytes_table() -> String {
         ));
     }
     table.push_str(&format!(
-        "\nSketches: {SKETCHES_PER_POSITION} u32 residues per token position (prompt and completion), bincode varints.\n"
+        "\nSketches: {SKETCHES_PER_POSITION} 15-bit digests per token position (prompt and completion), 2 bytes each (protocol v4).\n"
     ));
     table
 }
