@@ -1,9 +1,9 @@
 //! Sampling with a KV cache: M completions of one prompt share one prefill, then decode
 //! together; several groups' prompts can run as one batch (left-padded to the longest,
-//! [`Model::generate_groups`]); finished rows leave the batch. Every token is drawn by inverse-CDF sampling
-//! in f64 with one uniform per row and step: from the protocol's public uniforms
-//! ([`Model::generate_rows`], what miners use, so validators can check each token) or
-//! from the caller's seeded stream ([`Model::generate_group`]).
+//! [`Model::generate_groups`]); finished rows leave the batch. Every token is drawn by
+//! inverse-CDF sampling in f64 with one uniform per row and step: from the protocol's
+//! public uniforms ([`Model::generate_rows`], what miners use, so validators can check
+//! each token) or from the caller's seeded stream ([`Model::generate_group`]).
 
 use rand_core::RngCore;
 use tch::{Kind, Tensor};

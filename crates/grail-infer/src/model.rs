@@ -390,15 +390,15 @@ impl Model {
                 None,
             ),
         };
+        let rope = Rope {
+            cos: &cos,
+            sin: &sin,
+            mask: mask.as_ref(),
+        };
         let mut x = Tensor::embedding(&self.embed, tokens, -1, false, false);
         for (i, layer) in self.layers.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| (c, i));
             let h = layer.input_norm.forward(&x);
-            let rope = Rope {
-                cos: &cos,
-                sin: &sin,
-                mask: mask.as_ref(),
-            };
             // Out-of-place adds: the norms keep `x` for their backward pass.
             x = x.g_add(&layer.attention.forward(&h, &rope, start, slot));
             let h = layer.post_attention_norm.forward(&x);
