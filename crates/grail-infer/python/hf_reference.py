@@ -95,17 +95,7 @@ def bench(model_dir, prompt_tokens, new_tokens, rows_list, dtype, out_path, grou
             x = prompt.expand(rows, -1)
 
             def run():
-                model.generate(
-                    x,
-                    attention_mask=torch.ones_like(x),
-                    max_new_tokens=int(new_tokens),
-                    min_new_tokens=int(new_tokens),
-                    do_sample=True,
-                    top_k=0,
-                    top_p=1.0,
-                    temperature=1.0,
-                    pad_token_id=0,
-                )
+                sample(model, x, torch.ones_like(x), new_tokens)
 
             run()
             best = min(timed(run) for _ in range(3))
@@ -122,22 +112,27 @@ def bench(model_dir, prompt_tokens, new_tokens, rows_list, dtype, out_path, grou
                 mask[i * rows : (i + 1) * rows, longest - n :] = 1
 
             def run_groups():
-                model.generate(
-                    ids,
-                    attention_mask=mask,
-                    max_new_tokens=int(new_tokens),
-                    min_new_tokens=int(new_tokens),
-                    do_sample=True,
-                    top_k=0,
-                    top_p=1.0,
-                    temperature=1.0,
-                    pad_token_id=0,
-                )
+                sample(model, ids, mask, new_tokens)
 
             run_groups()
             best = min(timed(run_groups) for _ in range(2))
             results["groups"] = count * rows * int(new_tokens) / best
     json.dump(results, open(out_path, "w"))
+
+
+def sample(model, ids, mask, new_tokens):
+    """Plain sampling of exactly `new_tokens` tokens per row (no top-k/top-p)."""
+    model.generate(
+        ids,
+        attention_mask=mask,
+        max_new_tokens=int(new_tokens),
+        min_new_tokens=int(new_tokens),
+        do_sample=True,
+        top_k=0,
+        top_p=1.0,
+        temperature=1.0,
+        pad_token_id=0,
+    )
 
 
 def timed(f):
