@@ -7,19 +7,18 @@
 //! result is `prompt_len + j`, sorted ascending.
 //!
 //! Verification recomputes the sketches at those positions from the validator's own
-//! hidden states and compares each sketch by modular distance against
-//! [`tolerance`]. A position passes when every sketch at it is
-//! within tolerance; the rollout passes when at most [`allowed_misses`] positions fail
+//! hidden states and compares each sketch by modular distance with the residue the
+//! miner's digest stands for, against [`digest_tolerance`]. A position passes when every
+//! sketch at it is within it; the rollout passes when at most [`allowed_misses`] positions fail
 //! (`CHALLENGE_MAX_MISSES` at full K, none for completions shorter than 16 tokens).
 //! The [`ProofReport`] keeps every distance so operators see margins, not only a verdict.
 
 use std::collections::BTreeSet;
 
-use crate::params::SKETCH_DIGEST_ROUNDING;
 use crate::params::{CHALLENGE_K, CHALLENGE_MAX_MISSES, MAX_HIDDEN_SIZE, SKETCHES_PER_POSITION};
 use crate::prf::{stream, uniform_below};
 use crate::sketch::{
-    digest_distances, tolerance, PositionSketch, SketchCoefficients, SketchDigest,
+    digest_distances, digest_tolerance, PositionSketch, SketchCoefficients, SketchDigest,
 };
 use crate::wire::Rollout;
 
@@ -219,7 +218,7 @@ pub fn check_positions(
                 len: claimed.len(),
             })?;
         let recomputed = coefficients.sketch(h);
-        let tol = tolerance(position) + SKETCH_DIGEST_ROUNDING;
+        let tol = digest_tolerance(position);
         let distance: [u32; SKETCHES_PER_POSITION] = digest_distances(claim, recomputed);
         reports.push(PositionReport {
             position,

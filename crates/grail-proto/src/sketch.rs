@@ -133,13 +133,20 @@ impl<'de> serde::Deserialize<'de> for SketchDigest {
     }
 }
 
+/// Largest distance between a digest's residue and the recomputed one that passes at
+/// absolute position `pos`: `tolerance(pos) + SKETCH_DIGEST_ROUNDING`.
+pub fn digest_tolerance(pos: usize) -> u32 {
+    tolerance(pos) + SKETCH_DIGEST_ROUNDING
+}
+
 /// Whether a claimed digest passes against the validator's recomputed sketch at absolute
-/// position `pos`: every residue within `tolerance(pos) + SKETCH_DIGEST_ROUNDING`. The
-/// check of protocol v4 (`challenge::check_positions`).
+/// position `pos`: every residue within [`digest_tolerance`]. The check of protocol v4
+/// (`challenge::check_positions`).
 pub fn digest_passes(claimed: SketchDigest, recomputed: PositionSketch, pos: usize) -> bool {
+    let bound = digest_tolerance(pos);
     digest_distances(claimed, recomputed)
         .iter()
-        .all(|&d| d <= tolerance(pos) + SKETCH_DIGEST_ROUNDING)
+        .all(|&d| d <= bound)
 }
 
 /// Modular distance of each residue of `recomputed` to the one `claimed` stands for.
