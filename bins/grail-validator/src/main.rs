@@ -38,11 +38,16 @@ enum LocalnetCommand {
         #[arg(long, env = "GRAIL_LOCALNET")]
         root: PathBuf,
     },
-    /// Print the per-window summary table.
+    /// Print the per-window summary table; with `--expect`, exit non-zero when the run
+    /// fell short of it.
     Summary {
         /// Folder of the network.
         #[arg(long, env = "GRAIL_LOCALNET")]
         root: PathBuf,
+        /// `most-windows`: most windows have accepted groups and a training step was
+        /// taken; `every-window`: every miner in every window after the first.
+        #[arg(long, value_enum)]
+        expect: Option<localnet::Expect>,
     },
 }
 
@@ -67,12 +72,19 @@ fn main() -> anyhow::Result<()> {
         Command::Localnet(LocalnetCommand::Beacon { root }) => runtime
             .block_on(localnet::serve_beacon(&root))
             .with_context(|| format!("local beacon of {}", root.display())),
-        Command::Localnet(LocalnetCommand::Summary { root }) => {
+        Command::Localnet(LocalnetCommand::Summary { root, expect }) => {
             print!(
                 "{}",
                 localnet::summary(&root)
                     .with_context(|| format!("summary of {}", root.display()))?
             );
+            let Some(expect) = expect else {
+                return Ok(());
+            };
+            let problems = localnet::Outcome::read(&root)
+                .with_context(|| format!("outcome of {}", root.display()))?
+                .problems(expect);
+            anyhow::ensure!(problems.is_empty(), "{}", problems.join("; "));
             Ok(())
         }
     }

@@ -168,6 +168,11 @@ fn penalize(logits: &Tensor, seen: &Tensor, penalty: f32) -> Tensor {
     penalized.where_self(seen, logits)
 }
 
+/// A cancellation that never comes.
+fn never() -> bool {
+    false
+}
+
 impl Model {
     /// Samples `rows` completions of `prompt`. The prompt is prefilled once; rows stop on
     /// any id in `eos` or after `max_new_tokens`. `progress` sees generated tokens.
@@ -181,7 +186,7 @@ impl Model {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<Completion>, InferError> {
         let mut next = |_row: usize| uniform(rng);
-        self.generate_from(&[prompt], &[rows], params, eos, &mut next, progress)
+        self.generate_from(&[prompt], &[rows], params, eos, &mut next, progress, &never)
     }
 
     /// Samples one completion of `prompt` per iterator in `uniforms`, row `r` drawing its
@@ -197,7 +202,7 @@ impl Model {
     ) -> Result<Vec<Completion>, InferError> {
         let rows = uniforms.len();
         let mut next = |row: usize| uniforms[row].next().unwrap_or(0.0);
-        self.generate_from(&[prompt], &[rows], params, eos, &mut next, progress)
+        self.generate_from(&[prompt], &[rows], params, eos, &mut next, progress, &never)
     }
 
     /// [`Self::generate_rows`] for several groups in one batch: the prompts are
@@ -213,6 +218,19 @@ impl Model {
         eos: &[u32],
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<Vec<Completion>>, InferError> {
+        self.generate_groups_until(groups, params, eos, progress, &never)
+    }
+
+    /// [`Self::generate_groups`], stopped with [`InferError::Cancelled`] at the first
+    /// decode step where `cancel()` is true (a miner whose deadline came first).
+    pub fn generate_groups_until<U: Iterator<Item = f64>>(
+        &self,
+        groups: &mut [GroupRequest<'_, U>],
+        params: &SamplingParams,
+        eos: &[u32],
+        progress: &mut dyn FnMut(Progress),
+        cancel: &dyn Fn() -> bool,
+    ) -> Result<Vec<Vec<Completion>>, InferError> {
         let prompts: Vec<&[u32]> = groups.iter().map(|g| g.prompt).collect();
         let counts: Vec<usize> = groups.iter().map(|g| g.uniforms.len()).collect();
         let owners: Vec<(usize, usize)> = counts
@@ -225,7 +243,7 @@ impl Model {
             groups[g].uniforms[i].next().unwrap_or(0.0)
         };
         let mut flat = self
-            .generate_from(&prompts, &counts, params, eos, &mut next, progress)?
+            .generate_from(&prompts, &counts, params, eos, &mut next, progress, cancel)?
             .into_iter();
         Ok(counts
             .iter()
@@ -234,7 +252,9 @@ impl Model {
     }
 
     /// Samples `counts[p]` completions of each `prompts[p]`, rows numbered group after
-    /// group; `uniforms(row)` gives a row's next uniform.
+    /// group; `uniforms(row)` gives a row's next uniform; `cancel()` is asked before
+    /// every decode step.
+    #[allow(clippy::too_many_arguments)]
     fn generate_from(
         &self,
         prompts: &[&[u32]],
@@ -243,6 +263,7 @@ impl Model {
         eos: &[u32],
         uniforms: &mut dyn FnMut(usize) -> f64,
         progress: &mut dyn FnMut(Progress),
+        cancel: &dyn Fn() -> bool,
     ) -> Result<Vec<Completion>, InferError> {
         params.check()?;
         for prompt in prompts {
@@ -301,6 +322,9 @@ impl Model {
         let total = (rows * params.max_new_tokens) as u64;
         let mut produced = 0u64;
         for step in 0..params.max_new_tokens {
+            if cancel() {
+                return Err(InferError::Cancelled);
+            }
             let filtered = match &seen {
                 Some(s) => penalize(&logits, s, params.repetition_penalty),
                 None => logits.shallow_clone(),

@@ -65,6 +65,9 @@ pub enum InferError {
     /// The caller's input (tokens, parameters) cannot be run.
     #[error("invalid input: {0}")]
     Input(String),
+    /// The caller cancelled the work before it finished (`generate_groups_until`).
+    #[error("cancelled before it finished")]
+    Cancelled,
     /// A device could not be chosen.
     #[error(transparent)]
     Device(#[from] device::DeviceError),

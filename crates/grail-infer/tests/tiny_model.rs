@@ -359,6 +359,57 @@ fn groups_batched_with_padding_equal_groups_sampled_alone() {
 }
 
 #[test]
+fn a_cancelled_batch_stops_at_the_next_step() {
+    use grail_infer::{GroupRequest, InferError};
+    use std::cell::Cell;
+    let (_dir, files, model) = tiny(&TinySpec::default());
+    let base = prompt(&files);
+    let params = SamplingParams {
+        max_new_tokens: 24,
+        temperature: 0.9,
+        ..Default::default()
+    };
+    let request = || {
+        vec![GroupRequest {
+            prompt: base.as_slice(),
+            uniforms: vec![std::iter::repeat(0.5); 2],
+        }]
+    };
+    // Asked before every step: true at the third question stops the batch there.
+    let asked = Cell::new(0);
+    let cancel = || {
+        asked.set(asked.get() + 1);
+        asked.get() >= 3
+    };
+    let err = model
+        .generate_groups_until(
+            &mut request(),
+            &params,
+            &files.eos_ids,
+            &mut no_progress,
+            &cancel,
+        )
+        .unwrap_err();
+    assert!(matches!(err, InferError::Cancelled), "{err}");
+    assert_eq!(asked.get(), 3);
+    // Never cancelled: what generate_groups gives.
+    let whole = model
+        .generate_groups_until(
+            &mut request(),
+            &params,
+            &files.eos_ids,
+            &mut no_progress,
+            &|| false,
+        )
+        .unwrap();
+    let plain = model
+        .generate_groups(&mut request(), &params, &files.eos_ids, &mut no_progress)
+        .unwrap();
+    assert_eq!(whole[0][0].tokens, plain[0][0].tokens);
+    assert!(!whole[0][0].tokens.is_empty());
+}
+
+#[test]
 fn sampling_is_reproducible_and_logprobs_match_the_proof_pass() {
     let (_dir, files, model) = tiny(&TinySpec::default());
     let ids = prompt(&files);

@@ -116,8 +116,10 @@ pub struct MinerSettings {
     /// Address of the Prometheus `/metrics` server (`127.0.0.1:0` picks a port; empty:
     /// off).
     pub http: String,
-    /// Groups sampled together as one batch (their prompts left-padded to the longest):
-    /// wider batches use the CPU or GPU better; 1 samples one group at a time.
+    /// Most groups sampled together as one batch (their prompts left-padded to the
+    /// longest): wider batches use the CPU or GPU better; 1 samples one group at a time.
+    /// The miner starts narrower batches when its measured throughput says a wider one
+    /// would not finish before the upload margin (`miner::pace`).
     pub batch_groups: usize,
 }
 

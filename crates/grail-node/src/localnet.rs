@@ -2,6 +2,7 @@
 //! bucket per participant, dev hotkeys, one configuration file per participant, and a
 //! summary table of what happened.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -230,6 +231,8 @@ pub fn init(root: &Path, options: &LocalnetOptions) -> Result<LocalnetInfo, Node
             },
             validator: crate::config::ValidatorSettings {
                 http: validator_api.clone(),
+                // The summary reads every window's per-miner verdicts.
+                verdict_windows: 10_000,
                 ..Default::default()
             },
             trainer: options.trainer.clone(),
@@ -290,6 +293,21 @@ pub fn summary(root: &Path) -> Result<String, NodeError> {
     let validator = ValidatorState::load(&root.join("state").join("validator"))?;
     let trainer = TrainerState::load(&root.join("state").join("trainer"))?;
     let chain = LocalChain::open(&root.join("chain"))?;
+    let outcome = Outcome::read(root)?;
+    let by_miner = |window: u64| {
+        outcome
+            .windows
+            .iter()
+            .find(|w| w.window == window)
+            .map(|w| {
+                w.accepted
+                    .iter()
+                    .map(|(m, n)| format!("{m} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
     let uid_name = |uid: u16| {
         info.participants
             .iter()
@@ -297,7 +315,7 @@ pub fn summary(root: &Path) -> Result<String, NodeError> {
             .map_or_else(|| format!("uid {uid}"), |p| p.name.clone())
     };
     let mut out = String::from(
-        "| window | checkpoint | bundles | groups submitted | checked | accepted | rejected (reason) | in zone | credited work | mean reward | weights set | checkpoint published |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| window | checkpoint | bundles | groups submitted | checked | accepted | accepted by miner | rejected (reason) | in zone | credited work | mean reward | weights set | checkpoint published |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for (w, s) in &validator.windows {
         let accepted = s.verdicts.get("accepted").copied().unwrap_or(0);
@@ -331,10 +349,11 @@ pub fn summary(root: &Path) -> Result<String, NodeError> {
             .map(|p| format!("#{} (from window {})", p.number, p.effective_window))
             .collect();
         out += &format!(
-            "| {w} | {} | {bundles} | {} | {} | {accepted} | {} | {} | {:.1} | {:.3} | {} | {} |\n",
+            "| {w} | {} | {bundles} | {} | {} | {accepted} | {} | {} | {} | {:.1} | {:.3} | {} | {} |\n",
             s.checkpoint.map_or("-".into(), |c| format!("#{c}")),
             s.groups_submitted,
             s.groups_checked,
+            by_miner(*w),
             if rejected.is_empty() {
                 "-".into()
             } else {
@@ -355,11 +374,7 @@ pub fn summary(root: &Path) -> Result<String, NodeError> {
             },
         );
     }
-    let steps = trainer
-        .steps
-        .iter()
-        .filter(|s| s.report.skipped.is_none())
-        .count();
+    let steps = outcome.training_steps;
     out += &format!(
         "\n{} windows validated; {} training steps taken ({} skipped); checkpoints published: {}; chain weight events: {}.\n",
         validator.windows.len(),
@@ -369,4 +384,186 @@ pub fn summary(root: &Path) -> Result<String, NodeError> {
         chain.state()?.weight_history.len()
     );
     Ok(out)
+}
+
+/// What one validated window of a local network gave each miner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowOutcome {
+    /// The window.
+    pub window: u64,
+    /// Accepted groups per miner name (every miner of the network, 0 when none).
+    pub accepted: BTreeMap<String, u64>,
+    /// Why the window could not be validated, when it could not.
+    pub error: Option<String>,
+}
+
+/// How a local network run went: accepted groups per window and miner, training steps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The validated windows, in order.
+    pub windows: Vec<WindowOutcome>,
+    /// Training steps taken (not skipped).
+    pub training_steps: usize,
+}
+
+/// How demanding [`Outcome::problems`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Expect {
+    /// A user's run: most windows have accepted groups and the trainer took a step.
+    MostWindows,
+    /// CI's run: every miner has accepted groups in every window after the first, and
+    /// the trainer took a step.
+    EveryWindow,
+}
+
+impl Outcome {
+    /// Reads the validator's and the trainer's state under `root`.
+    ///
+    /// # Errors
+    /// A missing or unreadable state file.
+    pub fn read(root: &Path) -> Result<Self, NodeError> {
+        let info = info(root)?;
+        let validator = ValidatorState::load(&root.join("state").join("validator"))?;
+        let trainer = TrainerState::load(&root.join("state").join("trainer"))?;
+        let miners: Vec<&Participant> = info
+            .participants
+            .iter()
+            .filter(|p| p.name.starts_with("miner"))
+            .collect();
+        let windows = validator
+            .windows
+            .iter()
+            .map(|(&window, summary)| WindowOutcome {
+                window,
+                accepted: miners
+                    .iter()
+                    .map(|m| {
+                        let accepted = validator
+                            .verdicts
+                            .miner(&m.hotkey)
+                            .and_then(|ws| ws.into_iter().find(|w| w.window == window))
+                            .and_then(|w| w.verdicts.get("accepted").copied())
+                            .unwrap_or(0);
+                        (m.name.clone(), accepted)
+                    })
+                    .collect(),
+                error: summary.error.clone(),
+            })
+            .collect();
+        let training_steps = trainer
+            .steps
+            .iter()
+            .filter(|s| s.report.skipped.is_none())
+            .count();
+        Ok(Self {
+            windows,
+            training_steps,
+        })
+    }
+
+    /// What falls short of `expect`, one sentence each (empty: the run did what a local
+    /// network should).
+    pub fn problems(&self, expect: Expect) -> Vec<String> {
+        let mut problems = Vec::new();
+        let empty: Vec<u64> = self
+            .windows
+            .iter()
+            .filter(|w| w.accepted.values().all(|&n| n == 0))
+            .map(|w| w.window)
+            .collect();
+        if self.windows.is_empty() {
+            problems.push("the validator validated no window".to_string());
+        }
+        match expect {
+            Expect::MostWindows => {
+                if !self.windows.is_empty() && empty.len() * 2 > self.windows.len() {
+                    problems.push(format!(
+                        "{} of {} windows had no accepted group (windows {empty:?})",
+                        empty.len(),
+                        self.windows.len()
+                    ));
+                }
+            }
+            Expect::EveryWindow => {
+                for w in self.windows.iter().skip(1) {
+                    let missing: Vec<&str> = w
+                        .accepted
+                        .iter()
+                        .filter(|(_, &n)| n == 0)
+                        .map(|(m, _)| m.as_str())
+                        .collect();
+                    if !missing.is_empty() {
+                        problems.push(format!(
+                            "window {}: no accepted group from {}{}",
+                            w.window,
+                            missing.join(", "),
+                            w.error
+                                .as_ref()
+                                .map(|e| format!(" (window not validated: {e})"))
+                                .unwrap_or_default()
+                        ));
+                    }
+                }
+            }
+        }
+        if self.training_steps == 0 {
+            problems.push("the trainer took no training step".to_string());
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(accepted: &[[u64; 2]], training_steps: usize) -> Outcome {
+        Outcome {
+            windows: accepted
+                .iter()
+                .enumerate()
+                .map(|(i, a)| WindowOutcome {
+                    window: 24 * i as u64,
+                    accepted: [("miner-1".to_string(), a[0]), ("miner-2".to_string(), a[1])].into(),
+                    error: None,
+                })
+                .collect(),
+            training_steps,
+        }
+    }
+
+    #[test]
+    fn a_run_that_mined_nothing_or_trained_nothing_is_a_failure() {
+        // The landed code's run: every window empty, no step.
+        let nothing = outcome(&[[0, 0]; 10], 0);
+        let p = nothing.problems(Expect::MostWindows);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(
+            p[0].starts_with("10 of 10 windows had no accepted group"),
+            "{p:?}"
+        );
+        assert!(p[1].contains("no training step"), "{p:?}");
+        // A healthy run: the first window may be empty, one miner may miss one later.
+        let healthy = outcome(&[[0, 0], [3, 2], [1, 0], [4, 4]], 2);
+        assert!(healthy.problems(Expect::MostWindows).is_empty());
+        // CI's run wants every miner in every window after the first.
+        let p = healthy.problems(Expect::EveryWindow);
+        assert_eq!(p, ["window 48: no accepted group from miner-2"]);
+        let full = outcome(&[[0, 0], [3, 2], [1, 1]], 1);
+        assert!(full.problems(Expect::EveryWindow).is_empty());
+        assert!(!outcome(&[[0, 0], [3, 2], [1, 1]], 0)
+            .problems(Expect::EveryWindow)
+            .is_empty());
+        // Failure means more than half the windows empty.
+        assert!(outcome(&[[0, 0], [0, 0], [1, 0], [2, 0]], 1)
+            .problems(Expect::MostWindows)
+            .is_empty());
+        assert!(!outcome(&[[0, 0], [0, 0], [0, 0], [2, 0]], 1)
+            .problems(Expect::MostWindows)
+            .is_empty());
+        assert_eq!(
+            outcome(&[], 1).problems(Expect::MostWindows),
+            ["the validator validated no window"]
+        );
+    }
 }

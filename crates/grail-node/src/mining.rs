@@ -85,6 +85,18 @@ pub fn sample_groups(
     hotkey: &grail_proto::Hotkey,
     prompts: &[&[u32]],
 ) -> Result<Vec<Vec<Vec<u32>>>, NodeError> {
+    sample_groups_until(context, plan, hotkey, prompts, &|| false)
+}
+
+/// [`sample_groups`], stopped with `InferError::Cancelled` at the first decode step where
+/// `cancel()` is true (the miner's upload cutoff passed).
+pub fn sample_groups_until(
+    context: &ModelContext,
+    plan: &WindowPlan,
+    hotkey: &grail_proto::Hotkey,
+    prompts: &[&[u32]],
+    cancel: &dyn Fn() -> bool,
+) -> Result<Vec<Vec<Vec<u32>>>, NodeError> {
     let params = SamplingParams::from(&plan.generation);
     let mut requests: Vec<GroupRequest<'_, Uniforms>> = prompts
         .iter()
@@ -95,11 +107,12 @@ pub fn sample_groups(
                 .collect(),
         })
         .collect();
-    let groups = context.model.generate_groups(
+    let groups = context.model.generate_groups_until(
         &mut requests,
         &params,
         &context.eos_ids,
         &mut no_progress,
+        cancel,
     )?;
     Ok(groups
         .into_iter()

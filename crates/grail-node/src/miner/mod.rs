@@ -1,9 +1,11 @@
 //! The miner loop: per window, the checkpoint in effect, the window randomness, as many
-//! signed groups as fit before the deadline (minus a margin), one upload. Zone-targeting
+//! signed groups as fit before the deadline (minus a margin), in batches [`pace`] sizes
+//! from measured throughput, one upload. Zone-targeting
 //! miners read the validators' learning-zone reports first ([`reports`]); [`metrics`] is
 //! what `[miner] http` serves.
 
 pub mod metrics;
+pub mod pace;
 pub mod reports;
 
 use std::sync::{Arc, RwLock};
@@ -16,11 +18,12 @@ use tracing::{info, warn};
 
 use crate::checkpoints::CurrentModel;
 use crate::cursor::{Readiness, WindowCursor};
-use crate::mining::{assemble_group, sample_groups, PromptStrategy, Prompts, WindowPlan};
+use crate::mining::{assemble_group, sample_groups_until, PromptStrategy, Prompts, WindowPlan};
 use crate::network::Stop;
 use crate::wiring::Wiring;
 use crate::NodeError;
 pub use metrics::MinerMetrics;
+pub use pace::Pacer;
 pub use reports::{discover_validators, ReportError, ValidatorReports};
 
 /// Prompts in a row that the strategy may propose again before the window is closed
@@ -81,6 +84,8 @@ pub async fn run_with_metrics(
         info!("miner.prompts = \"zone\" without miner.validator_api: validators' APIs are looked up on chain every window");
     }
     let mut current: Option<CurrentModel> = None;
+    // Throughput measured in one window sizes the batches of the next.
+    let mut pacer = Pacer::new(w.config.miner.batch_groups);
     let mut cursor =
         WindowCursor::start(&w.net, None, from_window, Readiness::Open, windows).await?;
     let mut done = Vec::new();
@@ -103,7 +108,17 @@ pub async fn run_with_metrics(
             }
             reports.feed(z).await;
         }
-        match mine_window(w, env, window, &mut current, &mut prompts, &mut stop).await {
+        match mine_window(
+            w,
+            env,
+            window,
+            &mut current,
+            &mut prompts,
+            &mut pacer,
+            &mut stop,
+        )
+        .await
+        {
             Ok(Some(mined)) => {
                 count(&|m| m.mined(&mined));
                 done.push(mined);
@@ -116,17 +131,47 @@ pub async fn run_with_metrics(
                 warn!(window, "window failed: {e}");
             }
         }
+        if !stop.requested() {
+            preload_next(w, window + w.net.window_length, &mut current).await;
+        }
         cursor.advance();
     }
     Ok(done)
 }
 
+/// Loads the checkpoint of window `next` when it is already announced and not loaded, in
+/// the time between this window's upload and the next window's start: otherwise the load
+/// eats into the next window. A failure is only logged (the window loads it again).
+async fn preload_next(w: &Wiring, next: u64, current: &mut Option<CurrentModel>) {
+    let id = match w.checkpoints.in_effect(w.net.chain.as_ref(), next).await {
+        Ok(Some(id)) => id,
+        Ok(None) => return,
+        Err(e) => {
+            warn!(window = next, "cannot look up the next checkpoint: {e}");
+            return;
+        }
+    };
+    let loading = Instant::now();
+    match CurrentModel::ensure(current, &w.checkpoints, id, w.device).await {
+        Ok(true) => info!(
+            window = next,
+            checkpoint = id.number,
+            seconds = format!("{:.1}", loading.elapsed().as_secs_f64()),
+            "loaded the next window's checkpoint ahead of it"
+        ),
+        Ok(false) => {}
+        Err(e) => warn!(window = next, "cannot load the next checkpoint ahead: {e}"),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn mine_window(
     w: &Wiring,
     env: &dyn Environment,
     window: u64,
     current: &mut Option<CurrentModel>,
     strategy: &mut dyn PromptStrategy,
+    pacer: &mut Pacer,
     stop: &mut Stop,
 ) -> Result<Option<MinedWindow>, NodeError> {
     let Some(id) = w
@@ -140,8 +185,14 @@ async fn mine_window(
         );
         return Ok(None);
     };
+    let loading = Instant::now();
     if CurrentModel::ensure(current, &w.checkpoints, id, w.device).await? {
-        info!(window, checkpoint = id.number, "loaded checkpoint");
+        info!(
+            window,
+            checkpoint = id.number,
+            seconds = format!("{:.1}", loading.elapsed().as_secs_f64()),
+            "loaded checkpoint"
+        );
     }
     let model = current.as_ref().expect("ensured above");
     let deadline = w.net.deadline(window).await?;
@@ -156,12 +207,14 @@ async fn mine_window(
         generation: w.config.subnet.generation(),
         group_size: w.config.subnet.group_size,
     };
+    // The upload must begin by the cutoff; the margin is for encoding and uploading.
     let margin =
         chrono::Duration::milliseconds((w.config.miner.upload_margin_secs * 1000.0) as i64);
+    let cutoff = deadline - margin;
+    let seconds_left = || (cutoff - chrono::Utc::now()).num_milliseconds() as f64 / 1000.0;
     let mut groups = Vec::new();
     let mut used_prompts = std::collections::BTreeSet::new();
     let mut repeats = 0usize;
-    let mut slowest = chrono::Duration::zero();
     let (mut tokens, started) = (0usize, Instant::now());
     while groups.len() < w.config.miner.max_groups {
         if stop.requested() {
@@ -171,12 +224,21 @@ async fn mine_window(
             );
             return Ok(None);
         }
-        if chrono::Utc::now() + slowest + margin > deadline {
+        let left = seconds_left();
+        let want = pacer.next_batch(left, w.config.miner.max_groups - groups.len());
+        if want == 0 {
+            if groups.is_empty() {
+                warn!(
+                    window,
+                    seconds_left = format!("{left:.1}"),
+                    one_group_s = format!("{:.1}", pacer.estimate(1).unwrap_or(f64::NAN)),
+                    "one group does not fit before the upload margin; nothing to mine this window \
+                     (fewer subnet.max_new_tokens, a faster device, or a lower miner.upload_margin_secs help)"
+                );
+            }
             break;
         }
-        let t0 = chrono::Utc::now();
-        // Up to `batch_groups` new prompts, sampled together.
-        let want = (w.config.miner.max_groups - groups.len()).min(w.config.miner.batch_groups);
+        // `want` new prompts, sampled together.
         let mut chosen = Vec::with_capacity(want);
         let mut exhausted = false;
         while chosen.len() < want {
@@ -197,9 +259,20 @@ async fn mine_window(
             }
             chosen.push((prompt_id, problem, prompt));
         }
+        if chosen.is_empty() {
+            break;
+        }
+        let t0 = Instant::now();
         let batch = crate::blocking(|| {
             let prompts: Vec<&[u32]> = chosen.iter().map(|(_, _, p)| p.as_slice()).collect();
-            let sampled = sample_groups(&model.context, &plan, &w.key.public(), &prompts)?;
+            let past_cutoff = || chrono::Utc::now() > cutoff;
+            let sampled = sample_groups_until(
+                &model.context,
+                &plan,
+                &w.key.public(),
+                &prompts,
+                &past_cutoff,
+            )?;
             chosen
                 .iter()
                 .zip(&sampled)
@@ -216,7 +289,21 @@ async fn mine_window(
                     )
                 })
                 .collect::<Result<Vec<_>, NodeError>>()
-        })?;
+        });
+        // Cancelled, the batch took at least this long: the estimate grows to it.
+        pacer.record(chosen.len(), t0.elapsed().as_secs_f64());
+        let batch = match batch {
+            Err(NodeError::Infer(grail_infer::InferError::Cancelled)) => {
+                warn!(
+                    window,
+                    groups = chosen.len(),
+                    seconds = format!("{:.1}", t0.elapsed().as_secs_f64()),
+                    "a batch ran past the upload cutoff and was stopped; uploading the groups finished before it"
+                );
+                break;
+            }
+            other => other?,
+        };
         for group in batch {
             tokens += group
                 .rollouts
@@ -225,21 +312,19 @@ async fn mine_window(
                 .sum::<usize>();
             groups.push(group);
         }
-        slowest = slowest.max(chrono::Utc::now() - t0);
-        if !chosen.is_empty() {
-            info!(
-                window,
-                groups = groups.len(),
-                tokens_per_s = format!("{:.1}", tokens as f64 / started.elapsed().as_secs_f64()),
-                "groups ready"
-            );
-        }
+        info!(
+            window,
+            groups = groups.len(),
+            batch = chosen.len(),
+            batch_s = format!("{:.1}", t0.elapsed().as_secs_f64()),
+            tokens_per_s = format!("{:.1}", tokens as f64 / started.elapsed().as_secs_f64()),
+            "groups ready"
+        );
         if exhausted {
             break;
         }
     }
     if groups.is_empty() {
-        warn!(window, "no group fitted before the deadline");
         return Ok(None);
     }
     let count = groups.len();

@@ -1,0 +1,246 @@
+//! How many groups a miner starts at once, sized from measured throughput so that every
+//! batch it starts finishes before the upload must begin. Sans-I/O: the window loop passes
+//! the seconds it has left and the seconds each batch took; the estimate is carried across
+//! windows, so the time a checkpoint load takes out of a window is simply time not left.
+//!
+//! The model of a batch's cost is deliberately pessimistic, because a batch that ends after
+//! the deadline is wasted work:
+//! - a batch of `n` groups costs the least that a measured batch of at least `n` groups
+//!   cost (a narrower batch is not slower than a wider one: the same decode steps, fewer
+//!   rows), or, wider than any measured, the widest measured scaled linearly with `n`
+//!   (batching is sublinear, so this overestimates);
+//! - a measurement slower than the estimate replaces it at once; a faster one moves it
+//!   only part of the way ([`RELEASE`]), so one quick window does not start work a slow
+//!   one cannot finish;
+//! - the estimate is multiplied by [`SAFETY`] before it is compared with the time left.
+//!
+//! Before anything is measured the miner starts one group alone: the cheapest probe.
+
+/// Weight of a measurement faster than the estimate (slower ones replace it).
+pub const RELEASE: f64 = 0.3;
+
+/// Headroom on every estimate: a batch is started only when `SAFETY ×` its estimated
+/// seconds fit in the time left (completion lengths vary from batch to batch).
+pub const SAFETY: f64 = 1.25;
+
+/// The miner's throughput estimate: seconds per batch, by batch width.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pacer {
+    /// `seconds[n - 1]`: the estimated seconds of a batch of `n` groups, once measured.
+    seconds: Vec<Option<f64>>,
+}
+
+impl Pacer {
+    /// A pacer for batches of at most `max_batch` groups (at least 1), nothing measured.
+    pub fn new(max_batch: usize) -> Self {
+        Self {
+            seconds: vec![None; max_batch.max(1)],
+        }
+    }
+
+    /// The widest batch this pacer plans.
+    pub fn max_batch(&self) -> usize {
+        self.seconds.len()
+    }
+
+    /// Estimated seconds of a batch of `n` groups (`None` before any measurement).
+    pub fn estimate(&self, n: usize) -> Option<f64> {
+        let n = n.max(1);
+        let measured = |i: usize| self.seconds.get(i - 1).copied().flatten();
+        let at_least = (n..=self.seconds.len())
+            .filter_map(measured)
+            .min_by(f64::total_cmp);
+        if at_least.is_some() {
+            return at_least;
+        }
+        (1..n.min(self.seconds.len() + 1))
+            .rev()
+            .find_map(|m| measured(m).map(|s| s * n as f64 / m as f64))
+    }
+
+    /// How many groups to start now, with `left` seconds before the upload must begin and
+    /// `wanted` groups still wanted: the widest batch (at most [`Self::max_batch`]) whose
+    /// estimate, with [`SAFETY`], fits; one group before anything is measured; 0 when
+    /// nothing fits (then the window's work is done).
+    pub fn next_batch(&self, left: f64, wanted: usize) -> usize {
+        let most = wanted.min(self.seconds.len());
+        if most == 0 || left <= 0.0 {
+            return 0;
+        }
+        if self.seconds.iter().all(Option::is_none) {
+            return 1;
+        }
+        (1..=most)
+            .rev()
+            .find(|&n| self.estimate(n).is_some_and(|s| s * SAFETY <= left))
+            .unwrap_or(0)
+    }
+
+    /// Records that a batch of `n` groups took `seconds`.
+    pub fn record(&mut self, n: usize, seconds: f64) {
+        if n == 0 || !seconds.is_finite() || seconds < 0.0 {
+            return;
+        }
+        let n = n.min(self.seconds.len());
+        let slot = &mut self.seconds[n - 1];
+        *slot = Some(match *slot {
+            Some(old) if seconds < old => old + RELEASE * (seconds - old),
+            _ => seconds,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn estimates_are_pessimistic_and_react_to_slowdowns_at_once() {
+        let mut p = Pacer::new(4);
+        assert_eq!(p.estimate(1), None);
+        assert_eq!(p.next_batch(100.0, 10), 1, "one probe group first");
+        assert_eq!(p.next_batch(0.0, 10), 0);
+        assert_eq!(p.next_batch(100.0, 0), 0);
+        p.record(1, 10.0);
+        // Wider than measured: scaled linearly.
+        assert_eq!(p.estimate(3), Some(30.0));
+        assert_eq!(p.next_batch(40.0, 10), 3, "3 × 10 s × 1.25 fits in 40 s");
+        assert_eq!(p.next_batch(12.0, 10), 0, "12.5 s needed");
+        p.record(4, 16.0);
+        // Narrower than a measured batch: that batch's time.
+        assert_eq!(p.estimate(2), Some(16.0));
+        assert_eq!(p.estimate(1), Some(10.0));
+        assert_eq!(p.next_batch(20.0, 10), 4);
+        assert_eq!(p.next_batch(20.0, 2), 2, "never more than wanted");
+        // Faster: part of the way; slower: at once.
+        p.record(4, 6.0);
+        assert!((p.estimate(4).unwrap() - 13.0).abs() < 1e-9);
+        p.record(4, 40.0);
+        assert_eq!(p.estimate(4), Some(40.0));
+        // Nonsense measurements are ignored.
+        p.record(4, f64::NAN);
+        p.record(0, 1.0);
+        assert_eq!(p.estimate(4), Some(40.0));
+        assert_eq!(Pacer::new(0).max_batch(), 1);
+    }
+
+    /// What one simulated window gave.
+    #[derive(Debug, Default, Clone, Copy)]
+    struct SimWindow {
+        /// Groups finished in time (uploaded).
+        uploaded: usize,
+        /// Groups of a batch that ended after the upload had to begin (wasted work).
+        late: usize,
+        /// Batches started.
+        batches: usize,
+    }
+
+    /// Runs the miner's window loop on simulated time: windows of `window` seconds, an
+    /// upload margin of `margin`, `load(w)` seconds of checkpoint loading at the start of
+    /// window `w`, and a batch of `n` groups taking `speed(w, n)` seconds. Exactly the
+    /// decisions `mine_window` makes, with the clock replaced.
+    fn simulate(
+        windows: u64,
+        window: f64,
+        margin: f64,
+        load: impl Fn(u64) -> f64,
+        speed: impl Fn(u64, usize) -> f64,
+    ) -> Vec<SimWindow> {
+        let mut pacer = Pacer::new(4);
+        (0..windows)
+            .map(|w| {
+                let mut out = SimWindow::default();
+                let mut now = load(w);
+                loop {
+                    let n = pacer.next_batch(window - margin - now, 64 - out.uploaded);
+                    if n == 0 {
+                        break;
+                    }
+                    let took = speed(w, n);
+                    now += took;
+                    pacer.record(n, took);
+                    out.batches += 1;
+                    if now <= window - margin {
+                        out.uploaded += n;
+                    } else {
+                        out.late += n;
+                        break;
+                    }
+                }
+                out
+            })
+            .collect()
+    }
+
+    /// Batches that decode together: a fixed cost per batch plus a smaller one per group.
+    fn batched(fixed: f64, per_group: f64) -> impl Fn(u64, usize) -> f64 {
+        move |_, n| fixed + per_group * n as f64
+    }
+
+    #[test]
+    fn a_fast_model_fills_every_window_without_a_late_batch() {
+        // 4 groups take 4 s: four full batches fit in the 19 usable seconds, once measured
+        // (the first window starts with a one-group probe).
+        let run = simulate(10, 24.0, 5.0, |_| 0.0, batched(2.0, 0.5));
+        for (w, s) in run.iter().enumerate() {
+            assert_eq!(s.late, 0, "window {w}: {s:?}");
+            assert!(s.uploaded >= if w == 0 { 8 } else { 16 }, "window {w}: {s:?}");
+        }
+    }
+
+    #[test]
+    fn a_model_slower_than_the_old_fixed_batch_still_uploads_every_window() {
+        // The landed miner's case: 4 groups take 30 s, longer than the 24-s window, one
+        // group 12 s. The old loop started 4 groups and uploaded nothing, ever.
+        let run = simulate(10, 24.0, 5.0, |_| 0.0, batched(8.0, 5.5));
+        for (w, s) in run.iter().enumerate() {
+            assert_eq!(s.late, 0, "window {w}: {s:?}");
+            assert!(s.uploaded >= 1, "window {w}: {s:?}");
+        }
+        // One group (13.5 s, 16.9 s with the safety factor) fits in the 19 usable seconds;
+        // two are estimated at 2 × 13.5 s and are never started.
+        assert!(run[1..].iter().all(|s| s.uploaded == 1), "{run:?}");
+    }
+
+    #[test]
+    fn a_model_too_slow_for_one_group_wastes_at_most_the_probe() {
+        let run = simulate(6, 24.0, 5.0, |_| 0.0, batched(25.0, 5.0));
+        assert_eq!(run[0].late, 1, "the probe runs late");
+        for s in &run[1..] {
+            assert_eq!((s.batches, s.uploaded), (0, 0), "{run:?}");
+        }
+    }
+
+    #[test]
+    fn a_slow_first_window_is_forgotten_gradually() {
+        // Window 0 runs 4× slower (cold caches, another process): a probe of 1 group.
+        let speed = |w: u64, n: usize| batched(2.0, 1.0)(w, n) * if w == 0 { 4.0 } else { 1.0 };
+        let run = simulate(8, 24.0, 5.0, |_| 0.0, speed);
+        assert!(run.iter().all(|s| s.late == 0), "{run:?}");
+        assert!(run[0].uploaded >= 1, "{run:?}");
+        // Then the batches widen back to the full width.
+        assert!(run[7].uploaded >= 8, "{run:?}");
+        assert!(
+            run.windows(2)
+                .skip(1)
+                .all(|p| p[1].uploaded >= p[0].uploaded),
+            "{run:?}"
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_load_eating_most_of_a_window_leaves_what_still_fits() {
+        // Loading a new checkpoint takes 14 s of the 19 usable seconds in windows 3 and 6:
+        // one group (3 s) still fits there, and nothing is started that would end late.
+        let load = |w: u64| if w == 3 || w == 6 { 14.0 } else { 0.0 };
+        let run = simulate(8, 24.0, 5.0, load, batched(2.0, 1.0));
+        assert!(run.iter().all(|s| s.late == 0), "{run:?}");
+        assert!(run[3].uploaded >= 1 && run[6].uploaded >= 1, "{run:?}");
+        assert!(run[3].uploaded < run[2].uploaded, "{run:?}");
+        // A load that leaves less than one group's time: no batch at all.
+        let load = |w: u64| if w == 3 { 17.5 } else { 0.0 };
+        let run = simulate(5, 24.0, 5.0, load, batched(2.0, 1.0));
+        assert_eq!((run[3].batches, run[3].late), (0, 0), "{run:?}");
+        assert!(run[4].uploaded >= 1, "{run:?}");
+    }
+}
