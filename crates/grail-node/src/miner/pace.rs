@@ -14,7 +14,9 @@
 //!   one cannot finish;
 //! - the estimate is multiplied by [`SAFETY`] before it is compared with the time left.
 //!
-//! Before anything is measured the miner starts one group alone: the cheapest probe.
+//! Before anything is measured the miner starts one group alone: the cheapest probe. A
+//! batch cancelled at the cutoff only raises estimates; a window in which not even one
+//! group fits lowers them by [`IDLE_DECAY`], so one slow batch cannot stop a miner.
 
 /// Weight of a measurement faster than the estimate (slower ones replace it).
 pub const RELEASE: f64 = 0.3;
@@ -76,7 +78,14 @@ impl Pacer {
             .unwrap_or(0)
     }
 
-    /// Records that a batch of `n` groups took `seconds`.
+    /// Whether not even one group fits in `usable` seconds (a whole window's working time)
+    /// by the current estimate.
+    pub fn too_slow_for(&self, usable: f64) -> bool {
+        self.estimate(1).is_some_and(|s| s * SAFETY > usable)
+    }
+
+    /// Records that a batch of `n` groups took `seconds`. Slower than estimated, it also
+    /// raises the estimates of wider batches to it (they are not faster).
     pub fn record(&mut self, n: usize, seconds: f64) {
         if n == 0 || !seconds.is_finite() || seconds < 0.0 {
             return;
@@ -87,8 +96,35 @@ impl Pacer {
             Some(old) if seconds < old => old + RELEASE * (seconds - old),
             _ => seconds,
         });
+        for wider in self.seconds[n..].iter_mut().flatten() {
+            *wider = wider.max(seconds);
+        }
+    }
+
+    /// Records that a batch of `n` groups was cancelled after `seconds`: it would have taken
+    /// at least that long. A lower bound only raises estimates; before anything is measured
+    /// it is not a measurement (a probe cancelled at once says nothing), so the next window
+    /// probes again.
+    pub fn record_cancelled(&mut self, n: usize, seconds: f64) {
+        let n = n.clamp(1, self.seconds.len());
+        match self.estimate(n) {
+            Some(estimate) if seconds > estimate => self.record(n, seconds),
+            _ => {}
+        }
+    }
+
+    /// A window in which not even one group fitted: every estimate falls by
+    /// [`IDLE_DECAY`], so that one slow batch cannot stop a miner for good (a miner too
+    /// slow for the window probes one group every few windows).
+    pub fn idle_window(&mut self) {
+        for s in self.seconds.iter_mut().flatten() {
+            *s *= IDLE_DECAY;
+        }
     }
 }
+
+/// What a window without any batch leaves of every estimate.
+pub const IDLE_DECAY: f64 = 0.8;
 
 #[cfg(test)]
 mod tests {
@@ -154,6 +190,9 @@ mod tests {
                 loop {
                     let n = pacer.next_batch(window - margin - now, 64 - out.uploaded);
                     if n == 0 {
+                        if out.batches == 0 && pacer.too_slow_for(window - margin) {
+                            pacer.idle_window();
+                        }
                         break;
                     }
                     let took = speed(w, n);
@@ -184,7 +223,10 @@ mod tests {
         let run = simulate(10, 24.0, 5.0, |_| 0.0, batched(2.0, 0.5));
         for (w, s) in run.iter().enumerate() {
             assert_eq!(s.late, 0, "window {w}: {s:?}");
-            assert!(s.uploaded >= if w == 0 { 8 } else { 16 }, "window {w}: {s:?}");
+            assert!(
+                s.uploaded >= if w == 0 { 8 } else { 16 },
+                "window {w}: {s:?}"
+            );
         }
     }
 
@@ -203,12 +245,39 @@ mod tests {
     }
 
     #[test]
-    fn a_model_too_slow_for_one_group_wastes_at_most_the_probe() {
-        let run = simulate(6, 24.0, 5.0, |_| 0.0, batched(25.0, 5.0));
+    fn a_model_too_slow_for_one_group_probes_only_every_few_windows() {
+        let run = simulate(12, 24.0, 5.0, |_| 0.0, batched(25.0, 5.0));
         assert_eq!(run[0].late, 1, "the probe runs late");
-        for s in &run[1..] {
-            assert_eq!((s.batches, s.uploaded), (0, 0), "{run:?}");
-        }
+        let probes = run.iter().filter(|s| s.batches > 0).count();
+        assert!((2..=4).contains(&probes), "{run:?}");
+        assert!(run.iter().all(|s| s.uploaded == 0), "{run:?}");
+    }
+
+    #[test]
+    fn one_slow_batch_does_not_stop_the_miner_for_good() {
+        // One group takes 13.5 s of the 19 usable; once, in window 2, it takes 26 s.
+        let speed = |w: u64, n: usize| batched(8.0, 5.5)(w, n) * if w == 2 { 1.93 } else { 1.0 };
+        let run = simulate(12, 24.0, 5.0, |_| 0.0, speed);
+        assert!(run[8..].iter().all(|s| s.uploaded >= 1), "{run:?}");
+    }
+
+    #[test]
+    fn a_cancelled_batch_only_raises_estimates() {
+        let mut p = Pacer::new(4);
+        p.record_cancelled(1, 0.5);
+        assert_eq!(p.estimate(1), None, "a cancelled probe is no measurement");
+        p.record(2, 10.0);
+        p.record_cancelled(2, 4.0);
+        assert_eq!(p.estimate(2), Some(10.0));
+        p.record_cancelled(2, 14.0);
+        assert_eq!(p.estimate(2), Some(14.0));
+        // Slower narrow batches raise the wider estimates too.
+        p.record(4, 16.0);
+        p.record(1, 20.0);
+        assert_eq!(p.estimate(4), Some(20.0));
+        // Idle windows let every estimate fall.
+        p.idle_window();
+        assert_eq!(p.estimate(1), Some(16.0));
     }
 
     #[test]
