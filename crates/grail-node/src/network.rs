@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use grail_chain::{BeaconSource, Chain, ChainError};
+use grail_proto::params::PIN_SECONDS;
 use grail_proto::{challenge_randomness, window_randomness};
 use tokio::sync::watch;
 
@@ -124,13 +125,28 @@ impl Network {
     }
 
     /// Challenge randomness (protocol §3): the deadline block's hash and the first drand
-    /// round after the deadline. Fails for a window whose deadline block does not exist.
+    /// round after the deadline plus [`PIN_SECONDS`]. Fails for a window whose deadline
+    /// block does not exist, or before that round is emitted.
     pub async fn challenge_randomness(&self, w: u64) -> Result<[u8; 32], NodeError> {
         let deadline_block = w + self.window_length;
         let hash = self.chain.block_hash(deadline_block).await?;
         let secs = self.chain.block_timestamp_ms(deadline_block).await? / 1000;
-        let round = self.beacon.info().round_after(secs);
-        let beacon = self.beacon.beacon(round).await?;
+        let beacon = self.beacon.beacon(self.challenge_round(secs)).await?;
         Ok(challenge_randomness(w, &hash, &beacon))
+    }
+
+    /// The drand round of the challenge of a window whose deadline block is at Unix
+    /// `deadline_secs`.
+    pub fn challenge_round(&self, deadline_secs: u64) -> u64 {
+        self.beacon.info().round_after(deadline_secs + PIN_SECONDS)
+    }
+
+    /// When the challenge randomness of window `w` becomes public: the time its drand
+    /// round is emitted (estimated from the head while the deadline block is ahead).
+    pub async fn challenge_published_at(&self, w: u64) -> Result<DateTime<Utc>, NodeError> {
+        let deadline = self.deadline(w).await?;
+        let round = self.challenge_round(deadline.timestamp().max(0) as u64);
+        let secs = self.beacon.info().round_time(round);
+        Ok(DateTime::from_timestamp(secs as i64, 0).unwrap_or(deadline))
     }
 }

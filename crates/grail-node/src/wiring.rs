@@ -80,24 +80,8 @@ impl Wiring {
         &self,
         keep: impl Fn(&grail_chain::Neuron) -> bool,
     ) -> Result<(grail_chain::Metagraph, Vec<(grail_chain::Neuron, Store)>), NodeError> {
-        let metagraph = self.net.chain.metagraph().await?;
-        let commitments = self.net.chain.commitments().await?;
-        let local = self.config.network == "local";
-        let stores = metagraph
-            .neurons
-            .iter()
-            .filter(|n| keep(n))
-            .filter_map(|n| match store_of_commitment(commitments.get(&n.hotkey)?, local) {
-                Ok(store) => Some((n.clone(), store)),
-                Err(e) => {
-                    tracing::warn!(uid = n.uid, hotkey = %n.hotkey.to_ss58(), "unusable bucket commitment: {e}");
-                    None
-                }
-            })
-            .collect();
-        Ok((metagraph, stores))
+        registered_stores(&self.net, self.config.network == "local", keep).await
     }
-
     /// Opens everything the configuration names (an encrypted hotkey's password from the
     /// environment, see [`hotkey_password`]).
     pub async fn open(config: NodeConfig) -> Result<Self, NodeError> {
@@ -204,4 +188,29 @@ impl Wiring {
         self.net.chain.serve_endpoint(&self.key, &endpoint).await?;
         Ok(true)
     }
+}
+
+/// The neurons of `net`'s metagraph that `keep` selects, with the buckets their
+/// commitments name (`local`: plain-HTTP endpoints allowed); unusable commitments are
+/// logged and left out.
+pub async fn registered_stores(
+    net: &crate::network::Network,
+    local: bool,
+    keep: impl Fn(&grail_chain::Neuron) -> bool,
+) -> Result<(grail_chain::Metagraph, Vec<(grail_chain::Neuron, Store)>), NodeError> {
+    let metagraph = net.chain.metagraph().await?;
+    let commitments = net.chain.commitments().await?;
+    let stores = metagraph
+        .neurons
+        .iter()
+        .filter(|n| keep(n))
+        .filter_map(|n| match store_of_commitment(commitments.get(&n.hotkey)?, local) {
+            Ok(store) => Some((n.clone(), store)),
+            Err(e) => {
+                tracing::warn!(uid = n.uid, hotkey = %n.hotkey.to_ss58(), "unusable bucket commitment: {e}");
+                None
+            }
+        })
+        .collect();
+    Ok((metagraph, stores))
 }

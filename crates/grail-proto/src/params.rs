@@ -57,6 +57,16 @@ pub const TOLERANCE_BASE: u32 = 1 << 16;
 /// fp32 drift with position (KV-cache decode drifts no more than one prefill), so zero.
 pub const TOLERANCE_GROWTH: f64 = 0.0;
 
+/// Seconds between a window's deadline and the earliest drand round its challenge
+/// randomness may come from: the challenge uses the first round emitted after
+/// `deadline + PIN_SECONDS` (docs/protocol.md §3). In that interval every validator pins
+/// each miner's bundle (its published SHA-256 and size, §11), so that what is checked is
+/// fixed before anyone can know which groups will be spot-checked. Shorter leaves
+/// validators no time to pin (a round can fall a millisecond after the deadline), and a
+/// miner could then upload once the challenge is public; longer delays every window's
+/// check by as much.
+pub const PIN_SECONDS: u64 = 6;
+
 /// Number of completion positions a validator challenges per rollout (all of them when
 /// the completion is shorter).
 pub const CHALLENGE_K: usize = 32;

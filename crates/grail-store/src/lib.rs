@@ -15,7 +15,7 @@ pub mod store;
 
 pub use checkpoint::{CheckpointManifest, FileEntry, SignedManifest};
 pub use config::{ReadCredentials, StoreConfig};
-pub use store::{check_deadline, Fetched, Store, MULTIPART_PART_BYTES};
+pub use store::{check_deadline, BundlePin, Fetched, Store, MULTIPART_PART_BYTES};
 
 /// SHA-256 of bytes.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -61,6 +61,14 @@ pub enum StoreError {
         written: chrono::DateTime<chrono::Utc>,
         /// The deadline.
         deadline: chrono::DateTime<chrono::Utc>,
+    },
+    /// The object is not the one pinned at the deadline (replaced, or written after it).
+    #[error("object `{key}` changed after the deadline pin: {detail}")]
+    ChangedAfterPin {
+        /// The key.
+        key: String,
+        /// What differs.
+        detail: String,
     },
     /// A multi-object upload that was not finished (no digest or pointer published).
     #[error("object `{key}` is incomplete: {detail}")]

@@ -28,6 +28,35 @@ pub struct Fetched {
     pub last_modified: DateTime<Utc>,
 }
 
+/// What a validator fixes of a miner's bundle at the window's deadline, before the
+/// challenge randomness exists: the published SHA-256 and the bundle's size. The bundle
+/// read later must be exactly these bytes, whatever timestamps the store reports (an S3
+/// multipart object carries the time its upload was *started*).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BundlePin {
+    /// The published SHA-256 of the bundle.
+    #[serde(with = "hex_bytes")]
+    pub sha256: [u8; 32],
+    /// The bundle object's size then.
+    pub size: u64,
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let text = String::deserialize(d)?;
+        hex::decode(&text)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| serde::de::Error::custom("expected 64 hex digits"))
+    }
+}
+
 /// A bucket behind any object_store backend.
 #[derive(Clone)]
 pub struct Store {
@@ -243,6 +272,96 @@ impl Store {
                 key,
                 expected,
                 actual,
+            });
+        }
+        Ok(fetched)
+    }
+
+    /// Pins a miner's bundle of `window` as it is now (at the deadline): its published
+    /// SHA-256 and its size. `None` when no finished upload is there (no digest, or no
+    /// bundle object): the miner has nothing to be checked in this window.
+    pub async fn pin_bundle(
+        &self,
+        window: u64,
+        hotkey: &Hotkey,
+    ) -> Result<Option<BundlePin>, StoreError> {
+        let digest_key = layout::bundle_digest(window, hotkey);
+        let digest = match self.get_capped(&digest_key, 64).await {
+            Ok(d) => d,
+            Err(StoreError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let text = String::from_utf8_lossy(&digest.bytes);
+        let Some(sha256) = hex::decode(text.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        else {
+            return Err(StoreError::Incomplete {
+                key: digest_key,
+                detail: "the published SHA-256 is not 64 hex digits".into(),
+            });
+        };
+        match self.head(&layout::bundle(window, hotkey)).await? {
+            Some(meta) => Ok(Some(BundlePin {
+                sha256,
+                size: meta.size,
+            })),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads the bundle `pin` fixed at the deadline: at most `limit` bytes, and exactly
+    /// the pinned size and SHA-256. A bundle replaced after the pin is
+    /// [`StoreError::ChangedAfterPin`], whatever its timestamp; bytes that do not hash to
+    /// the digest still published are [`StoreError::HashMismatch`].
+    pub async fn fetch_pinned_bundle(
+        &self,
+        window: u64,
+        hotkey: &Hotkey,
+        pin: &BundlePin,
+        limit: u64,
+    ) -> Result<Fetched, StoreError> {
+        let key = layout::bundle(window, hotkey);
+        let limit = limit.min(MAX_BUNDLE_BYTES as u64);
+        if pin.size > limit {
+            return Err(StoreError::TooLarge {
+                key,
+                size: pin.size,
+                limit,
+            });
+        }
+        // A replacement larger than the pin stops at the pinned size.
+        let fetched = match self.get_capped(&key, pin.size).await {
+            Err(StoreError::TooLarge { size, .. }) => {
+                return Err(StoreError::ChangedAfterPin {
+                    key,
+                    detail: format!("{size} bytes or more, {} pinned", pin.size),
+                })
+            }
+            other => other?,
+        };
+        if fetched.sha256 != pin.sha256 {
+            // Bytes that never matched their published digest are a substitution; a
+            // digest that changed too is a new upload after the pin.
+            let digest_key = layout::bundle_digest(window, hotkey);
+            let published = self.get_capped(&digest_key, 64).await.ok();
+            let unchanged = published.is_some_and(|d| {
+                String::from_utf8_lossy(&d.bytes).trim() == hex::encode(pin.sha256)
+            });
+            if unchanged {
+                return Err(StoreError::HashMismatch {
+                    key,
+                    expected: hex::encode(pin.sha256),
+                    actual: hex::encode(fetched.sha256),
+                });
+            }
+            return Err(StoreError::ChangedAfterPin {
+                key,
+                detail: format!(
+                    "SHA-256 {}, {} pinned",
+                    hex::encode(fetched.sha256),
+                    hex::encode(pin.sha256)
+                ),
             });
         }
         Ok(fetched)

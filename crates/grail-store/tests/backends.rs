@@ -130,6 +130,68 @@ async fn bundle_rules(store: &Store) {
     assert!(store.list_bundles(8).await.unwrap().is_empty());
 }
 
+/// Pins: what a validator fixes at the deadline is what it reads later, whatever the
+/// timestamps; a replacement (same size or larger) is refused, a missing or unfinished
+/// upload pins nothing.
+async fn pinned_bundles(store: &Store) {
+    let miner = Hotkey([21; 32]);
+    assert_eq!(store.pin_bundle(12, &miner).await.unwrap(), None);
+    let bytes = b"the pinned bundle".to_vec();
+    store
+        .upload_bundle(12, &miner, bytes.clone())
+        .await
+        .unwrap();
+    let pin = store.pin_bundle(12, &miner).await.unwrap().expect("pinned");
+    assert_eq!((pin.sha256, pin.size), (sha256(&bytes), bytes.len() as u64));
+    let fetched = store
+        .fetch_pinned_bundle(12, &miner, &pin, 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(&fetched.bytes[..], &bytes[..]);
+    // Over the reader's own cap: refused before reading.
+    assert!(matches!(
+        store.fetch_pinned_bundle(12, &miner, &pin, 4).await,
+        Err(StoreError::TooLarge { .. })
+    ));
+    // Replaced after the pin, digest and all, by bytes of the same size and by more.
+    for replacement in [b"the pinned BUNDLE".to_vec(), vec![7u8; 4096]] {
+        store.upload_bundle(12, &miner, replacement).await.unwrap();
+        assert!(
+            matches!(
+                store.fetch_pinned_bundle(12, &miner, &pin, 1 << 20).await,
+                Err(StoreError::ChangedAfterPin { .. })
+            ),
+            "a replacement is not the pinned bundle"
+        );
+    }
+    // Bytes swapped under the pinned digest: a substitution, not a new upload.
+    let swapped = Hotkey([23; 32]);
+    store
+        .upload_bundle(12, &swapped, b"honest".to_vec())
+        .await
+        .unwrap();
+    let pin = store
+        .pin_bundle(12, &swapped)
+        .await
+        .unwrap()
+        .expect("pinned");
+    store
+        .put(&layout::bundle(12, &swapped), Bytes::from("forged"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.fetch_pinned_bundle(12, &swapped, &pin, 1 << 20).await,
+        Err(StoreError::HashMismatch { .. })
+    ));
+    // Bytes without a digest (an unfinished upload) pin nothing.
+    let other = Hotkey([22; 32]);
+    store
+        .put(&layout::bundle(12, &other), Bytes::from("half"))
+        .await
+        .unwrap();
+    assert_eq!(store.pin_bundle(12, &other).await.unwrap(), None);
+}
+
 /// A writer that dies in the middle of a multipart upload leaves nothing a reader sees.
 async fn crash_mid_upload(store: &Store, inner: &dyn ObjectStore) {
     let miner = Hotkey([11; 32]);
@@ -340,6 +402,7 @@ async fn contract(store: &Store) {
     basic_operations(store).await;
     multipart_round_trip(store).await;
     bundle_rules(store).await;
+    pinned_bundles(store).await;
     reader_races_writer(store).await;
     archives_checkpoints_retention(store).await;
 }

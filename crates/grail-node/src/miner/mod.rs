@@ -140,10 +140,35 @@ pub async fn run_with_metrics(
     Ok(done)
 }
 
-/// Loads the checkpoint of window `next` when it is already announced and not loaded, in
-/// the time between this window's upload and the next window's start: otherwise the load
-/// eats into the next window. A failure is only logged (the window loads it again).
+/// Between this window's upload and the next window's start: downloads the trainer's
+/// latest announced checkpoint when it takes effect later (so that loading it then is
+/// only a read from the local cache), and loads the checkpoint of window `next` when it
+/// is not loaded (otherwise the load eats into that window). Failures are only logged
+/// (the window that needs the checkpoint gets it again).
 async fn preload_next(w: &Wiring, next: u64, current: &mut Option<CurrentModel>) {
+    if let Ok(Some(a)) = w.checkpoints.announcement(w.net.chain.as_ref()).await {
+        if a.effective_window > next {
+            let started = Instant::now();
+            let id = crate::checkpoints::CheckpointId {
+                number: a.number,
+                digest: a.digest,
+            };
+            match w.checkpoints.fetch(id).await {
+                // A cached checkpoint returns at once; only a download is worth a line.
+                Ok(_) if started.elapsed().as_secs_f64() > 1.0 => info!(
+                    checkpoint = a.number,
+                    effective_window = a.effective_window,
+                    seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+                    "downloaded an announced checkpoint ahead of its window"
+                ),
+                Ok(_) => {}
+                Err(e) => warn!(
+                    checkpoint = a.number,
+                    "cannot download the announced checkpoint ahead: {e}"
+                ),
+            }
+        }
+    }
     let id = match w.checkpoints.in_effect(w.net.chain.as_ref(), next).await {
         Ok(Some(id)) => id,
         Ok(None) => return,
@@ -228,7 +253,11 @@ async fn mine_window(
             return Ok(None);
         }
         let left = seconds_left();
-        let want = pacer.next_batch(left, w.config.miner.max_groups - groups.len());
+        let want = pacer.next_batch(
+            left,
+            w.config.miner.max_groups - groups.len(),
+            groups.is_empty(),
+        );
         if want == 0 {
             if groups.is_empty() {
                 // Estimates only fall by measuring: when one group would not fit even in

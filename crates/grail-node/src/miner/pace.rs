@@ -60,11 +60,14 @@ impl Pacer {
             .find_map(|m| measured(m).map(|s| s * n as f64 / m as f64))
     }
 
-    /// How many groups to start now, with `left` seconds before the upload must begin and
-    /// `wanted` groups still wanted: the widest batch (at most [`Self::max_batch`]) whose
-    /// estimate, with [`SAFETY`], fits; one group before anything is measured; 0 when
-    /// nothing fits (then the window's work is done).
-    pub fn next_batch(&self, left: f64, wanted: usize) -> usize {
+    /// How many groups to start now, with `left` seconds before the upload must begin,
+    /// `wanted` groups still wanted and `first` when none is finished yet in this window:
+    /// the widest batch (at most [`Self::max_batch`]) whose estimate, with [`SAFETY`],
+    /// fits; one group before anything is measured; 0 when nothing fits (then the window's
+    /// work is done). The first group of a window is started whenever its estimate fits
+    /// without the safety factor: a batch still sampling at the cutoff is cancelled, so
+    /// trying costs compute but never a finished group, and it is the window's only chance.
+    pub fn next_batch(&self, left: f64, wanted: usize, first: bool) -> usize {
         let most = wanted.min(self.seconds.len());
         if most == 0 || left <= 0.0 {
             return 0;
@@ -72,16 +75,20 @@ impl Pacer {
         if self.seconds.iter().all(Option::is_none) {
             return 1;
         }
-        (1..=most)
+        let widest = (1..=most)
             .rev()
-            .find(|&n| self.estimate(n).is_some_and(|s| s * SAFETY <= left))
-            .unwrap_or(0)
+            .find(|&n| self.estimate(n).is_some_and(|s| s * SAFETY <= left));
+        match widest {
+            Some(n) => n,
+            None if first && self.estimate(1).is_some_and(|s| s <= left) => 1,
+            None => 0,
+        }
     }
 
     /// Whether not even one group fits in `usable` seconds (a whole window's working time)
     /// by the current estimate.
     pub fn too_slow_for(&self, usable: f64) -> bool {
-        self.estimate(1).is_some_and(|s| s * SAFETY > usable)
+        self.estimate(1).is_some_and(|s| s > usable)
     }
 
     /// Records that a batch of `n` groups took `seconds`. Slower than estimated, it also
@@ -102,14 +109,16 @@ impl Pacer {
     }
 
     /// Records that a batch of `n` groups was cancelled after `seconds`: it would have taken
-    /// at least that long. A lower bound only raises estimates; before anything is measured
-    /// it is not a measurement (a probe cancelled at once says nothing), so the next window
-    /// probes again.
+    /// longer, so the estimate rises to at least `SAFETY × seconds` (never falls). A batch
+    /// cancelled within a second of its start says nothing and is ignored.
     pub fn record_cancelled(&mut self, n: usize, seconds: f64) {
+        if !seconds.is_finite() || seconds < 1.0 {
+            return;
+        }
         let n = n.clamp(1, self.seconds.len());
-        match self.estimate(n) {
-            Some(estimate) if seconds > estimate => self.record(n, seconds),
-            _ => {}
+        let bound = seconds * SAFETY;
+        if self.estimate(n).is_none_or(|estimate| bound > estimate) {
+            self.record(n, bound);
         }
     }
 
@@ -124,7 +133,7 @@ impl Pacer {
 }
 
 /// What a window without any batch leaves of every estimate.
-pub const IDLE_DECAY: f64 = 0.8;
+pub const IDLE_DECAY: f64 = 0.9;
 
 #[cfg(test)]
 mod tests {
@@ -134,20 +143,27 @@ mod tests {
     fn estimates_are_pessimistic_and_react_to_slowdowns_at_once() {
         let mut p = Pacer::new(4);
         assert_eq!(p.estimate(1), None);
-        assert_eq!(p.next_batch(100.0, 10), 1, "one probe group first");
-        assert_eq!(p.next_batch(0.0, 10), 0);
-        assert_eq!(p.next_batch(100.0, 0), 0);
+        assert_eq!(p.next_batch(100.0, 10, true), 1, "one probe group first");
+        assert_eq!(p.next_batch(0.0, 10, true), 0);
+        assert_eq!(p.next_batch(100.0, 0, true), 0);
         p.record(1, 10.0);
         // Wider than measured: scaled linearly.
         assert_eq!(p.estimate(3), Some(30.0));
-        assert_eq!(p.next_batch(40.0, 10), 3, "3 × 10 s × 1.25 fits in 40 s");
-        assert_eq!(p.next_batch(12.0, 10), 0, "12.5 s needed");
+        assert_eq!(
+            p.next_batch(40.0, 10, false),
+            3,
+            "3 × 10 s × 1.25 fits in 40 s"
+        );
+        assert_eq!(p.next_batch(12.0, 10, false), 0, "12.5 s needed");
+        // The window's first group is tried whenever its estimate fits at all.
+        assert_eq!(p.next_batch(12.0, 10, true), 1);
+        assert_eq!(p.next_batch(9.0, 10, true), 0);
         p.record(4, 16.0);
         // Narrower than a measured batch: that batch's time.
         assert_eq!(p.estimate(2), Some(16.0));
         assert_eq!(p.estimate(1), Some(10.0));
-        assert_eq!(p.next_batch(20.0, 10), 4);
-        assert_eq!(p.next_batch(20.0, 2), 2, "never more than wanted");
+        assert_eq!(p.next_batch(20.0, 10, false), 4);
+        assert_eq!(p.next_batch(20.0, 2, false), 2, "never more than wanted");
         // Faster: part of the way; slower: at once.
         p.record(4, 6.0);
         assert!((p.estimate(4).unwrap() - 13.0).abs() < 1e-9);
@@ -188,7 +204,11 @@ mod tests {
                 let mut out = SimWindow::default();
                 let mut now = load(w);
                 loop {
-                    let n = pacer.next_batch(window - margin - now, 64 - out.uploaded);
+                    let n = pacer.next_batch(
+                        window - margin - now,
+                        64 - out.uploaded,
+                        out.uploaded == 0,
+                    );
                     if n == 0 {
                         if out.batches == 0 && pacer.too_slow_for(window - margin) {
                             pacer.idle_window();
@@ -196,12 +216,14 @@ mod tests {
                         break;
                     }
                     let took = speed(w, n);
-                    now += took;
-                    pacer.record(n, took);
                     out.batches += 1;
-                    if now <= window - margin {
+                    if now + took <= window - margin {
+                        now += took;
+                        pacer.record(n, took);
                         out.uploaded += n;
                     } else {
+                        // Cancelled at the cutoff; the groups finished before are kept.
+                        pacer.record_cancelled(n, window - margin - now);
                         out.late += n;
                         break;
                     }
@@ -265,19 +287,23 @@ mod tests {
     fn a_cancelled_batch_only_raises_estimates() {
         let mut p = Pacer::new(4);
         p.record_cancelled(1, 0.5);
-        assert_eq!(p.estimate(1), None, "a cancelled probe is no measurement");
+        assert_eq!(p.estimate(1), None, "cancelled at once: no measurement");
         p.record(2, 10.0);
         p.record_cancelled(2, 4.0);
         assert_eq!(p.estimate(2), Some(10.0));
         p.record_cancelled(2, 14.0);
-        assert_eq!(p.estimate(2), Some(14.0));
+        assert_eq!(p.estimate(2), Some(14.0 * SAFETY));
+        // A cancelled probe is a lower bound: it would have taken longer.
+        let mut probe = Pacer::new(4);
+        probe.record_cancelled(1, 19.0);
+        assert_eq!(probe.estimate(1), Some(19.0 * SAFETY));
         // Slower narrow batches raise the wider estimates too.
         p.record(4, 16.0);
         p.record(1, 20.0);
         assert_eq!(p.estimate(4), Some(20.0));
         // Idle windows let every estimate fall.
         p.idle_window();
-        assert_eq!(p.estimate(1), Some(16.0));
+        assert_eq!(p.estimate(1), Some(20.0 * IDLE_DECAY));
     }
 
     #[test]

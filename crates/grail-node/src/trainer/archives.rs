@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use grail_proto::archive::SealedWindow;
+use grail_proto::params::PIN_SECONDS;
 use grail_proto::Hotkey;
 use grail_store::Store;
 use tracing::warn;
@@ -14,7 +15,8 @@ use crate::NodeError;
 /// The validators of the subnet (hotkey → stake, every validator with a permit) and the
 /// sealed archives of `window` in their buckets. Waits until validators holding a stake
 /// majority have sealed the window (earlier, no group can have a majority's agreement) or
-/// two windows have passed since its deadline; `None` when stopped meanwhile.
+/// two windows have passed since its challenge could be drawn (the deadline plus
+/// `PIN_SECONDS`); `None` when stopped meanwhile.
 ///
 /// # Errors
 /// The chain or a validator's bucket listing cannot be read (an unreadable archive is
@@ -37,11 +39,15 @@ pub async fn window_archives(
         .map(|(n, store)| (n.hotkey, store))
         .collect();
     let wl = w.net.window_length;
+    // Validators check a window once its challenge is public, `PIN_SECONDS` after the
+    // deadline; the two windows of patience count from then.
+    let pin_blocks = (PIN_SECONDS * 1000).div_ceil(w.net.block_time_ms.max(1)) + 1;
+    let give_up = window + 3 * wl + pin_blocks;
     let mut cache = BTreeMap::new();
     loop {
         sealed_archives(&validators, window, &mut cache).await?;
         let head = w.net.chain.block_number().await?;
-        if majority_published(&stakes, &cache) || head > window + 3 * wl {
+        if majority_published(&stakes, &cache) || head > give_up {
             return Ok(Some((stakes, cache.into_values().collect())));
         }
         if stop.sleep(std::time::Duration::from_millis(500)).await {

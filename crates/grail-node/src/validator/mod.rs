@@ -11,6 +11,7 @@
 //! - [`api`]: the read-only HTTP API and Prometheus metrics.
 
 pub mod api;
+pub mod pins;
 pub mod retention;
 pub mod reverify;
 pub mod reverify_cli;
@@ -19,7 +20,7 @@ pub mod summary;
 pub mod verdicts;
 pub mod window;
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use grail_chain::subtensor::emit_weights;
 use grail_env::Environment;
@@ -29,6 +30,7 @@ use grail_proto::Hotkey;
 use tracing::{info, warn};
 
 pub use api::{prometheus, router, serve_api, ApiState};
+pub use pins::{pin_window, PinBook, PinOutcome, WindowPins};
 pub use reverify::reverify_archive;
 pub use state::ValidatorState;
 pub use summary::{summarize, Totals, WindowSummary};
@@ -84,13 +86,22 @@ pub async fn run(
         windows,
     )
     .await?;
+    let book = Arc::new(Mutex::new(PinBook::load(&dir)));
+    let _pinner = AbortOnDrop(tokio::spawn(pins::run_pinner(
+        w.net.clone(),
+        miner_list(w),
+        FetchPolicy::of(&w.config.validator),
+        book.clone(),
+        cursor.window(),
+        stop.clone(),
+    )));
     let mut current: Option<CurrentModel> = None;
     while let Some(window) = cursor.next(&w.net, &mut stop).await? {
         // Transient failures (chain, beacon, a store) are retried; a window that still
         // fails is recorded with its error and skipped, not fatal.
         let mut attempt = 0;
         let (summary, weights) = loop {
-            match validate_window(w, env, window, &mut current, &mut state).await {
+            match validate_window(w, env, window, &mut current, &mut state, &book).await {
                 Ok(done) => break done,
                 Err(e) if attempt < 3 && !stop.requested() => {
                     attempt += 1;
@@ -184,6 +195,7 @@ async fn validate_window(
     window: u64,
     current: &mut Option<CurrentModel>,
     state: &mut ValidatorState,
+    book: &Mutex<PinBook>,
 ) -> Result<(WindowSummary, Option<Vec<(u16, u16)>>), NodeError> {
     let Some(id): Option<CheckpointId> = w
         .checkpoints
@@ -200,21 +212,15 @@ async fn validate_window(
     CurrentModel::ensure(current, &w.checkpoints, id, w.device).await?;
     let model = current.as_ref().expect("ensured above");
     let me = w.key.public();
-    let trainer = w.checkpoints.trainer;
-    let (metagraph, stores) = w
-        .registered_stores(|n| n.hotkey != me && n.hotkey != trainer && !n.validator_permit)
-        .await?;
+    let local = w.config.network == "local";
+    let (metagraph, miners) = miner_sources(&w.net, local, me, w.checkpoints.trainer).await?;
     let registered: Vec<Hotkey> = metagraph.neurons.iter().map(|n| n.hotkey).collect();
-    let miners: Vec<MinerSource> = stores
-        .into_iter()
-        .map(|(n, store)| MinerSource {
-            hotkey: n.hotkey,
-            uid: n.uid,
-            store,
-        })
-        .collect();
-    let inputs =
+    // The pins come first (they are taken before the challenge is public); the beacon
+    // then waits for the challenge's drand round.
+    let pins = pins_of(w, window, book).await?;
+    let mut inputs =
         WindowInputs::from_network(w, &model.context, env, window, id.digest, registered).await?;
+    inputs.pins = pins;
     state.replay.begin(id.digest, window);
     let (reports, sealed) = check_window(&inputs, &miners, me, &state.replay).await?;
     let digest = w.store.put_archive(&sealed).await?;
@@ -246,6 +252,81 @@ async fn validate_window(
     let shares = weights(&state.work, window, &rule);
     let (uids, values): (Vec<u16>, Vec<f64>) = shares.into_iter().unzip();
     Ok((summary, Some(emit_weights(&uids, &values)?)))
+}
+
+/// The miners of the metagraph (neither this validator, the trainer nor a permit holder)
+/// and their buckets.
+async fn miner_sources(
+    net: &crate::network::Network,
+    local: bool,
+    me: Hotkey,
+    trainer: Hotkey,
+) -> Result<(grail_chain::Metagraph, Vec<MinerSource>), NodeError> {
+    let (metagraph, stores) = crate::wiring::registered_stores(net, local, |n| {
+        n.hotkey != me && n.hotkey != trainer && !n.validator_permit
+    })
+    .await?;
+    let miners = stores
+        .into_iter()
+        .map(|(n, store)| MinerSource {
+            hotkey: n.hotkey,
+            uid: n.uid,
+            store,
+        })
+        .collect();
+    Ok((metagraph, miners))
+}
+
+/// [`miner_sources`] for the pinning task.
+fn miner_list(w: &Wiring) -> pins::MinerList {
+    let net = w.net.clone();
+    let local = w.config.network == "local";
+    let (me, trainer) = (w.key.public(), w.checkpoints.trainer);
+    Arc::new(move || {
+        let net = net.clone();
+        futures::FutureExt::boxed(async move {
+            miner_sources(&net, local, me, trainer)
+                .await
+                .map(|(_, miners)| miners)
+        })
+    })
+}
+
+/// The pins of `window` taken before its challenge randomness was published: waits for the
+/// pinning task while they can still come, then `None` (logged: the window is checked by
+/// upload timestamps, the protocol v4 rule).
+async fn pins_of(
+    w: &Wiring,
+    window: u64,
+    book: &Mutex<PinBook>,
+) -> Result<Option<WindowPins>, NodeError> {
+    let published = w.net.challenge_published_at(window).await?;
+    let policy = FetchPolicy::of(&w.config.validator);
+    // Pinning takes at most a budget per round of `concurrency` miners; a few rounds.
+    let give_up = published + chrono::Duration::from_std(policy.per_miner * 4).unwrap_or_default();
+    loop {
+        let pins = book.lock().ok().and_then(|b| b.get(window).cloned());
+        match pins {
+            Some(p) if p.taken_before(published) => return Ok(Some(p)),
+            Some(_) => break,
+            None if chrono::Utc::now() > give_up => break,
+            None => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+    warn!(
+        window,
+        "no pins taken before the challenge randomness was published; checking upload timestamps instead"
+    );
+    Ok(None)
+}
+
+/// Aborts a spawned task when dropped (the pinning task ends with the loop).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use grail_proto::rules::Reason;
 use grail_proto::{decode_bundle, Hotkey, SketchCoefficients};
 use grail_store::{Fetched, Store, StoreError};
 
+use super::pins::{PinOutcome, WindowPins};
 use crate::context::ModelContext;
 use crate::mining::WindowPlan;
 use crate::verify::{
@@ -46,6 +47,9 @@ pub struct WindowInputs<'a> {
     pub max_bundle_bytes: u64,
     /// How bundles are fetched.
     pub fetch: FetchPolicy,
+    /// Every miner's bundle as pinned at the deadline, before the challenge randomness was
+    /// published ([`super::pins`]); `None`: no such pins, upload timestamps are checked.
+    pub pins: Option<WindowPins>,
 }
 
 /// How a validator reads the miners' buckets: several at once, each within a time budget,
@@ -109,6 +113,7 @@ impl<'a> WindowInputs<'a> {
             groups_checked: w.config.validator.groups_checked,
             max_bundle_bytes: w.config.validator.max_bundle_bytes,
             fetch: FetchPolicy::of(&w.config.validator),
+            pins: None,
         })
     }
 }
@@ -137,7 +142,7 @@ impl WindowInputs<'_> {
 fn bundle_reason(e: &StoreError) -> Reason {
     match e {
         StoreError::NotFound { .. } => Reason::Missing,
-        StoreError::Late { .. } => Reason::LateUpload,
+        StoreError::Late { .. } | StoreError::ChangedAfterPin { .. } => Reason::LateUpload,
         StoreError::TooLarge { .. } => Reason::Oversized,
         StoreError::HashMismatch { .. } | StoreError::Incomplete { .. } => Reason::Integrity,
         StoreError::Wire(_) => Reason::Malformed,
@@ -152,19 +157,12 @@ type FetchOutcome = Result<Fetched, (Reason, String)>;
 /// each within the per-miner budget; a failure is the bundle reason and its detail.
 async fn fetch_all(inputs: &WindowInputs<'_>, miners: &[MinerSource]) -> Vec<FetchOutcome> {
     use futures::StreamExt;
-    let window = inputs.plan.window;
     let budget = inputs.fetch.per_miner;
     let mut fetched: Vec<(usize, FetchOutcome)> = futures::stream::iter(miners.iter().enumerate())
         .map(|(i, m)| async move {
-            let fetch = m.store.fetch_bundle_capped(
-                window,
-                &m.hotkey,
-                Some(inputs.deadline),
-                inputs.max_bundle_bytes,
-            );
+            let fetch = fetch_one(inputs, m);
             let result = match tokio::time::timeout(budget, fetch).await {
-                Ok(Ok(f)) => Ok(f),
-                Ok(Err(e)) => Err((bundle_reason(&e), e.to_string())),
+                Ok(result) => result,
                 Err(_) => Err((
                     Reason::StoreUnreachable,
                     format!(
@@ -180,6 +178,52 @@ async fn fetch_all(inputs: &WindowInputs<'_>, miners: &[MinerSource]) -> Vec<Fet
         .await;
     fetched.sort_by_key(|(i, _)| *i);
     fetched.into_iter().map(|(_, r)| r).collect()
+}
+
+/// One miner's bundle: exactly the pinned bytes when the window has pins (a bundle
+/// without a pin is missing, or late when it exists now), else the bundle whose objects'
+/// timestamps are before the deadline.
+async fn fetch_one(inputs: &WindowInputs<'_>, m: &MinerSource) -> FetchOutcome {
+    let window = inputs.plan.window;
+    let failed = |e: StoreError| (bundle_reason(&e), e.to_string());
+    let Some(pins) = &inputs.pins else {
+        return m
+            .store
+            .fetch_bundle_capped(
+                window,
+                &m.hotkey,
+                Some(inputs.deadline),
+                inputs.max_bundle_bytes,
+            )
+            .await
+            .map_err(failed);
+    };
+    match pins.of(&m.hotkey) {
+        Some(PinOutcome::Pinned(pin)) => m
+            .store
+            .fetch_pinned_bundle(window, &m.hotkey, pin, inputs.max_bundle_bytes)
+            .await
+            .map_err(failed),
+        Some(PinOutcome::Unreachable(detail)) => Err((
+            Reason::StoreUnreachable,
+            format!("at the deadline pin: {detail}"),
+        )),
+        Some(PinOutcome::Absent) | None => {
+            match m
+                .store
+                .head(&grail_store::layout::bundle(window, &m.hotkey))
+                .await
+            {
+                Ok(Some(_)) => Err((
+                    Reason::LateUpload,
+                    "no finished bundle when it was pinned at the deadline; written after it"
+                        .into(),
+                )),
+                Ok(None) => Err((Reason::Missing, "no bundle at the deadline pin".into())),
+                Err(e) => Err(failed(e)),
+            }
+        }
+    }
 }
 
 /// Fetches and checks every miner's bundle of a window; returns the reports (in upload

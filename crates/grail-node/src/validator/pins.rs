@@ -1,0 +1,219 @@
+//! What a validator checks is fixed before the challenge randomness exists
+//! (docs/protocol.md §11): at each window's deadline a background task reads every miner's
+//! published bundle SHA-256 and bundle size (the pin), within the
+//! `grail_proto::params::PIN_SECONDS` before the challenge's drand round; the window's
+//! check later reads exactly those bytes. Object timestamps are not trusted: an S3 multipart object's
+//! `LastModified` is when its upload *started*, so a miner could start an upload before
+//! the deadline and complete it once the challenge (which groups are spot-checked) is
+//! public. A pin taken after the challenge randomness was published proves nothing; the
+//! window then falls back to timestamps, with a warning.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use grail_proto::Hotkey;
+use grail_store::{BundlePin, Store};
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::window::{FetchPolicy, MinerSource};
+use crate::network::{Network, Stop};
+use crate::{read_json, write_json, NodeError};
+
+/// What the pin found of one miner's bundle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PinOutcome {
+    /// A finished upload: its SHA-256 and size.
+    Pinned(BundlePin),
+    /// No finished upload at the deadline.
+    Absent,
+    /// The miner's bucket could not be read within the fetch budget (the detail).
+    Unreachable(String),
+}
+
+/// Every miner's pin of one window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowPins {
+    /// The window.
+    pub window: u64,
+    /// When the last pin was read, Unix milliseconds (what is compared with the
+    /// challenge's publication).
+    pub pinned_at_ms: i64,
+    /// Pins by miner hotkey (SS58).
+    pub miners: BTreeMap<String, PinOutcome>,
+}
+
+impl WindowPins {
+    /// The pin of `hotkey` (`None`: the miner was not registered at the deadline).
+    pub fn of(&self, hotkey: &Hotkey) -> Option<&PinOutcome> {
+        self.miners.get(&hotkey.to_ss58())
+    }
+
+    /// Whether every pin was read before `published` (when the challenge became public).
+    pub fn taken_before(&self, published: DateTime<Utc>) -> bool {
+        self.pinned_at_ms < published.timestamp_millis()
+    }
+}
+
+/// Pins every miner's bundle of `window` now: `policy.concurrency` buckets at a time, each
+/// within the per-miner budget.
+pub async fn pin_window(window: u64, miners: &[MinerSource], policy: FetchPolicy) -> WindowPins {
+    use futures::StreamExt;
+    let budget = policy.per_miner;
+    let pin = |m: &MinerSource| {
+        let store: Store = m.store.clone();
+        let hotkey = m.hotkey;
+        async move {
+            let outcome =
+                match tokio::time::timeout(budget, store.pin_bundle(window, &hotkey)).await {
+                    Ok(Ok(Some(pin))) => PinOutcome::Pinned(pin),
+                    Ok(Ok(None)) => PinOutcome::Absent,
+                    Ok(Err(e)) => PinOutcome::Unreachable(e.to_string()),
+                    Err(_) => PinOutcome::Unreachable(format!(
+                        "no answer within the {:.0} s budget",
+                        budget.as_secs_f64()
+                    )),
+                };
+            (hotkey.to_ss58(), outcome)
+        }
+    };
+    let miners = futures::stream::iter(miners)
+        .map(pin)
+        .buffer_unordered(policy.concurrency.max(1))
+        .collect()
+        .await;
+    WindowPins {
+        window,
+        pinned_at_ms: Utc::now().timestamp_millis(),
+        miners,
+    }
+}
+
+/// Windows of pins kept (the validator checks a window a block after its deadline; a
+/// restart or a slow window may take a few).
+const KEPT_WINDOWS: usize = 8;
+
+const PINS_FILE: &str = "pins.json";
+
+/// The pins of the last windows, shared by the pinning task and the validator loop, and
+/// saved in the state folder so that a restart between a deadline and its check keeps them.
+#[derive(Debug, Default)]
+pub struct PinBook {
+    path: Option<PathBuf>,
+    windows: BTreeMap<u64, WindowPins>,
+}
+
+impl PinBook {
+    /// The book saved in `dir` (empty when none or unreadable: pins are re-taken).
+    pub fn load(dir: &Path) -> Self {
+        let path = dir.join(PINS_FILE);
+        let windows = read_json(&path).ok().flatten().unwrap_or_default();
+        Self {
+            path: Some(path),
+            windows,
+        }
+    }
+
+    /// The pins of `window`.
+    pub fn get(&self, window: u64) -> Option<&WindowPins> {
+        self.windows.get(&window)
+    }
+
+    /// Adds a window's pins (keeping the last [`KEPT_WINDOWS`]) and saves the book.
+    pub fn insert(&mut self, pins: WindowPins) -> Result<(), NodeError> {
+        self.windows.insert(pins.window, pins);
+        while self.windows.len() > KEPT_WINDOWS {
+            self.windows.pop_first();
+        }
+        match &self.path {
+            Some(path) => write_json(path, &self.windows),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Who the pinning task reads: the miners of the metagraph and their buckets.
+pub type MinerList = Arc<
+    dyn Fn() -> futures::future::BoxFuture<'static, Result<Vec<MinerSource>, NodeError>>
+        + Send
+        + Sync,
+>;
+
+/// Pins every window from `from` on at its deadline until stopped: sleeps until the
+/// deadline's time, lists the miners, pins them, records the pins in `book`. Windows
+/// whose deadline passed before the task got to them are skipped (their pin would come
+/// too late to prove anything).
+pub async fn run_pinner(
+    net: Network,
+    miners: MinerList,
+    policy: FetchPolicy,
+    book: Arc<Mutex<PinBook>>,
+    from: u64,
+    mut stop: Stop,
+) {
+    let mut window = from;
+    while !stop.requested() {
+        let (deadline, published) = match (
+            net.deadline(window).await,
+            net.challenge_published_at(window).await,
+        ) {
+            (Ok(d), Ok(p)) => (d, p),
+            (Err(e), _) | (_, Err(e)) => {
+                warn!(window, "pins: cannot read the deadline: {e}");
+                if stop.sleep(std::time::Duration::from_secs(1)).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        let now = Utc::now();
+        if now >= published {
+            // Too late to pin this window: go on from the current one, a block later.
+            let current = net.current_window().await.unwrap_or(window);
+            window = current.max(window + net.window_length);
+            if stop
+                .sleep(std::time::Duration::from_millis(net.block_time_ms.max(1)))
+                .await
+            {
+                return;
+            }
+            continue;
+        }
+        if let Ok(wait) = (deadline - now).to_std() {
+            if stop.sleep(wait).await {
+                return;
+            }
+        }
+        match miners().await {
+            Ok(list) => {
+                let pins = pin_window(window, &list, policy).await;
+                let pinned = pins
+                    .miners
+                    .values()
+                    .filter(|p| matches!(p, PinOutcome::Pinned(_)))
+                    .count();
+                let in_time = pins.taken_before(published);
+                if in_time {
+                    info!(
+                        window,
+                        miners = list.len(),
+                        pinned,
+                        "bundles pinned at the deadline"
+                    );
+                } else {
+                    warn!(window, "pins read after the challenge randomness was published; the window falls back to upload timestamps");
+                }
+                if let Ok(mut book) = book.lock() {
+                    if let Err(e) = book.insert(pins) {
+                        warn!(window, "pins: cannot save: {e}");
+                    }
+                }
+            }
+            Err(e) => warn!(window, "pins: cannot list the miners: {e}"),
+        }
+        window += net.window_length;
+    }
+}
