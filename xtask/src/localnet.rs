@@ -404,8 +404,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .output()
         .map_err(|e| format!("cannot run grail-validator localnet summary: {e}"))?;
     print!("{}", String::from_utf8_lossy(&summary.stdout));
+    // The first line of the error: what fell short (no backtrace).
     let shortfall = (!summary.status.success()).then(|| {
         String::from_utf8_lossy(&summary.stderr)
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("the summary failed")
             .trim()
             .trim_start_matches("Error: ")
             .to_string()

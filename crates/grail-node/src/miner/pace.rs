@@ -12,18 +12,27 @@
 //! - a measurement slower than the estimate replaces it at once; a faster one moves it
 //!   only part of the way ([`RELEASE`]), so one quick window does not start work a slow
 //!   one cannot finish;
-//! - the estimate is multiplied by [`SAFETY`] before it is compared with the time left.
+//! - the estimate is multiplied by [`SAFETY`] before it is compared with the time left,
+//!   except for a window's first group, which is tried whenever its estimate fits: the
+//!   miner cancels a batch still sampling at the cutoff, so trying costs compute but never
+//!   a finished group, and without it the window earns nothing.
 //!
 //! Before anything is measured the miner starts one group alone: the cheapest probe. A
-//! batch cancelled at the cutoff only raises estimates; a window in which not even one
-//! group fits lowers them by [`IDLE_DECAY`], so one slow batch cannot stop a miner.
+//! batch cancelled at the cutoff only raises estimates ([`CANCELLED`]); a window in which
+//! not even one group fits lowers them by [`IDLE_DECAY`], so one slow batch cannot stop a
+//! miner.
 
 /// Weight of a measurement faster than the estimate (slower ones replace it).
 pub const RELEASE: f64 = 0.3;
 
 /// Headroom on every estimate: a batch is started only when `SAFETY ×` its estimated
 /// seconds fit in the time left (completion lengths vary from batch to batch).
-pub const SAFETY: f64 = 1.25;
+pub const SAFETY: f64 = 1.1;
+
+/// What a batch cancelled after `s` seconds is taken to need: `CANCELLED × s` (it had not
+/// finished). Large enough that a miner too slow for one group probes again only every
+/// few windows ([`IDLE_DECAY`] brings the estimate back down).
+pub const CANCELLED: f64 = 1.5;
 
 /// The miner's throughput estimate: seconds per batch, by batch width.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,14 +118,14 @@ impl Pacer {
     }
 
     /// Records that a batch of `n` groups was cancelled after `seconds`: it would have taken
-    /// longer, so the estimate rises to at least `SAFETY × seconds` (never falls). A batch
-    /// cancelled within a second of its start says nothing and is ignored.
+    /// longer, so the estimate rises to at least [`CANCELLED`] × `seconds` (never falls). A
+    /// batch cancelled within a second of its start says nothing and is ignored.
     pub fn record_cancelled(&mut self, n: usize, seconds: f64) {
         if !seconds.is_finite() || seconds < 1.0 {
             return;
         }
         let n = n.clamp(1, self.seconds.len());
-        let bound = seconds * SAFETY;
+        let bound = seconds * CANCELLED;
         if self.estimate(n).is_none_or(|estimate| bound > estimate) {
             self.record(n, bound);
         }
@@ -152,11 +161,11 @@ mod tests {
         assert_eq!(
             p.next_batch(40.0, 10, false),
             3,
-            "3 × 10 s × 1.25 fits in 40 s"
+            "3 × 10 s × 1.1 fits in 40 s"
         );
-        assert_eq!(p.next_batch(12.0, 10, false), 0, "12.5 s needed");
+        assert_eq!(p.next_batch(10.5, 10, false), 0, "11 s needed");
         // The window's first group is tried whenever its estimate fits at all.
-        assert_eq!(p.next_batch(12.0, 10, true), 1);
+        assert_eq!(p.next_batch(10.5, 10, true), 1);
         assert_eq!(p.next_batch(9.0, 10, true), 0);
         p.record(4, 16.0);
         // Narrower than a measured batch: that batch's time.
@@ -261,7 +270,7 @@ mod tests {
             assert_eq!(s.late, 0, "window {w}: {s:?}");
             assert!(s.uploaded >= 1, "window {w}: {s:?}");
         }
-        // One group (13.5 s, 16.9 s with the safety factor) fits in the 19 usable seconds;
+        // One group (13.5 s, 14.9 s with the safety factor) fits in the 19 usable seconds;
         // two are estimated at 2 × 13.5 s and are never started.
         assert!(run[1..].iter().all(|s| s.uploaded == 1), "{run:?}");
     }
@@ -292,11 +301,11 @@ mod tests {
         p.record_cancelled(2, 4.0);
         assert_eq!(p.estimate(2), Some(10.0));
         p.record_cancelled(2, 14.0);
-        assert_eq!(p.estimate(2), Some(14.0 * SAFETY));
+        assert_eq!(p.estimate(2), Some(14.0 * CANCELLED));
         // A cancelled probe is a lower bound: it would have taken longer.
         let mut probe = Pacer::new(4);
         probe.record_cancelled(1, 19.0);
-        assert_eq!(probe.estimate(1), Some(19.0 * SAFETY));
+        assert_eq!(probe.estimate(1), Some(19.0 * CANCELLED));
         // Slower narrow batches raise the wider estimates too.
         p.record(4, 16.0);
         p.record(1, 20.0);
