@@ -26,6 +26,9 @@ pub use metrics::MinerMetrics;
 pub use pace::Pacer;
 pub use reports::{discover_validators, ReportError, ValidatorReports};
 
+/// Windows ahead of the next one whose checkpoints a miner downloads after its upload.
+const MAX_WINDOWS_AHEAD: usize = 16;
+
 /// Prompts in a row that the strategy may propose again before the window is closed
 /// early (a finite prompt space can run out).
 const MAX_PROMPT_REPEATS: usize = 1000;
@@ -134,41 +137,17 @@ pub async fn run_with_metrics(
         let last = cursor.remaining() == Some(1);
         if !stop.requested() && !last {
             preload_next(w, window + w.net.window_length, &mut current).await;
+            download_ahead(w, window + w.net.window_length).await;
         }
         cursor.advance();
     }
     Ok(done)
 }
 
-/// Between this window's upload and the next window's start: downloads the trainer's
-/// latest announced checkpoint when it takes effect later (so that loading it then is
-/// only a read from the local cache), and loads the checkpoint of window `next` when it
-/// is not loaded (otherwise the load eats into that window). Failures are only logged
-/// (the window that needs the checkpoint gets it again).
+/// Between this window's upload and the next window's start: loads the checkpoint of
+/// window `next` when it is not loaded (otherwise the load eats into that window). A
+/// failure is only logged (the window that needs the checkpoint loads it again).
 async fn preload_next(w: &Wiring, next: u64, current: &mut Option<CurrentModel>) {
-    if let Ok(Some(a)) = w.checkpoints.announcement(w.net.chain.as_ref()).await {
-        if a.effective_window > next {
-            let started = Instant::now();
-            let id = crate::checkpoints::CheckpointId {
-                number: a.number,
-                digest: a.digest,
-            };
-            match w.checkpoints.fetch(id).await {
-                // A cached checkpoint returns at once; only a download is worth a line.
-                Ok(_) if started.elapsed().as_secs_f64() > 1.0 => info!(
-                    checkpoint = a.number,
-                    effective_window = a.effective_window,
-                    seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
-                    "downloaded an announced checkpoint ahead of its window"
-                ),
-                Ok(_) => {}
-                Err(e) => warn!(
-                    checkpoint = a.number,
-                    "cannot download the announced checkpoint ahead: {e}"
-                ),
-            }
-        }
-    }
     let id = match w.checkpoints.in_effect(w.net.chain.as_ref(), next).await {
         Ok(Some(id)) => id,
         Ok(None) => return,
@@ -187,6 +166,43 @@ async fn preload_next(w: &Wiring, next: u64, current: &mut Option<CurrentModel>)
         ),
         Ok(false) => {}
         Err(e) => warn!(window = next, "cannot load the next checkpoint ahead: {e}"),
+    }
+}
+
+/// Downloads the checkpoints announced for windows after `next` (the trainer may have
+/// announced several), so that loading them later is only a read from the local cache.
+/// Failures are only logged.
+async fn download_ahead(w: &Wiring, next: u64) {
+    if let Ok(Some(a)) = w.checkpoints.announcement(w.net.chain.as_ref()).await {
+        // Every checkpoint in effect between the next window and the latest announced one
+        // (the trainer may have announced several since).
+        let ahead = (next + w.net.window_length..=a.effective_window)
+            .step_by(w.net.window_length.max(1) as usize)
+            .take(MAX_WINDOWS_AHEAD);
+        let mut seen = std::collections::BTreeSet::new();
+        for window in ahead {
+            let Ok(Some(id)) = w.checkpoints.in_effect(w.net.chain.as_ref(), window).await else {
+                continue;
+            };
+            if !seen.insert(id.number) {
+                continue;
+            }
+            let started = Instant::now();
+            match w.checkpoints.fetch(id).await {
+                // A cached checkpoint returns at once; only a download is worth a line.
+                Ok(_) if started.elapsed().as_secs_f64() > 1.0 => info!(
+                    checkpoint = id.number,
+                    window,
+                    seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+                    "downloaded a checkpoint ahead of its window"
+                ),
+                Ok(_) => {}
+                Err(e) => warn!(
+                    checkpoint = id.number,
+                    "cannot download an announced checkpoint ahead: {e}"
+                ),
+            }
+        }
     }
 }
 
