@@ -56,7 +56,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
         windows: 10,
         miners: 2,
-        window_length: 24,
+        window_length: 36,
         max_new_tokens: 48,
         group_size: 8,
         environment: None,

@@ -31,7 +31,7 @@ commands:
            [--group-size N] [--environment SPEC] [--tiny] [--debug] [--no-eval] [--lead-secs N]
            [--expect most-windows|every-window]
               run a whole local network on SmolLM2 (chain, beacon, buckets, 2 miners, validator,
-              trainer as processes, release build) for 10 windows on the math-tier task, then
+              trainer as processes, release build) for 10 windows of 36 s on the math-tier task, then
               print the per-window summary and held-out pass@1 of the base model and the last
               checkpoint; exits non-zero, with the likely cause, when most windows had no
               accepted group or no training step was taken
