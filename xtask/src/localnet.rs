@@ -445,6 +445,7 @@ fn diagnose(logs: &Path, o: &Options) -> String {
     let count = |needle: &str| text.matches(needle).count();
     let too_slow = count("does not fit before the upload margin")
         + count("ran past the upload cutoff")
+        + count("reached the upload reserve")
         + count("finished after the deadline");
     let longer = o.window_length * 2;
     if too_slow > 0 {

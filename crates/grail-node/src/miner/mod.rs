@@ -253,6 +253,8 @@ async fn mine_window(
     let margin =
         chrono::Duration::milliseconds((w.config.miner.upload_margin_secs * 1000.0) as i64);
     let cutoff = deadline - margin;
+    // Half the margin is kept for encoding and uploading.
+    let assembly_cutoff = deadline - margin / 2;
     let opens = w.net.block_time(window).await?;
     let usable = (cutoff - opens).num_milliseconds() as f64 / 1000.0;
     let seconds_left = || (cutoff - chrono::Utc::now()).num_milliseconds() as f64 / 1000.0;
@@ -327,22 +329,25 @@ async fn mine_window(
                 &prompts,
                 &past_cutoff,
             )?;
-            chosen
-                .iter()
-                .zip(&sampled)
-                .map(|((prompt_id, problem, prompt), completions)| {
-                    assemble_group(
-                        &model.context,
-                        env,
-                        &plan,
-                        &coefficients,
-                        &w.key,
-                        *prompt_id,
-                        (problem, prompt),
-                        completions,
-                    )
-                })
-                .collect::<Result<Vec<_>, NodeError>>()
+            // Proof passes run into the margin, but stop where the upload needs the rest:
+            // the groups assembled by then are kept.
+            let mut assembled = Vec::with_capacity(chosen.len());
+            for ((prompt_id, problem, prompt), completions) in chosen.iter().zip(&sampled) {
+                if chrono::Utc::now() > assembly_cutoff {
+                    break;
+                }
+                assembled.push(assemble_group(
+                    &model.context,
+                    env,
+                    &plan,
+                    &coefficients,
+                    &w.key,
+                    *prompt_id,
+                    (problem, prompt),
+                    completions,
+                )?);
+            }
+            Ok::<_, NodeError>(assembled)
         });
         let batch = match batch {
             Err(NodeError::Infer(grail_infer::InferError::Cancelled)) => {
@@ -358,7 +363,18 @@ async fn mine_window(
             }
             other => other?,
         };
-        pacer.record(chosen.len(), t0.elapsed().as_secs_f64());
+        if batch.len() < chosen.len() {
+            warn!(
+                window,
+                kept = batch.len(),
+                batch = chosen.len(),
+                "proof passes reached the upload reserve; keeping the groups assembled by then"
+            );
+            pacer.record_cancelled(chosen.len(), t0.elapsed().as_secs_f64());
+        } else {
+            pacer.record(chosen.len(), t0.elapsed().as_secs_f64());
+        }
+        let stopped_early = batch.len() < chosen.len();
         for group in batch {
             tokens += group
                 .rollouts
@@ -375,7 +391,7 @@ async fn mine_window(
             tokens_per_s = format!("{:.1}", tokens as f64 / started.elapsed().as_secs_f64()),
             "groups ready"
         );
-        if exhausted {
+        if exhausted || stopped_early {
             break;
         }
     }

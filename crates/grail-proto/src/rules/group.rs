@@ -362,11 +362,13 @@ pub fn check_forward(
             return Err(Rejection::new(
                 Reason::SamplingMismatch,
                 format!(
-                    "rollout {i}: {} of {} tokens not sampled with the public uniforms (first at completion position {}, off by {:.2e})",
+                    "rollout {i}: {} of {} tokens not sampled with the public uniforms (first at completion position {}, off by {:.2e}); {} within the margin, {} allowed",
                     report.misses.len(),
                     report.positions,
                     report.misses.first().copied().unwrap_or(0),
-                    report.max_excess
+                    report.max_excess,
+                    report.ambiguous,
+                    crate::sampling::allowed_ambiguous(report.positions)
                 ),
             ));
         }
