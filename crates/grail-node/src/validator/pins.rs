@@ -122,7 +122,7 @@ impl PinBook {
         self.windows.get(&window)
     }
 
-    /// Adds a window's pins (keeping the last [`KEPT_WINDOWS`]) and saves the book.
+    /// Adds a window's pins (keeping the last eight windows) and saves the book.
     pub fn insert(&mut self, pins: WindowPins) -> Result<(), NodeError> {
         self.windows.insert(pins.window, pins);
         while self.windows.len() > KEPT_WINDOWS {
