@@ -12,10 +12,11 @@
 //! - a measurement slower than the estimate replaces it at once; a faster one moves it
 //!   only part of the way ([`RELEASE`]), so one quick window does not start work a slow
 //!   one cannot finish;
-//! - the estimate is multiplied by [`SAFETY`] before it is compared with the time left,
-//!   except for a window's first group, which is tried whenever its estimate fits: the
-//!   miner cancels a batch still sampling at the cutoff, so trying costs compute but never
-//!   a finished group, and without it the window earns nothing.
+//! - the estimate is multiplied by [`SAFETY`] before it is compared with the time left
+//!   ([`FIRST_BATCH_SAFETY`] for a window's first batch, whose cancellation leaves the
+//!   window empty), except for a window's first group, which is tried whenever its
+//!   estimate fits: the miner cancels a batch still sampling at the cutoff, so trying costs
+//!   compute but never a finished group, and without it the window earns nothing.
 //!
 //! Before anything is measured the miner starts one group alone: the cheapest probe. A
 //! batch cancelled at the cutoff only raises estimates ([`CANCELLED`]); a window in which
@@ -28,6 +29,12 @@ pub const RELEASE: f64 = 0.3;
 /// Headroom on every estimate: a batch is started only when `SAFETY ×` its estimated
 /// seconds fit in the time left (completion lengths vary from batch to batch).
 pub const SAFETY: f64 = 1.1;
+
+/// Headroom on the estimate of a window's first batch when it is wider than one group: a
+/// first batch cancelled at the cutoff leaves the window with nothing to upload, so it is
+/// only as wide as fits with this much to spare (one group is still tried whenever its
+/// estimate fits).
+pub const FIRST_BATCH_SAFETY: f64 = 1.5;
 
 /// What a batch cancelled after `s` seconds is taken to need: `CANCELLED × s` (it had not
 /// finished). Large enough that a miner too slow for one group probes again only every
@@ -84,9 +91,11 @@ impl Pacer {
         if self.seconds.iter().all(Option::is_none) {
             return 1;
         }
+        // A window's first batch, cancelled, leaves the window empty: more headroom.
+        let headroom = if first { FIRST_BATCH_SAFETY } else { SAFETY };
         let widest = (1..=most)
             .rev()
-            .find(|&n| self.estimate(n).is_some_and(|s| s * SAFETY <= left));
+            .find(|&n| self.estimate(n).is_some_and(|s| s * headroom <= left));
         match widest {
             Some(n) => n,
             None if first && self.estimate(1).is_some_and(|s| s <= left) => 1,
@@ -164,9 +173,15 @@ mod tests {
             "3 × 10 s × 1.1 fits in 40 s"
         );
         assert_eq!(p.next_batch(10.5, 10, false), 0, "11 s needed");
-        // The window's first group is tried whenever its estimate fits at all.
+        // The window's first group is tried whenever its estimate fits at all, and its
+        // first batch is only as wide as fits with 1.5x to spare.
         assert_eq!(p.next_batch(10.5, 10, true), 1);
         assert_eq!(p.next_batch(9.0, 10, true), 0);
+        assert_eq!(
+            p.next_batch(40.0, 10, true),
+            2,
+            "2 × 10 s × 1.5 fits in 40 s, 3 do not"
+        );
         p.record(4, 16.0);
         // Narrower than a measured batch: that batch's time.
         assert_eq!(p.estimate(2), Some(16.0));
