@@ -19,7 +19,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 /// Attacks, in miner order (miner-2 onwards); miner-1 is honest.
-const ATTACKS: [(&str, &str); 36] = [
+const ATTACKS: [(&str, &str); 37] = [
     ("substitution", "proof_failed"),
     ("tampered_token", "proof_failed"),
     ("wrong_prompt", "prompt_mismatch"),
@@ -33,6 +33,10 @@ const ATTACKS: [(&str, &str); 36] = [
     ("reward", "reward_mismatch"),
     ("logprobs", "logprobs_mismatch"),
     ("copycat", "copycat"),
+    // Protocol v5: a rival that computes an honest miner's groups and uploads them first
+    // (earlier timestamp) voided all of the honest miner's credit under v4's upload-order
+    // rule; now the copy fails the rival's own uniforms and the owner keeps its work.
+    ("copy_uploaded_first", "copycat"),
     ("oversized", "oversized"),
     ("malformed", "malformed"),
     ("late", "late_upload"),
@@ -329,7 +333,7 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
                     g.rollouts[0].logprobs[0] -= 1.0;
                     upload(w, vec![resign(key, g)])
                 }
-                "copycat" => {
+                "copycat" | "copy_uploaded_first" => {
                     let copied: Vec<Group> = honest_groups
                         .iter()
                         .map(|h| {
@@ -508,6 +512,14 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
                 .upload_bundle(window, &key.public(), bytes)
                 .await
                 .unwrap();
+            if *attack == "copy_uploaded_first" {
+                // As if uploaded well before the honest miner.
+                backdate(
+                    w,
+                    window,
+                    chrono::Utc::now() - chrono::Duration::minutes(10),
+                );
+            }
         }
         let metagraph = validator.net.chain.metagraph().await.unwrap();
         let commitments = validator.net.chain.commitments().await.unwrap();

@@ -75,7 +75,7 @@ commands:
               the same tables again from kept measurements (seconds; after a margin or rule change)
   chain-vectors
               regenerate grail-chain's Subtensor call vectors with the Python bittensor SDK
-  vectors     rewrite crates/grail-proto/tests/vectors/native_v4.json (native conformance
+  vectors     rewrite crates/grail-proto/tests/vectors/native_v5.json (native conformance
               vectors) from the Rust reference; review the diff before committing
 
 environment:
@@ -283,7 +283,7 @@ fn vectors(args: &[String]) -> Result<(), String> {
             .env("GRAIL_WRITE_VECTORS", "1"),
     )?;
     eprintln!(
-        "wrote crates/grail-proto/tests/vectors/native_v4.json: review `git diff` before \
+        "wrote crates/grail-proto/tests/vectors/native_v5.json: review `git diff` before \
          committing (any change is a protocol change)"
     );
     Ok(())

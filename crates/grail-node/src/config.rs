@@ -173,9 +173,10 @@ pub struct ValidatorSettings {
     pub weights_interval: u64,
     /// Windows in the rolling score.
     pub rolling_windows: usize,
-    /// Exponent on credited work: at least 1 (superlinear, so splitting work across
-    /// hotkeys never pays) and below `groups_checked` (so cheating on some groups has a
-    /// negative expected gain; docs/protocol.md §12).
+    /// Exponent on credited work: 1 by default (linear, so neither splitting work across
+    /// hotkeys nor pooling it pays), never below 1 (splitting would pay) and below
+    /// `groups_checked` (so cheating on some groups has a negative expected gain;
+    /// docs/protocol.md §12). Every validator must use the same value.
     pub exponent: f64,
     /// Share of the weight burned to uid 0.
     pub burn_fraction: f64,

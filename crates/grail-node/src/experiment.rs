@@ -412,6 +412,7 @@ pub fn run(args: &ExperimentArgs, log: &mut dyn FnMut(&str)) -> Result<Summary, 
             validator: validator.public(),
             checkpoint: plan.checkpoint,
             entries: archive_entries(&reports),
+            credits: crate::verify::archive_credits(&reports),
         };
         let verify_s = t.elapsed().as_secs_f64();
 

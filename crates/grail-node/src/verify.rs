@@ -4,18 +4,20 @@
 //!
 //! on every group — binding (schema, hotkey, signature, window, randomness, environment,
 //! sampling parameters, checkpoint) → structure (group size, token limits, canonical
-//! prompt, termination) → duplicates within the bundle; across miners and windows —
-//! copies and replays (void); on a sample of groups — one forward pass for proof,
-//! log-probs, sampling, reward and advantages. Any failure but a void zeroes the miner's
-//! window; its credit is estimated from the sample.
+//! prompt, termination) → duplicates within the bundle; across windows — replays (void);
+//! on a sample of groups — one forward pass for proof, log-probs, sampling, reward and
+//! advantages, shared by every miner whose bundle holds the same work, which is judged
+//! by whose uniforms it follows (a copy is `copycat`). Any failure but a void zeroes the
+//! miner's window; its credit is estimated from the sample.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use grail_env::Environment;
-use grail_proto::archive::{ArchiveEntry, Verdict};
+use grail_infer::Scored;
+use grail_proto::archive::{ArchiveEntry, MinerCredit, Verdict};
 use grail_proto::rules::bundle::{
-    copies, credited_work, duplicates, sample_groups, CheckedOutcome, ReplaySet, Upload,
+    credited_work, duplicates, judge_copy, sample_groups, shared_work, CheckedOutcome, ReplaySet,
 };
 use grail_proto::rules::group::{
     challenged_positions, check_forward, check_header, check_structure, RolloutEvidence, TokenRules,
@@ -127,6 +129,45 @@ impl WindowCheck<'_> {
     /// rewards; `grail_proto::rules::group::check_forward` decides. An error is the
     /// validator's own failure (its forward pass or environment), never the miner's.
     pub fn check_forward(&self, group: &Group) -> Result<GroupOutcome, NodeError> {
+        let scored = self.forward(group)?;
+        let refs: Vec<&Scored> = scored.iter().collect();
+        self.judge(group, &refs)
+    }
+
+    /// [`Self::check_forward`] for a group whose work may be in other bundles too: the
+    /// forward pass of each shared work runs once per window (`passes`), whichever
+    /// bundle's copy is checked first; rollouts are matched by tokens and prompt length,
+    /// so a copy with its rollouts reordered reuses it as well.
+    pub fn check_forward_shared(
+        &self,
+        group: &Group,
+        passes: &mut SharedPasses,
+    ) -> Result<GroupOutcome, NodeError> {
+        let work = grail_proto::binding::work_digest(group);
+        if let Some(kept) = passes.get(&work) {
+            let matched: Option<Vec<&Scored>> = group
+                .rollouts
+                .iter()
+                .map(|r| {
+                    kept.iter()
+                        .find(|(p, s)| *p == r.prompt_len && s.tokens == r.tokens)
+                        .map(|(_, s)| s)
+                })
+                .collect();
+            if let Some(scored) = matched {
+                return self.judge(group, &scored);
+            }
+        }
+        let scored = self.forward(group)?;
+        let refs: Vec<&Scored> = scored.iter().collect();
+        let outcome = self.judge(group, &refs);
+        let kept = group.rollouts.iter().map(|r| r.prompt_len).zip(scored);
+        passes.insert(work, kept.collect());
+        outcome
+    }
+
+    /// The validator's forward pass over a group's rollouts (completion positions only).
+    fn forward(&self, group: &Group) -> Result<Vec<Scored>, NodeError> {
         let t = temperature(self.plan.generation.temperature_milli);
         // Only completion tokens are checked: no vocabulary-wide work for the prompts, and
         // the prompt every rollout shares (check_structure made sure) runs once.
@@ -150,10 +191,15 @@ impl WindowCheck<'_> {
                 model.score_from(&refs, &from, eos, Some(t))?
             }
         };
+        Ok(scored)
+    }
+
+    /// The forward-pass checks of a group given its rollouts' scores, in rollout order.
+    fn judge(&self, group: &Group, scored: &[&Scored]) -> Result<GroupOutcome, NodeError> {
         let problem = self.env.problem(group.header.prompt_id)?;
         let positions = challenged_positions(&self.challenge_randomness, group);
         let mut evidence = Vec::with_capacity(group.rollouts.len());
-        for ((r, s), pos) in group.rollouts.iter().zip(&scored).zip(&positions) {
+        for ((r, s), pos) in group.rollouts.iter().zip(scored).zip(&positions) {
             let p = r.prompt_len as usize;
             let hidden = pos
                 .iter()
@@ -192,6 +238,10 @@ impl WindowCheck<'_> {
         })
     }
 }
+
+/// Forward passes of shared work kept for a window, by work digest: each rollout's prompt
+/// length and scores.
+pub type SharedPasses = HashMap<[u8; 32], Vec<(u32, Scored)>>;
 
 /// One group a verdict was reached on.
 #[derive(Debug, Clone)]
@@ -303,53 +353,40 @@ pub fn precheck_bundle(
     }
 }
 
-/// Marks copies across miners and replays of earlier windows as void, samples the
-/// remaining groups of every miner whose window is not zeroed, runs their forward-pass
-/// checks (stopping at the first that zeroes the window) and credits the work.
+/// Marks replays of earlier windows as void, samples the remaining groups of every miner
+/// whose window is not zeroed, runs their forward-pass checks (stopping at the first that
+/// zeroes the window) and credits the work. Work in more than one bundle is not voided
+/// by upload order: each copy is judged when checked by whose uniforms it follows
+/// (`judge_copy`), with one forward pass per work.
 pub fn finish_window(
     check: &WindowCheck<'_>,
     pending: Vec<PendingBundle>,
     replay: &ReplaySet,
     groups_checked: usize,
 ) -> Result<Vec<MinerReport>, NodeError> {
-    // Bundles zeroed by a check on all groups are out of the copy race: a copier cannot
-    // void anyone with groups that fail on their own.
+    // Bundles zeroed by a check on all groups earn nothing and take no part in copies.
     let (zeroed, mut pending): (Vec<PendingBundle>, Vec<PendingBundle>) =
         pending.into_iter().partition(|p| p.report.zeroed());
-    let uploads: Vec<Upload> = pending
-        .iter()
-        .map(|p| Upload {
-            hotkey: p.report.hotkey,
-            uploaded: p.report.uploaded.map_or(i64::MAX, |t| t.timestamp_millis()),
-            works: p.report.works.clone(),
-        })
-        .collect();
-    let copied = copies(&uploads);
+    let works: Vec<&[[u8; 32]]> = pending.iter().map(|p| p.report.works.as_slice()).collect();
+    let shared = shared_work(&works);
+    let hotkeys: Vec<Hotkey> = pending.iter().map(|p| p.report.hotkey).collect();
+    let mut passes = SharedPasses::new();
     let window = check.plan.window;
-    for (p, void) in pending.iter_mut().zip(copied) {
+    for (m, p) in pending.iter_mut().enumerate() {
         let report = &mut p.report;
         let mut eligible = vec![false; p.groups.len()];
         for (i, g) in p.groups.iter().enumerate() {
-            let reason = if void[i] {
-                Some(Rejection::new(
-                    Reason::Copycat,
-                    "the same work was uploaded earlier by another miner",
-                ))
-            } else if replay.is_replay(window, &report.works[i]) {
-                Some(Rejection::new(
-                    Reason::Replay,
-                    "the same work was submitted in an earlier window",
-                ))
-            } else {
-                None
-            };
-            match reason {
-                Some(r) => report.checked.push(CheckedGroup {
+            if replay.is_replay(window, &report.works[i]) {
+                report.checked.push(CheckedGroup {
                     index: i as u32,
                     group: g.clone(),
-                    outcome: GroupOutcome::rejected(r),
-                }),
-                None => eligible[i] = true,
+                    outcome: GroupOutcome::rejected(Rejection::new(
+                        Reason::Replay,
+                        "the same work was submitted in an earlier window",
+                    )),
+                });
+            } else {
+                eligible[i] = true;
             }
         }
         report.eligible = eligible.iter().filter(|e| **e).count();
@@ -367,7 +404,28 @@ pub fn finish_window(
         let mut outcomes = Vec::new();
         for i in sample {
             let group = &p.groups[i];
-            let outcome = crate::blocking(|| check.check_forward(group))?;
+            let others: Vec<Hotkey> = shared
+                .get(&report.works[i])
+                .map(|holders| {
+                    holders
+                        .iter()
+                        .filter(|&&h| h != m)
+                        .map(|&h| hotkeys[h])
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut outcome = if others.is_empty() {
+                crate::blocking(|| check.check_forward(group))?
+            } else {
+                crate::blocking(|| check.check_forward_shared(group, &mut passes))?
+            };
+            if !outcome.verdict.accepted {
+                let failed = Rejection::new(outcome.reason(), outcome.verdict.detail.clone());
+                if let Err(r) = judge_copy(Err(failed), &others) {
+                    outcome.verdict.reason = r.reason.as_str().into();
+                    outcome.verdict.detail = r.detail;
+                }
+            }
             let zeroes = outcome.reason().consequence() == Consequence::ZeroWindow;
             outcomes.push(CheckedOutcome {
                 reason: outcome.reason(),
@@ -407,6 +465,20 @@ pub fn archive_entries(reports: &[MinerReport]) -> Vec<ArchiveEntry> {
             })
         })
         .collect()
+}
+
+/// Every miner's credited work, by hotkey, for the archive (what weights its groups in
+/// training).
+pub fn archive_credits(reports: &[MinerReport]) -> Vec<MinerCredit> {
+    let mut credits: Vec<MinerCredit> = reports
+        .iter()
+        .map(|r| MinerCredit {
+            miner: r.hotkey,
+            credited: r.credited,
+        })
+        .collect();
+    credits.sort_by_key(|c| c.miner);
+    credits
 }
 
 /// Verdict counts by reason string.

@@ -15,7 +15,7 @@ use crate::wire::{decode_framed, encode_framed, Group, Hotkey, WireError};
 pub const ARCHIVE_MAGIC: &[u8; 8] = b"GRAILARC";
 
 /// Version of the archive byte format.
-pub const ARCHIVE_FORMAT_VERSION: u32 = 3;
+pub const ARCHIVE_FORMAT_VERSION: u32 = 4;
 
 /// A validator's decision about one group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +49,17 @@ pub struct ArchiveEntry {
     pub verdict: Verdict,
 }
 
+/// The work a validator credited one miner with for the window
+/// (`rules::bundle::credited_work`): what weights the miner's groups in training
+/// (`rules::training::training_slots`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MinerCredit {
+    /// The miner.
+    pub miner: Hotkey,
+    /// Its credited work (estimated in-zone groups; 0 when its window was zeroed).
+    pub credited: f64,
+}
+
 /// Everything a validator decided for one window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SealedWindow {
@@ -60,6 +71,8 @@ pub struct SealedWindow {
     pub checkpoint: [u8; 32],
     /// Checked groups, in the validator's order.
     pub entries: Vec<ArchiveEntry>,
+    /// Credited work of every miner whose bundle the validator read, by hotkey.
+    pub credits: Vec<MinerCredit>,
 }
 
 impl SealedWindow {
@@ -103,6 +116,10 @@ mod tests {
             validator: Hotkey([7; 32]),
             checkpoint: [1; 32],
             entries: Vec::new(),
+            credits: vec![MinerCredit {
+                miner: Hotkey([3; 32]),
+                credited: 12.5,
+            }],
         };
         let bytes = encode_archive(&archive).unwrap();
         assert_eq!(decode_archive(&bytes).unwrap(), archive);

@@ -8,7 +8,7 @@
 
 /// Version of the native protocol. It is part of every signed binding, so rollouts made
 /// under another version fail signature verification rather than being misread.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// The sketch modulus, the Mersenne prime 2^31 − 1. Sketches are residues in `[0, Q)`;
 /// changing it changes every commitment.
@@ -149,10 +149,13 @@ pub const LOGPROB_TOLERANCE: f32 = 1e-2;
 /// spot-check economics (docs/protocol.md §12) need it above the scoring exponent.
 pub const GROUPS_CHECKED: usize = 8;
 
-/// Exponent of the superlinear score on credited work. Above 1, so splitting one miner's
-/// work across hotkeys lowers its total weight; below `GROUPS_CHECKED`, so cheating on a
-/// fraction of groups has negative expected gain.
-pub const SCORE_EXPONENT: f64 = 1.5;
+/// Exponent on credited work in the score (`scoring::weights`). 1 since protocol v5: a
+/// linear score makes splitting work across hotkeys and pooling it into one neutral. Above
+/// 1 splitting loses but pooling pays (at 1.5, a pool with 25 % of the work against many
+/// small miners earns 62.5 %), which rewards concentration; changing it changes every
+/// validator's weights, so validators with different values disagree on chain. Must stay
+/// below `GROUPS_CHECKED`, or cheating on a fraction of groups has positive expected gain.
+pub const SCORE_EXPONENT: f64 = 1.0;
 
 /// Windows of work digests a validator keeps for replay detection (within the lifetime of
 /// one checkpoint). Bounds the validator's state; a replay older than this would still

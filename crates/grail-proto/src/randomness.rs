@@ -22,7 +22,7 @@
 //!
 //! let wr = window_randomness(window, &start_hash, &start);
 //! let cr = challenge_randomness(window, &deadline_hash, &after_deadline);
-//! // The values of the `zeros` case of tests/vectors/native_v4.json.
+//! // The values of the `zeros` case of tests/vectors/native_v5.json.
 //! assert_eq!(wr[..4], [0xf4, 0x3d, 0x4b, 0xc9]);
 //! assert_eq!(cr[..4], [0xb0, 0xfd, 0x75, 0x6b]);
 //! // Every input counts.

@@ -3,9 +3,12 @@
 //! `w^exponent`; shares are proportional to scores; `burn_fraction` of the total goes to
 //! uid 0 (all of it when nobody earned anything).
 //!
-//! With `exponent > 1` the score is superlinear, so splitting one miner's work across
-//! several hotkeys always lowers its total share: `a^p + b^p < (a + b)^p`. There is no
-//! per-hotkey cap, because any cap pays whoever splits across hotkeys to stay under it.
+//! The default exponent is 1 ([`crate::params::SCORE_EXPONENT`]): shares are linear in
+//! work, so neither splitting one miner's work across hotkeys nor pooling several miners'
+//! work into one hotkey changes the total share. Above 1 splitting loses
+//! (`a^p + b^p < (a + b)^p`) but pooling pays by the same inequality, which rewards
+//! concentration. There is no per-hotkey cap, because any cap pays whoever splits across
+//! hotkeys to stay under it.
 //!
 //! ```
 //! use grail_proto::scoring::{weights, ScoreRule, WorkHistory};
@@ -14,12 +17,11 @@
 //! let mut history = WorkHistory::new();
 //! history.entry(300).or_default().extend([(1, 4.0), (2, 1.0)]);
 //! history.entry(330).or_default().extend([(1, 4.0), (2, 3.0)]);
-//! let rule = ScoreRule { rolling_windows: 2, exponent: 1.5, burn_fraction: 0.1 };
+//! let rule = ScoreRule { rolling_windows: 2, burn_fraction: 0.1, ..ScoreRule::default() };
 //! let shares = weights(&history, 330, &rule);
 //!
-//! // Work over the span: 8 and 4, scored 8^1.5 and 4^1.5; 10 % is burned to uid 0.
-//! let top = 8f64.powf(1.5) / (8f64.powf(1.5) + 4f64.powf(1.5));
-//! assert!((shares[&1] - 0.9 * top).abs() < 1e-12);
+//! // Work over the span: 8 and 4, so 2/3 and 1/3 of what is not burned to uid 0.
+//! assert!((shares[&1] - 0.9 * 8.0 / 12.0).abs() < 1e-12);
 //! assert!((shares[&0] - 0.1).abs() < 1e-12);
 //! assert!((shares.values().sum::<f64>() - 1.0).abs() < 1e-12);
 //! // With no credited work everything goes to uid 0.
@@ -156,10 +158,82 @@ mod tests {
         assert_eq!(weights(&odd, 0, &rule()), BTreeMap::from([(2, 1.0)]));
     }
 
+    /// Total share of `uids` when `work[i]` is credited to uid `i + 1` and uid 100 has
+    /// `others`.
+    fn share_of(work: &[f64], others: f64, rule: &ScoreRule) -> f64 {
+        let mut h = history(&[]);
+        let counts = h.entry(0).or_default();
+        for (i, &w) in work.iter().enumerate() {
+            counts.insert(i as u16 + 1, w);
+        }
+        if others > 0.0 {
+            counts.insert(100, others);
+        }
+        weights(&h, 0, rule)
+            .iter()
+            .filter(|(u, _)| (1..=work.len() as u16).contains(*u))
+            .map(|(_, s)| s)
+            .sum()
+    }
+
+    #[test]
+    fn the_default_score_makes_splitting_and_pooling_neutral() {
+        let rule = ScoreRule {
+            burn_fraction: 0.1,
+            ..ScoreRule::default()
+        };
+        for parts in [
+            vec![1.0, 1.0],
+            vec![0.5, 7.0, 3.0],
+            vec![40.0, 0.25, 1.0, 9.0],
+        ] {
+            for others in [0.0, 3.0, 50.0] {
+                let total: f64 = parts.iter().sum();
+                let apart = share_of(&parts, others, &rule);
+                let pooled = share_of(&[total], others, &rule);
+                assert!(
+                    (apart - pooled).abs() < 1e-12,
+                    "{parts:?} against {others}: apart {apart}, pooled {pooled}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_superlinear_score_pays_pools() {
+        // The v4 rule (exponent 1.5): a pool with 25 % of the work against 75 miners with
+        // 1 % each earns 62.5 % of the emission; the same miners apart earn 25 %.
+        let rule = ScoreRule {
+            rolling_windows: 1,
+            exponent: 1.5,
+            burn_fraction: 0.0,
+        };
+        let small = |from: u16, h: &mut WorkHistory| {
+            for uid in from..from + 75 {
+                h.entry(0).or_default().insert(uid, 1.0);
+            }
+        };
+        let mut pooled = history(&[(0, 1, 25.0)]);
+        small(2, &mut pooled);
+        let pooled = weights(&pooled, 0, &rule)[&1];
+        let mut apart = history(&[]);
+        small(1, &mut apart);
+        for uid in 200..225u16 {
+            apart.get_mut(&0).unwrap().insert(uid, 1.0);
+        }
+        let apart: f64 = weights(&apart, 0, &rule)
+            .iter()
+            .filter(|(u, _)| **u >= 200)
+            .map(|(_, s)| s)
+            .sum();
+        assert!((pooled - 0.625).abs() < 1e-12, "pooled {pooled}");
+        assert!((apart - 0.25).abs() < 1e-12, "apart {apart}");
+    }
+
     #[test]
     fn splitting_work_across_hotkeys_never_pays() {
         // A miner with work w (uid 1) against others; the same work split over uids 1..=k.
-        for exponent in [1.1, 1.5, 2.0] {
+        for exponent in [1.0, 1.1, 1.5, 2.0] {
             let rule = ScoreRule {
                 rolling_windows: 1,
                 exponent,
@@ -187,7 +261,7 @@ mod tests {
                             sum <= alone + 1e-12,
                             "p {exponent} w {w} others {others} k {k}: split {sum} > {alone}"
                         );
-                        if others > 0.0 {
+                        if others > 0.0 && exponent > 1.0 {
                             assert!(sum < alone, "splitting must cost when others work");
                         }
                     }

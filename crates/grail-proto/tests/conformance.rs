@@ -1,4 +1,4 @@
-//! Native conformance vectors for protocol v4: `tests/vectors/native_v4.json`.
+//! Native conformance vectors for protocol v5: `tests/vectors/native_v5.json`.
 //!
 //! Third parties that implement grail-proto's rules in another language check their code
 //! against this file; this test keeps the file equal to what the Rust reference computes.
@@ -68,8 +68,11 @@ use grail_proto::grpo;
 use grail_proto::params::*;
 use grail_proto::prf::{prf, prf32, stream, uniform_below, PRF_DOMAIN};
 use grail_proto::randomness::{challenge_randomness, window_randomness, Beacon};
-use grail_proto::rules::bundle::{copies, credited_work, sample_groups, CheckedOutcome, Upload};
-use grail_proto::rules::{Consequence, Reason};
+use grail_proto::rules::bundle::{
+    credited_work, judge_copy, sample_groups, shared_work, CheckedOutcome,
+};
+use grail_proto::rules::training::training_slots;
+use grail_proto::rules::{Consequence, Reason, Rejection};
 use grail_proto::sampling::{
     check_sampling_with, classify, prompt_digest, sample_token, temperature, token_interval,
     CdfInterval, PositionClass, SamplingError, Uniforms, SAMPLING_LABEL,
@@ -91,13 +94,13 @@ use sha3::digest::{ExtendableOutput, Update, XofReader};
 /// Set to `1` to (re)write the vector file before checking it.
 const WRITE_ENV: &str = "GRAIL_WRITE_VECTORS";
 /// The vector file, relative to the package root.
-const VECTOR_FILE: &str = "tests/vectors/native_v4.json";
+const VECTOR_FILE: &str = "tests/vectors/native_v5.json";
 
 /// Mini-secret seed of the fixture hotkey (`signing::Keypair::from_seed`).
 const SEED_HEX: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
 /// A signature of the fixture group's digest by the fixture hotkey, made once: sr25519
 /// signing is randomised, so it cannot be recomputed, only verified.
-const RECORDED_SIGNATURE: &str = "5ee1fbf181dc96f415a3556a47356b329c37158ca4e3775bd86086951f91ff18f4287d24a13eb1b13994a8de43980d68373fc03a9c2a1308f5771f1124239980";
+const RECORDED_SIGNATURE: &str = "ee31ed628c775f67cbe7c60a3daa7f679befa17fd862e3d8a57fb46637587d41f15882beaa371b13ac2a688b59c888ae739de0d6795dcf1233b17a3c7a27fd8b";
 
 // ---------------------------------------------------------------------------------------
 // JSON helpers
@@ -1713,51 +1716,110 @@ fn rules_section() -> Value {
         })
         .collect();
 
-    let upload = |key: u8, time: i64, works: &[u8]| Upload {
-        hotkey: Hotkey([key; 32]),
-        uploaded: time,
-        works: works.iter().map(|&w| [w; 32]).collect(),
+    let bundles = |list: &[&[u8]]| -> Vec<Vec<[u8; 32]>> {
+        list.iter()
+            .map(|works| works.iter().map(|&w| [w; 32]).collect())
+            .collect()
     };
-    let copy_cases: Vec<(&str, Vec<Upload>)> = vec![
-        (
-            "strictly_later_uploads_are_void_ties_kept",
-            vec![
-                upload(1, 10, &[1, 2]),
-                upload(2, 5, &[2, 3]),
-                upload(3, 5, &[3, 4]),
-                upload(4, 7, &[4]),
-            ],
-        ),
-        (
-            "three_way_tie",
-            vec![
-                upload(1, 3, &[9]),
-                upload(2, 3, &[9]),
-                upload(3, 3, &[9]),
-                upload(4, 2, &[8]),
-            ],
-        ),
-        ("no_overlap", vec![upload(1, 1, &[1]), upload(2, 1, &[2])]),
+    let shared_cases: Vec<(&str, Vec<Vec<[u8; 32]>>)> = vec![
+        ("two_holders", bundles(&[&[1, 2], &[2, 3], &[3, 4], &[4]])),
+        ("three_holders", bundles(&[&[9], &[9], &[9], &[8]])),
+        ("repeat_within_one_bundle", bundles(&[&[5, 5], &[6]])),
+        ("no_overlap", bundles(&[&[1], &[2]])),
     ];
-    let copy_values: Vec<Value> = copy_cases
+    let shared_values: Vec<Value> = shared_cases
         .iter()
-        .map(|(name, uploads)| {
+        .map(|(name, list)| {
+            let refs: Vec<&[[u8; 32]]> = list.iter().map(Vec::as_slice).collect();
+            let shared: Vec<Value> = shared_work(&refs)
+                .into_iter()
+                .map(|(work, holders)| {
+                    Value::from(Obj::new().hex("work_hex", work).v("holders", holders))
+                })
+                .collect();
             case(name)
                 .v(
-                    "uploads",
-                    uploads
+                    "bundles_works_hex",
+                    list.iter().map(|w| hexes(w)).collect::<Vec<_>>(),
+                )
+                .v("shared", shared)
+                .into()
+        })
+        .collect();
+    let copy_cases = [
+        (
+            "sampling_failure_on_shared_work",
+            Reason::SamplingMismatch,
+            true,
+        ),
+        ("sampling_failure_alone", Reason::SamplingMismatch, false),
+        ("other_failure_on_shared_work", Reason::ProofFailed, true),
+        ("accepted_on_shared_work", Reason::Accepted, true),
+    ];
+    let judged_copies: Vec<Value> = copy_cases
+        .iter()
+        .map(|(name, reason, shared)| {
+            let others = if *shared {
+                vec![Hotkey([5; 32])]
+            } else {
+                Vec::new()
+            };
+            let outcome = if *reason == Reason::Accepted {
+                Ok(())
+            } else {
+                Err(Rejection::new(*reason, "d"))
+            };
+            let judged = judge_copy(outcome, &others)
+                .err()
+                .map_or(Reason::Accepted, |r| r.reason);
+            case(name)
+                .v("reason", reason.as_str())
+                .v(
+                    "others_hex",
+                    hexes(&others.iter().map(|h| h.0).collect::<Vec<_>>()),
+                )
+                .v("judged", judged.as_str())
+                .into()
+        })
+        .collect();
+
+    // (name, miner of each group, credit per miner), hotkeys as repeated bytes.
+    type SlotCase<'a> = (&'a str, Vec<u8>, Vec<(u8, f64)>);
+    let slot_cases: Vec<SlotCase> = vec![
+        (
+            "credit_over_checked_groups",
+            vec![1, 1, 2, 2, 3, 3],
+            vec![(1, 30.0), (2, 5.0), (3, 5.0)],
+        ),
+        (
+            "sybils",
+            [vec![1; 8], vec![2; 8], vec![3; 8]].concat(),
+            vec![(1, 4096.0), (2, 8.0), (3, 8.0)],
+        ),
+        ("tie_to_lower_hotkey", vec![2, 1], vec![(1, 1.0), (2, 1.0)]),
+        ("uncredited_miner", vec![1, 2, 2], vec![(1, 2.0), (2, 0.0)]),
+        ("nothing_credited", vec![1, 2], vec![(1, f64::NAN)]),
+    ];
+    let slots: Vec<Value> = slot_cases
+        .iter()
+        .map(|(name, miners, credit)| {
+            let miners: Vec<Hotkey> = miners.iter().map(|&k| Hotkey([k; 32])).collect();
+            let credit_map = credit.iter().map(|&(k, c)| (Hotkey([k; 32]), c)).collect();
+            case(name)
+                .v(
+                    "miners_hex",
+                    hexes(&miners.iter().map(|h| h.0).collect::<Vec<_>>()),
+                )
+                .v(
+                    "credit",
+                    credit
                         .iter()
-                        .map(|u| {
-                            Value::from(
-                                Obj::new()
-                                    .hex("hotkey_hex", u.hotkey.0)
-                                    .v("uploaded", u.uploaded)
-                                    .v("works_hex", hexes(&u.works)),
-                            )
+                        .map(|&(k, c)| {
+                            Value::from(Obj::new().hex("miner_hex", [k; 32]).f64("credited", c))
                         })
                         .collect::<Vec<_>>(),
                 )
-                .v("void", copies(uploads))
+                .v("slots", training_slots(&miners, &credit_map))
                 .into()
         })
         .collect();
@@ -1917,8 +1979,17 @@ fn rules_section() -> Value {
             vec![
                 "credited_work: 0 when nothing was checked or any checked reason's \
                  consequence is zero_window; else eligible * (accepted and in zone) / checked",
-                "copies: void[u][g] is true exactly when some upload of the same work has a \
-                 strictly earlier upload time (ties keep every copy)",
+                "shared_work: every work digest held by more than one bundle, with the \
+                 ascending indices of the bundles holding it (each once); nothing is voided",
+                "judge_copy: a checked group of shared work that fails with \
+                 sampling_mismatch is copycat (consequence zero_window); any other outcome \
+                 is unchanged; the detail names the other holders' hotkeys in hex",
+                "training_slots: slots = number of groups; miners with finite positive \
+                 credit get floor(slots * credit / total) each, then one more each in \
+                 descending order of the fractional part (ties: ascending hotkey bytes) \
+                 until all slots are given; a miner's slots cycle through its groups in \
+                 their order; the result is the group indices sorted ascending; empty when \
+                 no credit is positive",
                 "sample_groups: order = [0, 1, ..., total - 1]; with rng = \
                  stream(\"grail/validator-sample\", [challenge_randomness, hotkey]), for i \
                  in 0..total (until n are chosen): j = i + uniform_below(total - i), swap \
@@ -1934,7 +2005,9 @@ fn rules_section() -> Value {
         .v("reasons", reasons)
         .v("consequences", consequences)
         .v("credited_work", credited)
-        .v("copies", copy_values)
+        .v("shared_work", shared_values)
+        .v("judge_copy", judged_copies)
+        .v("training_slots", slots)
         .v("sample_groups", samples)
         .v("weights", scores)
         .into()
@@ -1995,7 +2068,7 @@ fn vector_path() -> PathBuf {
 // Tests
 
 #[test]
-fn native_v4_vectors_match_the_reference() {
+fn native_v5_vectors_match_the_reference() {
     let reference = build();
     let path = vector_path();
     if std::env::var(WRITE_ENV).is_ok_and(|v| v == "1") {

@@ -203,6 +203,7 @@ pub fn archive() -> Target {
                 validator: Keypair::from_seed(&[9; 32]).public(),
                 checkpoint: f.plan.checkpoint,
                 entries: grail_node::verify::archive_entries(&reports),
+                credits: grail_node::verify::archive_credits(&reports),
             };
             vec![encode_archive(&sealed).expect("encodes")]
         },

@@ -182,6 +182,7 @@ mod tests {
             validator,
             checkpoint: [9; 32],
             entries: vec![entry(0, true), entry(1, false)],
+            credits: Vec::new(),
         }
     }
 

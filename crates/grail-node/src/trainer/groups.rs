@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use grail_grpo::{RolloutGroup, TrainingRollout};
 use grail_proto::archive::SealedWindow;
-use grail_proto::rules::training::agreed_entries;
+use grail_proto::rules::training::{agreed_credits, agreed_entries, training_slots};
 use grail_proto::signing::verify_group;
 use grail_proto::Hotkey;
 
@@ -14,9 +14,12 @@ use grail_proto::Hotkey;
 /// (`grail_proto::rules::training::agreed_entries`), in the learning zone when
 /// `in_zone_only`, with the miner's signed log-probs as behaviour policy (every accepting
 /// validator checked them against its own recomputation; no single validator's numbers
-/// are trusted). Entries that could not be trained on (archives come from other machines: empty, mismatched
-/// log-probs, ids outside a vocabulary of `vocab` tokens) are left out rather than
-/// failing the step.
+/// are trusted). Entries that could not be trained on (archives come from other machines:
+/// empty, mismatched log-probs, ids outside a vocabulary of `vocab` tokens) are left out
+/// rather than failing the step. The step then holds each miner's groups in proportion to
+/// its credited work as the validators agree on it
+/// (`grail_proto::rules::training::{agreed_credits, training_slots}`), so a group may
+/// appear more than once and a miner's influence does not grow with its hotkeys.
 pub fn training_groups(
     window: u64,
     archives: &[SealedWindow],
@@ -25,6 +28,7 @@ pub fn training_groups(
     vocab: usize,
 ) -> Vec<RolloutGroup> {
     let refs: Vec<&SealedWindow> = archives.iter().collect();
+    let mut miners = Vec::new();
     let mut out = Vec::new();
     for e in agreed_entries(window, &refs, validators, verify_group) {
         let rollouts = &e.group.rollouts;
@@ -46,6 +50,7 @@ pub fn training_groups(
         if !trainable {
             continue;
         }
+        miners.push(e.miner);
         out.push(RolloutGroup {
             prompt: first.prompt().to_vec(),
             rollouts: rollouts
@@ -58,5 +63,80 @@ pub fn training_groups(
                 .collect(),
         });
     }
-    out
+    let credit = agreed_credits(window, &refs, validators);
+    training_slots(&miners, &credit)
+        .into_iter()
+        .map(|i| out[i].clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use grail_proto::archive::{ArchiveEntry, MinerCredit, Verdict};
+    use grail_proto::signing::Keypair;
+
+    use super::*;
+    use crate::validator::verdicts::tests::group;
+
+    #[test]
+    fn sybils_train_in_proportion_to_their_credit_not_their_hotkeys() {
+        // One miner credited with 4 096 groups' work and 8 checked; 10 sybil hotkeys with
+        // 8 groups each, all checked. Before v5 every accepted group trained once: the
+        // sybils supplied 80 of 88 groups for 2 % of the credited work.
+        let big = Keypair::from_seed(&[1; 32]);
+        let sybils: Vec<Keypair> = (2..12u8).map(|k| Keypair::from_seed(&[k; 32])).collect();
+        let mut entries = Vec::new();
+        let mut credits = Vec::new();
+        for (key, credited, marker) in
+            std::iter::once((&big, 4096.0, 1)).chain(sybils.iter().map(|k| (k, 8.0, 5)))
+        {
+            for p in 0..8u64 {
+                let mut g = group(key.public(), p);
+                for r in &mut g.rollouts {
+                    r.tokens[0] = marker;
+                }
+                key.sign_group(&mut g);
+                entries.push(ArchiveEntry {
+                    miner: key.public(),
+                    bundle_sha256: [0; 32],
+                    group_index: p as u32,
+                    group: g,
+                    recomputed_logprobs: vec![vec![-0.5; 2]; 2],
+                    verdict: Verdict {
+                        accepted: true,
+                        reason: "accepted".into(),
+                        detail: String::new(),
+                    },
+                });
+            }
+            credits.push(MinerCredit {
+                miner: key.public(),
+                credited,
+            });
+        }
+        let validator = Hotkey([7; 32]);
+        let sealed = SealedWindow {
+            window: 40,
+            validator,
+            checkpoint: [9; 32],
+            entries,
+            credits,
+        };
+        let stakes = BTreeMap::from([(validator, 0)]);
+        let groups = training_groups(40, std::slice::from_ref(&sealed), &stakes, true, 100);
+        assert_eq!(
+            groups.len(),
+            88,
+            "the step keeps one slot per accepted group"
+        );
+        let from_sybils = groups.iter().filter(|g| g.prompt[0] == 5).count();
+        // 88 × 80 / 4 176 = 1.7 slots.
+        assert!(from_sybils <= 2, "sybils got {from_sybils} of 88 slots");
+        // Without credits (an archive that lists none) nothing is trained on.
+        let uncredited = SealedWindow {
+            credits: Vec::new(),
+            ..sealed
+        };
+        assert!(training_groups(40, &[uncredited], &stakes, true, 100).is_empty());
+    }
 }

@@ -1,5 +1,5 @@
 //! The validator loop: after each window's deadline, fetch every miner's bundle, check a
-//! sample of groups, mark copycats, seal the window (archive), score, set weights, persist.
+//! sample of groups, judge copies, seal the window (archive), score, set weights, persist.
 //!
 //! - [`window`]: one window's fetch-and-check ([`check_window`]);
 //! - [`summary`]: the per-window summary ([`summarize`]);
@@ -413,6 +413,7 @@ mod tests {
             validator: w.key.public(),
             checkpoint: [0; 32],
             entries: Vec::new(),
+            credits: Vec::new(),
         };
         w.store.put_archive(&old).await.unwrap();
         let env = grail_env::by_name("math:0", None).unwrap();

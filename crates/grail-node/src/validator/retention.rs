@@ -101,6 +101,7 @@ mod tests {
                     validator: w.key.public(),
                     checkpoint: [0; 32],
                     entries: Vec::new(),
+                    credits: Vec::new(),
                 })
                 .await
                 .unwrap();

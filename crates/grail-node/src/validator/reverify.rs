@@ -9,9 +9,11 @@ use crate::NodeError;
 
 /// Re-checks a sealed window offline: every archived group runs the per-group checks
 /// again (binding, structure and, for groups that had one, the forward pass); verdicts
-/// that depend on groups outside the archive (duplicates within the full bundle, copies,
-/// replays of earlier windows) are confirmed when the group passes its own binding and
-/// structure checks. Returns the verdicts in entry order; an error is the re-verifier's
+/// that depend on groups outside the archive (duplicates within the full bundle, replays
+/// of earlier windows) are confirmed when the group passes its own binding and structure
+/// checks; a `copycat` is confirmed when the group fails the sampling check under its
+/// own miner's uniforms (that another bundle held the same work is taken from the
+/// archive). Returns the verdicts in entry order; an error is the re-verifier's
 /// own failure (its forward pass).
 pub fn reverify_archive(
     archive: &SealedWindow,
@@ -27,18 +29,16 @@ pub fn reverify_archive(
             let archived: Option<Reason> = e.verdict.reason.parse().ok();
             let cross_group = matches!(
                 archived,
-                Some(
-                    Reason::DuplicateGroup
-                        | Reason::DuplicatePrompt
-                        | Reason::Copycat
-                        | Reason::Replay
-                )
+                Some(Reason::DuplicateGroup | Reason::DuplicatePrompt | Reason::Replay)
             );
             let outcome = match check.precheck(&e.miner, &e.group, &mut prompts) {
                 Err(r) => GroupOutcome::rejected(r),
                 Ok(()) if cross_group => return Ok(e.verdict.clone()),
                 Ok(()) => check.check_forward(&e.group)?,
             };
+            if archived == Some(Reason::Copycat) && outcome.reason() == Reason::SamplingMismatch {
+                return Ok(e.verdict.clone());
+            }
             Ok(outcome.verdict)
         })
         .collect()

@@ -338,6 +338,7 @@ mod tests {
                 entry(1, "proof_failed"),
                 entry(2, "accepted"),
             ],
+            credits: Vec::new(),
         };
         let again = vec![
             verdict("accepted", "0.010"),

@@ -90,7 +90,7 @@ impl MinerWindow {
                 .entry(c.outcome.verdict.reason.clone())
                 .or_default() += 1;
         }
-        // Void groups (copies, replays) can be many; the verdicts that decide the window
+        // Void groups (replays) can be many; the verdicts that decide the window
         // are kept first.
         let void = |reason: &str| {
             reason
@@ -249,8 +249,8 @@ pub(crate) mod tests {
     #[test]
     fn a_window_record_keeps_reasons_caps_groups_and_clips_details() {
         let miner = Hotkey([1; 32]);
-        // 20 void copies before the one failure that zeroes the window.
-        let mut reasons = vec!["copycat"; 20];
+        // 20 void replays before the one failure that zeroes the window.
+        let mut reasons = vec!["replay"; 20];
         reasons.push("proof_failed");
         let r = report(miner, 3, &reasons);
         let w = MinerWindow::from_report(40, Some(2), &r);
@@ -258,7 +258,7 @@ pub(crate) mod tests {
         assert_eq!(w.credited, 0.0);
         assert_eq!((w.window, w.uid, w.checkpoint), (40, 3, Some(2)));
         assert_eq!(w.groups_checked, 21);
-        assert_eq!(w.verdicts["copycat"], 20);
+        assert_eq!(w.verdicts["replay"], 20);
         assert_eq!(w.verdicts["proof_failed"], 1);
         assert_eq!(w.groups.len(), MAX_GROUPS_PER_WINDOW);
         assert_eq!(w.groups_omitted, 21 - MAX_GROUPS_PER_WINDOW as u64);

@@ -305,6 +305,7 @@ pub async fn check_window(
         validator,
         checkpoint: inputs.plan.checkpoint,
         entries: archive_entries(&reports),
+        credits: crate::verify::archive_credits(&reports),
     };
     Ok((reports, sealed))
 }

@@ -2,17 +2,14 @@
 //! credit a miner's window earns from its checked sample.
 //!
 //! ```
-//! use grail_proto::rules::bundle::{copies, credited_work, sample_groups, CheckedOutcome, Upload};
+//! use grail_proto::rules::bundle::{credited_work, sample_groups, shared_work, CheckedOutcome};
 //! use grail_proto::rules::Reason;
 //! use grail_proto::Hotkey;
 //!
-//! // Stage 4a: the same work uploaded later by another miner is void.
+//! // Stage 4a: work in more than one miner's bundle (judged when checked, stage 6).
 //! let (miner, copier) = (Hotkey([1; 32]), Hotkey([2; 32]));
-//! let uploads = [
-//!     Upload { hotkey: miner, uploaded: 1_000, works: vec![[1; 32]] },
-//!     Upload { hotkey: copier, uploaded: 1_500, works: vec![[1; 32], [2; 32]] },
-//! ];
-//! assert_eq!(copies(&uploads), vec![vec![false], vec![true, false]]);
+//! let works: [&[[u8; 32]]; 2] = [&[[1; 32]], &[[1; 32], [2; 32]]];
+//! assert_eq!(shared_work(&works), [([1; 32], vec![0, 1])].into());
 //!
 //! // Stage 5: 8 spot checks among 100 groups, of which group 5 is not eligible (void).
 //! let checked = sample_groups(&[9; 32], &miner, 100, |g| g != 5, 8);
@@ -69,34 +66,63 @@ pub fn duplicates(groups: &[Group]) -> Option<(usize, Rejection)> {
     None
 }
 
-/// One miner's upload of one window, for [`copies`].
-#[derive(Debug, Clone)]
-pub struct Upload {
-    /// The miner.
-    pub hotkey: Hotkey,
-    /// When the store received the bundle (any monotone clock, e.g. Unix milliseconds).
-    pub uploaded: i64,
-    /// The [`work_digest`] of each group.
-    pub works: Vec<[u8; 32]>,
-}
-
-/// Stage 4a, across miners: a group whose work another miner uploaded strictly earlier is
-/// a `copycat`. Uploads at the same time keep their groups: neither side is favoured, and
-/// a copier's groups then fail the sampling check when checked (its hotkey gives other
-/// uniforms), while voiding both would let a fast copier void an honest miner's work.
-/// Returns `void[u][g]` per upload and group.
-pub fn copies(uploads: &[Upload]) -> Vec<Vec<bool>> {
-    let mut first: BTreeMap<[u8; 32], i64> = BTreeMap::new();
-    for u in uploads {
-        for w in &u.works {
-            let t = first.entry(*w).or_insert(u.uploaded);
-            *t = (*t).min(u.uploaded);
+/// Which work (by [`work_digest`]) is in the bundles of more than one miner: for each such
+/// digest, the indices into `bundles` (each miner's work digests) that hold it, ascending.
+/// Protocol v5 resolves such copies by who sampled them ([`judge_copy`]), never by upload
+/// order, so nothing here voids a group.
+pub fn shared_work(bundles: &[&[[u8; 32]]]) -> BTreeMap<[u8; 32], Vec<usize>> {
+    let mut holders: BTreeMap<[u8; 32], Vec<usize>> = BTreeMap::new();
+    for (m, works) in bundles.iter().enumerate() {
+        for w in *works {
+            let list = holders.entry(*w).or_default();
+            if list.last() != Some(&m) {
+                list.push(m);
+            }
         }
     }
-    uploads
-        .iter()
-        .map(|u| u.works.iter().map(|w| first[w] < u.uploaded).collect())
-        .collect()
+    holders.retain(|_, list| list.len() > 1);
+    holders
+}
+
+/// Stage 6, on a checked group whose work is also in `others`' bundles
+/// ([`shared_work`]): the work belongs to every hotkey whose public uniforms it follows.
+/// A group that fails the sampling check under its own miner's uniforms while the same
+/// work is in another bundle is a `copycat`, which zeroes the copier's window like any
+/// sampling failure; the owner's copy passes its own check, so a copy never costs the
+/// owner anything, whoever uploaded first. Other outcomes pass through unchanged.
+///
+/// # Errors
+///
+/// The [`Reason::Copycat`] rejection described above, or `outcome`'s own rejection.
+///
+/// ```
+/// use grail_proto::rules::bundle::judge_copy;
+/// use grail_proto::rules::{Consequence, Reason, Rejection};
+/// use grail_proto::Hotkey;
+///
+/// let owner = [Hotkey([1; 32])];
+/// let copy = Err(Rejection::new(Reason::SamplingMismatch, "rollout 0: 3 of 9 tokens"));
+/// let judged = judge_copy(copy, &owner).unwrap_err();
+/// assert_eq!(judged.reason, Reason::Copycat);
+/// assert_eq!(judged.reason.consequence(), Consequence::ZeroWindow);
+/// // The owner's own check passed: nothing changes for it.
+/// assert!(judge_copy(Ok(()), &owner).is_ok());
+/// ```
+pub fn judge_copy(outcome: Result<(), Rejection>, others: &[Hotkey]) -> Result<(), Rejection> {
+    match outcome {
+        Err(r) if r.reason == Reason::SamplingMismatch && !others.is_empty() => {
+            let names: Vec<String> = others.iter().map(|h| hex::encode(h.0)).collect();
+            Err(Rejection::new(
+                Reason::Copycat,
+                format!(
+                    "not sampled with this miner's uniforms; the same work is in the bundle of hotkey {} ({})",
+                    names.join(", "),
+                    r.detail
+                ),
+            ))
+        }
+        other => other,
+    }
 }
 
 /// Stage 4b, across windows: the work digests of eligible groups (those that passed every
@@ -254,33 +280,49 @@ pub fn credited_work(eligible: usize, checked: &[CheckedOutcome]) -> f64 {
 mod tests {
     use super::*;
 
-    fn upload(key: u8, time: i64, works: &[u8]) -> Upload {
-        Upload {
-            hotkey: Hotkey([key; 32]),
-            uploaded: time,
-            works: works.iter().map(|&w| [w; 32]).collect(),
-        }
+    #[test]
+    fn shared_work_lists_every_holder_once_and_nothing_else() {
+        let (a, b, c) = (
+            [[1; 32], [2; 32], [2; 32]],
+            [[2; 32], [3; 32]],
+            [[3; 32], [1; 32]],
+        );
+        let shared = shared_work(&[&a, &b, &c]);
+        assert_eq!(
+            shared,
+            BTreeMap::from([
+                ([1; 32], vec![0, 2]),
+                ([2; 32], vec![0, 1]),
+                ([3; 32], vec![1, 2])
+            ])
+        );
+        assert!(shared_work(&[&a[..1], &b[1..]]).is_empty());
     }
 
     #[test]
-    fn copies_void_strictly_later_uploads_only() {
-        let void = copies(&[
-            upload(1, 10, &[1, 2]),
-            upload(2, 5, &[2, 3]),
-            upload(3, 5, &[3, 4]),
-            upload(4, 7, &[4]),
-        ]);
-        // Work 1: only miner 1. Work 2: miner 2 first. Work 3: tie at 5 → both kept.
-        // Work 4: miner 3 first (5 < 7).
+    fn only_a_sampling_failure_on_shared_work_is_a_copy() {
+        let others = [Hotkey([5; 32])];
+        let fail = |reason| Err(Rejection::new(reason, "x"));
         assert_eq!(
-            void,
-            vec![
-                vec![false, true],
-                vec![false, false],
-                vec![false, false],
-                vec![true]
-            ]
+            judge_copy(fail(Reason::SamplingMismatch), &others)
+                .unwrap_err()
+                .reason,
+            Reason::Copycat
         );
+        // Work nobody else holds, or another failure, keeps its reason.
+        assert_eq!(
+            judge_copy(fail(Reason::SamplingMismatch), &[])
+                .unwrap_err()
+                .reason,
+            Reason::SamplingMismatch
+        );
+        assert_eq!(
+            judge_copy(fail(Reason::ProofFailed), &others)
+                .unwrap_err()
+                .reason,
+            Reason::ProofFailed
+        );
+        assert!(judge_copy(Ok(()), &others).is_ok());
     }
 
     #[test]

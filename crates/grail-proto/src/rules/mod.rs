@@ -10,13 +10,16 @@
 //! 2. [`group::check_structure`] — group size, token limits, canonical prompt,
 //!    termination (tokenizer only);
 //! 3. [`bundle::duplicates`] — one group per prompt and no repeated group per bundle;
-//! 4. [`bundle::copies`] and [`bundle::ReplaySet`] — work uploaded earlier by another
-//!    miner, or in an earlier window of the checkpoint, is void;
+//! 4. [`bundle::shared_work`] and [`bundle::ReplaySet`] — work also in another miner's
+//!    bundle is judged by who sampled it when checked ([`bundle::judge_copy`], stage 6);
+//!    work from an earlier window of the checkpoint is void;
 //! 5. [`bundle::sample_groups`] — which groups get a forward pass;
-//! 6. [`group::check_forward`] — proof, log-probs, sampling, reward, advantages;
+//! 6. [`group::check_forward`] — proof, log-probs, sampling, reward, advantages; on work
+//!    another miner also holds, [`bundle::judge_copy`];
 //! 7. [`bundle::credited_work`] — the miner's work for scoring ([`crate::scoring`]);
 //! 8. [`training::agreed_entries`] — what a trainer learns from: groups that validators
-//!    holding a stake majority accepted.
+//!    holding a stake majority accepted, weighted by the miners' agreed credit
+//!    ([`training::agreed_credits`], [`training::training_slots`]).
 //!
 //! `examples/verify_bundle.rs` runs every stage on a toy model. Each failure is a
 //! [`Rejection`]: a [`Reason`] with a stable name and its [`Consequence`].
@@ -27,7 +30,7 @@
 //! let reason: Reason = "sampling_mismatch".parse()?;
 //! assert_eq!(reason, Reason::SamplingMismatch);
 //! assert_eq!(reason.consequence(), Consequence::ZeroWindow); // fraud costs the window
-//! assert_eq!(Reason::Copycat.consequence(), Consequence::Void); // a collision costs the group
+//! assert_eq!(Reason::Replay.consequence(), Consequence::Void); // a repeat costs the group
 //! assert_eq!(Reason::Accepted.to_string(), "accepted");
 //! assert!("no_such_reason".parse::<Reason>().is_err());
 //! # Ok::<(), grail_proto::rules::UnknownReason>(())
@@ -102,7 +105,9 @@ pub enum Reason {
     AdvantagesMismatch,
     /// The same work was already submitted in an earlier window of this checkpoint.
     Replay,
-    /// The same work uploaded by another miner earlier (or at the same time).
+    /// A checked group that does not follow this miner's public uniforms while the same
+    /// work is in another miner's bundle: a copy of someone else's sampling (protocol v5;
+    /// v4 voided the later upload instead).
     Copycat,
 }
 
@@ -179,8 +184,10 @@ impl Reason {
     pub fn consequence(self) -> Consequence {
         match self {
             Reason::Accepted => Consequence::Credit,
-            // Honest miners can collide on near-deterministic groups: void, no penalty.
-            Reason::Replay | Reason::Copycat => Consequence::Void,
+            // A replay may be an honest miner's near-deterministic group met again: void,
+            // no penalty. A copy is not voided but judged: it zeroes the copier's window
+            // like any sampling failure, and honest miners that collide pass their own checks.
+            Reason::Replay => Consequence::Void,
             _ => Consequence::ZeroWindow,
         }
     }
@@ -279,7 +286,8 @@ mod tests {
             assert_eq!(r.as_str().parse::<Reason>(), Ok(r));
         }
         assert!("token_distribution".parse::<Reason>().is_err());
-        assert_eq!(Reason::Copycat.consequence(), Consequence::Void);
+        assert_eq!(Reason::Replay.consequence(), Consequence::Void);
+        assert_eq!(Reason::Copycat.consequence(), Consequence::ZeroWindow);
         assert_eq!(
             Reason::SamplingMismatch.consequence(),
             Consequence::ZeroWindow

@@ -30,14 +30,7 @@ pub fn agreed_entries<'a>(
     validators: &BTreeMap<Hotkey, u64>,
     signature_valid: impl Fn(&Group) -> bool,
 ) -> Vec<&'a ArchiveEntry> {
-    let by_count = validators.values().all(|&s| s == 0);
-    let weight = |hotkey: &Hotkey| -> u128 {
-        match validators.get(hotkey) {
-            Some(_) if by_count => 1,
-            Some(&s) => u128::from(s),
-            None => 0,
-        }
-    };
+    let weight = |hotkey: &Hotkey| vote_weight(validators, hotkey);
     let total: u128 = validators.keys().map(weight).sum();
     // Each validator counts once per group, however many archives it published.
     let mut support: BTreeMap<[u8; 32], Support<'a>> = BTreeMap::new();
@@ -86,10 +79,144 @@ pub fn agreed_entries<'a>(
         .collect()
 }
 
+/// A validator's vote: its stake, or 1 each when every validator has zero stake; 0 for a
+/// hotkey without a permit.
+fn vote_weight(validators: &BTreeMap<Hotkey, u64>, hotkey: &Hotkey) -> u128 {
+    let by_count = validators.values().all(|&s| s == 0);
+    match validators.get(hotkey) {
+        Some(_) if by_count => 1,
+        Some(&s) => u128::from(s),
+        None => 0,
+    }
+}
+
+/// Each miner's credited work for `window` as the validators that published archives of it
+/// report it ([`crate::archive::MinerCredit`]): the stake-weighted lower median over those
+/// validators (weights as in [`agreed_entries`]; a validator that published no credit for
+/// a miner reports 0; non-finite or negative values count as 0). Validators holding less
+/// than half of the publishing stake cannot move a miner's value outside the range the
+/// others report. One archive per validator counts (its first).
+pub fn agreed_credits(
+    window: u64,
+    archives: &[&SealedWindow],
+    validators: &BTreeMap<Hotkey, u64>,
+) -> BTreeMap<Hotkey, f64> {
+    let mut voters: BTreeMap<Hotkey, &SealedWindow> = BTreeMap::new();
+    for a in archives {
+        if a.window == window && vote_weight(validators, &a.validator) > 0 {
+            voters.entry(a.validator).or_insert(a);
+        }
+    }
+    let miners: BTreeSet<Hotkey> = voters
+        .values()
+        .flat_map(|a| a.credits.iter().map(|c| c.miner))
+        .collect();
+    let total: u128 = voters.keys().map(|v| vote_weight(validators, v)).sum();
+    miners
+        .into_iter()
+        .map(|miner| {
+            let mut reports: Vec<(f64, u128)> = voters
+                .iter()
+                .map(|(v, a)| {
+                    let credited = a
+                        .credits
+                        .iter()
+                        .find(|c| c.miner == miner)
+                        .map_or(0.0, |c| c.credited);
+                    let credited = if credited.is_finite() && credited > 0.0 {
+                        credited
+                    } else {
+                        0.0
+                    };
+                    (credited, vote_weight(validators, v))
+                })
+                .collect();
+            reports.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut seen = 0u128;
+            let median = reports
+                .iter()
+                .find(|(_, w)| {
+                    seen += w;
+                    2 * seen >= total
+                })
+                .map_or(0.0, |(c, _)| *c);
+            (miner, median)
+        })
+        .collect()
+}
+
+/// Which of a window's training groups go into the step, so that each miner's influence
+/// is proportional to its credited work rather than to how many groups of it were checked:
+/// `miners[i]` is the miner of group `i`. The step keeps `miners.len()` slots; miner `m`
+/// gets `slots · credit_m / Σ credit` of them (largest remainders, ties to the earlier
+/// miner in hotkey order), filled by cycling through its groups in order, so a group may
+/// appear more than once. Miners without credit get no slot; with no credit at all the
+/// result is empty. Returns group indices in ascending order.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use grail_proto::rules::training::training_slots;
+/// use grail_proto::Hotkey;
+///
+/// // One miner credited with 30 groups' work, two sybils with 5 each, 2 groups checked each.
+/// let (big, s1, s2) = (Hotkey([1; 32]), Hotkey([2; 32]), Hotkey([3; 32]));
+/// let credit = BTreeMap::from([(big, 30.0), (s1, 5.0), (s2, 5.0)]);
+/// let slots = training_slots(&[big, big, s1, s1, s2, s2], &credit);
+/// // 6 slots: quotas 4.5, 0.75, 0.75; floors 4, 0, 0; the two slots left go to the
+/// // largest remainders (.75, .75). The big miner's two groups fill its 4 slots.
+/// assert_eq!(slots, vec![0, 0, 1, 1, 2, 4]);
+/// ```
+pub fn training_slots(miners: &[Hotkey], credit: &BTreeMap<Hotkey, f64>) -> Vec<usize> {
+    let mut groups: BTreeMap<Hotkey, Vec<usize>> = BTreeMap::new();
+    for (i, m) in miners.iter().enumerate() {
+        groups.entry(*m).or_default().push(i);
+    }
+    let credit_of = |m: &Hotkey| {
+        credit
+            .get(m)
+            .copied()
+            .filter(|c| c.is_finite() && *c > 0.0)
+            .unwrap_or(0.0)
+    };
+    let total: f64 = groups.keys().map(credit_of).sum();
+    if !(total > 0.0 && total.is_finite()) {
+        return Vec::new();
+    }
+    let slots = miners.len();
+    let quotas: Vec<(Hotkey, f64)> = groups
+        .keys()
+        .map(|m| (*m, slots as f64 * credit_of(m) / total))
+        .collect();
+    let mut given: BTreeMap<Hotkey, usize> = quotas
+        .iter()
+        .map(|(m, q)| (*m, q.floor() as usize))
+        .collect();
+    let mut left = slots.saturating_sub(given.values().sum());
+    let mut by_remainder: Vec<&(Hotkey, f64)> =
+        quotas.iter().filter(|(m, _)| credit_of(m) > 0.0).collect();
+    by_remainder.sort_by(|a, b| (b.1 - b.1.floor()).total_cmp(&(a.1 - a.1.floor())));
+    for (m, _) in by_remainder {
+        if left == 0 {
+            break;
+        }
+        *given.entry(*m).or_default() += 1;
+        left -= 1;
+    }
+    let mut out: Vec<usize> = given
+        .iter()
+        .flat_map(|(m, &n)| {
+            let own = &groups[m];
+            (0..n).map(move |k| own[k % own.len()])
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::Verdict;
+    use crate::archive::{MinerCredit, Verdict};
     use crate::wire::{EnvironmentId, GenerationParams, GroupHeader, Rollout, Signature};
 
     fn group(prompt_id: u64) -> Group {
@@ -143,7 +270,91 @@ mod tests {
                     },
                 })
                 .collect(),
+            credits: Vec::new(),
         }
+    }
+
+    #[test]
+    fn sybils_with_few_checked_groups_do_not_outweigh_credited_work() {
+        // The attack on v4: one miner did 4 096 in-zone groups, 8 of them checked; 10
+        // hotkeys did 8 groups each, all checked. Unweighted, the sybils supply 80 of the 88
+        // training groups (91 %) for 80 / 4 176 of the credited work (1.9 %).
+        let big = Hotkey([1; 32]);
+        let sybils: Vec<Hotkey> = (10..20).map(|k| Hotkey([k; 32])).collect();
+        let mut miners = vec![big; 8];
+        let mut credit = BTreeMap::from([(big, 4096.0)]);
+        for s in &sybils {
+            miners.extend([*s; 8]);
+            credit.insert(*s, 8.0);
+        }
+        let slots = training_slots(&miners, &credit);
+        assert_eq!(slots.len(), miners.len(), "the step keeps its size");
+        let sybil_slots = slots.iter().filter(|&&i| miners[i] != big).count();
+        let share = sybil_slots as f64 / slots.len() as f64;
+        let credited = 80.0 / 4176.0;
+        assert!(
+            (share - credited).abs() <= 1.0 / slots.len() as f64,
+            "sybil share {share} vs credited {credited}"
+        );
+        // Every group of the big miner is used, 10 or 11 times each.
+        for i in 0..8 {
+            let n = slots.iter().filter(|&&s| s == i).count();
+            assert!((10..=11).contains(&n), "group {i} used {n} times");
+        }
+        // Splitting the same credit across more hotkeys buys no more training influence.
+        let mut split = vec![big; 8];
+        let mut split_credit = BTreeMap::from([(big, 4096.0)]);
+        for k in 0..40u8 {
+            let h = Hotkey([100 + k; 32]);
+            split.extend([h; 2]);
+            split_credit.insert(h, 2.0);
+        }
+        let slots = training_slots(&split, &split_credit);
+        let share = slots.iter().filter(|&&i| split[i] != big).count() as f64 / slots.len() as f64;
+        assert!(
+            share <= credited + 1.0 / slots.len() as f64,
+            "split share {share}"
+        );
+        // No credit, no slot; nothing credited, nothing trained.
+        let none = BTreeMap::from([(big, 0.0)]);
+        assert!(training_slots(&[big, big], &none).is_empty());
+        assert_eq!(
+            training_slots(&[big, sybils[0]], &BTreeMap::from([(big, 1.0)])),
+            vec![0, 0]
+        );
+    }
+
+    #[test]
+    fn a_minority_of_validators_cannot_move_a_miners_credit() {
+        let miner = Hotkey([9; 32]);
+        let with = |validator: u8, credited: f64| {
+            let mut a = archive(validator, &[]);
+            a.credits = vec![MinerCredit { miner, credited }];
+            a
+        };
+        let stakes = BTreeMap::from([
+            (Hotkey([1; 32]), 40),
+            (Hotkey([2; 32]), 35),
+            (Hotkey([3; 32]), 25),
+        ]);
+        // Honest validators 1 and 2 report 100; validator 3 claims a billion.
+        let (a, b, liar) = (with(1, 100.0), with(2, 100.0), with(3, 1e9));
+        assert_eq!(agreed_credits(10, &[&a, &b, &liar], &stakes)[&miner], 100.0);
+        // Or zero, or NaN: the median stays with the majority.
+        let (zero, nan) = (with(3, 0.0), with(3, f64::NAN));
+        assert_eq!(agreed_credits(10, &[&a, &b, &zero], &stakes)[&miner], 100.0);
+        assert_eq!(agreed_credits(10, &[&a, &b, &nan], &stakes)[&miner], 100.0);
+        // A validator that lists nothing for the miner reports 0; a second archive of the
+        // same validator does not vote twice; another window's archives do not vote.
+        let silent = archive(2, &[]);
+        let again = with(3, 1e9);
+        assert_eq!(
+            agreed_credits(10, &[&liar, &again, &silent], &stakes)[&miner],
+            0.0
+        );
+        let mut other = with(1, 5.0);
+        other.window = 11;
+        assert!(agreed_credits(10, &[&other], &stakes).is_empty());
     }
 
     #[test]

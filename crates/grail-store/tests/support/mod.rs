@@ -192,5 +192,6 @@ pub fn sealed_window(window: u64) -> SealedWindow {
         validator: Hotkey([42; 32]),
         checkpoint: [9; 32],
         entries: vec![entry(1, true), entry(2, false)],
+        credits: Vec::new(),
     }
 }
