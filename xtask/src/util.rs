@@ -62,5 +62,9 @@ pub fn project_root() -> PathBuf {
 pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(project_root());
+    // `cargo run` gave xtask its own CARGO_MANIFEST_DIR; build scripts that watch it
+    // (ring's) would otherwise see it change between `cargo xtask …` and a plain `cargo`
+    // in a shell and rebuild ring and everything above it each time.
+    cmd.env_remove("CARGO_MANIFEST_DIR");
     cmd
 }

@@ -398,7 +398,7 @@ pub fn run(args: &ExperimentArgs, log: &mut dyn FnMut(&str)) -> Result<Summary, 
         };
         let mut prompts = PromptCache::new();
         for p in &mut pending {
-            precheck_bundle(&check, p, &mut prompts);
+            precheck_bundle(&check, p, &mut prompts)?;
         }
         let reports = finish_window(&check, pending, &ReplaySet::default(), GROUPS_CHECKED)?;
         let window_state = summarize(window, Some(step - 1), &reports, env);

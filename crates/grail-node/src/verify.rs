@@ -20,7 +20,8 @@ use grail_proto::rules::bundle::{
     credited_work, duplicates, judge_copy, sample_groups, shared_work, CheckedOutcome, ReplaySet,
 };
 use grail_proto::rules::group::{
-    challenged_positions, check_forward, check_header, check_structure, RolloutEvidence, TokenRules,
+    challenged_positions, check_forward, check_header, check_structure, NoSuchPrompt,
+    RolloutEvidence, TokenRules,
 };
 use grail_proto::rules::{Consequence, Reason, Rejection};
 use grail_proto::sampling::{temperature, CdfInterval};
@@ -78,8 +79,25 @@ pub struct WindowCheck<'a> {
     pub challenge_randomness: [u8; 32],
 }
 
-/// Canonical prompt renderings by prompt id, shared across a window's groups.
-pub type PromptCache = HashMap<u64, Result<Vec<u32>, String>>;
+/// Canonical prompt renderings by prompt id, shared across a window's groups (or, for ids
+/// the environment does not have, why: the miner's fault). The validator's own failures
+/// are not cached.
+pub type PromptCache = HashMap<u64, Result<Vec<u32>, NoSuchPrompt>>;
+
+/// Whether a failure to render a prompt is the miner's (a prompt id outside the
+/// environment's prompt space) or the validator's own (dataset, template, tokenizer),
+/// which must never become the miner's `prompt_mismatch`.
+///
+/// # Errors
+/// `e` itself when it is the validator's own failure.
+pub fn miner_fault_of_prompt(e: NodeError) -> Result<NoSuchPrompt, NodeError> {
+    match e {
+        NodeError::Env(grail_env::EnvError::PromptOutOfRange { .. }) => {
+            Ok(NoSuchPrompt(e.to_string()))
+        }
+        own => Err(own),
+    }
+}
 
 /// The validator's own forward pass gave unusable evidence (never the miner's fault).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -94,25 +112,28 @@ pub enum OwnFailure {
 
 impl WindowCheck<'_> {
     /// The checks that run on every group, without a forward pass: binding and structure.
+    /// The outer error is the validator's own failure to render the canonical prompt
+    /// (never the miner's); the inner one is the group's rejection.
     pub fn precheck(
         &self,
         bundle_hotkey: &Hotkey,
         group: &Group,
         prompts: &mut PromptCache,
-    ) -> Result<(), Rejection> {
-        check_header(&self.plan, bundle_hotkey, group)?;
-        let prompt = prompts
-            .entry(group.header.prompt_id)
-            .or_insert_with(|| {
-                self.context
-                    .prompt(self.env, group.header.prompt_id)
-                    .map(|(_, tokens)| tokens)
-                    .map_err(|e| e.to_string())
-            })
-            .as_deref()
-            .map_err(Clone::clone);
+    ) -> Result<Result<(), Rejection>, NodeError> {
+        if let Err(r) = check_header(&self.plan, bundle_hotkey, group) {
+            return Ok(Err(r));
+        }
+        let id = group.header.prompt_id;
+        if !prompts.contains_key(&id) {
+            let rendered = match self.context.prompt(self.env, id) {
+                Ok((_, tokens)) => Ok(tokens),
+                Err(e) => Err(miner_fault_of_prompt(e)?),
+            };
+            prompts.insert(id, rendered);
+        }
+        let prompt = prompts[&id].as_deref().map_err(Clone::clone);
         let config = self.context.model.config();
-        check_structure(
+        Ok(check_structure(
             &self.plan,
             group,
             prompt,
@@ -121,7 +142,7 @@ impl WindowCheck<'_> {
                 max_sequence: config.max_position_embeddings,
                 eos_ids: &self.context.eos_ids,
             },
-        )
+        ))
     }
 
     /// The forward-pass checks of a group that passed [`Self::precheck`]: one batched
@@ -218,8 +239,7 @@ impl WindowCheck<'_> {
                 reward: self
                     .context
                     .reward(self.env, &problem, r.completion())
-                    .map(|v| (v.total, v.success))
-                    .map_err(|e| e.to_string()),
+                    .map(|v| (v.total, v.success))?,
             });
         }
         if let Err(r) = check_forward(self.coefficients, group, &positions, &evidence) {
@@ -321,11 +341,15 @@ pub struct PendingBundle {
 
 /// Runs the checks that need no forward pass on every group of a decoded bundle: the
 /// first failure is recorded and zeroes the window.
+///
+/// # Errors
+/// The validator's own failure to render a canonical prompt (nothing is recorded against
+/// the miner).
 pub fn precheck_bundle(
     check: &WindowCheck<'_>,
     pending: &mut PendingBundle,
     prompts: &mut PromptCache,
-) {
+) -> Result<(), NodeError> {
     let report = &mut pending.report;
     report.groups_submitted = pending.groups.len();
     report.works = pending
@@ -333,24 +357,21 @@ pub fn precheck_bundle(
         .iter()
         .map(grail_proto::binding::work_digest)
         .collect();
-    let failure = pending
-        .groups
-        .iter()
-        .enumerate()
-        .find_map(|(i, g)| {
-            check
-                .precheck(&report.hotkey, g, prompts)
-                .err()
-                .map(|r| (i, r))
-        })
-        .or_else(|| duplicates(&pending.groups));
-    if let Some((i, r)) = failure {
+    let mut failure = None;
+    for (i, g) in pending.groups.iter().enumerate() {
+        if let Err(r) = check.precheck(&report.hotkey, g, prompts)? {
+            failure = Some((i, r));
+            break;
+        }
+    }
+    if let Some((i, r)) = failure.or_else(|| duplicates(&pending.groups)) {
         report.checked.push(CheckedGroup {
             index: i as u32,
             group: pending.groups[i].clone(),
             outcome: GroupOutcome::rejected(r),
         });
     }
+    Ok(())
 }
 
 /// Marks replays of earlier windows as void, samples the remaining groups of every miner
@@ -488,4 +509,33 @@ pub fn verdict_counts(reports: &[MinerReport]) -> BTreeMap<String, u64> {
         *out.entry(c.outcome.verdict.reason.clone()).or_default() += 1;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use grail_env::EnvError;
+
+    use super::*;
+
+    #[test]
+    fn only_a_prompt_id_outside_the_prompt_space_is_the_miners_fault() {
+        let outside = NodeError::Env(EnvError::PromptOutOfRange {
+            env: "math".into(),
+            id: 9,
+            size: 3,
+        });
+        let fault = miner_fault_of_prompt(outside).expect("the miner asked for no prompt");
+        assert!(fault.0.contains("outside the prompt space"), "{}", fault.0);
+        // The validator's dataset, template or tokenizer failing is its own failure.
+        let unreadable = NodeError::Env(EnvError::Io {
+            path: "problems.jsonl".into(),
+            source: std::io::Error::other("disk gone"),
+        });
+        assert!(matches!(
+            miner_fault_of_prompt(unreadable),
+            Err(NodeError::Env(EnvError::Io { .. }))
+        ));
+        let tokenizer = NodeError::Infer(grail_infer::InferError::Input("bad merges".into()));
+        assert!(miner_fault_of_prompt(tokenizer).is_err());
+    }
 }

@@ -171,7 +171,7 @@ fn forward(
             intervals: claimed()
                 .map(|(z, &token)| token_interval(z, t, token).unwrap())
                 .collect(),
-            reward: Ok(reward(r.completion())),
+            reward: reward(r.completion()),
         });
     }
     let rewards: Vec<f64> = group

@@ -124,7 +124,7 @@ fn validate(groups: Vec<grail_proto::Group>) -> Result<Vec<MinerReport>, grail_n
         report: MinerReport::new(f.key.public(), 0),
         groups,
     };
-    precheck_bundle(&check, &mut pending, &mut PromptCache::new());
+    precheck_bundle(&check, &mut pending, &mut PromptCache::new())?;
     finish_window(&check, vec![pending], &ReplaySet::default(), GROUPS_CHECKED)
 }
 

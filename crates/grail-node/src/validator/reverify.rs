@@ -31,7 +31,7 @@ pub fn reverify_archive(
                 archived,
                 Some(Reason::DuplicateGroup | Reason::DuplicatePrompt | Reason::Replay)
             );
-            let outcome = match check.precheck(&e.miner, &e.group, &mut prompts) {
+            let outcome = match check.precheck(&e.miner, &e.group, &mut prompts)? {
                 Err(r) => GroupOutcome::rejected(r),
                 Ok(()) if cross_group => return Ok(e.verdict.clone()),
                 Ok(()) => check.check_forward(&e.group)?,

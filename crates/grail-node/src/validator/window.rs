@@ -294,7 +294,7 @@ pub async fn check_window(
             report,
             groups: bundle.groups,
         };
-        crate::blocking(|| precheck_bundle(&check, &mut p, &mut prompts));
+        crate::blocking(|| precheck_bundle(&check, &mut p, &mut prompts))?;
         pending.push(p);
     }
     let mut reports = finish_window(&check, pending, replay, inputs.groups_checked)?;

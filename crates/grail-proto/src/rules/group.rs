@@ -137,9 +137,17 @@ pub struct TokenRules<'a> {
     pub eos_ids: &'a [u32],
 }
 
+/// Why the header's prompt id has no canonical prompt, when that is the miner's doing (a
+/// prompt id outside the environment's prompt space). The validator's own failures (an
+/// unreadable dataset, a tokenizer error) are not this: its driver reports them as its
+/// own errors and reaches no verdict, so they can never become a miner's
+/// [`Reason::PromptMismatch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoSuchPrompt(pub String);
+
 /// Stage 2, tokenizer only: group size and one prompt, token limits, the canonical
 /// prompt (`canonical_prompt`: the tokenized chat-template rendering of the header's
-/// prompt id, or `Err(detail)` when it has none) and termination (exactly one EOS, last;
+/// prompt id, or [`NoSuchPrompt`] when the id names none) and termination (exactly one EOS, last;
 /// or none at `max_new_tokens`). See [`check_binding`] for an example.
 ///
 /// # Errors
@@ -152,7 +160,7 @@ pub struct TokenRules<'a> {
 pub fn check_structure(
     plan: &WindowPlan,
     group: &Group,
-    canonical_prompt: Result<&[u32], String>,
+    canonical_prompt: Result<&[u32], NoSuchPrompt>,
     tokens: TokenRules<'_>,
 ) -> Result<(), Rejection> {
     if group.rollouts.len() != plan.group_size {
@@ -193,7 +201,7 @@ pub fn check_structure(
             ));
         }
     }
-    let prompt = canonical_prompt.map_err(|e| Rejection::new(Reason::PromptMismatch, e))?;
+    let prompt = canonical_prompt.map_err(|e| Rejection::new(Reason::PromptMismatch, e.0))?;
     if let Some(i) = group.rollouts.iter().position(|r| r.prompt() != prompt) {
         return Err(Rejection::new(
             Reason::PromptMismatch,
@@ -246,8 +254,10 @@ pub struct RolloutEvidence {
     pub logprobs: Vec<f32>,
     /// The CDF interval of each completion token under the group's temperature.
     pub intervals: Vec<CdfInterval>,
-    /// The environment's reward and success flag, or why it could not score.
-    pub reward: Result<(f64, bool), String>,
+    /// The environment's reward and success flag. A validator that cannot compute them
+    /// (its own tokenizer or environment failing) has no evidence and reaches no verdict:
+    /// there is no way to blame the miner for it.
+    pub reward: (f64, bool),
 }
 
 /// Stage 6, from one forward pass: per rollout the GRAIL proof at the challenged
@@ -293,7 +303,7 @@ pub struct RolloutEvidence {
 ///     hidden: pos.iter().map(|&p| model(p)).collect(),
 ///     logprobs: vec![-0.1, -0.2],
 ///     intervals: vec![CdfInterval { lo: 0.0, hi: 1.0 }; 2], // a one-token vocabulary
-///     reward: Ok((r.reward, r.success)),
+///     reward: (r.reward, r.success),
 /// }).collect();
 /// assert_eq!(check_forward(&coefficients, &group, &positions, &evidence), Ok(()));
 ///
@@ -375,10 +385,7 @@ pub fn check_forward(
     }
     let mut rewards = Vec::with_capacity(evidence.len());
     for (i, (r, e)) in group.rollouts.iter().zip(evidence).enumerate() {
-        let (total, success) = e
-            .reward
-            .clone()
-            .map_err(|err| Rejection::new(Reason::RewardMismatch, format!("rollout {i}: {err}")))?;
+        let (total, success) = e.reward;
         if total != r.reward || success != r.success {
             return Err(Rejection::new(
                 Reason::RewardMismatch,
@@ -498,7 +505,7 @@ mod tests {
             .map(|r| r.reason)
     }
 
-    fn structure(g: &Group, prompt: Result<&[u32], String>) -> Option<Reason> {
+    fn structure(g: &Group, prompt: Result<&[u32], NoSuchPrompt>) -> Option<Reason> {
         let tokens = TokenRules {
             vocab_size: 10,
             max_sequence: 16,
@@ -557,7 +564,7 @@ mod tests {
         assert_eq!(structure(&big, Ok(prompt)), Some(Reason::TokenLimits));
         assert_eq!(structure(&ok, Ok(&[1, 2, 4])), Some(Reason::PromptMismatch));
         assert_eq!(
-            structure(&ok, Err("no problem".into())),
+            structure(&ok, Err(NoSuchPrompt("no problem".into()))),
             Some(Reason::PromptMismatch)
         );
         let padded = signed(&key, |g| g.rollouts[0].tokens[3] = 0);
