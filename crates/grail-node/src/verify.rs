@@ -10,6 +10,7 @@
 //! by whose uniforms it follows (a copy is `copycat`). Any failure but a void zeroes the
 //! miner's window; its credit is estimated from the sample.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
@@ -124,14 +125,14 @@ impl WindowCheck<'_> {
             return Ok(Err(r));
         }
         let id = group.header.prompt_id;
-        if !prompts.contains_key(&id) {
-            let rendered = match self.context.prompt(self.env, id) {
+        let rendered = match prompts.entry(id) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(slot) => slot.insert(match self.context.prompt(self.env, id) {
                 Ok((_, tokens)) => Ok(tokens),
                 Err(e) => Err(miner_fault_of_prompt(e)?),
-            };
-            prompts.insert(id, rendered);
-        }
-        let prompt = prompts[&id].as_deref().map_err(Clone::clone);
+            }),
+        };
+        let prompt = rendered.as_deref().map_err(Clone::clone);
         let config = self.context.model.config();
         Ok(check_structure(
             &self.plan,
