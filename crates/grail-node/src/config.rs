@@ -282,6 +282,11 @@ impl ValidatorSettings {
     }
 }
 
+/// Default `trainer.max_archive_bytes`: 1 GiB. An honest archive holds at most
+/// `groups_checked + 1 + MAX_ARCHIVED_VOIDS` groups per miner with the validator's
+/// log-probs; 256 miners × 17 groups of 8 rollouts of ~1 200 tokens is about 0.7 GB.
+pub const DEFAULT_MAX_ARCHIVE_BYTES: u64 = 1 << 30;
+
 /// Trainer settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -305,6 +310,20 @@ pub struct TrainerSettings {
     /// Windows of logged steps and published-checkpoint records kept in the trainer's
     /// state (the last `keep_checkpoints` records always stay). 0 keeps everything.
     pub retention_windows: u64,
+    /// Validators holding less than this share of the permitted stake are ignored (neither
+    /// read nor counted in the majority), so cheap permits cannot make the trainer read
+    /// archives. No effect when every stake is 0 (one vote each).
+    pub min_validator_stake_share: f64,
+    /// Largest archive read per validator and window; a validator's newest archive within
+    /// it is the one read, larger ones are ignored with a warning.
+    pub max_archive_bytes: u64,
+    /// Liveness: a validator that published no archive in this many windows counts
+    /// neither as a voter nor in the stake total, so silent permit holders cannot stall
+    /// training forever.
+    pub liveness_windows: u64,
+    /// Liveness: nothing is agreed while the validators still active hold less than this
+    /// share of the stake (a minority cannot take over when most fall silent).
+    pub min_active_stake_share: f64,
 }
 
 impl Default for TrainerSettings {
@@ -317,7 +336,41 @@ impl Default for TrainerSettings {
             grpo: grail_grpo::GrpoConfig::default(),
             http: String::new(),
             retention_windows: DEFAULT_RETENTION_WINDOWS,
+            min_validator_stake_share: 0.01,
+            max_archive_bytes: DEFAULT_MAX_ARCHIVE_BYTES,
+            liveness_windows: 3,
+            min_active_stake_share: 1.0 / 3.0,
         }
+    }
+}
+
+impl TrainerSettings {
+    /// Checks the archive-reading limits.
+    ///
+    /// # Errors
+    /// `min_validator_stake_share` outside `[0, 0.5)`, or `max_archive_bytes` outside 1 MiB
+    /// to the protocol's `MAX_ARCHIVE_BYTES`.
+    pub fn validate(&self) -> Result<(), NodeError> {
+        let share = self.min_validator_stake_share;
+        if !(0.0..0.5).contains(&share) {
+            return Err(NodeError::Config(format!(
+                "trainer.min_validator_stake_share = {share} is not in [0, 0.5)"
+            )));
+        }
+        if self.liveness_windows == 0 || !(0.0..=1.0).contains(&self.min_active_stake_share) {
+            return Err(NodeError::Config(format!(
+                "trainer.liveness_windows = {} must be at least 1 and trainer.min_active_stake_share = {} in [0, 1]",
+                self.liveness_windows, self.min_active_stake_share
+            )));
+        }
+        let max = grail_proto::params::MAX_ARCHIVE_BYTES as u64;
+        if !(1 << 20..=max).contains(&self.max_archive_bytes) {
+            return Err(NodeError::Config(format!(
+                "trainer.max_archive_bytes = {} is not between 1 MiB and {max}",
+                self.max_archive_bytes
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -390,6 +443,7 @@ impl NodeConfig {
         config.subnet.validate()?;
         config.miner.validate()?;
         config.validator.validate()?;
+        config.trainer.validate()?;
         config
             .trainer
             .grpo

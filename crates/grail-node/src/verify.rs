@@ -473,11 +473,18 @@ pub fn finish_window(
 }
 
 /// The archive entries of checked groups.
+/// Of a miner's void groups only the first `MAX_ARCHIVED_VOIDS` are archived.
 pub fn archive_entries(reports: &[MinerReport]) -> Vec<ArchiveEntry> {
     reports
         .iter()
         .flat_map(|r| {
-            r.checked.iter().map(move |c| ArchiveEntry {
+            let mut voids = 0usize;
+            let kept = r.checked.iter().filter(move |c| {
+                let void = c.outcome.reason().consequence() == Consequence::Void;
+                voids += usize::from(void);
+                !void || voids <= grail_proto::params::MAX_ARCHIVED_VOIDS
+            });
+            kept.map(move |c| ArchiveEntry {
                 miner: r.hotkey,
                 bundle_sha256: r.bundle_sha256,
                 group_index: c.index,
@@ -538,5 +545,24 @@ mod tests {
         ));
         let tokenizer = NodeError::Infer(grail_infer::InferError::Input("bad merges".into()));
         assert!(miner_fault_of_prompt(tokenizer).is_err());
+    }
+
+    #[test]
+    fn a_miner_replaying_thousands_of_groups_does_not_grow_the_archive() {
+        use crate::validator::verdicts::tests::report;
+        let mut reasons = vec!["replay"; 3_000];
+        reasons.extend(["accepted"; 8]);
+        let flood = report(Hotkey([1; 32]), 1, &reasons);
+        let honest = report(Hotkey([2; 32]), 2, &["replay", "accepted", "accepted"]);
+        let entries = archive_entries(&[flood, honest]);
+        let count = |miner: u8, reason: &str| {
+            entries
+                .iter()
+                .filter(|e| e.miner == Hotkey([miner; 32]) && e.verdict.reason == reason)
+                .count()
+        };
+        let cap = grail_proto::params::MAX_ARCHIVED_VOIDS;
+        assert_eq!((count(1, "replay"), count(1, "accepted")), (cap, 8));
+        assert_eq!((count(2, "replay"), count(2, "accepted")), (1, 2));
     }
 }

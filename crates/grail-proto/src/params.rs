@@ -157,6 +157,12 @@ pub const GROUPS_CHECKED: usize = 8;
 /// below `GROUPS_CHECKED`, or cheating on a fraction of groups has positive expected gain.
 pub const SCORE_EXPONENT: f64 = 1.0;
 
+/// Void groups (replays) a validator archives per miner and window; the rest are counted
+/// in its verdicts but not archived, so a miner replaying thousands of groups cannot blow
+/// up every validator's archive past what the trainer reads
+/// (`trainer.max_archive_bytes`). Changing it changes archive bytes.
+pub const MAX_ARCHIVED_VOIDS: usize = 8;
+
 /// Windows of work digests a validator keeps for replay detection (within the lifetime of
 /// one checkpoint). Bounds the validator's state; a replay older than this would still
 /// have to pass the sampling check under the new window's uniforms.

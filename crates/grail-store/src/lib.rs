@@ -15,7 +15,7 @@ pub mod store;
 
 pub use checkpoint::{CheckpointManifest, FileEntry, SignedManifest};
 pub use config::{ReadCredentials, StoreConfig};
-pub use store::{check_deadline, BundlePin, Fetched, Store, MULTIPART_PART_BYTES};
+pub use store::{check_deadline, ArchiveObject, BundlePin, Fetched, Store, MULTIPART_PART_BYTES};
 
 /// SHA-256 of bytes.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {

@@ -28,6 +28,17 @@ pub struct Fetched {
     pub last_modified: DateTime<Utc>,
 }
 
+/// One archive object in a bucket, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveObject {
+    /// SHA-256 of the archive bytes (its name).
+    pub digest: [u8; 32],
+    /// Size in bytes.
+    pub size: u64,
+    /// When the store last wrote it.
+    pub last_modified: DateTime<Utc>,
+}
+
 /// What a validator fixes of a miner's bundle at the window's deadline, before the
 /// challenge randomness exists: the published SHA-256 and the bundle's size. The bundle
 /// read later must be exactly these bytes, whatever timestamps the store reports (an S3
@@ -415,6 +426,17 @@ impl Store {
 
     /// Hashes of the archives stored for a window.
     pub async fn list_archives(&self, window: u64) -> Result<Vec<[u8; 32]>, StoreError> {
+        Ok(self
+            .archive_objects(window)
+            .await?
+            .into_iter()
+            .map(|o| o.digest)
+            .collect())
+    }
+
+    /// The archives stored for a window with their sizes and modification times (from
+    /// the listing; nothing is read), by digest.
+    pub async fn archive_objects(&self, window: u64) -> Result<Vec<ArchiveObject>, StoreError> {
         let metas = self.list(&layout::archives_prefix(window)).await?;
         Ok(metas
             .iter()
@@ -425,7 +447,11 @@ impl Store {
                     .rsplit('/')
                     .next()?
                     .strip_suffix(".archive")?;
-                hex::decode(name).ok()?.try_into().ok()
+                Some(ArchiveObject {
+                    digest: hex::decode(name).ok()?.try_into().ok()?,
+                    size: m.size,
+                    last_modified: m.last_modified,
+                })
             })
             .collect())
     }

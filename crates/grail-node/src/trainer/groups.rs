@@ -3,23 +3,16 @@
 use std::collections::BTreeMap;
 
 use grail_grpo::{RolloutGroup, TrainingRollout};
-use grail_proto::archive::SealedWindow;
+use grail_proto::archive::{ArchiveEntry, SealedWindow};
 use grail_proto::rules::training::{agreed_credits, agreed_entries, training_slots};
 use grail_proto::signing::verify_group;
 use grail_proto::Hotkey;
 
-/// Training groups of `window` from the validators' sealed windows: groups that
-/// validators holding more than half of the stake in `validators` (hotkey → stake of
-/// every validator with a permit) accepted, whose signature verifies
-/// (`grail_proto::rules::training::agreed_entries`), in the learning zone when
-/// `in_zone_only`, with the miner's signed log-probs as behaviour policy (every accepting
-/// validator checked them against its own recomputation; no single validator's numbers
-/// are trusted). Entries that could not be trained on (archives come from other machines:
-/// empty, mismatched log-probs, ids outside a vocabulary of `vocab` tokens) are left out
-/// rather than failing the step. The step then holds each miner's groups in proportion to
-/// its credited work as the validators agree on it
-/// (`grail_proto::rules::training::{agreed_credits, training_slots}`), so a group may
-/// appear more than once and a miner's influence does not grow with its hotkeys.
+/// Training groups of `window` from the validators' sealed windows held in memory: the
+/// groups validators holding more than half of the stake in `validators` (hotkey → stake
+/// of every validator with a permit) accepted, whose signature verifies
+/// (`grail_proto::rules::training::agreed_entries`), weighted by the miners' agreed credit
+/// (`agreed_credits`), as [`trainable_groups`] keeps them.
 pub fn training_groups(
     window: u64,
     archives: &[SealedWindow],
@@ -28,9 +21,29 @@ pub fn training_groups(
     vocab: usize,
 ) -> Vec<RolloutGroup> {
     let refs: Vec<&SealedWindow> = archives.iter().collect();
+    let agreed = agreed_entries(window, &refs, validators, verify_group);
+    let credit = agreed_credits(window, &refs, validators);
+    trainable_groups(&agreed, &credit, in_zone_only, vocab)
+}
+
+/// The step's groups from agreed archive entries: in the learning zone when
+/// `in_zone_only`, with the miner's signed log-probs as behaviour policy (every accepting
+/// validator checked them against its own recomputation; no single validator's numbers
+/// are trusted). Entries that could not be trained on (archives come from other machines:
+/// empty, mismatched log-probs, ids outside a vocabulary of `vocab` tokens) are left out
+/// rather than failing the step. The step then holds each miner's groups in proportion to
+/// its agreed credited work `credit` (`grail_proto::rules::training::training_slots`), so
+/// a group may appear more than once and a miner's influence does not grow with its
+/// hotkeys.
+pub fn trainable_groups(
+    entries: &[impl std::borrow::Borrow<ArchiveEntry>],
+    credit: &BTreeMap<Hotkey, f64>,
+    in_zone_only: bool,
+    vocab: usize,
+) -> Vec<RolloutGroup> {
     let mut miners = Vec::new();
     let mut out = Vec::new();
-    for e in agreed_entries(window, &refs, validators, verify_group) {
+    for e in entries.iter().map(std::borrow::Borrow::borrow) {
         let rollouts = &e.group.rollouts;
         let rewards: Vec<f64> = rollouts.iter().map(|r| r.reward).collect();
         if in_zone_only && !grail_proto::grpo::in_learning_zone(&rewards) {
@@ -63,8 +76,7 @@ pub fn training_groups(
                 .collect(),
         });
     }
-    let credit = agreed_credits(window, &refs, validators);
-    training_slots(&miners, &credit)
+    training_slots(&miners, credit)
         .into_iter()
         .map(|i| out[i].clone())
         .collect()
@@ -72,7 +84,7 @@ pub fn training_groups(
 
 #[cfg(test)]
 mod tests {
-    use grail_proto::archive::{ArchiveEntry, MinerCredit, Verdict};
+    use grail_proto::archive::{MinerCredit, Verdict};
     use grail_proto::signing::Keypair;
 
     use super::*;

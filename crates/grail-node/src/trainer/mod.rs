@@ -26,7 +26,7 @@ use grail_infer::ModelDir;
 use tch::Kind;
 use tracing::{info, warn};
 
-pub use groups::training_groups;
+pub use groups::{trainable_groups, training_groups};
 pub use metrics::TrainerMetrics;
 pub use state::{LoggedStep, Published, TrainerState};
 
@@ -78,24 +78,38 @@ pub async fn run(
     )
     .await?;
     let mut trained: Option<Trained> = None;
+    let mut liveness = archives::Liveness::new(
+        w.config.trainer.liveness_windows,
+        w.config.trainer.min_active_stake_share,
+    );
     let mut pending_windows = 0u64;
     while let Some(window) = cursor.next(&w.net, &mut stop).await? {
-        let Some((stakes, archives)) = archives::window_archives(w, window, &mut stop).await?
+        let Some((archives, validators)) = archives::window_archives(w, window, &mut stop).await?
         else {
             return Ok(state);
         };
         let vocab = trainer.model().config().vocab_size;
-        let groups = training_groups(
-            window,
-            &archives,
-            &stakes,
+        let voters = liveness.voters(window, w.net.window_length, &archives);
+        if voters.len() < archives.stakes.len() {
+            info!(
+                window,
+                voters = voters.len(),
+                validators = archives.stakes.len(),
+                "validators silent for trainer.liveness_windows windows do not count"
+            );
+        }
+        let agreed = archives.agreed(&voters);
+        let entries = archives::agreed_entries(&validators, window, &archives, &agreed).await;
+        let groups = trainable_groups(
+            &entries,
+            &archives.credits(window, &voters),
             w.config.trainer.in_zone_only,
             vocab,
         );
         if groups.is_empty() {
             info!(
                 window,
-                archives = archives.len(),
+                archives = archives.read.len(),
                 "no trainable groups in the window"
             );
         } else if train_window(w, &mut trainer, window, &groups, &mut state, &metrics) {

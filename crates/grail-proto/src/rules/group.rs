@@ -312,7 +312,7 @@ pub struct RolloutEvidence {
 /// let rejection = check_forward(&coefficients, &group, &positions, &other_model).unwrap_err();
 /// assert_eq!(rejection.reason, Reason::ProofFailed);
 /// let mut env = evidence.clone();
-/// env[1].reward = Ok((1.0, true)); // the environment disagrees with the claimed 0.0
+/// env[1].reward = (1.0, true); // the environment disagrees with the claimed 0.0
 /// let rejection = check_forward(&coefficients, &group, &positions, &env).unwrap_err();
 /// assert_eq!(rejection.reason, Reason::RewardMismatch);
 /// ```

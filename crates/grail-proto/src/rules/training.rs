@@ -16,66 +16,93 @@ use crate::binding::group_digest;
 use crate::rules::{Consequence, Reason};
 use crate::wire::{Group, Hotkey};
 
-/// Who accepted a group, when it was first seen, and its first entry.
-type Support<'a> = (BTreeSet<Hotkey>, usize, &'a ArchiveEntry);
-
 /// The accepted entries of `window` in `archives` that validators holding more than half
 /// of `validators` (hotkey → stake of every validator with a permit, whether or not it
-/// published) agree on, once per signed group, in first-archive order. When every
-/// validator has zero stake, each counts as one. `signature_valid` checks a group's
-/// signature (e.g. `crate::signing::verify_group`).
+/// published) agree on ([`agreed_digests`] of the archives' [`archive_votes`]), once per
+/// signed group, in first-archive order. When every validator has zero stake, each counts
+/// as one. `signature_valid` checks a group's signature (e.g.
+/// `crate::signing::verify_group`); a group whose first agreed entry fails it is dropped.
 pub fn agreed_entries<'a>(
     window: u64,
     archives: &[&'a SealedWindow],
     validators: &BTreeMap<Hotkey, u64>,
     signature_valid: impl Fn(&Group) -> bool,
 ) -> Vec<&'a ArchiveEntry> {
-    let weight = |hotkey: &Hotkey| vote_weight(validators, hotkey);
-    let total: u128 = validators.keys().map(weight).sum();
-    // Each validator counts once per group, however many archives it published.
-    let mut support: BTreeMap<[u8; 32], Support<'a>> = BTreeMap::new();
-    let mut order = 0usize;
+    let mut votes: BTreeMap<Hotkey, BTreeSet<[u8; 32]>> = BTreeMap::new();
     for a in archives {
-        if a.window != window {
-            continue;
-        }
-        // A miner whose window this validator zeroed contributes nothing from it.
-        let zeroed: BTreeSet<Hotkey> = a
-            .entries
-            .iter()
-            .filter(|e| {
-                e.verdict
-                    .reason
-                    .parse::<Reason>()
-                    .map_or(true, |r| r.consequence() == Consequence::ZeroWindow)
-            })
-            .map(|e| e.miner)
-            .collect();
-        for e in a.accepted().filter(|e| !zeroed.contains(&e.miner)) {
-            let h = &e.group.header;
-            if h.window != window || h.checkpoint != a.checkpoint {
-                continue;
-            }
-            let entry = support.entry(group_digest(&e.group)).or_insert_with(|| {
-                order += 1;
-                (BTreeSet::new(), order, e)
-            });
-            entry.0.insert(a.validator);
+        votes
+            .entry(a.validator)
+            .or_default()
+            .extend(archive_votes(window, a));
+    }
+    let agreed = agreed_digests(&votes, validators);
+    let mut seen = BTreeSet::new();
+    archives
+        .iter()
+        .flat_map(|a| voting_entries(window, a))
+        .filter(|e| {
+            let d = group_digest(&e.group);
+            agreed.contains(&d) && seen.insert(d)
+        })
+        .filter(|e| signature_valid(&e.group))
+        .collect()
+}
+
+/// The entries of `archive` that are votes in `window` (see [`archive_votes`]).
+fn voting_entries(window: u64, archive: &SealedWindow) -> impl Iterator<Item = &ArchiveEntry> {
+    let zeroed: BTreeSet<Hotkey> = archive
+        .entries
+        .iter()
+        .filter(|e| {
+            e.verdict
+                .reason
+                .parse::<Reason>()
+                .map_or(true, |r| r.consequence() == Consequence::ZeroWindow)
+        })
+        .map(|e| e.miner)
+        .collect();
+    let counts = archive.window == window;
+    archive.accepted().filter(move |e| {
+        let h = &e.group.header;
+        counts
+            && !zeroed.contains(&e.miner)
+            && h.window == window
+            && h.checkpoint == archive.checkpoint
+    })
+}
+
+/// The group digests `archive` votes for in `window`: its accepted entries whose miner's
+/// window it did not zero (no entry of that miner with a reason whose consequence zeroes
+/// the window, or a reason this version does not know) and whose header names `window`
+/// and the archive's checkpoint. Empty for an archive of another window.
+pub fn archive_votes(window: u64, archive: &SealedWindow) -> BTreeSet<[u8; 32]> {
+    voting_entries(window, archive)
+        .map(|e| group_digest(&e.group))
+        .collect()
+}
+
+/// The group digests that validators holding more than half of the weight of
+/// `validators` (hotkey → stake of every validator considered, whether or not it voted;
+/// one vote each when every stake is 0) voted for. `votes` holds each validator's
+/// [`archive_votes`]; hotkeys outside `validators` count nothing.
+pub fn agreed_digests<'a>(
+    votes: impl IntoIterator<Item = (&'a Hotkey, &'a BTreeSet<[u8; 32]>)>,
+    validators: &BTreeMap<Hotkey, u64>,
+) -> BTreeSet<[u8; 32]> {
+    let total: u128 = validators.keys().map(|v| vote_weight(validators, v)).sum();
+    let mut voters: BTreeMap<[u8; 32], BTreeSet<Hotkey>> = BTreeMap::new();
+    for (validator, digests) in votes {
+        for d in digests {
+            voters.entry(*d).or_default().insert(*validator);
         }
     }
-    let mut agreed: Vec<(usize, &'a ArchiveEntry)> = support
-        .into_values()
-        .filter(|(voters, _, _)| {
-            let stake: u128 = voters.iter().map(weight).sum();
+    voters
+        .into_iter()
+        .filter(|(_, who)| {
+            let stake: u128 = who.iter().map(|v| vote_weight(validators, v)).sum();
             total > 0 && 2 * stake > total
         })
-        .map(|(_, order, e)| (order, e))
-        .collect();
-    agreed.sort_by_key(|(order, _)| *order);
-    agreed
-        .into_iter()
-        .map(|(_, e)| e)
-        .filter(|e| signature_valid(&e.group))
+        .map(|(d, _)| d)
         .collect()
 }
 
