@@ -193,6 +193,15 @@ impl NodeError {
     }
 }
 
+/// A background task that ends when its owner drops this handle.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Runs CPU-bound work (a forward pass, a training step) from async code: on a
 /// multi-threaded runtime the worker thread is handed over meanwhile
 /// (`block_in_place`); elsewhere (a current-thread runtime, as in simulated-time tests,

@@ -276,6 +276,22 @@ pub const ZONE_DECAY: f64 = 0.7;
 /// Most groups per stratum one validator's report of one window counts for.
 pub const MAX_REPORTED_GROUPS: f64 = 256.0;
 
+/// The lower weighted median of `(value, weight)` pairs (weights positive; 0 when empty):
+/// the smallest value at which the cumulative weight reaches half of the total.
+fn weighted_median(items: impl Iterator<Item = (f64, f64)>) -> f64 {
+    let mut items: Vec<(f64, f64)> = items.collect();
+    items.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total: f64 = items.iter().map(|(_, w)| w).sum();
+    let mut seen = 0.0;
+    for (value, weight) in &items {
+        seen += weight;
+        if 2.0 * seen >= total {
+            return *value;
+        }
+    }
+    0.0
+}
+
 /// Draws of prompt ids to find one of the wanted stratum before taking any.
 const STRATUM_SEARCH: usize = 512;
 
@@ -291,27 +307,53 @@ impl ZoneTargetingPrompts {
         }
     }
 
-    /// Adds the per-stratum reports of one window (one per validator; older windows fade
-    /// by `decay`). Counts that cannot be true (negative, non-finite, more in zone than
-    /// groups) and strata the environment does not have are ignored, and one report weighs
-    /// at most [`MAX_REPORTED_GROUPS`] groups per stratum: reports come over the network.
+    /// [`Self::update_weighted`] with every report weighing the same.
     pub fn update<'a>(
         &mut self,
         reports: impl IntoIterator<Item = &'a BTreeMap<String, ZoneCount>>,
+    ) {
+        self.update_weighted(reports.into_iter().map(|r| (1.0, r)));
+    }
+
+    /// Adds the per-stratum reports of one window, one per validator with its weight (its
+    /// stake; older windows fade by `decay`). Per stratum the window counts the
+    /// weight-median in-zone rate over the validators that report it, for the
+    /// weight-median number of groups, so validators holding less than half of the weight
+    /// cannot move what a miner targets, however they lie. Counts that cannot be true
+    /// (negative, non-finite, more in zone than groups), strata the environment does not
+    /// have and reports without a positive weight are ignored, and one report counts at
+    /// most [`MAX_REPORTED_GROUPS`] groups per stratum: reports come over the network.
+    pub fn update_weighted<'a>(
+        &mut self,
+        reports: impl IntoIterator<Item = (f64, &'a BTreeMap<String, ZoneCount>)>,
     ) {
         for c in self.counts.values_mut() {
             c.groups *= self.decay;
             c.in_zone *= self.decay;
         }
-        for (stratum, c) in reports.into_iter().flatten() {
-            let plausible = c.groups.is_finite() && (0.0..=c.groups).contains(&c.in_zone);
-            if !plausible || c.groups == 0.0 || !self.strata.contains(stratum) {
+        // Per stratum: (in-zone rate, groups, weight) of each report.
+        let mut seen: BTreeMap<&String, Vec<(f64, f64, f64)>> = BTreeMap::new();
+        for (weight, report) in reports {
+            if !(weight.is_finite() && weight > 0.0) {
                 continue;
             }
-            let scale = (MAX_REPORTED_GROUPS / c.groups).min(1.0);
+            for (stratum, c) in report {
+                let plausible = c.groups.is_finite() && (0.0..=c.groups).contains(&c.in_zone);
+                if !plausible || c.groups == 0.0 || !self.strata.contains(stratum) {
+                    continue;
+                }
+                let groups = c.groups.min(MAX_REPORTED_GROUPS);
+                seen.entry(stratum)
+                    .or_default()
+                    .push((c.in_zone / c.groups, groups, weight));
+            }
+        }
+        for (stratum, reports) in seen {
+            let rate = weighted_median(reports.iter().map(|&(r, _, w)| (r, w)));
+            let groups = weighted_median(reports.iter().map(|&(_, g, w)| (g, w)));
             let mine = self.counts.entry(stratum.clone()).or_default();
-            mine.groups += c.groups * scale;
-            mine.in_zone += c.in_zone * scale;
+            mine.groups += groups;
+            mine.in_zone += rate * groups;
         }
     }
 
@@ -385,6 +427,49 @@ impl PromptStrategy for Prompts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lying_minority_of_validators_does_not_steer_zone_targeting() {
+        let env = grail_env::by_name("math:0 + math:1", None).unwrap();
+        let key = Keypair::from_seed(&[3; 32]);
+        let report = |a: (f64, f64), b: (f64, f64)| -> BTreeMap<String, ZoneCount> {
+            let count = |(groups, in_zone)| ZoneCount { groups, in_zone };
+            [
+                ("math:0".to_string(), count(a)),
+                ("math:1".to_string(), count(b)),
+            ]
+            .into()
+        };
+        // Two honest validators: math:1 is where the zone is. A liar with a quarter of the
+        // stake claims the opposite, with as many groups as a report may count.
+        let honest = report((100.0, 10.0), (100.0, 90.0));
+        let liar = report((256.0, 256.0), (256.0, 0.0));
+        let prefers = |z: &ZoneTargetingPrompts| {
+            let p = z.preferences();
+            if p[1].1 > p[0].1 {
+                "math:1"
+            } else {
+                "math:0"
+            }
+        };
+        let mut weighted = ZoneTargetingPrompts::new(&key, env.as_ref(), 0.7);
+        weighted.update_weighted([(40.0, &honest), (35.0, &honest), (25.0, &liar)]);
+        assert_eq!(prefers(&weighted), "math:1");
+        let p = weighted.preferences();
+        assert!((p[1].1 - (91.0 / 102.0) / (11.0 / 102.0 + 91.0 / 102.0)).abs() < 1e-12);
+        // Summing every report alike, as before, the liar won.
+        let mut summed = ZoneTargetingPrompts::new(&key, env.as_ref(), 0.7);
+        for (stratum, c) in [&honest, &honest, &liar].into_iter().flatten() {
+            let mine = summed.counts.entry(stratum.clone()).or_default();
+            mine.groups += c.groups;
+            mine.in_zone += c.in_zone;
+        }
+        assert_eq!(prefers(&summed), "math:0");
+        // Zero, negative or non-finite weights count for nothing.
+        let mut ignored = ZoneTargetingPrompts::new(&key, env.as_ref(), 0.7);
+        ignored.update_weighted([(0.0, &liar), (-1.0, &liar), (f64::NAN, &liar)]);
+        assert_eq!(ignored.preferences()[0].1, 0.5);
+    }
 
     #[test]
     fn zone_targeting_draws_the_strata_in_the_zone() {

@@ -24,7 +24,7 @@ use crate::wiring::Wiring;
 use crate::NodeError;
 pub use metrics::MinerMetrics;
 pub use pace::Pacer;
-pub use reports::{discover_validators, ReportError, ValidatorReports};
+pub use reports::{discover_validators, ReportBatch, ReportError, ValidatorApi, ValidatorReports};
 
 /// Windows ahead of the next one whose checkpoints a miner downloads after its upload.
 const MAX_WINDOWS_AHEAD: usize = 16;
@@ -81,10 +81,20 @@ pub async fn run_with_metrics(
         }
     };
     let mut prompts = Prompts::new(w.config.miner.prompts, &w.key, env);
-    let mut reports = ValidatorReports::new(&w.config.miner.validator_api)?;
-    let discover = w.config.miner.discovers_validators();
-    if discover {
-        info!("miner.prompts = \"zone\" without miner.validator_api: validators' APIs are looked up on chain every window");
+    // Zone reports are read in the background, every validator at once, twice a window:
+    // a slow or unreachable validator never delays sampling.
+    let mut zone_reports = None;
+    if let Prompts::Zone(_) = &prompts {
+        let reports = ValidatorReports::new(&w.config.miner.validator_api)?;
+        let discover = w.config.miner.discovers_validators().then(|| {
+            info!("miner.prompts = \"zone\" without miner.validator_api: validators' APIs are looked up on chain");
+            (w.net.chain.clone(), w.key.public())
+        });
+        let period = std::time::Duration::from_millis(
+            (w.net.window_length * w.net.block_time_ms / 2).max(500),
+        );
+        let (rx, task) = reports.spawn(discover, period);
+        zone_reports = Some((rx, crate::AbortOnDrop(task)));
     }
     let mut current: Option<CurrentModel> = None;
     // Throughput measured in one window sizes the batches of the next.
@@ -93,23 +103,10 @@ pub async fn run_with_metrics(
         WindowCursor::start(&w.net, None, from_window, Readiness::Open, windows).await?;
     let mut done = Vec::new();
     while let Some(window) = cursor.next(&w.net, &mut stop).await? {
-        if let Prompts::Zone(z) = &mut prompts {
-            if discover {
-                match discover_validators(w.net.chain.as_ref(), &w.key.public()).await {
-                    Ok(urls) => {
-                        if urls.is_empty() {
-                            warn!(window, "no validator has published its API on chain; every stratum is drawn alike");
-                        }
-                        reports.set_urls(&urls);
-                    }
-                    // Keep the validators found before.
-                    Err(e) => warn!(
-                        window,
-                        "cannot read validators' endpoints from the chain: {e}"
-                    ),
-                }
+        if let (Prompts::Zone(z), Some((rx, _))) = (&mut prompts, &mut zone_reports) {
+            while let Ok(batch) = rx.try_recv() {
+                z.update_weighted(batch.iter().map(|(weight, strata)| (*weight, strata)));
             }
-            reports.feed(z).await;
         }
         match mine_window(
             w,

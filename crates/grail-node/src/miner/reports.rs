@@ -43,27 +43,40 @@ pub enum ReportError {
 /// Largest window-state response read from a validator.
 const MAX_REPORT_BYTES: usize = 1 << 20;
 
-/// The API URLs of the subnet's validators as published on chain: the endpoints of
-/// validator-permit holders other than `me` that publish grail's endpoint version
-/// ([`ENDPOINT_VERSION`]; others, such as the Python validators' axons, serve no grail
-/// API), in uid order.
+/// A validator's API and how much its reports weigh.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidatorApi {
+    /// Base URL (`http://host:port`, no trailing slash).
+    pub url: String,
+    /// The validator's stake (at least 1, so zero-stake networks weigh validators alike);
+    /// 1 for APIs configured by hand.
+    pub weight: f64,
+}
+
+/// The APIs of the subnet's validators as published on chain, weighted by stake: the
+/// endpoints of validator-permit holders other than `me` that publish grail's endpoint
+/// version ([`ENDPOINT_VERSION`]; others, such as the Python validators' axons, serve no
+/// grail API), in uid order.
 ///
 /// # Errors
 /// The metagraph or the endpoints cannot be read.
 pub async fn discover_validators(
     chain: &dyn Chain,
     me: &Hotkey,
-) -> Result<Vec<String>, ChainError> {
+) -> Result<Vec<ValidatorApi>, ChainError> {
     let metagraph = chain.metagraph().await?;
     let endpoints = chain.endpoints().await?;
-    let mut urls = Vec::new();
+    let mut apis = Vec::new();
     for n in metagraph
         .neurons
         .iter()
         .filter(|n| n.validator_permit && n.hotkey != *me)
     {
         match endpoints.get(&n.hotkey) {
-            Some(e) if e.version == ENDPOINT_VERSION => urls.push(e.url()),
+            Some(e) if e.version == ENDPOINT_VERSION => apis.push(ValidatorApi {
+                url: e.url(),
+                weight: (n.stake as f64).max(1.0),
+            }),
             Some(e) => debug!(
                 uid = n.uid,
                 version = e.version,
@@ -72,15 +85,19 @@ pub async fn discover_validators(
             None => {}
         }
     }
-    Ok(urls)
+    Ok(apis)
 }
 
+/// One window's fresh reports: per validator its weight and per-stratum counts.
+pub type ReportBatch = Vec<(f64, BTreeMap<String, ZoneCount>)>;
+
 /// Reads validators' window states (`GET /state`, then `/window/{last}/state`) for a
-/// zone-targeting miner; each window of each validator is used once. An unreachable
-/// validator is logged and skipped: prompts are then chosen from what is known.
+/// zone-targeting miner, every validator at once; each window of each validator is used
+/// once. An unreachable or slow validator (3 s per request) is logged and skipped:
+/// prompts are then chosen from what is known.
 pub struct ValidatorReports {
     client: reqwest::Client,
-    urls: Vec<String>,
+    apis: Vec<ValidatorApi>,
     used: BTreeSet<(String, u64)>,
 }
 
@@ -93,7 +110,7 @@ struct ZoneReport {
 }
 
 impl ValidatorReports {
-    /// For the APIs at `urls` (`http://host:port`), 3 s per request.
+    /// For the APIs at `urls` (`http://host:port`), weighing alike, 3 s per request.
     ///
     /// # Errors
     /// The HTTP client cannot be built (no TLS backend).
@@ -104,47 +121,114 @@ impl ValidatorReports {
             .map_err(NodeError::HttpClient)?;
         let mut reports = Self {
             client,
-            urls: Vec::new(),
+            apis: Vec::new(),
             used: Default::default(),
         };
-        reports.set_urls(urls);
+        reports.set_apis(
+            urls.iter()
+                .map(|u| ValidatorApi {
+                    url: u.clone(),
+                    weight: 1.0,
+                })
+                .collect(),
+        );
         Ok(reports)
     }
 
-    /// Reads the APIs at `urls` from now on (validators found on chain change).
-    pub fn set_urls(&mut self, urls: &[String]) {
-        self.urls = urls
-            .iter()
-            .map(|u| u.trim_end_matches('/').to_string())
+    /// Reads these APIs from now on (validators found on chain change).
+    pub fn set_apis(&mut self, apis: Vec<ValidatorApi>) {
+        self.apis = apis
+            .into_iter()
+            .map(|a| ValidatorApi {
+                url: a.url.trim_end_matches('/').to_string(),
+                ..a
+            })
             .collect();
     }
 
     /// The APIs read.
-    pub fn urls(&self) -> &[String] {
-        &self.urls
+    pub fn apis(&self) -> &[ValidatorApi] {
+        &self.apis
     }
 
-    /// Feeds `zone` the reports not used yet, all validators' at once (one decay step).
-    pub async fn feed(&mut self, zone: &mut ZoneTargetingPrompts) {
+    /// The reports not used yet, every validator asked at once.
+    pub async fn fetch(&mut self) -> ReportBatch {
+        let this = &*self;
+        let answers = futures::future::join_all(
+            this.apis
+                .iter()
+                .map(|api| async move { (api, this.latest(&api.url).await) }),
+        )
+        .await;
         let mut fresh = Vec::new();
-        for url in &self.urls {
-            match self.latest(url).await {
-                Ok(Some(report)) if self.used.insert((url.clone(), report.window)) => {
+        let mut used = Vec::new();
+        for (api, answer) in answers {
+            match answer {
+                Ok(Some(report)) if !self.used.contains(&(api.url.clone(), report.window)) => {
                     info!(
                         window = report.window,
-                        validator = %url,
+                        validator = %api.url,
                         strata = report.strata.len(),
                         "read the validator's learning-zone report"
                     );
-                    fresh.push(report.strata);
+                    used.push((api.url.clone(), report.window));
+                    fresh.push((api.weight, report.strata));
                 }
                 Ok(_) => {}
-                Err(e) => warn!(validator = %url, "cannot read the window state: {e}"),
+                Err(e) => warn!(validator = %api.url, "cannot read the window state: {e}"),
             }
         }
+        self.used.extend(used);
+        fresh
+    }
+
+    /// Feeds `zone` the reports not used yet, all validators' at once (one decay step),
+    /// weighted by stake.
+    pub async fn feed(&mut self, zone: &mut ZoneTargetingPrompts) {
+        let fresh = self.fetch().await;
         if !fresh.is_empty() {
-            zone.update(&fresh);
+            zone.update_weighted(fresh.iter().map(|(w, s)| (*w, s)));
         }
+    }
+
+    /// Reads reports in the background every `period` (first at once), finding the
+    /// validators on `chain` first when `discover` is set, and sends each batch of fresh
+    /// reports: the miner's loop never waits on a validator. The task ends when the
+    /// receiver is dropped (or abort the returned handle).
+    pub fn spawn(
+        mut self,
+        discover: Option<(std::sync::Arc<dyn Chain>, Hotkey)>,
+        period: std::time::Duration,
+    ) -> (
+        tokio::sync::mpsc::Receiver<ReportBatch>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let task = tokio::spawn(async move {
+            loop {
+                if let Some((chain, me)) = &discover {
+                    match discover_validators(chain.as_ref(), me).await {
+                        Ok(apis) => {
+                            if apis.is_empty() {
+                                warn!("no validator has published its API on chain; every stratum is drawn alike");
+                            }
+                            self.set_apis(apis);
+                        }
+                        // Keep the validators found before.
+                        Err(e) => warn!("cannot read validators' endpoints from the chain: {e}"),
+                    }
+                }
+                let fresh = self.fetch().await;
+                if !fresh.is_empty() && tx.send(fresh).await.is_err() {
+                    return;
+                }
+                if tx.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(period).await;
+            }
+        });
+        (rx, task)
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, ReportError> {
@@ -269,9 +353,16 @@ mod tests {
         old.version = ENDPOINT_VERSION + 1;
         chain.serve_endpoint(&other_version, &old).await.unwrap();
 
-        // The miner finds exactly the validator's API and reads its report.
-        let urls = discover_validators(chain, &miner.public()).await.unwrap();
-        assert_eq!(urls, vec![format!("http://{addr}")]);
+        // The miner finds exactly the validator's API, weighted by its stake, and reads
+        // its report.
+        let apis = discover_validators(chain, &miner.public()).await.unwrap();
+        assert_eq!(
+            apis,
+            vec![ValidatorApi {
+                url: format!("http://{addr}"),
+                weight: 1000.0
+            }]
+        );
         assert!(discover_validators(chain, &validator.public())
             .await
             .unwrap()
@@ -279,7 +370,7 @@ mod tests {
         let env = grail_env::by_name("math:0 + math:1", None).unwrap();
         let mut zone = ZoneTargetingPrompts::new(&miner, env.as_ref(), 0.7);
         let mut reports = ValidatorReports::new(&[]).unwrap();
-        reports.set_urls(&urls);
+        reports.set_apis(apis);
         reports.feed(&mut zone).await;
         let after: BTreeMap<String, f64> = zone.preferences().into_iter().collect();
         assert!(after["math:1"] > after["math:0"], "{after:?}");
@@ -311,5 +402,111 @@ mod tests {
         reports.feed(&mut zone).await;
         let again: BTreeMap<String, f64> = zone.preferences().into_iter().collect();
         assert_eq!(again, after);
+    }
+
+    /// A validator that accepts connections and never answers.
+    async fn stalling_validator() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn background_reports_skip_a_stalling_validator_and_weigh_by_stake() {
+        let honest = |window| {
+            let mut s = zone_state(window);
+            s.windows.get_mut(&window).unwrap().strata = BTreeMap::from([
+                (
+                    "math:0".to_string(),
+                    ZoneCount {
+                        groups: 100.0,
+                        in_zone: 10.0,
+                    },
+                ),
+                (
+                    "math:1".to_string(),
+                    ZoneCount {
+                        groups: 100.0,
+                        in_zone: 90.0,
+                    },
+                ),
+            ]);
+            s
+        };
+        let mut lying = zone_state(48);
+        lying.windows.get_mut(&48).unwrap().strata = BTreeMap::from([
+            (
+                "math:0".to_string(),
+                ZoneCount {
+                    groups: 256.0,
+                    in_zone: 256.0,
+                },
+            ),
+            (
+                "math:1".to_string(),
+                ZoneCount {
+                    groups: 256.0,
+                    in_zone: 0.0,
+                },
+            ),
+        ]);
+        let serve = |state| async move {
+            let addr = serve_api("127.0.0.1:0", Arc::new(RwLock::new(state)))
+                .await
+                .unwrap();
+            format!("http://{addr}")
+        };
+        let apis = vec![
+            ValidatorApi {
+                url: stalling_validator().await,
+                weight: 5000.0,
+            },
+            ValidatorApi {
+                url: serve(honest(48)).await,
+                weight: 40.0,
+            },
+            ValidatorApi {
+                url: serve(honest(48)).await,
+                weight: 35.0,
+            },
+            ValidatorApi {
+                url: serve(lying).await,
+                weight: 25.0,
+            },
+        ];
+        let mut reports = ValidatorReports::new(&[]).unwrap();
+        reports.set_apis(apis);
+        let (mut rx, task) = reports.spawn(None, std::time::Duration::from_secs(60));
+        let _task = crate::AbortOnDrop(task);
+        // Nothing is waited for by whoever reads the channel.
+        assert!(
+            rx.try_recv().is_err(),
+            "no batch before the requests answer"
+        );
+        let batch = rx
+            .recv()
+            .await
+            .expect("a batch of the validators that answered");
+        let mut weights: Vec<f64> = batch.iter().map(|(w, _)| *w).collect();
+        weights.sort_by(f64::total_cmp);
+        assert_eq!(
+            weights,
+            vec![25.0, 35.0, 40.0],
+            "the stalling validator is skipped"
+        );
+        let env = grail_env::by_name("math:0 + math:1", None).unwrap();
+        let mut zone = ZoneTargetingPrompts::new(&Keypair::from_seed(&[1; 32]), env.as_ref(), 0.7);
+        zone.update_weighted(batch.iter().map(|(w, s)| (*w, s)));
+        let after: BTreeMap<String, f64> = zone.preferences().into_iter().collect();
+        assert!(
+            after["math:1"] > after["math:0"],
+            "the liar's quarter of the stake does not steer: {after:?}"
+        );
     }
 }

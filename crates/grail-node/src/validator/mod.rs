@@ -87,7 +87,7 @@ pub async fn run(
     )
     .await?;
     let book = Arc::new(Mutex::new(PinBook::load(&dir)));
-    let _pinner = AbortOnDrop(tokio::spawn(pins::run_pinner(
+    let _pinner = crate::AbortOnDrop(tokio::spawn(pins::run_pinner(
         w.net.clone(),
         miner_list(w),
         FetchPolicy::of(&w.config.validator),
@@ -318,15 +318,6 @@ async fn pins_of(
         "no pins taken before the challenge randomness was published; checking upload timestamps instead"
     );
     Ok(None)
-}
-
-/// Aborts a spawned task when dropped (the pinning task ends with the loop).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 #[cfg(test)]
