@@ -641,7 +641,11 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
             // Every group counts: credited whenever it lands in the learning zone (whether
             // it does depends on the window's randomness, so the credit itself is not
             // asserted).
-            let accepted = r.checked.iter().filter(|c| c.outcome.verdict.accepted).count();
+            let accepted = r
+                .checked
+                .iter()
+                .filter(|c| c.outcome.verdict.accepted)
+                .count();
             assert!(
                 accepted == r.checked.len() && accepted > 0 && r.eligible == r.groups_submitted,
                 "{attack} under v4: {accepted} of {} checked accepted, {} of {} eligible",
