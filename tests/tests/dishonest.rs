@@ -11,6 +11,7 @@ use grail_node::context::ModelContext;
 use grail_node::mining::{assemble_group, make_group, sample_completions, WindowPlan};
 use grail_node::network::Stop;
 use grail_node::validator::{check_window, pin_window, MinerSource, WindowInputs};
+use grail_node::verify::OWN_FAILURE_STATUS;
 use grail_node::wiring::store_of_commitment;
 use grail_proto::rules::bundle::ReplaySet;
 use grail_proto::signing::Keypair;
@@ -654,5 +655,161 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
                 r.groups_submitted
             );
         }
+    });
+}
+
+/// The toy environment with one prompt it cannot read, as a dataset file gone missing
+/// would leave a validator.
+struct BrokenPrompt {
+    inner: ToyEnv,
+    broken: u64,
+}
+
+impl Environment for BrokenPrompt {
+    fn id(&self) -> grail_proto::EnvironmentId {
+        self.inner.id()
+    }
+
+    fn prompt_space(&self) -> grail_env::PromptSpace {
+        self.inner.prompt_space()
+    }
+
+    fn problem(&self, prompt_id: u64) -> Result<grail_env::Problem, grail_env::EnvError> {
+        if prompt_id == self.broken {
+            return Err(grail_env::EnvError::Io {
+                path: "problems.jsonl".into(),
+                source: std::io::Error::other("the disk went away"),
+            });
+        }
+        self.inner.problem(prompt_id)
+    }
+
+    fn score(
+        &self,
+        problem: &grail_env::Problem,
+        completion: &str,
+        eos_markers: &[&str],
+    ) -> grail_env::RewardVector {
+        self.inner.score(problem, completion, eos_markers)
+    }
+}
+
+#[test]
+fn a_validator_failure_on_one_miner_costs_that_miner_only() {
+    let net = TestNet::new(2, 250, 40, 12, 2);
+    let env = ToyEnv::default();
+    let rt = runtime();
+    rt.block_on(async {
+        let trainer = publish_base(&net.root, &env).await;
+        let ckpt = trainer
+            .checkpoints
+            .in_effect(trainer.net.chain.as_ref(), 0)
+            .await
+            .unwrap()
+            .unwrap()
+            .digest;
+        let window = trainer.net.current_window().await.unwrap() + 40;
+        let context = ModelContext::load(&net.config("trainer").model, tch::Device::Cpu).unwrap();
+        let mut miners = Vec::new();
+        for i in 1..=2 {
+            let w = open_wiring(&net.root, &format!("miner-{i}"), |_| {}).await;
+            w.publish_store().await.unwrap();
+            miners.push(w);
+        }
+        let validator = open_wiring(&net.root, "validator", |_| {}).await;
+        let mut stop = Stop::never();
+        assert!(validator
+            .net
+            .wait_for_block(window, &mut stop)
+            .await
+            .unwrap());
+        let wr = validator.net.window_randomness(window).await.unwrap();
+        let coefficients = SketchCoefficients::derive(&wr, context.model.config().hidden_size);
+        let plan = WindowPlan {
+            window,
+            window_randomness: wr,
+            checkpoint: ckpt,
+            environment: env.id(),
+            generation: validator.config.subnet.generation(),
+            group_size: 4,
+        };
+        // Miner 1 samples prompts 0 and 1; miner 2 prompt 7, which the validator's
+        // environment cannot read.
+        for (w, prompts) in miners.iter().zip([vec![0, 1], vec![7]]) {
+            let groups: Vec<Group> = prompts
+                .into_iter()
+                .map(|p| make_group(&context, &env, &plan, &coefficients, &w.key, p).unwrap())
+                .collect();
+            let bytes = encode_bundle(&WindowBundle {
+                hotkey: w.key.public(),
+                window,
+                groups,
+            })
+            .unwrap();
+            w.store
+                .upload_bundle(window, &w.key.public(), bytes)
+                .await
+                .unwrap();
+        }
+        let metagraph = validator.net.chain.metagraph().await.unwrap();
+        let commitments = validator.net.chain.commitments().await.unwrap();
+        let sources: Vec<MinerSource> = miners
+            .iter()
+            .map(|m| MinerSource {
+                hotkey: m.key.public(),
+                uid: metagraph.by_hotkey(&m.key.public()).unwrap().uid,
+                store: store_of_commitment(&commitments[&m.key.public()], true).unwrap(),
+            })
+            .collect();
+        let deadline = validator.net.deadline(window).await.unwrap();
+        assert!(validator
+            .net
+            .wait_for_block(window + 41, &mut stop)
+            .await
+            .unwrap());
+        let challenge_randomness = validator.net.challenge_randomness(window).await.unwrap();
+        let broken = BrokenPrompt {
+            inner: ToyEnv::default(),
+            broken: 7,
+        };
+        let inputs = WindowInputs {
+            context: &context,
+            env: &broken,
+            plan,
+            challenge_randomness,
+            deadline,
+            registered: metagraph.neurons.iter().map(|n| n.hotkey).collect(),
+            groups_checked: 8,
+            max_bundle_bytes: 48 * 1024,
+            fetch: Default::default(),
+            pins: None,
+        };
+        let mut replay = ReplaySet::default();
+        replay.begin(ckpt, window);
+        // The window is checked: the validator's failure does not fail it.
+        let (reports, sealed) = check_window(&inputs, &sources, validator.key.public(), &replay)
+            .await
+            .expect("one miner's failure is not the window's");
+        let by_key: BTreeMap<_, _> = reports.iter().map(|r| (r.hotkey, r)).collect();
+        let fine = by_key[&miners[0].key.public()];
+        assert_eq!(fine.bundle_status, "accepted", "{}", fine.detail);
+        assert_eq!(fine.checked.len(), 2);
+        assert!(fine.checked.iter().all(|c| c.outcome.verdict.accepted));
+        let hit = by_key[&miners[1].key.public()];
+        assert_eq!(hit.bundle_status, OWN_FAILURE_STATUS, "{}", hit.detail);
+        assert!(hit.detail.contains("the disk went away"), "{}", hit.detail);
+        assert_eq!(hit.credited, 0.0);
+        assert!(
+            hit.checked.is_empty(),
+            "nothing is recorded against the miner: {:?}",
+            hit.checked
+                .iter()
+                .map(|c| &c.outcome.verdict.reason)
+                .collect::<Vec<_>>()
+        );
+        assert!(sealed
+            .entries
+            .iter()
+            .all(|e| e.miner != miners[1].key.public()));
     });
 }

@@ -100,6 +100,16 @@ pub fn miner_fault_of_prompt(e: NodeError) -> Result<NoSuchPrompt, NodeError> {
     }
 }
 
+/// How often a validator retries its own failed check of one group (a forward pass, a
+/// prompt rendering, a reward) before giving up on that miner's window.
+pub const OWN_FAILURE_RETRIES: usize = 2;
+
+/// The bundle status of a miner whose window the validator could not check because of its
+/// own failure, after [`OWN_FAILURE_RETRIES`]: not a verdict on the miner (nothing is
+/// recorded against it) and no credit, which is also what a miner that made the validator
+/// fail on purpose gets. Other miners' windows are checked as usual.
+pub const OWN_FAILURE_STATUS: &str = "validator_failure";
+
 /// The validator's own forward pass gave unusable evidence (never the miner's fault).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum OwnFailure {
@@ -377,7 +387,8 @@ pub fn precheck_bundle(
 
 /// Marks replays of earlier windows as void, samples the remaining groups of every miner
 /// whose window is not zeroed, runs their forward-pass checks (stopping at the first that
-/// zeroes the window) and credits the work. Work in more than one bundle is not voided
+/// zeroes the window) and credits the work. The validator's own failure on a group is
+/// retried and then costs only that miner's window ([`OWN_FAILURE_STATUS`]). Work in more than one bundle is not voided
 /// by upload order: each copy is judged when checked by whose uniforms it follows
 /// (`judge_copy`), with one forward pass per work.
 pub fn finish_window(
@@ -424,6 +435,7 @@ pub fn finish_window(
             groups_checked,
         );
         let mut outcomes = Vec::new();
+        let mut own_failure = None;
         for i in sample {
             let group = &p.groups[i];
             let others: Vec<Hotkey> = shared
@@ -436,10 +448,32 @@ pub fn finish_window(
                         .collect()
                 })
                 .unwrap_or_default();
-            let mut outcome = if others.is_empty() {
-                crate::blocking(|| check.check_forward(group))?
-            } else {
-                crate::blocking(|| check.check_forward_shared(group, &mut passes))?
+            let mut attempt = 0;
+            let checked = loop {
+                let result = if others.is_empty() {
+                    crate::blocking(|| check.check_forward(group))
+                } else {
+                    crate::blocking(|| check.check_forward_shared(group, &mut passes))
+                };
+                match result {
+                    Err(e) if attempt < OWN_FAILURE_RETRIES => {
+                        attempt += 1;
+                        tracing::warn!(
+                            miner = %report.hotkey.to_ss58(),
+                            group = i,
+                            attempt,
+                            "own failure checking a group, retrying: {e}"
+                        );
+                    }
+                    other => break other,
+                }
+            };
+            let mut outcome = match checked {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    own_failure = Some(format!("the validator could not check group {i}: {e}"));
+                    break;
+                }
             };
             if !outcome.verdict.accepted {
                 let failed = Rejection::new(outcome.reason(), outcome.verdict.detail.clone());
@@ -464,6 +498,12 @@ pub fn finish_window(
         }
         report.checked.sort_by_key(|c| c.index);
         report.credited = credited_work(report.eligible, &outcomes);
+        if let Some(detail) = own_failure {
+            tracing::warn!(miner = %report.hotkey.to_ss58(), "{detail}; the miner's window is not credited");
+            report.bundle_status = OWN_FAILURE_STATUS.into();
+            report.detail = detail;
+            report.credited = 0.0;
+        }
     }
     Ok(pending
         .into_iter()

@@ -13,7 +13,7 @@ use crate::context::ModelContext;
 use crate::mining::WindowPlan;
 use crate::verify::{
     archive_entries, finish_window, precheck_bundle, MinerReport, PendingBundle, PromptCache,
-    WindowCheck,
+    WindowCheck, OWN_FAILURE_RETRIES, OWN_FAILURE_STATUS,
 };
 use crate::NodeError;
 
@@ -294,8 +294,33 @@ pub async fn check_window(
             report,
             groups: bundle.groups,
         };
-        crate::blocking(|| precheck_bundle(&check, &mut p, &mut prompts))?;
-        pending.push(p);
+        let mut attempt = 0;
+        let prechecked = loop {
+            match crate::blocking(|| precheck_bundle(&check, &mut p, &mut prompts)) {
+                Err(e) if attempt < OWN_FAILURE_RETRIES => {
+                    attempt += 1;
+                    tracing::warn!(
+                        window,
+                        attempt,
+                        "own failure in the checks of a bundle, retrying: {e}"
+                    );
+                    p.report.checked.clear();
+                }
+                other => break other,
+            }
+        };
+        match prechecked {
+            Ok(()) => pending.push(p),
+            // The validator's own failure (its dataset, template or tokenizer) costs this
+            // miner's window only, and nothing is recorded against it.
+            Err(e) => {
+                tracing::warn!(window, miner = %p.report.hotkey.to_ss58(), "own failure in the checks of a bundle; the miner's window is not credited: {e}");
+                p.report.checked.clear();
+                p.report.bundle_status = OWN_FAILURE_STATUS.into();
+                p.report.detail = format!("the validator could not check the bundle: {e}");
+                failed.push(p.report);
+            }
+        }
     }
     let mut reports = finish_window(&check, pending, replay, inputs.groups_checked)?;
     reports.extend(failed);
