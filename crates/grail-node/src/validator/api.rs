@@ -37,6 +37,56 @@ pub struct ApiState {
     pub verdicts: VerdictHistory,
     /// Counts over every window sealed.
     pub totals: Totals,
+    /// The last window whose weights are visible on chain (revealed, under commit-reveal);
+    /// the weights and per-miner credit of later windows are held back ([`withhold`]), so
+    /// the API does not hand a lazy validator what commit-reveal hides. `None`: nothing
+    /// revealed yet.
+    pub revealed_through: Option<u64>,
+}
+
+/// Removes from `window`'s JSON (a window summary or a miner's window record) what would
+/// let someone copy this validator's weights before they are revealed — weights, credited
+/// work, eligible counts and per-group learning-zone flags — and marks it `"withheld":
+/// true`, unless `window ≤ revealed_through`. Verdicts and reasons stay: miners need them
+/// (and know their own groups' rewards).
+pub fn withhold(value: &mut serde_json::Value, window: u64, revealed_through: Option<u64>) {
+    if revealed_through.is_some_and(|r| window <= r) {
+        return;
+    }
+    let Some(fields) = value.as_object_mut() else {
+        return;
+    };
+    for key in ["weights", "credited_work", "credited", "groups_eligible"] {
+        if let Some(v) = fields.get_mut(key) {
+            *v = serde_json::Value::Null;
+        }
+    }
+    if let Some(groups) = fields.get_mut("groups").and_then(|g| g.as_array_mut()) {
+        for g in groups.iter_mut().filter_map(|g| g.as_object_mut()) {
+            g.insert("in_zone".into(), serde_json::Value::Null);
+        }
+    }
+    fields.insert("withheld".into(), serde_json::Value::Bool(true));
+}
+
+/// The last of `windows` whose weights are the ones `on_chain` shows for this validator
+/// (compared as sets of non-zero `(uid, weight)` pairs): every window up to it is public.
+pub fn revealed_window(
+    windows: &BTreeMap<u64, WindowSummary>,
+    on_chain: &[(u16, u16)],
+) -> Option<u64> {
+    let set = |w: &[(u16, u16)]| -> std::collections::BTreeSet<(u16, u16)> {
+        w.iter().copied().filter(|(_, v)| *v > 0).collect()
+    };
+    let chain = set(on_chain);
+    if chain.is_empty() {
+        return None;
+    }
+    windows
+        .iter()
+        .rev()
+        .find(|(_, s)| !s.weights.is_empty() && set(&s.weights) == chain)
+        .map(|(w, _)| *w)
 }
 
 impl ApiState {
@@ -105,15 +155,28 @@ async fn miner_verdicts(
                 .into_response();
         }
     };
-    let Ok(windows) = s.read().map(|s| s.verdicts.miner(&hotkey)) else {
+    let Ok((windows, revealed)) = s
+        .read()
+        .map(|s| (s.verdicts.miner(&hotkey), s.revealed_through))
+    else {
         return unavailable();
     };
     match windows {
-        Some(windows) => Json(serde_json::json!({
-            "hotkey": hotkey,
-            "windows": windows,
-        }))
-        .into_response(),
+        Some(windows) => {
+            let shown: Vec<serde_json::Value> = windows
+                .iter()
+                .map(|m| {
+                    let mut v = serde_json::to_value(m).unwrap_or_default();
+                    withhold(&mut v, m.window, revealed);
+                    v
+                })
+                .collect();
+            Json(serde_json::json!({
+                "hotkey": hotkey,
+                "windows": shown,
+            }))
+            .into_response()
+        }
         None => (
             StatusCode::NOT_FOUND,
             format!("no verdicts for {hotkey} in the windows kept"),
@@ -123,9 +186,16 @@ async fn miner_verdicts(
 }
 
 async fn window_state(State(s): State<Shared>, UrlPath(n): UrlPath<u64>) -> impl IntoResponse {
-    let summary = s.read().ok().and_then(|s| s.windows.get(&n).cloned());
+    let summary = s
+        .read()
+        .ok()
+        .and_then(|s| s.windows.get(&n).cloned().map(|w| (w, s.revealed_through)));
     match summary {
-        Some(w) => Json(serde_json::to_value(w).unwrap_or_default()).into_response(),
+        Some((w, revealed)) => {
+            let mut v = serde_json::to_value(w).unwrap_or_default();
+            withhold(&mut v, n, revealed);
+            Json(v).into_response()
+        }
         None => (
             StatusCode::NOT_FOUND,
             format!("window {n} has not been processed"),
@@ -223,6 +293,35 @@ mod tests {
     use crate::metrics::scrape;
     use crate::validator::verdicts::tests::report;
 
+    #[test]
+    fn windows_are_public_once_their_weights_show_on_chain() {
+        let summary = |window, weights: Vec<(u16, u16)>| WindowSummary {
+            window,
+            weights,
+            ..Default::default()
+        };
+        let windows = BTreeMap::from([
+            (10, summary(10, vec![(1, 100), (2, 65535)])),
+            (20, summary(20, Vec::new())),
+            (30, summary(30, vec![(1, 65535), (2, 0)])),
+        ]);
+        // Under commit-reveal the chain still shows window 10's weights (any order).
+        assert_eq!(revealed_window(&windows, &[(2, 65535), (1, 100)]), Some(10));
+        // Window 30's, zero weights left out, once revealed.
+        assert_eq!(revealed_window(&windows, &[(1, 65535)]), Some(30));
+        assert_eq!(revealed_window(&windows, &[]), None);
+        assert_eq!(revealed_window(&windows, &[(7, 1)]), None);
+
+        let mut v = serde_json::to_value(summary(30, vec![(1, 65535)])).unwrap();
+        withhold(&mut v, 30, Some(10));
+        assert!(v["weights"].is_null() && v["credited_work"].is_null());
+        assert_eq!(v["withheld"], true);
+        let mut shown = serde_json::to_value(summary(10, vec![(1, 5)])).unwrap();
+        withhold(&mut shown, 10, Some(10));
+        assert_eq!(shown["weights"][0][1], 5);
+        assert!(shown.get("withheld").is_none());
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn miners_read_their_verdicts_over_http() {
         let (honest, cheat, stranger) = (Hotkey([1; 32]), Hotkey([2; 32]), Hotkey([3; 32]));
@@ -258,7 +357,9 @@ mod tests {
             // Retention keeps only the last window's summary; the counters count both.
             state.windows = BTreeMap::from([(window, summary)]);
         }
-        let api = ApiState::from_state("5Validator".into(), &state);
+        let mut api = ApiState::from_state("5Validator".into(), &state);
+        // Weights after window 24 are on chain; those after 48 are not revealed yet.
+        api.revealed_through = Some(24);
         let addr = serve_api("127.0.0.1:0", Arc::new(RwLock::new(api)))
             .await
             .unwrap();
@@ -273,6 +374,7 @@ mod tests {
         assert_eq!(windows.len(), 2);
         assert_eq!(windows[0]["window"], 24);
         assert_eq!(windows[0]["zeroed"], false);
+        assert!(windows[0]["credited"].is_number() && windows[0].get("withheld").is_none());
         let last = &windows[1];
         assert_eq!(
             (last["window"].as_u64(), last["uid"].as_u64()),
@@ -281,7 +383,10 @@ mod tests {
         assert_eq!(last["checkpoint"], 1);
         assert_eq!(last["bundle_status"], "accepted");
         assert_eq!(last["zeroed"], true);
-        assert_eq!(last["credited"], 0.0);
+        // Not revealed: what would give the weights away is held back, verdicts are not.
+        assert_eq!(last["withheld"], true);
+        assert!(last["credited"].is_null() && last["groups_eligible"].is_null());
+        assert!(last["groups"][0]["in_zone"].is_null());
         assert_eq!(last["groups_checked"], 2);
         assert_eq!(last["verdicts"]["sampling_mismatch"], 1);
         assert_eq!(last["groups"][1]["reason"], "sampling_mismatch");

@@ -177,13 +177,34 @@ async fn refresh_api(w: &Wiring, api: &RwLock<ApiState>, state: &ValidatorState,
             None
         }
     };
+    // Windows are public once this validator's weights after them are visible on chain.
+    let revealed = match own_weights(w).await {
+        Ok(on_chain) => api::revealed_window(&state.windows, &on_chain),
+        Err(e) => {
+            warn!(
+                window,
+                "API: cannot read this validator's weights on chain: {e}"
+            );
+            None
+        }
+    };
     if let Ok(mut a) = api.write() {
         a.update(state);
+        a.revealed_through = a.revealed_through.max(revealed);
         a.checkpoint = state.windows.get(&window).and_then(|s| s.checkpoint);
         if let Some((c, deadline)) = current {
             a.current_window = c;
             a.current_deadline = deadline;
         }
+    }
+}
+
+/// The weights the chain shows for this validator (empty when it is not registered).
+async fn own_weights(w: &Wiring) -> Result<Vec<(u16, u16)>, NodeError> {
+    let metagraph = w.net.chain.metagraph().await?;
+    match metagraph.by_hotkey(&w.key.public()) {
+        Some(n) => Ok(w.net.chain.weights(n.uid).await?),
+        None => Ok(Vec::new()),
     }
 }
 
