@@ -5,6 +5,27 @@
 //! standard configuration, like bundles). Archives are stored under the SHA-256 of these
 //! bytes, so the same decisions always give the same name, and re-verifying an archive
 //! offline must reproduce its verdicts.
+//!
+//! ```
+//! use grail_proto::archive::{decode_archive, encode_archive, MinerCredit, SealedWindow};
+//! use grail_proto::wire::WireError;
+//! use grail_proto::Hotkey;
+//!
+//! let sealed = SealedWindow {
+//!     window: 300,
+//!     validator: Hotkey([7; 32]),
+//!     checkpoint: [1; 32],
+//!     entries: Vec::new(), // one `ArchiveEntry` per checked group
+//!     credits: vec![MinerCredit { miner: Hotkey([2; 32]), credited: 12.5 }],
+//! };
+//! let bytes = encode_archive(&sealed)?;
+//! assert!(bytes.starts_with(b"GRAILARC"));
+//! assert_eq!(decode_archive(&bytes)?, sealed);
+//! // Untrusted bytes are refused, never a panic.
+//! assert!(matches!(decode_archive(&bytes[..bytes.len() - 1]), Err(_)));
+//! assert!(matches!(decode_archive(b"not an archive"), Err(WireError::BadMagic)));
+//! # Ok::<(), WireError>(())
+//! ```
 
 use serde::{Deserialize, Serialize};
 

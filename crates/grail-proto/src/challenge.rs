@@ -137,6 +137,7 @@ impl ProofReport {
 
 /// Why a proof could not be checked at all (as opposed to checked and rejected).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProofError {
     /// The hidden-state provider failed.
     #[error("hidden-state provider failed: {0}")]

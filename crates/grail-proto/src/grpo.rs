@@ -4,6 +4,22 @@
 //! index order in f64. Advantages are `(r_i − μ) / σ`, and exactly zero when
 //! `σ < ADVANTAGE_SIGMA_EPSILON`. A group is in the **learning zone** when
 //! `σ ≥ LEARNING_ZONE_SIGMA_FLOOR`.
+//!
+//! ```
+//! use grail_proto::grpo::{advantages, advantages_consistent, in_learning_zone, population_sigma};
+//!
+//! // Two of four rollouts solved the problem: μ = 0.5, σ = 0.5.
+//! let rewards = [1.0, 0.0, 0.0, 1.0];
+//! assert_eq!(population_sigma(&rewards), 0.5);
+//! assert_eq!(advantages(&rewards), vec![1.0, -1.0, -1.0, 1.0]);
+//! assert!(in_learning_zone(&rewards));
+//! // A validator checks the miner's claimed advantages against its recomputation.
+//! assert!(advantages_consistent(&rewards, &[1.0, -1.0, -1.0, 1.0]));
+//! assert!(!advantages_consistent(&rewards, &[1.0, 1.0, -1.0, -1.0]));
+//! // Every rollout alike: no signal, advantages exactly 0, out of the zone.
+//! assert_eq!(advantages(&[0.3; 4]), vec![0.0; 4]);
+//! assert!(!in_learning_zone(&[0.3; 4]));
+//! ```
 
 use crate::params::{ADVANTAGE_SIGMA_EPSILON, ADVANTAGE_SUM_TOLERANCE, LEARNING_ZONE_SIGMA_FLOOR};
 

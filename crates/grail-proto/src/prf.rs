@@ -8,6 +8,20 @@
 //! Streams are ChaCha20 (`rand_chacha::ChaCha20Rng`, 20 rounds, 64-bit block counter from
 //! 0, stream 0) keyed with a 32-byte PRF output; words are the keystream read as
 //! little-endian `u32`/`u64`. [`uniform_below`] turns them into integers without bias.
+//!
+//! ```
+//! use grail_proto::prf::{prf, prf32, stream, uniform_below};
+//!
+//! // Deterministic, and bound to the label and to every part (lengths included).
+//! assert_eq!(prf(b"label", &[b"ab", b"c"], 16), prf(b"label", &[b"ab", b"c"], 16));
+//! assert_ne!(prf(b"label", &[b"ab", b"c"], 16), prf(b"label", &[b"a", b"bc"], 16));
+//! assert_eq!(prf32(b"label", &[b"x"])[..], prf(b"label", &[b"x"], 32)[..]);
+//! // A stream gives the same words to everyone who seeds it alike.
+//! let (mut a, mut b) = (stream(b"grail/example", &[b"seed"]), stream(b"grail/example", &[b"seed"]));
+//! let draws: Vec<u64> = (0..5).map(|_| uniform_below(&mut a, 10)).collect();
+//! assert!(draws.iter().all(|&d| d < 10));
+//! assert_eq!(draws, (0..5).map(|_| uniform_below(&mut b, 10)).collect::<Vec<_>>());
+//! ```
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};

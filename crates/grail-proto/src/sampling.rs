@@ -141,6 +141,7 @@ pub struct CdfInterval {
 
 /// Why logits cannot define a distribution.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SamplingError {
     /// Empty logits, a non-finite logit, or a temperature that is not positive.
     #[error("logits or temperature do not define a distribution: {0}")]

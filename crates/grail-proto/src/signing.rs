@@ -48,6 +48,7 @@ impl std::fmt::Debug for Keypair {
 
 /// Why a key could not be made.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum KeyError {
     /// A secret URI (`//Alice`, a mnemonic, a hex seed) that sp-core rejects. The URI
     /// itself is not kept: it is a secret.

@@ -186,6 +186,7 @@ pub struct WindowBundle {
 
 /// Why bytes or a value are not a well-formed bundle (or archive).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WireError {
     /// Larger than [`MAX_BUNDLE_BYTES`].
     #[error("bundle is {size} bytes, over the limit of {limit}")]
@@ -275,6 +276,7 @@ impl Eq for CodecError {}
 
 /// Which structural rule a [`Rollout`] breaks ([`Rollout::validate`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RolloutError {
     /// More than [`MAX_ROLLOUT_TOKENS`] tokens.
     #[error("{tokens} tokens, over the limit of {limit}")]

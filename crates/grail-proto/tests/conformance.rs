@@ -1146,6 +1146,8 @@ fn sampling_error(e: &SamplingError) -> &'static str {
     match e {
         SamplingError::BadDistribution(_) => "bad_distribution",
         SamplingError::TokenOutOfRange { .. } => "token_out_of_range",
+        // A kind added later has no vector name until the vectors are regenerated.
+        _ => "unknown",
     }
 }
 

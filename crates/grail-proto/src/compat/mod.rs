@@ -128,6 +128,7 @@ pub const COMMIT_DOMAIN: &[u8] = b"grail-commit-v1";
 
 /// Errors from reference-format inputs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CompatError {
     /// A randomness string that Python's `bytes.fromhex` would reject.
     #[error("invalid randomness hex: {0}")]

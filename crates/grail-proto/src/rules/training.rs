@@ -7,7 +7,39 @@
 //!
 //! A validator that lies (accepts forged work, or makes up groups) therefore cannot steer
 //! training without a stake majority; an honest majority's archives agree, because
-//! verdicts are deterministic given the window's public inputs.
+//! verdicts are deterministic given the window's public inputs. How often an agreed group
+//! trains follows its miner's agreed credited work ([`agreed_credits`],
+//! [`training_slots`]).
+//!
+//! ```
+//! use std::collections::{BTreeMap, BTreeSet};
+//! use grail_proto::archive::{MinerCredit, SealedWindow};
+//! use grail_proto::rules::training::{agreed_credits, agreed_digests};
+//! use grail_proto::Hotkey;
+//!
+//! let (a, b, c) = (Hotkey([1; 32]), Hotkey([2; 32]), Hotkey([3; 32]));
+//! let stakes = BTreeMap::from([(a, 50), (b, 30), (c, 20)]);
+//! // Votes are group digests (`archive_votes` of each validator's archive).
+//! let (x, y) = ([9; 32], [8; 32]);
+//! let votes = BTreeMap::from([
+//!     (a, BTreeSet::from([x, y])),
+//!     (b, BTreeSet::from([x])),
+//!     (c, BTreeSet::from([y])),
+//! ]);
+//! // x has 80 of 100, y only 70 counting a: both pass; without a, neither would.
+//! assert_eq!(agreed_digests(&votes, &stakes), BTreeSet::from([x, y]));
+//! let without_a: BTreeMap<_, _> = votes.iter().filter(|(v, _)| **v != a).map(|(v, d)| (*v, d.clone())).collect();
+//! assert!(agreed_digests(&without_a, &stakes).is_empty());
+//!
+//! // A miner's credit is the stake-weighted median of what the validators report.
+//! let miner = Hotkey([5; 32]);
+//! let report = |validator, credited| SealedWindow {
+//!     window: 300, validator, checkpoint: [0; 32], entries: Vec::new(),
+//!     credits: vec![MinerCredit { miner, credited }],
+//! };
+//! let (ra, rb, rc) = (report(a, 10.0), report(b, 10.0), report(c, 1e9));
+//! assert_eq!(agreed_credits(300, &[&ra, &rb, &rc], &stakes)[&miner], 10.0);
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 
