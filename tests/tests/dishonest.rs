@@ -71,6 +71,20 @@ const ATTACKS: [(&str, &str); 37] = [
     ("overlong_completion", "token_limits"),
 ];
 
+/// Where a validator reads `miner`'s bundles, as the chain says.
+fn source(
+    metagraph: &grail_chain::Metagraph,
+    commitments: &BTreeMap<grail_proto::Hotkey, grail_chain::Commitment>,
+    miner: &grail_node::wiring::Wiring,
+) -> MinerSource {
+    let hotkey = miner.key.public();
+    MinerSource {
+        hotkey,
+        uid: metagraph.by_hotkey(&hotkey).unwrap().uid,
+        store: store_of_commitment(&commitments[&hotkey], true).unwrap(),
+    }
+}
+
 /// Sets the modification time of a miner's bundle and its digest (in its local bucket)
 /// to `when`: what the store then reports as `LastModified`.
 fn backdate(w: &grail_node::wiring::Wiring, window: u64, when: chrono::DateTime<chrono::Utc>) {
@@ -526,11 +540,7 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
         let commitments = validator.net.chain.commitments().await.unwrap();
         let sources: Vec<MinerSource> = miners
             .iter()
-            .map(|m| MinerSource {
-                hotkey: m.key.public(),
-                uid: metagraph.by_hotkey(&m.key.public()).unwrap().uid,
-                store: store_of_commitment(&commitments[&m.key.public()], true).unwrap(),
-            })
+            .map(|m| source(&metagraph, &commitments, m))
             .collect();
         // At the deadline the validator pins every bundle.
         let deadline = validator.net.deadline(window).await.unwrap();
@@ -622,11 +632,7 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
             .iter()
             .map(|attack| {
                 let m = &miners[ATTACKS.iter().position(|(a, _)| a == attack).unwrap() + 1];
-                MinerSource {
-                    hotkey: m.key.public(),
-                    uid: metagraph.by_hotkey(&m.key.public()).unwrap().uid,
-                    store: store_of_commitment(&commitments[&m.key.public()], true).unwrap(),
-                }
+                source(&metagraph, &commitments, m)
             })
             .collect();
         let v4 = WindowInputs {
@@ -755,11 +761,7 @@ fn a_validator_failure_on_one_miner_costs_that_miner_only() {
         let commitments = validator.net.chain.commitments().await.unwrap();
         let sources: Vec<MinerSource> = miners
             .iter()
-            .map(|m| MinerSource {
-                hotkey: m.key.public(),
-                uid: metagraph.by_hotkey(&m.key.public()).unwrap().uid,
-                store: store_of_commitment(&commitments[&m.key.public()], true).unwrap(),
-            })
+            .map(|m| source(&metagraph, &commitments, m))
             .collect();
         let deadline = validator.net.deadline(window).await.unwrap();
         assert!(validator

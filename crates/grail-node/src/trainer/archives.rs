@@ -239,31 +239,48 @@ pub async fn read_votes(
                 hotkey.to_ss58()
             );
         }
-        match store.get_archive(window, &object.digest).await {
-            Ok((a, _)) if a.validator == *hotkey => {
-                let votes = archive_votes(window, &a);
-                let header = SealedWindow {
-                    entries: Vec::new(),
-                    ..a
-                };
-                read.insert(
-                    *hotkey,
-                    ArchiveVotes {
-                        object: object.clone(),
-                        votes,
-                        header,
-                    },
-                );
-            }
-            Ok(_) => warn!(
-                window,
-                "an archive in {} names another validator",
-                hotkey.to_ss58()
-            ),
-            Err(e) => warn!(window, "unreadable archive: {e}"),
+        if let Some(a) = own_archive(store, hotkey, window, &object.digest).await {
+            let votes = archive_votes(window, &a);
+            let header = SealedWindow {
+                entries: Vec::new(),
+                ..a
+            };
+            read.insert(
+                *hotkey,
+                ArchiveVotes {
+                    object: object.clone(),
+                    votes,
+                    header,
+                },
+            );
         }
     }
     Ok(())
+}
+
+/// `validator`'s archive `digest` of `window` from its bucket; `None`, with a warning, when
+/// it cannot be read or names another validator.
+async fn own_archive(
+    store: &Store,
+    validator: &Hotkey,
+    window: u64,
+    digest: &[u8; 32],
+) -> Option<SealedWindow> {
+    match store.get_archive(window, digest).await {
+        Ok((a, _)) if a.validator == *validator => Some(a),
+        Ok(_) => {
+            warn!(
+                window,
+                "an archive in {} names another validator",
+                validator.to_ss58()
+            );
+            None
+        }
+        Err(e) => {
+            warn!(window, "unreadable archive: {e}");
+            None
+        }
+    }
 }
 
 /// The archive entries of the `agreed` groups, read again from the voters' archives (the
@@ -289,16 +306,8 @@ pub async fn agreed_entries(
         let Some((_, store)) = validators.iter().find(|(h, _)| h == hotkey) else {
             continue;
         };
-        let archive = match store.get_archive(window, &votes.object.digest).await {
-            Ok((a, _)) => a,
-            Err(e) => {
-                warn!(
-                    window,
-                    "archive of {} unreadable on the second read: {e}",
-                    hotkey.to_ss58()
-                );
-                continue;
-            }
+        let Some(archive) = own_archive(store, hotkey, window, &votes.object.digest).await else {
+            continue;
         };
         for e in archive.entries {
             let d = group_digest(&e.group);
@@ -327,16 +336,8 @@ pub(crate) async fn sealed_archives(
             if cache.contains_key(&(*hotkey, digest)) {
                 continue;
             }
-            match store.get_archive(window, &digest).await {
-                Ok((a, _)) if a.validator == *hotkey => {
-                    cache.insert((*hotkey, digest), a);
-                }
-                Ok(_) => warn!(
-                    window,
-                    "an archive in {} names another validator",
-                    hotkey.to_ss58()
-                ),
-                Err(e) => warn!(window, "unreadable archive: {e}"),
+            if let Some(a) = own_archive(store, hotkey, window, &digest).await {
+                cache.insert((*hotkey, digest), a);
             }
         }
     }
@@ -362,12 +363,12 @@ fn majority_published(
 
 #[cfg(test)]
 mod tests {
-    use grail_proto::archive::{MinerCredit, Verdict};
+    use grail_proto::archive::MinerCredit;
     use grail_proto::signing::Keypair;
     use grail_store::StoreConfig;
 
     use super::*;
-    use crate::validator::verdicts::tests::group;
+    use crate::validator::verdicts::tests::{accepted_entry, group};
 
     #[test]
     fn validators_below_the_stake_floor_do_not_count() {
@@ -417,22 +418,7 @@ mod tests {
             checkpoint: [9; 32],
             entries: prompts
                 .iter()
-                .map(|&p| {
-                    let mut g = group(miner.public(), p);
-                    miner.sign_group(&mut g);
-                    ArchiveEntry {
-                        miner: miner.public(),
-                        bundle_sha256: [0; 32],
-                        group_index: p as u32,
-                        group: g,
-                        recomputed_logprobs: vec![vec![-0.5; 2]; 2],
-                        verdict: Verdict {
-                            accepted: true,
-                            reason: "accepted".into(),
-                            detail: String::new(),
-                        },
-                    }
-                })
+                .map(|&p| accepted_entry(miner, group(miner.public(), p)))
                 .collect(),
             credits: vec![MinerCredit {
                 miner: miner.public(),

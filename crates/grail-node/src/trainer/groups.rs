@@ -84,11 +84,11 @@ pub fn trainable_groups(
 
 #[cfg(test)]
 mod tests {
-    use grail_proto::archive::{MinerCredit, Verdict};
+    use grail_proto::archive::MinerCredit;
     use grail_proto::signing::Keypair;
 
     use super::*;
-    use crate::validator::verdicts::tests::group;
+    use crate::validator::verdicts::tests::{accepted_entry, group};
 
     #[test]
     fn sybils_train_in_proportion_to_their_credit_not_their_hotkeys() {
@@ -107,19 +107,7 @@ mod tests {
                 for r in &mut g.rollouts {
                     r.tokens[0] = marker;
                 }
-                key.sign_group(&mut g);
-                entries.push(ArchiveEntry {
-                    miner: key.public(),
-                    bundle_sha256: [0; 32],
-                    group_index: p as u32,
-                    group: g,
-                    recomputed_logprobs: vec![vec![-0.5; 2]; 2],
-                    verdict: Verdict {
-                        accepted: true,
-                        reason: "accepted".into(),
-                        detail: String::new(),
-                    },
-                });
+                entries.push(accepted_entry(key, g));
             }
             credits.push(MinerCredit {
                 miner: key.public(),

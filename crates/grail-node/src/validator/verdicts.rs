@@ -186,6 +186,27 @@ pub(crate) mod tests {
 
     /// A small group of `hotkey` for `prompt_id` (not a valid proof: the history only
     /// reads its header).
+    /// An accepted archive entry of `group`, signed by `miner`, with the validator's
+    /// log-probs of a [`group`].
+    pub(crate) fn accepted_entry(
+        miner: &grail_proto::signing::Keypair,
+        mut group: Group,
+    ) -> grail_proto::archive::ArchiveEntry {
+        miner.sign_group(&mut group);
+        grail_proto::archive::ArchiveEntry {
+            miner: miner.public(),
+            bundle_sha256: [0; 32],
+            group_index: group.header.prompt_id as u32,
+            group,
+            recomputed_logprobs: vec![vec![-0.5; 2]; 2],
+            verdict: Verdict {
+                accepted: true,
+                reason: "accepted".into(),
+                detail: String::new(),
+            },
+        }
+    }
+
     pub(crate) fn group(hotkey: Hotkey, prompt_id: u64) -> Group {
         Group {
             header: GroupHeader {
