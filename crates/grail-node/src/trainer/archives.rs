@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use grail_proto::archive::{ArchiveEntry, SealedWindow};
 use grail_proto::binding::group_digest;
 use grail_proto::params::PIN_SECONDS;
-use grail_proto::rules::training::{agreed_credits, agreed_digests, archive_votes};
+use grail_proto::rules::training::{agreed_credits, agreed_digests, archive_votes, stake_of};
 use grail_proto::signing::verify_group;
 use grail_proto::Hotkey;
 use grail_store::{ArchiveObject, Store};
@@ -107,15 +107,9 @@ impl Liveness {
             .filter(|(v, _)| active(v))
             .map(|(v, s)| (*v, *s))
             .collect();
-        let weight = |m: &BTreeMap<Hotkey, u64>| -> f64 {
-            if archives.stakes.values().all(|&s| s == 0) {
-                m.len() as f64
-            } else {
-                m.values().map(|&s| s as f64).sum()
-            }
-        };
-        let total = weight(&archives.stakes);
-        if total > 0.0 && weight(&voters) >= self.min_active_share * total {
+        let total = stake_of(&archives.stakes, archives.stakes.keys()) as f64;
+        let active = stake_of(&archives.stakes, voters.keys()) as f64;
+        if total > 0.0 && active >= self.min_active_share * total {
             voters
         } else {
             BTreeMap::new()
@@ -350,15 +344,8 @@ fn majority_published(
     stakes: &BTreeMap<Hotkey, u64>,
     read: &BTreeMap<Hotkey, ArchiveVotes>,
 ) -> bool {
-    let by_count = stakes.values().all(|&s| s == 0);
-    let weight = |s: u64| if by_count { 1u128 } else { u128::from(s) };
-    let total: u128 = stakes.values().map(|&s| weight(s)).sum();
-    let have: u128 = read
-        .keys()
-        .filter_map(|h| stakes.get(h))
-        .map(|&s| weight(s))
-        .sum();
-    total > 0 && 2 * have > total
+    let total = stake_of(stakes, stakes.keys());
+    total > 0 && 2 * stake_of(stakes, read.keys()) > total
 }
 
 #[cfg(test)]

@@ -121,7 +121,7 @@ pub fn agreed_digests<'a>(
     votes: impl IntoIterator<Item = (&'a Hotkey, &'a BTreeSet<[u8; 32]>)>,
     validators: &BTreeMap<Hotkey, u64>,
 ) -> BTreeSet<[u8; 32]> {
-    let total: u128 = validators.keys().map(|v| vote_weight(validators, v)).sum();
+    let total = stake_of(validators, validators.keys());
     let mut voters: BTreeMap<[u8; 32], BTreeSet<Hotkey>> = BTreeMap::new();
     for (validator, digests) in votes {
         for d in digests {
@@ -130,12 +130,24 @@ pub fn agreed_digests<'a>(
     }
     voters
         .into_iter()
-        .filter(|(_, who)| {
-            let stake: u128 = who.iter().map(|v| vote_weight(validators, v)).sum();
-            total > 0 && 2 * stake > total
-        })
+        .filter(|(_, who)| total > 0 && 2 * stake_of(validators, who) > total)
         .map(|(d, _)| d)
         .collect()
+}
+
+/// The voting weight of `hotkeys` among `validators` (hotkey → stake): the sum of their
+/// stakes, or their number when every validator has zero stake; hotkeys outside
+/// `validators` count nothing. The one stake rule of agreement, of the trainer's wait for
+/// a published majority and of its liveness rule.
+pub fn stake_of<'a>(
+    validators: &BTreeMap<Hotkey, u64>,
+    hotkeys: impl IntoIterator<Item = &'a Hotkey>,
+) -> u128 {
+    let distinct: BTreeSet<&Hotkey> = hotkeys.into_iter().collect();
+    distinct
+        .into_iter()
+        .map(|h| vote_weight(validators, h))
+        .sum()
 }
 
 /// A validator's vote: its stake, or 1 each when every validator has zero stake; 0 for a
@@ -170,7 +182,7 @@ pub fn agreed_credits(
         .values()
         .flat_map(|a| a.credits.iter().map(|c| c.miner))
         .collect();
-    let total: u128 = voters.keys().map(|v| vote_weight(validators, v)).sum();
+    let total = stake_of(validators, voters.keys());
     miners
         .into_iter()
         .map(|miner| {
