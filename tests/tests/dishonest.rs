@@ -36,7 +36,7 @@ const ATTACKS: [(&str, &str); 37] = [
     ("copycat", "copycat"),
     // Protocol v5: a rival that computes an honest miner's groups and uploads them first
     // (earlier timestamp) voided all of the honest miner's credit under v4's upload-order
-    // rule; now the copy fails the rival's own uniforms and the owner keeps its work.
+    // rule; now the copy fails the rival's own noise and the owner keeps its work.
     ("copy_uploaded_first", "copycat"),
     ("oversized", "oversized"),
     ("malformed", "malformed"),
@@ -47,7 +47,7 @@ const ATTACKS: [(&str, &str); 37] = [
     // deadline by a backdated one, both credited under v4.
     ("backdated_after_challenge", "late_upload"),
     ("replaced_after_pin", "late_upload"),
-    // Protocol v3: tokens must be the ones the public uniforms sample from the checkpoint.
+    // Protocol v3: tokens must be the ones the public noise samples from the checkpoint.
     ("cheaper_model", "sampling_mismatch"),
     ("temperature", "sampling_mismatch"),
     ("best_of_n", "sampling_mismatch"),
@@ -210,7 +210,7 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
         let completions = |g: &Group| -> Vec<Vec<u32>> {
             g.rollouts.iter().map(|r| r.completion().to_vec()).collect()
         };
-        // Samples drawn with the miner's own randomness instead of the public uniforms.
+        // Samples drawn with the miner's own randomness instead of the public noise.
         let private_samples = |tokens: &[u32], rows: usize, rng: &mut ChaCha20Rng| {
             let params = grail_infer::SamplingParams::from(&plan.generation);
             current
@@ -360,7 +360,7 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
                     upload(w, copied)
                 }
                 "cheaper_model" => {
-                    // Tokens from another model with the same public uniforms.
+                    // Tokens from another model with the same public noise.
                     let (_, tokens) = stale.prompt(&env, prompt).unwrap();
                     let cheap = sample_completions(&stale, &plan, &key.public(), &tokens).unwrap();
                     assert_ne!(cheap, completions(&g));

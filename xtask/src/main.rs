@@ -67,8 +67,9 @@ commands:
   audit-proof [--positions N] [--tiny]
               proof soundness audit: honest drift and forgery acceptance (SmolLM2 by default;
               writes docs/soundness-smollm2.md)
-  audit-sampling [--tiny] [--positions N] [--attack-prompts N] [--max-new N] [--margin M]
-              sampling soundness audit (protocol v3): honest CDF drift, bf16, off-policy acceptance
+  audit-sampling [--tiny] [--positions N] [--attack-prompts N] [--max-new N] [--margin M] [--core] [--no-bf16]
+              sampling soundness audit (protocol v5, Gumbel-max): honest gap drift, choice
+              positions, bf16, int8 and off-policy acceptance
               (SmolLM2 by default; writes docs/soundness-sampling-smollm2.md and keeps the
               measurements in target/audit-sampling-smollm2.raw)
   audit-sampling --from-raw target/audit-sampling-smollm2.raw [--margin M]
@@ -298,6 +299,7 @@ fn audit_sampling(args: &[String]) -> Result<(), String> {
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--tiny" => tiny = true,
+            "--core" | "--no-bf16" => {}
             "--positions" | "--attack-prompts" | "--max-new" | "--margin" | "--from-raw" => {
                 from_raw |= arg == "--from-raw";
                 it.next()

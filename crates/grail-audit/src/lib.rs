@@ -15,6 +15,7 @@ use tch::{Kind, Tensor};
 use grail_infer::model::Model;
 use grail_infer::{InferError, Progress, SamplingParams};
 
+pub mod choice_search;
 pub mod sampling;
 
 /// A sketch rule under audit: how a hidden vector becomes residues and when a claimed

@@ -1,15 +1,18 @@
-//! Sampling soundness audit (protocol v3): how far honest recomputations move the CDF
-//! interval of each sampled token (the drift `SAMPLING_MARGIN` must absorb), whether bf16
-//! sampling passes an fp32 check, and how often off-policy rollouts pass: another model,
-//! another temperature, best-of-n and an edited token. Used by `cargo xtask audit-sampling`
-//! (SmolLM2) and by CI on the tiny model (`tests/soundness_sampling.rs`).
+//! Sampling soundness audit (protocol v5, Gumbel-max with public noise): how far honest
+//! recomputations move the *gap* of each sampled token (its perturbed score minus the best
+//! other token's, the drift `SAMPLING_MARGIN` must absorb), how often a position offers an
+//! attacker a choice, whether bf16 sampling passes an fp32 check, and how often off-policy
+//! rollouts pass: another model, int8 weights, another temperature, best-of-n and an
+//! edited token. Used by `cargo xtask audit-sampling` (SmolLM2) and by CI on the tiny
+//! model (`tests/soundness_sampling.rs`).
 //!
-//! Every measurement keeps, per completion position, the validator's recomputed interval
-//! of the claimed token and the public uniform, so a [`Report`] can be read at any margin.
+//! Every measurement keeps, per completion position, the validator's recomputed gap of
+//! the claimed token, so a [`Report`] can be read at any margin.
 
+use grail_infer::SamplingCheck;
 use grail_proto::sampling::{
-    allowed_ambiguous, check_sampling_with, classify, excess, CdfInterval, PositionClass,
-    SamplingReport, Uniforms,
+    allowed_ambiguous, allowed_ambiguous_in_sample, check_sampling_with, claimed_gap, classify,
+    excess, PositionClass, RolloutNoise, SamplingReport,
 };
 use grail_proto::Hotkey;
 use rand_core::RngCore;
@@ -21,14 +24,14 @@ use grail_infer::{InferError, SamplingParams};
 /// Positions whose logits are materialised at once (bounds memory at vocab × this).
 const LOGIT_CHUNK: i64 = 128;
 
-/// Whose uniforms: one window, one miner, M rollouts per prompt.
+/// Whose noise: one window, one miner, M rollouts per prompt.
 #[derive(Debug, Clone)]
 pub struct Setup {
     /// The window's randomness.
     pub window_randomness: [u8; 32],
     /// The miner.
     pub hotkey: Hotkey,
-    /// Rollouts (uniform streams) per prompt.
+    /// Rollouts (noise streams) per prompt.
     pub rollouts_per_prompt: usize,
     /// Most tokens a completion may have.
     pub max_new_tokens: usize,
@@ -37,9 +40,9 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// The public uniforms of rollout `index` of `prompt`.
-    pub fn uniforms(&self, prompt: &[u32], index: usize) -> Uniforms {
-        Uniforms::new(&self.window_randomness, &self.hotkey, prompt, index as u32)
+    /// The public noise of rollout `index` of `prompt`.
+    pub fn noise(&self, prompt: &[u32], index: usize) -> RolloutNoise {
+        RolloutNoise::new(&self.window_randomness, &self.hotkey, prompt, index as u32)
     }
 
     /// Protocol sampling (no top-k/top-p) at `temperature`.
@@ -63,7 +66,7 @@ pub struct Corpus {
 }
 
 impl Corpus {
-    /// Samples prompts from `next_prompt(i)` (i = 0, 1, …) with the public uniforms at
+    /// Samples prompts from `next_prompt(i)` (i = 0, 1, …) with the public noise at
     /// temperature 1 until the completions hold `target` positions. `progress` sees the
     /// positions so far.
     pub fn sample(
@@ -78,10 +81,14 @@ impl Corpus {
             completions: Vec::new(),
         };
         while corpus.positions() < target {
-            let prompt = next_prompt(corpus.prompts.len())?;
-            let completions = sample_public(model, std::slice::from_ref(&prompt), setup, 1.0)?;
-            corpus.prompts.push(prompt);
-            corpus.completions.extend(completions);
+            let first = corpus.prompts.len();
+            let prompts = (first..first + GROUPS_PER_BATCH)
+                .map(&mut *next_prompt)
+                .collect::<Result<Vec<_>, _>>()?;
+            corpus
+                .completions
+                .extend(sample_public(model, &prompts, setup, 1.0)?);
+            corpus.prompts.extend(prompts);
             progress(corpus.positions());
         }
         Ok(corpus)
@@ -97,16 +104,18 @@ impl Corpus {
         &self.prompts[s / setup.rollouts_per_prompt.max(1)]
     }
 
-    /// The public uniforms of slot `s`'s first `n` positions.
-    pub fn uniforms(&self, setup: &Setup, s: usize, n: usize) -> Vec<f64> {
-        setup
-            .uniforms(self.prompt(setup, s), s % setup.rollouts_per_prompt.max(1))
-            .take_vec(n)
+    /// The public noise of slot `s`.
+    pub fn noise(&self, setup: &Setup, s: usize) -> RolloutNoise {
+        setup.noise(self.prompt(setup, s), s % setup.rollouts_per_prompt.max(1))
     }
 }
 
-/// Samples every rollout slot of `prompts` as a miner does: the prompt prefilled once,
-/// its M rows decoded together through the KV cache, each with its public uniforms.
+/// Groups sampled in one left-padded batch, as a miner with `miner.batch_groups = 4` does.
+const GROUPS_PER_BATCH: usize = 4;
+
+/// Samples every rollout slot of `prompts` as a miner does: [`GROUPS_PER_BATCH`] prompts
+/// at a time prefilled together, their M rows each decoded together through the KV
+/// cache (`Model::generate_groups`), each row with its public noise.
 pub fn sample_public(
     model: &Model,
     prompts: &[Vec<u32>],
@@ -115,18 +124,23 @@ pub fn sample_public(
 ) -> Result<Vec<Vec<u32>>, InferError> {
     let params = setup.params(temperature);
     let mut out = Vec::with_capacity(prompts.len() * setup.rollouts_per_prompt);
-    for prompt in prompts {
-        let mut rows: Vec<Uniforms> = (0..setup.rollouts_per_prompt)
-            .map(|i| setup.uniforms(prompt, i))
+    for batch in prompts.chunks(GROUPS_PER_BATCH) {
+        let mut requests: Vec<grail_infer::GroupRequest<'_, RolloutNoise>> = batch
+            .iter()
+            .map(|prompt| grail_infer::GroupRequest {
+                prompt,
+                noise: (0..setup.rollouts_per_prompt)
+                    .map(|i| setup.noise(prompt, i))
+                    .collect(),
+            })
             .collect();
-        let completions = model.generate_rows(
-            prompt,
-            &mut rows,
+        let groups = model.generate_groups(
+            &mut requests,
             &params,
             &setup.eos,
             &mut grail_infer::no_progress,
         )?;
-        out.extend(completions.into_iter().map(|c| c.tokens));
+        out.extend(groups.into_iter().flatten().map(|c| c.tokens));
     }
     Ok(out)
 }
@@ -166,35 +180,33 @@ pub fn sample_best_of(
     Ok(out)
 }
 
-/// The validator's view of rollouts: per rollout, the recomputed CDF interval of each
-/// completion token and the public uniform of its position.
+/// The validator's view of rollouts: per rollout, the recomputed gap of each completion
+/// token under its public noise.
 #[derive(Debug, Clone, Default)]
 pub struct Checked {
-    /// `intervals[r][t]`: rollout r, completion position t.
-    pub intervals: Vec<Vec<CdfInterval>>,
-    /// `uniforms[r][t]`.
-    pub uniforms: Vec<Vec<f64>>,
+    /// `gaps[r][t]`: rollout r, completion position t.
+    pub gaps: Vec<Vec<f64>>,
 }
 
 impl Checked {
     /// Rollouts.
     pub fn len(&self) -> usize {
-        self.intervals.len()
+        self.gaps.len()
     }
 
     /// Whether there are no rollouts.
     pub fn is_empty(&self) -> bool {
-        self.intervals.is_empty()
+        self.gaps.is_empty()
     }
 
     /// Completion positions.
     pub fn positions(&self) -> usize {
-        self.intervals.iter().map(Vec::len).sum()
+        self.gaps.iter().map(Vec::len).sum()
     }
 
     /// The protocol's check of rollout `r` at `margin`.
     pub fn check(&self, r: usize, margin: f64) -> SamplingReport {
-        check_sampling_with(&self.intervals[r], &self.uniforms[r], margin)
+        check_sampling_with(&self.gaps[r], margin)
     }
 
     /// Whether rollout `r` passes at `margin` (at most `SAMPLING_MAX_MISSES` misses).
@@ -202,12 +214,9 @@ impl Checked {
         self.check(r, margin).accepted()
     }
 
-    /// `(interval, uniform)` of every position of rollout `r`.
-    pub fn rollout(&self, r: usize) -> impl Iterator<Item = (CdfInterval, f64)> + '_ {
-        self.intervals[r]
-            .iter()
-            .copied()
-            .zip(self.uniforms[r].iter().copied())
+    /// The gap of every position of rollout `r`.
+    pub fn rollout(&self, r: usize) -> impl Iterator<Item = f64> + '_ {
+        self.gaps[r].iter().copied()
     }
 }
 
@@ -215,8 +224,8 @@ fn sequence(prompt: &[u32], completion: &[u32]) -> Vec<u32> {
     prompt.iter().chain(completion).copied().collect()
 }
 
-/// The validator's recomputation: `Model::score` over right-padded batches of `batch`
-/// slots at `temperature`, checked against each slot's public uniforms.
+/// The validator's recomputation: `Model::score_from` over right-padded batches of
+/// `batch` slots at `temperature`, each with its public noise.
 pub fn recompute(
     model: &Model,
     corpus: &Corpus,
@@ -234,15 +243,43 @@ pub fn recompute(
             .map(|(k, c)| sequence(corpus.prompt(setup, first + k), c))
             .collect();
         let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
-        let scored = model.score(&refs, &[], Some(temperature))?;
-        for (k, (s, c)) in scored.into_iter().zip(part).enumerate() {
-            let p = corpus.prompt(setup, first + k).len();
-            out.intervals.push(s.intervals[p..].to_vec());
-            out.uniforms
-                .push(corpus.uniforms(setup, first + k, c.len()));
+        let from: Vec<usize> = (0..part.len())
+            .map(|k| corpus.prompt(setup, first + k).len())
+            .collect();
+        let check = SamplingCheck {
+            temperature,
+            noise: (0..part.len())
+                .map(|k| corpus.noise(setup, first + k))
+                .collect(),
+        };
+        let scored = model.score_from(&refs, &from, &[], Some(&check))?;
+        for (s, &p) in scored.into_iter().zip(&from) {
+            out.gaps.push(s.gaps[p..].to_vec());
         }
     }
     Ok(out)
+}
+
+/// Gaps of `targets[r]` under each row of `logits` (`[rows, vocab]`) and `noise[r]`.
+fn row_gaps(
+    logits: &Tensor,
+    targets: &[u32],
+    noise: &[grail_proto::sampling::PositionNoise],
+    temperature: f64,
+) -> Vec<f64> {
+    let flat = Vec::<f32>::try_from(
+        logits
+            .to_kind(Kind::Float)
+            .to_device(Device::Cpu)
+            .contiguous()
+            .view([-1]),
+    )
+    .unwrap_or_default();
+    let vocab = flat.len() / targets.len().max(1);
+    flat.chunks_exact(vocab.max(1))
+        .zip(targets.iter().zip(noise))
+        .map(|(z, (&t, &n))| claimed_gap(z, temperature, t, n).unwrap_or(f64::NAN))
+        .collect()
 }
 
 fn ids_tensor(ids: &[u32], device: Device) -> Tensor {
@@ -252,7 +289,7 @@ fn ids_tensor(ids: &[u32], device: Device) -> Tensor {
 
 /// The miner's path replayed: each prompt prefilled once, its M rollouts decoded together
 /// token by token through the KV cache (rows past their end feed a dummy token), and the
-/// interval of every completion token taken from the decode step's logits.
+/// gap of every completion token taken from the decode step's logits.
 pub fn recompute_incremental(
     model: &Model,
     corpus: &Corpus,
@@ -270,7 +307,10 @@ pub fn recompute_incremental(
             model.check_tokens(c, 0)?;
         }
         let rows = group.len();
-        let mut intervals = vec![Vec::new(); rows];
+        let mut gaps = vec![Vec::new(); rows];
+        let noise: Vec<Vec<_>> = (0..rows)
+            .map(|k| corpus.noise(setup, p * m + k).take_vec(longest))
+            .collect();
         tch::no_grad(|| {
             let mut cache = model.new_cache(1, prompt.len() + longest);
             let hidden =
@@ -284,12 +324,13 @@ pub fn recompute_incremental(
                     .map(|c| c.get(step).copied().unwrap_or(0))
                     .collect();
                 let targets = ids_tensor(&column, device).view([-1, 1]);
-                for (r, iv) in grail_infer::score::cdf_intervals(&logits, &targets, temperature)
+                let at_step: Vec<_> = noise.iter().map(|n| n[step]).collect();
+                for (r, gap) in row_gaps(&logits, &column, &at_step, temperature)
                     .into_iter()
                     .enumerate()
                 {
                     if step < group[r].len() {
-                        intervals[r].push(iv);
+                        gaps[r].push(gap);
                     }
                 }
                 if step + 1 == longest {
@@ -299,25 +340,21 @@ pub fn recompute_incremental(
                 logits = model.logits(&hidden.squeeze_dim(1));
             }
         });
-        for (k, (iv, c)) in intervals.into_iter().zip(group).enumerate() {
-            out.uniforms
-                .push(corpus.uniforms(setup, p * m + k, c.len()));
-            out.intervals.push(iv);
-        }
+        out.gaps.extend(gaps);
     }
     Ok(out)
 }
 
 /// At every completion position of the honest corpus: the most likely token other than the
-/// sampled one and the EOS ids (the edit an attacker would make), with its interval under
-/// the model's logits (one forward over right-padded batches of `batch`).
+/// sampled one and the EOS ids (the edit an attacker would make), with its gap under the
+/// model's logits and the public noise (one forward over right-padded batches of `batch`).
 pub fn alternatives(
     model: &Model,
     corpus: &Corpus,
     setup: &Setup,
     batch: usize,
     temperature: f64,
-) -> Result<Vec<Vec<(u32, CdfInterval)>>, InferError> {
+) -> Result<Vec<Vec<(u32, f64)>>, InferError> {
     let device = model.device();
     let k = (2 + setup.eos.len()).min(model.config().vocab_size) as i64;
     let mut out = Vec::with_capacity(corpus.completions.len());
@@ -344,6 +381,7 @@ pub fn alternatives(
                 let n = completion.len() as i64;
                 let row = hidden.get(r as i64);
                 let mut found = Vec::with_capacity(completion.len());
+                let noise = corpus.noise(setup, first + r).take_vec(completion.len());
                 let mut start = 0;
                 while start < n {
                     let len = LOGIT_CHUNK.min(n - start);
@@ -363,12 +401,9 @@ pub fn alternatives(
                                 .unwrap_or(sampled)
                         })
                         .collect();
-                    let targets = ids_tensor(&picks, device).view([-1, 1]);
-                    found.extend(picks.into_iter().zip(grail_infer::score::cdf_intervals(
-                        &logits,
-                        &targets,
-                        temperature,
-                    )));
+                    let at = &noise[start as usize..(start + len) as usize];
+                    let gaps = row_gaps(&logits, &picks, at, temperature);
+                    found.extend(picks.into_iter().zip(gaps));
                     start += len;
                 }
                 out.push(found);
@@ -383,7 +418,7 @@ pub fn alternatives(
 /// completions.
 pub fn edit_one_token(
     completions: &[Vec<u32>],
-    alternatives: &[Vec<(u32, CdfInterval)>],
+    alternatives: &[Vec<(u32, f64)>],
     eos: &[u32],
     rng: &mut impl RngCore,
 ) -> Vec<Vec<u32>> {
@@ -432,12 +467,12 @@ pub struct Condition {
 pub struct Report {
     /// Honest conditions; the first is the reference (fp32, one sequence per forward).
     pub honest: Vec<Condition>,
-    /// bf16 sampling with the public uniforms, checked by fp32.
+    /// bf16 sampling with the public noise, checked by fp32.
     pub bf16: Option<Strategy>,
     /// Off-policy strategies.
     pub strategies: Vec<Strategy>,
-    /// Every honest position: the most likely other token's interval and the uniform.
-    pub edits: Vec<(CdfInterval, f64)>,
+    /// Every honest position: the gap of the most likely other token.
+    pub edits: Vec<f64>,
 }
 
 /// Honest drift of one condition at a margin.
@@ -447,27 +482,35 @@ pub struct DriftSummary {
     pub condition: String,
     /// Completion positions.
     pub positions: usize,
-    /// Largest shift of an interval end against the reference.
+    /// Largest |Δ gap| against the reference.
     pub max_shift: f64,
     /// 99.99th percentile of that shift.
     pub p9999_shift: f64,
-    /// Largest distance of a uniform outside its token's interval.
+    /// Largest distance of a gap below zero.
     pub max_excess: f64,
-    /// Positions whose uniform lies outside the recomputed interval.
+    /// Positions whose gap is not positive (the validator's sampler gives another token).
     pub outside: usize,
-    /// Positions outside the interval by at most the margin (ambiguous, tolerated up to
+    /// Positions with a gap in `[−margin, 0]` (ambiguous, tolerated up to
     /// `allowed_ambiguous` per rollout).
     pub ambiguous: usize,
     /// Most ambiguous positions in one rollout.
     pub max_ambiguous_in_rollout: usize,
-    /// Positions where another token would also pass: the uniform within the margin of an
-    /// end of the claimed token's interval, from inside or outside (an attacker's choices).
+    /// Positions where another token would also pass: |gap| ≤ margin, the sampled token
+    /// ahead or behind (an attacker's choices).
     pub choices: usize,
-    /// Positions further than the margin outside (must be 0).
+    /// Positions with a gap below the margin (must be 0).
     pub misses: usize,
     /// Rollouts rejected (honest false rejects; must be 0).
     pub rejected: usize,
+    /// Windows of [`WINDOW_ROLLOUTS`] consecutive rollouts (a miner's checked sample).
+    pub windows: usize,
+    /// Of those, windows over `allowed_ambiguous_in_sample` (honest windows drift alone
+    /// would zero; must be 0).
+    pub windows_over_cap: usize,
 }
+
+/// Rollouts in a miner's checked sample: `GROUPS_CHECKED` groups of 8.
+pub const WINDOW_ROLLOUTS: usize = grail_proto::params::GROUPS_CHECKED * 8;
 
 /// An off-policy strategy at a margin.
 #[derive(Debug, Clone, PartialEq)]
@@ -611,10 +654,6 @@ fn log2_text(x: f64) -> String {
     }
 }
 
-fn shift(a: CdfInterval, b: CdfInterval) -> f64 {
-    (a.lo - b.lo).abs().max((a.hi - b.hi).abs())
-}
-
 fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted
         .get(((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1)))
@@ -644,32 +683,37 @@ impl Report {
                     choices: 0,
                     misses: 0,
                     rejected: 0,
+                    windows: 0,
+                    windows_over_cap: 0,
                 };
+                let (mut window_positions, mut window_ambiguous) = (0, 0);
                 for r in 0..c.checked.len() {
                     let mut ambiguous = 0;
-                    for ((iv, u), (ref_iv, _)) in
-                        c.checked.rollout(r).zip(reference.checked.rollout(r))
-                    {
+                    for (gap, ref_gap) in c.checked.rollout(r).zip(reference.checked.rollout(r)) {
                         s.positions += 1;
-                        shifts.push(shift(iv, ref_iv));
-                        let e = excess(iv, u);
+                        shifts.push((gap - ref_gap).abs());
+                        let e = excess(gap);
                         s.max_excess = s.max_excess.max(e);
-                        s.outside += usize::from(e > 0.0);
-                        match classify(iv, u, margin) {
-                            PositionClass::Inside => {
-                                s.choices +=
-                                    usize::from(u - iv.lo <= margin || iv.hi - u <= margin);
-                            }
-                            PositionClass::Ambiguous => {
-                                ambiguous += 1;
-                                s.choices += 1;
-                            }
+                        s.outside += usize::from(gap <= 0.0);
+                        s.choices += usize::from(gap.abs() <= margin);
+                        match classify(gap, margin) {
+                            PositionClass::Inside => {}
+                            PositionClass::Ambiguous => ambiguous += 1,
                             PositionClass::Miss => s.misses += 1,
                         }
                     }
                     s.ambiguous += ambiguous;
                     s.max_ambiguous_in_rollout = s.max_ambiguous_in_rollout.max(ambiguous);
                     s.rejected += usize::from(!c.checked.accepted(r, margin));
+                    window_positions += c.checked.gaps[r].len();
+                    window_ambiguous += ambiguous;
+                    if (r + 1) % WINDOW_ROLLOUTS == 0 || r + 1 == c.checked.len() {
+                        s.windows += 1;
+                        s.windows_over_cap += usize::from(
+                            window_ambiguous > allowed_ambiguous_in_sample(window_positions),
+                        );
+                        (window_positions, window_ambiguous) = (0, 0);
+                    }
                 }
                 shifts.sort_unstable_by(f64::total_cmp);
                 s.max_shift = shifts.last().copied().unwrap_or(0.0);
@@ -688,7 +732,7 @@ impl Report {
             .collect()
     }
 
-    /// The largest honest drift seen: interval-end shift or excess, over every condition.
+    /// The largest honest drift seen: gap shift or excess, over every condition.
     pub fn largest_honest_drift(&self) -> f64 {
         self.drift(0.0)
             .iter()
@@ -703,7 +747,7 @@ impl Report {
         let accepted = self
             .edits
             .iter()
-            .filter(|(iv, u)| classify(*iv, *u, margin) != PositionClass::Miss)
+            .filter(|&&gap| classify(gap, margin) != PositionClass::Miss)
             .count();
         (accepted, self.edits.len())
     }
@@ -715,23 +759,84 @@ impl Report {
             return Vec::new();
         };
         let mut v: Vec<f64> = (0..b.checked.len())
-            .map(|r| {
-                b.checked
-                    .rollout(r)
-                    .map(|(iv, u)| excess(iv, u))
-                    .fold(0.0, f64::max)
-            })
+            .map(|r| b.checked.rollout(r).map(excess).fold(0.0, f64::max))
             .collect();
         v.sort_unstable_by(f64::total_cmp);
         v
     }
 
+    /// The simulated search over choice positions (`choice_search::simulate`) at the
+    /// reference's measured choice share at `margin`, next to v4's share and caps.
+    fn search_markdown(&self, margin: f64) -> String {
+        use crate::choice_search::{simulate, SearchParams};
+        use grail_proto::params::{
+            GROUPS_CHECKED, SAMPLING_SAMPLE_AMBIGUOUS_BASE, SAMPLING_SAMPLE_AMBIGUOUS_PER,
+        };
+        let Some(reference) = self.drift(margin).into_iter().next() else {
+            return String::new();
+        };
+        let rollouts = self.honest[0].checked.len().max(1);
+        let len = (reference.positions / rollouts).max(1);
+        let share = reference.choices as f64 / reference.positions.max(1) as f64;
+        let sample_positions = GROUPS_CHECKED * 8 * len;
+        let v5 = SearchParams {
+            group_size: 8,
+            rollout_len: len,
+            success: 0.0,
+            choice_share: share,
+            per_group_budget: 1,
+            groups_checked: GROUPS_CHECKED,
+            sample_cap: SAMPLING_SAMPLE_AMBIGUOUS_BASE
+                + sample_positions / SAMPLING_SAMPLE_AMBIGUOUS_PER,
+            ambiguous_credited: false,
+        };
+        // The same share if groups that needed the margin were credited as zone work.
+        let v5_credited = SearchParams {
+            ambiguous_credited: true,
+            ..v5
+        };
+        let v4 = SearchParams {
+            choice_share: 0.116,
+            per_group_budget: usize::MAX,
+            sample_cap: usize::MAX,
+            ambiguous_credited: true,
+            ..v5
+        };
+        let mut s = format!("\n### Searching over choice positions (simulated, `choice_search::simulate`)\n\nA miner claims the other token at a choice position of a flat group (all rollouts failed or all succeeded), which re-rolls the rest of that rollout, until the group lands in the learning zone (the only credited groups); 200 windows of 32 groups of 8 rollouts of {len} tokens (the corpus mean), a re-rolled rollout succeeding with probability p, every choice usable. v5: the reference's choice share at margin {margin:e} ({share:.2e}), one choice kept per group, a group that needed the margin not credited as zone work (`rules::group::credited_in_zone`), windows zeroed when the {GROUPS_CHECKED} checked groups hold more than {} ambiguous positions (the sample cap). v4: a choice at 11.6 % of positions (the v4 audit), no sample cap. One flip puts a flat group in the zone, so the per-rollout caps do not bind.\n\n| p | honest in-zone share | rule | attacker in-zone share | windows zeroed | compute | credit per compute vs honest |\n|---|---|---|---|---|---|---|\n", v5.sample_cap);
+        for p in [0.1, 0.3, 0.5, 0.7, 0.9] {
+            for (rule, params) in [
+                ("v5", v5),
+                ("v5 if ambiguous groups were credited", v5_credited),
+                ("v4", v4),
+            ] {
+                let g = simulate(
+                    &SearchParams {
+                        success: p,
+                        ..params
+                    },
+                    200,
+                    32,
+                    11,
+                );
+                s += &format!(
+                    "| {p} | {:.3} | {rule} | {:.3} | {:.1} % | {:.3}× | {:.3}× |\n",
+                    g.honest_in_zone,
+                    g.attacker_in_zone,
+                    100.0 * g.zeroed,
+                    g.compute_ratio,
+                    g.credit_per_compute
+                );
+            }
+        }
+        s
+    }
+
     /// The report as markdown at `margin`, with a sweep over `sweep` margins.
     pub fn markdown(&self, margin: f64, sweep: &[f64]) -> String {
-        let mut s = format!("### Honest drift (completion positions; margin {margin:e})\n\nEach claimed token's CDF interval recomputed by the validator and checked against the public uniform. Shift: largest |Δlo| or |Δhi| against the reference. Excess: distance of the uniform outside the recomputed interval. Ambiguous: excess in (0, margin], tolerated up to `allowed_ambiguous(n)` = 2 + n/64 per rollout of n tokens. Choices: positions where a token other than the claimed one would also pass (the uniform within the margin of an end of the claimed interval).\n\n| condition | positions | max shift | p99.99 shift | max excess | positions with excess > 0 | ambiguous (most in one rollout) | choices | misses | rollouts rejected |\n|---|---|---|---|---|---|---|---|---|---|\n");
+        let mut s = format!("### Honest drift (completion positions; margin {margin:e})\n\nEach claimed token's gap (its Gumbel-perturbed score minus the best other token's, in logit/T units) recomputed by the validator with the public noise. Shift: largest |Δ gap| against the reference. Excess: how far a gap lies below 0. Ambiguous: gap in [−margin, 0], tolerated up to `allowed_ambiguous(n)` per rollout of n tokens and `allowed_ambiguous_in_sample` per window of {WINDOW_ROLLOUTS} rollouts. Choices: positions where a token other than the claimed one would also pass (|gap| ≤ margin).\n\n| condition | positions | max shift | p99.99 shift | max excess | positions with gap ≤ 0 | ambiguous (most in one rollout) | choices | misses | rollouts rejected | windows over the sample cap |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
         for d in self.drift(margin) {
             s += &format!(
-                "| {} | {} | {:.2e} | {:.2e} | {:.2e} | {} | {} ({}) | {} ({:.2} %) | {} | {} |\n",
+                "| {} | {} | {:.2e} | {:.2e} | {:.2e} | {} | {} ({}) | {} ({:.3} %) | {} | {} | {} of {} |\n",
                 d.condition,
                 d.positions,
                 d.max_shift,
@@ -743,20 +848,22 @@ impl Report {
                 d.choices,
                 100.0 * d.choices as f64 / d.positions.max(1) as f64,
                 d.misses,
-                d.rejected
+                d.rejected,
+                d.windows_over_cap,
+                d.windows
             );
         }
         if self.bf16.is_some() {
             let v = self.bf16_rollout_excess();
             s += &format!(
-                "\n### bf16 sampling with the public uniforms, checked in fp32\n\nPer-rollout largest excess (the margin needed to admit that rollout): median {:.2e}, 90th percentile {:.2e}, max {:.2e} over {} rollouts.\n",
+                "\n### bf16 sampling with the public noise, checked in fp32\n\nPer-rollout largest excess (the margin needed to admit that rollout): median {:.2e}, 90th percentile {:.2e}, max {:.2e} over {} rollouts.\n",
                 quantile(&v, 0.5),
                 quantile(&v, 0.9),
                 v.last().copied().unwrap_or(0.0),
                 v.len()
             );
         }
-        s += &format!("\n### Off-policy rollouts (margin {margin:e})\n\nDivergent position: the uniform lies outside the claimed token's recomputed interval (the validator's sampler draws another token there). q: share of divergent positions within the margin (ambiguous), 95 % upper bound in brackets. A differing rollout passes only if every divergent position is ambiguous and there are at most 2 + n/64 of them. Bounds on P(accept) per differing rollout: empirical (95 % Clopper-Pearson / rule of three on accepted ÷ differing), and q_up^d for a rollout with d divergent positions (positions taken as independent; 0 above the cap): for the rollout with the fewest (d_min), the mean over the differing rollouts, and how many differing rollouts stay above 2^-40.\n\n| strategy | rollouts | differing | accepted | identical rejected | divergent positions | ambiguous (q [95 % up]) | d_min / median d | over the cap | log2 P(accept) empirical | log2 bound at d_min | log2 mean bound | rollouts with bound > 2^-40 | closest rollout (its max excess) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        s += &format!("\n### Off-policy rollouts (margin {margin:e})\n\nDivergent position: the claimed token's recomputed gap is not positive (the validator's sampler draws another token there). q: share of divergent positions within the margin (ambiguous), 95 % upper bound in brackets. A differing rollout passes only if every divergent position is ambiguous and there are at most `allowed_ambiguous(n)` of them. Bounds on P(accept) per differing rollout: empirical (95 % Clopper-Pearson / rule of three on accepted ÷ differing), and q_up^d for a rollout with d divergent positions (positions taken as independent; 0 above the cap): for the rollout with the fewest (d_min), the mean over the differing rollouts, and how many differing rollouts stay above 2^-40.\n\n| strategy | rollouts | differing | accepted | identical rejected | divergent positions | ambiguous (q [95 % up]) | d_min / median d | over the cap | log2 P(accept) empirical | log2 bound at d_min | log2 mean bound | rollouts with bound > 2^-40 | closest rollout (its max excess) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for st in self.strategies(margin) {
             s += &format!(
                 "| {} | {} | {} | {} | {} | {} | {} ({:.2e} [{:.2e}]) | {} / {} | {} | {} | {} | {} | {} | {:.2e} |\n",
@@ -779,9 +886,10 @@ impl Report {
                 st.closest
             );
         }
+        s += &self.search_markdown(margin);
         let (accepted, positions) = self.edit_acceptance(margin);
         s += &format!("\n### One edited token with an honest continuation (every honest position)\n\nThe token replaced by the most likely other (non-EOS) token and the rest resampled honestly, so that the edit is the rollout's only divergent position: accepted at {accepted} of {positions} positions (rate {:.2e}, 95 % upper {:.2e}, log2 {:.1}).\n", accepted as f64 / positions.max(1) as f64, upper_95(accepted, positions), upper_95(accepted, positions).log2());
-        s += "\n### Margin sweep: honest rollouts (all conditions)\n\n| margin | misses | rollouts rejected | ambiguous positions | most ambiguous in one rollout | choices (reference) | single-edit acceptance (per position) |\n|---|---|---|---|---|---|---|\n";
+        s += "\n### Margin sweep: honest rollouts (all conditions)\n\n| margin | misses | rollouts rejected | ambiguous positions | most ambiguous in one rollout | windows over the sample cap | choices (reference) | single-edit acceptance (per position) |\n|---|---|---|---|---|---|---|---|\n";
         for &m in sweep {
             let drift = self.drift(m);
             let sum = |f: fn(&DriftSummary) -> usize| drift.iter().map(f).sum::<usize>();
@@ -795,10 +903,11 @@ impl Report {
                 .map_or(0.0, |d| d.choices as f64 / d.positions.max(1) as f64);
             let (ea, ep) = self.edit_acceptance(m);
             s += &format!(
-                "| {m:e} | {} | {} | {} | {most} | {:.2} % | {:.2e} |\n",
+                "| {m:e} | {} | {} | {} | {most} | {} | {:.3} % | {:.2e} |\n",
                 sum(|d| d.misses),
                 sum(|d| d.rejected),
                 sum(|d| d.ambiguous),
+                sum(|d| d.windows_over_cap),
                 100.0 * choices,
                 ea as f64 / ep.max(1) as f64
             );
@@ -829,7 +938,7 @@ impl Report {
         s
     }
 
-    /// Writes the measurements (every interval and uniform) so that the report can be
+    /// Writes the measurements (every gap) so that the report can be
     /// read again at other margins without measuring ([`Report::read_raw`]).
     pub fn write_raw(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(RAW_MAGIC);
@@ -848,10 +957,8 @@ impl Report {
             out.extend(st.differs.iter().map(|&d| u8::from(d)));
         }
         put_len(out, self.edits.len());
-        for (iv, u) in &self.edits {
-            for x in [iv.lo, iv.hi, *u] {
-                out.extend_from_slice(&x.to_le_bytes());
-            }
+        for gap in &self.edits {
+            out.extend_from_slice(&gap.to_le_bytes());
         }
     }
 
@@ -888,8 +995,7 @@ impl Report {
         };
         let mut edits = Vec::new();
         for _ in 0..r.len()? {
-            let (lo, hi, u) = (r.f64()?, r.f64()?, r.f64()?);
-            edits.push((CdfInterval { lo, hi }, u));
+            edits.push(r.f64()?);
         }
         Ok(Report {
             honest,
@@ -901,7 +1007,7 @@ impl Report {
 }
 
 /// First bytes of a raw measurement file.
-const RAW_MAGIC: &[u8] = b"grail-rs/audit-sampling/raw/v1\n";
+const RAW_MAGIC: &[u8] = b"grail-rs/audit-sampling/raw/v2-gumbel\n";
 
 fn put_len(out: &mut Vec<u8>, n: usize) {
     out.extend_from_slice(&(n as u64).to_le_bytes());
@@ -915,11 +1021,9 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 fn put_checked(out: &mut Vec<u8>, c: &Checked) {
     put_len(out, c.len());
     for r in 0..c.len() {
-        put_len(out, c.intervals[r].len());
-        for (iv, u) in c.rollout(r) {
-            for x in [iv.lo, iv.hi, u] {
-                out.extend_from_slice(&x.to_le_bytes());
-            }
+        put_len(out, c.gaps[r].len());
+        for gap in c.rollout(r) {
+            out.extend_from_slice(&gap.to_le_bytes());
         }
     }
 }
@@ -970,14 +1074,11 @@ impl<'a> Raw<'a> {
         let mut c = Checked::default();
         for _ in 0..self.len()? {
             let n = self.len()?;
-            let (mut intervals, mut uniforms) = (Vec::with_capacity(n), Vec::with_capacity(n));
+            let mut gaps = Vec::with_capacity(n);
             for _ in 0..n {
-                let (lo, hi, u) = (self.f64()?, self.f64()?, self.f64()?);
-                intervals.push(CdfInterval { lo, hi });
-                uniforms.push(u);
+                gaps.push(self.f64()?);
             }
-            c.intervals.push(intervals);
-            c.uniforms.push(uniforms);
+            c.gaps.push(gaps);
         }
         Ok(c)
     }
@@ -1009,17 +1110,16 @@ fn strategy_summary(st: &Strategy, margin: f64) -> StrategySummary {
         s.accepted += usize::from(accepted);
         let mut d = 0;
         let mut worst = 0.0f64;
-        for (iv, u) in st.checked.rollout(r) {
-            let e = excess(iv, u);
-            worst = worst.max(e);
-            if e > 0.0 {
+        for gap in st.checked.rollout(r) {
+            worst = worst.max(excess(gap));
+            if gap <= 0.0 {
                 d += 1;
-                s.ambiguous += usize::from(classify(iv, u, margin) == PositionClass::Ambiguous);
+                s.ambiguous += usize::from(classify(gap, margin) == PositionClass::Ambiguous);
             }
         }
         s.closest = s.closest.min(worst);
         s.divergent += d;
-        let cap = allowed_ambiguous(st.checked.intervals[r].len());
+        let cap = allowed_ambiguous(st.checked.gaps[r].len());
         s.over_cap += usize::from(d > cap);
         per_rollout.push((d, cap));
     }
@@ -1036,7 +1136,7 @@ fn strategy_summary(st: &Strategy, margin: f64) -> StrategySummary {
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// Uniform streams and sampling limits.
+    /// Noise streams and sampling limits.
     pub setup: Setup,
     /// Slots (from the first) used for bf16 and the off-policy strategies.
     pub attack_slots: usize,
@@ -1049,6 +1149,10 @@ pub struct Plan {
     pub batch: usize,
     /// Measure bf16 sampling (needs `load`).
     pub bf16: bool,
+    /// Also the honest conditions that vary only the validator's batching (4 rows) and
+    /// thread count; without them a long run keeps the reference, batches of 16 and the
+    /// miner's path.
+    pub all_conditions: bool,
 }
 
 /// Runs every honest condition, bf16 and each off-policy strategy on `corpus`.
@@ -1068,7 +1172,8 @@ pub fn run(
         name: "fp32, one sequence per forward (reference)".into(),
         checked: recompute(reference, corpus, setup, all, 1, 1.0)?,
     }];
-    for batch in [4usize, 16] {
+    let batches: &[usize] = if plan.all_conditions { &[4, 16] } else { &[16] };
+    for &batch in batches {
         let name = format!("fp32, batches of {batch} right-padded");
         progress(&name);
         honest.push(Condition {
@@ -1076,16 +1181,18 @@ pub fn run(
             name,
         });
     }
-    let threads = tch::get_num_threads();
-    let other = if threads == 1 { 2 } else { 1 };
-    progress("fp32, other thread count");
-    tch::set_num_threads(other);
-    let result = recompute(reference, corpus, setup, all, 1, 1.0);
-    tch::set_num_threads(threads);
-    honest.push(Condition {
-        name: format!("fp32, {other} thread(s) instead of {threads}, one sequence per forward"),
-        checked: result?,
-    });
+    if plan.all_conditions {
+        let threads = tch::get_num_threads();
+        let other = if threads == 1 { 2 } else { 1 };
+        progress("fp32, other thread count");
+        tch::set_num_threads(other);
+        let result = recompute(reference, corpus, setup, all, 1, 1.0);
+        tch::set_num_threads(threads);
+        honest.push(Condition {
+            name: format!("fp32, {other} thread(s) instead of {threads}, one sequence per forward"),
+            checked: result?,
+        });
+    }
     progress("fp32, miner's path replayed (prefill + KV-cache decode)");
     honest.push(Condition {
         name: "fp32, prompt prefill + KV-cache decode of the group (miner's path)".into(),
@@ -1095,8 +1202,7 @@ pub fn run(
     let alts = alternatives(reference, corpus, setup, plan.batch, 1.0)?;
     let edits = alts
         .iter()
-        .zip(&honest[0].checked.uniforms)
-        .flat_map(|(a, u)| a.iter().map(|&(_, iv)| iv).zip(u.iter().copied()))
+        .flat_map(|a| a.iter().map(|&(_, gap)| gap))
         .collect();
 
     let m = setup.rollouts_per_prompt.max(1);
@@ -1117,12 +1223,12 @@ pub fn run(
         })
     };
     let bf16 = if plan.bf16 {
-        progress("bf16 sampling with the public uniforms");
+        progress("bf16 sampling with the public noise");
         let model = load(Kind::BFloat16, reference.device())?;
         let completions = sample_public(&model, prompts, setup, 1.0)?;
         drop(model);
         Some(check(
-            "bf16 weights and activations, same uniforms".into(),
+            "bf16 weights and activations, same noise".into(),
             completions,
         )?)
     } else {
@@ -1139,31 +1245,31 @@ pub fn run(
             device,
         )
     };
-    progress("another model: weights + 1 % noise, same uniforms");
+    progress("another model: weights + 1 % noise, same noise");
     let noisy = build(crate::perturbed_weights(reference, |n, w| {
         crate::add_noise(n, w, 0.01, plan.seed)
     }))?;
     let completions = sample_public(&noisy, prompts, setup, 1.0)?;
     drop(noisy);
     strategies.push(check(
-        "weights + Gaussian noise at 1 % of RMS, same uniforms".into(),
+        "weights + Gaussian noise at 1 % of RMS, same noise".into(),
         completions,
     )?);
-    progress("another model: int8 weights, same uniforms");
+    progress("another model: int8 weights, same noise");
     let int8 = build(crate::perturbed_weights(reference, |_, w| {
         crate::int8_roundtrip(w)
     }))?;
     let completions = sample_public(&int8, prompts, setup, 1.0)?;
     drop(int8);
     strategies.push(check(
-        "int8 weights (per-row absmax), same uniforms".into(),
+        "int8 weights (per-row absmax), same noise".into(),
         completions,
     )?);
     for t in [0.7, 0.9] {
-        progress(&format!("temperature {t}, same uniforms"));
+        progress(&format!("temperature {t}, same noise"));
         let completions = sample_public(reference, prompts, setup, t)?;
         strategies.push(check(
-            format!("temperature {t} instead of 1, same uniforms"),
+            format!("temperature {t} instead of 1, same noise"),
             completions,
         )?);
     }

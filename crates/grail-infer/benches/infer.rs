@@ -6,7 +6,10 @@
 //! transformers (sampling, top-k/top-p off); then a miner's batched groups: GROUPS prompts
 //! of 128, 112, 96, 80 tokens with ROWS completions each in one left-padded batch
 //! (`Model::generate_groups`), against transformers at the same total batch, and our
-//! groups one after another. Environment: `GRAIL_BENCH_MODEL` (model dir),
+//! groups one after another. Last, the protocol's Gumbel-max sampler alone
+//! (`generate::sample` with public noise) on the model's logits widened to 49 152 and
+//! 151 936 tokens, per generated token against the decode step of the same run.
+//! Environment: `GRAIL_BENCH_MODEL` (model dir),
 //! `GRAIL_REFERENCE_PYTHON` (optional: python with torch + transformers),
 //! `GRAIL_BENCH_OUT` (optional: file for the markdown table).
 
@@ -42,6 +45,37 @@ struct Ours {
     decode: Vec<f64>,
     /// Tokens/s of GROUPS as one batch, and as one group after another.
     groups: (f64, f64),
+    /// Sampler seconds per token: (vocabulary, rows, seconds).
+    sampler: Vec<(usize, usize, f64)>,
+}
+
+/// Seconds per sampled token of `generate::sample` with public noise on the prompt's
+/// last-position logits, tiled to `vocab` columns and repeated over `rows` rows.
+fn sampler_cost(model: &Model, input: &Tensor, vocab: usize, rows: usize) -> f64 {
+    let logits = tch::no_grad(|| {
+        let h = model.hidden_states(input, None);
+        model.logits(&h.narrow(1, PROMPT_TOKENS as i64 - 1, 1).squeeze_dim(1))
+    });
+    let own = logits.size()[1];
+    let copies = (vocab as i64 + own - 1) / own;
+    let parts: Vec<Tensor> = (0..copies).map(|_| logits.shallow_clone()).collect();
+    let wide = Tensor::cat(&parts, 1)
+        .narrow(1, 0, vocab as i64)
+        .expand([rows as i64, vocab as i64], false)
+        .contiguous();
+    let params = SamplingParams {
+        temperature: 1.0,
+        ..Default::default()
+    };
+    let mut noise =
+        grail_proto::sampling::RolloutNoise::new(&[3; 32], &grail_proto::Hotkey([4; 32]), &[5], 0);
+    best_of(5, || {
+        for _ in 0..4 {
+            let step: Vec<_> = noise.by_ref().take(rows).collect();
+            let picked = grail_infer::generate::sample(&wide, &params, &step).expect("sample");
+            assert_eq!(picked.len(), rows);
+        }
+    }) / (4 * rows) as f64
 }
 
 /// Decode tokens/s of the GROUPS measurement: batched, then one group at a time.
@@ -55,14 +89,12 @@ fn groups(model: &Model, rng: &mut ChaCha20Rng, params: &SamplingParams) -> (f64
                 .collect()
         })
         .collect();
-    let streams = |seed: u64| -> Vec<std::vec::IntoIter<f64>> {
-        let mut r = ChaCha20Rng::seed_from_u64(seed);
-        (0..rows)
-            .map(|_| {
-                (0..NEW_TOKENS)
-                    .map(|_| (r.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
-                    .collect::<Vec<_>>()
-                    .into_iter()
+    // The miner's public noise: one seed stream per completion.
+    let streams = |seed: u64| -> Vec<grail_proto::sampling::RolloutNoise> {
+        (0..rows as u32)
+            .map(|i| {
+                let key = grail_proto::Hotkey([seed as u8; 32]);
+                grail_proto::sampling::RolloutNoise::new(&[7; 32], &key, &[1, 2, 3], i)
             })
             .collect()
     };
@@ -73,7 +105,7 @@ fn groups(model: &Model, rng: &mut ChaCha20Rng, params: &SamplingParams) -> (f64
             .enumerate()
             .map(|(i, p)| GroupRequest {
                 prompt: p,
-                uniforms: streams(i as u64),
+                noise: streams(i as u64),
             })
             .collect();
         let out = model
@@ -131,10 +163,19 @@ fn ours(files: &ModelDir, kind: Kind) -> Ours {
             (rows * NEW_TOKENS) as f64 / best_of(3, run)
         })
         .collect();
+    let sampler = if kind == Kind::Float {
+        [(49_152, 1), (49_152, 32), (151_936, 1), (151_936, 32)]
+            .into_iter()
+            .map(|(vocab, rows)| (vocab, rows, sampler_cost(&model, &input, vocab, rows)))
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ours {
         prefill: PROMPT_TOKENS as f64 / prefill,
         decode,
         groups: groups(&model, &mut rng, &params),
+        sampler,
     }
 }
 
@@ -178,12 +219,31 @@ fn main() {
         "| measure (SmolLM2-135M-Instruct, CPU, {} threads) | dtype | grail-infer tokens/s | transformers tokens/s | ratio |\n|---|---|---|---|---|\n",
         tch::get_num_threads()
     );
+    let mut sampling = String::new();
     for (kind, dtype) in [(Kind::Float, "f32"), (Kind::BFloat16, "bf16")] {
         let Ours {
             prefill,
             decode,
             groups: (together, one_by_one),
+            sampler,
         } = ours(&files, kind);
+        for (vocab, rows, seconds) in sampler {
+            // The decode step per token of the same run: M = 1, or the 4 × 8 batch.
+            let (step, what) = if rows == 1 {
+                (1.0 / decode[0], "M = 1".to_string())
+            } else {
+                (
+                    1.0 / together,
+                    format!("{} groups × {}", GROUPS.0, GROUPS.1),
+                )
+            };
+            sampling += &format!(
+                "| {vocab} | {rows} | {:.1} | {:.0} ({what}) | {:.1} % |\n",
+                seconds * 1e6,
+                step * 1e6,
+                100.0 * seconds / step
+            );
+        }
         let hf = reference(&dir, dtype);
         let hf_prefill = hf.as_ref().and_then(|r| r["prefill_tokens_per_s"].as_f64());
         table += &format!(
@@ -214,6 +274,9 @@ fn main() {
             ratio(one_by_one, theirs)
         );
     }
+    table += &format!(
+        "\nGumbel-max sampling with public noise (`generate::sample`, f64 scores, rows split over the cores) per generated token, against the SmolLM2 f32 decode step per token of this run (logits tiled to the vocabulary):\n\n| vocabulary | rows | sampler µs/token | decode µs/token | sampler share |\n|---|---|---|---|---|\n{sampling}"
+    );
     print!("{table}");
     if let Ok(path) = std::env::var("GRAIL_BENCH_OUT") {
         std::fs::write(&path, &table).expect("write GRAIL_BENCH_OUT");

@@ -1,12 +1,14 @@
 //! Sampling with a KV cache: M completions of one prompt share one prefill, then decode
 //! together; several groups' prompts can run as one batch (left-padded to the longest,
 //! [`Model::generate_groups`]); finished rows leave the batch. Every token is drawn by
-//! inverse-CDF sampling in f64 with one uniform per row and step: from the protocol's
-//! public uniforms ([`Model::generate_rows`], what miners use, so validators can check
-//! each token) or from the caller's seeded stream ([`Model::generate_group`]).
+//! Gumbel-max sampling in f64 (`grail_proto::sampling::sample_token`) with one
+//! [`PositionNoise`] per row and step: from the protocol's public noise
+//! ([`Model::generate_rows`], what miners use, so validators can check each token) or
+//! from the caller's seeded stream ([`Model::generate_group`]).
 
+use grail_proto::sampling::PositionNoise;
 use rand_core::RngCore;
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::model::Model;
 use crate::{InferError, Progress};
@@ -85,77 +87,95 @@ pub struct Completion {
 pub struct GroupRequest<'a, U> {
     /// The prompt's token ids.
     pub prompt: &'a [u32],
-    /// One stream per completion: completion `r` draws its `t`-th token with the `t`-th
-    /// value of `uniforms[r]`.
-    pub uniforms: Vec<U>,
+    /// One noise stream per completion: completion `r` draws its `t`-th token with the
+    /// `t`-th value of `noise[r]`.
+    pub noise: Vec<U>,
 }
 
-/// A uniform double in [0, 1) from 53 random bits.
-fn uniform(rng: &mut impl RngCore) -> f64 {
-    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// Chooses one token per row of `logits` (`[rows, vocab]`, fp32) by inverse-CDF sampling
-/// in f64 with one uniform per row: the smallest id whose cumulative tempered weight
-/// exceeds `u · Σ w` (`grail_proto::sampling::sample_token`, vectorised). Top-k and top-p,
-/// when set, zero the weights they drop (not part of the protocol).
+/// Chooses one token per row of `logits` (`[rows, vocab]`, fp32) by Gumbel-max sampling
+/// with one [`PositionNoise`] per row (`grail_proto::sampling::sample_token`, the
+/// protocol's rule), rows split over the cores. Top-k and top-p, when set, lower the
+/// logits they drop to `f32::MIN` first (not part of the protocol).
 ///
 /// # Errors
-/// libtorch failed to copy the chosen ids out of the tensor.
+/// libtorch failed to copy the logits out of the tensor, or they do not define a
+/// distribution (a non-finite logit).
 pub fn sample(
     logits: &Tensor,
     params: &SamplingParams,
-    uniforms: &[f64],
+    noise: &[PositionNoise],
 ) -> Result<Vec<i64>, InferError> {
     let (rows, vocab) = logits.size2().expect("logits are [rows, vocab]");
     if params.temperature == 0.0 {
         return Vec::<i64>::try_from(logits.argmax(-1, false))
             .map_err(|e| InferError::torch("reading greedy token ids", e));
     }
-    // In place on one fresh f64 copy: at 16 rows a step's temporaries are 6 MB each, and
-    // allocating them anew costs more than the arithmetic (page faults of fresh mappings).
-    let mut scaled = logits.to_dtype(Kind::Double, false, true);
-    let _ = scaled.g_div_scalar_(params.temperature);
+    let mut kept = logits.shallow_clone();
     if let Some(k) = params.top_k.filter(|&k| (k as i64) < vocab) {
-        let kth = scaled
+        let kth = kept
             .topk(k as i64, -1, true, true)
             .0
             .narrow(-1, k as i64 - 1, 1);
-        scaled = scaled.masked_fill(&scaled.lt_tensor(&kth), f64::NEG_INFINITY);
+        kept = kept.masked_fill(&kept.lt_tensor(&kth), f64::from(f32::MIN));
     }
-    let max = scaled.amax(-1, true);
-    let _ = scaled.g_sub_(&max);
-    let _ = scaled.exp_();
-    let weights = scaled;
-    let (weights, order) = if params.top_p < 1.0 {
-        let total = weights.sum_dim_intlist(-1, true, Kind::Double);
-        let (sorted, order) = weights.sort(-1, true);
+    if params.top_p < 1.0 {
+        let probs = (kept.to_kind(Kind::Double) / params.temperature).softmax(-1, Kind::Double);
+        let (sorted, order) = probs.sort(-1, true);
         // Drop a token when the mass before it already reaches top_p (the first stays).
-        let before = (sorted.cumsum(-1, Kind::Double) - &sorted) / total;
-        (
-            sorted.masked_fill(&before.ge(params.top_p as f64), 0.0),
-            Some(order),
+        let before = sorted.cumsum(-1, Kind::Double) - &sorted;
+        let dropped_sorted = before.ge(params.top_p as f64);
+        let dropped = dropped_sorted
+            .zeros_like()
+            .scatter(-1, &order, &dropped_sorted);
+        kept = kept.masked_fill(&dropped, f64::from(f32::MIN));
+    }
+    let flat = Vec::<f32>::try_from(
+        kept.to_kind(Kind::Float)
+            .to_device(Device::Cpu)
+            .contiguous()
+            .view([-1]),
+    )
+    .map_err(|e| InferError::torch("reading logits for sampling", e))?;
+    let vocab = vocab as usize;
+    let rows = rows as usize;
+    if noise.len() != rows {
+        return Err(InferError::Input(format!(
+            "{} noise values for {rows} rows",
+            noise.len()
+        )));
+    }
+    let row = |r: usize| {
+        grail_proto::sampling::sample_token(
+            &flat[r * vocab..(r + 1) * vocab],
+            params.temperature,
+            noise[r],
         )
-    } else {
-        (weights, None)
+        .map(i64::from)
+        .map_err(|e| InferError::Input(format!("sampling row {r}: {e}")))
     };
-    let mut cdf = weights;
-    let _ = cdf.cumsum_(-1, Kind::Double);
-    let total = cdf.narrow(-1, vocab - 1, 1);
-    let u = Tensor::from_slice(uniforms)
-        .to_device(logits.device())
-        .view([rows, 1]);
-    let target = u * total;
-    // First index whose cumulative weight exceeds the target: never a zero-weight token.
-    let picked = target
-        .searchsorted(&cdf, false, true, "right", None::<&Tensor>)
-        .clamp_max(vocab - 1);
-    let picked = match order {
-        Some(order) => order.gather(-1, &picked, false),
-        None => picked,
-    };
-    Vec::<i64>::try_from(picked.view([rows]))
-        .map_err(|e| InferError::torch("reading sampled token ids", e))
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = rows.div_ceil(threads).max(4);
+    if rows <= per {
+        return (0..rows).map(row).collect();
+    }
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..rows)
+            .step_by(per)
+            .map(|first| {
+                let row = &row;
+                scope.spawn(move || {
+                    (first..(first + per).min(rows))
+                        .map(row)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(rows);
+        for w in workers {
+            out.extend(w.join().expect("a sampling thread panicked"));
+        }
+        out.into_iter().collect()
+    })
 }
 
 /// Hugging Face's repetition penalty: seen tokens' positive logits are divided by the
@@ -185,23 +205,23 @@ impl Model {
         rng: &mut impl RngCore,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<Completion>, InferError> {
-        let mut next = |_row: usize| uniform(rng);
+        let mut next = |_row: usize| PositionNoise(rng.next_u64());
         self.generate_from(&[prompt], &[rows], params, eos, &mut next, progress, &never)
     }
 
-    /// Samples one completion of `prompt` per iterator in `uniforms`, row `r` drawing its
-    /// `t`-th token with the `t`-th value of `uniforms[r]` (a miner passes the protocol's
-    /// public uniforms, `grail_proto::sampling::Uniforms`).
-    pub fn generate_rows<U: Iterator<Item = f64>>(
+    /// Samples one completion of `prompt` per iterator in `noise`, row `r` drawing its
+    /// `t`-th token with the `t`-th value of `noise[r]` (a miner passes the protocol's
+    /// public noise, `grail_proto::sampling::RolloutNoise`).
+    pub fn generate_rows<U: Iterator<Item = PositionNoise>>(
         &self,
         prompt: &[u32],
-        uniforms: &mut [U],
+        noise: &mut [U],
         params: &SamplingParams,
         eos: &[u32],
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<Completion>, InferError> {
-        let rows = uniforms.len();
-        let mut next = |row: usize| uniforms[row].next().unwrap_or(0.0);
+        let rows = noise.len();
+        let mut next = |row: usize| noise[row].next().unwrap_or(PositionNoise(0));
         self.generate_from(&[prompt], &[rows], params, eos, &mut next, progress, &never)
     }
 
@@ -211,7 +231,7 @@ impl Model {
     /// small groups). Returns each group's completions in order. Padding is masked, so
     /// each completion is what [`Self::generate_rows`] gives for its group up to
     /// summation order.
-    pub fn generate_groups<U: Iterator<Item = f64>>(
+    pub fn generate_groups<U: Iterator<Item = PositionNoise>>(
         &self,
         groups: &mut [GroupRequest<'_, U>],
         params: &SamplingParams,
@@ -223,7 +243,7 @@ impl Model {
 
     /// [`Self::generate_groups`], stopped with [`InferError::Cancelled`] at the first
     /// decode step where `cancel()` is true (a miner whose deadline came first).
-    pub fn generate_groups_until<U: Iterator<Item = f64>>(
+    pub fn generate_groups_until<U: Iterator<Item = PositionNoise>>(
         &self,
         groups: &mut [GroupRequest<'_, U>],
         params: &SamplingParams,
@@ -232,7 +252,7 @@ impl Model {
         cancel: &dyn Fn() -> bool,
     ) -> Result<Vec<Vec<Completion>>, InferError> {
         let prompts: Vec<&[u32]> = groups.iter().map(|g| g.prompt).collect();
-        let counts: Vec<usize> = groups.iter().map(|g| g.uniforms.len()).collect();
+        let counts: Vec<usize> = groups.iter().map(|g| g.noise.len()).collect();
         let owners: Vec<(usize, usize)> = counts
             .iter()
             .enumerate()
@@ -240,7 +260,7 @@ impl Model {
             .collect();
         let mut next = |row: usize| {
             let (g, i) = owners[row];
-            groups[g].uniforms[i].next().unwrap_or(0.0)
+            groups[g].noise[i].next().unwrap_or(PositionNoise(0))
         };
         let mut flat = self
             .generate_from(&prompts, &counts, params, eos, &mut next, progress, cancel)?
@@ -252,7 +272,7 @@ impl Model {
     }
 
     /// Samples `counts[p]` completions of each `prompts[p]`, rows numbered group after
-    /// group; `uniforms(row)` gives a row's next uniform; `cancel()` is asked before
+    /// group; `noise(row)` gives a row's next position noise; `cancel()` is asked before
     /// every decode step.
     #[allow(clippy::too_many_arguments)]
     fn generate_from(
@@ -261,7 +281,7 @@ impl Model {
         counts: &[usize],
         params: &SamplingParams,
         eos: &[u32],
-        uniforms: &mut dyn FnMut(usize) -> f64,
+        noise: &mut dyn FnMut(usize) -> PositionNoise,
         progress: &mut dyn FnMut(Progress),
         cancel: &dyn Fn() -> bool,
     ) -> Result<Vec<Completion>, InferError> {
@@ -329,7 +349,7 @@ impl Model {
                 Some(s) => penalize(&logits, s, params.repetition_penalty),
                 None => logits.shallow_clone(),
             };
-            let drawn: Vec<f64> = active.iter().map(|&row| uniforms(row)).collect();
+            let drawn: Vec<PositionNoise> = active.iter().map(|&row| noise(row)).collect();
             let chosen = sample(&filtered, params, &drawn)?;
             let chosen_t = Tensor::from_slice(&chosen).to_device(device).view([-1, 1]);
             // log p = logit − logsumexp: no full-vocabulary log-softmax per step.

@@ -23,7 +23,7 @@ pub use device::{resolve as resolve_device, DeviceChoice};
 pub use files::ModelDir;
 pub use generate::{Completion, GroupRequest, SamplingParams};
 pub use model::{KvCache, Model};
-pub use score::{ProofModel, Scored};
+pub use score::{ProofModel, SamplingCheck, Scored};
 pub use tokenizer::Tokenizer;
 
 /// Progress of long work (loading, importing, generating), for a caller to display.

@@ -2,7 +2,7 @@
 //! (after the final norm) and per-position log-probs, batched with right padding.
 //! Causal attention means padding after a sequence cannot change its positions.
 
-use grail_proto::sampling::CdfInterval;
+use grail_proto::sampling::{claimed_gap, RolloutNoise};
 use grail_proto::HiddenStates;
 use tch::{Kind, Tensor};
 
@@ -12,8 +12,19 @@ use crate::InferError;
 /// Positions whose logits are materialised at once (bounds memory at vocab × this).
 const LOGIT_CHUNK: i64 = 256;
 
-/// One scored sequence. From [`Model::score_from`], `logprobs`, `intervals` and
-/// `eos_probs` are 0 (empty intervals) before the requested position.
+/// What the validator's sampling check needs from a proof pass: the group's temperature
+/// and each sequence's public noise, whose position 0 is the sequence's first scored
+/// token (`from`).
+#[derive(Debug, Clone)]
+pub struct SamplingCheck {
+    /// Sampling temperature (finite, positive).
+    pub temperature: f64,
+    /// One noise stream per sequence, in order.
+    pub noise: Vec<RolloutNoise>,
+}
+
+/// One scored sequence. From [`Model::score_from`], `logprobs` and `eos_probs` are 0 and
+/// `gaps` NaN before the requested position.
 #[derive(Debug, Clone)]
 pub struct Scored {
     /// The tokens that were run.
@@ -22,10 +33,10 @@ pub struct Scored {
     hidden: Vec<f32>,
     /// `logprobs[t]` = log p(`tokens[t]` | `tokens[..t]`) from raw fp32 logits; `logprobs[0]` = 0.
     pub logprobs: Vec<f32>,
-    /// `intervals[t]`: the CDF interval of `tokens[t]` under `softmax(logits / temperature)`
-    /// at position t − 1, in f64 and vocabulary-id order (`grail_proto::sampling`);
-    /// `intervals[0]` is empty, and all are when no sampling temperature was given.
-    pub intervals: Vec<CdfInterval>,
+    /// `gaps[t]`: the sampling gap of `tokens[t]` (`grail_proto::sampling::claimed_gap`)
+    /// from the logits at position t − 1 and the sequence's noise; NaN where not
+    /// computed or the logits are not finite; empty when no [`SamplingCheck`] was given.
+    pub gaps: Vec<f64>,
     /// `eos_probs[t]`: the probability (raw logits) that the token after position t is an EOS id.
     pub eos_probs: Vec<f32>,
 }
@@ -82,7 +93,7 @@ impl HiddenStates for ProofModel<'_> {
     ) -> Result<Vec<Vec<f32>>, InferError> {
         let mut scored = self
             .0
-            .score(&[tokens], &[], None)?
+            .score(&[tokens], &[])?
             .pop()
             .expect("one sequence in, one out");
         scored.last_hidden_states(tokens, positions)
@@ -90,30 +101,22 @@ impl HiddenStates for ProofModel<'_> {
 }
 
 impl Model {
-    /// Scores sequences in one batched forward (right-padded to the longest); with a
-    /// sampling `temperature`, also the CDF interval of every token (the validator's
-    /// sampling check).
-    pub fn score(
-        &self,
-        sequences: &[&[u32]],
-        eos: &[u32],
-        temperature: Option<f64>,
-    ) -> Result<Vec<Scored>, InferError> {
-        self.score_from(sequences, &vec![0; sequences.len()], eos, temperature)
+    /// Scores sequences in one batched forward (right-padded to the longest).
+    pub fn score(&self, sequences: &[&[u32]], eos: &[u32]) -> Result<Vec<Scored>, InferError> {
+        self.score_from(sequences, &vec![0; sequences.len()], eos, None)
     }
 
     /// [`Self::score`] for callers that need only the completions (the miner's proof pass,
-    /// the validator's check): for sequence `i`, log-probs, CDF intervals and EOS
-    /// probabilities are computed for the tokens from `from[i]` on, and the
-    /// vocabulary-wide work of the earlier positions (LM head, log-softmax, the f64 CDF)
-    /// is skipped; before `from[i]` they stay 0 (intervals empty). Hidden states cover
-    /// every position.
+    /// the validator's check): for sequence `i`, log-probs, sampling gaps (with a
+    /// [`SamplingCheck`]) and EOS probabilities are computed for the tokens from
+    /// `from[i]` on, and the vocabulary-wide work of the earlier positions (LM head,
+    /// log-softmax, the sampling scan) is skipped. Hidden states cover every position.
     pub fn score_from(
         &self,
         sequences: &[&[u32]],
         from: &[usize],
         eos: &[u32],
-        temperature: Option<f64>,
+        sampling: Option<&SamplingCheck>,
     ) -> Result<Vec<Scored>, InferError> {
         if from.len() != sequences.len() {
             return Err(InferError::Input(format!(
@@ -125,11 +128,11 @@ impl Model {
         for s in sequences {
             self.check_tokens(s, 0)?;
         }
-        check_temperature(temperature)?;
+        check_sampling(sampling, sequences.len())?;
         if sequences.is_empty() {
             return Ok(Vec::new());
         }
-        tch::no_grad(|| self.score_inner(sequences, from, eos, temperature))
+        tch::no_grad(|| self.score_inner(sequences, from, eos, sampling))
     }
 
     fn score_inner(
@@ -137,7 +140,7 @@ impl Model {
         sequences: &[&[u32]],
         from: &[usize],
         eos: &[u32],
-        temperature: Option<f64>,
+        sampling: Option<&SamplingCheck>,
     ) -> Result<Vec<Scored>, InferError> {
         let input = self.padded(sequences);
         let hidden = self.hidden_states(&input, None);
@@ -146,7 +149,8 @@ impl Model {
         for (row, s) in sequences.iter().enumerate() {
             let h = hidden.get(row as i64).narrow(0, 0, s.len() as i64);
             let targets = input.get(row as i64).narrow(0, 0, s.len() as i64);
-            out.push(self.score_row(s, &h, &targets, from[row], &eos_index, temperature));
+            let noise = sampling.map(|c| (c.temperature, &c.noise[row]));
+            out.push(self.score_row(s, &h, &targets, from[row], &eos_index, noise));
         }
         Ok(out)
     }
@@ -155,14 +159,14 @@ impl Model {
     /// keys and values are shared by every completion, so the forward costs
     /// `prompt + Σ completions` positions instead of `rows × prompt + Σ completions`.
     /// Returns one [`Scored`] per completion over `prompt ++ completion`, with
-    /// log-probs, intervals and EOS probabilities of the completion tokens (as
+    /// log-probs, sampling gaps and EOS probabilities of the completion tokens (as
     /// [`Self::score_from`] with `from = prompt.len()`) and hidden states of every position.
     pub fn score_shared_prompt(
         &self,
         prompt: &[u32],
         completions: &[&[u32]],
         eos: &[u32],
-        temperature: Option<f64>,
+        sampling: Option<&SamplingCheck>,
     ) -> Result<Vec<Scored>, InferError> {
         if prompt.is_empty() {
             return Err(InferError::Input("empty prompt".into()));
@@ -172,7 +176,7 @@ impl Model {
         for c in completions.iter().filter(|c| !c.is_empty()) {
             self.check_tokens(c, prompt.len())?;
         }
-        check_temperature(temperature)?;
+        check_sampling(sampling, completions.len())?;
         if completions.is_empty() {
             return Ok(Vec::new());
         }
@@ -205,14 +209,8 @@ impl Model {
                     None => (prompt_hidden.shallow_clone(), prompt_input.shallow_clone()),
                 };
                 let tokens = [prompt, c].concat();
-                out.push(self.score_row(
-                    &tokens,
-                    &h,
-                    &targets,
-                    prompt.len(),
-                    &eos_index,
-                    temperature,
-                ));
+                let noise = sampling.map(|c| (c.temperature, &c.noise[row]));
+                out.push(self.score_row(&tokens, &h, &targets, prompt.len(), &eos_index, noise));
             }
             Ok(out)
         })
@@ -238,8 +236,9 @@ impl Model {
             .view([sequences.len() as i64, longest as i64])
     }
 
-    /// Log-probs, intervals and EOS probabilities of one sequence's tokens from `from` on,
-    /// given its hidden states `h` (`[len, hidden]`) and token ids `targets` (`[len]`).
+    /// Log-probs, sampling gaps and EOS probabilities of one sequence's tokens from `from`
+    /// on, given its hidden states `h` (`[len, hidden]`), token ids `targets` (`[len]`)
+    /// and, for the gaps, the temperature and the sequence's noise.
     fn score_row(
         &self,
         tokens: &[u32],
@@ -247,19 +246,13 @@ impl Model {
         targets: &Tensor,
         from: usize,
         eos_index: &Tensor,
-        temperature: Option<f64>,
+        sampling: Option<(f64, &RolloutNoise)>,
     ) -> Scored {
         let len = tokens.len() as i64;
         let mut logprobs = vec![0f32; tokens.len()];
-        let empty = CdfInterval { lo: 0.0, hi: 0.0 };
-        let mut intervals = vec![
-            empty;
-            if temperature.is_some() {
-                tokens.len()
-            } else {
-                0
-            }
-        ];
+        let mut gaps = vec![f64::NAN; if sampling.is_some() { tokens.len() } else { 0 }];
+        // Completion position 0 is token `from`.
+        let noise = sampling.map(|(_, n)| n.clone().take_vec(tokens.len().saturating_sub(from)));
         let mut eos_probs = vec![0f32; tokens.len()];
         // Position t predicts token t + 1: token `from` needs the logits of `from − 1`.
         let mut start = from.saturating_sub(1).min(tokens.len()) as i64;
@@ -275,9 +268,16 @@ impl Model {
                 let a = to_vec(&chosen);
                 let at = (start + 1) as usize;
                 logprobs[at..at + next as usize].copy_from_slice(&a);
-                if let Some(t) = temperature {
-                    let found = cdf_intervals(&logits.narrow(0, 0, next), &tgt, t);
-                    intervals[at..at + found.len()].copy_from_slice(&found);
+                if let (Some((t, _)), Some(noise)) = (sampling, &noise) {
+                    let rows = to_vec(&logits.narrow(0, 0, next));
+                    let vocab = rows.len() / next as usize;
+                    for (k, z) in rows.chunks_exact(vocab.max(1)).enumerate() {
+                        let p = at + k;
+                        if p < from {
+                            continue;
+                        }
+                        gaps[p] = claimed_gap(z, t, tokens[p], noise[p - from]).unwrap_or(f64::NAN);
+                    }
                 }
             }
             if eos_index.numel() > 0 {
@@ -295,41 +295,28 @@ impl Model {
             hidden_size: self.config().hidden_size,
             hidden: to_vec(&h.to_kind(Kind::Float)),
             logprobs,
-            intervals,
+            gaps,
             eos_probs,
         }
     }
 }
 
-/// A sampling temperature must be finite and positive.
-fn check_temperature(temperature: Option<f64>) -> Result<(), InferError> {
-    match temperature.filter(|t| !(t.is_finite() && *t > 0.0)) {
-        Some(t) => Err(InferError::Input(format!(
-            "temperature {t} must be positive"
-        ))),
-        None => Ok(()),
+/// A sampling check needs a finite positive temperature and one noise per sequence.
+fn check_sampling(sampling: Option<&SamplingCheck>, sequences: usize) -> Result<(), InferError> {
+    let Some(c) = sampling else { return Ok(()) };
+    if !(c.temperature.is_finite() && c.temperature > 0.0) {
+        return Err(InferError::Input(format!(
+            "temperature {} must be positive",
+            c.temperature
+        )));
     }
-}
-
-/// The CDF intervals `[Σ_{k<j} w_k / S, Σ_{k≤j} w_k / S)` of the target ids under
-/// `w = exp((z − max z) / T)`, in f64 (the normative rule of `grail_proto::sampling`).
-/// `logits` is `[n, vocab]`, `targets` is `[n, 1]` (int64); one interval per row.
-pub fn cdf_intervals(logits: &Tensor, targets: &Tensor, temperature: f64) -> Vec<CdfInterval> {
-    let z = logits.to_kind(Kind::Double) / temperature;
-    let w = (&z - z.amax(-1, true)).exp();
-    let cdf = w.cumsum(-1, Kind::Double);
-    let total = cdf.narrow(-1, cdf.size()[1] - 1, 1);
-    let hi = cdf.gather(-1, targets, false);
-    let lo = &hi - w.gather(-1, targets, false);
-    to_f64(&(lo / &total))
-        .into_iter()
-        .zip(to_f64(&(hi / total)))
-        .map(|(lo, hi)| CdfInterval { lo, hi })
-        .collect()
-}
-
-fn to_f64(t: &Tensor) -> Vec<f64> {
-    Vec::<f64>::try_from(t.to_device(tch::Device::Cpu).contiguous().view([-1])).unwrap_or_default()
+    if c.noise.len() != sequences {
+        return Err(InferError::Input(format!(
+            "{} noise streams for {sequences} sequences",
+            c.noise.len()
+        )));
+    }
+    Ok(())
 }
 
 fn to_vec(t: &Tensor) -> Vec<f32> {

@@ -5,8 +5,8 @@
 //! or every model folder listed in `GRAIL_CUDA_MODELS` (comma-separated, e.g. SmolLM2).
 
 use grail_infer::tiny::{write_tiny_model, TinySpec};
-use grail_infer::{no_progress, ModelDir, SamplingParams};
-use grail_proto::sampling::{check_sampling, Uniforms};
+use grail_infer::{no_progress, ModelDir, SamplingCheck, SamplingParams};
+use grail_proto::sampling::{check_sampling, RolloutNoise};
 use grail_proto::sketch::{modular_distance, tolerance};
 use grail_proto::SketchCoefficients;
 use tch::{Device, Kind};
@@ -43,13 +43,14 @@ fn cpu_validator_accepts_a_cuda_miner() {
             .tokenizer
             .encode("<|im_start|>user\nWhat is 17 + 25? Think step by step.<|im_end|>\n<|im_start|>assistant\n")
             .unwrap();
-        let uniforms = |i: u32| Uniforms::new(&[7; 32], &grail_proto::Hotkey([2; 32]), &prompt, i);
+        let uniforms =
+            |i: u32| RolloutNoise::new(&[7; 32], &grail_proto::Hotkey([2; 32]), &prompt, i);
         let params = SamplingParams {
             max_new_tokens: 64,
             temperature: 1.0,
             ..Default::default()
         };
-        let mut rows: Vec<Uniforms> = (0..8).map(uniforms).collect();
+        let mut rows: Vec<RolloutNoise> = (0..8).map(uniforms).collect();
         let completions = gpu
             .generate_rows(
                 &prompt,
@@ -64,8 +65,15 @@ fn cpu_validator_accepts_a_cuda_miner() {
         let (mut worst_sketch, mut worst_logprob, mut misses) = (0u32, 0f32, 0usize);
         for (i, c) in completions.iter().enumerate() {
             let full: Vec<u32> = prompt.iter().chain(&c.tokens).copied().collect();
-            let miner = gpu.score(&[&full], &[], None).unwrap().remove(0);
-            let validator = cpu.score(&[&full], &[], Some(1.0)).unwrap().remove(0);
+            let miner = gpu.score(&[&full], &[]).unwrap().remove(0);
+            let check = SamplingCheck {
+                temperature: 1.0,
+                noise: vec![uniforms(i as u32)],
+            };
+            let validator = cpu
+                .score_from(&[&full], &[prompt.len()], &[], Some(&check))
+                .unwrap()
+                .remove(0);
             for p in 0..full.len() {
                 let (a, b) = (
                     coefficients.sketch(miner.hidden(p).unwrap()),
@@ -75,13 +83,11 @@ fn cpu_validator_accepts_a_cuda_miner() {
                     worst_sketch = worst_sketch.max(modular_distance(a.0[k], b.0[k]));
                 }
             }
-            for (x, y) in miner.logprobs.iter().zip(&validator.logprobs) {
+            let p = prompt.len();
+            for (x, y) in miner.logprobs[p..].iter().zip(&validator.logprobs[p..]) {
                 worst_logprob = worst_logprob.max((x - y).abs());
             }
-            let u = uniforms(i as u32).take_vec(c.tokens.len());
-            misses += check_sampling(&validator.intervals[prompt.len()..], &u)
-                .misses
-                .len();
+            misses += check_sampling(&validator.gaps[prompt.len()..]).misses.len();
         }
         println!(
             "{}: CPU vs CUDA max sketch distance {worst_sketch} (tolerance {}), max |Δ log-prob| {worst_logprob:.2e}, sampling misses {misses}",

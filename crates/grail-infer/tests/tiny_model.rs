@@ -2,8 +2,11 @@
 //! padding, sampling, log-probs, proofs, and error paths.
 
 use grail_infer::tiny::{write_tiny_model, TinySpec};
-use grail_infer::{no_progress, Architecture, Model, ModelDir, ProofModel, SamplingParams};
+use grail_infer::{
+    no_progress, Architecture, Model, ModelDir, ProofModel, SamplingCheck, SamplingParams,
+};
 use grail_proto::params::CHALLENGE_K;
+use grail_proto::sampling::RolloutNoise;
 use grail_proto::{
     challenge_positions, verify_proof, PositionSketch, SketchCoefficients, SketchDigest,
 };
@@ -98,12 +101,12 @@ fn batching_and_padding_do_not_change_hidden_states_beyond_tolerance() {
         .collect();
     let alone: Vec<_> = seqs
         .iter()
-        .map(|s| model.score(&[s], &[2], None).unwrap().remove(0))
+        .map(|s| model.score(&[s], &[2]).unwrap().remove(0))
         .collect();
     let coefficients = SketchCoefficients::derive(&[7u8; 32], model.config().hidden_size);
     for batch in [1usize, 4, 8] {
         let refs: Vec<&[u32]> = seqs.iter().take(batch).map(Vec::as_slice).collect();
-        let scored = model.score(&refs, &[2], None).unwrap();
+        let scored = model.score(&refs, &[2]).unwrap();
         let mut worst_hidden = 0f32;
         let mut worst_sketch = 0u32;
         for (s, a) in scored.iter().zip(&alone) {
@@ -141,9 +144,23 @@ fn scoring_from_a_position_gives_the_same_values_there_and_nothing_before() {
         .map(|i| base[..base.len() - i * 3].to_vec())
         .collect();
     let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
-    let full = model.score(&refs, &[2], Some(0.7)).unwrap();
     let from = [5usize, 1, seqs[2].len()];
-    let part = model.score_from(&refs, &from, &[2], Some(0.7)).unwrap();
+    // Noise position 0 is the first scored token: the partial pass skips `from` positions.
+    let noise = |i: usize, skip: usize| {
+        let mut n = RolloutNoise::new(&[5; 32], &grail_proto::Hotkey([6; 32]), &seqs[i], 0);
+        n.by_ref().take(skip).for_each(drop);
+        n
+    };
+    let check = |skip: &dyn Fn(usize) -> usize| SamplingCheck {
+        temperature: 0.7,
+        noise: (0..3).map(|i| noise(i, skip(i))).collect(),
+    };
+    let full = model
+        .score_from(&refs, &[0; 3], &[2], Some(&check(&|_| 0)))
+        .unwrap();
+    let part = model
+        .score_from(&refs, &from, &[2], Some(&check(&|i| from[i])))
+        .unwrap();
     for ((f, p), &start) in full.iter().zip(&part).zip(&from) {
         let n = f.tokens.len();
         for t in 0..n {
@@ -155,18 +172,16 @@ fn scoring_from_a_position_gives_the_same_values_there_and_nothing_before() {
         }
         assert!(max_abs_diff(&f.logprobs[start..], &p.logprobs[start..]) < 1e-5);
         for t in start..n {
-            assert!((f.intervals[t].lo - p.intervals[t].lo).abs() < 1e-9);
-            assert!((f.intervals[t].hi - p.intervals[t].hi).abs() < 1e-9);
+            assert!((f.gaps[t] - p.gaps[t]).abs() < 1e-4, "gap at {t}");
         }
         assert!(max_abs_diff(&f.eos_probs[start - 1..], &p.eos_probs[start - 1..]) < 1e-6);
         // Before `from`: nothing computed.
         assert!(p.logprobs[..start].iter().all(|&x| x == 0.0));
-        assert!(p.intervals[..start]
-            .iter()
-            .all(|iv| iv.lo == 0.0 && iv.hi == 0.0));
+        assert!(p.gaps[..start].iter().all(|g| g.is_nan()));
         assert!(p.eos_probs[..start - 1].iter().all(|&x| x == 0.0));
         // The full pass did compute them (the test can fail).
         assert!(f.logprobs[1..start].iter().all(|&x| x < 0.0));
+        assert!(f.gaps[1..start].iter().all(|g| !g.is_nan()));
     }
     assert!(model.score_from(&refs, &[0], &[2], None).is_err());
 }
@@ -177,15 +192,25 @@ fn a_shared_prompt_pass_matches_scoring_each_sequence() {
     let prompt = prompt(&files);
     let completions: Vec<Vec<u32>> = vec![vec![40, 41, 42, 2], vec![], vec![7; 9], vec![99]];
     let refs: Vec<&[u32]> = completions.iter().map(Vec::as_slice).collect();
+    let noise =
+        |i: usize| RolloutNoise::new(&[8; 32], &grail_proto::Hotkey([1; 32]), &prompt, i as u32);
+    let check = SamplingCheck {
+        temperature: 0.9,
+        noise: (0..refs.len()).map(noise).collect(),
+    };
     let shared = model
-        .score_shared_prompt(&prompt, &refs, &[2], Some(0.9))
+        .score_shared_prompt(&prompt, &refs, &[2], Some(&check))
         .unwrap();
     let p = prompt.len();
     let coefficients = SketchCoefficients::derive(&[3u8; 32], model.config().hidden_size);
-    for (c, s) in completions.iter().zip(&shared) {
+    for (i, (c, s)) in completions.iter().zip(&shared).enumerate() {
         let full = [prompt.as_slice(), c].concat();
+        let one = SamplingCheck {
+            temperature: 0.9,
+            noise: vec![noise(i)],
+        };
         let alone = model
-            .score_from(&[&full], &[p], &[2], Some(0.9))
+            .score_from(&[&full], &[p], &[2], Some(&one))
             .unwrap()
             .remove(0);
         assert_eq!(s.tokens, full);
@@ -202,8 +227,9 @@ fn a_shared_prompt_pass_matches_scoring_each_sequence() {
             }
         }
         assert!(max_abs_diff(&s.logprobs, &alone.logprobs) < 1e-4);
-        for (a, b) in s.intervals.iter().zip(&alone.intervals) {
-            assert!((a.lo - b.lo).abs() < 1e-5 && (a.hi - b.hi).abs() < 1e-5);
+        assert_eq!(s.gaps.len(), full.len());
+        for (a, b) in s.gaps[p..].iter().zip(&alone.gaps[p..]) {
+            assert!((a - b).abs() < 1e-4, "gaps {a} and {b}");
         }
         assert!(s.logprobs[..p].iter().all(|&x| x == 0.0));
         assert!(s.logprobs[p..].iter().all(|&x| x < 0.0));
@@ -222,18 +248,18 @@ fn a_shared_prompt_pass_matches_scoring_each_sequence() {
 }
 
 #[test]
-fn public_uniform_sampling_passes_the_check_and_another_temperature_does_not() {
-    use grail_proto::sampling::{check_sampling, sample_token, Uniforms};
+fn public_noise_sampling_passes_the_check_and_another_temperature_does_not() {
+    use grail_proto::sampling::{check_sampling, sample_token};
     let (_dir, files, model) = tiny(&TinySpec::default());
     let ids = prompt(&files);
-    let uniforms = |i: u32| Uniforms::new(&[9; 32], &grail_proto::Hotkey([4; 32]), &ids, i);
+    let uniforms = |i: u32| RolloutNoise::new(&[9; 32], &grail_proto::Hotkey([4; 32]), &ids, i);
     let generate = |temperature: f64| {
         let params = SamplingParams {
             max_new_tokens: 32,
             temperature,
             ..Default::default()
         };
-        let mut rows: Vec<Uniforms> = (0..6).map(uniforms).collect();
+        let mut rows: Vec<RolloutNoise> = (0..6).map(uniforms).collect();
         model
             .generate_rows(&ids, &mut rows, &params, &files.eos_ids, &mut no_progress)
             .unwrap()
@@ -244,11 +270,15 @@ fn public_uniform_sampling_passes_the_check_and_another_temperature_does_not() {
             .enumerate()
             .map(|(i, c)| {
                 let full: Vec<u32> = ids.iter().chain(&c.tokens).copied().collect();
-                let scored = model.score(&[&full], &[], Some(1.0)).unwrap().remove(0);
-                let u = uniforms(i as u32).take_vec(c.tokens.len());
-                check_sampling(&scored.intervals[ids.len()..], &u)
-                    .misses
-                    .len()
+                let check = SamplingCheck {
+                    temperature: 1.0,
+                    noise: vec![uniforms(i as u32)],
+                };
+                let scored = model
+                    .score_from(&[&full], &[ids.len()], &[], Some(&check))
+                    .unwrap()
+                    .remove(0);
+                check_sampling(&scored.gaps[ids.len()..]).misses.len()
             })
             .collect()
     };
@@ -291,7 +321,7 @@ fn public_uniform_sampling_passes_the_check_and_another_temperature_does_not() {
 #[test]
 fn groups_batched_with_padding_equal_groups_sampled_alone() {
     use grail_infer::GroupRequest;
-    use grail_proto::sampling::{check_sampling, Uniforms};
+    use grail_proto::sampling::check_sampling;
     let (_dir, files, model) = tiny(&TinySpec::default());
     let base = prompt(&files);
     let prompts: Vec<Vec<u32>> = vec![
@@ -301,10 +331,10 @@ fn groups_batched_with_padding_equal_groups_sampled_alone() {
         base[..4].to_vec(),
     ];
     let sizes = [3usize, 1, 4, 0];
-    let streams = |p: usize| -> Vec<Uniforms> {
+    let streams = |p: usize| -> Vec<RolloutNoise> {
         (0..sizes[p] as u32)
             .map(|i| {
-                Uniforms::new(
+                RolloutNoise::new(
                     &[5; 32],
                     &grail_proto::Hotkey([p as u8; 32]),
                     &prompts[p],
@@ -320,10 +350,10 @@ fn groups_batched_with_padding_equal_groups_sampled_alone() {
             repetition_penalty: penalty,
             ..Default::default()
         };
-        let mut requests: Vec<GroupRequest<'_, Uniforms>> = (0..prompts.len())
+        let mut requests: Vec<GroupRequest<'_, RolloutNoise>> = (0..prompts.len())
             .map(|p| GroupRequest {
                 prompt: &prompts[p],
-                uniforms: streams(p),
+                noise: streams(p),
             })
             .collect();
         let batched = model
@@ -349,9 +379,15 @@ fn groups_batched_with_padding_equal_groups_sampled_alone() {
             }
             for (i, c) in group.iter().enumerate() {
                 let full: Vec<u32> = prompts[p].iter().chain(&c.tokens).copied().collect();
-                let scored = model.score(&[&full], &[], Some(0.9)).unwrap().remove(0);
-                let u = streams(p)[i].clone().take_vec(c.tokens.len());
-                let misses = check_sampling(&scored.intervals[prompts[p].len()..], &u).misses;
+                let check = SamplingCheck {
+                    temperature: 0.9,
+                    noise: vec![streams(p)[i].clone()],
+                };
+                let scored = model
+                    .score_from(&[&full], &[prompts[p].len()], &[], Some(&check))
+                    .unwrap()
+                    .remove(0);
+                let misses = check_sampling(&scored.gaps[prompts[p].len()..]).misses;
                 assert!(misses.is_empty(), "group {p} row {i}: {misses:?}");
             }
         }
@@ -372,7 +408,7 @@ fn a_cancelled_batch_stops_at_the_next_step() {
     let request = || {
         vec![GroupRequest {
             prompt: base.as_slice(),
-            uniforms: vec![std::iter::repeat(0.5); 2],
+            noise: vec![std::iter::repeat(grail_proto::sampling::PositionNoise(5)); 2],
         }]
     };
     // Asked before every step: true at the third question stops the batch there.
@@ -445,10 +481,7 @@ fn sampling_is_reproducible_and_logprobs_match_the_proof_pass() {
             usize::from(c.stopped_on_eos)
         );
         let full: Vec<u32> = ids.iter().chain(&c.tokens).copied().collect();
-        let scored = model
-            .score(&[&full], &files.eos_ids, None)
-            .unwrap()
-            .remove(0);
+        let scored = model.score(&[&full], &files.eos_ids).unwrap().remove(0);
         let diff = max_abs_diff(&c.logprobs, &scored.logprobs[ids.len()..]);
         assert!(
             diff < 1e-3,
@@ -517,7 +550,7 @@ fn proofs_verify_for_the_right_model_and_fail_for_another_seed() {
     let tokens: Vec<u32> = ids.iter().chain(&completion.tokens).copied().collect();
     let window_randomness = [3u8; 32];
     let coefficients = SketchCoefficients::derive(&window_randomness, model.config().hidden_size);
-    let scored = model.score(&[&tokens], &[], None).unwrap().remove(0);
+    let scored = model.score(&[&tokens], &[]).unwrap().remove(0);
     let sketches: Vec<SketchDigest> = (0..tokens.len())
         .map(|p| coefficients.sketch(scored.hidden(p).unwrap()).digest())
         .collect();
@@ -556,7 +589,7 @@ fn qwen_variants_run_and_export_round_trips() {
         };
         let (dir, files, model) = tiny(&spec);
         let ids = prompt(&files);
-        let a = model.score(&[&ids], &[2], None).unwrap().remove(0);
+        let a = model.score(&[&ids], &[2]).unwrap().remove(0);
         // Export through hf_weights and load again: same numbers.
         let out = dir.path().join("again");
         let weights = model.hf_weights();
@@ -586,7 +619,7 @@ fn qwen_variants_run_and_export_round_trips() {
             .unwrap()
             .load_model(Kind::Float, Device::Cpu, &mut no_progress)
             .unwrap();
-        let b = again.score(&[&ids], &[2], None).unwrap().remove(0);
+        let b = again.score(&[&ids], &[2]).unwrap().remove(0);
         assert_eq!(max_abs_diff(&a.logprobs, &b.logprobs), 0.0, "{arch:?}");
     }
 }
@@ -595,8 +628,8 @@ fn qwen_variants_run_and_export_round_trips() {
 fn bad_inputs_are_errors() {
     let (dir, files, model) = tiny(&TinySpec::default());
     let vocab = model.config().vocab_size as u32;
-    assert!(model.score(&[&[1, vocab]], &[], None).is_err());
-    assert!(model.score(&[&[]], &[], None).is_err());
+    assert!(model.score(&[&[1, vocab]], &[]).is_err());
+    assert!(model.score(&[&[]], &[]).is_err());
     let mut rng = ChaCha20Rng::seed_from_u64(0);
     let bad = SamplingParams {
         top_p: 0.0,
@@ -638,7 +671,7 @@ fn bad_inputs_are_errors() {
 fn sharded_checkpoints_and_half_dtypes_load() {
     let (dir, files, model) = tiny(&TinySpec::default());
     let ids = prompt(&files);
-    let reference = model.score(&[&ids], &[2], None).unwrap().remove(0);
+    let reference = model.score(&[&ids], &[2]).unwrap().remove(0);
     // Split model.safetensors into two shards with an index.
     let weights = model.hf_weights();
     let (first, second) = weights.split_at(weights.len() / 2);
@@ -677,7 +710,7 @@ fn sharded_checkpoints_and_half_dtypes_load() {
         .unwrap();
     assert_eq!(
         max_abs_diff(
-            &again.score(&[&ids], &[2], None).unwrap()[0].logprobs,
+            &again.score(&[&ids], &[2]).unwrap()[0].logprobs,
             &reference.logprobs
         ),
         0.0
@@ -687,7 +720,7 @@ fn sharded_checkpoints_and_half_dtypes_load() {
         let half = sharded
             .load_model(kind, Device::Cpu, &mut no_progress)
             .unwrap();
-        let scored = half.score(&[&ids], &[2], None).unwrap().remove(0);
+        let scored = half.score(&[&ids], &[2]).unwrap().remove(0);
         let diff = max_abs_diff(
             scored.hidden(ids.len() - 1).unwrap(),
             reference.hidden(ids.len() - 1).unwrap(),

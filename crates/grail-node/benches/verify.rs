@@ -128,6 +128,23 @@ fn main() {
         }
     });
     let t = temperature(plan.generation.temperature_milli);
+    let sampling = |g: &grail_proto::Group| {
+        let h = &g.header;
+        grail_infer::SamplingCheck {
+            temperature: t,
+            noise: (0..g.rollouts.len() as u32)
+                .map(|i| {
+                    let prompt = g.rollouts[i as usize].prompt();
+                    grail_proto::sampling::RolloutNoise::new(
+                        &h.window_randomness,
+                        &h.hotkey,
+                        prompt,
+                        i,
+                    )
+                })
+                .collect(),
+        }
+    };
     let eos = &context.eos_ids;
     let pass = |from_prompt: bool| {
         best_of(REPEATS, || {
@@ -144,7 +161,9 @@ fn main() {
                         }
                     })
                     .collect();
-                let scored = context.model.score_from(&refs, &from, eos, Some(t));
+                let scored = context
+                    .model
+                    .score_from(&refs, &from, eos, Some(&sampling(g)));
                 assert!(scored.is_ok());
             }
         })
@@ -154,9 +173,10 @@ fn main() {
         for g in &groups {
             let completions: Vec<&[u32]> = g.rollouts.iter().map(|r| r.completion()).collect();
             let prompt = g.rollouts[0].prompt();
-            let scored = context
-                .model
-                .score_shared_prompt(prompt, &completions, eos, Some(t));
+            let scored =
+                context
+                    .model
+                    .score_shared_prompt(prompt, &completions, eos, Some(&sampling(g)));
             assert!(scored.is_ok());
         }
     });

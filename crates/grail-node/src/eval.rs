@@ -109,8 +109,8 @@ pub fn evaluate(
     let mut by_stratum: BTreeMap<String, StratumScore> = BTreeMap::new();
     for (i, &id) in held_out.prompts.iter().enumerate() {
         let (problem, prompt) = context.prompt(env, id)?;
-        // Greedy decoding draws no randomness; the generator's uniforms are ignored.
-        let mut unused = [std::iter::repeat(0.0)];
+        // Greedy decoding draws no randomness; the generator's noise is ignored.
+        let mut unused = [std::iter::repeat(grail_proto::sampling::PositionNoise(0))];
         let completion = context
             .model
             .generate_rows(

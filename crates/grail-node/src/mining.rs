@@ -1,5 +1,5 @@
 //! Building a signed group: render the prompt, sample M completions with the public
-//! uniforms, run the proof pass, sketch every position, score with the environment,
+//! noise, run the proof pass, sketch every position, score with the environment,
 //! compute advantages, sign.
 
 use std::collections::BTreeMap;
@@ -8,7 +8,7 @@ use grail_env::{Environment, Problem, PromptSpace};
 use grail_infer::{no_progress, GroupRequest, SamplingParams};
 use grail_proto::params::PROTOCOL_VERSION;
 use grail_proto::prf::{stream, uniform_below};
-use grail_proto::sampling::Uniforms;
+use grail_proto::sampling::RolloutNoise;
 use grail_proto::signing::Keypair;
 use grail_proto::{Group, GroupHeader, Rollout, Signature, SketchCoefficients};
 use rand_core::RngCore;
@@ -65,7 +65,7 @@ pub fn proof_material(
 }
 
 /// The completions of a group as the protocol fixes them: rollout `i` is sampled with
-/// the public uniforms of (window randomness, the miner's hotkey, the prompt's tokens,
+/// the public noise of (window randomness, the miner's hotkey, the prompt's tokens,
 /// `i`), so each rollout has exactly one honest value and no resampling is possible.
 pub fn sample_completions(
     context: &ModelContext,
@@ -98,12 +98,12 @@ pub fn sample_groups_until(
     cancel: &dyn Fn() -> bool,
 ) -> Result<Vec<Vec<Vec<u32>>>, NodeError> {
     let params = SamplingParams::from(&plan.generation);
-    let mut requests: Vec<GroupRequest<'_, Uniforms>> = prompts
+    let mut requests: Vec<GroupRequest<'_, RolloutNoise>> = prompts
         .iter()
         .map(|prompt| GroupRequest {
             prompt,
-            uniforms: (0..plan.group_size as u32)
-                .map(|i| Uniforms::new(&plan.window_randomness, hotkey, prompt, i))
+            noise: (0..plan.group_size as u32)
+                .map(|i| RolloutNoise::new(&plan.window_randomness, hotkey, prompt, i))
                 .collect(),
         })
         .collect();
@@ -178,7 +178,7 @@ pub fn assemble_group(
     Ok(group)
 }
 
-/// Makes one signed group for `prompt_id`, sampled with the public uniforms.
+/// Makes one signed group for `prompt_id`, sampled with the public noise.
 pub fn make_group(
     context: &ModelContext,
     env: &dyn Environment,

@@ -7,7 +7,7 @@
 //! prompt, termination) → duplicates within the bundle; across windows — replays (void);
 //! on a sample of groups — one forward pass for proof, log-probs, sampling, reward and
 //! advantages, shared by every miner whose bundle holds the same work, which is judged
-//! by whose uniforms it follows (a copy is `copycat`). Any failure but a void zeroes the
+//! by whose noise it follows (a copy is `copycat`). Any failure but a void zeroes the
 //! miner's window; its credit is estimated from the sample.
 
 use std::collections::hash_map::Entry;
@@ -15,17 +15,17 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use grail_env::Environment;
-use grail_infer::Scored;
+use grail_infer::{SamplingCheck, Scored};
 use grail_proto::archive::{ArchiveEntry, MinerCredit, Verdict};
 use grail_proto::rules::bundle::{
     credited_work, duplicates, judge_copy, sample_groups, shared_work, CheckedOutcome, ReplaySet,
 };
 use grail_proto::rules::group::{
-    challenged_positions, check_forward, check_header, check_structure, NoSuchPrompt,
-    RolloutEvidence, TokenRules,
+    challenged_positions, check_forward, check_header, check_sample_ambiguity, check_structure,
+    credited_in_zone, NoSuchPrompt, RolloutEvidence, SamplingTally, TokenRules,
 };
 use grail_proto::rules::{Consequence, Reason, Rejection};
-use grail_proto::sampling::{temperature, CdfInterval};
+use grail_proto::sampling::{temperature, RolloutNoise};
 use grail_proto::{Group, Hotkey, SketchCoefficients};
 
 use crate::context::ModelContext;
@@ -41,8 +41,12 @@ pub struct GroupOutcome {
     pub recomputed_logprobs: Vec<Vec<f32>>,
     /// Recomputed rewards (empty if no forward pass ran).
     pub rewards: Vec<f64>,
-    /// Whether the reward spread is in the learning zone.
+    /// Whether the group counts as learning-zone work: the reward spread is in the zone
+    /// and no position needed the sampling margin (`rules::group::credited_in_zone`).
     pub in_zone: bool,
+    /// Completion positions and ambiguous positions of the sampling check (zero when no
+    /// forward pass ran).
+    pub sampling: SamplingTally,
 }
 
 impl GroupOutcome {
@@ -57,6 +61,7 @@ impl GroupOutcome {
             recomputed_logprobs: Vec::new(),
             rewards: Vec::new(),
             in_zone: false,
+            sampling: SamplingTally::default(),
         }
     }
 
@@ -157,7 +162,7 @@ impl WindowCheck<'_> {
     }
 
     /// The forward-pass checks of a group that passed [`Self::precheck`]: one batched
-    /// proof pass gives hidden states, log-probs and CDF intervals; the environment gives
+    /// proof pass gives hidden states, log-probs and sampling gaps; the environment gives
     /// rewards; `grail_proto::rules::group::check_forward` decides. An error is the
     /// validator's own failure (its forward pass or environment), never the miner's.
     pub fn check_forward(&self, group: &Group) -> Result<GroupOutcome, NodeError> {
@@ -166,16 +171,19 @@ impl WindowCheck<'_> {
         self.judge(group, &refs)
     }
 
-    /// [`Self::check_forward`] for a group whose work may be in other bundles too: the
-    /// forward pass of each shared work runs once per window (`passes`), whichever
-    /// bundle's copy is checked first; rollouts are matched by tokens and prompt length,
-    /// so a copy with its rollouts reordered reuses it as well.
+    /// [`Self::check_forward`] for a group whose work may be in other bundles too: a kept
+    /// forward pass (`passes`) is reused only for the same miner, because the sampling
+    /// gaps depend on the miner's public noise (a copier's check reusing the owner's gaps
+    /// would pass); rollouts are matched by tokens and prompt length.
     pub fn check_forward_shared(
         &self,
         group: &Group,
         passes: &mut SharedPasses,
     ) -> Result<GroupOutcome, NodeError> {
-        let work = grail_proto::binding::work_digest(group);
+        let work = (
+            grail_proto::binding::work_digest(group),
+            group.header.hotkey,
+        );
         if let Some(kept) = passes.get(&work) {
             let matched: Option<Vec<&Scored>> = group
                 .rollouts
@@ -200,7 +208,19 @@ impl WindowCheck<'_> {
 
     /// The validator's forward pass over a group's rollouts (completion positions only).
     fn forward(&self, group: &Group) -> Result<Vec<Scored>, NodeError> {
-        let t = temperature(self.plan.generation.temperature_milli);
+        let header = &group.header;
+        let noise = group.rollouts.iter().enumerate().map(|(i, r)| {
+            RolloutNoise::new(
+                &header.window_randomness,
+                &header.hotkey,
+                r.prompt(),
+                i as u32,
+            )
+        });
+        let sampling = SamplingCheck {
+            temperature: temperature(self.plan.generation.temperature_milli),
+            noise: noise.collect(),
+        };
         // Only completion tokens are checked: no vocabulary-wide work for the prompts, and
         // the prompt every rollout shares (check_structure made sure) runs once.
         let eos = &self.context.eos_ids;
@@ -210,7 +230,7 @@ impl WindowCheck<'_> {
             Some(prompt) if group.rollouts.iter().all(|r| r.prompt() == prompt) => {
                 let completions: Vec<&[u32]> =
                     group.rollouts.iter().map(|r| r.completion()).collect();
-                model.score_shared_prompt(prompt, &completions, eos, Some(t))?
+                model.score_shared_prompt(prompt, &completions, eos, Some(&sampling))?
             }
             _ => {
                 let refs: Vec<&[u32]> =
@@ -220,7 +240,7 @@ impl WindowCheck<'_> {
                     .iter()
                     .map(|r| r.prompt_len as usize)
                     .collect();
-                model.score_from(&refs, &from, eos, Some(t))?
+                model.score_from(&refs, &from, eos, Some(&sampling))?
             }
         };
         Ok(scored)
@@ -238,24 +258,24 @@ impl WindowCheck<'_> {
                 .map(|&q| s.hidden(q).map(<[f32]>::to_vec))
                 .collect::<Option<Vec<_>>>()
                 .ok_or(OwnFailure::MissingHiddenState)?;
-            let intervals = s.intervals.get(p..).unwrap_or_default().to_vec();
-            let sane = |iv: &CdfInterval| iv.lo.is_finite() && iv.hi.is_finite() && iv.lo <= iv.hi;
-            if intervals.len() != r.completion().len() || !intervals.iter().all(sane) {
+            let gaps = s.gaps.get(p..).unwrap_or_default().to_vec();
+            if gaps.len() != r.completion().len() || gaps.iter().any(|g| g.is_nan()) {
                 return Err(OwnFailure::NonFiniteLogits.into());
             }
             evidence.push(RolloutEvidence {
                 hidden,
                 logprobs: s.logprobs[p..].to_vec(),
-                intervals,
+                gaps,
                 reward: self
                     .context
                     .reward(self.env, &problem, r.completion())
                     .map(|v| (v.total, v.success))?,
             });
         }
-        if let Err(r) = check_forward(self.coefficients, group, &positions, &evidence) {
-            return Ok(GroupOutcome::rejected(r));
-        }
+        let sampling = match check_forward(self.coefficients, group, &positions, &evidence) {
+            Ok(tally) => tally,
+            Err(r) => return Ok(GroupOutcome::rejected(r)),
+        };
         let rewards: Vec<f64> = group.rollouts.iter().map(|r| r.reward).collect();
         Ok(GroupOutcome {
             verdict: Verdict {
@@ -264,15 +284,16 @@ impl WindowCheck<'_> {
                 detail: String::new(),
             },
             recomputed_logprobs: evidence.into_iter().map(|e| e.logprobs).collect(),
-            in_zone: grail_proto::grpo::in_learning_zone(&rewards),
+            in_zone: credited_in_zone(&rewards, sampling),
             rewards,
+            sampling,
         })
     }
 }
 
-/// Forward passes of shared work kept for a window, by work digest: each rollout's prompt
-/// length and scores.
-pub type SharedPasses = HashMap<[u8; 32], Vec<(u32, Scored)>>;
+/// Forward passes of shared work kept for a window, by work digest and the miner whose
+/// noise the gaps were computed with: each rollout's prompt length and scores.
+pub type SharedPasses = HashMap<([u8; 32], Hotkey), Vec<(u32, Scored)>>;
 
 /// One group a verdict was reached on.
 #[derive(Debug, Clone)]
@@ -389,7 +410,7 @@ pub fn precheck_bundle(
 /// whose window is not zeroed, runs their forward-pass checks (stopping at the first that
 /// zeroes the window) and credits the work. The validator's own failure on a group is
 /// retried and then costs only that miner's window ([`OWN_FAILURE_STATUS`]). Work in more than one bundle is not voided
-/// by upload order: each copy is judged when checked by whose uniforms it follows
+/// by upload order: each copy is judged when checked by whose noise it follows
 /// (`judge_copy`), with one forward pass per work.
 pub fn finish_window(
     check: &WindowCheck<'_>,
@@ -436,6 +457,7 @@ pub fn finish_window(
         );
         let mut outcomes = Vec::new();
         let mut own_failure = None;
+        let mut sampled = SamplingTally::default();
         for i in sample {
             let group = &p.groups[i];
             let others: Vec<Hotkey> = shared
@@ -475,6 +497,10 @@ pub fn finish_window(
                     break;
                 }
             };
+            sampled += outcome.sampling;
+            if let (true, Err(r)) = (outcome.verdict.accepted, check_sample_ambiguity(sampled)) {
+                outcome = GroupOutcome::rejected(r);
+            }
             if !outcome.verdict.accepted {
                 let failed = Rejection::new(outcome.reason(), outcome.verdict.detail.clone());
                 if let Err(r) = judge_copy(Err(failed), &others) {

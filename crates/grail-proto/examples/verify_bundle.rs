@@ -9,7 +9,7 @@
 //!   sampling parameters, group size) and the miner's hotkey (the bucket's owner);
 //! - the checkpoint's forward pass: last-layer hidden states at the challenged positions
 //!   (an implementation of [`HiddenStates`]), and from its logits the log-probs and each
-//!   completion token's CDF interval ([`sampling::token_interval`]);
+//!   completion token's sampling gap under the public noise ([`sampling::claimed_gap`]);
 //! - the tokenizer's canonical prompt of a prompt id and the environment's reward.
 //!
 //! A deterministic toy model stands in for all of them here. The example mines a signed
@@ -27,7 +27,7 @@ use grail_proto::rules::group::{
     challenged_positions, check_forward, check_header, check_structure, RolloutEvidence, TokenRules,
 };
 use grail_proto::rules::{Reason, Rejection, WindowPlan};
-use grail_proto::sampling::{sample_token, temperature, token_interval, Uniforms};
+use grail_proto::sampling::{claimed_gap, sample_token, temperature, RolloutNoise};
 use grail_proto::signing::Keypair;
 use grail_proto::*;
 
@@ -89,7 +89,7 @@ fn reward(completion: &[u32]) -> (f64, bool) {
     (f64::from(u8::from(success)), success)
 }
 
-/// A miner's group: M completions drawn with the public uniforms, sketched and signed.
+/// A miner's group: M completions drawn with the public noise, sketched and signed.
 fn mine(key: &Keypair, plan: &WindowPlan, prompt_id: u64) -> Group {
     let coefficients = SketchCoefficients::derive(&plan.window_randomness, HIDDEN);
     let t = temperature(plan.generation.temperature_milli);
@@ -98,10 +98,10 @@ fn mine(key: &Keypair, plan: &WindowPlan, prompt_id: u64) -> Group {
     let mut rollouts: Vec<Rollout> = (0..plan.group_size as u32)
         .map(|i| {
             let (mut tokens, mut logprobs) = (prompt.clone(), Vec::new());
-            for u in Uniforms::new(&plan.window_randomness, &key.public(), &prompt, i).take(max_new)
-            {
+            let noise = RolloutNoise::new(&plan.window_randomness, &key.public(), &prompt, i);
+            for n in noise.take(max_new) {
                 let z = ToyModel.logits(&tokens, tokens.len() - 1);
-                let token = sample_token(&z, t, u).expect("finite logits");
+                let token = sample_token(&z, t, n).expect("finite logits");
                 logprobs.push(logprob(&z, token));
                 tokens.push(token);
                 if token == EOS {
@@ -157,8 +157,10 @@ fn forward(
     let t = temperature(group.header.generation.temperature_milli);
     let positions = challenged_positions(challenge, group);
     let mut evidence = Vec::new();
-    for (r, pos) in group.rollouts.iter().zip(&positions) {
+    for (i, (r, pos)) in group.rollouts.iter().zip(&positions).enumerate() {
         let Ok(hidden) = ToyModel.last_hidden_states(&r.tokens, pos);
+        let h = &group.header;
+        let noise = RolloutNoise::new(&h.window_randomness, &h.hotkey, r.prompt(), i as u32);
         // The logits that predicted each completion token.
         let logits: Vec<Vec<f32>> = (r.prompt_len as usize - 1..r.tokens.len() - 1)
             .map(|p| ToyModel.logits(&r.tokens, p))
@@ -168,8 +170,9 @@ fn forward(
             hidden,
             logprobs: claimed().map(|(z, &token)| logprob(z, token)).collect(),
             // check_structure kept every id below VOCAB.
-            intervals: claimed()
-                .map(|(z, &token)| token_interval(z, t, token).unwrap())
+            gaps: claimed()
+                .zip(noise)
+                .map(|((z, &token), n)| claimed_gap(z, t, token, n).unwrap())
                 .collect(),
             reward: reward(r.completion()),
         });
@@ -179,7 +182,7 @@ fn forward(
         .iter()
         .map(|r| reward(r.completion()).0)
         .collect();
-    let verdict = check_forward(&coefficients, group, &positions, &evidence);
+    let verdict = check_forward(&coefficients, group, &positions, &evidence).map(|_tally| ());
     (verdict, grpo::in_learning_zone(&rewards))
 }
 

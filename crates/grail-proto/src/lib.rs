@@ -12,7 +12,7 @@
 //! - [`wire`] — rollouts, groups and bundles, and their size-limited byte format.
 //! - [`binding`] — the canonical binary binding a miner signs.
 //! - [`signing`] — sr25519 hotkeys and SS58 addresses (feature `sr25519`, on by default).
-//! - [`sampling`] — public sampling uniforms, the inverse-CDF sampler and its check.
+//! - [`sampling`] — public sampling noise, the Gumbel-max sampler and its check.
 //! - [`rules`] — the validator's checks in order, typed [`rules::Reason`]s, duplicates,
 //!   copies, replays, spot-check sampling and credited work.
 //! - [`scoring`] — weights from credited work (superlinear, rolling, burn).
@@ -29,7 +29,7 @@
 //! A verifier supplies what this crate cannot compute: the public randomness (block
 //! hashes from the chain, drand beacons whose BLS signature it checked) and the
 //! checkpoint's forward pass (hidden states through [`HiddenStates`], log-probs and the
-//! CDF intervals of [`sampling`]). Everything else — decoding, signatures, challenged
+//! sampling gaps of [`sampling`]). Everything else — decoding, signatures, challenged
 //! positions, the proof and sampling checks, verdicts and credit — is here. The example
 //! `examples/verify_bundle.rs` runs every rule on a toy model
 //! (`cargo run -p grail-proto --example verify_bundle`); in short:

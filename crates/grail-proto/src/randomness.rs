@@ -29,7 +29,7 @@
 //! assert_ne!(wr, window_randomness(window + 1, &start_hash, &start));
 //! assert_ne!(wr, window_randomness(window, &start_hash, &Beacon { round: 1, ..start }));
 //!
-//! // The window randomness seeds the sketch coefficients (and the sampling uniforms).
+//! // The window randomness seeds the sketch coefficients (and the sampling noise).
 //! let coefficients = SketchCoefficients::derive(&wr, 576);
 //! assert_eq!(coefficients.hidden_size(), 576);
 //! ```

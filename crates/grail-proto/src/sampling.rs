@@ -1,61 +1,69 @@
-//! Verifiable sampling: every completion token is drawn by inverse-CDF sampling with a
-//! public uniform, so a validator can check that the tokens came from the checkpoint's
-//! tempered distribution and not from a cheaper model, another temperature, a best-of-n
-//! search or an edit.
+//! Verifiable sampling (protocol v5): Gumbel-max with public noise. Every completion token
+//! is the argmax of the tempered logits plus public Gumbel noise, which is exactly a draw
+//! from `softmax(logits / T)`; a validator recomputes the scores from its own logits and
+//! checks that the claimed token wins, so tokens from a cheaper model, another
+//! temperature, top-k/top-p, a best-of-n search or an edit are caught.
 //!
-//! **Uniforms.** Rollout `i` of a group draws its uniforms from
-//! `stream("grail/sampling-uniforms", [window_randomness, hotkey, prompt_digest(prompt), u32be(i)])`;
-//! the uniform of completion position `t` (0-based) is the `t`-th `u64` word `v` of that
-//! stream mapped to `(v >> 11) · 2^-53 ∈ [0, 1)`. The stream is keyed by the prompt's
-//! *tokens* rather than its id, so two prompt ids that render to the same prompt give the
-//! same uniforms (and the same group): a miner cannot search ids for a luckier seed.
+//! **Noise.** Rollout `i` of a group has the seed stream
+//! `stream("grail/sampling-noise", [window_randomness, hotkey, prompt_digest(prompt), u32be(i)])`
+//! ([`RolloutNoise`]); completion position `t` (0-based) takes the `t`-th `u64` word of
+//! that stream as its seed `s` ([`PositionNoise`]). Token `j`'s word at that position is
+//! SplitMix64 output `j` of `s`: `x = s + (j + 1) · 0x9E3779B97F4A7C15 (mod 2^64)`, then
+//! `x ^= x >> 30; x *= 0xBF58476D1CE4E5B9; x ^= x >> 27; x *= 0x94D049BB133111EB;
+//! x ^= x >> 31` — random access, one word per token id. The stream is keyed by the
+//! prompt's *tokens*, so two prompt ids that render alike share their noise: a miner
+//! cannot search ids for luckier noise.
 //!
-//! **Distribution.** At a completion position the model's fp32 logits `z_0 … z_{V−1}`
-//! (V = vocabulary size of the logits) are widened to f64; with `m = max z` and the
-//! group's temperature `T = temperature_milli / 1000` (f64), `w_j = exp((z_j − m) / T)`,
-//! `S = Σ w_j` and token `j` owns the interval `[Σ_{k<j} w_k / S, Σ_{k≤j} w_k / S)` of
-//! `[0, 1)`, in vocabulary-id order; sums are sequential in id order from +0. There is no
-//! top-k or top-p. `exp` is not correctly rounded in every math library, and validators
+//! **Scores.** With `k = word >> 11` and `v = (k + 1) · 2^-53 ∈ (0, 1]` (exact in f64),
+//! token `j` scores `s_j = z_j / T − ln(−ln v_j)` in f64, where `z_j` is its fp32 logit
+//! widened to f64 and `T = temperature_milli / 1000`; `−ln v` is an Exp(1) variable and
+//! `−ln(−ln v)` a standard Gumbel one (`v = 1` scores `+∞`). The sampled token is the one
+//! with the largest score, the smallest id among equal scores ([`sample_token`]). There is
+//! no top-k or top-p. `ln` is not correctly rounded in every math library and validators
 //! compute logits with other kernels than miners: the check's margin absorbs both.
 //!
-//! **Sampling.** The miner emits the token whose interval contains its uniform
-//! ([`sample_token`]).
+//! **Check.** The validator computes the claimed token's *gap*: its score minus the
+//! largest score of any other token ([`claimed_gap`]), from its own logits. A positive
+//! gap is *inside* (the token is the one the validator's own sampler gives); a gap in
+//! `[−SAMPLING_MARGIN, 0]` is *ambiguous* (drift between two machines can swap two tokens
+//! whose scores are that close); below it, a *miss*. A rollout passes with no miss and at
+//! most [`allowed_ambiguous`] ambiguous positions ([`check_sampling`]), and a miner's
+//! whole checked sample with at most [`allowed_ambiguous_in_sample`].
 //!
-//! **Check.** The validator recomputes the chosen token's interval from its own logits and
-//! classifies the uniform ([`classify`]): *inside* the interval (the token is exactly the
-//! one the validator's own sampler gives), *ambiguous* — outside, but within
-//! [`SAMPLING_MARGIN`] of an end (floating-point drift between two machines moved a
-//! boundary across the uniform), or a *miss* further outside. A rollout passes with no
-//! miss and at most [`allowed_ambiguous`] ambiguous positions ([`check_sampling`]):
-//! honest drift rarely crosses a boundary, and an attacker gets at most that many
-//! positions where it may claim a token other than the sampled one — and only a token
-//! whose interval lies within the margin of the uniform.
+//! **Why Gumbel-max.** An attacker has a *choice* at a position only where another
+//! token's score is within the margin of the winner's: there it may claim either and pass.
+//! Under v4's inverse-CDF rule every boundary between two tokens' intervals was a
+//! choice, and the vocabulary's long tail puts boundaries everywhere (11.6 % of honest
+//! SmolLM2 positions at its margin). Here a choice needs two *scores* within the margin,
+//! which happens at a share of positions about equal to the margin in logit units
+//! (the top-two gap of Gumbel-perturbed scores has a density of at most about 1 at 0),
+//! whatever the vocabulary size (docs/soundness.md).
 //!
 //! ```
-//! use grail_proto::sampling::{check_sampling, sample_token, temperature, token_interval};
-//! use grail_proto::sampling::{CdfInterval, SamplingError, Uniforms};
+//! use grail_proto::sampling::{check_sampling, claimed_gap, sample_token, temperature};
+//! use grail_proto::sampling::{RolloutNoise, SamplingError};
 //! use grail_proto::Hotkey;
 //!
 //! let (window_randomness, miner, prompt) = ([3; 32], Hotkey([1; 32]), [5, 6, 7]);
 //! let t = temperature(700);
 //! // Toy logits over a 4-token vocabulary at each of 6 completion positions.
 //! let logits: Vec<[f32; 4]> = (0..6).map(|i| [0.5, i as f32 / 3.0, -1.0, 0.0]).collect();
+//! let noise = || RolloutNoise::new(&window_randomness, &miner, &prompt, 0);
 //!
-//! // Miner: rollout 0 of its group draws every token with the public uniforms.
-//! let uniforms = Uniforms::new(&window_randomness, &miner, &prompt, 0).take_vec(logits.len());
-//! let tokens = logits.iter().zip(&uniforms).map(|(z, &u)| sample_token(z, t, u));
+//! // Miner: rollout 0 of its group draws every token with the public noise.
+//! let tokens = logits.iter().zip(noise()).map(|(z, n)| sample_token(z, t, n));
 //! let tokens: Vec<u32> = tokens.collect::<Result<_, _>>()?;
 //!
-//! // Validator: the interval of each claimed token under its own logits, and the same uniforms.
-//! let intervals = |tokens: &[u32]| -> Result<Vec<CdfInterval>, SamplingError> {
-//!     logits.iter().zip(tokens).map(|(z, &token)| token_interval(z, t, token)).collect()
+//! // Validator: the gap of each claimed token under its own logits and the same noise.
+//! let gaps = |tokens: &[u32]| -> Result<Vec<f64>, SamplingError> {
+//!     logits.iter().zip(tokens).zip(noise()).map(|((z, &token), n)| claimed_gap(z, t, token, n)).collect()
 //! };
-//! assert!(check_sampling(&intervals(&tokens)?, &uniforms).accepted());
+//! assert!(check_sampling(&gaps(&tokens)?).accepted());
 //!
-//! // A token the uniform did not give (cherry-picked, edited, another model's) is a miss.
+//! // A token the noise did not give (cherry-picked, edited, another model's) is a miss.
 //! let mut edited = tokens.clone();
 //! edited[2] = (edited[2] + 2) % 4;
-//! let report = check_sampling(&intervals(&edited)?, &uniforms);
+//! let report = check_sampling(&gaps(&edited)?);
 //! assert_eq!(report.misses, vec![2]);
 //! assert!(!report.accepted());
 //! # Ok::<(), SamplingError>(())
@@ -67,15 +75,16 @@ use sha2::{Digest, Sha256};
 
 use crate::params::{
     SAMPLING_AMBIGUOUS_BASE, SAMPLING_AMBIGUOUS_PER, SAMPLING_MARGIN, SAMPLING_MAX_MISSES,
+    SAMPLING_SAMPLE_AMBIGUOUS_BASE, SAMPLING_SAMPLE_AMBIGUOUS_PER,
 };
 use crate::prf::stream;
 use crate::wire::Hotkey;
 
-/// PRF label of the sampling streams.
-pub const SAMPLING_LABEL: &[u8] = b"grail/sampling-uniforms";
+/// PRF label of the per-rollout seed streams.
+pub const SAMPLING_LABEL: &[u8] = b"grail/sampling-noise";
 
 /// SHA-256 of a prompt's token ids: `SHA256("grail-rs/prompt/v1" ‖ u32be(n) ‖ u32be(t)…)`.
-/// Keys the sampling uniforms and identifies a prompt within a bundle.
+/// Keys the sampling noise and identifies a prompt within a bundle.
 pub fn prompt_digest(prompt: &[u32]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"grail-rs/prompt/v1");
@@ -86,13 +95,14 @@ pub fn prompt_digest(prompt: &[u32]) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// The public uniforms of one rollout, one per completion position, in order.
+/// The public noise of one rollout: yields each completion position's [`PositionNoise`],
+/// in order.
 #[derive(Debug, Clone)]
-pub struct Uniforms(ChaCha20Rng);
+pub struct RolloutNoise(ChaCha20Rng);
 
-impl Uniforms {
-    /// The uniforms of rollout `rollout_index` of `hotkey`'s group for `prompt` (its
-    /// tokens) in the window with `window_randomness`.
+impl RolloutNoise {
+    /// The noise of rollout `rollout_index` of `hotkey`'s group for `prompt` (its tokens)
+    /// in the window with `window_randomness`.
     pub fn new(
         window_randomness: &[u8; 32],
         hotkey: &Hotkey,
@@ -110,33 +120,67 @@ impl Uniforms {
         ))
     }
 
-    /// The first `n` uniforms.
-    pub fn take_vec(self, n: usize) -> Vec<f64> {
+    /// The noise of the first `n` positions.
+    pub fn take_vec(self, n: usize) -> Vec<PositionNoise> {
         self.take(n).collect()
     }
 }
 
-impl Iterator for Uniforms {
-    type Item = f64;
+impl Iterator for RolloutNoise {
+    type Item = PositionNoise;
 
-    /// The next position's uniform in `[0, 1)` (53 random bits).
-    fn next(&mut self) -> Option<f64> {
-        Some((self.0.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64))
+    /// The next completion position's noise.
+    fn next(&mut self) -> Option<PositionNoise> {
+        Some(PositionNoise(self.0.next_u64()))
     }
+}
+
+/// The noise of one completion position over the whole vocabulary: a SplitMix64 seed
+/// whose output `j` is token `j`'s word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PositionNoise(pub u64);
+
+/// SplitMix64's increment (the golden ratio in 64 bits).
+const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// 2^-53.
+const EPSILON_53: f64 = 1.0 / (1u64 << 53) as f64;
+
+impl PositionNoise {
+    /// Token `token`'s 64-bit word: SplitMix64 output `token` of the seed.
+    #[inline]
+    pub fn word(self, token: usize) -> u64 {
+        let mut x = self.0.wrapping_add(GOLDEN.wrapping_mul(token as u64 + 1));
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^ (x >> 31)
+    }
+
+    /// Token `token`'s Gumbel noise `−ln(−ln v)`, `v = ((word >> 11) + 1) · 2^-53`.
+    pub fn gumbel(self, token: usize) -> f64 {
+        -ln_exponential(self.word(token))
+    }
+}
+
+/// `ln E` for the Exp(1) variable `E = −ln v` of a word (`−∞` when `v = 1`).
+#[inline]
+fn ln_exponential(word: u64) -> f64 {
+    let v = ((word >> 11) + 1) as f64 * EPSILON_53;
+    (-v.ln()).ln()
+}
+
+/// A lower bound on [`ln_exponential`] from integer operations only: `E = −ln v ≥ 1 − v =
+/// j · 2^-53` with `j = 2^53 − 1 − (word >> 11)`, and `ln j ≥ ⌊log2 j⌋ · ln 2`.
+#[inline]
+fn ln_exponential_floor_log2(word: u64) -> i32 {
+    // (!word) >> 11 = 2^53 − 1 − (word >> 11); 63 − lz is ⌊log2⌋; −53 scales by 2^-53.
+    // j = 0 (E = 0, ln E = −∞) gives −54 and nothing else does: the filter always scores it.
+    10 - ((!word) >> 11).leading_zeros() as i32
 }
 
 /// The temperature of `temperature_milli` as the protocol computes it.
 pub fn temperature(temperature_milli: u32) -> f64 {
     f64::from(temperature_milli) / 1000.0
-}
-
-/// The part of `[0, 1)` that a token owns under the tempered distribution.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CdfInterval {
-    /// Mass of every token with a smaller id.
-    pub lo: f64,
-    /// `lo` plus the token's own mass.
-    pub hi: f64,
 }
 
 /// Why logits cannot define a distribution.
@@ -156,8 +200,8 @@ pub enum SamplingError {
     },
 }
 
-/// Unnormalised tempered weights `w_j = exp((z_j − max z) / T)` in f64.
-fn weights(logits: &[f32], temperature: f64) -> Result<Vec<f64>, SamplingError> {
+/// Rejects empty logits, non-finite logits and temperatures that are not positive.
+fn check_distribution(logits: &[f32], temperature: f64) -> Result<(), SamplingError> {
     if logits.is_empty() {
         return Err(SamplingError::BadDistribution("no logits"));
     }
@@ -169,108 +213,143 @@ fn weights(logits: &[f32], temperature: f64) -> Result<Vec<f64>, SamplingError> 
     if logits.iter().any(|z| !z.is_finite()) {
         return Err(SamplingError::BadDistribution("non-finite logit"));
     }
-    let m = logits
-        .iter()
-        .fold(f64::NEG_INFINITY, |m, &z| m.max(z as f64));
-    Ok(logits
-        .iter()
-        .map(|&z| ((z as f64 - m) / temperature).exp())
-        .collect())
+    Ok(())
 }
 
-/// Sequential f64 sum in index order, starting from +0.
-fn sum(values: &[f64]) -> f64 {
-    values.iter().fold(0.0, |acc, v| acc + v)
+/// Token `token`'s perturbed score `z / T − ln(−ln v)` (the normative definition).
+pub fn score(logit: f32, temperature: f64, noise: PositionNoise, token: usize) -> f64 {
+    f64::from(logit) / temperature - ln_exponential(noise.word(token))
 }
 
-/// The interval of `token` under `softmax(logits / temperature)`, computed in f64 with a
-/// sequential sum in id order (the normative definition).
+/// The best token other than `exclude` and its score, scanning every id: a token is
+/// scored exactly only when the integer lower bound on its `ln E` leaves it a chance to
+/// win, which is a few dozen tokens of a real vocabulary. Same result as scoring all.
+fn best_other(
+    logits: &[f32],
+    temperature: f64,
+    noise: PositionNoise,
+    exclude: Option<usize>,
+) -> Option<(usize, f64)> {
+    // Seed with the largest logit (usually close to the winner), then scan.
+    let first = logits
+        .iter()
+        .enumerate()
+        .filter(|&(j, _)| Some(j) != exclude)
+        .fold(None, |best: Option<(usize, f32)>, (j, &z)| match best {
+            Some((_, b)) if b >= z => best,
+            _ => Some((j, z)),
+        })?
+        .0;
+    let mut best = (first, score(logits[first], temperature, noise, first));
+    // Token j can beat `best` only if z_j / T − floor_j · ln 2 ≥ best score, i.e.
+    // z_j ≥ (best + floor_j · ln 2) · T; `limits[floor + 54]` holds that bound in f32,
+    // lowered by a safety slack (the bound only decides what is scored exactly).
+    let mut limits = [0f32; 66];
+    let refresh = |limits: &mut [f32; 66], best_score: f64| {
+        for (i, limit) in limits.iter_mut().enumerate() {
+            if i == 0 {
+                // E = 0 scores +∞: always scored.
+                *limit = f32::NEG_INFINITY;
+                continue;
+            }
+            let floor = i as f64 - 54.0;
+            let bound = (best_score + floor * std::f64::consts::LN_2) * temperature;
+            *limit = (bound - 1e-6 * (1.0 + bound.abs())) as f32;
+        }
+    };
+    refresh(&mut limits, best.1);
+    for (j, &z) in logits.iter().enumerate() {
+        let word = noise.word(j);
+        let floor = ln_exponential_floor_log2(word);
+        if z < limits[(floor + 54) as usize] || Some(j) == exclude || j == first {
+            continue;
+        }
+        let s = f64::from(z) / temperature - ln_exponential(word);
+        if s > best.1 || (s == best.1 && j < best.0) {
+            best = (j, s);
+            refresh(&mut limits, s);
+        }
+    }
+    Some(best)
+}
+
+/// The reference sampler: the token with the largest perturbed score, the smallest id
+/// among equal scores.
+///
+/// # Errors
+///
+/// [`SamplingError::BadDistribution`] when `logits` is empty, a logit is not finite, or
+/// the temperature is not a finite positive number.
+pub fn sample_token(
+    logits: &[f32],
+    temperature: f64,
+    noise: PositionNoise,
+) -> Result<u32, SamplingError> {
+    check_distribution(logits, temperature)?;
+    let (token, _) = best_other(logits, temperature, noise, None)
+        .ok_or(SamplingError::BadDistribution("no logits"))?;
+    Ok(token as u32)
+}
+
+/// The claimed token's score minus the largest score of any other token (`+∞` for a
+/// one-token vocabulary): positive when the sampler gives exactly this token.
 ///
 /// # Errors
 ///
 /// [`SamplingError::TokenOutOfRange`] when `token ≥ logits.len()`;
 /// [`SamplingError::BadDistribution`] when a logit is not finite or the temperature is
 /// not a finite positive number.
-pub fn token_interval(
+pub fn claimed_gap(
     logits: &[f32],
     temperature: f64,
     token: u32,
-) -> Result<CdfInterval, SamplingError> {
-    let j = token as usize;
-    if j >= logits.len() {
+    noise: PositionNoise,
+) -> Result<f64, SamplingError> {
+    let c = token as usize;
+    if c >= logits.len() {
         return Err(SamplingError::TokenOutOfRange {
             token,
             vocab: logits.len(),
         });
     }
-    let w = weights(logits, temperature)?;
-    let total = sum(&w);
-    let below = sum(&w[..j]);
-    Ok(CdfInterval {
-        lo: below / total,
-        hi: (below + w[j]) / total,
+    check_distribution(logits, temperature)?;
+    let own = score(logits[c], temperature, noise, c);
+    Ok(match best_other(logits, temperature, noise, Some(c)) {
+        Some((_, other)) => own - other,
+        None => f64::INFINITY,
     })
 }
 
-/// The reference sampler: the smallest token id `j` with `u · S < Σ_{k≤j} w_k` (never a
-/// token of zero mass; the last token of positive mass if rounding leaves none).
-///
-/// # Errors
-///
-/// [`SamplingError::BadDistribution`] when `logits` is empty, a logit is not finite, or
-/// the temperature is not a finite positive number.
-pub fn sample_token(logits: &[f32], temperature: f64, u: f64) -> Result<u32, SamplingError> {
-    let w = weights(logits, temperature)?;
-    let total = sum(&w);
-    let target = u * total;
-    let mut acc = 0.0;
-    let mut last_positive = 0;
-    for (j, &wj) in w.iter().enumerate() {
-        if wj > 0.0 {
-            last_positive = j;
-        }
-        acc += wj;
-        if target < acc {
-            return Ok(j as u32);
-        }
-    }
-    Ok(last_positive as u32)
-}
-
-/// Where a uniform falls relative to a claimed token's interval.
+/// How a claimed token's gap classifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PositionClass {
-    /// Inside the interval: the token is the one the validator's sampler gives.
+    /// Positive gap: the token is the one the validator's sampler gives.
     Inside,
-    /// Outside, but within the margin of an end: drift could have moved the boundary
-    /// across the uniform; tolerated a limited number of times per rollout.
+    /// A gap in `[−margin, 0]`: drift could have swapped the two best tokens; tolerated a
+    /// limited number of times.
     Ambiguous,
-    /// Further than the margin outside the interval: another token was sampled.
+    /// Below `−margin` (or NaN): another token was sampled.
     Miss,
 }
 
-/// Classifies `u` against a claimed token's interval with `margin`.
-pub fn classify(interval: CdfInterval, u: f64, margin: f64) -> PositionClass {
-    if interval.lo <= u && u < interval.hi {
+/// Classifies a claimed token's gap with `margin`.
+pub fn classify(gap: f64, margin: f64) -> PositionClass {
+    if gap > 0.0 {
         PositionClass::Inside
-    } else if excess(interval, u) <= margin {
+    } else if gap >= -margin {
         PositionClass::Ambiguous
     } else {
         PositionClass::Miss
     }
 }
 
-/// How far `u` lies outside the interval (0 when inside, infinite for NaN): what the
-/// margin must absorb.
-pub fn excess(interval: CdfInterval, u: f64) -> f64 {
-    if u.is_nan() || interval.lo.is_nan() || interval.hi.is_nan() {
+/// How far a gap lies below zero (0 when inside, infinite for NaN): what the margin must
+/// absorb.
+pub fn excess(gap: f64) -> f64 {
+    if gap.is_nan() {
         f64::INFINITY
-    } else if u < interval.lo {
-        interval.lo - u
-    } else if u >= interval.hi {
-        u - interval.hi
     } else {
-        0.0
+        (-gap).max(0.0)
     }
 }
 
@@ -279,11 +358,11 @@ pub fn excess(interval: CdfInterval, u: f64) -> f64 {
 pub struct SamplingReport {
     /// Completion positions checked.
     pub positions: usize,
-    /// Positions outside the claimed token's interval but within the margin.
+    /// Positions with a gap within the margin below zero.
     pub ambiguous: usize,
-    /// Completion positions (0-based) whose uniform lies outside the widened interval.
+    /// Completion positions (0-based) whose gap is below the margin.
     pub misses: Vec<usize>,
-    /// Largest distance of a uniform outside its token's interval.
+    /// Largest [`excess`] of any position.
     pub max_excess: f64,
 }
 
@@ -305,33 +384,30 @@ pub fn allowed_ambiguous(positions: usize) -> usize {
     SAMPLING_AMBIGUOUS_BASE + positions / SAMPLING_AMBIGUOUS_PER
 }
 
-/// Checks a rollout's completion: `intervals[t]` is the validator's interval of the
-/// claimed token at completion position `t`, `uniforms[t]` the public uniform. Positions
-/// beyond the shorter of the two count as misses.
-pub fn check_sampling(intervals: &[CdfInterval], uniforms: &[f64]) -> SamplingReport {
-    check_sampling_with(intervals, uniforms, SAMPLING_MARGIN)
+/// Ambiguous positions tolerated over a miner's whole checked sample in a window (every
+/// rollout of every checked group) of `positions` completion positions:
+/// `SAMPLING_SAMPLE_AMBIGUOUS_BASE + positions / SAMPLING_SAMPLE_AMBIGUOUS_PER`.
+pub fn allowed_ambiguous_in_sample(positions: usize) -> usize {
+    SAMPLING_SAMPLE_AMBIGUOUS_BASE + positions / SAMPLING_SAMPLE_AMBIGUOUS_PER
+}
+
+/// Checks a rollout's completion from the validator's gap of each claimed token
+/// ([`claimed_gap`]) with [`SAMPLING_MARGIN`].
+pub fn check_sampling(gaps: &[f64]) -> SamplingReport {
+    check_sampling_with(gaps, SAMPLING_MARGIN)
 }
 
 /// [`check_sampling`] with another margin (for audits).
-pub fn check_sampling_with(
-    intervals: &[CdfInterval],
-    uniforms: &[f64],
-    margin: f64,
-) -> SamplingReport {
-    let n = intervals.len().max(uniforms.len());
+pub fn check_sampling_with(gaps: &[f64], margin: f64) -> SamplingReport {
     let mut report = SamplingReport {
-        positions: n,
+        positions: gaps.len(),
         ambiguous: 0,
         misses: Vec::new(),
         max_excess: 0.0,
     };
-    for t in 0..n {
-        let (Some(&iv), Some(&u)) = (intervals.get(t), uniforms.get(t)) else {
-            report.misses.push(t);
-            continue;
-        };
-        report.max_excess = report.max_excess.max(excess(iv, u));
-        match classify(iv, u, margin) {
+    for (t, &gap) in gaps.iter().enumerate() {
+        report.max_excess = report.max_excess.max(excess(gap));
+        match classify(gap, margin) {
             PositionClass::Inside => {}
             PositionClass::Ambiguous => report.ambiguous += 1,
             PositionClass::Miss => report.misses.push(t),
@@ -344,72 +420,219 @@ pub fn check_sampling_with(
 mod tests {
     use super::*;
 
-    #[test]
-    fn sampler_picks_the_token_whose_interval_holds_u() {
-        let logits = [0.0f32, 1.0, -3.0, 2.0, f32::MIN];
-        for i in 0..1000 {
-            let u = (i as f64 + 0.5) / 1000.0;
-            let t = sample_token(&logits, 0.8, u).unwrap();
-            let iv = token_interval(&logits, 0.8, t).unwrap();
-            assert!(iv.lo <= u && u < iv.hi, "u {u} token {t} {iv:?}");
-            assert_ne!(t, 4, "a zero-mass token is never sampled");
+    /// Every score computed, no filter: what `best_other` must equal.
+    fn brute_force(
+        logits: &[f32],
+        t: f64,
+        noise: PositionNoise,
+        exclude: Option<usize>,
+    ) -> (usize, f64) {
+        let mut best = (usize::MAX, f64::NEG_INFINITY);
+        for (j, &z) in logits.iter().enumerate() {
+            let s = score(z, t, noise, j);
+            if Some(j) != exclude && (s > best.1 || best.0 == usize::MAX) {
+                best = (j, s);
+            }
         }
-        let total: f64 = (0..5)
-            .map(|t| {
-                let iv = token_interval(&logits, 0.8, t).unwrap();
-                iv.hi - iv.lo
+        best
+    }
+
+    /// Language-model-like logits: a Zipf-shaped head over a long tail.
+    fn lm_logits(vocab: usize, seed: u64) -> Vec<f32> {
+        let noise = PositionNoise(seed);
+        (0..vocab)
+            .map(|j| {
+                let u = (noise.word(j) >> 11) as f64 * EPSILON_53;
+                (8.0 * u.powi(6) - 4.0 + u) as f32 * 3.0
             })
-            .sum();
-        assert!((total - 1.0).abs() < 1e-12);
+            .collect()
+    }
+
+    #[test]
+    fn the_filtered_scan_equals_scoring_every_token() {
+        for seed in 0..200u64 {
+            let logits = lm_logits(3000, seed);
+            for t in [0.05, 0.7, 1.0, 3.0] {
+                let noise = PositionNoise(seed.wrapping_mul(7919));
+                let fast = best_other(&logits, t, noise, None).unwrap();
+                assert_eq!(
+                    fast,
+                    brute_force(&logits, t, noise, None),
+                    "seed {seed} t {t}"
+                );
+                let excluded = best_other(&logits, t, noise, Some(fast.0)).unwrap();
+                assert_eq!(excluded, brute_force(&logits, t, noise, Some(fast.0)));
+            }
+        }
+    }
+
+    #[test]
+    fn sampling_follows_the_softmax() {
+        // Empirical frequencies of 40 000 draws against softmax(z / T).
+        let logits = [0.0f32, 1.0, -3.0, 2.0, -80.0];
+        let t = 0.8;
+        let mut counts = [0usize; 5];
+        let n = 40_000;
+        for s in 0..n {
+            counts[sample_token(&logits, t, PositionNoise(s)).unwrap() as usize] += 1;
+        }
+        let w: Vec<f64> = logits.iter().map(|&z| (f64::from(z) / t).exp()).collect();
+        let total: f64 = w.iter().sum();
+        for (j, &c) in counts.iter().enumerate() {
+            let p = w[j] / total;
+            let sd = (p * (1.0 - p) / n as f64).sqrt();
+            let seen = c as f64 / n as f64;
+            assert!(
+                (seen - p).abs() < 5.0 * sd + 1e-9,
+                "token {j}: {seen} vs {p}"
+            );
+        }
+        assert_eq!(counts[4], 0, "a token e^-100 as likely is never drawn");
+    }
+
+    #[test]
+    fn the_sampled_token_has_a_positive_gap() {
+        let logits = lm_logits(2000, 5);
+        for s in 0..300 {
+            let noise = PositionNoise(s * 31 + 1);
+            let token = sample_token(&logits, 1.0, noise).unwrap();
+            let gap = claimed_gap(&logits, 1.0, token, noise).unwrap();
+            assert!(gap > 0.0, "noise {s}: gap {gap}");
+            let other = (token + 1) % 2000;
+            assert!(claimed_gap(&logits, 1.0, other, noise).unwrap() < 0.0);
+        }
+        assert_eq!(
+            claimed_gap(&[1.0], 1.0, 0, PositionNoise(0)),
+            Ok(f64::INFINITY)
+        );
     }
 
     #[test]
     fn classification_and_report() {
-        let iv = CdfInterval { lo: 0.2, hi: 0.5 };
-        assert_eq!(classify(iv, 0.3, 0.01), PositionClass::Inside);
-        assert_eq!(classify(iv, 0.2, 0.01), PositionClass::Inside);
-        assert_eq!(classify(iv, 0.205, 0.01), PositionClass::Inside);
-        assert_eq!(classify(iv, 0.195, 0.01), PositionClass::Ambiguous);
-        assert_eq!(classify(iv, 0.5, 0.01), PositionClass::Ambiguous);
-        assert_eq!(classify(iv, 0.505, 0.01), PositionClass::Ambiguous);
-        assert_eq!(classify(iv, 0.6, 0.01), PositionClass::Miss);
-        assert_eq!(classify(iv, f64::NAN, 0.01), PositionClass::Miss);
-        let r = check_sampling_with(&[iv, iv, iv], &[0.3, 0.195, 0.9], 0.01);
+        assert_eq!(classify(0.3, 0.01), PositionClass::Inside);
+        assert_eq!(classify(0.0, 0.01), PositionClass::Ambiguous);
+        assert_eq!(classify(-0.01, 0.01), PositionClass::Ambiguous);
+        assert_eq!(classify(-0.02, 0.01), PositionClass::Miss);
+        assert_eq!(classify(f64::NAN, 0.01), PositionClass::Miss);
+        let r = check_sampling_with(&[0.3, -0.005, -0.4], 0.01);
         assert_eq!((r.ambiguous, r.misses.clone()), (1, vec![2]));
         assert!((r.max_excess - 0.4).abs() < 1e-12);
         // Ambiguous positions are tolerated up to the cap.
-        let near = vec![iv.lo - SAMPLING_MARGIN / 2.0; allowed_ambiguous(3) + 1];
-        let ivs = vec![iv; near.len()];
-        assert!(!check_sampling(&ivs, &near).accepted());
-        assert!(check_sampling(&ivs[1..], &near[1..]).accepted());
-        // Missing uniforms or intervals are misses, never a panic.
-        assert_eq!(check_sampling_with(&[iv], &[], 0.01).misses, vec![0]);
-        assert!(!check_sampling(&[], &[]).accepted());
+        let near = vec![-SAMPLING_MARGIN / 2.0; allowed_ambiguous(3) + 1];
+        assert!(!check_sampling(&near).accepted());
+        assert!(check_sampling(&near[1..]).accepted());
+        assert!(!check_sampling(&[]).accepted());
     }
 
     #[test]
     fn bad_inputs_are_errors() {
-        assert!(token_interval(&[], 1.0, 0).is_err());
-        assert!(token_interval(&[0.0, f32::NAN], 1.0, 0).is_err());
-        assert!(token_interval(&[0.0, 1.0], 0.0, 0).is_err());
+        let n = PositionNoise(1);
+        assert!(claimed_gap(&[], 1.0, 0, n).is_err());
+        assert!(claimed_gap(&[0.0, f32::NAN], 1.0, 0, n).is_err());
+        assert!(claimed_gap(&[0.0, 1.0], 0.0, 0, n).is_err());
+        assert!(sample_token(&[], 1.0, n).is_err());
+        assert!(sample_token(&[0.0, f32::INFINITY], 1.0, n).is_err());
         assert!(matches!(
-            token_interval(&[0.0, 1.0], 1.0, 2),
+            claimed_gap(&[0.0, 1.0], 1.0, 2, n),
             Err(SamplingError::TokenOutOfRange { .. })
         ));
     }
 
     #[test]
-    fn uniforms_are_keyed_by_prompt_tokens_index_and_hotkey() {
+    fn noise_is_keyed_by_prompt_tokens_index_and_hotkey() {
         let r = [3u8; 32];
         let a = Hotkey([1; 32]);
-        let first = Uniforms::new(&r, &a, &[1, 2, 3], 0).take_vec(4);
-        assert_eq!(first, Uniforms::new(&r, &a, &[1, 2, 3], 0).take_vec(4));
-        assert_ne!(first, Uniforms::new(&r, &a, &[1, 2, 3], 1).take_vec(4));
-        assert_ne!(first, Uniforms::new(&r, &a, &[1, 2, 4], 0).take_vec(4));
+        let first = RolloutNoise::new(&r, &a, &[1, 2, 3], 0).take_vec(4);
+        assert_eq!(first, RolloutNoise::new(&r, &a, &[1, 2, 3], 0).take_vec(4));
+        assert_ne!(first, RolloutNoise::new(&r, &a, &[1, 2, 3], 1).take_vec(4));
+        assert_ne!(first, RolloutNoise::new(&r, &a, &[1, 2, 4], 0).take_vec(4));
         assert_ne!(
             first,
-            Uniforms::new(&r, &Hotkey([2; 32]), &[1, 2, 3], 0).take_vec(4)
+            RolloutNoise::new(&r, &Hotkey([2; 32]), &[1, 2, 3], 0).take_vec(4)
         );
-        assert!(first.iter().all(|u| (0.0..1.0).contains(u)));
+        // SplitMix64's published first output for seed 0.
+        assert_eq!(PositionNoise(0).word(0), 0xE220_A839_7B1D_CDAF);
+    }
+
+    /// A 49 152-token vocabulary shaped like a language model's: a head of ten likely
+    /// tokens (its strength varies by position) over a long normal tail.
+    fn realistic_logits(position: u64) -> Vec<f32> {
+        let noise = PositionNoise(position.wrapping_mul(0x2545_F491_4F6C_DD1D));
+        let head = 6.0 + (position % 7) as f64;
+        (0..49_152usize)
+            .map(|j| {
+                // Box-Muller from two words: a normal tail with sd 1.5.
+                let (a, b) = (noise.word(2 * j), noise.word(2 * j + 1));
+                let u1 = ((a >> 11) + 1) as f64 * EPSILON_53;
+                let u2 = (b >> 11) as f64 * EPSILON_53;
+                let normal = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+                let bonus = if j % 4096 == 7 {
+                    head - 1.5 * (j / 4096) as f64
+                } else {
+                    0.0
+                };
+                (1.5 * normal + bonus) as f32
+            })
+            .collect()
+    }
+
+    /// The ambiguity search of protocol v4: with inverse-CDF sampling, a position offers a
+    /// choice when the uniform lies within the margin of an end of the sampled token's
+    /// interval, and the long tail's tiny intervals put ends everywhere. Under Gumbel-max a
+    /// choice needs two perturbed scores within the margin, which is rare whatever the
+    /// vocabulary.
+    #[test]
+    fn ambiguity_search_finds_almost_no_choices() {
+        let (positions, v4_margin) = (600u64, 2e-4);
+        let (mut v4_choices, mut v5_choices) = (0, 0);
+        for position in 0..positions {
+            let logits = realistic_logits(position);
+            let noise = PositionNoise(position ^ 0x5EED);
+            // v4: the sampled token's interval under inverse-CDF sampling with uniform u.
+            let u = (noise.word(usize::MAX - 1) >> 11) as f64 * EPSILON_53;
+            let w: Vec<f64> = logits.iter().map(|&z| f64::from(z).exp()).collect();
+            let total: f64 = w.iter().sum();
+            let mut lo = 0.0;
+            for &wj in &w {
+                let hi = lo + wj / total;
+                if u < hi {
+                    v4_choices += usize::from(u - lo <= v4_margin || hi - u <= v4_margin);
+                    break;
+                }
+                lo = hi;
+            }
+            // v5: the sampled token's gap.
+            let token = sample_token(&logits, 1.0, noise).unwrap();
+            let gap = claimed_gap(&logits, 1.0, token, noise).unwrap();
+            assert!(gap > 0.0);
+            v5_choices += usize::from(gap <= SAMPLING_MARGIN);
+        }
+        let (v4, v5) = (
+            v4_choices as f64 / positions as f64,
+            v5_choices as f64 / positions as f64,
+        );
+        eprintln!("choice share: v4 rule {v4}, v5 rule {v5} ({positions} positions)");
+        assert!(v4 > 0.05, "the v4 rule offers choices at {v4} of positions");
+        assert!(
+            v5 <= 2e-3,
+            "the v5 rule offers choices at {v5} of positions"
+        );
+    }
+
+    #[test]
+    fn the_integer_bound_never_exceeds_ln_e() {
+        for seed in 0..20_000u64 {
+            let w = PositionNoise(seed).word(seed as usize);
+            let floor = f64::from(ln_exponential_floor_log2(w)) * std::f64::consts::LN_2;
+            assert!(floor <= ln_exponential(w) + 1e-12, "word {w:#x}");
+        }
+        for w in [0u64, 1 << 11, (1 << 63) - 1, !(1u64 << 11), !(1u64 << 12)] {
+            let floor = f64::from(ln_exponential_floor_log2(w)) * std::f64::consts::LN_2;
+            assert!(floor <= ln_exponential(w) + 1e-12, "word {w:#x}");
+            assert!(ln_exponential_floor_log2(w) > -54);
+        }
+        // The one word with E = 0 is told apart, and a token drawing it wins.
+        assert_eq!(ln_exponential_floor_log2(u64::MAX), -54);
+        assert_eq!(ln_exponential(u64::MAX), f64::NEG_INFINITY);
     }
 }

@@ -28,8 +28,8 @@
 //! - `sketch` — fixed point `q(x)` edge cases, coefficient rows, sketches of hidden
 //!   vectors and their wire digests, modular distance and tolerance.
 //! - `challenge` — challenged positions for `(prompt_len, total_len, k)` cases.
-//! - `sampling` — prompt digests, sampling uniforms, token intervals, the reference sampler
-//!   and the sampling check.
+//! - `sampling` — prompt digests, the per-rollout seed streams, SplitMix64 token words,
+//!   Gumbel scores, claimed-token gaps, the reference sampler and the sampling check.
 //! - `digests` — a fixed group of two rollouts with the hotkey from a fixed seed: rollout,
 //!   group, token and work digests with their SHA-256 preimages, and a recorded signature.
 //! - `bundle` — the exact encoded bytes of a window bundle holding that group.
@@ -50,8 +50,8 @@
 //! to f64 exactly), or `"NaN"`, `"inf"`, `"-inf"`. The decimal numbers are informative
 //! only: this test compares them within 2 ulps because JSON parsers need not round
 //! decimals exactly, and the bit patterns exactly — except in cases that carry a `libm`
-//! key (`exp` or `pow`: token intervals and samples of non-trivial logits, some scoring
-//! weights), whose floats depend on the libm and compare within 1e-12 relative.
+//! key (`ln` or `pow`: Gumbel scores and gaps, some scoring weights), whose floats depend
+//! on the libm and compare within 1e-12 relative.
 //!
 //! The file needs the `sr25519` feature (on by default) for the signature checks.
 
@@ -74,8 +74,9 @@ use grail_proto::rules::bundle::{
 use grail_proto::rules::training::training_slots;
 use grail_proto::rules::{Consequence, Reason, Rejection};
 use grail_proto::sampling::{
-    check_sampling_with, classify, prompt_digest, sample_token, temperature, token_interval,
-    CdfInterval, PositionClass, SamplingError, Uniforms, SAMPLING_LABEL,
+    allowed_ambiguous, allowed_ambiguous_in_sample, check_sampling_with, claimed_gap, classify,
+    prompt_digest, sample_token, score, temperature, PositionClass, PositionNoise, RolloutNoise,
+    SamplingError, SAMPLING_LABEL,
 };
 use grail_proto::scoring::{weights, ScoreRule, WorkHistory};
 use grail_proto::signing::{verify, verify_group, Keypair};
@@ -598,7 +599,7 @@ fn meta() -> Value {
                 "float field x: x is the value (f32 widened to f64; \"NaN\", \"inf\", \"-inf\" \
                  for non-finite), x_bits its IEEE-754 bits (0x + 16 hex digits for f64, 8 for \
                  f32); compare the bits",
-                "cases with a libm key (exp or pow) depend on that function, which IEEE 754 \
+                "cases with a libm key (ln or pow) depend on that function, which IEEE 754 \
                  does not require to be correctly rounded (these were computed with the \
                  generator's libm): compare their float outputs within 1e-12 relative; \
                  integer outputs (sampled tokens) stay exact; every other value is bit-exact",
@@ -625,6 +626,14 @@ fn params() -> Value {
         .v("sampling_max_misses", SAMPLING_MAX_MISSES)
         .v("sampling_ambiguous_base", SAMPLING_AMBIGUOUS_BASE)
         .v("sampling_ambiguous_per", SAMPLING_AMBIGUOUS_PER)
+        .v(
+            "sampling_sample_ambiguous_base",
+            SAMPLING_SAMPLE_AMBIGUOUS_BASE,
+        )
+        .v(
+            "sampling_sample_ambiguous_per",
+            SAMPLING_SAMPLE_AMBIGUOUS_PER,
+        )
         .v("replay_windows", REPLAY_WINDOWS)
         .v("default_max_bundle_bytes", DEFAULT_MAX_BUNDLE_BYTES)
         .f32("logprob_tolerance", LOGPROB_TOLERANCE)
@@ -1159,10 +1168,6 @@ fn class_name(c: PositionClass) -> &'static str {
     }
 }
 
-fn interval_json(iv: CdfInterval) -> Value {
-    Obj::new().f64("lo", iv.lo).f64("hi", iv.hi).into()
-}
-
 fn sampling_section() -> Value {
     let prompts: Vec<Vec<u32>> = vec![
         vec![],
@@ -1193,7 +1198,7 @@ fn sampling_section() -> Value {
 
     let wr = fixture_window_randomness();
     let hotkey = keypair().public();
-    let uniform_cases = vec![
+    let noise_cases = vec![
         ("fixture_rollout_0", wr, hotkey, PROMPT.to_vec(), 0),
         ("fixture_rollout_1", wr, hotkey, PROMPT.to_vec(), 1),
         ("empty_prompt", wr, hotkey, vec![], 0),
@@ -1205,77 +1210,113 @@ fn sampling_section() -> Value {
             u32::MAX,
         ),
     ];
-    let mut uniforms: Vec<Value> = Vec::new();
-    for (name, r, key, prompt, index) in &uniform_cases {
+    let mut seeds: Vec<Value> = Vec::new();
+    for (name, r, key, prompt, index) in &noise_cases {
         let pd = prompt_digest(prompt);
         let idx = index.to_be_bytes();
         let mut rng = stream(SAMPLING_LABEL, &[r, &key.0, &pd, &idx]);
         let words: Vec<u64> = (0..8).map(|_| rng.next_u64()).collect();
-        let us = Uniforms::new(r, key, prompt, *index).take_vec(8);
-        for (u, w) in us.iter().zip(&words) {
-            assert_eq!(*u, (w >> 11) as f64 * 2f64.powi(-53), "uniform of `{name}`");
-        }
-        uniforms.push(
+        let noise = RolloutNoise::new(r, key, prompt, *index).take_vec(8);
+        assert_eq!(
+            noise.iter().map(|n| n.0).collect::<Vec<_>>(),
+            words,
+            "{name}"
+        );
+        seeds.push(
             case(name)
                 .hex("window_randomness_hex", r)
                 .hex("hotkey_hex", key.0)
                 .v("prompt", prompt.clone())
                 .v("rollout_index", *index)
-                .v("u64", words.iter().map(|&w| word(w)).collect::<Vec<_>>())
-                .f64s("uniforms", &us)
+                .v(
+                    "position_seeds",
+                    words.iter().map(|&w| word(w)).collect::<Vec<_>>(),
+                )
                 .into(),
         );
     }
+    let fixture = RolloutNoise::new(&wr, &hotkey, &PROMPT, 0).take_vec(4);
+    let mut token_words: Vec<Value> = Vec::new();
+    for (name, seed) in [
+        ("zero_seed", 0u64),
+        ("max_seed", u64::MAX),
+        ("fixture_position_0", fixture[0].0),
+    ] {
+        let tokens = [0usize, 1, 2, 3, 1000, 151_935];
+        let noise = PositionNoise(seed);
+        token_words.push(
+            case(name)
+                .v("seed", word(seed))
+                .v("tokens", tokens.to_vec())
+                .v(
+                    "words",
+                    tokens
+                        .iter()
+                        .map(|&j| word(noise.word(j)))
+                        .collect::<Vec<_>>(),
+                )
+                .into(),
+        );
+    }
+    let gumbel: Vec<Value> = vec![case("fixture_position_0")
+        .v("libm", "ln")
+        .v("seed", word(fixture[0].0))
+        .f64s(
+            "gumbel",
+            &(0..8).map(|j| fixture[0].gumbel(j)).collect::<Vec<_>>(),
+        )
+        .into()];
 
-    // `exact`: every tempered weight is exp(0) = 1 or underflows to 0, so the case does
-    // not depend on the libm's exp; the others carry `"libm": "exp"`.
     let a = vec![0.0f32, 1.0, -3.0, 2.0, f32::MIN];
-    let logit_cases: Vec<(&str, Vec<f32>, u32, bool)> = vec![
-        ("mixed_t1", a.clone(), 1000, false),
-        ("mixed_t0.7", a.clone(), 700, false),
-        ("mixed_t2.5", a.clone(), 2500, false),
-        ("uniform_quarters", vec![0.5; 4], 1000, true),
-        (
-            "ones_and_zero_mass",
-            vec![1.0, 1.0, f32::MIN, 1.0, 1.0],
-            700,
-            true,
-        ),
-        ("single_token", vec![1.0], 1000, true),
-        (
-            "peaked_t0.1",
-            vec![10.0, -10.0, 0.0, 3.25, 9.999],
-            100,
-            false,
-        ),
-        ("underflow_t0.001", vec![-1e4, 0.0, 88.7, 88.69], 1, false),
-        (
-            "inexact_t0.9",
-            vec![0.1, 0.2, 0.3, -0.4, 1.7, -2.9],
-            900,
-            false,
-        ),
+    let logit_cases: Vec<(&str, Vec<f32>, u32)> = vec![
+        ("mixed_t1", a.clone(), 1000),
+        ("mixed_t0.7", a.clone(), 700),
+        ("mixed_t2.5", a.clone(), 2500),
+        ("uniform_quarters", vec![0.5; 4], 1000),
+        ("ones_and_lowest", vec![1.0, 1.0, f32::MIN, 1.0, 1.0], 700),
+        ("single_token", vec![1.0], 1000),
+        ("peaked_t0.1", vec![10.0, -10.0, 0.0, 3.25, 9.999], 100),
+        ("huge_t0.001", vec![-1e4, 0.0, 88.7, 88.69], 1),
+        ("inexact_t0.9", vec![0.1, 0.2, 0.3, -0.4, 1.7, -2.9], 900),
     ];
-    let libm = |o: Obj, exact: bool| if exact { o } else { o.v("libm", "exp") };
-    let mut intervals: Vec<Value> = Vec::new();
-    for (name, logits, milli, exact) in &logit_cases {
+    let mut scores: Vec<Value> = Vec::new();
+    let mut gaps: Vec<Value> = Vec::new();
+    let mut samples: Vec<Value> = Vec::new();
+    for (name, logits, milli) in &logit_cases {
         let t = temperature(*milli);
-        let ivs: Vec<Value> = (0..logits.len() as u32)
-            .map(|tok| {
-                let iv = token_interval(logits, t, tok).unwrap();
+        let noise = fixture[0];
+        let per_token: Vec<Value> = (0..logits.len())
+            .map(|j| {
                 Obj::new()
-                    .v("token", tok)
-                    .f64("lo", iv.lo)
-                    .f64("hi", iv.hi)
+                    .v("token", j as u32)
+                    .f64("score", score(logits[j], t, noise, j))
+                    .f64("gap", claimed_gap(logits, t, j as u32, noise).unwrap())
                     .into()
             })
             .collect();
-        intervals.push(
-            libm(case(name), *exact)
+        scores.push(
+            case(name)
+                .v("libm", "ln")
                 .f32s("logits", logits)
                 .v("temperature_milli", *milli)
                 .f64("temperature", t)
-                .v("intervals", ivs)
+                .v("seed", word(noise.0))
+                .v("tokens", per_token)
+                .into(),
+        );
+        let draws: Vec<Value> = fixture
+            .iter()
+            .chain(&[PositionNoise(0), PositionNoise(u64::MAX)])
+            .map(|n| {
+                let token = sample_token(logits, t, *n).unwrap();
+                Obj::new().v("seed", word(n.0)).v("token", token).into()
+            })
+            .collect();
+        samples.push(
+            case(name)
+                .f32s("logits", logits)
+                .v("temperature_milli", *milli)
+                .v("draws", draws)
                 .into(),
         );
     }
@@ -1286,11 +1327,9 @@ fn sampling_section() -> Value {
         ("zero_temperature", vec![0.0, 1.0], 0, 0),
         ("token_out_of_range", vec![0.0, 1.0], 1000, 2),
     ];
-    let mut interval_errors: Vec<Value> = Vec::new();
     for (name, logits, milli, tok) in &error_cases {
-        let t = temperature(*milli);
-        let err = token_interval(logits, t, *tok).unwrap_err();
-        interval_errors.push(
+        let err = claimed_gap(logits, temperature(*milli), *tok, fixture[0]).unwrap_err();
+        gaps.push(
             case(name)
                 .f32s("logits", logits)
                 .v("temperature_milli", *milli)
@@ -1300,120 +1339,33 @@ fn sampling_section() -> Value {
         );
     }
 
-    let mut samples: Vec<Value> = Vec::new();
-    let fixture_us = Uniforms::new(&wr, &hotkey, &PROMPT, 0).take_vec(4);
-    let draws = |logits: &[f32], milli: u32, us: &[(String, f64)]| -> Vec<Value> {
-        us.iter()
-            .map(|(name, u)| {
-                let tok = sample_token(logits, temperature(milli), *u).unwrap();
-                case(name).f64("u", *u).v("token", tok).into()
-            })
-            .collect()
-    };
-    // Weights [1, 1, 0, 1, 1]: the boundaries are exactly 0.25, 0.5 and 0.75.
-    let (_, ones, ones_milli, _) = &logit_cases[4];
-    let boundary_us: Vec<(String, f64)> = vec![
-        ("zero".into(), 0.0),
-        ("below_quarter".into(), 0.25f64.next_down()),
-        ("quarter_goes_up".into(), 0.25),
-        ("below_half".into(), 0.5f64.next_down()),
-        ("half_skips_zero_mass_token".into(), 0.5),
-        ("three_quarters".into(), 0.75),
-        ("largest_below_one".into(), 1.0f64.next_down()),
-        ("one_out_of_domain_gives_last_positive".into(), 1.0),
-    ];
-    samples.push(
-        case("exact_boundaries")
-            .f32s("logits", ones)
-            .v("temperature_milli", *ones_milli)
-            .v("draws", draws(ones, *ones_milli, &boundary_us))
-            .into(),
-    );
-    let us: Vec<(String, f64)> = [0.1, 0.5, 0.9]
-        .into_iter()
-        .map(|u| (format!("u_{u}"), u))
-        .chain(
-            fixture_us
-                .iter()
-                .enumerate()
-                .map(|(i, &u)| (format!("fixture_uniform_{i}"), u)),
-        )
-        .collect();
-    for (name, logits, milli, exact) in &logit_cases {
-        samples.push(
-            libm(case(name), *exact)
-                .f32s("logits", logits)
-                .v("temperature_milli", *milli)
-                .v("draws", draws(logits, *milli, &us))
-                .into(),
-        );
-    }
-
-    let iv = |lo: f64, hi: f64| CdfInterval { lo, hi };
-    let exact = iv(0.25, 0.5);
-    // A rollout sampled honestly with the fixture uniforms (weights exp(0) or 0 only, so the
-    // intervals are exact).
-    let honest_logits = [
-        vec![1.0f32, 1.0, 1.0, 1.0],
-        vec![3.0, 3.0],
-        vec![f32::MIN, 2.0, 2.0, 2.0, 2.0, f32::MIN, 2.0, 2.0, 2.0],
-    ];
-    let t07 = temperature(700);
-    let honest_us = Uniforms::new(&wr, &hotkey, &PROMPT, 1).take_vec(3);
-    let honest: Vec<CdfInterval> = honest_logits
-        .iter()
-        .zip(&honest_us)
-        .map(|(z, &u)| {
-            let tok = sample_token(z, t07, u).unwrap();
-            token_interval(z, t07, tok).unwrap()
-        })
-        .collect();
-    let check_cases: Vec<(&str, Vec<CdfInterval>, Vec<f64>, f64)> = vec![
+    let m = SAMPLING_MARGIN;
+    let check_cases: Vec<(&str, Vec<f64>, f64)> = vec![
+        ("unit_test_case", vec![0.3, -0.005, -0.4], 0.01),
+        ("zero_gap_is_ambiguous", vec![0.0, 1.0], m),
+        ("at_the_margin", vec![-m, -m.next_up()], m),
         (
-            "unit_test_case",
-            vec![iv(0.2, 0.5); 3],
-            vec![0.3, 0.205, 0.9],
-            0.01,
+            "one_over_the_rollout_cap",
+            vec![-m / 2.0; allowed_ambiguous(2) + 1],
+            m,
         ),
         (
-            "exact_boundaries",
-            vec![exact; 8],
-            vec![0.3125, 0.4375, 0.1875, 0.5625, 0.25, 0.5, 0.375, 0.0],
-            0.0625,
-        ),
-        ("fewer_uniforms", vec![exact; 3], vec![0.375], 0.0625),
-        ("fewer_intervals", vec![exact], vec![0.375, 0.375], 0.0625),
-        (
-            "non_finite_uniforms",
-            vec![exact; 3],
+            "non_finite",
             vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY],
-            0.0625,
+            m,
         ),
-        ("empty", vec![], vec![], SAMPLING_MARGIN),
-        (
-            "zero_mass_token_near_one",
-            vec![iv(1.0, 1.0); 2],
-            vec![0.9995, 0.9985],
-            SAMPLING_MARGIN,
-        ),
-        ("honest_rollout", honest, honest_us, SAMPLING_MARGIN),
+        ("empty", vec![], m),
     ];
     let mut checks: Vec<Value> = Vec::new();
-    for (name, ivs, us, margin) in check_cases {
-        let r = check_sampling_with(&ivs, &us, margin);
-        let classes: Vec<&str> = (0..ivs.len().max(us.len()))
-            .map(|t| match (ivs.get(t), us.get(t)) {
-                (Some(&i), Some(&u)) => class_name(classify(i, u, margin)),
-                _ => "miss",
-            })
+    for (name, gs, margin) in check_cases {
+        let r = check_sampling_with(&gs, margin);
+        let classes: Vec<&str> = gs
+            .iter()
+            .map(|&g| class_name(classify(g, margin)))
             .collect();
         checks.push(
             case(name)
-                .v(
-                    "intervals",
-                    ivs.iter().map(|&i| interval_json(i)).collect::<Vec<_>>(),
-                )
-                .f64s("uniforms", &us)
+                .f64s("gaps", &gs)
                 .f64("margin", margin)
                 .v("classes", classes)
                 .v("positions", r.positions)
@@ -1424,33 +1376,55 @@ fn sampling_section() -> Value {
                 .into(),
         );
     }
+    let caps: Vec<Value> = [0usize, 1, 255, 256, 1023, 1024, 4095, 4096, 100_000]
+        .iter()
+        .map(|&n| {
+            Obj::new()
+                .v("positions", n)
+                .v("rollout", allowed_ambiguous(n))
+                .v("sample", allowed_ambiguous_in_sample(n))
+                .into()
+        })
+        .collect();
 
     Obj::new()
         .v(
             "notes",
             vec![
-                "uniform u of completion position t: (w >> 11) * 2^-53 for the t-th u64 word w \
-                 of stream(sampling_label, [window_randomness, hotkey, prompt_digest, \
-                 u32be(rollout_index)])",
-                "weights w_j = exp((f64(z_j) - max z) / T), T = temperature_milli / 1000",
-                "token_interval of token j: S = w_0 + ... + w_{V-1} and below = w_0 + ... + \
-                 w_{j-1}, both sequential from +0.0; lo = below / S, hi = (below + w_j) / S",
-                "sample_token: S = w_0 + ... + w_{V-1} (sequential); the smallest j with \
-                 u * S < w_0 + ... + w_j, else the last j with w_j > 0",
-                "check_sampling: inside if lo <= u < hi; else ambiguous if the excess (lo - u \
-                 for u < lo, u - hi for u >= hi) is <= margin; else (or if anything is NaN) \
-                 a miss; positions past the shorter list are misses; max_excess is the \
-                 largest excess (infinite for NaN); accepted when misses <= \
-                 sampling_max_misses, ambiguous <= sampling_ambiguous_base + positions / \
-                 sampling_ambiguous_per (integer division) and positions > 0",
+                "seed of completion position t: the t-th u64 word of stream(sampling_label, \
+                 [window_randomness, hotkey, prompt_digest, u32be(rollout_index)])",
+                "word of token j at a position with seed s: SplitMix64 output j: x = s + (j + 1) \
+                 * 0x9E3779B97F4A7C15 mod 2^64; x ^= x >> 30; x *= 0xBF58476D1CE4E5B9; \
+                 x ^= x >> 27; x *= 0x94D049BB133111EB; x ^= x >> 31 (all mod 2^64)",
+                "v = ((word >> 11) + 1) * 2^-53 in f64 (exact, in (0, 1]); gumbel = -ln(-ln v) \
+                 (+inf when v = 1); score of token j = f64(z_j) / T + gumbel_j, \
+                 T = temperature_milli / 1000 in f64",
+                "sample_token: the token with the largest score; the smallest id among equal \
+                 scores; errors: bad_distribution for no logits, a non-finite logit or T not \
+                 finite and > 0",
+                "claimed_gap of token c: score_c - max over j != c of score_j (+inf for a \
+                 one-token vocabulary); token_out_of_range when c >= vocabulary size (checked \
+                 first), then bad_distribution as for sample_token",
+                "check_sampling: inside if gap > 0; else ambiguous if gap >= -margin; else \
+                 (or NaN) a miss; max_excess = largest max(-gap, 0) (infinite for NaN); \
+                 accepted when misses <= sampling_max_misses, ambiguous <= \
+                 sampling_ambiguous_base + positions / sampling_ambiguous_per (integer \
+                 division) and positions > 0",
+                "a miner's checked sample: the sum of its checked groups' ambiguous positions \
+                 must be <= sampling_sample_ambiguous_base + positions / \
+                 sampling_sample_ambiguous_per (caps.sample), else sampling_mismatch for the \
+                 group that crosses it",
             ],
         )
         .v("prompt_digest", prompt_digests)
-        .v("uniforms", uniforms)
-        .v("token_interval", intervals)
-        .v("token_interval_errors", interval_errors)
+        .v("position_seeds", seeds)
+        .v("token_words", token_words)
+        .v("gumbel", gumbel)
+        .v("scores", scores)
+        .v("claimed_gap_errors", gaps)
         .v("sample_token", samples)
         .v("check_sampling", checks)
+        .v("caps", caps)
         .into()
 }
 
@@ -2156,21 +2130,29 @@ fn libm_cases_compare_within_tolerance_and_others_exactly() {
     let fails = |edited: &Value| {
         std::panic::catch_unwind(|| check_against(edited, &reference, "edited")).is_err()
     };
-    // Adds `ulps` to the bit pattern of the first interval's `hi` of token_interval case `i`.
-    let bump = |i: usize, ulps: u64| {
+    // Adds `ulps` to the bit pattern of a float at `path` in the sampling section.
+    let bump = |path: &[&str], ulps: u64| {
         let mut edited = reference.clone();
-        let field = &mut edited["sampling"]["token_interval"][i]["intervals"][0]["hi_bits"];
+        let mut field = &mut edited["sampling"];
+        for key in path {
+            field = match key.parse::<usize>() {
+                Ok(i) => &mut field[i],
+                Err(_) => &mut field[*key],
+            };
+        }
         let bits = u64::from_str_radix(field.as_str().unwrap().trim_start_matches("0x"), 16);
         *field = Value::from(format!("0x{:016x}", bits.unwrap() + ulps));
         edited
     };
-    // Case 0 (`mixed_t1`) depends on exp: a few ulps pass, a real change does not.
-    assert_eq!(reference["sampling"]["token_interval"][0]["libm"], "exp");
-    assert!(!fails(&bump(0, 3)));
-    assert!(fails(&bump(0, 1 << 20)));
-    // Case 3 (`uniform_quarters`) is exact: one ulp fails.
-    assert!(reference["sampling"]["token_interval"][3]
+    // Scores depend on ln: a few ulps pass, a real change does not.
+    let score = ["scores", "0", "tokens", "0", "score_bits"];
+    assert_eq!(reference["sampling"]["scores"][0]["libm"], "ln");
+    assert!(!fails(&bump(&score, 3)));
+    assert!(fails(&bump(&score, 1 << 20)));
+    // The sampling check's outputs are exact: one ulp fails.
+    let excess = ["check_sampling", "0", "max_excess_bits"];
+    assert!(reference["sampling"]["check_sampling"][0]
         .get("libm")
         .is_none());
-    assert!(fails(&bump(3, 1)));
+    assert!(fails(&bump(&excess, 1)));
 }

@@ -72,7 +72,17 @@ fn load_and_run(config: ModelConfig, weights: HashMap<String, Tensor>) -> &'stat
     };
     let vocab = model.config().vocab_size as u32;
     let tokens: Vec<u32> = [1u32, 7, 300, 2].iter().map(|t| t % vocab.max(1)).collect();
-    match model.score(&[tokens.as_slice()], &[2], Some(1.0)) {
+    // The validator's path: log-probs and sampling gaps of the tokens after the first.
+    let sampling = grail_infer::SamplingCheck {
+        temperature: 1.0,
+        noise: vec![grail_proto::sampling::RolloutNoise::new(
+            &[1; 32],
+            &grail_proto::Hotkey([2; 32]),
+            &tokens[..1],
+            0,
+        )],
+    };
+    match model.score_from(&[tokens.as_slice()], &[1], &[2], Some(&sampling)) {
         Ok(_) => "ran",
         Err(_) => "score_rejected",
     }

@@ -297,7 +297,7 @@ async fn mine_window(
         while chosen.len() < want {
             let prompt_id = strategy.next(window, env);
             let (problem, prompt) = model.context.prompt(env, prompt_id)?;
-            // One group per prompt and window: the uniforms fix it, a second is a duplicate.
+            // One group per prompt and window: the noise fixes it, a second is a duplicate.
             if !used_prompts.insert(prompt_digest(&prompt)) {
                 repeats += 1;
                 if repeats > MAX_PROMPT_REPEATS {

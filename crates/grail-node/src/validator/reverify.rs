@@ -12,7 +12,7 @@ use crate::NodeError;
 /// that depend on groups outside the archive (duplicates within the full bundle, replays
 /// of earlier windows) are confirmed when the group passes its own binding and structure
 /// checks; a `copycat` is confirmed when the group fails the sampling check under its
-/// own miner's uniforms (that another bundle held the same work is taken from the
+/// own miner's noise (that another bundle held the same work is taken from the
 /// archive). Returns the verdicts in entry order; an error is the re-verifier's
 /// own failure (its forward pass).
 pub fn reverify_archive(

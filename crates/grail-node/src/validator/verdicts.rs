@@ -260,6 +260,7 @@ pub(crate) mod tests {
                     recomputed_logprobs: Vec::new(),
                     rewards: Vec::new(),
                     in_zone: *reason == "accepted",
+                    sampling: Default::default(),
                 },
             })
             .collect();

@@ -37,7 +37,7 @@ use crate::wire::{Group, Hotkey};
 /// Stage 3, on every group of a bundle before any forward pass: the first group that
 /// repeats an earlier group's work ([`work_digest`]) is `duplicate_group`, the first that
 /// repeats an earlier group's prompt tokens is `duplicate_prompt`. Returns the index and
-/// rejection of the first offence. A prompt's uniforms are fixed per miner and window, so
+/// rejection of the first offence. A prompt's noise is fixed per miner and window, so
 /// a second group for a prompt is either a copy or off-policy resampling.
 pub fn duplicates(groups: &[Group]) -> Option<(usize, Rejection)> {
     let mut works = BTreeMap::new();
@@ -85,8 +85,8 @@ pub fn shared_work(bundles: &[&[[u8; 32]]]) -> BTreeMap<[u8; 32], Vec<usize>> {
 }
 
 /// Stage 6, on a checked group whose work is also in `others`' bundles
-/// ([`shared_work`]): the work belongs to every hotkey whose public uniforms it follows.
-/// A group that fails the sampling check under its own miner's uniforms while the same
+/// ([`shared_work`]): the work belongs to every hotkey whose public noise it follows.
+/// A group that fails the sampling check under its own miner's noise while the same
 /// work is in another bundle is a `copycat`, which zeroes the copier's window like any
 /// sampling failure; the owner's copy passes its own check, so a copy never costs the
 /// owner anything, whoever uploaded first. Other outcomes pass through unchanged.
@@ -115,7 +115,7 @@ pub fn judge_copy(outcome: Result<(), Rejection>, others: &[Hotkey]) -> Result<(
             Err(Rejection::new(
                 Reason::Copycat,
                 format!(
-                    "not sampled with this miner's uniforms; the same work is in the bundle of hotkey {} ({})",
+                    "not sampled with this miner's noise; the same work is in the bundle of hotkey {} ({})",
                     names.join(", "),
                     r.detail
                 ),

@@ -5,7 +5,7 @@ use crate::binding::rollout_digest;
 use crate::challenge::{challenge_positions, check_positions};
 use crate::params::{CHALLENGE_K, LOGPROB_TOLERANCE};
 use crate::rules::{Reason, Rejection, WindowPlan};
-use crate::sampling::{check_sampling, CdfInterval, Uniforms};
+use crate::sampling::{allowed_ambiguous_in_sample, check_sampling};
 use crate::sketch::SketchCoefficients;
 use crate::wire::{Group, Hotkey};
 
@@ -252,8 +252,10 @@ pub struct RolloutEvidence {
     pub hidden: Vec<Vec<f32>>,
     /// Log-probabilities (temperature 1) of each completion token.
     pub logprobs: Vec<f32>,
-    /// The CDF interval of each completion token under the group's temperature.
-    pub intervals: Vec<CdfInterval>,
+    /// The sampling gap of each completion token under the group's temperature and the
+    /// rollout's public noise (`crate::sampling::claimed_gap`, with
+    /// `RolloutNoise::new(window_randomness, hotkey, prompt, rollout index)`).
+    pub gaps: Vec<f64>,
     /// The environment's reward and success flag. A validator that cannot compute them
     /// (its own tokenizer or environment failing) has no evidence and reaches no verdict:
     /// there is no way to blame the miner for it.
@@ -261,8 +263,9 @@ pub struct RolloutEvidence {
 }
 
 /// Stage 6, from one forward pass: per rollout the GRAIL proof at the challenged
-/// positions, the claimed log-probs, the sampling check with the public uniforms and the
-/// reward; then the group's advantages. `evidence[i]` belongs to rollout `i` and
+/// positions, the claimed log-probs, the sampling check with the public noise and the
+/// reward; then the group's advantages. Returns the group's [`SamplingTally`], which the
+/// caller adds up over a miner's checked sample ([`check_sample_ambiguity`]). `evidence[i]` belongs to rollout `i` and
 /// `positions` is [`challenged_positions`].
 ///
 /// # Errors
@@ -271,7 +274,7 @@ pub struct RolloutEvidence {
 /// positions missing for a rollout, hidden vectors that cannot be compared, or more
 /// sketches off than [`crate::challenge::allowed_misses`]), [`Reason::LogprobsMismatch`]
 /// ([`check_logprobs`]), [`Reason::SamplingMismatch`] (the tokens are not the ones the
-/// public uniforms give, [`crate::sampling::check_sampling`]); then
+/// public noise gives, [`crate::sampling::check_sampling`]); then
 /// [`Reason::RewardMismatch`] (claimed reward or success differs from the environment's,
 /// or the environment could not score) and [`Reason::AdvantagesMismatch`].
 ///
@@ -280,7 +283,6 @@ pub struct RolloutEvidence {
 /// ```
 /// use grail_proto::rules::group::{challenged_positions, check_forward, RolloutEvidence};
 /// use grail_proto::rules::Reason;
-/// use grail_proto::sampling::CdfInterval;
 /// # use grail_proto::*;
 /// # let header = GroupHeader {
 /// #     protocol_version: params::PROTOCOL_VERSION, hotkey: Hotkey([1; 32]), window: 300,
@@ -302,10 +304,11 @@ pub struct RolloutEvidence {
 /// let evidence: Vec<RolloutEvidence> = group.rollouts.iter().zip(&positions).map(|(r, pos)| RolloutEvidence {
 ///     hidden: pos.iter().map(|&p| model(p)).collect(),
 ///     logprobs: vec![-0.1, -0.2],
-///     intervals: vec![CdfInterval { lo: 0.0, hi: 1.0 }; 2], // a one-token vocabulary
+///     gaps: vec![f64::INFINITY; 2], // a one-token vocabulary
 ///     reward: (r.reward, r.success),
 /// }).collect();
-/// assert_eq!(check_forward(&coefficients, &group, &positions, &evidence), Ok(()));
+/// let tally = check_forward(&coefficients, &group, &positions, &evidence).unwrap();
+/// assert_eq!((tally.positions, tally.ambiguous), (4, 0));
 ///
 /// let mut other_model = evidence.clone();
 /// other_model[0].hidden[1][0] += 3.0;
@@ -321,7 +324,8 @@ pub fn check_forward(
     group: &Group,
     positions: &[Vec<usize>],
     evidence: &[RolloutEvidence],
-) -> Result<(), Rejection> {
+) -> Result<SamplingTally, Rejection> {
+    let mut tally = SamplingTally::default();
     if evidence.len() != group.rollouts.len() || positions.len() != group.rollouts.len() {
         return Err(Rejection::new(
             Reason::ProofFailed,
@@ -360,19 +364,22 @@ pub fn check_forward(
             }
         }
         check_logprobs(i, &r.logprobs, &e.logprobs)?;
-        let uniforms = Uniforms::new(
-            &group.header.window_randomness,
-            &group.header.hotkey,
-            r.prompt(),
-            i as u32,
-        )
-        .take_vec(r.completion().len());
-        let report = check_sampling(&e.intervals, &uniforms);
+        if e.gaps.len() != r.completion().len() {
+            return Err(Rejection::new(
+                Reason::SamplingMismatch,
+                format!(
+                    "rollout {i}: {} sampling gaps for {} completion tokens",
+                    e.gaps.len(),
+                    r.completion().len()
+                ),
+            ));
+        }
+        let report = check_sampling(&e.gaps);
         if !report.accepted() {
             return Err(Rejection::new(
                 Reason::SamplingMismatch,
                 format!(
-                    "rollout {i}: {} of {} tokens not sampled with the public uniforms (first at completion position {}, off by {:.2e}); {} within the margin, {} allowed",
+                    "rollout {i}: {} of {} tokens not sampled with the public noise (first at completion position {}, off by {:.2e}); {} within the margin, {} allowed",
                     report.misses.len(),
                     report.positions,
                     report.misses.first().copied().unwrap_or(0),
@@ -382,6 +389,8 @@ pub fn check_forward(
                 ),
             ));
         }
+        tally.positions += report.positions;
+        tally.ambiguous += report.ambiguous;
     }
     let mut rewards = Vec::with_capacity(evidence.len());
     for (i, (r, e)) in group.rollouts.iter().zip(evidence).enumerate() {
@@ -402,6 +411,70 @@ pub fn check_forward(
         return Err(Rejection::new(
             Reason::AdvantagesMismatch,
             "advantages are not the group-normalised rewards",
+        ));
+    }
+    Ok(tally)
+}
+
+/// Completion positions and ambiguous positions of the sampling check, added up over a
+/// group or a miner's checked sample.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SamplingTally {
+    /// Completion positions checked.
+    pub positions: usize,
+    /// Of those, positions with a gap within the margin below zero.
+    pub ambiguous: usize,
+}
+
+impl std::ops::AddAssign for SamplingTally {
+    fn add_assign(&mut self, other: Self) {
+        self.positions += other.positions;
+        self.ambiguous += other.ambiguous;
+    }
+}
+
+/// Whether a checked, accepted group counts as learning-zone work for credit: its rewards
+/// are in the learning zone **and** no completion position needed the sampling margin.
+/// A position within the margin is tolerated (drift between machines), but it is also the
+/// only place where a miner could have claimed another token than the sampled one and
+/// re-rolled the rest of a rollout, which turns a flat group into a zone group
+/// (docs/soundness.md, "6. Sampling"). Crediting such groups as flat leaves that search
+/// nothing to gain; honest drift needed the margin at none of 3 × 100 007 audited positions.
+///
+/// ```
+/// use grail_proto::rules::group::{credited_in_zone, SamplingTally};
+/// let clean = SamplingTally { positions: 64, ambiguous: 0 };
+/// assert!(credited_in_zone(&[1.0, 0.0], clean));
+/// assert!(!credited_in_zone(&[1.0, 1.0], clean)); // flat
+/// assert!(!credited_in_zone(&[1.0, 0.0], SamplingTally { positions: 64, ambiguous: 1 }));
+/// ```
+pub fn credited_in_zone(rewards: &[f64], sampling: SamplingTally) -> bool {
+    sampling.ambiguous == 0 && crate::grpo::in_learning_zone(rewards)
+}
+
+/// The sampling cap over a miner's whole checked sample in a window: every group passed
+/// its own check, and together they hold at most
+/// [`crate::sampling::allowed_ambiguous_in_sample`] ambiguous positions. Without it, each
+/// rollout's allowance would be a choice an attacker could spend on every rollout.
+///
+/// # Errors
+///
+/// [`Reason::SamplingMismatch`] (which zeroes the window) when the sample holds more.
+///
+/// ```
+/// use grail_proto::rules::group::{check_sample_ambiguity, SamplingTally};
+/// assert!(check_sample_ambiguity(SamplingTally { positions: 2048, ambiguous: 2 }).is_ok());
+/// assert!(check_sample_ambiguity(SamplingTally { positions: 2048, ambiguous: 3 }).is_err());
+/// ```
+pub fn check_sample_ambiguity(sample: SamplingTally) -> Result<(), Rejection> {
+    let allowed = allowed_ambiguous_in_sample(sample.positions);
+    if sample.ambiguous > allowed {
+        return Err(Rejection::new(
+            Reason::SamplingMismatch,
+            format!(
+                "{} ambiguous positions in {} checked completion positions, {allowed} allowed",
+                sample.ambiguous, sample.positions
+            ),
         ));
     }
     Ok(())

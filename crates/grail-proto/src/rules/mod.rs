@@ -97,7 +97,7 @@ pub enum Reason {
     ProofFailed,
     /// Claimed log-probs differ from the recomputed ones.
     LogprobsMismatch,
-    /// A token was not the one inverse-CDF sampling with the public uniform gives.
+    /// A token was not the one Gumbel-max sampling with the public noise gives.
     SamplingMismatch,
     /// Claimed reward or success differs from the environment's.
     RewardMismatch,
@@ -105,7 +105,7 @@ pub enum Reason {
     AdvantagesMismatch,
     /// The same work was already submitted in an earlier window of this checkpoint.
     Replay,
-    /// A checked group that does not follow this miner's public uniforms while the same
+    /// A checked group that does not follow this miner's public noise while the same
     /// work is in another miner's bundle: a copy of someone else's sampling (protocol v5;
     /// v4 voided the later upload instead).
     Copycat,
@@ -262,7 +262,7 @@ impl fmt::Display for Rejection {
 pub struct WindowPlan {
     /// First block of the window.
     pub window: u64,
-    /// Window randomness (sketch coefficients and sampling uniforms).
+    /// Window randomness (sketch coefficients and sampling noise).
     pub window_randomness: [u8; 32],
     /// Identity of the checkpoint in effect.
     pub checkpoint: [u8; 32],
