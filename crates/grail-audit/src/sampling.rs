@@ -111,7 +111,7 @@ impl Corpus {
 }
 
 /// Groups sampled in one left-padded batch, as a miner with `miner.batch_groups = 4` does.
-const GROUPS_PER_BATCH: usize = 4;
+pub const GROUPS_PER_BATCH: usize = 4;
 
 /// Samples every rollout slot of `prompts` as a miner does: [`GROUPS_PER_BATCH`] prompts
 /// at a time prefilled together, their M rows each decoded together through the KV
