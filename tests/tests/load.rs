@@ -6,6 +6,12 @@
 //!
 //! `GRAIL_LOAD_MINERS` (default 8) and `GRAIL_LOAD_GROUPS` (default 2) size it;
 //! `cargo xtask load` runs it with 64 miners and prints the figures for docs/reliability.md.
+//! `GRAIL_LOAD_FILL=1` (`cargo xtask load --fill`) fills every honest bundle to the
+//! largest a validator reads (`DEFAULT_MAX_BUNDLE_BYTES`, at most
+//! `MAX_GROUPS_PER_BUNDLE` groups): the groups the challenge will sample are mined
+//! honestly, the rest are signed filler groups that pass every check without a forward
+//! pass, so the window's cost and the validator's peak memory are those of the worst
+//! bundles it accepts.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,17 +80,169 @@ fn s3(endpoint: String) -> Store {
     .unwrap()
 }
 
+
+/// Peak resident memory is measured from here on (Linux: `clear_refs` 5 resets VmHWM).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Prompt tokens already used in one miner's bundle (a second group for a prompt is a
+/// `duplicate_prompt`).
+type UsedPrompts = std::collections::HashSet<Vec<u32>>;
+
+/// A signed group on prompt `prompt_id` that passes every check without a forward pass
+/// (binding, structure, signature) with random completions: what fills a bundle to the
+/// largest size a validator reads. `None` when the prompt's tokens are already used.
+fn filler_group(
+    context: &ModelContext,
+    env: &dyn Environment,
+    plan: &WindowPlan,
+    key: &Keypair,
+    prompt_id: u64,
+    used: &mut UsedPrompts,
+    rng: &mut u64,
+) -> Option<grail_proto::Group> {
+    let (_, prompt) = context.prompt(env, prompt_id).ok()?;
+    if !used.insert(prompt.clone()) {
+        return None;
+    }
+    let vocab = context.model.config().vocab_size as u64;
+    let mut next = || {
+        *rng = rng.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        *rng >> 33
+    };
+    let eos = context.eos_ids[0];
+    let length = plan.generation.max_new_tokens as usize;
+    let rollouts = (0..plan.group_size)
+        .map(|_| {
+            let mut completion: Vec<u32> = Vec::with_capacity(length);
+            while completion.len() + 1 < length {
+                let t = (next() % vocab) as u32;
+                if !context.eos_ids.contains(&t) {
+                    completion.push(t);
+                }
+            }
+            completion.push(eos);
+            let tokens = [prompt.as_slice(), &completion].concat();
+            grail_proto::Rollout {
+                sketches: (0..tokens.len())
+                    .map(|_| grail_proto::SketchDigest([next() as u16 & 0x7FFF; 2]))
+                    .collect(),
+                logprobs: vec![-2.5; completion.len()],
+                prompt_len: prompt.len() as u32,
+                tokens,
+                reward: 0.0,
+                advantage: 0.0,
+                success: false,
+            }
+        })
+        .collect();
+    let mut group = grail_proto::Group {
+        header: grail_proto::GroupHeader {
+            protocol_version: grail_proto::params::PROTOCOL_VERSION,
+            hotkey: key.public(),
+            window: plan.window,
+            environment: plan.environment.clone(),
+            prompt_id,
+            checkpoint: plan.checkpoint,
+            window_randomness: plan.window_randomness,
+            generation: plan.generation,
+        },
+        rollouts,
+        signature: grail_proto::Signature([0; 64]),
+    };
+    key.sign_group(&mut group);
+    Some(group)
+}
+
+/// Miner `miner`'s bundle filled to `max_bytes` (at most `MAX_GROUPS_PER_BUNDLE` groups):
+/// `honest` groups at the indices the challenge samples, filler groups elsewhere.
+#[allow(clippy::too_many_arguments)]
+fn filled_bundle(
+    context: &ModelContext,
+    env: &dyn Environment,
+    plan: &WindowPlan,
+    key: &Keypair,
+    miner: usize,
+    honest: Vec<grail_proto::Group>,
+    challenge: &[u8; 32],
+    max_bytes: usize,
+) -> Vec<u8> {
+    let mut used: UsedPrompts = honest
+        .iter()
+        .map(|g| g.rollouts[0].prompt().to_vec())
+        .collect();
+    let mut rng = miner as u64 + 1;
+    let mut ids = (0..).map(|k| 10_000_000 * (miner as u64 + 1) + k);
+    let mut filler = || loop {
+        let id = ids.next().expect("ids");
+        if let Some(g) = filler_group(context, env, plan, key, id, &mut used, &mut rng) {
+            break g;
+        }
+    };
+    // How many groups fit: one filler group's encoded size (fillers are the longest).
+    let one = filler();
+    let per_group = encode_bundle(&WindowBundle {
+        hotkey: key.public(),
+        window: plan.window,
+        groups: vec![one.clone(), one.clone()],
+    })
+    .unwrap()
+    .len()
+        - encode_bundle(&WindowBundle {
+            hotkey: key.public(),
+            window: plan.window,
+            groups: vec![one.clone()],
+        })
+        .unwrap()
+        .len();
+    let mut count = (max_bytes / per_group).min(grail_proto::params::MAX_GROUPS_PER_BUNDLE);
+    loop {
+        let sampled = grail_proto::rules::bundle::sample_groups(
+            challenge,
+            &key.public(),
+            count,
+            |_| true,
+            honest.len(),
+        );
+        let mut honest_groups = honest.clone().into_iter();
+        let mut first = Some(one.clone());
+        let groups: Vec<_> = (0..count)
+            .map(|i| {
+                if sampled.contains(&i) {
+                    honest_groups.next().expect("one honest group per sampled index")
+                } else {
+                    first.take().unwrap_or_else(&mut filler)
+                }
+            })
+            .collect();
+        let bytes = encode_bundle(&WindowBundle {
+            hotkey: key.public(),
+            window: plan.window,
+            groups,
+        })
+        .unwrap();
+        if bytes.len() <= max_bytes {
+            return bytes;
+        }
+        count -= 1 + (bytes.len() - max_bytes) / per_group;
+    }
+}
+
 #[test]
 fn many_miners_and_faulty_buckets_fit_in_one_window() {
     let miners = env_usize("GRAIL_LOAD_MINERS", 8);
     let groups = env_usize("GRAIL_LOAD_GROUPS", 2);
+    let fill = env_usize("GRAIL_LOAD_FILL", 0) == 1;
+    let challenge = [5; 32];
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("tiny");
     write_tiny_model(&TinySpec::default(), &model).unwrap();
     let context = ModelContext::load(&model, tch::Device::Cpu).unwrap();
     let env = ToyEnv::default();
+    // Filled bundles use long completions, so the byte cap binds before the group cap.
     let subnet = SubnetSettings {
-        max_new_tokens: 12,
+        max_new_tokens: if fill { 48 } else { 12 },
         ..SubnetSettings::default()
     };
     let plan = WindowPlan {
@@ -103,6 +261,7 @@ fn many_miners_and_faulty_buckets_fit_in_one_window() {
     let mined = Instant::now();
     let mut sources = Vec::new();
     let mut honest = Vec::new();
+    let mut bundle_bytes = 0usize;
     for i in 0..miners {
         let key = Keypair::from_seed(&[i as u8 + 1; 32]);
         let groups: Vec<_> = (0..groups)
@@ -111,17 +270,24 @@ fn many_miners_and_faulty_buckets_fit_in_one_window() {
                 make_group(&context, &env, &plan, &coefficients, &key, prompt).unwrap()
             })
             .collect();
-        let bundle = WindowBundle {
-            hotkey: key.public(),
-            window: WINDOW,
-            groups,
+        let bytes = if fill {
+            let cap = grail_proto::params::DEFAULT_MAX_BUNDLE_BYTES;
+            filled_bundle(&context, &env, &plan, &key, i, groups, &challenge, cap)
+        } else {
+            let bundle = WindowBundle {
+                hotkey: key.public(),
+                window: WINDOW,
+                groups,
+            };
+            encode_bundle(&bundle).unwrap()
         };
+        bundle_bytes += bytes.len();
         let store = StoreConfig::Local {
             dir: tmp.path().join(format!("miner-{i}")),
         }
         .open()
         .unwrap();
-        rt.block_on(store.upload_bundle(WINDOW, &key.public(), encode_bundle(&bundle).unwrap()))
+        rt.block_on(store.upload_bundle(WINDOW, &key.public(), bytes))
             .unwrap();
         honest.push(key.public());
         sources.push(MinerSource {
@@ -166,7 +332,11 @@ fn many_miners_and_faulty_buckets_fit_in_one_window() {
             ..ThrottleConfig::default()
         },
     )));
-    let max_bundle_bytes = 1 << 20;
+    let max_bundle_bytes = if fill {
+        grail_proto::params::DEFAULT_MAX_BUNDLE_BYTES as u64
+    } else {
+        1 << 20
+    };
     let huge = StoreConfig::Local {
         dir: tmp.path().join("huge"),
     }
@@ -196,15 +366,16 @@ fn many_miners_and_faulty_buckets_fit_in_one_window() {
         });
     }
 
-    let budget = Duration::from_secs(2);
+    let budget = Duration::from_secs(if fill { 10 } else { 2 });
     let inputs = WindowInputs {
         context: &context,
         env: &env,
         plan: plan.clone(),
-        challenge_randomness: [5; 32],
+        challenge_randomness: challenge,
         deadline: chrono::Utc::now() + chrono::Duration::hours(1),
         registered: sources.iter().map(|s| s.hotkey).collect(),
-        groups_checked: 2,
+        // Filled bundles hold their honest groups where this many spot checks fall.
+        groups_checked: if fill { groups } else { 2 },
         max_bundle_bytes,
         fetch: FetchPolicy {
             concurrency: 16,
@@ -213,6 +384,8 @@ fn many_miners_and_faulty_buckets_fit_in_one_window() {
         // Read by upload timestamps: this test measures fetching and checking.
         pins: None,
     };
+    reset_peak_rss();
+    let rss_before = peak_rss_mib().unwrap_or(f64::NAN);
     let started = Instant::now();
     let (reports, sealed) = rt
         .block_on(check_window(
@@ -252,11 +425,25 @@ fn many_miners_and_faulty_buckets_fit_in_one_window() {
     }
     let checked: usize = reports.iter().map(|r| r.checked.len()).sum();
     assert_eq!(sealed.entries.len(), checked);
+    let submitted: usize = honest.iter().map(|k| by_key[k].groups_submitted).sum();
+    let peak = peak_rss_mib().unwrap_or(f64::NAN);
     eprintln!(
-        "load: {miners} honest miners x {groups} groups + 4 faulty buckets; mining {mining_secs:.1} s; \
+        "load: {miners} honest miners x {groups} honest groups{} + 4 faulty buckets; \
+         {submitted} groups, {:.1} MiB of bundles; mining {mining_secs:.1} s; \
          window verified in {verify_secs:.1} s ({checked} groups checked, fetch budget {} s); \
-         peak RSS {:.0} MiB",
+         resident memory {rss_before:.0} MiB before the window, peak {peak:.0} MiB during it",
+        if fill { " in filled bundles" } else { "" },
+        bundle_bytes as f64 / (1 << 20) as f64,
         budget.as_secs(),
-        peak_rss_mib().unwrap_or(f64::NAN)
     );
+    if fill && miners >= 4 * inputs.fetch.concurrency {
+        // The validator holds a batch of `concurrency` bundles at a time, not the window's:
+        // its peak stays below the bytes of all bundles (before v5 it held every decoded
+        // bundle until the forward-pass checks).
+        let all = bundle_bytes as f64 / (1 << 20) as f64;
+        assert!(
+            peak - rss_before < all / 2.0,
+            "peak {peak:.0} MiB, {rss_before:.0} MiB before, {all:.0} MiB of bundles"
+        );
+    }
 }

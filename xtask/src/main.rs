@@ -44,7 +44,7 @@ commands:
               a finished arm in --out is reused)
   faults      run every fault-injection test (kills and restarts, failing buckets, beacon and
               chain faults, atomic writes) and say what each injects (docs/reliability.md)
-  load [--miners N] [--groups N]
+  load [--miners N] [--groups N] [--fill]
               one window with N honest miners (default 64) and four faulty buckets, verified
               in a release build; prints timings and peak memory (docs/reliability.md)
   fuzz [TARGET...] [--execs N] [--jobs J] [--max-secs S] [--no-coverage]

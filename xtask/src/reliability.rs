@@ -3,17 +3,20 @@
 
 use crate::{models, setup, util};
 
-/// `cargo xtask load [--miners N] [--groups N]`: one window with many honest miners and
-/// four faulty buckets, verified by the validator's `check_window` (release build).
+/// `cargo xtask load [--miners N] [--groups N] [--fill]`: one window with many honest
+/// miners and four faulty buckets, verified by the validator's `check_window` (release
+/// build); `--fill` fills every honest bundle to the largest size a validator reads.
 pub fn load(args: &[String]) -> Result<(), String> {
     let mut miners = "64".to_string();
     let mut groups = "2".to_string();
+    let mut fill = "0";
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let value = || format!("load: {arg} needs a number");
         match arg.as_str() {
             "--miners" => miners = it.next().ok_or_else(value)?.clone(),
             "--groups" => groups = it.next().ok_or_else(value)?.clone(),
+            "--fill" => fill = "1",
             other => return Err(format!("load: unknown argument `{other}`")),
         }
     }
@@ -32,7 +35,8 @@ pub fn load(args: &[String]) -> Result<(), String> {
                 "--nocapture",
             ])
             .env("GRAIL_LOAD_MINERS", miners)
-            .env("GRAIL_LOAD_GROUPS", groups),
+            .env("GRAIL_LOAD_GROUPS", groups)
+            .env("GRAIL_LOAD_FILL", fill),
     )
 }
 

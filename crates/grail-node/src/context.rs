@@ -21,6 +21,34 @@ pub fn device(choice: grail_infer::DeviceChoice) -> Result<Device, NodeError> {
     Ok(device)
 }
 
+/// The tokenizer and chat template of a model: renders canonical prompts. Unlike the
+/// model it is `Sync`, so the checks without a forward pass run on every core.
+#[derive(Clone, Copy)]
+pub struct Prompter<'a> {
+    /// The model's files (tokenizer, config).
+    pub files: &'a ModelDir,
+    /// The chat template.
+    pub template: &'a ChatTemplate,
+}
+
+impl Prompter<'_> {
+    /// The canonical prompt tokens of `prompt_id`: the environment's problem, rendered
+    /// with the chat template, tokenized.
+    ///
+    /// # Errors
+    /// The environment has no such problem, or rendering or tokenizing fails.
+    pub fn prompt(
+        &self,
+        env: &dyn Environment,
+        prompt_id: u64,
+    ) -> Result<(Problem, Vec<u32>), NodeError> {
+        let problem = env.problem(prompt_id)?;
+        let text = env.render(&problem, self.template)?;
+        let tokens = self.files.tokenizer.encode(&text)?;
+        Ok((problem, tokens))
+    }
+}
+
 /// A model directory, its model (fp32: proofs are computed in fp32), chat template and EOS.
 pub struct ModelContext {
     /// The parsed directory.
@@ -78,15 +106,23 @@ impl ModelContext {
 
     /// The canonical prompt tokens of `prompt_id`: the environment's problem, rendered
     /// with the chat template, tokenized. Miners and validators both call this.
+    ///
+    /// # Errors
+    /// As [`Prompter::prompt`].
     pub fn prompt(
         &self,
         env: &dyn Environment,
         prompt_id: u64,
     ) -> Result<(Problem, Vec<u32>), NodeError> {
-        let problem = env.problem(prompt_id)?;
-        let text = env.render(&problem, &self.template)?;
-        let tokens = self.files.tokenizer.encode(&text)?;
-        Ok((problem, tokens))
+        self.prompter().prompt(env, prompt_id)
+    }
+
+    /// What renders prompts, without the model (it can be shared between threads).
+    pub fn prompter(&self) -> Prompter<'_> {
+        Prompter {
+            files: &self.files,
+            template: &self.template,
+        }
     }
 
     /// The environment's reward for completion tokens (decoded with special tokens kept;

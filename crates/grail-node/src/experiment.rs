@@ -41,7 +41,7 @@ use crate::mining::{make_group, PromptStrategy, Prompts, WindowPlan};
 use crate::trainer::training_groups;
 use crate::validator::summarize;
 use crate::verify::{
-    archive_entries, finish_window, precheck_bundle, MinerReport, PendingBundle, PromptCache,
+    archive_entries, finish_window, precheck_bundle, MinerReport, PromptCache,
     WindowCheck,
 };
 use crate::NodeError;
@@ -363,7 +363,7 @@ pub fn run(args: &ExperimentArgs, log: &mut dyn FnMut(&str)) -> Result<Summary, 
 
         // Miners.
         let t = Instant::now();
-        let mut pending = Vec::new();
+        let mut bundles = Vec::new();
         for (m, key) in miners.iter().enumerate() {
             let mut groups = Vec::new();
             let mut seen = HashSet::new();
@@ -383,7 +383,7 @@ pub fn run(args: &ExperimentArgs, log: &mut dyn FnMut(&str)) -> Result<Summary, 
             }
             let mut report = MinerReport::new(key.public(), m as u16 + 1);
             report.uploaded = chrono::DateTime::from_timestamp_millis(m as i64);
-            pending.push(PendingBundle { report, groups });
+            bundles.push((report, groups));
         }
         let mine_s = t.elapsed().as_secs_f64();
 
@@ -396,11 +396,22 @@ pub fn run(args: &ExperimentArgs, log: &mut dyn FnMut(&str)) -> Result<Summary, 
             coefficients: &coefficients,
             challenge_randomness: derive32(args.seed, b"challenge", window),
         };
-        let mut prompts = PromptCache::new();
-        for p in &mut pending {
-            precheck_bundle(&check, p, &mut prompts)?;
-        }
-        let reports = finish_window(&check, pending, &ReplaySet::default(), GROUPS_CHECKED)?;
+        let prompts = PromptCache::new();
+        let replay = ReplaySet::default();
+        let pending = bundles
+            .into_iter()
+            .map(|(report, groups)| {
+                precheck_bundle(
+                    &check.prechecks(),
+                    report,
+                    &groups,
+                    &replay,
+                    GROUPS_CHECKED,
+                    &prompts,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let reports = finish_window(&check, pending)?;
         let window_state = summarize(window, Some(step - 1), &reports, env);
         for s in &mut strategies {
             if let Prompts::Zone(z) = s {

@@ -2,26 +2,32 @@
 //! runs the forward pass and the environment, and hands the evidence to the pure checks,
 //! which decide. The order (docs/protocol.md §12):
 //!
-//! on every group — binding (schema, hotkey, signature, window, randomness, environment,
-//! sampling parameters, checkpoint) → structure (group size, token limits, canonical
-//! prompt, termination) → duplicates within the bundle; across windows — replays (void);
-//! on a sample of groups — one forward pass for proof, log-probs, sampling, reward and
-//! advantages, shared by every miner whose bundle holds the same work, which is judged
-//! by whose noise it follows (a copy is `copycat`). Any failure but a void zeroes the
-//! miner's window; its credit is estimated from the sample.
+//! on every group — binding (schema, hotkey, window, randomness, environment, sampling
+//! parameters, checkpoint) → structure (group size, token limits, canonical prompt,
+//! termination) → signature, batched over the cores → duplicates within the bundle;
+//! across windows — replays (void); on a sample of groups — one forward pass for proof,
+//! log-probs, sampling, reward and advantages; work also in another miner's bundle is
+//! judged by whose noise it follows (a copy is `copycat`). Any failure but a void zeroes
+//! the miner's window; its credit is estimated from the sample.
+//!
+//! Memory: [`precheck_bundle`] keeps of a bundle only what the rest of the window needs
+//! (its work digests, the sampled groups, the failing group and at most
+//! `MAX_ARCHIVED_VOIDS` void ones), so a window holds a few decoded bundles at a time,
+//! not every miner's.
 
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use grail_env::Environment;
 use grail_infer::{SamplingCheck, Scored};
 use grail_proto::archive::{ArchiveEntry, MinerCredit, Verdict};
 use grail_proto::rules::bundle::{
-    credited_work, duplicates, judge_copy, sample_groups, shared_work, CheckedOutcome, ReplaySet,
+    credited_work, first_failure, judge_copy, sample_groups, shared_work, CheckedOutcome,
+    ReplaySet,
 };
 use grail_proto::rules::group::{
-    challenged_positions, check_forward, check_header, check_sample_ambiguity, check_structure,
+    challenged_positions, check_binding, check_forward, check_sample_ambiguity, check_structure,
     credited_in_zone, NoSuchPrompt, RolloutEvidence, SamplingTally, TokenRules,
 };
 use grail_proto::rules::{Consequence, Reason, Rejection};
@@ -85,10 +91,44 @@ pub struct WindowCheck<'a> {
     pub challenge_randomness: [u8; 32],
 }
 
-/// Canonical prompt renderings by prompt id, shared across a window's groups (or, for ids
-/// the environment does not have, why: the miner's fault). The validator's own failures
-/// are not cached.
-pub type PromptCache = HashMap<u64, Result<Vec<u32>, NoSuchPrompt>>;
+/// Canonical prompt renderings by prompt id, shared across a window's groups and the
+/// threads checking them (or, for ids the environment does not have, why: the miner's
+/// fault). The validator's own failures are not cached.
+#[derive(Default)]
+pub struct PromptCache(Mutex<HashMap<u64, Result<Vec<u32>, NoSuchPrompt>>>);
+
+impl PromptCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The rendering of prompt `id`, rendered with `render` (outside the lock) when it is
+    /// not cached yet.
+    fn get_or_render(
+        &self,
+        id: u64,
+        render: impl FnOnce() -> Result<Result<Vec<u32>, NoSuchPrompt>, NodeError>,
+    ) -> Result<Result<Vec<u32>, NoSuchPrompt>, NodeError> {
+        let known = |cache: &Self| {
+            cache
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&id)
+                .cloned()
+        };
+        if let Some(hit) = known(self) {
+            return Ok(hit);
+        }
+        let rendered = render()?;
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, rendered.clone());
+        Ok(rendered)
+    }
+}
 
 /// Whether a failure to render a prompt is the miner's (a prompt id outside the
 /// environment's prompt space) or the validator's own (dataset, template, tokenizer),
@@ -126,39 +166,96 @@ pub enum OwnFailure {
     NonFiniteLogits,
 }
 
-impl WindowCheck<'_> {
-    /// The checks that run on every group, without a forward pass: binding and structure.
-    /// The outer error is the validator's own failure to render the canonical prompt
-    /// (never the miner's); the inner one is the group's rejection.
-    pub fn precheck(
+/// The checks of a window that need no forward pass: binding, structure and signatures.
+/// Unlike [`WindowCheck`] (whose model is not `Sync`), it can be shared by threads, so
+/// bundles are checked on every core.
+#[derive(Clone, Copy)]
+pub struct Prechecks<'a> {
+    /// Renders canonical prompts.
+    pub prompter: crate::context::Prompter<'a>,
+    /// The subnet's environment.
+    pub env: &'a dyn Environment,
+    /// What headers must say.
+    pub plan: &'a WindowPlan,
+    /// Token ids that end a completion.
+    pub eos_ids: &'a [u32],
+    /// Challenge randomness of the window (it draws the spot checks).
+    pub challenge_randomness: [u8; 32],
+}
+
+impl Prechecks<'_> {
+    /// The cheap checks that run on every group: binding and structure (the signature
+    /// comes after them, batched: [`precheck_bundle`], [`Self::precheck`]). The outer
+    /// error is the validator's own failure to render the canonical prompt (never the
+    /// miner's); the inner one is the group's rejection.
+    pub fn cheap_checks(
         &self,
         bundle_hotkey: &Hotkey,
         group: &Group,
-        prompts: &mut PromptCache,
+        prompts: &PromptCache,
     ) -> Result<Result<(), Rejection>, NodeError> {
-        if let Err(r) = check_header(&self.plan, bundle_hotkey, group) {
+        if let Err(r) = check_binding(self.plan, bundle_hotkey, group) {
             return Ok(Err(r));
         }
         let id = group.header.prompt_id;
-        let rendered = match prompts.entry(id) {
-            Entry::Occupied(known) => known.into_mut(),
-            Entry::Vacant(slot) => slot.insert(match self.context.prompt(self.env, id) {
+        let rendered = prompts.get_or_render(id, || {
+            Ok(match self.prompter.prompt(self.env, id) {
                 Ok((_, tokens)) => Ok(tokens),
                 Err(e) => Err(miner_fault_of_prompt(e)?),
-            }),
-        };
+            })
+        })?;
         let prompt = rendered.as_deref().map_err(Clone::clone);
-        let config = self.context.model.config();
+        let config = &self.prompter.files.config;
         Ok(check_structure(
-            &self.plan,
+            self.plan,
             group,
             prompt,
             TokenRules {
                 vocab_size: config.vocab_size,
                 max_sequence: config.max_position_embeddings,
-                eos_ids: &self.context.eos_ids,
+                eos_ids: self.eos_ids,
             },
         ))
+    }
+
+    /// Every check on one group without a forward pass, in the normative order: binding,
+    /// structure, signature (the offline re-verifier's path; a bundle goes through
+    /// [`precheck_bundle`]). Errors as [`Self::cheap_checks`].
+    pub fn precheck(
+        &self,
+        bundle_hotkey: &Hotkey,
+        group: &Group,
+        prompts: &PromptCache,
+    ) -> Result<Result<(), Rejection>, NodeError> {
+        Ok(self.cheap_checks(bundle_hotkey, group, prompts)?.and_then(|()| {
+            grail_proto::rules::group::check_signature(group, grail_proto::signing::verify_group)
+        }))
+    }
+}
+
+impl WindowCheck<'_> {
+    /// The checks of this window that need no forward pass.
+    pub fn prechecks(&self) -> Prechecks<'_> {
+        Prechecks {
+            prompter: self.context.prompter(),
+            env: self.env,
+            plan: &self.plan,
+            eos_ids: &self.context.eos_ids,
+            challenge_randomness: self.challenge_randomness,
+        }
+    }
+
+    /// [`Prechecks::precheck`] of this window.
+    ///
+    /// # Errors
+    /// As [`Prechecks::cheap_checks`].
+    pub fn precheck(
+        &self,
+        bundle_hotkey: &Hotkey,
+        group: &Group,
+        prompts: &PromptCache,
+    ) -> Result<Result<(), Rejection>, NodeError> {
+        self.prechecks().precheck(bundle_hotkey, group, prompts)
     }
 
     /// The forward-pass checks of a group that passed [`Self::precheck`]: one batched
@@ -169,41 +266,6 @@ impl WindowCheck<'_> {
         let scored = self.forward(group)?;
         let refs: Vec<&Scored> = scored.iter().collect();
         self.judge(group, &refs)
-    }
-
-    /// [`Self::check_forward`] for a group whose work may be in other bundles too: a kept
-    /// forward pass (`passes`) is reused only for the same miner, because the sampling
-    /// gaps depend on the miner's public noise (a copier's check reusing the owner's gaps
-    /// would pass); rollouts are matched by tokens and prompt length.
-    pub fn check_forward_shared(
-        &self,
-        group: &Group,
-        passes: &mut SharedPasses,
-    ) -> Result<GroupOutcome, NodeError> {
-        let work = (
-            grail_proto::binding::work_digest(group),
-            group.header.hotkey,
-        );
-        if let Some(kept) = passes.get(&work) {
-            let matched: Option<Vec<&Scored>> = group
-                .rollouts
-                .iter()
-                .map(|r| {
-                    kept.iter()
-                        .find(|(p, s)| *p == r.prompt_len && s.tokens == r.tokens)
-                        .map(|(_, s)| s)
-                })
-                .collect();
-            if let Some(scored) = matched {
-                return self.judge(group, &scored);
-            }
-        }
-        let scored = self.forward(group)?;
-        let refs: Vec<&Scored> = scored.iter().collect();
-        let outcome = self.judge(group, &refs);
-        let kept = group.rollouts.iter().map(|r| r.prompt_len).zip(scored);
-        passes.insert(work, kept.collect());
-        outcome
     }
 
     /// The validator's forward pass over a group's rollouts (completion positions only).
@@ -291,10 +353,6 @@ impl WindowCheck<'_> {
     }
 }
 
-/// Forward passes of shared work kept for a window, by work digest and the miner whose
-/// noise the gaps were computed with: each rollout's prompt length and scores.
-pub type SharedPasses = HashMap<([u8; 32], Hotkey), Vec<(u32, Scored)>>;
-
 /// One group a verdict was reached on.
 #[derive(Debug, Clone)]
 pub struct CheckedGroup {
@@ -330,8 +388,12 @@ pub struct MinerReport {
     /// Groups that passed every check on all groups and were not void.
     pub eligible: usize,
     /// Groups with a verdict: the first failing group when a check on all groups failed,
-    /// void groups, and the sampled groups that had a forward pass.
+    /// the first `MAX_ARCHIVED_VOIDS` void groups, and the sampled groups that had a
+    /// forward pass.
     pub checked: Vec<CheckedGroup>,
+    /// Replays beyond the first `MAX_ARCHIVED_VOIDS`: counted, not kept (a miner replaying
+    /// thousands of groups cannot make the validator hold them).
+    pub replays_not_kept: u64,
     /// The work credited for the window (0 when any verdict zeroes it).
     pub credited: f64,
 }
@@ -351,8 +413,26 @@ impl MinerReport {
             eligible_works: Vec::new(),
             eligible: 0,
             checked: Vec::new(),
+            replays_not_kept: 0,
             credited: 0.0,
         }
+    }
+
+    /// Groups with a verdict, by reason string (replays not kept included).
+    pub fn verdict_counts(&self) -> BTreeMap<String, u64> {
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
+        for c in &self.checked {
+            *out.entry(c.outcome.verdict.reason.clone()).or_default() += 1;
+        }
+        if self.replays_not_kept > 0 {
+            *out.entry(Reason::Replay.as_str().into()).or_default() += self.replays_not_kept;
+        }
+        out
+    }
+
+    /// Groups with a verdict (replays not kept included).
+    pub fn groups_with_verdict(&self) -> u64 {
+        self.checked.len() as u64 + self.replays_not_kept
     }
 
     /// Whether a verdict zeroed the window.
@@ -363,60 +443,126 @@ impl MinerReport {
     }
 }
 
-/// A decoded bundle waiting for the cross-miner checks.
+/// What the rest of a window needs of a bundle that passed [`precheck_bundle`]: its
+/// report (with every work digest and the void groups) and the groups sampled for a
+/// forward pass, by index. The rest of the decoded bundle is dropped.
 pub struct PendingBundle {
     /// The report so far.
     pub report: MinerReport,
-    /// The groups.
-    pub groups: Vec<Group>,
+    /// The spot-checked groups, in ascending index order.
+    pub sampled: Vec<(u32, Group)>,
 }
 
-/// Runs the checks that need no forward pass on every group of a decoded bundle: the
-/// first failure is recorded and zeroes the window.
+/// Checks a decoded bundle without a forward pass and keeps only what the window needs
+/// ([`PendingBundle`]): stages 1–3 on every group ([`first_failure`]: binding and
+/// structure, then the signatures of the groups before the first failure, spread over
+/// the cores), whose first failure zeroes the window (the report records that group and
+/// nothing is sampled); otherwise replays of earlier windows are void and the spot-check
+/// sample is drawn from the remaining groups.
 ///
 /// # Errors
 /// The validator's own failure to render a canonical prompt (nothing is recorded against
 /// the miner).
 pub fn precheck_bundle(
-    check: &WindowCheck<'_>,
-    pending: &mut PendingBundle,
-    prompts: &mut PromptCache,
-) -> Result<(), NodeError> {
-    let report = &mut pending.report;
-    report.groups_submitted = pending.groups.len();
-    report.works = pending
-        .groups
-        .iter()
-        .map(grail_proto::binding::work_digest)
-        .collect();
-    let mut failure = None;
-    for (i, g) in pending.groups.iter().enumerate() {
-        if let Err(r) = check.precheck(&report.hotkey, g, prompts)? {
-            failure = Some((i, r));
-            break;
-        }
-    }
-    if let Some((i, r)) = failure.or_else(|| duplicates(&pending.groups)) {
+    check: &Prechecks<'_>,
+    mut report: MinerReport,
+    groups: &[Group],
+    replay: &ReplaySet,
+    groups_checked: usize,
+    prompts: &PromptCache,
+) -> Result<PendingBundle, NodeError> {
+    report.groups_submitted = groups.len();
+    report.works = groups.iter().map(grail_proto::binding::work_digest).collect();
+    let failure = first_failure(
+        groups,
+        |g| check.cheap_checks(&report.hotkey, g, prompts),
+        verify_signatures,
+    )?;
+    if let Some((i, r)) = failure {
         report.checked.push(CheckedGroup {
             index: i as u32,
-            group: pending.groups[i].clone(),
+            group: groups[i].clone(),
             outcome: GroupOutcome::rejected(r),
         });
+        return Ok(PendingBundle {
+            report,
+            sampled: Vec::new(),
+        });
     }
-    Ok(())
+    let window = check.plan.window;
+    let eligible: Vec<bool> = report
+        .works
+        .iter()
+        .map(|w| !replay.is_replay(window, w))
+        .collect();
+    for (i, g) in groups.iter().enumerate().filter(|(i, _)| !eligible[*i]) {
+        if report.checked.len() < grail_proto::params::MAX_ARCHIVED_VOIDS {
+            report.checked.push(CheckedGroup {
+                index: i as u32,
+                group: g.clone(),
+                outcome: GroupOutcome::rejected(Rejection::new(
+                    Reason::Replay,
+                    "the same work was submitted in an earlier window",
+                )),
+            });
+        } else {
+            report.replays_not_kept += 1;
+        }
+    }
+    report.eligible = eligible.iter().filter(|e| **e).count();
+    report.eligible_works = (0..groups.len())
+        .filter(|&i| eligible[i])
+        .map(|i| report.works[i])
+        .collect();
+    let sampled = sample_groups(
+        &check.challenge_randomness,
+        &report.hotkey,
+        groups.len(),
+        |i| eligible[i],
+        groups_checked,
+    )
+    .into_iter()
+    .map(|i| (i as u32, groups[i].clone()))
+    .collect();
+    Ok(PendingBundle { report, sampled })
 }
 
-/// Marks replays of earlier windows as void, samples the remaining groups of every miner
-/// whose window is not zeroed, runs their forward-pass checks (stopping at the first that
-/// zeroes the window) and credits the work. The validator's own failure on a group is
-/// retried and then costs only that miner's window ([`OWN_FAILURE_STATUS`]). Work in more than one bundle is not voided
-/// by upload order: each copy is judged when checked by whose noise it follows
-/// (`judge_copy`), with one forward pass per work.
+/// Whether each group's sr25519 signature verifies, spread over the cores for large
+/// bundles (the costly part of checking a bundle without a forward pass).
+fn verify_signatures(groups: &[Group]) -> Vec<bool> {
+    const PER_THREAD: usize = 64;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads == 1 || groups.len() <= PER_THREAD {
+        return groups.iter().map(grail_proto::signing::verify_group).collect();
+    }
+    let chunk = groups.len().div_ceil(threads).max(PER_THREAD);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = groups
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(grail_proto::signing::verify_group)
+                        .collect::<Vec<bool>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+/// Runs the forward-pass checks of every prechecked bundle whose window is not zeroed
+/// (stopping at the first verdict that zeroes it) and credits the work. The validator's
+/// own failure on a group is retried and then costs only that miner's window
+/// ([`OWN_FAILURE_STATUS`]). Work in more than one bundle is not voided by upload order:
+/// each checked copy is judged by whose noise it follows (`judge_copy`), with its own
+/// forward pass.
 pub fn finish_window(
     check: &WindowCheck<'_>,
     pending: Vec<PendingBundle>,
-    replay: &ReplaySet,
-    groups_checked: usize,
 ) -> Result<Vec<MinerReport>, NodeError> {
     // Bundles zeroed by a check on all groups earn nothing and take no part in copies.
     let (zeroed, mut pending): (Vec<PendingBundle>, Vec<PendingBundle>) =
@@ -424,44 +570,14 @@ pub fn finish_window(
     let works: Vec<&[[u8; 32]]> = pending.iter().map(|p| p.report.works.as_slice()).collect();
     let shared = shared_work(&works);
     let hotkeys: Vec<Hotkey> = pending.iter().map(|p| p.report.hotkey).collect();
-    let mut passes = SharedPasses::new();
-    let window = check.plan.window;
     for (m, p) in pending.iter_mut().enumerate() {
         let report = &mut p.report;
-        let mut eligible = vec![false; p.groups.len()];
-        for (i, g) in p.groups.iter().enumerate() {
-            if replay.is_replay(window, &report.works[i]) {
-                report.checked.push(CheckedGroup {
-                    index: i as u32,
-                    group: g.clone(),
-                    outcome: GroupOutcome::rejected(Rejection::new(
-                        Reason::Replay,
-                        "the same work was submitted in an earlier window",
-                    )),
-                });
-            } else {
-                eligible[i] = true;
-            }
-        }
-        report.eligible = eligible.iter().filter(|e| **e).count();
-        report.eligible_works = (0..p.groups.len())
-            .filter(|&i| eligible[i])
-            .map(|i| report.works[i])
-            .collect();
-        let sample = sample_groups(
-            &check.challenge_randomness,
-            &report.hotkey,
-            p.groups.len(),
-            |i| eligible[i],
-            groups_checked,
-        );
         let mut outcomes = Vec::new();
         let mut own_failure = None;
         let mut sampled = SamplingTally::default();
-        for i in sample {
-            let group = &p.groups[i];
+        for (i, group) in std::mem::take(&mut p.sampled) {
             let others: Vec<Hotkey> = shared
-                .get(&report.works[i])
+                .get(&report.works[i as usize])
                 .map(|holders| {
                     holders
                         .iter()
@@ -472,12 +588,7 @@ pub fn finish_window(
                 .unwrap_or_default();
             let mut attempt = 0;
             let checked = loop {
-                let result = if others.is_empty() {
-                    crate::blocking(|| check.check_forward(group))
-                } else {
-                    crate::blocking(|| check.check_forward_shared(group, &mut passes))
-                };
-                match result {
+                match crate::blocking(|| check.check_forward(&group)) {
                     Err(e) if attempt < OWN_FAILURE_RETRIES => {
                         attempt += 1;
                         tracing::warn!(
@@ -514,8 +625,8 @@ pub fn finish_window(
                 in_zone: outcome.in_zone,
             });
             report.checked.push(CheckedGroup {
-                index: i as u32,
-                group: group.clone(),
+                index: i,
+                group,
                 outcome,
             });
             if zeroes {
@@ -579,8 +690,8 @@ pub fn archive_credits(reports: &[MinerReport]) -> Vec<MinerCredit> {
 /// Verdict counts by reason string.
 pub fn verdict_counts(reports: &[MinerReport]) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
-    for c in reports.iter().flat_map(|r| &r.checked) {
-        *out.entry(c.outcome.verdict.reason.clone()).or_default() += 1;
+    for (reason, n) in reports.iter().flat_map(MinerReport::verdict_counts) {
+        *out.entry(reason).or_default() += n;
     }
     out
 }

@@ -24,7 +24,8 @@
 use grail_proto::params::{GROUPS_CHECKED, PROTOCOL_VERSION};
 use grail_proto::rules::bundle::{credited_work, duplicates, sample_groups, CheckedOutcome};
 use grail_proto::rules::group::{
-    challenged_positions, check_forward, check_header, check_structure, RolloutEvidence, TokenRules,
+    challenged_positions, check_binding, check_forward, check_signature, check_structure,
+    RolloutEvidence, TokenRules,
 };
 use grail_proto::rules::{Reason, Rejection, WindowPlan};
 use grail_proto::sampling::{claimed_gap, sample_token, temperature, RolloutNoise};
@@ -213,8 +214,10 @@ fn verify(bytes: &[u8], miner: &Hotkey, plan: &WindowPlan, challenge: &[u8; 32])
     };
     let mut verdicts: Vec<Result<(), Rejection>> = (bundle.groups.iter())
         .map(|g| {
-            check_header(plan, miner, g)?;
-            check_structure(plan, g, Ok(&prompt(g.header.prompt_id)), tokens)
+            // Stages 1–3: fields, structure, then the one costly check.
+            check_binding(plan, miner, g)?;
+            check_structure(plan, g, Ok(&prompt(g.header.prompt_id)), tokens)?;
+            check_signature(g, grail_proto::signing::verify_group)
         })
         .collect();
     if let Some((i, rejection)) = duplicates(&bundle.groups) {

@@ -37,7 +37,7 @@
 //! ```
 //! # #[cfg(feature = "sr25519")] {
 //! use grail_proto::binding::rollout_digest;
-//! use grail_proto::rules::{group::check_header, WindowPlan};
+//! use grail_proto::rules::{group::{check_binding, check_signature}, WindowPlan};
 //! use grail_proto::signing::Keypair;
 //! use grail_proto::*;
 //!
@@ -73,7 +73,8 @@
 //! // Validator: decode, check the binding, then the proof at the challenged positions.
 //! let bundle = decode_bundle(&bytes)?;
 //! let group = &bundle.groups[0];
-//! assert_eq!(check_header(&plan, &key.public(), group), Ok(()));
+//! assert_eq!(check_binding(&plan, &key.public(), group), Ok(()));
+//! assert_eq!(check_signature(group, signing::verify_group), Ok(()));
 //! let challenge = challenge_randomness(300, &[0x33; 32], &Beacon { round: 17, randomness: [0x44; 32] });
 //! let r = &group.rollouts[0];
 //! let positions = challenge_positions(&challenge, &rollout_digest(0, r), 4, 40, params::CHALLENGE_K);

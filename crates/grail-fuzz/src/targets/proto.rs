@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use grail_env::Environment;
 use grail_node::context::ModelContext;
 use grail_node::verify::{
-    finish_window, precheck_bundle, MinerReport, PendingBundle, PromptCache, WindowCheck,
+    finish_window, precheck_bundle, MinerReport, PromptCache, WindowCheck,
 };
 use grail_proto::archive::{decode_archive, encode_archive, SealedWindow};
 use grail_proto::params::GROUPS_CHECKED;
@@ -120,12 +120,15 @@ fn validate(groups: Vec<grail_proto::Group>) -> Result<Vec<MinerReport>, grail_n
         coefficients: &f.coefficients,
         challenge_randomness: f.challenge,
     };
-    let mut pending = PendingBundle {
-        report: MinerReport::new(f.key.public(), 0),
-        groups,
-    };
-    precheck_bundle(&check, &mut pending, &mut PromptCache::new())?;
-    finish_window(&check, vec![pending], &ReplaySet::default(), GROUPS_CHECKED)
+    let pending = precheck_bundle(
+        &check.prechecks(),
+        MinerReport::new(f.key.public(), 0),
+        &groups,
+        &ReplaySet::default(),
+        GROUPS_CHECKED,
+        &PromptCache::new(),
+    )?;
+    finish_window(&check, vec![pending])
 }
 
 /// What the validator's window check says about one miner's bundle bytes.

@@ -21,7 +21,7 @@ pub fn reverify_archive(
 ) -> Result<Vec<grail_proto::archive::Verdict>, NodeError> {
     let coefficients = inputs.coefficients();
     let check = inputs.check(&coefficients);
-    let mut prompts = PromptCache::new();
+    let prompts = PromptCache::new();
     archive
         .entries
         .iter()
@@ -31,7 +31,7 @@ pub fn reverify_archive(
                 archived,
                 Some(Reason::DuplicateGroup | Reason::DuplicatePrompt | Reason::Replay)
             );
-            let outcome = match check.precheck(&e.miner, &e.group, &mut prompts)? {
+            let outcome = match check.precheck(&e.miner, &e.group, &prompts)? {
                 Err(r) => GroupOutcome::rejected(r),
                 Ok(()) if cross_group => return Ok(e.verdict.clone()),
                 Ok(()) => check.check_forward(&e.group)?,

@@ -100,6 +100,7 @@ pub fn summarize(
         s.groups_submitted += r.groups_submitted as u64;
         s.zeroed += u64::from(r.zeroed());
         s.credited_work += r.credited;
+        s.groups_checked += r.replays_not_kept;
         for c in &r.checked {
             s.groups_checked += 1;
             *s.prompts.entry(c.group.header.prompt_id).or_default() += 1;

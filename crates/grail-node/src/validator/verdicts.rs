@@ -84,12 +84,7 @@ pub struct MinerWindow {
 impl MinerWindow {
     /// The record of `report` in `window` under checkpoint `checkpoint`.
     pub fn from_report(window: u64, checkpoint: Option<u64>, report: &MinerReport) -> Self {
-        let mut verdicts: BTreeMap<String, u64> = BTreeMap::new();
-        for c in &report.checked {
-            *verdicts
-                .entry(c.outcome.verdict.reason.clone())
-                .or_default() += 1;
-        }
+        let verdicts = report.verdict_counts();
         // Void groups (replays) can be many; the verdicts that decide the window
         // are kept first.
         let void = |reason: &str| {
@@ -109,7 +104,7 @@ impl MinerWindow {
             bundle_detail: clip(&report.detail),
             groups_submitted: report.groups_submitted as u64,
             groups_eligible: report.eligible as u64,
-            groups_checked: report.checked.len() as u64,
+            groups_checked: report.groups_with_verdict(),
             verdicts,
             groups: kept
                 .iter()
@@ -122,7 +117,7 @@ impl MinerWindow {
                     in_zone: c.outcome.in_zone,
                 })
                 .collect(),
-            groups_omitted: (report.checked.len() - kept.len()) as u64,
+            groups_omitted: report.groups_with_verdict() - kept.len() as u64,
             credited: report.credited,
             zeroed: report.zeroed(),
         }

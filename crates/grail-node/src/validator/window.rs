@@ -12,8 +12,8 @@ use super::pins::{PinOutcome, WindowPins};
 use crate::context::ModelContext;
 use crate::mining::WindowPlan;
 use crate::verify::{
-    archive_entries, finish_window, precheck_bundle, MinerReport, PendingBundle, PromptCache,
-    WindowCheck, OWN_FAILURE_RETRIES, OWN_FAILURE_STATUS,
+    archive_entries, finish_window, precheck_bundle, MinerReport, PendingBundle, Prechecks,
+    PromptCache, WindowCheck, OWN_FAILURE_RETRIES, OWN_FAILURE_STATUS,
 };
 use crate::NodeError;
 
@@ -53,8 +53,8 @@ pub struct WindowInputs<'a> {
 }
 
 /// How a validator reads the miners' buckets: several at once, each within a time budget,
-/// so slow or stalling buckets cannot hold up the window. Memory is bounded by the
-/// number of miners × `max_bundle_bytes`.
+/// so slow or stalling buckets cannot hold up the window. Memory is bounded by
+/// `concurrency` × `max_bundle_bytes`: a batch is checked before the next is read.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FetchPolicy {
     /// Buckets read at once (at least 1).
@@ -226,9 +226,87 @@ async fn fetch_one(inputs: &WindowInputs<'_>, m: &MinerSource) -> FetchOutcome {
     }
 }
 
+/// A fetched bundle through the checks that need no forward pass: the report of a bundle
+/// that failed at bundle level, or what the window keeps of one that was read.
+fn screen(
+    registered: &[Hotkey],
+    groups_checked: usize,
+    check: &Prechecks<'_>,
+    m: &MinerSource,
+    fetched: FetchOutcome,
+    replay: &ReplaySet,
+    prompts: &PromptCache,
+) -> Result<PendingBundle, MinerReport> {
+    let window = check.plan.window;
+    let mut report = MinerReport::new(m.hotkey, m.uid);
+    let fail = |mut report: MinerReport, reason: Reason, detail: String| {
+        report.bundle_status = reason.as_str().into();
+        report.detail = detail;
+        report
+    };
+    let fetched = fetched.map_err(|(reason, detail)| fail(report.clone(), reason, detail))?;
+    report.bundle_sha256 = fetched.sha256;
+    report.uploaded = Some(fetched.last_modified);
+    let bundle = decode_bundle(&fetched.bytes)
+        .map_err(|e| fail(report.clone(), Reason::Malformed, e.to_string()))?;
+    drop(fetched);
+    report.groups_submitted = bundle.groups.len();
+    if bundle.hotkey != m.hotkey {
+        return Err(if registered.contains(&bundle.hotkey) {
+            fail(
+                report,
+                Reason::HotkeyMismatch,
+                "the bundle names another miner".into(),
+            )
+        } else {
+            let detail = format!("{} is not registered", bundle.hotkey.to_ss58());
+            fail(report, Reason::UnregisteredHotkey, detail)
+        });
+    }
+    if bundle.window != window {
+        let detail = format!("bundle for window {}", bundle.window);
+        return Err(fail(report, Reason::WindowMismatch, detail));
+    }
+    let mut attempt = 0;
+    loop {
+        let prechecked = precheck_bundle(
+            check,
+            report.clone(),
+            &bundle.groups,
+            replay,
+            groups_checked,
+            prompts,
+        );
+        match prechecked {
+            Ok(pending) => return Ok(pending),
+            Err(e) if attempt < OWN_FAILURE_RETRIES => {
+                attempt += 1;
+                tracing::warn!(
+                    window,
+                    attempt,
+                    "own failure in the checks of a bundle, retrying: {e}"
+                );
+            }
+            // The validator's own failure (its dataset, template or tokenizer) costs this
+            // miner's window only, and nothing is recorded against it.
+            Err(e) => {
+                tracing::warn!(window, miner = %m.hotkey.to_ss58(), "own failure in the checks of a bundle; the miner's window is not credited: {e}");
+                report.bundle_status = OWN_FAILURE_STATUS.into();
+                report.detail = format!("the validator could not check the bundle: {e}");
+                return Err(report);
+            }
+        }
+    }
+}
+
 /// Fetches and checks every miner's bundle of a window; returns the reports (in upload
 /// order, with credited work) and the sealed window. `replay` holds the work of earlier
 /// windows of the checkpoint. An error is the validator's own failure (its forward pass).
+///
+/// Bundles are read `fetch.concurrency` at a time and each batch is checked without a
+/// forward pass on every core ([`precheck_bundle`]) before the next is read; only what
+/// the forward-pass stage needs is kept. Memory is bounded by `fetch.concurrency` ×
+/// `max_bundle_bytes` (bytes and decoded groups), whatever the number of miners.
 pub async fn check_window(
     inputs: &WindowInputs<'_>,
     miners: &[MinerSource],
@@ -240,89 +318,24 @@ pub async fn check_window(
     let window = inputs.plan.window;
     let mut failed = Vec::new();
     let mut pending = Vec::new();
-    let mut prompts = PromptCache::new();
-    for (m, fetched) in miners.iter().zip(fetch_all(inputs, miners).await) {
-        let mut report = MinerReport::new(m.hotkey, m.uid);
-        let fetched = match fetched {
-            Ok(f) => f,
-            Err((reason, detail)) => {
-                report.bundle_status = reason.as_str().into();
-                report.detail = detail;
-                failed.push(report);
-                continue;
-            }
-        };
-        report.bundle_sha256 = fetched.sha256;
-        report.uploaded = Some(fetched.last_modified);
-        let bundle = match decode_bundle(&fetched.bytes) {
-            Ok(b) => b,
-            Err(e) => {
-                report.bundle_status = Reason::Malformed.as_str().into();
-                report.detail = e.to_string();
-                failed.push(report);
-                continue;
-            }
-        };
-        report.groups_submitted = bundle.groups.len();
-        let status = if bundle.hotkey != m.hotkey {
-            if inputs.registered.contains(&bundle.hotkey) {
-                Some((
-                    Reason::HotkeyMismatch,
-                    "the bundle names another miner".to_string(),
-                ))
-            } else {
-                Some((
-                    Reason::UnregisteredHotkey,
-                    format!("{} is not registered", bundle.hotkey.to_ss58()),
-                ))
-            }
-        } else if bundle.window != window {
-            Some((
-                Reason::WindowMismatch,
-                format!("bundle for window {}", bundle.window),
-            ))
-        } else {
-            None
-        };
-        if let Some((r, detail)) = status {
-            report.bundle_status = r.as_str().into();
-            report.detail = detail;
-            failed.push(report);
-            continue;
-        }
-        let mut p = PendingBundle {
-            report,
-            groups: bundle.groups,
-        };
-        let mut attempt = 0;
-        let prechecked = loop {
-            match crate::blocking(|| precheck_bundle(&check, &mut p, &mut prompts)) {
-                Err(e) if attempt < OWN_FAILURE_RETRIES => {
-                    attempt += 1;
-                    tracing::warn!(
-                        window,
-                        attempt,
-                        "own failure in the checks of a bundle, retrying: {e}"
-                    );
-                    p.report.checked.clear();
-                }
-                other => break other,
-            }
-        };
-        match prechecked {
-            Ok(()) => pending.push(p),
-            // The validator's own failure (its dataset, template or tokenizer) costs this
-            // miner's window only, and nothing is recorded against it.
-            Err(e) => {
-                tracing::warn!(window, miner = %p.report.hotkey.to_ss58(), "own failure in the checks of a bundle; the miner's window is not credited: {e}");
-                p.report.checked.clear();
-                p.report.bundle_status = OWN_FAILURE_STATUS.into();
-                p.report.detail = format!("the validator could not check the bundle: {e}");
-                failed.push(p.report);
+    let prompts = PromptCache::new();
+    let prechecks = check.prechecks();
+    let (registered, checked) = (inputs.registered.as_slice(), inputs.groups_checked);
+    for batch in miners.chunks(inputs.fetch.concurrency.max(1)) {
+        let fetched = fetch_all(inputs, batch).await;
+        let screened = crate::blocking(|| {
+            screen_all(batch, fetched, |m, f| {
+                screen(registered, checked, &prechecks, m, f, replay, &prompts)
+            })
+        });
+        for outcome in screened {
+            match outcome {
+                Ok(p) => pending.push(p),
+                Err(report) => failed.push(report),
             }
         }
     }
-    let mut reports = finish_window(&check, pending, replay, inputs.groups_checked)?;
+    let mut reports = finish_window(&check, pending)?;
     reports.extend(failed);
     reports.sort_by_key(|r| (r.uploaded, r.hotkey));
     let sealed = SealedWindow {
@@ -333,6 +346,46 @@ pub async fn check_window(
         credits: crate::verify::archive_credits(&reports),
     };
     Ok((reports, sealed))
+}
+
+/// `screen` applied to every fetched bundle of a batch, spread over the cores; results in
+/// `miners` order.
+fn screen_all<T: Send>(
+    miners: &[MinerSource],
+    fetched: Vec<FetchOutcome>,
+    screen: impl Fn(&MinerSource, FetchOutcome) -> T + Sync,
+) -> Vec<T> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(miners.len());
+    let work: Vec<std::sync::Mutex<Option<FetchOutcome>>> = fetched
+        .into_iter()
+        .map(|f| std::sync::Mutex::new(Some(f)))
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<T>>> =
+        miners.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let (Some(m), Some(slot)) = (miners.get(i), work.get(i)) else {
+                    break;
+                };
+                let taken = slot.lock().ok().and_then(|mut f| f.take());
+                if let Some(f) = taken {
+                    let out = screen(m, f);
+                    if let Ok(mut r) = results[i].lock() {
+                        *r = Some(out);
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .filter_map(|r| r.into_inner().ok().flatten())
+        .collect()
 }
 
 #[cfg(test)]

@@ -34,6 +34,77 @@ use crate::rules::{Consequence, Reason, Rejection};
 use crate::sampling::prompt_digest;
 use crate::wire::{Group, Hotkey};
 
+/// Stages 1–3 on a whole bundle, in the normative order: the first group in bundle order
+/// that fails stage 1 or 2 (`cheap`: [`crate::rules::group::check_binding`] then
+/// [`crate::rules::group::check_structure`]) or its signature
+/// ([`crate::rules::group::check_signature`]), with that check's rejection; when every
+/// group passes, the first offence of [`duplicates`].
+///
+/// The answer is the one of checking each group in full, one after another, but
+/// signatures — the costly check — are verified only for the groups before the first
+/// cheap failure, all at once through `signatures_valid` (one flag per group it is
+/// given, in order; a driver can spread them over its cores). A bundle whose early
+/// group fails a field check costs no signature verification.
+///
+/// # Errors
+///
+/// `cheap`'s outer error (the verifier's own failure, e.g. rendering a canonical
+/// prompt), returned as soon as it happens.
+///
+/// # Examples
+///
+/// ```
+/// # use grail_proto::*;
+/// use grail_proto::rules::bundle::first_failure;
+/// use grail_proto::rules::{Reason, Rejection};
+/// # let group = |prompt_id| Group {
+/// #     header: GroupHeader { protocol_version: params::PROTOCOL_VERSION, hotkey: Hotkey([1; 32]),
+/// #         window: 300, environment: EnvironmentId { name: "toy".into(), params: "v1".into() },
+/// #         prompt_id, checkpoint: [7; 32], window_randomness: [3; 32],
+/// #         generation: GenerationParams { max_new_tokens: 4, temperature_milli: 1000 } },
+/// #     rollouts: vec![Rollout { tokens: vec![1, prompt_id as u32, 0], prompt_len: 2,
+/// #         sketches: vec![SketchDigest([0, 0]); 3], logprobs: vec![-1.0], reward: 0.0,
+/// #         advantage: 0.0, success: false }],
+/// #     signature: Signature([0; 64]) };
+/// let groups = vec![group(1), group(2), group(3)];
+/// // Group 2 fails a cheap check; group 1's signature is bad; group 0 is fine.
+/// let cheap = |g: &Group| -> Result<Result<(), Rejection>, std::convert::Infallible> {
+///     Ok(match g.header.prompt_id {
+///         3 => Err(Rejection::new(Reason::StaleCheckpoint, "old")),
+///         _ => Ok(()),
+///     })
+/// };
+/// let mut verified = 0;
+/// let signatures = |gs: &[Group]| {
+///     verified += gs.len();
+///     gs.iter().map(|g| g.header.prompt_id != 2).collect()
+/// };
+/// let (index, rejection) = first_failure(&groups, cheap, signatures)?.unwrap();
+/// assert_eq!((index, rejection.reason), (1, Reason::Signature));
+/// assert_eq!(verified, 2); // only the groups before the first cheap failure
+/// # Ok::<(), std::convert::Infallible>(())
+/// ```
+pub fn first_failure<E>(
+    groups: &[Group],
+    mut cheap: impl FnMut(&Group) -> Result<Result<(), Rejection>, E>,
+    signatures_valid: impl FnOnce(&[Group]) -> Vec<bool>,
+) -> Result<Option<(usize, Rejection)>, E> {
+    let mut cheap_failure = None;
+    for (i, g) in groups.iter().enumerate() {
+        if let Err(r) = cheap(g)? {
+            cheap_failure = Some((i, r));
+            break;
+        }
+    }
+    let signed = cheap_failure.as_ref().map_or(groups.len(), |(i, _)| *i);
+    let flags = signatures_valid(&groups[..signed]);
+    let bad_signature = (0..signed).find(|&i| !flags.get(i).copied().unwrap_or(false));
+    if let Some(i) = bad_signature {
+        return Ok(Some((i, crate::rules::group::bad_signature())));
+    }
+    Ok(cheap_failure.or_else(|| duplicates(groups)))
+}
+
 /// Stage 3, on every group of a bundle before any forward pass: the first group that
 /// repeats an earlier group's work ([`work_digest`]) is `duplicate_group`, the first that
 /// repeats an earlier group's prompt tokens is `duplicate_prompt`. Returns the index and

@@ -9,23 +9,23 @@ use crate::sampling::{allowed_ambiguous_in_sample, check_sampling};
 use crate::sketch::SketchCoefficients;
 use crate::wire::{Group, Hotkey};
 
-/// Stage 1, no model needed: schema, the bundle's hotkey, the signature
-/// (`signature_valid`, e.g. [`crate::signing::verify_group`]), window, randomness,
-/// environment, sampling parameters and checkpoint.
+/// Stage 1, field comparisons only: schema, the bundle's hotkey, window, randomness,
+/// environment, sampling parameters and checkpoint. The signature, the one costly check
+/// of stages 1–3, comes last ([`check_signature`], stage 3 of a group), so a bundle of
+/// groups that fail cheap checks costs no signature verification.
 ///
 /// # Errors
 ///
 /// The first failed check, in that order: [`Reason::Schema`] ([`Group::validate`]),
 /// [`Reason::HotkeyMismatch`] (the group names another hotkey than `bundle_hotkey`),
-/// [`Reason::Signature`] (`signature_valid` is false), then [`Reason::WindowMismatch`],
-/// [`Reason::RandomnessMismatch`], [`Reason::EnvironmentMismatch`],
-/// [`Reason::GenerationMismatch`] or [`Reason::StaleCheckpoint`] when the header differs
-/// from `plan`.
+/// then [`Reason::WindowMismatch`], [`Reason::RandomnessMismatch`],
+/// [`Reason::EnvironmentMismatch`], [`Reason::GenerationMismatch`] or
+/// [`Reason::StaleCheckpoint`] when the header differs from `plan`.
 ///
 /// # Examples
 ///
 /// ```
-/// use grail_proto::rules::group::{check_binding, check_structure, TokenRules};
+/// use grail_proto::rules::group::{check_binding, check_signature, check_structure, TokenRules};
 /// use grail_proto::rules::{Reason, WindowPlan};
 /// # use grail_proto::*;
 /// # let header = GroupHeader {
@@ -45,10 +45,9 @@ use crate::wire::{Group, Hotkey};
 ///     group_size: 2,
 /// };
 /// let miner = Hotkey([1; 32]); // the owner of the bucket the bundle came from
-/// let signature_ok = |_: &Group| true; // with sr25519: grail_proto::signing::verify_group
-/// assert_eq!(check_binding(&plan, &miner, &group, signature_ok), Ok(()));
+/// assert_eq!(check_binding(&plan, &miner, &group), Ok(()));
 /// let next = WindowPlan { checkpoint: [8; 32], ..plan.clone() };
-/// let rejection = check_binding(&next, &miner, &group, signature_ok).unwrap_err();
+/// let rejection = check_binding(&next, &miner, &group).unwrap_err();
 /// assert_eq!(rejection.reason, Reason::StaleCheckpoint);
 ///
 /// // Stage 2: the canonical prompt is [1, 2]; EOS is 0 (or the completion fills max_new_tokens).
@@ -56,12 +55,15 @@ use crate::wire::{Group, Hotkey};
 /// assert_eq!(check_structure(&plan, &group, Ok(&[1, 2]), tokens), Ok(()));
 /// let rejection = check_structure(&plan, &group, Ok(&[1, 3]), tokens).unwrap_err();
 /// assert_eq!(rejection.reason, Reason::PromptMismatch);
+///
+/// // Stage 3: the signature (with sr25519: grail_proto::signing::verify_group).
+/// let unsigned = |_: &Group| false;
+/// assert_eq!(check_signature(&group, unsigned).unwrap_err().reason, Reason::Signature);
 /// ```
 pub fn check_binding(
     plan: &WindowPlan,
     bundle_hotkey: &Hotkey,
     group: &Group,
-    signature_valid: impl FnOnce(&Group) -> bool,
 ) -> Result<(), Rejection> {
     group
         .validate()
@@ -71,12 +73,6 @@ pub fn check_binding(
         return Err(Rejection::new(
             Reason::HotkeyMismatch,
             "group signed for another hotkey than the bundle's",
-        ));
-    }
-    if !signature_valid(group) {
-        return Err(Rejection::new(
-            Reason::Signature,
-            "sr25519 signature does not verify",
         ));
     }
     if h.window != plan.window {
@@ -112,18 +108,28 @@ pub fn check_binding(
     Ok(())
 }
 
-/// Stage 1 with sr25519 signatures ([`crate::signing::verify_group`]).
+/// Stage 3 of a group, after [`check_binding`] and [`check_structure`]: the miner's
+/// signature over the group (`signature_valid`, e.g. [`crate::signing::verify_group`]).
+/// [`crate::rules::bundle::first_failure`] runs stages 1–3 over a bundle with the
+/// signatures batched.
 ///
 /// # Errors
 ///
-/// As [`check_binding`].
-#[cfg(feature = "sr25519")]
-pub fn check_header(
-    plan: &WindowPlan,
-    bundle_hotkey: &Hotkey,
+/// [`Reason::Signature`] when `signature_valid` is false.
+pub fn check_signature(
     group: &Group,
+    signature_valid: impl FnOnce(&Group) -> bool,
 ) -> Result<(), Rejection> {
-    check_binding(plan, bundle_hotkey, group, crate::signing::verify_group)
+    if signature_valid(group) {
+        Ok(())
+    } else {
+        Err(bad_signature())
+    }
+}
+
+/// The rejection of a group whose signature does not verify.
+pub(crate) fn bad_signature() -> Rejection {
+    Rejection::new(Reason::Signature, "sr25519 signature does not verify")
 }
 
 /// What the model and tokenizer say about token sequences, for [`check_structure`].
@@ -572,8 +578,10 @@ mod tests {
         g
     }
 
+    /// Stage 1, then the signature (stage 3; structure is tested apart).
     fn binding(g: &Group, key: &Keypair) -> Option<Reason> {
-        check_header(&plan(), &key.public(), g)
+        check_binding(&plan(), &key.public(), g)
+            .and_then(|()| check_signature(g, crate::signing::verify_group))
             .err()
             .map(|r| r.reason)
     }
@@ -642,6 +650,109 @@ mod tests {
         );
         let padded = signed(&key, |g| g.rollouts[0].tokens[3] = 0);
         assert_eq!(structure(&padded, Ok(prompt)), Some(Reason::BadTermination));
+    }
+
+    /// Stages 1–2 of the test plan with prompt `[1, 2, 3]`.
+    fn cheap(g: &Group, key: &Keypair) -> Result<Result<(), Rejection>, std::convert::Infallible> {
+        let tokens = TokenRules {
+            vocab_size: 10,
+            max_sequence: 16,
+            eos_ids: &[0],
+        };
+        Ok(check_binding(&plan(), &key.public(), g)
+            .and_then(|()| check_structure(&plan(), g, Ok(&[1, 2, 3]), tokens)))
+    }
+
+    #[test]
+    fn a_bundle_failing_cheap_checks_costs_no_signature_verification() {
+        // A bundle of 64 signed groups whose first is made for another window. v4 checked
+        // the signature before the window, so every bundle cost at least one sr25519
+        // verification whatever it held; v5 verifies signatures last, in one batch, and
+        // only for groups before the first cheap failure.
+        let key = Keypair::from_seed(&[1; 32]);
+        let mut groups: Vec<Group> = (0..64)
+            .map(|i| signed(&key, |g| g.header.prompt_id = i))
+            .collect();
+        groups[0] = signed(&key, |g| g.header.window = 80);
+        let mut verified = 0;
+        let mut verify = |gs: &[Group]| -> Vec<bool> {
+            verified += gs.len();
+            gs.iter().map(crate::signing::verify_group).collect()
+        };
+        let failure = crate::rules::bundle::first_failure(&groups, |g| cheap(g, &key), &mut verify)
+            .unwrap()
+            .map(|(i, r)| (i, r.reason));
+        assert_eq!(failure, Some((0, Reason::WindowMismatch)));
+        assert_eq!(verified, 0, "no signature verified");
+    }
+
+    #[test]
+    fn the_batched_bundle_check_equals_checking_each_group_in_full() {
+        // Random bundles of groups with cheap failures, structure failures, forged
+        // signatures and combinations: `first_failure` gives the answer of stages 1–3
+        // run group by group (fields, structure, signature), then duplicates.
+        let key = Keypair::from_seed(&[1; 32]);
+        type Edit = fn(&mut Group);
+        let edits: [Edit; 6] = [
+            |_| {},
+            |g| g.header.window = 80,
+            |g| {
+                g.rollouts.pop();
+            },
+            |g| g.rollouts[0].tokens[3] = 10,
+            |g| g.header.checkpoint = [8; 32],
+            |_| {},
+        ];
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = |n: u64| {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (state >> 33) % n
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..300 {
+            let len = 1 + next(6) as usize;
+            let groups: Vec<Group> = (0..len)
+                .map(|i| {
+                    let mut g = signed(&key, |g| g.header.prompt_id = 100 + i as u64);
+                    edits[next(6) as usize](&mut g);
+                    if next(4) == 0 {
+                        g.rollouts[0].reward = 1.0; // after signing: a forgery
+                    } else {
+                        key.sign_group(&mut g);
+                    }
+                    g
+                })
+                .collect();
+            let one_by_one = groups
+                .iter()
+                .enumerate()
+                .find_map(|(i, g)| {
+                    cheap(g, &key)
+                        .unwrap()
+                        .and_then(|()| check_signature(g, crate::signing::verify_group))
+                        .err()
+                        .map(|r| (i, r))
+                })
+                .or_else(|| crate::rules::bundle::duplicates(&groups));
+            let batched = crate::rules::bundle::first_failure(
+                &groups,
+                |g| cheap(g, &key),
+                |gs| gs.iter().map(crate::signing::verify_group).collect(),
+            )
+            .unwrap();
+            assert_eq!(batched, one_by_one);
+            seen.insert(batched.map(|(_, r)| r.reason));
+        }
+        // The bundles reached every kind of answer.
+        for want in [
+            None,
+            Some(Reason::WindowMismatch),
+            Some(Reason::GroupSize),
+            Some(Reason::TokenLimits),
+            Some(Reason::Signature),
+        ] {
+            assert!(seen.contains(&want), "{want:?} never came up: {seen:?}");
+        }
     }
 
     #[test]

@@ -5,10 +5,11 @@
 //! The node crates only fetch bytes, render prompts, run forward passes and compute
 //! rewards; every decision is taken here (docs/protocol.md §12):
 //!
-//! 1. [`group::check_binding`] — schema, hotkey, signature, window, randomness,
-//!    environment, sampling parameters, checkpoint (no model needed);
+//! 1. [`group::check_binding`] — schema, hotkey, window, randomness, environment,
+//!    sampling parameters, checkpoint (field comparisons);
 //! 2. [`group::check_structure`] — group size, token limits, canonical prompt,
-//!    termination (tokenizer only);
+//!    termination (tokenizer only), then [`group::check_signature`] (the one costly
+//!    check, last; [`bundle::first_failure`] batches it over a bundle);
 //! 3. [`bundle::duplicates`] — one group per prompt and no repeated group per bundle;
 //! 4. [`bundle::shared_work`] and [`bundle::ReplaySet`] — work also in another miner's
 //!    bundle is judged by who sampled it when checked ([`bundle::judge_copy`], stage 6);
