@@ -395,6 +395,7 @@ pub fn run(args: &ExperimentArgs, log: &mut dyn FnMut(&str)) -> Result<Summary, 
             plan: plan.clone(),
             coefficients: &coefficients,
             challenge_randomness: derive32(args.seed, b"challenge", window),
+            validator: validator.public(),
         };
         let mut prompts = PromptCache::new();
         for p in &mut pending {
@@ -418,7 +419,14 @@ pub fn run(args: &ExperimentArgs, log: &mut dyn FnMut(&str)) -> Result<Summary, 
 
         // Trainer.
         let t = Instant::now();
-        let groups = training_groups(window, &[sealed], &stakes, !args.all_groups, vocab);
+        let groups = training_groups(
+            window,
+            &check.challenge_randomness,
+            &[sealed],
+            &stakes,
+            !args.all_groups,
+            vocab,
+        );
         let report: Option<StepReport> = if groups.is_empty() {
             None
         } else {

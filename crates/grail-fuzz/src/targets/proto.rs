@@ -119,6 +119,7 @@ fn validate(groups: Vec<grail_proto::Group>) -> Result<Vec<MinerReport>, grail_n
         plan: f.plan.clone(),
         coefficients: &f.coefficients,
         challenge_randomness: f.challenge,
+        validator: Keypair::from_seed(&[9; 32]).public(),
     };
     let mut pending = PendingBundle {
         report: MinerReport::new(f.key.public(), 0),
@@ -214,7 +215,7 @@ pub fn archive() -> Target {
                 return "malformed";
             };
             let stakes = BTreeMap::from([(archive.validator, 1u64)]);
-            let agreed = agreed_entries(WINDOW, &[&archive], &stakes, verify_group);
+            let agreed = agreed_entries(WINDOW, &[0; 32], &[&archive], &stakes, verify_group);
             if agreed.is_empty() {
                 "nothing_agreed"
             } else {
