@@ -277,6 +277,9 @@ fn repeats(a_pos: &[Vec<usize>], a: &[Vec<f64>], b_pos: &[Vec<usize>], b: &[Vec<
         })
 }
 
+/// An independent vote seen by the copy rule: its validator, positions and evidence.
+type Independent<'a> = (Hotkey, Vec<Vec<usize>>, &'a VoteEvidence);
+
 /// The copy rule: the votes that are copies of another validator's evidence. `archives`
 /// holds, in priority order (the trainer: earliest published first, then larger stake,
 /// then hotkey), each validator's voting entries by group digest. A validator's vote for
@@ -304,8 +307,7 @@ pub fn copied_votes<'a>(
     challenge_randomness: &[u8; 32],
     archives: impl IntoIterator<Item = (&'a Hotkey, &'a BTreeMap<[u8; 32], VoteEvidence>)>,
 ) -> BTreeMap<Hotkey, BTreeSet<[u8; 32]>> {
-    let mut independent: BTreeMap<[u8; 32], Vec<(Hotkey, Vec<Vec<usize>>, &VoteEvidence)>> =
-        BTreeMap::new();
+    let mut independent: BTreeMap<[u8; 32], Vec<Independent<'_>>> = BTreeMap::new();
     let mut copied: BTreeMap<Hotkey, BTreeSet<[u8; 32]>> = BTreeMap::new();
     for (validator, votes) in archives {
         for (digest, ev) in votes {
