@@ -93,10 +93,14 @@ pub async fn run(
             return Ok(state);
         };
         // Copies are no votes; a validator caught with wrong evidence loses the window.
+        // Entries are drawn among what the live voters would agree on with every archive.
+        let would_vote = liveness
+            .clone()
+            .voters(window, w.net.window_length, &archives);
         let caught = reverify::screen_window(
             w,
             window,
-            &validators,
+            (&validators, &would_vote),
             &mut archives,
             &state.published,
             &mut reverify_model,

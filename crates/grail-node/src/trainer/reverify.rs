@@ -104,13 +104,15 @@ pub fn exclude(archives: &mut WindowArchives, caught: &BTreeMap<Hotkey, Evidence
 }
 
 /// The copy rule and the re-verification of one window's archives, as the trainer loop
-/// runs them before agreement. `model` caches the model of the last checkpoint used;
-/// `published` are this trainer's checkpoints (the ones it can load). Returns the
-/// validators caught. Never fails: what cannot be checked is skipped with an `info!`.
+/// runs them before agreement: `validators` are the buckets read, `voters` the stake
+/// agreement would count (the liveness rule's), which decides the agreed entries drawn
+/// from. `model` caches the model of the last checkpoint used; `published` are this
+/// trainer's checkpoints (the ones it can load). Returns the validators caught. Never
+/// fails: what cannot be checked is skipped with an `info!`.
 pub async fn screen_window(
     w: &Wiring,
     window: u64,
-    validators: &[(Hotkey, Store)],
+    (validators, voters): (&[(Hotkey, Store)], &BTreeMap<Hotkey, u64>),
     archives: &mut WindowArchives,
     published: &[Published],
     model: &mut Option<CurrentModel>,
@@ -130,7 +132,7 @@ pub async fn screen_window(
     if per_archive == 0 {
         return BTreeMap::new();
     }
-    let agreed = archives.agreed(&archives.stakes.clone());
+    let agreed = archives.agreed(voters);
     let mut seed = [0u8; 32];
     rand_core::OsRng.fill_bytes(&mut seed);
     let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_seed(seed);
