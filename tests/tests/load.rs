@@ -80,7 +80,6 @@ fn s3(endpoint: String) -> Store {
     .unwrap()
 }
 
-
 /// Peak resident memory is measured from here on (Linux: `clear_refs` 5 resets VmHWM).
 fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -108,7 +107,9 @@ fn filler_group(
     }
     let vocab = context.model.config().vocab_size as u64;
     let mut next = || {
-        *rng = rng.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        *rng = rng
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         *rng >> 33
     };
     let eos = context.eos_ids[0];
@@ -210,7 +211,9 @@ fn filled_bundle(
         let groups: Vec<_> = (0..count)
             .map(|i| {
                 if sampled.contains(&i) {
-                    honest_groups.next().expect("one honest group per sampled index")
+                    honest_groups
+                        .next()
+                        .expect("one honest group per sampled index")
                 } else {
                     first.take().unwrap_or_else(&mut filler)
                 }

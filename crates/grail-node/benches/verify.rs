@@ -110,6 +110,7 @@ fn main() {
         plan: plan.clone(),
         coefficients: &coefficients,
         challenge_randomness: [0x24; 32],
+        validator: grail_proto::Hotkey([0x56; 32]),
     };
     let tokens: usize = groups
         .iter()

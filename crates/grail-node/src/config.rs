@@ -324,6 +324,11 @@ pub struct TrainerSettings {
     /// Liveness: nothing is agreed while the validators still active hold less than this
     /// share of the stake (a minority cannot take over when most fall silent).
     pub min_active_stake_share: f64,
+    /// Entries of each validator's archive re-verified per window (random, among those a
+    /// stake majority agreed on): a forward pass of the window's checkpoint checks the
+    /// archived evidence, and a validator with wrong evidence loses its votes and credits
+    /// for the window. 0 disables it (the copy rule still runs).
+    pub reverify_entries: usize,
 }
 
 impl Default for TrainerSettings {
@@ -340,6 +345,7 @@ impl Default for TrainerSettings {
             max_archive_bytes: DEFAULT_MAX_ARCHIVE_BYTES,
             liveness_windows: 3,
             min_active_stake_share: 1.0 / 3.0,
+            reverify_entries: 1,
         }
     }
 }

@@ -41,8 +41,7 @@ use crate::mining::{make_group, PromptStrategy, Prompts, WindowPlan};
 use crate::trainer::training_groups;
 use crate::validator::summarize;
 use crate::verify::{
-    archive_entries, finish_window, precheck_bundle, MinerReport, PromptCache,
-    WindowCheck,
+    archive_entries, finish_window, precheck_bundle, MinerReport, PromptCache, WindowCheck,
 };
 use crate::NodeError;
 
@@ -395,6 +394,7 @@ pub fn run(args: &ExperimentArgs, log: &mut dyn FnMut(&str)) -> Result<Summary, 
             plan: plan.clone(),
             coefficients: &coefficients,
             challenge_randomness: derive32(args.seed, b"challenge", window),
+            validator: validator.public(),
         };
         let prompts = PromptCache::new();
         let replay = ReplaySet::default();
@@ -429,7 +429,14 @@ pub fn run(args: &ExperimentArgs, log: &mut dyn FnMut(&str)) -> Result<Summary, 
 
         // Trainer.
         let t = Instant::now();
-        let groups = training_groups(window, &[sealed], &stakes, !args.all_groups, vocab);
+        let groups = training_groups(
+            window,
+            &check.challenge_randomness,
+            &[sealed],
+            &stakes,
+            !args.all_groups,
+            vocab,
+        );
         let report: Option<StepReport> = if groups.is_empty() {
             None
         } else {

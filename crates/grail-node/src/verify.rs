@@ -23,9 +23,9 @@ use grail_env::Environment;
 use grail_infer::{SamplingCheck, Scored};
 use grail_proto::archive::{ArchiveEntry, MinerCredit, Verdict};
 use grail_proto::rules::bundle::{
-    credited_work, first_failure, judge_copy, sample_groups, shared_work, CheckedOutcome,
-    ReplaySet,
+    credited_work, first_failure, judge_copy, sample_groups, shared_work, CheckedOutcome, ReplaySet,
 };
+use grail_proto::rules::evidence::record_evidence;
 use grail_proto::rules::group::{
     challenged_positions, check_binding, check_forward, check_sample_ambiguity, check_structure,
     credited_in_zone, NoSuchPrompt, RolloutEvidence, SamplingTally, TokenRules,
@@ -47,6 +47,10 @@ pub struct GroupOutcome {
     pub recomputed_logprobs: Vec<Vec<f32>>,
     /// Recomputed rewards (empty if no forward pass ran).
     pub rewards: Vec<f64>,
+    /// The validator's own sampling gaps at its evidence positions, per rollout
+    /// (`grail_proto::rules::evidence::record_evidence`; empty if no forward pass ran):
+    /// what the archive entry carries as evidence of the check.
+    pub evidence: Vec<Vec<f64>>,
     /// Whether the group counts as learning-zone work: the reward spread is in the zone
     /// and no position needed the sampling margin (`rules::group::credited_in_zone`).
     pub in_zone: bool,
@@ -66,6 +70,7 @@ impl GroupOutcome {
             },
             recomputed_logprobs: Vec::new(),
             rewards: Vec::new(),
+            evidence: Vec::new(),
             in_zone: false,
             sampling: SamplingTally::default(),
         }
@@ -89,6 +94,8 @@ pub struct WindowCheck<'a> {
     pub coefficients: &'a SketchCoefficients,
     /// Challenge randomness of the window.
     pub challenge_randomness: [u8; 32],
+    /// The validator's own hotkey: it keys the positions of the evidence it archives.
+    pub validator: Hotkey,
 }
 
 /// Canonical prompt renderings by prompt id, shared across a window's groups and the
@@ -227,9 +234,14 @@ impl Prechecks<'_> {
         group: &Group,
         prompts: &PromptCache,
     ) -> Result<Result<(), Rejection>, NodeError> {
-        Ok(self.cheap_checks(bundle_hotkey, group, prompts)?.and_then(|()| {
-            grail_proto::rules::group::check_signature(group, grail_proto::signing::verify_group)
-        }))
+        Ok(self
+            .cheap_checks(bundle_hotkey, group, prompts)?
+            .and_then(|()| {
+                grail_proto::rules::group::check_signature(
+                    group,
+                    grail_proto::signing::verify_group,
+                )
+            }))
     }
 }
 
@@ -270,60 +282,35 @@ impl WindowCheck<'_> {
 
     /// The validator's forward pass over a group's rollouts (completion positions only).
     fn forward(&self, group: &Group) -> Result<Vec<Scored>, NodeError> {
-        let header = &group.header;
-        let noise = group.rollouts.iter().enumerate().map(|(i, r)| {
-            RolloutNoise::new(
-                &header.window_randomness,
-                &header.hotkey,
-                r.prompt(),
-                i as u32,
-            )
-        });
-        let sampling = SamplingCheck {
-            temperature: temperature(self.plan.generation.temperature_milli),
-            noise: noise.collect(),
-        };
-        // Only completion tokens are checked: no vocabulary-wide work for the prompts, and
-        // the prompt every rollout shares (check_structure made sure) runs once.
-        let eos = &self.context.eos_ids;
-        let model = &self.context.model;
-        let first = group.rollouts.first().map(|r| r.prompt());
-        let scored = match first {
-            Some(prompt) if group.rollouts.iter().all(|r| r.prompt() == prompt) => {
-                let completions: Vec<&[u32]> =
-                    group.rollouts.iter().map(|r| r.completion()).collect();
-                model.score_shared_prompt(prompt, &completions, eos, Some(&sampling))?
-            }
-            _ => {
-                let refs: Vec<&[u32]> =
-                    group.rollouts.iter().map(|r| r.tokens.as_slice()).collect();
-                let from: Vec<usize> = group
-                    .rollouts
-                    .iter()
-                    .map(|r| r.prompt_len as usize)
-                    .collect();
-                model.score_from(&refs, &from, eos, Some(&sampling))?
-            }
-        };
-        Ok(scored)
+        score_group(self.context, self.plan.generation.temperature_milli, group)
     }
 
     /// The forward-pass checks of a group given its rollouts' scores, in rollout order.
     fn judge(&self, group: &Group, scored: &[&Scored]) -> Result<GroupOutcome, NodeError> {
         let problem = self.env.problem(group.header.prompt_id)?;
         let positions = challenged_positions(&self.challenge_randomness, group);
+        let all_gaps = completion_gaps(group, scored)?;
+        let recorded = record_evidence(
+            &self.challenge_randomness,
+            &self.validator,
+            group,
+            &all_gaps,
+        )
+        .ok_or(OwnFailure::NonFiniteLogits)?;
         let mut evidence = Vec::with_capacity(group.rollouts.len());
-        for ((r, s), pos) in group.rollouts.iter().zip(scored).zip(&positions) {
+        for (((r, s), pos), gaps) in group
+            .rollouts
+            .iter()
+            .zip(scored)
+            .zip(&positions)
+            .zip(all_gaps)
+        {
             let p = r.prompt_len as usize;
             let hidden = pos
                 .iter()
                 .map(|&q| s.hidden(q).map(<[f32]>::to_vec))
                 .collect::<Option<Vec<_>>>()
                 .ok_or(OwnFailure::MissingHiddenState)?;
-            let gaps = s.gaps.get(p..).unwrap_or_default().to_vec();
-            if gaps.len() != r.completion().len() || gaps.iter().any(|g| g.is_nan()) {
-                return Err(OwnFailure::NonFiniteLogits.into());
-            }
             evidence.push(RolloutEvidence {
                 hidden,
                 logprobs: s.logprobs[p..].to_vec(),
@@ -336,7 +323,11 @@ impl WindowCheck<'_> {
         }
         let sampling = match check_forward(self.coefficients, group, &positions, &evidence) {
             Ok(tally) => tally,
-            Err(r) => return Ok(GroupOutcome::rejected(r)),
+            Err(r) => {
+                let mut rejected = GroupOutcome::rejected(r);
+                rejected.evidence = recorded;
+                return Ok(rejected);
+            }
         };
         let rewards: Vec<f64> = group.rollouts.iter().map(|r| r.reward).collect();
         Ok(GroupOutcome {
@@ -348,9 +339,93 @@ impl WindowCheck<'_> {
             recomputed_logprobs: evidence.into_iter().map(|e| e.logprobs).collect(),
             in_zone: credited_in_zone(&rewards, sampling),
             rewards,
+            evidence: recorded,
             sampling,
         })
     }
+}
+
+/// A forward pass of `context`'s model over a group's rollouts (completion positions
+/// only), with the sampling gaps of every completion token under temperature
+/// `temperature_milli` and each rollout's public noise.
+///
+/// # Errors
+/// The model's own failure (never the miner's).
+pub fn score_group(
+    context: &ModelContext,
+    temperature_milli: u32,
+    group: &Group,
+) -> Result<Vec<Scored>, NodeError> {
+    let header = &group.header;
+    let noise = group.rollouts.iter().enumerate().map(|(i, r)| {
+        RolloutNoise::new(
+            &header.window_randomness,
+            &header.hotkey,
+            r.prompt(),
+            i as u32,
+        )
+    });
+    let sampling = SamplingCheck {
+        temperature: temperature(temperature_milli),
+        noise: noise.collect(),
+    };
+    // Only completion tokens are checked: no vocabulary-wide work for the prompts, and
+    // the prompt every rollout shares (check_structure made sure) runs once.
+    let eos = &context.eos_ids;
+    let model = &context.model;
+    let first = group.rollouts.first().map(|r| r.prompt());
+    let scored = match first {
+        Some(prompt) if group.rollouts.iter().all(|r| r.prompt() == prompt) => {
+            let completions: Vec<&[u32]> = group.rollouts.iter().map(|r| r.completion()).collect();
+            model.score_shared_prompt(prompt, &completions, eos, Some(&sampling))?
+        }
+        _ => {
+            let refs: Vec<&[u32]> = group.rollouts.iter().map(|r| r.tokens.as_slice()).collect();
+            let from: Vec<usize> = group
+                .rollouts
+                .iter()
+                .map(|r| r.prompt_len as usize)
+                .collect();
+            model.score_from(&refs, &from, eos, Some(&sampling))?
+        }
+    };
+    Ok(scored)
+}
+
+/// The sampling gap of every completion token of every rollout (`gaps[i][t]`: rollout
+/// `i`, completion token `t`) from a forward pass in rollout order.
+///
+/// # Errors
+/// [`OwnFailure::NonFiniteLogits`] when a pass gives no gap or a NaN for a completion
+/// token (the validator's own failure).
+pub fn completion_gaps(group: &Group, scored: &[&Scored]) -> Result<Vec<Vec<f64>>, NodeError> {
+    if scored.len() != group.rollouts.len() {
+        return Err(OwnFailure::NonFiniteLogits.into());
+    }
+    group
+        .rollouts
+        .iter()
+        .zip(scored)
+        .map(|(r, s)| {
+            let gaps = s.gaps.get(r.prompt_len as usize..).unwrap_or_default();
+            if gaps.len() != r.completion().len() || gaps.iter().any(|g| g.is_nan()) {
+                return Err(OwnFailure::NonFiniteLogits.into());
+            }
+            Ok(gaps.to_vec())
+        })
+        .collect()
+}
+
+/// Recomputes a group's sampling gaps with `context`'s model, under the group's own
+/// declared temperature (what a re-verifier compares an archive's evidence with,
+/// `grail_proto::rules::evidence::check_evidence`).
+///
+/// # Errors
+/// The model's own failure ([`score_group`], [`completion_gaps`]).
+pub fn recompute_gaps(context: &ModelContext, group: &Group) -> Result<Vec<Vec<f64>>, NodeError> {
+    let scored = score_group(context, group.header.generation.temperature_milli, group)?;
+    let refs: Vec<&Scored> = scored.iter().collect();
+    completion_gaps(group, &refs)
 }
 
 /// One group a verdict was reached on.
@@ -472,7 +547,10 @@ pub fn precheck_bundle(
     prompts: &PromptCache,
 ) -> Result<PendingBundle, NodeError> {
     report.groups_submitted = groups.len();
-    report.works = groups.iter().map(grail_proto::binding::work_digest).collect();
+    report.works = groups
+        .iter()
+        .map(grail_proto::binding::work_digest)
+        .collect();
     let failure = first_failure(
         groups,
         |g| check.cheap_checks(&report.hotkey, g, prompts),
@@ -533,7 +611,10 @@ fn verify_signatures(groups: &[Group]) -> Vec<bool> {
     const PER_THREAD: usize = 64;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if threads == 1 || groups.len() <= PER_THREAD {
-        return groups.iter().map(grail_proto::signing::verify_group).collect();
+        return groups
+            .iter()
+            .map(grail_proto::signing::verify_group)
+            .collect();
     }
     let chunk = groups.len().div_ceil(threads).max(PER_THREAD);
     std::thread::scope(|scope| {
@@ -610,7 +691,9 @@ pub fn finish_window(
             };
             sampled += outcome.sampling;
             if let (true, Err(r)) = (outcome.verdict.accepted, check_sample_ambiguity(sampled)) {
+                let evidence = std::mem::take(&mut outcome.evidence);
                 outcome = GroupOutcome::rejected(r);
+                outcome.evidence = evidence;
             }
             if !outcome.verdict.accepted {
                 let failed = Rejection::new(outcome.reason(), outcome.verdict.detail.clone());
@@ -667,6 +750,7 @@ pub fn archive_entries(reports: &[MinerReport]) -> Vec<ArchiveEntry> {
                 group_index: c.index,
                 group: c.group.clone(),
                 recomputed_logprobs: c.outcome.recomputed_logprobs.clone(),
+                evidence: c.outcome.evidence.clone(),
                 verdict: c.outcome.verdict.clone(),
             })
         })

@@ -36,7 +36,7 @@ use crate::wire::{decode_framed, encode_framed, Group, Hotkey, WireError};
 pub const ARCHIVE_MAGIC: &[u8; 8] = b"GRAILARC";
 
 /// Version of the archive byte format.
-pub const ARCHIVE_FORMAT_VERSION: u32 = 4;
+pub const ARCHIVE_FORMAT_VERSION: u32 = 5;
 
 /// A validator's decision about one group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +66,10 @@ pub struct ArchiveEntry {
     /// from its proof pass; what the trainer uses as behaviour log-probs. Empty when the
     /// group was rejected before the proof pass.
     pub recomputed_logprobs: Vec<Vec<f32>>,
+    /// Evidence of the forward pass (format 5): per rollout, the validator's own sampling
+    /// gaps at its `rules::evidence::evidence_positions` (keyed by the archiving
+    /// validator's hotkey), in position order. Empty when no forward pass ran.
+    pub evidence: Vec<Vec<f64>>,
     /// The decision.
     pub verdict: Verdict,
 }

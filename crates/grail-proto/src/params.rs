@@ -176,3 +176,21 @@ pub const MAX_ARCHIVED_VOIDS: usize = 8;
 /// one checkpoint). Bounds the validator's state; a replay older than this would still
 /// have to pass the sampling check under the new window's noise.
 pub const REPLAY_WINDOWS: usize = 64;
+
+/// Completion positions per rollout at which a validator records its own sampling gaps in
+/// an archive entry (`rules::evidence`; all of them when the completion is shorter). The
+/// positions are keyed by the validator's hotkey, so another validator's evidence is at
+/// other positions. More positions make fabricated evidence less likely to pass and the
+/// archive larger (8 bytes per position and rollout); changing it changes archive bytes
+/// and which archives vote (archives of the old count are not well formed).
+pub const EVIDENCE_POSITIONS: usize = 4;
+
+/// Largest |archived − recomputed| sampling gap a re-verifier accepts in an archive's
+/// evidence (`rules::evidence::check_evidence`), in units of perturbed score. Honest gap
+/// drift between CPU paths was at most 7.6e-5 in the v5 sampling audit (the
+/// [`SAMPLING_MARGIN`] measurement), so 1e-2 leaves more than 100× for other hardware
+/// and the trainer's device; a validator that ran no forward pass must guess each gap to
+/// within it, while gaps spread over several units (a guess lands with probability of the
+/// order of 1e-2 per position). Narrower risks flagging honest validators on other
+/// hardware; wider lets cheaper approximations (a smaller model's gaps) pass.
+pub const EVIDENCE_TOLERANCE: f64 = 1e-2;

@@ -28,6 +28,8 @@
 //! - `sketch` — fixed point `q(x)` edge cases, coefficient rows, sketches of hidden
 //!   vectors and their wire digests, modular distance and tolerance.
 //! - `challenge` — challenged positions for `(prompt_len, total_len, k)` cases.
+//! - `evidence` — archive evidence positions (completion offsets) for `(validator, work
+//!   digest, rollout, completion_len)` cases.
 //! - `sampling` — prompt digests, the per-rollout seed streams, SplitMix64 token words,
 //!   Gumbel scores, claimed-token gaps, the reference sampler and the sampling check.
 //! - `digests` — a fixed group of two rollouts with the hotkey from a fixed seed: rollout,
@@ -71,6 +73,7 @@ use grail_proto::randomness::{challenge_randomness, window_randomness, Beacon};
 use grail_proto::rules::bundle::{
     credited_work, judge_copy, sample_groups, shared_work, CheckedOutcome,
 };
+use grail_proto::rules::evidence::evidence_positions;
 use grail_proto::rules::training::training_slots;
 use grail_proto::rules::{Consequence, Reason, Rejection};
 use grail_proto::sampling::{
@@ -622,6 +625,8 @@ fn params() -> Value {
         .f64("tolerance_growth", TOLERANCE_GROWTH)
         .v("challenge_k", CHALLENGE_K)
         .v("challenge_max_misses", CHALLENGE_MAX_MISSES)
+        .v("evidence_positions", EVIDENCE_POSITIONS)
+        .f64("evidence_tolerance", EVIDENCE_TOLERANCE)
         .f64("sampling_margin", SAMPLING_MARGIN)
         .v("sampling_max_misses", SAMPLING_MAX_MISSES)
         .v("sampling_ambiguous_base", SAMPLING_AMBIGUOUS_BASE)
@@ -1144,6 +1149,39 @@ fn challenge_section() -> Value {
                 .v("prompt_len", prompt_len)
                 .v("total_len", total)
                 .v("k", k)
+                .v("positions", positions)
+                .into(),
+        );
+    }
+    Value::from(out)
+}
+
+fn evidence_section() -> Value {
+    let cr = fixture_challenge_randomness();
+    let fixture = fixture_group(Signature([0; 64]));
+    let work0 = work_digest(&fixture);
+    let other = h32("work digest");
+    let (me, you) = (keypair().public(), Hotkey(h32("another validator")));
+    let cases: Vec<(&str, Hotkey, [u8; 32], u32, usize)> = vec![
+        ("fixture_work_rollout0_of_100", me, work0, 0, 100),
+        ("fixture_work_rollout1_of_100", me, work0, 1, 100),
+        ("another_validator_same_rollout", you, work0, 0, 100),
+        ("five_tokens", me, other, 3, 5),
+        ("exactly_k_tokens", me, other, 0, EVIDENCE_POSITIONS),
+        ("two_tokens", me, other, 0, 2),
+        ("empty_completion", me, other, 0, 0),
+        ("long_completion", you, other, 7, 8_000),
+    ];
+    let mut out: Vec<Value> = Vec::new();
+    for (name, validator, work, rollout, len) in cases {
+        let positions = evidence_positions(&cr, &validator, &work, rollout, len);
+        out.push(
+            case(name)
+                .hex("challenge_randomness_hex", cr)
+                .hex("validator_hex", validator.0)
+                .hex("work_digest_hex", work)
+                .v("rollout", rollout)
+                .v("completion_len", len)
                 .v("positions", positions)
                 .into(),
         );
@@ -2023,6 +2061,7 @@ fn build() -> Value {
         .v("randomness", randomness_section())
         .v("sketch", sketch_section())
         .v("challenge", challenge_section())
+        .v("evidence", evidence_section())
         .v("sampling", sampling_section())
         .v("digests", digests_section())
         .v("bundle", bundle_section())

@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 
 use grail_env::Environment;
 use grail_node::context::ModelContext;
-use grail_node::verify::{
-    finish_window, precheck_bundle, MinerReport, PromptCache, WindowCheck,
-};
+use grail_node::verify::{finish_window, precheck_bundle, MinerReport, PromptCache, WindowCheck};
 use grail_proto::archive::{decode_archive, encode_archive, SealedWindow};
 use grail_proto::params::GROUPS_CHECKED;
 use grail_proto::rules::bundle::ReplaySet;
@@ -119,6 +117,7 @@ fn validate(groups: Vec<grail_proto::Group>) -> Result<Vec<MinerReport>, grail_n
         plan: f.plan.clone(),
         coefficients: &f.coefficients,
         challenge_randomness: f.challenge,
+        validator: Keypair::from_seed(&[9; 32]).public(),
     };
     let pending = precheck_bundle(
         &check.prechecks(),
@@ -217,7 +216,7 @@ pub fn archive() -> Target {
                 return "malformed";
             };
             let stakes = BTreeMap::from([(archive.validator, 1u64)]);
-            let agreed = agreed_entries(WINDOW, &[&archive], &stakes, verify_group);
+            let agreed = agreed_entries(WINDOW, &[0; 32], &[&archive], &stakes, verify_group);
             if agreed.is_empty() {
                 "nothing_agreed"
             } else {

@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use grail_proto::archive::{ArchiveEntry, SealedWindow};
 use grail_proto::binding::group_digest;
 use grail_proto::params::PIN_SECONDS;
-use grail_proto::rules::training::{agreed_credits, agreed_digests, archive_votes, stake_of};
+use grail_proto::rules::evidence::{copied_votes, VoteEvidence};
+use grail_proto::rules::training::{agreed_credits, agreed_digests, stake_of, vote_evidence};
 use grail_proto::signing::verify_group;
 use grail_proto::Hotkey;
 use grail_store::{ArchiveObject, Store};
@@ -20,13 +21,17 @@ use crate::wiring::Wiring;
 use crate::NodeError;
 
 /// What the trainer keeps of one validator's archive after reading it: which object it
-/// was, the group digests it votes for and its credits (entries dropped).
+/// was, the group digests it votes for with their evidence, and its credits (entries
+/// dropped).
 #[derive(Debug, Clone)]
 pub struct ArchiveVotes {
     /// The archive object read.
     pub object: ArchiveObject,
-    /// [`archive_votes`] of it.
+    /// `grail_proto::rules::training::archive_votes` of it, less the votes the copy rule
+    /// dropped ([`WindowArchives::drop_copies`]).
     pub votes: BTreeSet<[u8; 32]>,
+    /// The evidence of each vote (the copy rule's input), by group digest.
+    pub evidence: BTreeMap<[u8; 32], VoteEvidence>,
     /// The archive without its entries (window, validator, checkpoint, credits).
     pub header: SealedWindow,
 }
@@ -45,6 +50,40 @@ impl WindowArchives {
     /// ([`Liveness::voters`]; `self.stakes` when every validator is live).
     pub fn agreed(&self, voters: &BTreeMap<Hotkey, u64>) -> BTreeSet<[u8; 32]> {
         agreed_digests(self.read.iter().map(|(v, a)| (v, &a.votes)), voters)
+    }
+
+    /// The copy rule (`grail_proto::rules::evidence::copied_votes`): drops every vote whose
+    /// evidence repeats, at other positions, the evidence of an archive earlier in
+    /// priority order — the earlier published (store modification time), then the larger
+    /// stake, then the smaller hotkey. Returns the number of votes dropped per validator
+    /// (each logged with a warning).
+    pub fn drop_copies(&mut self, challenge_randomness: &[u8; 32]) -> BTreeMap<Hotkey, usize> {
+        let mut order: Vec<(&Hotkey, &ArchiveVotes)> = self.read.iter().collect();
+        order.sort_by_key(|(h, a)| {
+            let stake = self.stakes.get(*h).copied().unwrap_or(0);
+            (a.object.last_modified, std::cmp::Reverse(stake), **h)
+        });
+        let copied = copied_votes(
+            challenge_randomness,
+            order.into_iter().map(|(h, a)| (h, &a.evidence)),
+        );
+        let mut dropped = BTreeMap::new();
+        for (validator, digests) in copied {
+            if let Some(a) = self.read.get_mut(&validator) {
+                for d in &digests {
+                    a.votes.remove(d);
+                    a.evidence.remove(d);
+                }
+                warn!(
+                    window = a.header.window,
+                    copies = digests.len(),
+                    "{}'s archive repeats another validator's evidence: those votes do not count",
+                    validator.to_ss58()
+                );
+            }
+            dropped.insert(validator, digests.len());
+        }
+        dropped
     }
 
     /// Each miner's agreed credited work among `voters`.
@@ -234,7 +273,7 @@ pub async fn read_votes(
             );
         }
         if let Some(a) = own_archive(store, hotkey, window, &object.digest).await {
-            let votes = archive_votes(window, &a);
+            let evidence = vote_evidence(window, &a);
             let header = SealedWindow {
                 entries: Vec::new(),
                 ..a
@@ -243,7 +282,8 @@ pub async fn read_votes(
                 *hotkey,
                 ArchiveVotes {
                     object: object.clone(),
-                    votes,
+                    votes: evidence.keys().copied().collect(),
+                    evidence,
                     header,
                 },
             );
@@ -254,7 +294,7 @@ pub async fn read_votes(
 
 /// `validator`'s archive `digest` of `window` from its bucket; `None`, with a warning, when
 /// it cannot be read or names another validator.
-async fn own_archive(
+pub(crate) async fn own_archive(
     store: &Store,
     validator: &Hotkey,
     window: u64,
@@ -524,6 +564,7 @@ mod tests {
                         ArchiveVotes {
                             object,
                             votes: BTreeSet::from([[7; 32]]),
+                            evidence: BTreeMap::new(),
                             header,
                         },
                     )

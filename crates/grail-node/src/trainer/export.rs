@@ -171,6 +171,7 @@ mod tests {
             group_index: i,
             group: group(miner, 10 + u64::from(i)),
             recomputed_logprobs: vec![vec![-0.25; 2]; 2],
+            evidence: Vec::new(),
             verdict: Verdict {
                 accepted,
                 reason: if accepted { "accepted" } else { "proof_failed" }.into(),

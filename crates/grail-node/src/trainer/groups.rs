@@ -12,16 +12,24 @@ use grail_proto::Hotkey;
 /// groups validators holding more than half of the stake in `validators` (hotkey → stake
 /// of every validator with a permit) accepted, whose signature verifies
 /// (`grail_proto::rules::training::agreed_entries`), weighted by the miners' agreed credit
-/// (`agreed_credits`), as [`trainable_groups`] keeps them.
+/// (`agreed_credits`), as [`trainable_groups`] keeps them. `challenge_randomness` is the
+/// window's (the copy rule's evidence positions); `archives` are in publication order.
 pub fn training_groups(
     window: u64,
+    challenge_randomness: &[u8; 32],
     archives: &[SealedWindow],
     validators: &BTreeMap<Hotkey, u64>,
     in_zone_only: bool,
     vocab: usize,
 ) -> Vec<RolloutGroup> {
     let refs: Vec<&SealedWindow> = archives.iter().collect();
-    let agreed = agreed_entries(window, &refs, validators, verify_group);
+    let agreed = agreed_entries(
+        window,
+        challenge_randomness,
+        &refs,
+        validators,
+        verify_group,
+    );
     let credit = agreed_credits(window, &refs, validators);
     trainable_groups(&agreed, &credit, in_zone_only, vocab)
 }
@@ -123,7 +131,14 @@ mod tests {
             credits,
         };
         let stakes = BTreeMap::from([(validator, 0)]);
-        let groups = training_groups(40, std::slice::from_ref(&sealed), &stakes, true, 100);
+        let groups = training_groups(
+            40,
+            &[0; 32],
+            std::slice::from_ref(&sealed),
+            &stakes,
+            true,
+            100,
+        );
         assert_eq!(
             groups.len(),
             88,
@@ -137,6 +152,6 @@ mod tests {
             credits: Vec::new(),
             ..sealed
         };
-        assert!(training_groups(40, &[uncredited], &stakes, true, 100).is_empty());
+        assert!(training_groups(40, &[0; 32], &[uncredited], &stakes, true, 100).is_empty());
     }
 }

@@ -25,6 +25,8 @@ pub struct TrainerMetrics {
     pub checkpoint: Option<u64>,
     /// Last window read.
     pub last_window: Option<u64>,
+    /// Archives whose re-verified evidence was wrong (their validator lost the window).
+    pub evidence_failures: u64,
 }
 
 impl TrainerMetrics {
@@ -81,6 +83,11 @@ impl TrainerMetrics {
                 "Last window read (-1: none yet).",
                 self.last_window.map_or(-1.0, |w| w as f64),
             )
+            .counter(
+                "grail_trainer_evidence_failures_total",
+                "Archives whose re-verified evidence was wrong (votes and credits dropped).",
+                self.evidence_failures as f64,
+            )
             .finish()
     }
 
@@ -135,6 +142,7 @@ mod tests {
             m.step(&report(-0.125, true));
             m.published(3);
             m.last_window = Some(96);
+            m.evidence_failures = 1;
         }
         let (status, after) = scrape(addr, "/metrics").await.unwrap();
         assert_eq!(status, 200);
@@ -146,6 +154,7 @@ mod tests {
             "grail_trainer_checkpoints_published_total 1\n",
             "grail_trainer_checkpoint 3\n",
             "grail_trainer_last_window 96\n",
+            "grail_trainer_evidence_failures_total 1\n",
         ] {
             assert!(after.contains(line), "{line:?} missing from\n{after}");
         }

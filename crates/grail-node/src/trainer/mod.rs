@@ -6,6 +6,7 @@
 //! - [`state`]: what is persisted;
 //! - [`archives`]: reading a window's sealed archives from the validators' buckets;
 //! - [`groups`]: which archived groups are trained on;
+//! - [`reverify`]: the copy rule and the re-verification of the validators' evidence;
 //! - [`publish`]: export, upload, announcement and pruning of checkpoints;
 //! - [`export`]: `grail-trainer export`, sealed windows as a Parquet dataset;
 //! - [`metrics`]: what `[trainer] http` serves.
@@ -15,6 +16,7 @@ pub mod export;
 pub mod groups;
 pub mod metrics;
 pub mod publish;
+pub mod reverify;
 pub mod state;
 
 use std::path::PathBuf;
@@ -83,11 +85,30 @@ pub async fn run(
         w.config.trainer.min_active_stake_share,
     );
     let mut pending_windows = 0u64;
+    let mut reverify_model = None;
     while let Some(window) = cursor.next(&w.net, &mut stop).await? {
-        let Some((archives, validators)) = archives::window_archives(w, window, &mut stop).await?
+        let Some((mut archives, validators)) =
+            archives::window_archives(w, window, &mut stop).await?
         else {
             return Ok(state);
         };
+        // Copies are no votes; a validator caught with wrong evidence loses the window.
+        // Entries are drawn among what the live voters would agree on with every archive.
+        let would_vote = liveness
+            .clone()
+            .voters(window, w.net.window_length, &archives);
+        let caught = reverify::screen_window(
+            w,
+            window,
+            (&validators, &would_vote),
+            &mut archives,
+            &state.published,
+            &mut reverify_model,
+        )
+        .await;
+        if let Ok(mut m) = metrics.write() {
+            m.evidence_failures += caught.len() as u64;
+        }
         let vocab = trainer.model().config().vocab_size;
         let voters = liveness.voters(window, w.net.window_length, &archives);
         if voters.len() < archives.stakes.len() {

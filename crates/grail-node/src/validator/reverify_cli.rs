@@ -327,6 +327,7 @@ mod tests {
             group_index: i,
             group: group(miner, u64::from(i)),
             recomputed_logprobs: Vec::new(),
+            evidence: Vec::new(),
             verdict: verdict(reason, "0.010"),
         };
         let sealed = SealedWindow {

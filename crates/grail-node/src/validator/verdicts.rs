@@ -194,6 +194,9 @@ pub(crate) mod tests {
             group_index: group.header.prompt_id as u32,
             group,
             recomputed_logprobs: vec![vec![-0.5; 2]; 2],
+            // Two completion tokens per rollout: the evidence covers both, for any
+            // validator (a well-formed archive, no copy).
+            evidence: vec![vec![0.5, 1.5]; 2],
             verdict: Verdict {
                 accepted: true,
                 reason: "accepted".into(),
@@ -254,6 +257,7 @@ pub(crate) mod tests {
                     },
                     recomputed_logprobs: Vec::new(),
                     rewards: Vec::new(),
+                    evidence: Vec::new(),
                     in_zone: *reason == "accepted",
                     sampling: Default::default(),
                 },

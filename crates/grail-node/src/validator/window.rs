@@ -127,14 +127,20 @@ impl WindowInputs<'_> {
         )
     }
 
-    /// The per-group pipeline for these inputs.
-    pub fn check<'c>(&'c self, coefficients: &'c SketchCoefficients) -> WindowCheck<'c> {
+    /// The per-group pipeline for these inputs, archiving evidence at `validator`'s
+    /// positions.
+    pub fn check<'c>(
+        &'c self,
+        coefficients: &'c SketchCoefficients,
+        validator: Hotkey,
+    ) -> WindowCheck<'c> {
         WindowCheck {
             context: self.context,
             env: self.env,
             plan: self.plan.clone(),
             coefficients,
             challenge_randomness: self.challenge_randomness,
+            validator,
         }
     }
 }
@@ -314,7 +320,7 @@ pub async fn check_window(
     replay: &ReplaySet,
 ) -> Result<(Vec<MinerReport>, SealedWindow), NodeError> {
     let coefficients = inputs.coefficients();
-    let check = inputs.check(&coefficients);
+    let check = inputs.check(&coefficients, validator);
     let window = inputs.plan.window;
     let mut failed = Vec::new();
     let mut pending = Vec::new();

@@ -705,7 +705,9 @@ mod tests {
         ];
         let mut state = 0x9E37_79B9_7F4A_7C15u64;
         let mut next = |n: u64| {
-            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
             (state >> 33) % n
         };
         let mut seen = std::collections::BTreeSet::new();

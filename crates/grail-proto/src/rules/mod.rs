@@ -20,7 +20,9 @@
 //! 7. [`bundle::credited_work`] — the miner's work for scoring ([`crate::scoring`]);
 //! 8. [`training::agreed_entries`] — what a trainer learns from: groups that validators
 //!    holding a stake majority accepted, weighted by the miners' agreed credit
-//!    ([`training::agreed_credits`], [`training::training_slots`]).
+//!    ([`training::agreed_credits`], [`training::training_slots`]); an archive votes
+//!    only with evidence of its forward passes, and a copy of another validator's
+//!    evidence is no vote ([`evidence`]).
 //!
 //! `examples/verify_bundle.rs` runs every stage on a toy model. Each failure is a
 //! [`Rejection`]: a [`Reason`] with a stable name and its [`Consequence`].
@@ -43,6 +45,7 @@ use std::str::FromStr;
 use crate::wire::{EnvironmentId, GenerationParams};
 
 pub mod bundle;
+pub mod evidence;
 pub mod group;
 pub mod training;
 

@@ -11,6 +11,12 @@
 //! trains follows its miner's agreed credited work ([`agreed_credits`],
 //! [`training_slots`]).
 //!
+//! A vote must be independent: an archive votes only when every accepted entry carries
+//! evidence of its forward pass (`crate::rules::evidence`, archive format 5), and a vote
+//! whose evidence repeats another validator's at other positions is a copy and does not
+//! count ([`independent_votes`]). A trainer with the checkpoint re-verifies a random
+//! agreed entry of each archive (`crate::rules::evidence::check_evidence`).
+//!
 //! ```
 //! use std::collections::{BTreeMap, BTreeSet};
 //! use grail_proto::archive::{MinerCredit, SealedWindow};
@@ -45,38 +51,75 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::archive::{ArchiveEntry, SealedWindow};
 use crate::binding::group_digest;
+use crate::rules::evidence::{copied_votes, well_formed, VoteEvidence};
 use crate::rules::{Consequence, Reason};
 use crate::wire::{Group, Hotkey};
 
 /// The accepted entries of `window` in `archives` that validators holding more than half
 /// of `validators` (hotkey → stake of every validator with a permit, whether or not it
-/// published) agree on ([`agreed_digests`] of the archives' [`archive_votes`]), once per
-/// signed group, in first-archive order. When every validator has zero stake, each counts
-/// as one. `signature_valid` checks a group's signature (e.g.
-/// `crate::signing::verify_group`); a group whose first agreed entry fails it is dropped.
+/// published) agree on ([`agreed_digests`] of the archives' [`independent_votes`]), once
+/// per signed group, in first-archive order. When every validator has zero stake, each
+/// counts as one. `archives` are in priority order for the copy rule (earliest published
+/// first): a vote whose evidence repeats an earlier archive's at other positions is a
+/// copy and does not count ([`crate::rules::evidence::copied_votes`];
+/// `challenge_randomness` is the window's, from the chain, never from an archive).
+/// `signature_valid` checks a group's signature (e.g. `crate::signing::verify_group`); a
+/// group whose first agreed entry fails it is dropped.
 pub fn agreed_entries<'a>(
     window: u64,
+    challenge_randomness: &[u8; 32],
     archives: &[&'a SealedWindow],
     validators: &BTreeMap<Hotkey, u64>,
     signature_valid: impl Fn(&Group) -> bool,
 ) -> Vec<&'a ArchiveEntry> {
-    let mut votes: BTreeMap<Hotkey, BTreeSet<[u8; 32]>> = BTreeMap::new();
-    for a in archives {
-        votes
-            .entry(a.validator)
-            .or_default()
-            .extend(archive_votes(window, a));
-    }
+    let votes = independent_votes(window, challenge_randomness, archives);
     let agreed = agreed_digests(&votes, validators);
     let mut seen = BTreeSet::new();
     archives
         .iter()
-        .flat_map(|a| voting_entries(window, a))
+        .flat_map(|a| {
+            let own = votes.get(&a.validator);
+            voting_entries(window, a)
+                .filter(move |e| own.is_some_and(|v| v.contains(&group_digest(&e.group))))
+        })
         .filter(|e| {
             let d = group_digest(&e.group);
             agreed.contains(&d) && seen.insert(d)
         })
         .filter(|e| signature_valid(&e.group))
+        .collect()
+}
+
+/// Each validator's [`archive_votes`] in `window` (several archives of one validator
+/// merged) less the votes that copy an earlier archive's evidence
+/// ([`crate::rules::evidence::copied_votes`], `archives` in priority order).
+pub fn independent_votes(
+    window: u64,
+    challenge_randomness: &[u8; 32],
+    archives: &[&SealedWindow],
+) -> BTreeMap<Hotkey, BTreeSet<[u8; 32]>> {
+    let evidence: Vec<(Hotkey, BTreeMap<[u8; 32], VoteEvidence>)> = archives
+        .iter()
+        .map(|a| (a.validator, vote_evidence(window, a)))
+        .collect();
+    let copied = copied_votes(challenge_randomness, evidence.iter().map(|(v, e)| (v, e)));
+    let mut votes: BTreeMap<Hotkey, BTreeSet<[u8; 32]>> = BTreeMap::new();
+    for (validator, ev) in &evidence {
+        let own = votes.entry(*validator).or_default();
+        let dropped = copied.get(validator);
+        own.extend(
+            ev.keys()
+                .filter(|d| !dropped.is_some_and(|c| c.contains(*d)))
+                .copied(),
+        );
+    }
+    votes
+}
+
+/// The copy rule's view of `archive`'s votes in `window`, by group digest.
+pub fn vote_evidence(window: u64, archive: &SealedWindow) -> BTreeMap<[u8; 32], VoteEvidence> {
+    voting_entries(window, archive)
+        .map(|e| (group_digest(&e.group), VoteEvidence::of(e)))
         .collect()
 }
 
@@ -93,7 +136,7 @@ fn voting_entries(window: u64, archive: &SealedWindow) -> impl Iterator<Item = &
         })
         .map(|e| e.miner)
         .collect();
-    let counts = archive.window == window;
+    let counts = archive.window == window && archive.accepted().all(well_formed);
     archive.accepted().filter(move |e| {
         let h = &e.group.header;
         counts
@@ -106,7 +149,10 @@ fn voting_entries(window: u64, archive: &SealedWindow) -> impl Iterator<Item = &
 /// The group digests `archive` votes for in `window`: its accepted entries whose miner's
 /// window it did not zero (no entry of that miner with a reason whose consequence zeroes
 /// the window, or a reason this version does not know) and whose header names `window`
-/// and the archive's checkpoint. Empty for an archive of another window.
+/// and the archive's checkpoint. Empty for an archive of another window, and for an
+/// archive with an accepted entry whose evidence is not well formed
+/// ([`crate::rules::evidence::well_formed`]: every accepted group had a forward pass, so
+/// an archive that lacks its evidence anywhere is not trusted anywhere).
 pub fn archive_votes(window: u64, archive: &SealedWindow) -> BTreeSet<[u8; 32]> {
     voting_entries(window, archive)
         .map(|e| group_digest(&e.group))
@@ -334,6 +380,7 @@ mod tests {
                     group_index: 0,
                     group: group(p),
                     recomputed_logprobs: vec![vec![-0.5]],
+                    evidence: vec![vec![0.25]],
                     verdict: Verdict {
                         accepted: true,
                         reason: "accepted".into(),
@@ -343,6 +390,84 @@ mod tests {
                 .collect(),
             credits: Vec::new(),
         }
+    }
+
+    /// The window's challenge randomness in these tests.
+    const CR: [u8; 32] = [4; 32];
+
+    /// A group whose rollouts have 20 completion tokens, and the model's gaps of them.
+    fn long_group(prompt_id: u64) -> (Group, Vec<Vec<f64>>) {
+        let mut g = group(prompt_id);
+        for r in &mut g.rollouts {
+            r.tokens = (0..22).collect();
+            r.sketches = vec![crate::SketchDigest([0, 0]); 22];
+            r.logprobs = vec![-0.5; 20];
+        }
+        let gaps = vec![(0..20).map(|t| 0.5 + 0.31 * f64::from(t)).collect()];
+        (g, gaps)
+    }
+
+    /// `validator`'s archive accepting `groups` with its honest evidence.
+    fn honest_archive(validator: u8, groups: &[(Group, Vec<Vec<f64>>)]) -> SealedWindow {
+        let mut a = archive(validator, &[]);
+        a.entries = groups
+            .iter()
+            .map(|(g, gaps)| ArchiveEntry {
+                miner: Hotkey([9; 32]),
+                bundle_sha256: [0; 32],
+                group_index: 0,
+                group: g.clone(),
+                recomputed_logprobs: vec![vec![-0.5; 20]],
+                evidence: crate::rules::evidence::record_evidence(&CR, &a.validator, g, gaps)
+                    .unwrap(),
+                verdict: Verdict {
+                    accepted: true,
+                    reason: "accepted".into(),
+                    detail: String::new(),
+                },
+            })
+            .collect();
+        a
+    }
+
+    #[test]
+    fn a_copied_archive_re_signed_by_another_validator_is_not_a_second_vote() {
+        let groups = [long_group(1), long_group(2)];
+        let original = honest_archive(1, &groups);
+        // Validator 2 ran nothing: it re-publishes validator 1's archive as its own.
+        let copy = SealedWindow {
+            validator: Hotkey([2; 32]),
+            ..original.clone()
+        };
+        let stakes = BTreeMap::from([
+            (Hotkey([1; 32]), 40),
+            (Hotkey([2; 32]), 30),
+            (Hotkey([3; 32]), 30),
+        ]);
+        assert!(
+            agreed_entries(10, &CR, &[&original, &copy], &stakes, |_| true).is_empty(),
+            "40 of 100 is no majority: the copy's 30 do not count"
+        );
+        let votes = independent_votes(10, &CR, &[&original, &copy]);
+        assert_eq!(votes[&Hotkey([1; 32])].len(), 2);
+        assert!(votes[&Hotkey([2; 32])].is_empty());
+        // The same validator checking on its own (evidence at its own positions) counts.
+        let own = honest_archive(2, &groups);
+        assert_eq!(
+            agreed_entries(10, &CR, &[&original, &own], &stakes, |_| true).len(),
+            2
+        );
+    }
+
+    #[test]
+    fn an_archive_that_accepts_without_evidence_does_not_vote() {
+        let mut lazy = honest_archive(1, &[long_group(1), long_group(2)]);
+        assert_eq!(archive_votes(10, &lazy).len(), 2);
+        // One accepted entry without its forward pass's evidence: no vote at all.
+        lazy.entries[1].evidence.clear();
+        assert!(archive_votes(10, &lazy).is_empty());
+        let stakes = BTreeMap::from([(Hotkey([1; 32]), 0)]);
+        assert!(agreed_entries(10, &CR, &[&lazy], &stakes, |_| true).is_empty());
     }
 
     #[test]
@@ -446,24 +571,27 @@ mod tests {
         };
         // Total 105: group 2 has 80, group 3 has 55 (> 52.5); groups 1 and 4 lack a majority.
         assert_eq!(
-            ids(agreed_entries(10, &staked, &stakes, |_| true)),
+            ids(agreed_entries(10, &CR, &staked, &stakes, |_| true)),
             vec![2, 3]
         );
         // A forged signature is dropped even with agreement.
         assert_eq!(
-            ids(agreed_entries(10, &staked, &stakes, |g| g.header.prompt_id != 2)),
+            ids(agreed_entries(10, &CR, &staked, &stakes, |g| g
+                .header
+                .prompt_id
+                != 2)),
             vec![3]
         );
         // A lone validator's archive does not count when a silent validator holds stake.
         let with_silent = BTreeMap::from([(Hotkey([1; 32]), 50), (Hotkey([7; 32]), 60)]);
-        assert!(agreed_entries(10, &staked[..1], &with_silent, |_| true).is_empty());
+        assert!(agreed_entries(10, &CR, &staked[..1], &with_silent, |_| true).is_empty());
         // Zero-stake validators count one each; another window's archives are ignored.
         let zero = BTreeMap::from([(Hotkey([1; 32]), 0)]);
         assert_eq!(
-            ids(agreed_entries(10, &staked[..1], &zero, |_| true)),
+            ids(agreed_entries(10, &CR, &staked[..1], &zero, |_| true)),
             vec![1, 2]
         );
-        assert!(agreed_entries(11, &staked, &stakes, |_| true).is_empty());
+        assert!(agreed_entries(11, &CR, &staked, &stakes, |_| true).is_empty());
         // A miner whose window the validator zeroed contributes none of its groups.
         let mut zeroing = archive(1, &[1, 2]);
         let mut failed = zeroing.entries[0].clone();
@@ -473,6 +601,6 @@ mod tests {
             detail: String::new(),
         };
         zeroing.entries.push(failed);
-        assert!(agreed_entries(10, &[&zeroing], &zero, |_| true).is_empty());
+        assert!(agreed_entries(10, &CR, &[&zeroing], &zero, |_| true).is_empty());
     }
 }

@@ -181,6 +181,7 @@ pub fn sealed_window(window: u64) -> SealedWindow {
         } else {
             Vec::new()
         },
+        evidence: Vec::new(),
         verdict: Verdict {
             accepted,
             reason: if accepted { "accepted" } else { "proof" }.into(),
