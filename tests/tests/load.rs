@@ -139,16 +139,7 @@ fn filler_group(
         })
         .collect();
     let mut group = grail_proto::Group {
-        header: grail_proto::GroupHeader {
-            protocol_version: grail_proto::params::PROTOCOL_VERSION,
-            hotkey: key.public(),
-            window: plan.window,
-            environment: plan.environment.clone(),
-            prompt_id,
-            checkpoint: plan.checkpoint,
-            window_randomness: plan.window_randomness,
-            generation: plan.generation,
-        },
+        header: plan.header(key.public(), prompt_id),
         rollouts,
         signature: grail_proto::Signature([0; 64]),
     };
@@ -266,7 +257,10 @@ fn many_miners_and_faulty_buckets_fit_in_one_window() {
     let mut honest = Vec::new();
     let mut bundle_bytes = 0usize;
     for i in 0..miners {
-        let key = Keypair::from_seed(&[i as u8 + 1; 32]);
+        // Distinct from each other and from the faulty buckets' keys for any count.
+        let mut seed = [1u8; 32];
+        seed[..4].copy_from_slice(&(i as u32).to_le_bytes());
+        let key = Keypair::from_seed(&seed);
         let groups: Vec<_> = (0..groups)
             .map(|g| {
                 let prompt = (i * 1000 + g) as u64;
@@ -400,12 +394,25 @@ fn many_miners_and_faulty_buckets_fit_in_one_window() {
         .unwrap();
     let verify_secs = started.elapsed().as_secs_f64();
 
+    let checked: usize = reports.iter().map(|r| r.checked.len()).sum();
+    assert_eq!(sealed.entries.len(), checked);
+    let by_key: std::collections::BTreeMap<_, _> = reports.iter().map(|r| (r.hotkey, r)).collect();
+    let submitted: usize = honest.iter().map(|k| by_key[k].groups_submitted).sum();
+    let peak = peak_rss_mib().unwrap_or(f64::NAN);
+    eprintln!(
+        "load: {miners} honest miners x {groups} honest groups{} + 4 faulty buckets; \
+         {submitted} groups, {:.1} MiB of bundles; mining {mining_secs:.1} s; \
+         window verified in {verify_secs:.1} s ({checked} groups checked, fetch budget {} s); \
+         resident memory {rss_before:.0} MiB before the window, peak {peak:.0} MiB during it",
+        if fill { " in filled bundles" } else { "" },
+        bundle_bytes as f64 / (1 << 20) as f64,
+        budget.as_secs(),
+    );
     // The stalled bucket (10 minutes per read) did not hold up the window.
     assert!(
         verify_secs < 600.0,
         "the window waited for the stalled bucket"
     );
-    let by_key: std::collections::BTreeMap<_, _> = reports.iter().map(|r| (r.hotkey, r)).collect();
     for key in &honest {
         let r = by_key[key];
         assert_eq!(r.bundle_status, "accepted", "{}", r.detail);
@@ -426,19 +433,6 @@ fn many_miners_and_faulty_buckets_fit_in_one_window() {
         assert_eq!(r.credited, 0.0, "{name}");
         eprintln!("load: {name} bucket -> {} ({})", r.bundle_status, r.detail);
     }
-    let checked: usize = reports.iter().map(|r| r.checked.len()).sum();
-    assert_eq!(sealed.entries.len(), checked);
-    let submitted: usize = honest.iter().map(|k| by_key[k].groups_submitted).sum();
-    let peak = peak_rss_mib().unwrap_or(f64::NAN);
-    eprintln!(
-        "load: {miners} honest miners x {groups} honest groups{} + 4 faulty buckets; \
-         {submitted} groups, {:.1} MiB of bundles; mining {mining_secs:.1} s; \
-         window verified in {verify_secs:.1} s ({checked} groups checked, fetch budget {} s); \
-         resident memory {rss_before:.0} MiB before the window, peak {peak:.0} MiB during it",
-        if fill { " in filled bundles" } else { "" },
-        bundle_bytes as f64 / (1 << 20) as f64,
-        budget.as_secs(),
-    );
     if fill && miners >= 4 * inputs.fetch.concurrency {
         // The validator holds a batch of `concurrency` bundles at a time, not the window's:
         // its peak stays below the bytes of all bundles (before v5 it held every decoded

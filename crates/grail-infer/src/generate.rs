@@ -129,15 +129,38 @@ pub fn sample(
             .scatter(-1, &order, &dropped_sorted);
         kept = kept.masked_fill(&dropped, f64::from(f32::MIN));
     }
-    let flat = Vec::<f32>::try_from(
-        kept.to_kind(Kind::Float)
-            .to_device(Device::Cpu)
-            .contiguous()
-            .view([-1]),
-    )
-    .map_err(|e| InferError::torch("reading logits for sampling", e))?;
     let vocab = vocab as usize;
     let rows = rows as usize;
+    // The logits are copied into a buffer this thread keeps between calls: a fresh
+    // allocation per token (up to 32 × 151 936 floats) costs page faults on every step.
+    let host = kept
+        .to_kind(Kind::Float)
+        .to_device(Device::Cpu)
+        .contiguous()
+        .view([-1]);
+    let mut flat = LOGIT_BUFFER.take();
+    flat.resize(rows * vocab, 0.0);
+    host.f_copy_data(&mut flat, rows * vocab)
+        .map_err(|e| InferError::torch("reading logits for sampling", e))?;
+    let picked = sample_rows(&flat, rows, vocab, params.temperature, noise);
+    LOGIT_BUFFER.set(flat);
+    picked
+}
+
+thread_local! {
+    /// [`sample`]'s logits buffer, reused from token to token.
+    static LOGIT_BUFFER: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Gumbel-max sampling of each row of `flat` (`rows × vocab` logits), rows split over
+/// the cores.
+fn sample_rows(
+    flat: &[f32],
+    rows: usize,
+    vocab: usize,
+    temperature: f64,
+    noise: &[PositionNoise],
+) -> Result<Vec<i64>, InferError> {
     if noise.len() != rows {
         return Err(InferError::Input(format!(
             "{} noise values for {rows} rows",
@@ -147,7 +170,7 @@ pub fn sample(
     let row = |r: usize| {
         grail_proto::sampling::sample_token(
             &flat[r * vocab..(r + 1) * vocab],
-            params.temperature,
+            temperature,
             noise[r],
         )
         .map(i64::from)

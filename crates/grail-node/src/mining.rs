@@ -6,11 +6,10 @@ use std::collections::BTreeMap;
 
 use grail_env::{Environment, Problem, PromptSpace};
 use grail_infer::{no_progress, GroupRequest, SamplingParams};
-use grail_proto::params::PROTOCOL_VERSION;
 use grail_proto::prf::{stream, uniform_below};
 use grail_proto::sampling::RolloutNoise;
 use grail_proto::signing::Keypair;
-use grail_proto::{Group, GroupHeader, Rollout, Signature, SketchCoefficients};
+use grail_proto::{Group, Rollout, Signature, SketchCoefficients};
 use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 
@@ -161,16 +160,7 @@ pub fn assemble_group(
         })
         .collect();
     let mut group = Group {
-        header: GroupHeader {
-            protocol_version: PROTOCOL_VERSION,
-            hotkey: key.public(),
-            window: plan.window,
-            environment: plan.environment.clone(),
-            prompt_id,
-            checkpoint: plan.checkpoint,
-            window_randomness: plan.window_randomness,
-            generation: plan.generation,
-        },
+        header: plan.header(key.public(), prompt_id),
         rollouts,
         signature: Signature([0; 64]),
     };

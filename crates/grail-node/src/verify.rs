@@ -257,20 +257,7 @@ impl WindowCheck<'_> {
         }
     }
 
-    /// [`Prechecks::precheck`] of this window.
-    ///
-    /// # Errors
-    /// As [`Prechecks::cheap_checks`].
-    pub fn precheck(
-        &self,
-        bundle_hotkey: &Hotkey,
-        group: &Group,
-        prompts: &PromptCache,
-    ) -> Result<Result<(), Rejection>, NodeError> {
-        self.prechecks().precheck(bundle_hotkey, group, prompts)
-    }
-
-    /// The forward-pass checks of a group that passed [`Self::precheck`]: one batched
+    /// The forward-pass checks of a group that passed [`Prechecks::precheck`]: one batched
     /// proof pass gives hidden states, log-probs and sampling gaps; the environment gives
     /// rewards; `grail_proto::rules::group::check_forward` decides. An error is the
     /// validator's own failure (its forward pass or environment), never the miner's.

@@ -21,7 +21,7 @@
 //! Run it with `cargo run -p grail-proto --example verify_bundle` (it needs the default
 //! `sr25519` feature). `cargo test -p grail-proto` runs it as a test.
 
-use grail_proto::params::{GROUPS_CHECKED, PROTOCOL_VERSION};
+use grail_proto::params::GROUPS_CHECKED;
 use grail_proto::rules::bundle::{credited_work, duplicates, sample_groups, CheckedOutcome};
 use grail_proto::rules::group::{
     challenged_positions, check_binding, check_forward, check_signature, check_structure,
@@ -128,16 +128,7 @@ fn mine(key: &Keypair, plan: &WindowPlan, prompt_id: u64) -> Group {
     for (r, a) in rollouts.iter_mut().zip(grpo::advantages(&rewards)) {
         r.advantage = a;
     }
-    let header = GroupHeader {
-        protocol_version: PROTOCOL_VERSION,
-        hotkey: key.public(),
-        window: plan.window,
-        environment: plan.environment.clone(),
-        prompt_id,
-        checkpoint: plan.checkpoint,
-        window_randomness: plan.window_randomness,
-        generation: plan.generation,
-    };
+    let header = plan.header(key.public(), prompt_id);
     let mut group = Group {
         header,
         rollouts,

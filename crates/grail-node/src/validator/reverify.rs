@@ -43,7 +43,7 @@ pub fn reverify_archive(
                 archived,
                 Some(Reason::DuplicateGroup | Reason::DuplicatePrompt | Reason::Replay)
             );
-            let outcome = match check.precheck(&e.miner, &e.group, &prompts)? {
+            let outcome = match check.prechecks().precheck(&e.miner, &e.group, &prompts)? {
                 Err(r) => GroupOutcome::rejected(r),
                 Ok(()) if cross_group => return Ok(e.verdict.clone()),
                 Ok(()) => check.check_forward(&e.group)?,

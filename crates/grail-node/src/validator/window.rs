@@ -242,13 +242,13 @@ fn screen(
     fetched: FetchOutcome,
     replay: &ReplaySet,
     prompts: &PromptCache,
-) -> Result<PendingBundle, MinerReport> {
+) -> Result<PendingBundle, Box<MinerReport>> {
     let window = check.plan.window;
     let mut report = MinerReport::new(m.hotkey, m.uid);
     let fail = |mut report: MinerReport, reason: Reason, detail: String| {
         report.bundle_status = reason.as_str().into();
         report.detail = detail;
-        report
+        Box::new(report)
     };
     let fetched = fetched.map_err(|(reason, detail)| fail(report.clone(), reason, detail))?;
     report.bundle_sha256 = fetched.sha256;
@@ -299,7 +299,7 @@ fn screen(
                 tracing::warn!(window, miner = %m.hotkey.to_ss58(), "own failure in the checks of a bundle; the miner's window is not credited: {e}");
                 report.bundle_status = OWN_FAILURE_STATUS.into();
                 report.detail = format!("the validator could not check the bundle: {e}");
-                return Err(report);
+                return Err(Box::new(report));
             }
         }
     }
@@ -337,7 +337,7 @@ pub async fn check_window(
         for outcome in screened {
             match outcome {
                 Ok(p) => pending.push(p),
-                Err(report) => failed.push(report),
+                Err(report) => failed.push(*report),
             }
         }
     }

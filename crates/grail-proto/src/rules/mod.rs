@@ -278,6 +278,23 @@ pub struct WindowPlan {
     pub group_size: usize,
 }
 
+impl WindowPlan {
+    /// The header a group of `hotkey` for prompt `prompt_id` carries in this window (what
+    /// `group::check_binding` expects), at the current [`crate::params::PROTOCOL_VERSION`].
+    pub fn header(&self, hotkey: crate::wire::Hotkey, prompt_id: u64) -> crate::wire::GroupHeader {
+        crate::wire::GroupHeader {
+            protocol_version: crate::params::PROTOCOL_VERSION,
+            hotkey,
+            window: self.window,
+            environment: self.environment.clone(),
+            prompt_id,
+            checkpoint: self.checkpoint,
+            window_randomness: self.window_randomness,
+            generation: self.generation,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
