@@ -46,7 +46,8 @@ commands:
               chain faults, atomic writes) and say what each injects (docs/reliability.md)
   load [--miners N] [--groups N] [--fill]
               one window with N honest miners (default 64) and four faulty buckets, verified
-              in a release build; prints timings and peak memory (docs/reliability.md)
+              in a release build; prints timings and peak memory (docs/reliability.md);
+              --fill fills every honest bundle to the 16 MiB a validator reads
   fuzz [TARGET...] [--execs N] [--jobs J] [--max-secs S] [--no-coverage]
               coverage-guided fuzzing of every untrusted-input surface (default: all 12
               targets, 10^6 executions each, 2 at a time); prints the table of
