@@ -682,6 +682,42 @@ mod tests {
     }
 
     #[test]
+    fn bincode_edge_cases_decode_as_protocol_md_says() {
+        // docs/protocol.md §7 states each of these outcomes for implementers.
+        let good = encode_bundle(&bundle()).unwrap();
+        let n = good.len();
+        assert_eq!(good[n - 65], 64, "the signature's length prefix");
+        let success = n - 66; // the last rollout's `success` byte, before the signature
+        assert_eq!(good[success], 1);
+
+        // A bool byte other than 0 or 1 does not decode.
+        let mut two = good.clone();
+        two[success] = 2;
+        assert!(matches!(decode_bundle(&two), Err(WireError::Malformed(_))));
+
+        // A 63-byte signature does not decode (the length is part of the encoding).
+        let mut short = good[..n - 65].to_vec();
+        short.push(63);
+        short.extend_from_slice(&good[n - 64..n - 1]);
+        assert!(matches!(
+            decode_bundle(&short),
+            Err(WireError::Malformed(_))
+        ));
+
+        // A non-minimal varint (the bundle's window 30 written as marker 251 + u16le)
+        // decodes, to the same value: bincode 2 does not insist on the shortest form, so
+        // one bundle has several byte encodings. Nothing but the archived `bundle_sha256`
+        // (the hash of the bytes fetched) depends on the bytes; signatures and digests are
+        // over decoded values (§8).
+        let window_at = 8 + 4 + 32;
+        assert_eq!(good[window_at], 30);
+        let mut wide = good[..window_at].to_vec();
+        wide.extend_from_slice(&[251, 30, 0]);
+        wide.extend_from_slice(&good[window_at + 1..]);
+        assert_eq!(decode_bundle(&wide).unwrap(), bundle());
+    }
+
+    #[test]
     fn malformed_bodies_keep_bincode_as_the_source() {
         let bytes = encode_bundle(&bundle()).unwrap();
         let err = decode_bundle(&bytes[..bytes.len() - 1]).unwrap_err();
