@@ -72,24 +72,24 @@ pub fn sample_completions(
     hotkey: &grail_proto::Hotkey,
     prompt: &[u32],
 ) -> Result<Vec<Vec<u32>>, NodeError> {
-    let mut groups = sample_groups(context, plan, hotkey, &[prompt])?;
+    let mut groups = sample_completions_batch(context, plan, hotkey, &[prompt])?;
     Ok(groups.pop().unwrap_or_default())
 }
 
 /// [`sample_completions`] for several prompts in one batch (`Model::generate_groups`):
 /// each group's completions are the ones it has alone, up to summation order.
-pub fn sample_groups(
+pub fn sample_completions_batch(
     context: &ModelContext,
     plan: &WindowPlan,
     hotkey: &grail_proto::Hotkey,
     prompts: &[&[u32]],
 ) -> Result<Vec<Vec<Vec<u32>>>, NodeError> {
-    sample_groups_until(context, plan, hotkey, prompts, &|| false)
+    sample_completions_batch_until(context, plan, hotkey, prompts, &|| false)
 }
 
-/// [`sample_groups`], stopped with `InferError::Cancelled` at the first decode step where
+/// [`sample_completions_batch`], stopped with `InferError::Cancelled` at the first decode step where
 /// `cancel()` is true (the miner's upload cutoff passed).
-pub fn sample_groups_until(
+pub fn sample_completions_batch_until(
     context: &ModelContext,
     plan: &WindowPlan,
     hotkey: &grail_proto::Hotkey,

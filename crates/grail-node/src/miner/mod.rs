@@ -18,7 +18,9 @@ use tracing::{info, warn};
 
 use crate::checkpoints::CurrentModel;
 use crate::cursor::{Readiness, WindowCursor};
-use crate::mining::{assemble_group, sample_groups_until, PromptStrategy, Prompts, WindowPlan};
+use crate::mining::{
+    assemble_group, sample_completions_batch_until, PromptStrategy, Prompts, WindowPlan,
+};
 use crate::network::Stop;
 use crate::wiring::Wiring;
 use crate::NodeError;
@@ -319,7 +321,7 @@ async fn mine_window(
         let batch = crate::blocking(|| {
             let prompts: Vec<&[u32]> = chosen.iter().map(|(_, _, p)| p.as_slice()).collect();
             let past_cutoff = || chrono::Utc::now() > cutoff;
-            let sampled = sample_groups_until(
+            let sampled = sample_completions_batch_until(
                 &model.context,
                 &plan,
                 &w.key.public(),

@@ -10,7 +10,9 @@ use grail_proto::archive::{ArchiveEntry, SealedWindow};
 use grail_proto::binding::group_digest;
 use grail_proto::params::PIN_SECONDS;
 use grail_proto::rules::evidence::{copied_votes, VoteEvidence};
-use grail_proto::rules::training::{agreed_credits, agreed_digests, stake_of, vote_evidence};
+use grail_proto::rules::training::{
+    agreed_credits, agreed_digests, majority_published, stake_of, vote_evidence,
+};
 use grail_proto::signing::verify_group;
 use grail_proto::Hotkey;
 use grail_store::{ArchiveObject, Store};
@@ -223,7 +225,7 @@ pub async fn window_archives(
     loop {
         read_votes(&validators, window, max_bytes, &mut archives.read).await?;
         let head = w.net.chain.block_number().await?;
-        if majority_published(&archives.stakes, &archives.read) || head > give_up {
+        if majority_published(&archives.stakes, archives.read.keys()) || head > give_up {
             return Ok(Some((archives, validators)));
         }
         if stop.sleep(std::time::Duration::from_millis(500)).await {
@@ -376,16 +378,6 @@ pub(crate) async fn sealed_archives(
         }
     }
     Ok(())
-}
-
-/// Whether the validators that published archives hold more than half of the stake (or
-/// of the validators, when no stake is set): before that, no group can have a majority.
-fn majority_published(
-    stakes: &BTreeMap<Hotkey, u64>,
-    read: &BTreeMap<Hotkey, ArchiveVotes>,
-) -> bool {
-    let total = stake_of(stakes, stakes.keys());
-    total > 0 && 2 * stake_of(stakes, read.keys()) > total
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use grail_grpo::{RolloutGroup, TrainingRollout};
 use grail_proto::archive::{ArchiveEntry, SealedWindow};
-use grail_proto::rules::training::{agreed_credits, agreed_entries, training_slots};
+use grail_proto::rules::training::{agreed_credits, agreed_entries, trainable, training_slots};
 use grail_proto::signing::verify_group;
 use grail_proto::Hotkey;
 
@@ -34,12 +34,11 @@ pub fn training_groups(
     trainable_groups(&agreed, &credit, in_zone_only, vocab)
 }
 
-/// The step's groups from agreed archive entries: in the learning zone when
-/// `in_zone_only`, with the miner's signed log-probs as behaviour policy (every accepting
-/// validator checked them against its own recomputation; no single validator's numbers
-/// are trusted). Entries that could not be trained on (archives come from other machines:
-/// empty, mismatched log-probs, ids outside a vocabulary of `vocab` tokens) are left out
-/// rather than failing the step. The step then holds each miner's groups in proportion to
+/// The step's groups from agreed archive entries that are
+/// `grail_proto::rules::training::trainable` (in the learning zone when `in_zone_only`,
+/// well formed for a `vocab`-token model), with the miner's signed log-probs as behaviour
+/// policy (every accepting validator checked them against its own recomputation; no
+/// single validator's numbers are trusted). The step then holds each miner's groups in proportion to
 /// its agreed credited work `credit` (`grail_proto::rules::training::training_slots`), so
 /// a group may appear more than once and a miner's influence does not grow with its
 /// hotkeys.
@@ -52,25 +51,13 @@ pub fn trainable_groups(
     let mut miners = Vec::new();
     let mut out = Vec::new();
     for e in entries.iter().map(std::borrow::Borrow::borrow) {
-        let rollouts = &e.group.rollouts;
-        let rewards: Vec<f64> = rollouts.iter().map(|r| r.reward).collect();
-        if in_zone_only && !grail_proto::grpo::in_learning_zone(&rewards) {
+        if !trainable(e, in_zone_only, vocab) {
             continue;
         }
+        let rollouts = &e.group.rollouts;
         let Some(first) = rollouts.first() else {
             continue;
         };
-        let trainable = rollouts.iter().all(|r| {
-            r.prompt() == first.prompt()
-                && !r.completion().is_empty()
-                && r.logprobs.len() == r.completion().len()
-                && r.logprobs.iter().all(|l| l.is_finite() && *l <= 0.0)
-                && r.reward.is_finite()
-                && r.tokens.iter().all(|&t| (t as usize) < vocab)
-        });
-        if !trainable {
-            continue;
-        }
         miners.push(e.miner);
         out.push(RolloutGroup {
             prompt: first.prompt().to_vec(),

@@ -196,6 +196,51 @@ pub fn stake_of<'a>(
         .sum()
 }
 
+/// Whether `published` (validators whose archive of a window was read) hold more than half
+/// of the voting weight of `validators` ([`stake_of`]): before that, no group can have a
+/// majority, so a trainer waits for more archives.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use grail_proto::rules::training::majority_published;
+/// use grail_proto::Hotkey;
+///
+/// let validators = BTreeMap::from([(Hotkey([1; 32]), 60), (Hotkey([2; 32]), 40)]);
+/// assert!(majority_published(&validators, [&Hotkey([1; 32])]));
+/// assert!(!majority_published(&validators, [&Hotkey([2; 32])]));
+/// ```
+pub fn majority_published<'a>(
+    validators: &BTreeMap<Hotkey, u64>,
+    published: impl IntoIterator<Item = &'a Hotkey>,
+) -> bool {
+    let total = stake_of(validators, validators.keys());
+    total > 0 && 2 * stake_of(validators, published) > total
+}
+
+/// Whether an agreed archive entry can be trained on: in the learning zone when
+/// `in_zone_only`, and well formed for a trainer whose model has `vocab` tokens (archives
+/// come from other machines: every rollout with the group's prompt, a non-empty
+/// completion, one finite log-prob `≤ 0` per completion token, a finite reward, ids below
+/// `vocab`). An entry that fails is left out of the step rather than failing it.
+pub fn trainable(entry: &ArchiveEntry, in_zone_only: bool, vocab: usize) -> bool {
+    let rollouts = &entry.group.rollouts;
+    let rewards: Vec<f64> = rollouts.iter().map(|r| r.reward).collect();
+    if in_zone_only && !crate::grpo::in_learning_zone(&rewards) {
+        return false;
+    }
+    let Some(first) = rollouts.first() else {
+        return false;
+    };
+    rollouts.iter().all(|r| {
+        r.prompt() == first.prompt()
+            && !r.completion().is_empty()
+            && r.logprobs.len() == r.completion().len()
+            && r.logprobs.iter().all(|l| l.is_finite() && *l <= 0.0)
+            && r.reward.is_finite()
+            && r.tokens.iter().all(|&t| (t as usize) < vocab)
+    })
+}
+
 /// A validator's vote: its stake, or 1 each when every validator has zero stake; 0 for a
 /// hotkey without a permit.
 fn vote_weight(validators: &BTreeMap<Hotkey, u64>, hotkey: &Hotkey) -> u128 {
