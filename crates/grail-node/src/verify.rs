@@ -615,9 +615,11 @@ fn verify_signatures(groups: &[Group]) -> Vec<bool> {
                 })
             })
             .collect();
+        // A panicking verification is a bug of the validator, never the miner's fault:
+        // it propagates instead of reading as a bad signature.
         workers
             .into_iter()
-            .flat_map(|w| w.join().unwrap_or_default())
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     })
 }
