@@ -104,13 +104,17 @@ fn main() {
     let groups: Vec<Group> = (0..GROUPS)
         .map(|id| make_group(&context, env.as_ref(), &plan, &coefficients, &key, id).expect("mine"))
         .collect();
+    let params = grail_node::verify::window_params(
+        &context,
+        plan.clone(),
+        [0x24; 32],
+        grail_proto::Hotkey([0x56; 32]),
+        grail_proto::params::GROUPS_CHECKED,
+    );
     let check = WindowCheck {
         context: &context,
         env: env.as_ref(),
-        plan: plan.clone(),
-        coefficients: &coefficients,
-        challenge_randomness: [0x24; 32],
-        validator: grail_proto::Hotkey([0x56; 32]),
+        params: &params,
     };
     let tokens: usize = groups
         .iter()

@@ -24,7 +24,6 @@ use std::time::Instant;
 
 use grail_grpo::{GrpoConfig, StepReport, Trainer};
 use grail_infer::{no_progress, ModelDir};
-use grail_proto::archive::SealedWindow;
 use grail_proto::params::GROUPS_CHECKED;
 use grail_proto::prf::stream;
 use grail_proto::rules::bundle::ReplaySet;
@@ -40,10 +39,9 @@ use crate::eval::{evaluate, EvalReport, HeldOut};
 use crate::mining::{make_group, PromptStrategy, Prompts, WindowPlan};
 use crate::trainer::training_groups;
 use crate::validator::summarize;
-use crate::verify::{
-    archive_entries, finish_window, precheck_bundle, MinerReport, PromptCache, WindowCheck,
-};
+use crate::verify::{finish_window, window_params, MinerReport, PromptCache, WindowCheck};
 use crate::NodeError;
+use grail_proto::verifier::BundleCheck;
 
 /// The experiment's default task: procedural math tiers 0–3 in equal parts.
 pub const DEFAULT_ENVIRONMENT: &str = "math:0 + math:1 + math:2 + math:3";
@@ -380,58 +378,50 @@ pub fn run(args: &ExperimentArgs, log: &mut dyn FnMut(&str)) -> Result<Summary, 
                 }
                 groups.push(make_group(&context, env, &plan, &coefficients, key, id)?);
             }
-            let mut report = MinerReport::new(key.public(), m as u16 + 1);
-            report.uploaded = chrono::DateTime::from_timestamp_millis(m as i64);
-            bundles.push((report, groups));
+            bundles.push((MinerReport::new(key.public(), m as u16 + 1), groups));
         }
         let mine_s = t.elapsed().as_secs_f64();
 
         // Validator.
         let t = Instant::now();
+        let challenge = derive32(args.seed, b"challenge", window);
+        let params = window_params(
+            &context,
+            plan.clone(),
+            challenge,
+            validator.public(),
+            GROUPS_CHECKED,
+        );
         let check = WindowCheck {
             context: &context,
             env,
-            plan: plan.clone(),
-            coefficients: &coefficients,
-            challenge_randomness: derive32(args.seed, b"challenge", window),
-            validator: validator.public(),
+            params: &params,
         };
         let prompts = PromptCache::new();
         let replay = ReplaySet::default();
         let pending = bundles
             .into_iter()
             .map(|(report, groups)| {
-                precheck_bundle(
-                    &check.prechecks(),
-                    report,
-                    &groups,
-                    &replay,
-                    GROUPS_CHECKED,
-                    &prompts,
-                )
+                let bundle = BundleCheck::new(&params, report, groups);
+                check.prechecks().run(bundle, &prompts, &replay)
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        let reports = finish_window(&check, pending)?;
+            .collect();
+        let outcome = finish_window(&check, pending);
+        let reports = outcome.reports;
         let window_state = summarize(window, Some(step - 1), &reports, env);
         for s in &mut strategies {
             if let Prompts::Zone(z) = s {
                 z.update([&window_state.strata]);
             }
         }
-        let sealed = SealedWindow {
-            window,
-            validator: validator.public(),
-            checkpoint: plan.checkpoint,
-            entries: archive_entries(&reports),
-            credits: crate::verify::archive_credits(&reports),
-        };
+        let sealed = outcome.sealed;
         let verify_s = t.elapsed().as_secs_f64();
 
         // Trainer.
         let t = Instant::now();
         let groups = training_groups(
             window,
-            &check.challenge_randomness,
+            &challenge,
             &[sealed],
             &stakes,
             !args.all_groups,

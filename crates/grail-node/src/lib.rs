@@ -167,6 +167,10 @@ pub enum NodeError {
     /// no miner is blamed.
     #[error("verification could not run: {0}")]
     Verification(#[from] verify::OwnFailure),
+    /// The validator's own failure while answering the window verifier (prompt
+    /// rendering, forward pass, environment), after its retries.
+    #[error("verification could not run: {0}")]
+    Fault(#[from] grail_proto::verifier::ValidatorFault),
     /// `grail-validator reverify` could not run or found disagreeing verdicts.
     #[error(transparent)]
     Reverify(#[from] validator::reverify_cli::ReverifyError),

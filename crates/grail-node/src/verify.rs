@@ -1,16 +1,9 @@
-//! The validator's driver for the rules in `grail_proto::rules`: it renders prompts,
-//! runs the forward pass and the environment, and hands the evidence to the pure checks,
-//! which decide. The order (docs/protocol.md §12):
+//! The validator's answers to the window verifier of `grail_proto::verifier`, which holds
+//! every rule and its order (docs/protocol.md §12): this module renders canonical prompts,
+//! verifies signatures on every core, runs the forward pass and the environment, and
+//! feeds the answers back. It decides nothing.
 //!
-//! on every group — binding (schema, hotkey, window, randomness, environment, sampling
-//! parameters, checkpoint) → structure (group size, token limits, canonical prompt,
-//! termination) → signature, batched over the cores → duplicates within the bundle;
-//! across windows — replays (void); on a sample of groups — one forward pass for proof,
-//! log-probs, sampling, reward and advantages; work also in another miner's bundle is
-//! judged by whose noise it follows (a copy is `copycat`). Any failure but a void zeroes
-//! the miner's window; its credit is estimated from the sample.
-//!
-//! Memory: [`precheck_bundle`] keeps of a bundle only what the rest of the window needs
+//! Memory: a [`BundleCheck`] keeps of a bundle only what the rest of the window needs
 //! (its work digests, the sampled groups, the failing group and at most
 //! `MAX_ARCHIVED_VOIDS` void ones), so a window holds a few decoded bundles at a time,
 //! not every miner's.
@@ -18,84 +11,52 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use chrono::{DateTime, Utc};
 use grail_env::Environment;
 use grail_infer::{SamplingCheck, Scored};
-use grail_proto::archive::{ArchiveEntry, MinerCredit, Verdict};
-use grail_proto::rules::bundle::{
-    credited_work, first_failure, judge_copy, sample_groups, shared_work, CheckedOutcome, ReplaySet,
-};
-use grail_proto::rules::evidence::record_evidence;
-use grail_proto::rules::group::{
-    challenged_positions, check_binding, check_forward, check_sample_ambiguity, check_structure,
-    credited_in_zone, NoSuchPrompt, RolloutEvidence, SamplingTally, TokenRules,
-};
-use grail_proto::rules::{Consequence, Reason, Rejection};
+use grail_proto::rules::bundle::ReplaySet;
+use grail_proto::rules::group::{NoSuchPrompt, RolloutEvidence};
+use grail_proto::rules::{Rejection, WindowPlan};
 use grail_proto::sampling::{temperature, RolloutNoise};
-use grail_proto::{Group, Hotkey, SketchCoefficients};
+use grail_proto::verifier::{
+    judge_group, BundleCheck, BundleRequest, ValidatorFault, WindowOutcome, WindowParams,
+    WindowRequest, WindowVerifier,
+};
+use grail_proto::{Group, Hotkey};
+
+pub use grail_proto::verifier::{
+    archive_credits, archive_entries, CheckedGroup, GroupOutcome, MinerReport, PendingBundle,
+    OWN_FAILURE_RETRIES, OWN_FAILURE_STATUS,
+};
 
 use crate::context::ModelContext;
-use crate::mining::WindowPlan;
 use crate::NodeError;
 
-/// The outcome of checking one group.
-#[derive(Debug, Clone)]
-pub struct GroupOutcome {
-    /// The decision.
-    pub verdict: Verdict,
-    /// The validator's raw log-probs of each completion (empty if no forward pass ran).
-    pub recomputed_logprobs: Vec<Vec<f32>>,
-    /// Recomputed rewards (empty if no forward pass ran).
-    pub rewards: Vec<f64>,
-    /// The validator's own sampling gaps at its evidence positions, per rollout
-    /// (`grail_proto::rules::evidence::record_evidence`; empty if no forward pass ran):
-    /// what the archive entry carries as evidence of the check.
-    pub evidence: Vec<Vec<f64>>,
-    /// Whether the group counts as learning-zone work: the reward spread is in the zone
-    /// and no position needed the sampling margin (`rules::group::credited_in_zone`).
-    pub in_zone: bool,
-    /// Completion positions and ambiguous positions of the sampling check (zero when no
-    /// forward pass ran).
-    pub sampling: SamplingTally,
+/// The window parameters of `plan` for `context`'s model: its hidden size, vocabulary,
+/// sequence limit and EOS ids; evidence archived at `validator`'s positions.
+pub fn window_params(
+    context: &ModelContext,
+    plan: WindowPlan,
+    challenge_randomness: [u8; 32],
+    validator: Hotkey,
+    groups_checked: usize,
+) -> WindowParams {
+    let config = &context.files.config;
+    let mut params = WindowParams::new(
+        plan,
+        challenge_randomness,
+        context.model.config().hidden_size,
+        validator,
+        config.vocab_size,
+        config.max_position_embeddings,
+        context.eos_ids.clone(),
+    );
+    params.groups_checked = groups_checked;
+    params
 }
 
-impl GroupOutcome {
-    /// A rejected group.
-    pub fn rejected(r: Rejection) -> Self {
-        GroupOutcome {
-            verdict: Verdict {
-                accepted: false,
-                reason: r.reason.as_str().into(),
-                detail: r.detail,
-            },
-            recomputed_logprobs: Vec::new(),
-            rewards: Vec::new(),
-            evidence: Vec::new(),
-            in_zone: false,
-            sampling: SamplingTally::default(),
-        }
-    }
-
-    /// The typed reason (unknown strings, from other versions, count as schema failures).
-    pub fn reason(&self) -> Reason {
-        self.verdict.reason.parse().unwrap_or(Reason::Schema)
-    }
-}
-
-/// Everything needed to check groups of one window.
-pub struct WindowCheck<'a> {
-    /// The model of the checkpoint in effect.
-    pub context: &'a ModelContext,
-    /// The subnet's environment.
-    pub env: &'a dyn Environment,
-    /// What headers must say.
-    pub plan: WindowPlan,
-    /// Sketch coefficients of the window.
-    pub coefficients: &'a SketchCoefficients,
-    /// Challenge randomness of the window.
-    pub challenge_randomness: [u8; 32],
-    /// The validator's own hotkey: it keys the positions of the evidence it archives.
-    pub validator: Hotkey,
+/// A validator's own failure as the verifier's typed answer.
+fn fault(e: NodeError) -> ValidatorFault {
+    ValidatorFault(e.to_string())
 }
 
 /// Canonical prompt renderings by prompt id, shared across a window's groups and the
@@ -152,16 +113,6 @@ pub fn miner_fault_of_prompt(e: NodeError) -> Result<NoSuchPrompt, NodeError> {
     }
 }
 
-/// How often a validator retries its own failed check of one group (a forward pass, a
-/// prompt rendering, a reward) before giving up on that miner's window.
-pub const OWN_FAILURE_RETRIES: usize = 2;
-
-/// The bundle status of a miner whose window the validator could not check because of its
-/// own failure, after [`OWN_FAILURE_RETRIES`]: not a verdict on the miner (nothing is
-/// recorded against it) and no credit, which is also what a miner that made the validator
-/// fail on purpose gets. Other miners' windows are checked as usual.
-pub const OWN_FAILURE_STATUS: &str = "validator_failure";
-
 /// The validator's own forward pass gave unusable evidence (never the miner's fault).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum OwnFailure {
@@ -173,76 +124,99 @@ pub enum OwnFailure {
     NonFiniteLogits,
 }
 
-/// The checks of a window that need no forward pass: binding, structure and signatures.
-/// Unlike [`WindowCheck`] (whose model is not `Sync`), it can be shared by threads, so
-/// bundles are checked on every core.
+/// What a bundle check asks of the validator without a model: canonical prompts and
+/// signatures. Shared by threads, so bundles are checked on every core.
 #[derive(Clone, Copy)]
 pub struct Prechecks<'a> {
     /// Renders canonical prompts.
     pub prompter: crate::context::Prompter<'a>,
     /// The subnet's environment.
     pub env: &'a dyn Environment,
-    /// What headers must say.
-    pub plan: &'a WindowPlan,
-    /// Token ids that end a completion.
-    pub eos_ids: &'a [u32],
-    /// Challenge randomness of the window (it draws the spot checks).
-    pub challenge_randomness: [u8; 32],
 }
 
 impl Prechecks<'_> {
-    /// The cheap checks that run on every group: binding and structure (the signature
-    /// comes after them, batched: [`precheck_bundle`], [`Self::precheck`]). The outer
-    /// error is the validator's own failure to render the canonical prompt (never the
-    /// miner's); the inner one is the group's rejection.
-    pub fn cheap_checks(
+    /// The answer to a prompt request: the rendering, [`NoSuchPrompt`] for an id outside
+    /// the environment's prompt space (the miner's fault), or the validator's own failure.
+    fn prompt(
         &self,
-        bundle_hotkey: &Hotkey,
-        group: &Group,
+        prompt_id: u64,
         prompts: &PromptCache,
-    ) -> Result<Result<(), Rejection>, NodeError> {
-        if let Err(r) = check_binding(self.plan, bundle_hotkey, group) {
-            return Ok(Err(r));
-        }
-        let id = group.header.prompt_id;
-        let rendered = prompts.get_or_render(id, || {
-            Ok(match self.prompter.prompt(self.env, id) {
-                Ok((_, tokens)) => Ok(tokens),
-                Err(e) => Err(miner_fault_of_prompt(e)?),
+    ) -> Result<Result<Vec<u32>, NoSuchPrompt>, ValidatorFault> {
+        prompts
+            .get_or_render(prompt_id, || {
+                Ok(match self.prompter.prompt(self.env, prompt_id) {
+                    Ok((_, tokens)) => Ok(tokens),
+                    Err(e) => Err(miner_fault_of_prompt(e)?),
+                })
             })
-        })?;
-        let prompt = rendered.as_deref().map_err(Clone::clone);
-        let config = &self.prompter.files.config;
-        Ok(check_structure(
-            self.plan,
-            group,
-            prompt,
-            TokenRules {
-                vocab_size: config.vocab_size,
-                max_sequence: config.max_position_embeddings,
-                eos_ids: self.eos_ids,
-            },
-        ))
+            .map_err(|e| {
+                tracing::warn!(prompt_id, "own failure rendering a prompt: {e}");
+                fault(e)
+            })
     }
 
-    /// Every check on one group without a forward pass, in the normative order: binding,
-    /// structure, signature (the offline re-verifier's path; a bundle goes through
-    /// [`precheck_bundle`]). Errors as [`Self::cheap_checks`].
+    /// Answers `check`'s requests until it is done, then finishes it against `replay`
+    /// (stages 1–5 of one bundle).
+    pub fn run(
+        &self,
+        mut check: BundleCheck<'_>,
+        prompts: &PromptCache,
+        replay: &ReplaySet,
+    ) -> PendingBundle {
+        loop {
+            match check.poll() {
+                BundleRequest::Prompt { prompt_id } => {
+                    let answer = self.prompt(prompt_id, prompts);
+                    check.answer_prompt(answer);
+                }
+                BundleRequest::Signatures { groups } => {
+                    let valid = verify_signatures(groups);
+                    check.answer_signatures(valid);
+                }
+                BundleRequest::Done => return check.finish(replay),
+            }
+        }
+    }
+
+    /// Every check on one group without a forward pass, in the normative order (binding,
+    /// structure, signature): the offline re-verifier's path.
+    ///
+    /// # Errors
+    /// The validator's own failure to render the canonical prompt.
     pub fn precheck(
         &self,
+        params: &WindowParams,
         bundle_hotkey: &Hotkey,
         group: &Group,
         prompts: &PromptCache,
     ) -> Result<Result<(), Rejection>, NodeError> {
-        Ok(self
-            .cheap_checks(bundle_hotkey, group, prompts)?
-            .and_then(|()| {
-                grail_proto::rules::group::check_signature(
-                    group,
-                    grail_proto::signing::verify_group,
-                )
-            }))
+        let report = MinerReport::new(*bundle_hotkey, 0);
+        let pending = self.run(
+            BundleCheck::new(params, report, vec![group.clone()]),
+            prompts,
+            &ReplaySet::default(),
+        );
+        if pending.report.bundle_status == OWN_FAILURE_STATUS {
+            return Err(ValidatorFault(pending.report.detail).into());
+        }
+        Ok(match pending.report.checked.first() {
+            Some(c) => Err(Rejection::new(
+                c.outcome.reason(),
+                c.outcome.verdict.detail.clone(),
+            )),
+            None => Ok(()),
+        })
     }
+}
+
+/// The validator's model and environment answering a window's forward-pass requests.
+pub struct WindowCheck<'a> {
+    /// The model of the checkpoint in effect.
+    pub context: &'a ModelContext,
+    /// The subnet's environment.
+    pub env: &'a dyn Environment,
+    /// The window's parameters.
+    pub params: &'a WindowParams,
 }
 
 impl WindowCheck<'_> {
@@ -251,48 +225,46 @@ impl WindowCheck<'_> {
         Prechecks {
             prompter: self.context.prompter(),
             env: self.env,
-            plan: &self.plan,
-            eos_ids: &self.context.eos_ids,
-            challenge_randomness: self.challenge_randomness,
         }
     }
 
-    /// The forward-pass checks of a group that passed [`Prechecks::precheck`]: one batched
-    /// proof pass gives hidden states, log-probs and sampling gaps; the environment gives
-    /// rewards; `grail_proto::rules::group::check_forward` decides. An error is the
-    /// validator's own failure (its forward pass or environment), never the miner's.
+    /// The forward-pass checks of one group that passed its prechecks, judged by
+    /// `grail_proto::verifier::judge_group` (alone: without the sample-wide rules).
+    ///
+    /// # Errors
+    /// The validator's own failure (its forward pass or environment), never the miner's.
     pub fn check_forward(&self, group: &Group) -> Result<GroupOutcome, NodeError> {
-        let scored = self.forward(group)?;
-        let refs: Vec<&Scored> = scored.iter().collect();
-        self.judge(group, &refs)
+        let evidence = self.evidence(group)?;
+        Ok(judge_group(self.params, group, &evidence)?)
     }
 
-    /// The validator's forward pass over a group's rollouts (completion positions only).
-    fn forward(&self, group: &Group) -> Result<Vec<Scored>, NodeError> {
-        score_group(self.context, self.plan.generation.temperature_milli, group)
-    }
-
-    /// The forward-pass checks of a group given its rollouts' scores, in rollout order.
-    fn judge(&self, group: &Group, scored: &[&Scored]) -> Result<GroupOutcome, NodeError> {
-        let problem = self.env.problem(group.header.prompt_id)?;
-        let positions = challenged_positions(&self.challenge_randomness, group);
-        let all_gaps = completion_gaps(group, scored)?;
-        let recorded = record_evidence(
-            &self.challenge_randomness,
-            &self.validator,
+    /// The validator's evidence for a group: one batched proof pass gives hidden states
+    /// at the challenged positions, log-probs and sampling gaps; the environment gives
+    /// rewards.
+    ///
+    /// # Errors
+    /// The validator's own failure (its forward pass or environment).
+    pub fn evidence(&self, group: &Group) -> Result<Vec<RolloutEvidence>, NodeError> {
+        let scored = score_group(
+            self.context,
+            self.params.plan.generation.temperature_milli,
             group,
-            &all_gaps,
-        )
-        .ok_or(OwnFailure::NonFiniteLogits)?;
+        )?;
+        let refs: Vec<&Scored> = scored.iter().collect();
+        let all_gaps = completion_gaps(group, &refs)?;
+        let positions = grail_proto::rules::group::challenged_positions(
+            &self.params.challenge_randomness,
+            group,
+        );
+        let problem = self.env.problem(group.header.prompt_id)?;
         let mut evidence = Vec::with_capacity(group.rollouts.len());
         for (((r, s), pos), gaps) in group
             .rollouts
             .iter()
-            .zip(scored)
+            .zip(&scored)
             .zip(&positions)
             .zip(all_gaps)
         {
-            let p = r.prompt_len as usize;
             let hidden = pos
                 .iter()
                 .map(|&q| s.hidden(q).map(<[f32]>::to_vec))
@@ -300,7 +272,7 @@ impl WindowCheck<'_> {
                 .ok_or(OwnFailure::MissingHiddenState)?;
             evidence.push(RolloutEvidence {
                 hidden,
-                logprobs: s.logprobs[p..].to_vec(),
+                logprobs: s.logprobs[r.prompt_len as usize..].to_vec(),
                 gaps,
                 reward: self
                     .context
@@ -308,27 +280,30 @@ impl WindowCheck<'_> {
                     .map(|v| (v.total, v.success))?,
             });
         }
-        let sampling = match check_forward(self.coefficients, group, &positions, &evidence) {
-            Ok(tally) => tally,
-            Err(r) => {
-                let mut rejected = GroupOutcome::rejected(r);
-                rejected.evidence = recorded;
-                return Ok(rejected);
+        Ok(evidence)
+    }
+}
+
+/// Answers a window's forward-pass requests with `check`'s model and environment (off
+/// the async runtime) until every spot check is judged: stages 6–7 over every bundle.
+pub fn finish_window(check: &WindowCheck<'_>, pending: Vec<PendingBundle>) -> WindowOutcome {
+    let mut window = WindowVerifier::new(check.params, pending);
+    loop {
+        let answer = match window.poll() {
+            WindowRequest::Done => return window.finish(),
+            WindowRequest::Forward(ask) => {
+                if ask.attempt > 0 {
+                    tracing::warn!(
+                        miner = %ask.miner.to_ss58(),
+                        group = ask.index,
+                        attempt = ask.attempt,
+                        "own failure checking a group, retrying"
+                    );
+                }
+                crate::blocking(|| check.evidence(ask.group)).map_err(fault)
             }
         };
-        let rewards: Vec<f64> = group.rollouts.iter().map(|r| r.reward).collect();
-        Ok(GroupOutcome {
-            verdict: Verdict {
-                accepted: true,
-                reason: Reason::Accepted.as_str().into(),
-                detail: String::new(),
-            },
-            recomputed_logprobs: evidence.into_iter().map(|e| e.logprobs).collect(),
-            in_zone: credited_in_zone(&rewards, sampling),
-            rewards,
-            evidence: recorded,
-            sampling,
-        })
+        window.answer_forward(answer);
     }
 }
 
@@ -415,183 +390,6 @@ pub fn recompute_gaps(context: &ModelContext, group: &Group) -> Result<Vec<Vec<f
     completion_gaps(group, &refs)
 }
 
-/// One group a verdict was reached on.
-#[derive(Debug, Clone)]
-pub struct CheckedGroup {
-    /// Index in the bundle.
-    pub index: u32,
-    /// The group.
-    pub group: Group,
-    /// The outcome.
-    pub outcome: GroupOutcome,
-}
-
-/// A miner's bundle after checking.
-#[derive(Debug, Clone)]
-pub struct MinerReport {
-    /// The miner.
-    pub hotkey: Hotkey,
-    /// Its uid.
-    pub uid: u16,
-    /// `accepted` when the bundle was read and decoded, else the bundle-level reason.
-    pub bundle_status: String,
-    /// Detail for the bundle status.
-    pub detail: String,
-    /// SHA-256 of the bundle bytes.
-    pub bundle_sha256: [u8; 32],
-    /// When the store received it.
-    pub uploaded: Option<DateTime<Utc>>,
-    /// Groups in the bundle.
-    pub groups_submitted: usize,
-    /// The work digest of every group in the bundle.
-    pub works: Vec<[u8; 32]>,
-    /// The work digests of the eligible groups (recorded for replay detection).
-    pub eligible_works: Vec<[u8; 32]>,
-    /// Groups that passed every check on all groups and were not void.
-    pub eligible: usize,
-    /// Groups with a verdict: the first failing group when a check on all groups failed,
-    /// the first `MAX_ARCHIVED_VOIDS` void groups, and the sampled groups that had a
-    /// forward pass.
-    pub checked: Vec<CheckedGroup>,
-    /// Replays beyond the first `MAX_ARCHIVED_VOIDS`: counted, not kept (a miner replaying
-    /// thousands of groups cannot make the validator hold them).
-    pub replays_not_kept: u64,
-    /// The work credited for the window (0 when any verdict zeroes it).
-    pub credited: f64,
-}
-
-impl MinerReport {
-    /// A report for a bundle that could not be read (or has not been yet).
-    pub fn new(hotkey: Hotkey, uid: u16) -> Self {
-        MinerReport {
-            hotkey,
-            uid,
-            bundle_status: Reason::Accepted.as_str().into(),
-            detail: String::new(),
-            bundle_sha256: [0; 32],
-            uploaded: None,
-            groups_submitted: 0,
-            works: Vec::new(),
-            eligible_works: Vec::new(),
-            eligible: 0,
-            checked: Vec::new(),
-            replays_not_kept: 0,
-            credited: 0.0,
-        }
-    }
-
-    /// Groups with a verdict, by reason string (replays not kept included).
-    pub fn verdict_counts(&self) -> BTreeMap<String, u64> {
-        let mut out: BTreeMap<String, u64> = BTreeMap::new();
-        for c in &self.checked {
-            *out.entry(c.outcome.verdict.reason.clone()).or_default() += 1;
-        }
-        if self.replays_not_kept > 0 {
-            *out.entry(Reason::Replay.as_str().into()).or_default() += self.replays_not_kept;
-        }
-        out
-    }
-
-    /// Groups with a verdict (replays not kept included).
-    pub fn groups_with_verdict(&self) -> u64 {
-        self.checked.len() as u64 + self.replays_not_kept
-    }
-
-    /// Whether a verdict zeroed the window.
-    pub fn zeroed(&self) -> bool {
-        self.checked
-            .iter()
-            .any(|c| c.outcome.reason().consequence() == Consequence::ZeroWindow)
-    }
-}
-
-/// What the rest of a window needs of a bundle that passed [`precheck_bundle`]: its
-/// report (with every work digest and the void groups) and the groups sampled for a
-/// forward pass, by index. The rest of the decoded bundle is dropped.
-pub struct PendingBundle {
-    /// The report so far.
-    pub report: MinerReport,
-    /// The spot-checked groups, in ascending index order.
-    pub sampled: Vec<(u32, Group)>,
-}
-
-/// Checks a decoded bundle without a forward pass and keeps only what the window needs
-/// ([`PendingBundle`]): stages 1–3 on every group ([`first_failure`]: binding and
-/// structure, then the signatures of the groups before the first failure, spread over
-/// the cores), whose first failure zeroes the window (the report records that group and
-/// nothing is sampled); otherwise replays of earlier windows are void and the spot-check
-/// sample is drawn from the remaining groups.
-///
-/// # Errors
-/// The validator's own failure to render a canonical prompt (nothing is recorded against
-/// the miner).
-pub fn precheck_bundle(
-    check: &Prechecks<'_>,
-    mut report: MinerReport,
-    groups: &[Group],
-    replay: &ReplaySet,
-    groups_checked: usize,
-    prompts: &PromptCache,
-) -> Result<PendingBundle, NodeError> {
-    report.groups_submitted = groups.len();
-    report.works = groups
-        .iter()
-        .map(grail_proto::binding::work_digest)
-        .collect();
-    let failure = first_failure(
-        groups,
-        |g| check.cheap_checks(&report.hotkey, g, prompts),
-        verify_signatures,
-    )?;
-    if let Some((i, r)) = failure {
-        report.checked.push(CheckedGroup {
-            index: i as u32,
-            group: groups[i].clone(),
-            outcome: GroupOutcome::rejected(r),
-        });
-        return Ok(PendingBundle {
-            report,
-            sampled: Vec::new(),
-        });
-    }
-    let window = check.plan.window;
-    let eligible: Vec<bool> = report
-        .works
-        .iter()
-        .map(|w| !replay.is_replay(window, w))
-        .collect();
-    for (i, g) in groups.iter().enumerate().filter(|(i, _)| !eligible[*i]) {
-        if report.checked.len() < grail_proto::params::MAX_ARCHIVED_VOIDS {
-            report.checked.push(CheckedGroup {
-                index: i as u32,
-                group: g.clone(),
-                outcome: GroupOutcome::rejected(Rejection::new(
-                    Reason::Replay,
-                    "the same work was submitted in an earlier window",
-                )),
-            });
-        } else {
-            report.replays_not_kept += 1;
-        }
-    }
-    report.eligible = eligible.iter().filter(|e| **e).count();
-    report.eligible_works = (0..groups.len())
-        .filter(|&i| eligible[i])
-        .map(|i| report.works[i])
-        .collect();
-    let sampled = sample_groups(
-        &check.challenge_randomness,
-        &report.hotkey,
-        groups.len(),
-        |i| eligible[i],
-        groups_checked,
-    )
-    .into_iter()
-    .map(|i| (i as u32, groups[i].clone()))
-    .collect();
-    Ok(PendingBundle { report, sampled })
-}
-
 /// Whether each group's sr25519 signature verifies, spread over the cores for large
 /// bundles (the costly part of checking a bundle without a forward pass).
 fn verify_signatures(groups: &[Group]) -> Vec<bool> {
@@ -622,142 +420,6 @@ fn verify_signatures(groups: &[Group]) -> Vec<bool> {
             .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     })
-}
-
-/// Runs the forward-pass checks of every prechecked bundle whose window is not zeroed
-/// (stopping at the first verdict that zeroes it) and credits the work. The validator's
-/// own failure on a group is retried and then costs only that miner's window
-/// ([`OWN_FAILURE_STATUS`]). Work in more than one bundle is not voided by upload order:
-/// each checked copy is judged by whose noise it follows (`judge_copy`), with its own
-/// forward pass.
-pub fn finish_window(
-    check: &WindowCheck<'_>,
-    pending: Vec<PendingBundle>,
-) -> Result<Vec<MinerReport>, NodeError> {
-    // Bundles zeroed by a check on all groups earn nothing and take no part in copies.
-    let (zeroed, mut pending): (Vec<PendingBundle>, Vec<PendingBundle>) =
-        pending.into_iter().partition(|p| p.report.zeroed());
-    let works: Vec<&[[u8; 32]]> = pending.iter().map(|p| p.report.works.as_slice()).collect();
-    let shared = shared_work(&works);
-    let hotkeys: Vec<Hotkey> = pending.iter().map(|p| p.report.hotkey).collect();
-    for (m, p) in pending.iter_mut().enumerate() {
-        let report = &mut p.report;
-        let mut outcomes = Vec::new();
-        let mut own_failure = None;
-        let mut sampled = SamplingTally::default();
-        for (i, group) in std::mem::take(&mut p.sampled) {
-            let others: Vec<Hotkey> = shared
-                .get(&report.works[i as usize])
-                .map(|holders| {
-                    holders
-                        .iter()
-                        .filter(|&&h| h != m)
-                        .map(|&h| hotkeys[h])
-                        .collect()
-                })
-                .unwrap_or_default();
-            let mut attempt = 0;
-            let checked = loop {
-                match crate::blocking(|| check.check_forward(&group)) {
-                    Err(e) if attempt < OWN_FAILURE_RETRIES => {
-                        attempt += 1;
-                        tracing::warn!(
-                            miner = %report.hotkey.to_ss58(),
-                            group = i,
-                            attempt,
-                            "own failure checking a group, retrying: {e}"
-                        );
-                    }
-                    other => break other,
-                }
-            };
-            let mut outcome = match checked {
-                Ok(outcome) => outcome,
-                Err(e) => {
-                    own_failure = Some(format!("the validator could not check group {i}: {e}"));
-                    break;
-                }
-            };
-            sampled += outcome.sampling;
-            if let (true, Err(r)) = (outcome.verdict.accepted, check_sample_ambiguity(sampled)) {
-                let evidence = std::mem::take(&mut outcome.evidence);
-                outcome = GroupOutcome::rejected(r);
-                outcome.evidence = evidence;
-            }
-            if !outcome.verdict.accepted {
-                let failed = Rejection::new(outcome.reason(), outcome.verdict.detail.clone());
-                if let Err(r) = judge_copy(Err(failed), &others) {
-                    outcome.verdict.reason = r.reason.as_str().into();
-                    outcome.verdict.detail = r.detail;
-                }
-            }
-            let zeroes = outcome.reason().consequence() == Consequence::ZeroWindow;
-            outcomes.push(CheckedOutcome {
-                reason: outcome.reason(),
-                in_zone: outcome.in_zone,
-            });
-            report.checked.push(CheckedGroup {
-                index: i,
-                group,
-                outcome,
-            });
-            if zeroes {
-                break;
-            }
-        }
-        report.checked.sort_by_key(|c| c.index);
-        report.credited = credited_work(report.eligible, &outcomes);
-        if let Some(detail) = own_failure {
-            tracing::warn!(miner = %report.hotkey.to_ss58(), "{detail}; the miner's window is not credited");
-            report.bundle_status = OWN_FAILURE_STATUS.into();
-            report.detail = detail;
-            report.credited = 0.0;
-        }
-    }
-    Ok(pending
-        .into_iter()
-        .chain(zeroed)
-        .map(|p| p.report)
-        .collect())
-}
-
-/// The archive entries of checked groups.
-/// Of a miner's void groups only the first `MAX_ARCHIVED_VOIDS` are archived.
-pub fn archive_entries(reports: &[MinerReport]) -> Vec<ArchiveEntry> {
-    reports
-        .iter()
-        .flat_map(|r| {
-            let mut voids = 0usize;
-            let kept = r.checked.iter().filter(move |c| {
-                let void = c.outcome.reason().consequence() == Consequence::Void;
-                voids += usize::from(void);
-                !void || voids <= grail_proto::params::MAX_ARCHIVED_VOIDS
-            });
-            kept.map(move |c| ArchiveEntry {
-                miner: r.hotkey,
-                bundle_sha256: r.bundle_sha256,
-                group_index: c.index,
-                group: c.group.clone(),
-                recomputed_logprobs: c.outcome.recomputed_logprobs.clone(),
-                evidence: c.outcome.evidence.clone(),
-                verdict: c.outcome.verdict.clone(),
-            })
-        })
-        .collect()
-}
-
-/// Every miner's credited work, by hotkey, for the archive (what weights its groups in
-/// training).
-pub fn archive_credits(reports: &[MinerReport]) -> Vec<MinerCredit> {
-    let mut credits: Vec<MinerCredit> = reports
-        .iter()
-        .map(|r| MinerCredit {
-            miner: r.hotkey,
-            credited: r.credited,
-        })
-        .collect();
-    credits.sort_by_key(|c| c.miner);
-    credits
 }
 
 /// Verdict counts by reason string.

@@ -13,23 +13,23 @@
 //! - the tokenizer's canonical prompt of a prompt id and the environment's reward.
 //!
 //! A deterministic toy model stands in for all of them here. The example mines a signed
-//! bundle as a miner would and encodes it; then, as a third party, decodes the bytes, runs
-//! the rules (binding and signature, structure, duplicates, spot-check sampling, proof,
-//! log-probs, sampling, reward, advantages) and prints each group's verdict and the
-//! credited work; then it tampers with the bundle and shows each rejection and its reason.
+//! bundle as a miner would and encodes it; then, as a third party, feeds the bytes to
+//! grail-proto's window verifier (`grail_proto::verifier`: every rule, in order) and only
+//! answers its requests — canonical prompts, signatures, forward passes — and prints each
+//! checked group's verdict and the credited work; then it tampers with the bundle and
+//! shows each rejection and its reason.
 //!
 //! Run it with `cargo run -p grail-proto --example verify_bundle` (it needs the default
 //! `sr25519` feature). `cargo test -p grail-proto` runs it as a test.
 
-use grail_proto::params::GROUPS_CHECKED;
-use grail_proto::rules::bundle::{credited_work, duplicates, sample_groups, CheckedOutcome};
-use grail_proto::rules::group::{
-    challenged_positions, check_binding, check_forward, check_signature, check_structure,
-    RolloutEvidence, TokenRules,
-};
-use grail_proto::rules::{Reason, Rejection, WindowPlan};
+use grail_proto::rules::bundle::ReplaySet;
+use grail_proto::rules::group::RolloutEvidence;
+use grail_proto::rules::WindowPlan;
 use grail_proto::sampling::{claimed_gap, sample_token, temperature, RolloutNoise};
 use grail_proto::signing::Keypair;
+use grail_proto::verifier::{
+    BundleCheck, BundleRequest, MinerReport, WindowParams, WindowRequest, WindowVerifier,
+};
 use grail_proto::*;
 
 const VOCAB: usize = 16;
@@ -138,102 +138,72 @@ fn mine(key: &Keypair, plan: &WindowPlan, prompt_id: u64) -> Group {
     group
 }
 
-/// Stage 6: the verifier's forward pass and environment give the evidence, grail-proto
-/// decides. Also says whether the group's rewards are in the learning zone.
-fn forward(
-    group: &Group,
-    challenge: &[u8; 32],
-    plan: &WindowPlan,
-) -> (Result<(), Rejection>, bool) {
-    let coefficients = SketchCoefficients::derive(&plan.window_randomness, HIDDEN);
+/// The verifier's forward pass and environment for a spot-checked group: the evidence
+/// grail-proto judges ([`RolloutEvidence`], one per rollout).
+fn forward(group: &Group, positions: &[Vec<usize>]) -> Vec<RolloutEvidence> {
     let t = temperature(group.header.generation.temperature_milli);
-    let positions = challenged_positions(challenge, group);
-    let mut evidence = Vec::new();
-    for (i, (r, pos)) in group.rollouts.iter().zip(&positions).enumerate() {
-        let Ok(hidden) = ToyModel.last_hidden_states(&r.tokens, pos);
-        let h = &group.header;
-        let noise = RolloutNoise::new(&h.window_randomness, &h.hotkey, r.prompt(), i as u32);
-        // The logits that predicted each completion token.
-        let logits: Vec<Vec<f32>> = (r.prompt_len as usize - 1..r.tokens.len() - 1)
-            .map(|p| ToyModel.logits(&r.tokens, p))
-            .collect();
-        let claimed = || logits.iter().zip(r.completion());
-        evidence.push(RolloutEvidence {
-            hidden,
-            logprobs: claimed().map(|(z, &token)| logprob(z, token)).collect(),
-            // check_structure kept every id below VOCAB.
-            gaps: claimed()
-                .zip(noise)
-                .map(|((z, &token), n)| claimed_gap(z, t, token, n).unwrap())
-                .collect(),
-            reward: reward(r.completion()),
-        });
-    }
-    let rewards: Vec<f64> = group
+    let h = &group.header;
+    group
         .rollouts
         .iter()
-        .map(|r| reward(r.completion()).0)
-        .collect();
-    let verdict = check_forward(&coefficients, group, &positions, &evidence).map(|_tally| ());
-    (verdict, grpo::in_learning_zone(&rewards))
-}
-
-/// Each group's verdict (`Ok`: accepted, or eligible but not sampled) and the credited
-/// work of one miner's bundle, or why the whole bundle is refused.
-type Outcome = Result<(Vec<Result<(), Rejection>>, f64), Rejection>;
-
-fn reason(verdict: &Result<(), Rejection>) -> Reason {
-    verdict
-        .as_ref()
-        .map_or_else(|r| r.reason, |()| Reason::Accepted)
-}
-
-/// What a third party does with a miner's bundle bytes.
-fn verify(bytes: &[u8], miner: &Hotkey, plan: &WindowPlan, challenge: &[u8; 32]) -> Outcome {
-    let bundle =
-        decode_bundle(bytes).map_err(|e| Rejection::new(Reason::Malformed, e.to_string()))?;
-    if bundle.hotkey != *miner {
-        return Err(Rejection::new(
-            Reason::HotkeyMismatch,
-            "another miner's bundle",
-        ));
-    }
-    let tokens = TokenRules {
-        vocab_size: VOCAB,
-        max_sequence: 256,
-        eos_ids: &[EOS],
-    };
-    let mut verdicts: Vec<Result<(), Rejection>> = (bundle.groups.iter())
-        .map(|g| {
-            // Stages 1–3: fields, structure, then the one costly check.
-            check_binding(plan, miner, g)?;
-            check_structure(plan, g, Ok(&prompt(g.header.prompt_id)), tokens)?;
-            check_signature(g, grail_proto::signing::verify_group)
+        .zip(positions)
+        .enumerate()
+        .map(|(i, (r, pos))| {
+            let Ok(hidden) = ToyModel.last_hidden_states(&r.tokens, pos);
+            let noise = RolloutNoise::new(&h.window_randomness, &h.hotkey, r.prompt(), i as u32);
+            // The logits that predicted each completion token.
+            let logits: Vec<Vec<f32>> = (r.prompt_len as usize - 1..r.tokens.len() - 1)
+                .map(|p| ToyModel.logits(&r.tokens, p))
+                .collect();
+            let claimed = || logits.iter().zip(r.completion());
+            RolloutEvidence {
+                hidden,
+                logprobs: claimed().map(|(z, &token)| logprob(z, token)).collect(),
+                // The bundle check kept every id below VOCAB.
+                gaps: claimed()
+                    .zip(noise)
+                    .map(|((z, &token), n)| claimed_gap(z, t, token, n).unwrap())
+                    .collect(),
+                reward: reward(r.completion()),
+            }
         })
-        .collect();
-    if let Some((i, rejection)) = duplicates(&bundle.groups) {
-        verdicts[i] = Err(rejection);
+        .collect()
+}
+
+/// What a third party does with a miner's pinned bundle bytes: every rule is
+/// grail-proto's window verifier; this function only answers its requests (canonical
+/// prompts, signatures, forward passes) and returns the miner's report.
+fn verify(bytes: &[u8], miner: &Hotkey, params: &WindowParams) -> MinerReport {
+    let registered = |h: &Hotkey| h == miner;
+    let mut check = match BundleCheck::open(params, *miner, 1, bytes, registered) {
+        Ok(check) => check,
+        Err(refused) => return *refused,
+    };
+    loop {
+        match check.poll() {
+            BundleRequest::Prompt { prompt_id } => check.answer_prompt(Ok(Ok(prompt(prompt_id)))),
+            BundleRequest::Signatures { groups } => {
+                let valid = groups
+                    .iter()
+                    .map(grail_proto::signing::verify_group)
+                    .collect();
+                check.answer_signatures(valid);
+            }
+            BundleRequest::Done => break,
+        }
     }
-    let eligible = verdicts.iter().filter(|v| v.is_ok()).count();
-    let sample = sample_groups(
-        challenge,
-        miner,
-        verdicts.len(),
-        |i| verdicts[i].is_ok(),
-        GROUPS_CHECKED,
-    );
-    let mut checked = Vec::new();
-    for i in sample {
-        let (verdict, in_zone) = forward(&bundle.groups[i], challenge, plan);
-        let reason = reason(&verdict);
-        checked.push(CheckedOutcome { reason, in_zone });
-        verdicts[i] = verdict;
+    let pending = check.finish(&ReplaySet::default());
+    let mut window = WindowVerifier::new(params, vec![pending]);
+    while let WindowRequest::Forward(ask) = window.poll() {
+        let evidence = forward(ask.group, ask.positions);
+        window.answer_forward(Ok(evidence));
     }
-    Ok((verdicts, credited_work(eligible, &checked)))
+    let mut outcome = window.finish();
+    outcome.reports.remove(0)
 }
 
 /// Mines a bundle, then verifies it and three tampered copies: each case's outcome.
-fn run() -> Vec<(&'static str, Outcome)> {
+fn run() -> Vec<(&'static str, MinerReport)> {
     let key = Keypair::from_uri("//Alice").expect("a dev key");
     let beacon = |round: u64, byte: u8| Beacon {
         round,
@@ -264,7 +234,9 @@ fn run() -> Vec<(&'static str, Outcome)> {
     let bytes = encode_bundle(&bundle).expect("an honest bundle encodes");
     // Known only after the upload deadline.
     let challenge = challenge_randomness(300, &[0x33; 32], &beacon(1_010, 0x44));
-    let check = |bytes: &[u8]| verify(bytes, &key.public(), &plan, &challenge);
+    let validator = Keypair::from_uri("//Bob").expect("a dev key").public();
+    let params = WindowParams::new(plan, challenge, HIDDEN, validator, VOCAB, 256, vec![EOS]);
+    let check = |bytes: &[u8]| verify(bytes, &key.public(), &params);
 
     // In transit: the last byte belongs to the last group's signature.
     let mut flipped = bytes.clone();
@@ -283,39 +255,44 @@ fn run() -> Vec<(&'static str, Outcome)> {
 }
 
 fn main() {
-    for (case, outcome) in run() {
-        match outcome {
-            Ok((verdicts, credit)) => {
-                println!("{case}: credited work {credit}");
-                for (i, verdict) in verdicts.iter().enumerate() {
-                    let verdict = verdict
-                        .as_ref()
-                        .map_or_else(|r| r.to_string(), |()| "accepted".into());
-                    println!("  group {i}: {verdict}");
-                }
-            }
-            Err(rejection) => println!("{case}: bundle refused: {rejection}"),
+    for (case, report) in run() {
+        if !report.read() {
+            println!(
+                "{case}: bundle refused: {}: {}",
+                report.bundle_status, report.detail
+            );
+            continue;
+        }
+        println!("{case}: credited work {}", report.credited);
+        for c in &report.checked {
+            let v = &c.outcome.verdict;
+            println!("  group {}: {} {}", c.index, v.reason, v.detail);
         }
     }
 }
 
 #[test]
 fn honest_groups_pass_and_every_tampering_is_caught() {
-    use Reason::{Accepted, Malformed, RewardMismatch, Signature};
-    let summary = |outcome: Outcome| {
-        let (verdicts, credit) = outcome.map_err(|rejection| rejection.reason)?;
-        Ok((
-            verdicts.iter().map(reason).collect::<Vec<_>>(),
-            credit > 0.0,
-        ))
+    use grail_proto::rules::Reason::{self, Accepted, Malformed, RewardMismatch, Signature};
+    let summary = |report: MinerReport| {
+        let status: Reason = report.bundle_status.parse().expect("a reason");
+        let verdicts: Vec<(u32, Reason)> = (report.checked.iter())
+            .map(|c| (c.index, c.outcome.reason()))
+            .collect();
+        (status, verdicts, report.credited > 0.0)
     };
-    let outcomes: Vec<_> = run().into_iter().map(|(_, o)| summary(o)).collect();
+    let outcomes: Vec<_> = run().into_iter().map(|(_, r)| summary(r)).collect();
     let expected = [
-        Ok((vec![Accepted; 3], true)),
-        Ok((vec![Accepted, Accepted, Signature], true)),
-        // One failed check zeroes the window's credit.
-        Ok((vec![Accepted, RewardMismatch, Accepted], false)),
-        Err(Malformed),
+        (
+            Accepted,
+            vec![(0, Accepted), (1, Accepted), (2, Accepted)],
+            true,
+        ),
+        // A failure of a check on every group zeroes the window: nothing is spot-checked.
+        (Accepted, vec![(2, Signature)], false),
+        // So does a failed spot check; checks stop at it.
+        (Accepted, vec![(0, Accepted), (1, RewardMismatch)], false),
+        (Malformed, vec![], false),
     ];
     assert_eq!(outcomes, expected);
 }

@@ -101,6 +101,7 @@ pub mod scoring;
 #[cfg(feature = "sr25519")]
 pub mod signing;
 pub mod sketch;
+pub mod verifier;
 pub mod wire;
 
 pub use challenge::{

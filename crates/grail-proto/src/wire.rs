@@ -569,7 +569,7 @@ pub fn encode_bundle(bundle: &WindowBundle) -> Result<Vec<u8>, WireError> {
 
 /// Decodes and validates untrusted bundle bytes: size, magic, format version, body, no
 /// trailing bytes, then every structural rule ([`WindowBundle::validate`]). It does not
-/// check signatures or window values ([`crate::rules::bundle::first_failure`]). It never
+/// check signatures or window values ([`crate::verifier::BundleCheck`]). It never
 /// panics, and it reads at most [`MAX_BUNDLE_BYTES`] (callers usually cap downloads lower,
 /// at [`crate::params::DEFAULT_MAX_BUNDLE_BYTES`]). See [`encode_bundle`] for an example.
 ///

@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 
 use grail_env::Environment;
 use grail_node::context::ModelContext;
-use grail_node::verify::{finish_window, precheck_bundle, MinerReport, PromptCache, WindowCheck};
-use grail_proto::archive::{decode_archive, encode_archive, SealedWindow};
+use grail_node::verify::{finish_window, window_params, MinerReport, PromptCache, WindowCheck};
+use grail_proto::archive::{decode_archive, encode_archive};
 use grail_proto::params::GROUPS_CHECKED;
 use grail_proto::rules::bundle::ReplaySet;
 use grail_proto::rules::training::agreed_entries;
 use grail_proto::rules::WindowPlan;
 use grail_proto::signing::{verify_group, Keypair};
+use grail_proto::verifier::{BundleCheck, WindowOutcome, WindowParams};
 use grail_proto::{
     decode_bundle, encode_bundle, GenerationParams, SketchCoefficients, WindowBundle,
 };
@@ -107,51 +108,58 @@ fn bundle_seeds() -> Vec<Vec<u8>> {
     ]
 }
 
+/// The window's parameters the fuzzed validator checks against.
+fn params(f: &Fixture) -> WindowParams {
+    let validator = Keypair::from_seed(&[9; 32]).public();
+    window_params(
+        &f.context,
+        f.plan.clone(),
+        f.challenge,
+        validator,
+        GROUPS_CHECKED,
+    )
+}
+
 /// The validator's window check of one miner's groups (checks on every group, then the
 /// forward-pass checks of the sampled ones), as `grail_node::validator` runs it.
-fn validate(groups: Vec<grail_proto::Group>) -> Result<Vec<MinerReport>, grail_node::NodeError> {
+fn validate(groups: Vec<grail_proto::Group>) -> WindowOutcome {
     let f = fixture();
+    let params = params(f);
     let check = WindowCheck {
         context: &f.context,
         env: f.env.as_ref(),
-        plan: f.plan.clone(),
-        coefficients: &f.coefficients,
-        challenge_randomness: f.challenge,
-        validator: Keypair::from_seed(&[9; 32]).public(),
+        params: &params,
     };
-    let pending = precheck_bundle(
-        &check.prechecks(),
-        MinerReport::new(f.key.public(), 0),
-        &groups,
-        &ReplaySet::default(),
-        GROUPS_CHECKED,
-        &PromptCache::new(),
-    )?;
+    let bundle = BundleCheck::new(&params, MinerReport::new(f.key.public(), 0), groups);
+    let pending = check
+        .prechecks()
+        .run(bundle, &PromptCache::new(), &ReplaySet::default());
     finish_window(&check, vec![pending])
 }
 
 /// What the validator's window check says about one miner's bundle bytes.
 fn check_bundle(bytes: &[u8], resign: bool) -> &'static str {
     let f = fixture();
+    if let Err(refused) = BundleCheck::open(&params(f), f.key.public(), 0, bytes, |_| true) {
+        return refused
+            .bundle_status
+            .parse::<grail_proto::rules::Reason>()
+            .map_or("unknown_bundle_status", |r| r.as_str());
+    }
     let Ok(mut bundle) = decode_bundle(bytes) else {
-        return "malformed";
+        return "opened_but_does_not_decode";
     };
-    if bundle.hotkey != f.key.public() {
-        return "hotkey_mismatch";
-    }
-    if bundle.window != WINDOW {
-        return "window_mismatch";
-    }
     if resign {
         // A miner signs whatever it uploads: every group carries a valid signature.
         for g in &mut bundle.groups {
             f.key.sign_group(g);
         }
     }
-    let Ok(reports) = validate(bundle.groups) else {
+    let outcome = validate(bundle.groups);
+    let report = &outcome.reports[0];
+    if report.bundle_status == grail_proto::verifier::OWN_FAILURE_STATUS {
         return "validator_error";
-    };
-    let report = &reports[0];
+    }
     match report.checked.iter().find(|c| !c.outcome.verdict.accepted) {
         Some(c) => c.outcome.reason().as_str(),
         None if report.checked.is_empty() => "no_groups_checked",
@@ -195,18 +203,10 @@ pub fn archive() -> Target {
         what: "sealed-window archives: decode and the trainer's stake-weighted agreement",
         max_len: 64 << 10,
         seeds: || {
-            let f = fixture();
             let groups = decode_bundle(&bundle_seeds()[0])
                 .expect("seed decodes")
                 .groups;
-            let reports = validate(groups).expect("the window checks");
-            let sealed = SealedWindow {
-                window: WINDOW,
-                validator: Keypair::from_seed(&[9; 32]).public(),
-                checkpoint: f.plan.checkpoint,
-                entries: grail_node::verify::archive_entries(&reports),
-                credits: grail_node::verify::archive_credits(&reports),
-            };
+            let sealed = validate(groups).sealed;
             vec![encode_archive(&sealed).expect("encodes")]
         },
         dictionary: BINCODE_WORDS,

@@ -262,13 +262,17 @@ mod tests {
         );
         // What an honest validator archives: its own forward pass's evidence.
         let honest = |validator: Hotkey| -> SealedWindow {
+            let params = crate::verify::window_params(
+                &context,
+                plan.clone(),
+                cr,
+                validator,
+                grail_proto::params::GROUPS_CHECKED,
+            );
             let check = WindowCheck {
                 context: &context,
                 env: env.as_ref(),
-                plan: plan.clone(),
-                coefficients: &coefficients,
-                challenge_randomness: cr,
-                validator,
+                params: &params,
             };
             let entries = groups
                 .iter()

@@ -30,9 +30,9 @@ pub fn reverify_archive(
     archive: &SealedWindow,
     inputs: &WindowInputs<'_>,
 ) -> Result<Vec<grail_proto::archive::Verdict>, NodeError> {
-    let coefficients = inputs.coefficients();
     // The evidence positions are the archiving validator's.
-    let check = inputs.check(&coefficients, archive.validator);
+    let params = inputs.params(archive.validator);
+    let check = inputs.check(&params);
     let prompts = PromptCache::new();
     archive
         .entries
@@ -43,7 +43,10 @@ pub fn reverify_archive(
                 archived,
                 Some(Reason::DuplicateGroup | Reason::DuplicatePrompt | Reason::Replay)
             );
-            let outcome = match check.prechecks().precheck(&e.miner, &e.group, &prompts)? {
+            let outcome = match check
+                .prechecks()
+                .precheck(&params, &e.miner, &e.group, &prompts)?
+            {
                 Err(r) => GroupOutcome::rejected(r),
                 Ok(()) if cross_group => return Ok(e.verdict.clone()),
                 Ok(()) => check.check_forward(&e.group)?,

@@ -5,17 +5,17 @@ use grail_env::Environment;
 use grail_proto::archive::SealedWindow;
 use grail_proto::rules::bundle::ReplaySet;
 use grail_proto::rules::Reason;
-use grail_proto::{decode_bundle, Hotkey, SketchCoefficients};
+use grail_proto::Hotkey;
 use grail_store::{Fetched, Store, StoreError};
 
 use super::pins::{PinOutcome, WindowPins};
 use crate::context::ModelContext;
 use crate::mining::WindowPlan;
 use crate::verify::{
-    archive_entries, finish_window, precheck_bundle, MinerReport, PendingBundle, Prechecks,
-    PromptCache, WindowCheck, OWN_FAILURE_RETRIES, OWN_FAILURE_STATUS,
+    finish_window, window_params, MinerReport, PendingBundle, Prechecks, PromptCache, WindowCheck,
 };
 use crate::NodeError;
+use grail_proto::verifier::{BundleCheck, WindowParams};
 
 /// A registered miner and where its bucket is.
 pub struct MinerSource {
@@ -119,28 +119,24 @@ impl<'a> WindowInputs<'a> {
 }
 
 impl WindowInputs<'_> {
-    /// The window's sketch coefficients for the model's hidden size.
-    pub fn coefficients(&self) -> SketchCoefficients {
-        SketchCoefficients::derive(
-            &self.plan.window_randomness,
-            self.context.model.config().hidden_size,
+    /// The window's parameters for the model in effect, archiving evidence at
+    /// `validator`'s positions.
+    pub fn params(&self, validator: Hotkey) -> WindowParams {
+        window_params(
+            self.context,
+            self.plan.clone(),
+            self.challenge_randomness,
+            validator,
+            self.groups_checked,
         )
     }
 
-    /// The per-group pipeline for these inputs, archiving evidence at `validator`'s
-    /// positions.
-    pub fn check<'c>(
-        &'c self,
-        coefficients: &'c SketchCoefficients,
-        validator: Hotkey,
-    ) -> WindowCheck<'c> {
+    /// The model and environment answering the forward-pass requests of `params`.
+    pub fn check<'c>(&'c self, params: &'c WindowParams) -> WindowCheck<'c> {
         WindowCheck {
             context: self.context,
             env: self.env,
-            plan: self.plan.clone(),
-            coefficients,
-            challenge_randomness: self.challenge_randomness,
-            validator,
+            params,
         }
     }
 }
@@ -236,122 +232,65 @@ async fn fetch_one(inputs: &WindowInputs<'_>, m: &MinerSource) -> FetchOutcome {
 /// that failed at bundle level, or what the window keeps of one that was read.
 fn screen(
     registered: &[Hotkey],
-    groups_checked: usize,
-    check: &Prechecks<'_>,
+    params: &WindowParams,
+    prechecks: &Prechecks<'_>,
     m: &MinerSource,
     fetched: FetchOutcome,
     replay: &ReplaySet,
     prompts: &PromptCache,
-) -> Result<PendingBundle, Box<MinerReport>> {
-    let window = check.plan.window;
-    let mut report = MinerReport::new(m.hotkey, m.uid);
-    let fail = |mut report: MinerReport, reason: Reason, detail: String| {
-        report.bundle_status = reason.as_str().into();
-        report.detail = detail;
-        Box::new(report)
-    };
-    let fetched = fetched.map_err(|(reason, detail)| fail(report.clone(), reason, detail))?;
-    report.bundle_sha256 = fetched.sha256;
-    report.uploaded = Some(fetched.last_modified);
-    let bundle = decode_bundle(&fetched.bytes)
-        .map_err(|e| fail(report.clone(), Reason::Malformed, e.to_string()))?;
-    drop(fetched);
-    report.groups_submitted = bundle.groups.len();
-    if bundle.hotkey != m.hotkey {
-        return Err(if registered.contains(&bundle.hotkey) {
-            fail(
-                report,
-                Reason::HotkeyMismatch,
-                "the bundle names another miner".into(),
-            )
-        } else {
-            let detail = format!("{} is not registered", bundle.hotkey.to_ss58());
-            fail(report, Reason::UnregisteredHotkey, detail)
-        });
-    }
-    if bundle.window != window {
-        let detail = format!("bundle for window {}", bundle.window);
-        return Err(fail(report, Reason::WindowMismatch, detail));
-    }
-    let mut attempt = 0;
-    loop {
-        let prechecked = precheck_bundle(
-            check,
-            report.clone(),
-            &bundle.groups,
-            replay,
-            groups_checked,
-            prompts,
-        );
-        match prechecked {
-            Ok(pending) => return Ok(pending),
-            Err(e) if attempt < OWN_FAILURE_RETRIES => {
-                attempt += 1;
-                tracing::warn!(
-                    window,
-                    attempt,
-                    "own failure in the checks of a bundle, retrying: {e}"
-                );
-            }
-            // The validator's own failure (its dataset, template or tokenizer) costs this
-            // miner's window only, and nothing is recorded against it.
-            Err(e) => {
-                tracing::warn!(window, miner = %m.hotkey.to_ss58(), "own failure in the checks of a bundle; the miner's window is not credited: {e}");
-                report.bundle_status = OWN_FAILURE_STATUS.into();
-                report.detail = format!("the validator could not check the bundle: {e}");
-                return Err(Box::new(report));
-            }
+) -> PendingBundle {
+    let fetched = match fetched {
+        Ok(fetched) => fetched,
+        Err((reason, detail)) => {
+            return MinerReport::refused(m.hotkey, m.uid, reason, detail).into()
         }
+    };
+    let is_registered = |h: &Hotkey| registered.contains(h);
+    match BundleCheck::open(params, m.hotkey, m.uid, &fetched.bytes, is_registered) {
+        Ok(check) => {
+            drop(fetched);
+            let pending = prechecks.run(check, prompts, replay);
+            if pending.report.bundle_status == grail_proto::verifier::OWN_FAILURE_STATUS {
+                tracing::warn!(window = params.plan.window, miner = %m.hotkey.to_ss58(), "{}; the miner's window is not credited", pending.report.detail);
+            }
+            pending
+        }
+        Err(report) => (*report).into(),
     }
 }
 
-/// Fetches and checks every miner's bundle of a window; returns the reports (in upload
-/// order, with credited work) and the sealed window. `replay` holds the work of earlier
-/// windows of the checkpoint. An error is the validator's own failure (its forward pass).
+/// Fetches and checks every miner's bundle of a window; returns the reports (sorted by
+/// hotkey, with credited work) and the sealed window. `replay` holds the work of earlier
+/// windows of the checkpoint. The rules are `grail_proto::verifier`'s; this answers its
+/// requests.
 ///
-/// Bundles are read `fetch.concurrency` at a time and each batch is checked without a
-/// forward pass on every core ([`precheck_bundle`]) before the next is read; only what
-/// the forward-pass stage needs is kept. Memory is bounded by `fetch.concurrency` ×
-/// `max_bundle_bytes` (bytes and decoded groups), whatever the number of miners.
+/// Bundles are read `fetch.concurrency` at a time and each batch goes through its
+/// [`BundleCheck`]s on every core before the next is read; only what the forward-pass
+/// stage needs is kept. Memory is bounded by `fetch.concurrency` × `max_bundle_bytes`
+/// (bytes and decoded groups), whatever the number of miners.
 pub async fn check_window(
     inputs: &WindowInputs<'_>,
     miners: &[MinerSource],
     validator: Hotkey,
     replay: &ReplaySet,
-) -> Result<(Vec<MinerReport>, SealedWindow), NodeError> {
-    let coefficients = inputs.coefficients();
-    let check = inputs.check(&coefficients, validator);
-    let window = inputs.plan.window;
-    let mut failed = Vec::new();
+) -> (Vec<MinerReport>, SealedWindow) {
+    let params = inputs.params(validator);
+    let check = inputs.check(&params);
     let mut pending = Vec::new();
     let prompts = PromptCache::new();
     let prechecks = check.prechecks();
-    let (registered, checked) = (inputs.registered.as_slice(), inputs.groups_checked);
+    let registered = inputs.registered.as_slice();
     for batch in miners.chunks(inputs.fetch.concurrency.max(1)) {
         let fetched = fetch_all(inputs, batch).await;
         let screened = crate::blocking(|| {
             screen_all(batch, fetched, |m, f| {
-                screen(registered, checked, &prechecks, m, f, replay, &prompts)
+                screen(registered, &params, &prechecks, m, f, replay, &prompts)
             })
         });
-        for outcome in screened {
-            match outcome {
-                Ok(p) => pending.push(p),
-                Err(report) => failed.push(*report),
-            }
-        }
+        pending.extend(screened);
     }
-    let mut reports = finish_window(&check, pending)?;
-    reports.extend(failed);
-    reports.sort_by_key(|r| (r.uploaded, r.hotkey));
-    let sealed = SealedWindow {
-        window,
-        validator,
-        checkpoint: inputs.plan.checkpoint,
-        entries: archive_entries(&reports),
-        credits: crate::verify::archive_credits(&reports),
-    };
-    Ok((reports, sealed))
+    let outcome = finish_window(&check, pending);
+    (outcome.reports, outcome.sealed)
 }
 
 /// `screen` applied to every fetched bundle of a batch, spread over the cores; results in

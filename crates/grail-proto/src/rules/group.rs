@@ -110,8 +110,8 @@ pub fn check_binding(
 
 /// Stage 3 of a group, after [`check_binding`] and [`check_structure`]: the miner's
 /// signature over the group (`signature_valid`, e.g. [`crate::signing::verify_group`]).
-/// [`crate::rules::bundle::first_failure`] runs stages 1–3 over a bundle with the
-/// signatures batched.
+/// [`crate::verifier::BundleCheck`] runs stages 1–3 over a bundle with the signatures
+/// batched.
 ///
 /// # Errors
 ///
@@ -525,13 +525,13 @@ pub fn check_logprobs(i: usize, claimed: &[f32], recomputed: &[f32]) -> Result<(
 }
 
 #[cfg(all(test, feature = "sr25519"))]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::signing::Keypair;
     use crate::wire::{EnvironmentId, GenerationParams, GroupHeader, Rollout, Signature};
     use crate::SketchDigest;
 
-    fn plan() -> WindowPlan {
+    pub(crate) fn plan() -> WindowPlan {
         WindowPlan {
             window: 40,
             window_randomness: [3; 32],
@@ -548,7 +548,7 @@ mod tests {
         }
     }
 
-    fn signed(key: &Keypair, edit: impl FnOnce(&mut Group)) -> Group {
+    pub(crate) fn signed(key: &Keypair, edit: impl FnOnce(&mut Group)) -> Group {
         let p = plan();
         let rollout = |c: &[u32]| Rollout {
             tokens: [&[1, 2, 3][..], c].concat(),
@@ -650,111 +650,6 @@ mod tests {
         );
         let padded = signed(&key, |g| g.rollouts[0].tokens[3] = 0);
         assert_eq!(structure(&padded, Ok(prompt)), Some(Reason::BadTermination));
-    }
-
-    /// Stages 1–2 of the test plan with prompt `[1, 2, 3]`.
-    fn cheap(g: &Group, key: &Keypair) -> Result<Result<(), Rejection>, std::convert::Infallible> {
-        let tokens = TokenRules {
-            vocab_size: 10,
-            max_sequence: 16,
-            eos_ids: &[0],
-        };
-        Ok(check_binding(&plan(), &key.public(), g)
-            .and_then(|()| check_structure(&plan(), g, Ok(&[1, 2, 3]), tokens)))
-    }
-
-    #[test]
-    fn a_bundle_failing_cheap_checks_costs_no_signature_verification() {
-        // A bundle of 64 signed groups whose first is made for another window. v4 checked
-        // the signature before the window, so every bundle cost at least one sr25519
-        // verification whatever it held; v5 verifies signatures last, in one batch, and
-        // only for groups before the first cheap failure.
-        let key = Keypair::from_seed(&[1; 32]);
-        let mut groups: Vec<Group> = (0..64)
-            .map(|i| signed(&key, |g| g.header.prompt_id = i))
-            .collect();
-        groups[0] = signed(&key, |g| g.header.window = 80);
-        let mut verified = 0;
-        let mut verify = |gs: &[Group]| -> Vec<bool> {
-            verified += gs.len();
-            gs.iter().map(crate::signing::verify_group).collect()
-        };
-        let failure = crate::rules::bundle::first_failure(&groups, |g| cheap(g, &key), &mut verify)
-            .unwrap()
-            .map(|(i, r)| (i, r.reason));
-        assert_eq!(failure, Some((0, Reason::WindowMismatch)));
-        assert_eq!(verified, 0, "no signature verified");
-    }
-
-    #[test]
-    fn the_batched_bundle_check_equals_checking_each_group_in_full() {
-        // Random bundles of groups with cheap failures, structure failures, forged
-        // signatures and combinations: `first_failure` gives the answer of stages 1–3
-        // run group by group (fields, structure, signature), then duplicates.
-        let key = Keypair::from_seed(&[1; 32]);
-        type Edit = fn(&mut Group);
-        let edits: [Edit; 6] = [
-            |_| {},
-            |g| g.header.window = 80,
-            |g| {
-                g.rollouts.pop();
-            },
-            |g| g.rollouts[0].tokens[3] = 10,
-            |g| g.header.checkpoint = [8; 32],
-            |_| {},
-        ];
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = |n: u64| {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1);
-            (state >> 33) % n
-        };
-        let mut seen = std::collections::BTreeSet::new();
-        for _ in 0..300 {
-            let len = 1 + next(6) as usize;
-            let groups: Vec<Group> = (0..len)
-                .map(|i| {
-                    let mut g = signed(&key, |g| g.header.prompt_id = 100 + i as u64);
-                    edits[next(6) as usize](&mut g);
-                    if next(4) == 0 {
-                        g.rollouts[0].reward = 1.0; // after signing: a forgery
-                    } else {
-                        key.sign_group(&mut g);
-                    }
-                    g
-                })
-                .collect();
-            let one_by_one = groups
-                .iter()
-                .enumerate()
-                .find_map(|(i, g)| {
-                    cheap(g, &key)
-                        .unwrap()
-                        .and_then(|()| check_signature(g, crate::signing::verify_group))
-                        .err()
-                        .map(|r| (i, r))
-                })
-                .or_else(|| crate::rules::bundle::duplicates(&groups));
-            let batched = crate::rules::bundle::first_failure(
-                &groups,
-                |g| cheap(g, &key),
-                |gs| gs.iter().map(crate::signing::verify_group).collect(),
-            )
-            .unwrap();
-            assert_eq!(batched, one_by_one);
-            seen.insert(batched.map(|(_, r)| r.reason));
-        }
-        // The bundles reached every kind of answer.
-        for want in [
-            None,
-            Some(Reason::WindowMismatch),
-            Some(Reason::GroupSize),
-            Some(Reason::TokenLimits),
-            Some(Reason::Signature),
-        ] {
-            assert!(seen.contains(&want), "{want:?} never came up: {seen:?}");
-        }
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //!    sampling parameters, checkpoint (field comparisons);
 //! 2. [`group::check_structure`] — group size, token limits, canonical prompt,
 //!    termination (tokenizer only), then [`group::check_signature`] (the one costly
-//!    check, last; [`bundle::first_failure`] batches it over a bundle);
+//!    check, last; [`crate::verifier::BundleCheck`] batches it over a bundle);
 //! 3. [`bundle::duplicates`] — one group per prompt and no repeated group per bundle;
 //! 4. [`bundle::shared_work`] and [`bundle::ReplaySet`] — work also in another miner's
 //!    bundle is judged by who sampled it when checked ([`bundle::judge_copy`], stage 6);
