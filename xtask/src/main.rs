@@ -78,7 +78,8 @@ commands:
   chain-vectors
               regenerate grail-chain's Subtensor call vectors with the Python bittensor SDK
   vectors     rewrite crates/grail-proto/tests/vectors/native_v5.json (native conformance
-              vectors) from the Rust reference; review the diff before committing
+              vectors) and window_v5.json (whole windows through the verifier) from the
+              Rust reference; review the diff before committing
 
 environment:
   GRAIL_CACHE       cache folder (default: $XDG_CACHE_HOME/grail-rs or ~/.cache/grail-rs)
@@ -268,9 +269,9 @@ fn audit_proof(args: &[String]) -> Result<(), String> {
     util::run_timed("audit-proof", &mut cmd)
 }
 
-/// `cargo xtask vectors`: rewrite grail-proto's native conformance vectors from the Rust
-/// reference (`GRAIL_WRITE_VECTORS=1` makes the `conformance` test write the file, then
-/// check it). Pure Rust: needs no libtorch, so it does not run setup.
+/// `cargo xtask vectors`: rewrite grail-proto's native and whole-window conformance
+/// vectors from the Rust reference (`GRAIL_WRITE_VECTORS=1` makes the `conformance` and
+/// `window_vectors` tests write their files, then check them). Pure Rust: needs no libtorch, so it does not run setup.
 fn vectors(args: &[String]) -> Result<(), String> {
     no_options("vectors", args)?;
     // The target folder the other commands use (see setup), so builds are shared.
@@ -281,12 +282,13 @@ fn vectors(args: &[String]) -> Result<(), String> {
         "native conformance vectors",
         util::cargo()
             .args(["test", "-p", "grail-proto", "--test", "conformance"])
+            .args(["--test", "window_vectors"])
             .env("CARGO_TARGET_DIR", target)
             .env("GRAIL_WRITE_VECTORS", "1"),
     )?;
     eprintln!(
-        "wrote crates/grail-proto/tests/vectors/native_v5.json: review `git diff` before \
-         committing (any change is a protocol change)"
+        "wrote crates/grail-proto/tests/vectors/native_v5.json and window_v5.json: review \
+         `git diff` before committing (any change but fresh signatures is a protocol change)"
     );
     Ok(())
 }

@@ -7,7 +7,7 @@
 //! one model instance serves the miners and the validator (they run the same checkpoint);
 //! and the trainer's update reaches them in memory instead of through a published
 //! checkpoint. Every group goes through the production path: [`make_group`] (miners),
-//! [`precheck_bundle`] and [`finish_window`] (the validator's rules, a sample of
+//! `grail_proto::verifier` answered by [`crate::verify`] (the validator's rules, a sample of
 //! `GROUPS_CHECKED` groups per miner with the forward pass), [`summarize`] (the window
 //! state miners read), [`training_groups`] (what the trainer accepts from a sealed archive)
 //! and `Trainer::step`.

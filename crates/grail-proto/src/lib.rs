@@ -11,10 +11,15 @@
 //! - [`challenge`] — challenged positions and verification against any [`HiddenStates`].
 //! - [`wire`] — rollouts, groups and bundles, and their size-limited byte format.
 //! - [`binding`] — the canonical binary binding a miner signs.
-//! - [`signing`] — sr25519 hotkeys and SS58 addresses (feature `sr25519`, on by default).
+//! - [`signing`] — sr25519 hotkeys and SS58 addresses (feature `sr25519`, on by default:
+//!   sp-core). The pure core never verifies a signature itself — the verifier asks for
+//!   it — so a verifier built with `default-features = false` brings its own sr25519.
 //! - [`sampling`] — public sampling noise, the Gumbel-max sampler and its check.
-//! - [`rules`] — the validator's checks in order, typed [`rules::Reason`]s, duplicates,
-//!   copies, replays, spot-check sampling and credited work.
+//! - [`rules`] — the validator's checks, typed [`rules::Reason`]s, duplicates, copies,
+//!   replays, spot-check sampling and credited work.
+//! - [`verifier`] — the whole window check as sans-I/O state machines: every rule in
+//!   order, asking for prompts, signatures and forward-pass evidence through typed
+//!   requests; reports, credit and the sealed archive.
 //! - [`scoring`] — weights from credited work (superlinear, rolling, burn).
 //! - [`grpo`] — group advantages and the learning-zone predicate.
 //! - [`archive`] — a validator's sealed verdicts of a window, as the trainer reads them.
@@ -29,9 +34,10 @@
 //! A verifier supplies what this crate cannot compute: the public randomness (block
 //! hashes from the chain, drand beacons whose BLS signature it checked) and the
 //! checkpoint's forward pass (hidden states through [`HiddenStates`], log-probs and the
-//! sampling gaps of [`sampling`]). Everything else — decoding, signatures, challenged
-//! positions, the proof and sampling checks, verdicts and credit — is here. The example
-//! `examples/verify_bundle.rs` runs every rule on a toy model
+//! sampling gaps of [`sampling`]). Everything else — decoding, challenged positions, the
+//! proof and sampling checks, verdicts, credit and the archive — is here, run in order by
+//! [`verifier`]. The example `examples/verify_bundle.rs` answers the verifier's requests
+//! with a toy model
 //! (`cargo run -p grail-proto --example verify_bundle`); in short:
 //!
 //! ```

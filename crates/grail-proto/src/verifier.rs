@@ -828,7 +828,7 @@ impl<'p> WindowVerifier<'p> {
             outcome.evidence = evidence;
         }
         if !outcome.verdict.accepted {
-            let others: Vec<Hotkey> = self
+            let mut others: Vec<Hotkey> = self
                 .shared
                 .get(&work_digest(&group))
                 .map(|holders| {
@@ -836,6 +836,8 @@ impl<'p> WindowVerifier<'p> {
                     others.map(|&h| self.miners[h].report.hotkey).collect()
                 })
                 .unwrap_or_default();
+            // By hotkey, not by the order bundles were fed: archives are reproducible.
+            others.sort_unstable();
             let failed = Rejection::new(outcome.reason(), outcome.verdict.detail.clone());
             if let Err(r) = judge_copy(Err(failed), &others) {
                 outcome.verdict.reason = r.reason.as_str().into();

@@ -96,7 +96,10 @@ pub fn check_binding(
     if h.generation != plan.generation {
         return Err(Rejection::new(
             Reason::GenerationMismatch,
-            format!("{:?}", h.generation),
+            format!(
+                "max_new_tokens {}, temperature_milli {}",
+                h.generation.max_new_tokens, h.generation.temperature_milli
+            ),
         ));
     }
     if h.checkpoint != plan.checkpoint {
@@ -207,7 +210,17 @@ pub fn check_structure(
             ));
         }
     }
-    let prompt = canonical_prompt.map_err(|e| Rejection::new(Reason::PromptMismatch, e.0))?;
+    // The environment's own words about an unknown id are informative (logged by the
+    // validator); the archived detail is fixed, so archives are reproducible.
+    let prompt = canonical_prompt.map_err(|_| {
+        Rejection::new(
+            Reason::PromptMismatch,
+            format!(
+                "prompt {} names no prompt of the environment",
+                group.header.prompt_id
+            ),
+        )
+    })?;
     if let Some(i) = group.rollouts.iter().position(|r| r.prompt() != prompt) {
         return Err(Rejection::new(
             Reason::PromptMismatch,

@@ -3,7 +3,8 @@
 //! ([`Consequence`]), and how a miner's credited work follows from a checked sample.
 //!
 //! The node crates only fetch bytes, render prompts, run forward passes and compute
-//! rewards; every decision is taken here (docs/protocol.md §12):
+//! rewards; every decision is taken here, and [`crate::verifier`] runs the stages in
+//! this order (docs/protocol.md §12):
 //!
 //! 1. [`group::check_binding`] — schema, hotkey, window, randomness, environment,
 //!    sampling parameters, checkpoint (field comparisons);
