@@ -780,7 +780,7 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "advantages_mismatch",
-            "group 1's advantages are doubled",
+            "group 1's advantages are rescaled (2a + 0.5)",
             edited(1, |g| {
                 for r in &mut g.rollouts {
                     r.advantage = 2.0 * r.advantage + 0.5;
