@@ -24,6 +24,8 @@ fn args(
         temperature_milli: 1000,
         eval_prompts: 3,
         eval_every: 1,
+        generous_tokens: 8,
+        generous_every: 0,
         seed: 7,
         grpo: None,
         all_groups: true,
@@ -45,8 +47,11 @@ fn experiment_runs_every_role_and_keeps_held_out_prompts_out() {
             lines.push(l.to_string())
         })
         .unwrap();
-        assert_eq!(summary.evals.len(), 3, "step 0, 1 and 2");
+        // Steps 0, 1 and 2 at the training budget, 0 and 2 also at the generous one.
+        let evaluated: Vec<(u64, u32)> = summary.evals.iter().map(|e| (e.step, e.budget)).collect();
+        assert_eq!(evaluated, [(0, 4), (0, 8), (1, 4), (2, 4), (2, 8)]);
         assert!(summary.evals.iter().all(|e| e.report.prompts == 3));
+        assert!(summary.evals.iter().all(|e| e.report.per_prompt.len() == 3));
         let steps = std::fs::read_to_string(out.join("steps.csv")).unwrap();
         let rows: Vec<Vec<&str>> = steps
             .lines()
@@ -63,8 +68,11 @@ fn experiment_runs_every_role_and_keeps_held_out_prompts_out() {
                 .unwrap()
                 .lines()
                 .count(),
-            4
+            6
         );
+        // One row per prompt and evaluation, for intervals over prompts.
+        let per_prompt = std::fs::read_to_string(out.join("eval_prompts.csv")).unwrap();
+        assert_eq!(per_prompt.lines().count(), 1 + 5 * 3, "{per_prompt}");
         let saved: Summary =
             serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
         assert_eq!(saved.held_out, summary.held_out);
@@ -76,4 +84,23 @@ fn experiment_runs_every_role_and_keeps_held_out_prompts_out() {
             .to_string()
             .contains("already holds a run"));
     }
+}
+
+#[test]
+fn batched_evaluation_scores_every_prompt_as_one_at_a_time_does() {
+    use grail_node::eval::{evaluate_batched, HeldOut};
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny");
+    write_tiny_model(&TinySpec::default(), &model).unwrap();
+    let context = grail_node::context::ModelContext::load(&model, tch::Device::Cpu).unwrap();
+    let env = grail_env::by_name("math:0 + math:1", None).unwrap();
+    let held_out = HeldOut::draw(env.as_ref(), 20, 3).unwrap();
+    let report = |batch| {
+        evaluate_batched(&context, env.as_ref(), &held_out, 12, batch, &mut |_, _| {}).unwrap()
+    };
+    let (one, batched) = (report(1), report(16));
+    assert_eq!(one.per_prompt.len(), 20);
+    // Same prompts, same order, same completions' lengths and scores.
+    assert_eq!(one.per_prompt, batched.per_prompt);
+    assert_eq!(one.by_stratum, batched.by_stratum);
 }

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::{models, setup, util};
+use crate::{models, setup, stats, util};
 
 /// Options forwarded to every arm unchanged.
-const FORWARDED: [&str; 11] = [
+const FORWARDED: [&str; 13] = [
     "--steps",
     "--miners",
     "--groups-per-miner",
@@ -19,6 +19,8 @@ const FORWARDED: [&str; 11] = [
     "--temperature-milli",
     "--eval-prompts",
     "--eval-every",
+    "--generous-tokens",
+    "--generous-every",
     "--environment",
     "--grpo",
     "--threads",
@@ -85,32 +87,81 @@ struct Eval {
     arm: String,
     seed: u64,
     step: u64,
+    budget: u64,
     pass_at_1: f64,
     mean_reward: f64,
 }
 
-fn read_evals(dir: &Path, arm: &str, seed: u64) -> Result<Vec<Eval>, String> {
-    let path = dir.join("eval.csv");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
+/// A CSV file's rows as maps from its header's column names (an arm's files are written
+/// by `grail-trainer experiment`; older runs lack some columns).
+fn read_csv(path: &Path) -> Result<Vec<BTreeMap<String, String>>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<String> = lines
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    Ok(lines
         .map(|line| {
-            let f: Vec<&str> = line.split(',').collect();
-            let num = |i: usize| -> Result<f64, String> {
-                f.get(i)
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| format!("{}: bad row `{line}`", path.display()))
-            };
+            header
+                .iter()
+                .cloned()
+                .zip(line.split(',').map(str::to_string))
+                .collect()
+        })
+        .collect())
+}
+
+fn field<T: std::str::FromStr>(
+    row: &BTreeMap<String, String>,
+    name: &str,
+    path: &Path,
+) -> Result<T, String> {
+    row.get(name)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("{}: bad or missing `{name}` in {row:?}", path.display()))
+}
+
+fn read_evals(dir: &Path, arm: &str, seed: u64, training_budget: u64) -> Result<Vec<Eval>, String> {
+    let path = dir.join("eval.csv");
+    read_csv(&path)?
+        .iter()
+        .map(|row| {
             Ok(Eval {
                 arm: arm.into(),
                 seed,
-                step: num(0)? as u64,
-                pass_at_1: num(2)?,
-                mean_reward: num(3)?,
+                step: field(row, "step", &path)?,
+                budget: if row.contains_key("budget") {
+                    field(row, "budget", &path)?
+                } else {
+                    training_budget
+                },
+                pass_at_1: field(row, "pass_at_1", &path)?,
+                mean_reward: field(row, "mean_reward", &path)?,
             })
         })
         .collect()
+}
+
+/// Per (step, budget): each held-out prompt's success and stratum, in evaluation order
+/// (`eval_prompts.csv`; empty for runs from before it existed).
+type PromptRows = BTreeMap<(u64, u64), Vec<(bool, String)>>;
+
+fn read_prompts(dir: &Path) -> Result<PromptRows, String> {
+    let path = dir.join("eval_prompts.csv");
+    if !path.exists() {
+        return Ok(PromptRows::new());
+    }
+    let mut out = PromptRows::new();
+    for row in read_csv(&path)? {
+        let key = (field(&row, "step", &path)?, field(&row, "budget", &path)?);
+        let success: u8 = field(&row, "success", &path)?;
+        let stratum = row.get("stratum").cloned().unwrap_or_default();
+        out.entry(key).or_default().push((success == 1, stratum));
+    }
+    Ok(out)
 }
 
 /// Mean over seeds of (pass@1, mean reward) per arm and step.
@@ -129,9 +180,13 @@ fn means(evals: &[Eval]) -> BTreeMap<(String, u64), (f64, f64, usize)> {
     out
 }
 
+/// Per arm, the 95 % interval of pass@1 at each evaluated step: `(step, lo, hi)`.
+type Bands = BTreeMap<String, Vec<(u64, f64, f64)>>;
+
 /// A line chart of held-out pass@1 against training steps: one thick line per arm (mean
-/// over seeds) and thin lines per seed.
-fn svg(evals: &[Eval], title: &str) -> String {
+/// over seeds), thin lines per seed, and a shaded band per arm for its 95 % interval
+/// over prompts and seeds.
+fn svg(evals: &[Eval], bands: &Bands, title: &str) -> String {
     let (w, h, left, right, top, bottom) = (720.0, 420.0, 60.0, 140.0, 40.0, 50.0);
     let max_step = evals.iter().map(|e| e.step).max().unwrap_or(1).max(1) as f64;
     let max_y = evals
@@ -198,6 +253,20 @@ fn svg(evals: &[Eval], title: &str) -> String {
             pts.join(" ")
         )
     };
+    for (arm, band) in bands {
+        let upper = band.iter().map(|&(st, _, hi)| (st, hi));
+        let lower = band.iter().rev().map(|&(st, lo, _)| (st, lo));
+        let pts: Vec<String> = upper
+            .chain(lower)
+            .map(|(st, v)| format!("{:.1},{:.1}", x(st as f64), y(v)))
+            .collect();
+        let _ = writeln!(
+            s,
+            "<polygon fill=\"{}\" fill-opacity=\"0.15\" stroke=\"none\" points=\"{}\"/>",
+            colour(arm),
+            pts.join(" ")
+        );
+    }
     for ((arm, _), points) in &seeds {
         s += &polyline(points, colour(arm), 1.0, 0.35);
     }
@@ -263,6 +332,129 @@ fn table(evals: &[Eval], seeds: usize) -> String {
     s
 }
 
+/// Outcomes by budget, arm and step: per seed, each held-out prompt's success.
+type ByBudget = BTreeMap<u64, BTreeMap<String, BTreeMap<u64, stats::Outcomes>>>;
+
+/// Strata by budget, arm and step: per seed, each held-out prompt's stratum and success.
+fn collect(prompts: &BTreeMap<(String, u64), PromptRows>) -> ByBudget {
+    let mut out = ByBudget::new();
+    for ((arm, seed), rows) in prompts {
+        for ((step, budget), results) in rows {
+            out.entry(*budget)
+                .or_default()
+                .entry(arm.clone())
+                .or_default()
+                .entry(*step)
+                .or_default()
+                .insert(*seed, results.iter().map(|r| r.0).collect());
+        }
+    }
+    out
+}
+
+/// The intervals section of `results.md`: per budget, each arm's pass@1 with its 95 %
+/// interval at every evaluated step, the zone − random difference and whether it is
+/// outside the noise, the steps each arm needs to gain 10 points, and pass@1 per stratum
+/// at the last step.
+fn intervals(
+    prompts: &BTreeMap<(String, u64), PromptRows>,
+    training_budget: u64,
+) -> (String, Bands) {
+    let by_budget = collect(prompts);
+    let mut md = String::new();
+    let mut bands = Bands::new();
+    let pct = |i: stats::Interval| {
+        format!(
+            "{:.1} [{:.1}, {:.1}]",
+            i.mean * 100.0,
+            i.lo * 100.0,
+            i.hi * 100.0
+        )
+    };
+    for (budget, arms) in &by_budget {
+        let _ = writeln!(
+            md,
+            "\n### {budget}-token budget{}\n\npass@1 in %, mean over seeds, [95 % bootstrap interval over prompts and seeds]; the difference is paired by seed and prompt.\n",
+            if *budget == training_budget { " (training)" } else { "" }
+        );
+        let steps: std::collections::BTreeSet<u64> =
+            arms.values().flat_map(|s| s.keys().copied()).collect();
+        md +=
+            "| step | zone | random | zone − random | outside the noise |\n|---|---|---|---|---|\n";
+        for step in &steps {
+            let at = |arm: &str| arms.get(arm).and_then(|s| s.get(step));
+            let cell =
+                |arm: &str| at(arm).map_or("–".to_string(), |o| pct(stats::pass_at_1(o, *step)));
+            let (diff, outside) = match (at("zone"), at("random")) {
+                (Some(z), Some(r)) => {
+                    let d = stats::difference(z, r, *step);
+                    (pct(d), if d.excludes_zero() { "yes" } else { "no" })
+                }
+                _ => ("–".into(), "–"),
+            };
+            let _ = writeln!(
+                md,
+                "| {step} | {} | {} | {diff} | {outside} |",
+                cell("zone"),
+                cell("random")
+            );
+        }
+        md += "\n";
+        for (arm, by_step) in arms {
+            let (step, range, share) = stats::steps_to_gain(by_step, 0.10, 17);
+            let _ = writeln!(
+                md,
+                "- {arm}: +10 points over step 0 {}; in {:.0} % of bootstrap replicates{}",
+                step.map_or("not reached".to_string(), |s| format!("first at step {s}")),
+                share * 100.0,
+                range.map_or(String::new(), |(lo, hi)| format!(
+                    ", at steps {lo}–{hi} (95 %)"
+                ))
+            );
+            if *budget == training_budget {
+                let band = by_step
+                    .iter()
+                    .map(|(st, o)| {
+                        let i = stats::pass_at_1(o, *st);
+                        (*st, i.lo, i.hi)
+                    })
+                    .collect();
+                bands.insert(arm.clone(), band);
+            }
+        }
+        // Per stratum at the last evaluated step, mean over seeds.
+        let mut strata: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
+        for ((arm, _), rows) in prompts {
+            let last = rows
+                .keys()
+                .filter(|(_, b)| b == budget)
+                .map(|(s, _)| *s)
+                .max();
+            for (first, key) in [(true, (0, *budget)), (false, (last.unwrap_or(0), *budget))] {
+                for (success, stratum) in rows.get(&key).into_iter().flatten() {
+                    let label = if first {
+                        format!("{arm}, step 0")
+                    } else {
+                        format!("{arm}, last step")
+                    };
+                    let e = strata.entry((stratum.clone(), label)).or_default();
+                    e.0 += usize::from(*success);
+                    e.1 += 1;
+                }
+            }
+        }
+        md += "\n| stratum | when | pass@1 | prompts |\n|---|---|---|---|\n";
+        for ((stratum, label), (solved, n)) in &strata {
+            let _ = writeln!(
+                md,
+                "| {stratum} | {label} | {:.1} % | {n} |",
+                100.0 * *solved as f64 / (*n).max(1) as f64
+            );
+        }
+    }
+    (md, bands)
+}
+
 /// Per-step means of one arm over its seeds, from `steps.csv`: submitted, in-zone and
 /// trained groups, and seconds mining, verifying and training.
 fn step_means(dir: &Path) -> Result<[f64; 6], String> {
@@ -292,17 +484,26 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Some(m) => m.clone(),
         None => models::smollm2(&env)?,
     };
+    // Release: the sampler's scan, the sketches and the verifier run in Rust; the debug
+    // build made a step 1.5× and the miners' sampling 1.7× slower (docs/experiments.md).
     util::run_timed(
-        "building grail-trainer",
-        models::cargo_with(&env).args(["build", "-p", "grail-trainer"]),
+        "building grail-trainer (release)",
+        models::cargo_with(&env).args(["build", "--release", "-p", "grail-trainer"]),
     )?;
-    let bin = models::debug_binary(&env, "grail-trainer");
+    let bin = models::binary(&env, crate::localnet::Profile::Release, "grail-trainer");
     let out = o.out.clone().unwrap_or_else(|| {
         setup::cache_dir()
             .join("experiments")
             .join(models::run_name())
     });
+    let training_budget: u64 = o
+        .forwarded
+        .windows(2)
+        .find(|w| w[0] == "--max-new-tokens")
+        .and_then(|w| w[1].parse().ok())
+        .unwrap_or(48);
     let mut evals = Vec::new();
+    let mut prompts = BTreeMap::new();
     let mut per_step: BTreeMap<String, Vec<[f64; 6]>> = BTreeMap::new();
     for &seed in &o.seeds {
         for arm in &o.arms {
@@ -329,27 +530,35 @@ pub fn run(args: &[String]) -> Result<(), String> {
             } else {
                 eprintln!("    {} already finished; reusing it", dir.display());
             }
-            evals.extend(read_evals(&dir, arm, seed)?);
+            evals.extend(read_evals(&dir, arm, seed, training_budget)?);
+            prompts.insert((arm.clone(), seed), read_prompts(&dir)?);
             per_step
                 .entry(arm.clone())
                 .or_default()
                 .push(step_means(&dir)?);
         }
     }
-    let mut csv = String::from("arm,seed,step,pass_at_1,mean_reward\n");
+    let mut csv = String::from("arm,seed,step,budget,pass_at_1,mean_reward\n");
     for e in &evals {
         let _ = writeln!(
             csv,
-            "{},{},{},{:.4},{:.4}",
-            e.arm, e.seed, e.step, e.pass_at_1, e.mean_reward
+            "{},{},{},{},{:.4},{:.4}",
+            e.arm, e.seed, e.step, e.budget, e.pass_at_1, e.mean_reward
         );
     }
+    // Charts and the means table are at the training budget; intervals at every budget.
+    let (interval_md, bands) = intervals(&prompts, training_budget);
+    let evals: Vec<Eval> = evals
+        .into_iter()
+        .filter(|e| e.budget == training_budget)
+        .collect();
     let model_name = model
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let chart = svg(
         &evals,
+        &bands,
         &format!("{model_name}, held-out pass@1 (grail-rs GRPO)"),
     );
     let mut md = table(&evals, o.seeds.len());
@@ -364,6 +573,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "| {arm} | {:.1} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} |",
             m[0], m[1], m[2], m[3], m[4], m[5]
         );
+    }
+    if !interval_md.is_empty() {
+        md += "\n## Intervals\n";
+        md += &interval_md;
     }
     let write = |path: PathBuf, text: &str| {
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))

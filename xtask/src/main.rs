@@ -15,6 +15,7 @@ mod localnet;
 mod models;
 mod reliability;
 mod setup;
+mod stats;
 mod util;
 
 use std::process::ExitCode;

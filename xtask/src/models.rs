@@ -23,11 +23,6 @@ pub fn cargo_with(env: &TorchEnv) -> Command {
     cmd
 }
 
-/// A binary of the workspace's debug build (in the target folder setup chose).
-pub fn debug_binary(env: &TorchEnv, name: &str) -> PathBuf {
-    binary(env, crate::localnet::Profile::Debug, name)
-}
-
 /// A binary of the workspace built with `profile` (in the target folder setup chose).
 pub fn binary(env: &TorchEnv, profile: crate::localnet::Profile, name: &str) -> PathBuf {
     env.vars

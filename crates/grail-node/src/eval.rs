@@ -9,8 +9,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use grail_env::{Environment, PromptSpace};
-use grail_infer::{no_progress, SamplingParams};
+use grail_infer::{no_progress, GroupRequest, SamplingParams};
 use grail_proto::prf::{stream, uniform_below};
+use grail_proto::sampling::PositionNoise;
 use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 
@@ -85,10 +86,35 @@ pub struct EvalReport {
     pub mean_tokens: f64,
     /// Results per stratum (tier or mix part).
     pub by_stratum: BTreeMap<String, StratumScore>,
+    /// Every prompt's result, in evaluation order (what intervals over prompts need).
+    #[serde(default)]
+    pub per_prompt: Vec<PromptOutcome>,
 }
 
-/// Greedy-decodes every held-out prompt (at most `max_new_tokens` tokens) and scores it.
-/// `progress` sees `(done, total)` after each prompt.
+/// One held-out prompt's greedy result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptOutcome {
+    /// The prompt id.
+    pub prompt_id: u64,
+    /// Its stratum (tier or mix part).
+    pub stratum: String,
+    /// Whether the greedy completion was correct.
+    pub success: bool,
+    /// Its total reward.
+    pub reward: f64,
+    /// Its length in tokens.
+    pub tokens: usize,
+}
+
+/// Held-out prompts greedy-decoded together, one row each: a decode step of 16 rows costs
+/// little more than one of a single row on CPU, so evaluation is several times faster
+/// than one prompt at a time. Batching changes the floating-point summation order of
+/// the matrix products, so a completion may differ from its one-at-a-time decode where
+/// two tokens' logits are nearly tied.
+pub const EVAL_BATCH: usize = 16;
+
+/// Greedy-decodes every held-out prompt (at most `max_new_tokens` tokens), [`EVAL_BATCH`]
+/// at a time, and scores it. `progress` sees `(done, total)` after each batch.
 ///
 /// # Errors
 /// Rendering, generation or scoring failures of the model or environment.
@@ -99,40 +125,75 @@ pub fn evaluate(
     max_new_tokens: usize,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<EvalReport, NodeError> {
+    evaluate_batched(context, env, held_out, max_new_tokens, EVAL_BATCH, progress)
+}
+
+/// [`evaluate`] with `batch` prompts decoded together (1: one at a time).
+///
+/// # Errors
+/// As [`evaluate`].
+pub fn evaluate_batched(
+    context: &ModelContext,
+    env: &dyn Environment,
+    held_out: &HeldOut,
+    max_new_tokens: usize,
+    batch: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<EvalReport, NodeError> {
     let params = SamplingParams {
         max_new_tokens,
         temperature: 0.0,
         ..SamplingParams::default()
     };
     let total = held_out.prompts.len();
-    let (mut solved, mut reward, mut tokens) = (0usize, 0.0, 0usize);
+    let (mut solved, mut reward, mut tokens, mut done) = (0usize, 0.0, 0usize, 0usize);
     let mut by_stratum: BTreeMap<String, StratumScore> = BTreeMap::new();
-    for (i, &id) in held_out.prompts.iter().enumerate() {
-        let (problem, prompt) = context.prompt(env, id)?;
+    let mut per_prompt = Vec::with_capacity(total);
+    for ids in held_out.prompts.chunks(batch.max(1)) {
+        let rendered = ids
+            .iter()
+            .map(|&id| context.prompt(env, id))
+            .collect::<Result<Vec<_>, _>>()?;
         // Greedy decoding draws no randomness; the generator's noise is ignored.
-        let mut unused = [std::iter::repeat(grail_proto::sampling::PositionNoise(0))];
-        let completion = context
-            .model
-            .generate_rows(
-                &prompt,
-                &mut unused,
-                &params,
-                &context.eos_ids,
-                &mut no_progress,
-            )?
-            .pop()
-            .map(|c| c.tokens)
-            .unwrap_or_default();
-        let score = context.reward(env, &problem, &completion)?;
-        let s = by_stratum.entry(env.stratum(id)).or_default();
-        s.prompts += 1;
-        if score.success {
-            solved += 1;
-            s.solved += 1;
+        let mut requests: Vec<GroupRequest<'_, _>> = rendered
+            .iter()
+            .map(|(_, prompt)| GroupRequest {
+                prompt,
+                noise: vec![std::iter::repeat(PositionNoise(0))],
+            })
+            .collect();
+        let completions = context.model.generate_groups(
+            &mut requests,
+            &params,
+            &context.eos_ids,
+            &mut no_progress,
+        )?;
+        for ((&id, (problem, _)), group) in ids.iter().zip(&rendered).zip(completions) {
+            let completion = group
+                .into_iter()
+                .next()
+                .map(|c| c.tokens)
+                .unwrap_or_default();
+            let score = context.reward(env, problem, &completion)?;
+            let stratum = env.stratum(id);
+            let s = by_stratum.entry(stratum.clone()).or_default();
+            s.prompts += 1;
+            if score.success {
+                solved += 1;
+                s.solved += 1;
+            }
+            reward += score.total;
+            tokens += completion.len();
+            per_prompt.push(PromptOutcome {
+                prompt_id: id,
+                stratum,
+                success: score.success,
+                reward: score.total,
+                tokens: completion.len(),
+            });
         }
-        reward += score.total;
-        tokens += completion.len();
-        progress(i + 1, total);
+        done += ids.len();
+        progress(done, total);
     }
     let n = total.max(1) as f64;
     Ok(EvalReport {
@@ -141,6 +202,7 @@ pub fn evaluate(
         mean_reward: reward / n,
         mean_tokens: tokens as f64 / n,
         by_stratum,
+        per_prompt,
     })
 }
 

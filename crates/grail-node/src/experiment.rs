@@ -6,7 +6,8 @@
 //! clock); the window and challenge randomness come from a seeded PRF instead of drand;
 //! one model instance serves the miners and the validator (they run the same checkpoint);
 //! and the trainer's update reaches them in memory instead of through a published
-//! checkpoint. Every group goes through the production path: [`make_group`] (miners),
+//! checkpoint. Every group goes through the production path: the miners' batched
+//! sampling and proof pass (`mine_window`: [`sample_completions_of`], [`assemble_group`]),
 //! `grail_proto::verifier` answered by [`crate::verify`] (the validator's rules, a sample of
 //! `GROUPS_CHECKED` groups per miner with the forward pass), [`summarize`] (the window
 //! state miners read), [`training_groups`] (what the trainer accepts from a sealed archive)
@@ -22,6 +23,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use grail_env::Environment;
 use grail_grpo::{GrpoConfig, StepReport, Trainer};
 use grail_infer::{no_progress, ModelDir};
 use grail_proto::params::GROUPS_CHECKED;
@@ -36,7 +38,7 @@ use tch::Kind;
 use crate::config::PromptChoice;
 use crate::context::ModelContext;
 use crate::eval::{evaluate, EvalReport, HeldOut};
-use crate::mining::{make_group, PromptStrategy, Prompts, WindowPlan};
+use crate::mining::{assemble_group, sample_completions_of, PromptStrategy, Prompts, WindowPlan};
 use crate::trainer::training_groups;
 use crate::validator::summarize;
 use crate::verify::{finish_window, window_params, MinerReport, PromptCache, WindowCheck};
@@ -85,6 +87,15 @@ pub struct ExperimentArgs {
     /// Evaluate every this many steps (and after the last).
     #[arg(long, default_value_t = 10)]
     pub eval_every: u64,
+    /// A second, generous evaluation budget in tokens (0: none): a gain at the training
+    /// budget that does not hold here is brevity, not skill.
+    #[arg(long, default_value_t = 128)]
+    pub generous_tokens: u32,
+    /// Evaluate at the generous budget every this many steps (0: only before the first
+    /// step and after the last); it costs several times an evaluation at the training
+    /// budget.
+    #[arg(long, default_value_t = 0)]
+    pub generous_every: u64,
     /// Seed of keys, randomness and the held-out set.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -151,6 +162,9 @@ pub struct StepRow {
 pub struct EvalRow {
     /// Optimizer steps taken before it.
     pub step: u64,
+    /// Most tokens per completion.
+    #[serde(default)]
+    pub budget: u32,
     /// The evaluation.
     pub report: EvalReport,
     /// Seconds it took.
@@ -228,6 +242,52 @@ fn sync_weights(from: &grail_infer::Model, to: &grail_infer::Model) {
     }
 }
 
+/// Every miner's groups of a window (`chosen[m]`: miner `m`'s prompt ids): one batched
+/// generation over all of them, each group with its miner's public noise
+/// (`mining::sample_completions_of`), then each group's proof pass and signature.
+fn mine_window(
+    context: &ModelContext,
+    env: &dyn Environment,
+    plan: &WindowPlan,
+    coefficients: &SketchCoefficients,
+    miners: &[Keypair],
+    chosen: &[Vec<u64>],
+) -> Result<Vec<(MinerReport, Vec<grail_proto::Group>)>, NodeError> {
+    let mut rendered = Vec::new();
+    for (m, ids) in chosen.iter().enumerate() {
+        for &id in ids {
+            let (problem, prompt) = context.prompt(env, id)?;
+            rendered.push((m, id, problem, prompt));
+        }
+    }
+    let hotkeys: Vec<_> = miners.iter().map(Keypair::public).collect();
+    let groups: Vec<(&grail_proto::Hotkey, &[u32])> = rendered
+        .iter()
+        .map(|(m, _, _, prompt)| (&hotkeys[*m], prompt.as_slice()))
+        .collect();
+    let completions = sample_completions_of(context, plan, &groups, &|| false)?;
+    let mut bundles: Vec<(MinerReport, Vec<grail_proto::Group>)> = hotkeys
+        .iter()
+        .enumerate()
+        .map(|(m, h)| (MinerReport::new(*h, m as u16 + 1), Vec::new()))
+        .collect();
+    for ((m, id, problem, prompt), completions) in rendered.iter().zip(completions) {
+        let key = &miners[*m];
+        let group = assemble_group(
+            context,
+            env,
+            plan,
+            coefficients,
+            key,
+            *id,
+            (problem, prompt),
+            &completions,
+        )?;
+        bundles[*m].1.push(group);
+    }
+    Ok(bundles)
+}
+
 /// Runs one arm; `log` sees a line per step and evaluation.
 ///
 /// # Errors
@@ -293,7 +353,11 @@ pub fn run(args: &ExperimentArgs, log: &mut dyn FnMut(&str)) -> Result<Summary, 
     )?;
     let mut eval_csv = Csv::create(
         &args.out.join("eval.csv"),
-        "step,prompts,pass_at_1,mean_reward,mean_tokens,eval_s",
+        "step,budget,prompts,pass_at_1,mean_reward,mean_tokens,eval_s",
+    )?;
+    let mut prompts_csv = Csv::create(
+        &args.out.join("eval_prompts.csv"),
+        "step,budget,prompt_id,stratum,success,reward,tokens",
     )?;
     let mut summary = Summary {
         strategy: args.strategy,
@@ -305,38 +369,63 @@ pub fn run(args: &ExperimentArgs, log: &mut dyn FnMut(&str)) -> Result<Summary, 
         evals: Vec::new(),
         seconds: 0.0,
     };
-    let mut evaluate_now = |step: u64, summary: &mut Summary, log: &mut dyn FnMut(&str)| {
+    let mut evaluate_at = |step: u64,
+                           budget: u32,
+                           summary: &mut Summary,
+                           log: &mut dyn FnMut(&str)| {
         let t = Instant::now();
         let report = evaluate(
             &context,
             env,
             &held_out,
-            args.max_new_tokens as usize,
-            &mut |done, total| {
-                if done % 16 == 0 || done == total {
-                    eprint!("\r  evaluating {done}/{total}");
-                }
-            },
+            budget as usize,
+            &mut |done, total| eprint!("\r  evaluating {done}/{total} ({budget} tokens)"),
         )?;
         eprintln!();
         let row = EvalRow {
             step,
+            budget,
             report,
             eval_s: t.elapsed().as_secs_f64(),
         };
         log(&format!(
-            "step {step}: held-out pass@1 {:.3}, mean reward {:.3} ({} prompts, {:.0} s)",
+            "step {step}: held-out pass@1 {:.3}, mean reward {:.3} ({} prompts, {budget} tokens, {:.0} s)",
             row.report.pass_at_1, row.report.mean_reward, row.report.prompts, row.eval_s
         ));
         eval_csv.row(&[
             step.to_string(),
+            budget.to_string(),
             row.report.prompts.to_string(),
             format!("{:.4}", row.report.pass_at_1),
             format!("{:.4}", row.report.mean_reward),
             format!("{:.2}", row.report.mean_tokens),
             format!("{:.1}", row.eval_s),
         ])?;
+        for p in &row.report.per_prompt {
+            prompts_csv.row(&[
+                step.to_string(),
+                budget.to_string(),
+                p.prompt_id.to_string(),
+                p.stratum.replace(',', ";"),
+                u8::from(p.success).to_string(),
+                format!("{:.4}", p.reward),
+                p.tokens.to_string(),
+            ])?;
+        }
         summary.evals.push(row);
+        Ok::<(), NodeError>(())
+    };
+    // The training budget at every evaluation; the generous one at the first, every
+    // `generous_every` steps and the last.
+    let mut evaluate_now = |step: u64, summary: &mut Summary, log: &mut dyn FnMut(&str)| {
+        evaluate_at(step, args.max_new_tokens, summary, log)?;
+        let generous = args.generous_tokens > args.max_new_tokens
+            && (step == 0
+                || step == args.steps
+                || (args.generous_every > 0 && step.is_multiple_of(args.generous_every)));
+        if generous {
+            evaluate_at(step, args.generous_tokens, summary, log)?;
+        }
         Ok::<(), NodeError>(())
     };
     evaluate_now(0, &mut summary, log)?;
@@ -360,26 +449,26 @@ pub fn run(args: &ExperimentArgs, log: &mut dyn FnMut(&str)) -> Result<Summary, 
 
         // Miners.
         let t = Instant::now();
-        let mut bundles = Vec::new();
-        for (m, key) in miners.iter().enumerate() {
-            let mut groups = Vec::new();
+        let mut chosen = Vec::new();
+        for strategy in &mut strategies {
+            let mut ids = Vec::new();
             let mut seen = HashSet::new();
             let mut tries = 0;
-            while groups.len() < args.groups_per_miner && tries < 10_000 {
+            while ids.len() < args.groups_per_miner && tries < 10_000 {
                 tries += 1;
-                let id = strategies[m].next(window, env);
+                let id = strategy.next(window, env);
                 let statement = env.problem(id)?.statement;
                 if held_out.contains(&statement) {
                     summary.held_out_skipped += 1;
                     continue;
                 }
-                if !seen.insert(statement) {
-                    continue;
+                if seen.insert(statement) {
+                    ids.push(id);
                 }
-                groups.push(make_group(&context, env, &plan, &coefficients, key, id)?);
             }
-            bundles.push((MinerReport::new(key.public(), m as u16 + 1), groups));
+            chosen.push(ids);
         }
+        let bundles = mine_window(&context, env, &plan, &coefficients, &miners, &chosen)?;
         let mine_s = t.elapsed().as_secs_f64();
 
         // Validator.

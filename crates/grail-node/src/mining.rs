@@ -96,10 +96,24 @@ pub fn sample_completions_batch_until(
     prompts: &[&[u32]],
     cancel: &dyn Fn() -> bool,
 ) -> Result<Vec<Vec<Vec<u32>>>, NodeError> {
+    let groups: Vec<(&grail_proto::Hotkey, &[u32])> =
+        prompts.iter().map(|p| (hotkey, *p)).collect();
+    sample_completions_of(context, plan, &groups, cancel)
+}
+
+/// The completions of several miners' groups in one batch, each `(hotkey, prompt)` group
+/// sampled with its own miner's public noise (the experiment batches every miner of a
+/// window). Cancellation as [`sample_completions_batch_until`].
+pub fn sample_completions_of(
+    context: &ModelContext,
+    plan: &WindowPlan,
+    groups: &[(&grail_proto::Hotkey, &[u32])],
+    cancel: &dyn Fn() -> bool,
+) -> Result<Vec<Vec<Vec<u32>>>, NodeError> {
     let params = SamplingParams::from(&plan.generation);
-    let mut requests: Vec<GroupRequest<'_, RolloutNoise>> = prompts
+    let mut requests: Vec<GroupRequest<'_, RolloutNoise>> = groups
         .iter()
-        .map(|prompt| GroupRequest {
+        .map(|&(hotkey, prompt)| GroupRequest {
             prompt,
             noise: (0..plan.group_size as u32)
                 .map(|i| RolloutNoise::new(&plan.window_randomness, hotkey, prompt, i))
