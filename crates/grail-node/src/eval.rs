@@ -87,7 +87,8 @@ pub struct EvalReport {
     /// Results per stratum (tier or mix part).
     pub by_stratum: BTreeMap<String, StratumScore>,
     /// Every prompt's result, in evaluation order (what intervals over prompts need).
-    #[serde(default)]
+    /// Not serialized: the experiment writes them once, to `eval_prompts.csv`.
+    #[serde(skip, default)]
     pub per_prompt: Vec<PromptOutcome>,
 }
 
