@@ -49,6 +49,9 @@ pub enum Target {
     Math(answer::Answer),
     /// A word to repeat (the echo environment).
     Word(String),
+    /// The environment keeps the truth itself, by prompt id (a client job's gold answer
+    /// and reward live in the job, see grail-jobs).
+    Held,
 }
 
 /// A reward broken into named components, with their weighted total.

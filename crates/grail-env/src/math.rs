@@ -239,9 +239,7 @@ pub fn score(answer: &Answer, completion: &str, eos_markers: &[&str]) -> RewardV
 fn score_problem(problem: &Problem, completion: &str, eos_markers: &[&str]) -> RewardVector {
     match &problem.target {
         Target::Math(answer) => score(answer, completion, eos_markers),
-        Target::Sat(_) | Target::Word(_) => {
-            RewardVector::weighted(&[("correctness", 1.0, 0.0)], false)
-        }
+        _ => RewardVector::weighted(&[("correctness", 1.0, 0.0)], false),
     }
 }
 

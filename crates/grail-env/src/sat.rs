@@ -290,9 +290,7 @@ impl Environment for SatEnv {
     fn score(&self, problem: &Problem, completion: &str, eos_markers: &[&str]) -> RewardVector {
         match &problem.target {
             Target::Sat(instance) => score(instance, completion, eos_markers),
-            Target::Math(_) | Target::Word(_) => {
-                RewardVector::weighted(&[("correctness", 1.0, 0.0)], false)
-            }
+            _ => RewardVector::weighted(&[("correctness", 1.0, 0.0)], false),
         }
     }
 }

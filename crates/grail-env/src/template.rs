@@ -6,7 +6,7 @@
 //! as fallbacks. Rendering is a pure function of the template and the messages, so miner
 //! and validator produce the same bytes.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::EnvError;
 
@@ -15,7 +15,8 @@ use crate::EnvError;
 pub const SYSTEM_PROMPT: &str = "You are given a problem. Think step by step.\nPlace your reasoning between <start_working_out> and </end_working_out>.\nThen give your final answer between <SOLUTION> and </SOLUTION>.";
 
 /// One chat message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Message {
     /// `system`, `user` or `assistant`.
     pub role: String,

@@ -429,6 +429,9 @@ pub struct NodeConfig {
     /// Trainer settings.
     #[serde(default)]
     pub trainer: TrainerSettings,
+    /// The validator's v2 job gateway (off by default).
+    #[serde(default)]
+    pub jobs: crate::jobs::JobsSettings,
 }
 
 fn default_network() -> String {
@@ -450,6 +453,7 @@ impl NodeConfig {
         config.miner.validate()?;
         config.validator.validate()?;
         config.trainer.validate()?;
+        config.jobs.validate()?;
         config
             .trainer
             .grpo

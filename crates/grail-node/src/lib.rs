@@ -30,6 +30,7 @@ pub mod context;
 pub mod cursor;
 pub mod eval;
 pub mod experiment;
+pub mod jobs;
 pub mod localnet;
 pub mod metrics;
 pub mod miner;

@@ -236,6 +236,7 @@ pub fn init(root: &Path, options: &LocalnetOptions) -> Result<LocalnetInfo, Node
                 ..Default::default()
             },
             trainer: options.trainer.clone(),
+            jobs: Default::default(),
         };
         std::fs::create_dir_all(root.join("stores").join(name))
             .map_err(|e| NodeError::io("creating a local bucket", e))?;

@@ -7,6 +7,8 @@
 //! checkpoints/{number:012}/{file}          checkpoint files
 //! checkpoints/{number:012}/manifest.json   signed manifest, written after the files
 //! checkpoints/latest.json                  pointer to the newest manifest, written last
+//! jobs/{id}.job                            a client job's canonical bytes (grail-jobs), named by their digest
+//! jobs/index.json                          the validator gateway's open jobs, rewritten on every change
 //! ```
 //!
 //! Windows and checkpoint numbers are zero-padded so that lexical listing is numeric
@@ -56,6 +58,14 @@ pub fn checkpoint_manifest(number: u64) -> String {
 
 /// The pointer to the newest checkpoint.
 pub const LATEST_CHECKPOINT: &str = "checkpoints/latest.json";
+
+/// A client job's canonical bytes (`id`: the job's digest in hex).
+pub fn job(id: &str) -> String {
+    format!("jobs/{id}.job")
+}
+
+/// The gateway's list of open jobs.
+pub const JOBS_INDEX: &str = "jobs/index.json";
 
 /// Parses the window out of a `bundles/…` or `archives/…` key.
 pub fn window_of(key: &str) -> Option<u64> {

@@ -271,6 +271,12 @@ pub fn router(state: Arc<RwLock<ApiState>>) -> Router {
 
 /// Serves the API on `addr`; returns the bound address.
 pub async fn serve_api(addr: &str, state: Arc<RwLock<ApiState>>) -> Result<SocketAddr, NodeError> {
+    serve_router(addr, router(state)).await
+}
+
+/// Serves `app` (the API's router, with the job gateway's routes when enabled) on `addr`;
+/// returns the bound address.
+pub async fn serve_router(addr: &str, app: Router) -> Result<SocketAddr, NodeError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| NodeError::io(format!("binding the HTTP API to {addr}"), e))?;
@@ -278,7 +284,7 @@ pub async fn serve_api(addr: &str, state: Arc<RwLock<ApiState>>) -> Result<Socke
         .local_addr()
         .map_err(|e| NodeError::io("HTTP API address", e))?;
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(state)).await {
+        if let Err(e) = axum::serve(listener, app).await {
             tracing::warn!("HTTP API stopped: {e}");
         }
     });

@@ -43,6 +43,27 @@ use crate::network::Stop;
 use crate::wiring::Wiring;
 use crate::{write_atomic, NodeError};
 
+/// The job gateway of `[jobs]` over this validator's bucket, its book in the state folder.
+fn job_gateway(w: &Wiring) -> Result<Arc<crate::jobs::Gateway>, NodeError> {
+    let jobs = &w.config.jobs;
+    let keys_file = jobs
+        .api_keys_file
+        .as_ref()
+        .ok_or_else(|| NodeError::Config("jobs.enabled needs jobs.api_keys_file".into()))?;
+    let keys = crate::jobs::ApiKeys::load(keys_file)?;
+    if keys.is_empty() {
+        warn!(file = %keys_file.display(), "the API key file holds no keys: every job submission is refused");
+    }
+    info!(clients = keys.len(), "job gateway on /v2/jobs");
+    Ok(Arc::new(crate::jobs::Gateway::open(
+        keys,
+        jobs.limits(),
+        w.store.clone(),
+        w.config.state_dir.join("job-book.json"),
+        crate::jobs::gateway::system_clock(),
+    )?))
+}
+
 /// Runs the validator from `from_window` (default: the last complete window, or the one
 /// after the last processed) for `windows` windows (default: until stopped).
 pub async fn run(
@@ -60,7 +81,11 @@ pub async fn run(
         &state,
     )));
     if !w.config.validator.http.is_empty() {
-        let addr = serve_api(&w.config.validator.http, api.clone()).await?;
+        let mut app = router(api.clone());
+        if w.config.jobs.enabled {
+            app = app.merge(job_gateway(w)?.routes());
+        }
+        let addr = api::serve_router(&w.config.validator.http, app).await?;
         info!(%addr, "HTTP API listening");
         write_atomic(&dir.join("api-address"), addr.to_string().as_bytes())?;
         // Miners find the API through the chain; serving it does not depend on that.

@@ -1,0 +1,71 @@
+//! The v2 job gateway a validator serves: clients submit jobs (`POST /v2/jobs`) with an
+//! API key, read their status (`GET /v2/jobs/{id}`) and anyone reads a job's canonical
+//! bytes (`GET /v2/jobs/{id}/job`, also in the validator's bucket at `jobs/{id}.job`).
+//!
+//! - [`keys`] — API keys from a key file, kept as digests, never logged.
+//! - [`book`] — the jobs accepted, delivery accounting, per-client limits (pure state).
+//! - [`gateway`] — the HTTP handlers and their store writes.
+//!
+//! The job format, reward sandbox and caps are grail-jobs'; docs/jobs.md is the reference.
+
+pub mod book;
+pub mod gateway;
+pub mod keys;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use book::{BookLimits, JobBook};
+pub use gateway::Gateway;
+pub use keys::ApiKeys;
+
+/// `[jobs]`: the validator's job gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsSettings {
+    /// Serve the gateway on the validator's HTTP API.
+    pub enabled: bool,
+    /// The API key file (`label key` per line); required when enabled.
+    pub api_keys_file: Option<PathBuf>,
+    /// New jobs one client may submit per hour.
+    pub jobs_per_hour: u32,
+    /// Jobs one client may have open at once.
+    pub open_per_client: u32,
+    /// Jobs open at once on this gateway.
+    pub open_total: u32,
+}
+
+impl Default for JobsSettings {
+    fn default() -> Self {
+        let l = BookLimits::default();
+        Self {
+            enabled: false,
+            api_keys_file: None,
+            jobs_per_hour: l.jobs_per_hour,
+            open_per_client: l.open_per_client,
+            open_total: l.open_total,
+        }
+    }
+}
+
+impl JobsSettings {
+    /// The caps as the book applies them.
+    pub fn limits(&self) -> BookLimits {
+        BookLimits {
+            jobs_per_hour: self.jobs_per_hour,
+            open_per_client: self.open_per_client,
+            open_total: self.open_total,
+        }
+    }
+
+    /// Rejects an enabled gateway without keys.
+    pub fn validate(&self) -> Result<(), crate::NodeError> {
+        if self.enabled && self.api_keys_file.is_none() {
+            return Err(crate::NodeError::Config(
+                "jobs.enabled needs jobs.api_keys_file (a file of `label key` lines)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
