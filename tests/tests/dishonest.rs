@@ -579,6 +579,7 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
             max_bundle_bytes: 48 * 1024,
             fetch: Default::default(),
             pins: Some(pins),
+            lane: None,
         };
         let (reports, sealed) =
             check_window(&inputs, &sources, validator.key.public(), &replay).await;
@@ -782,6 +783,7 @@ fn a_validator_failure_on_one_miner_costs_that_miner_only() {
             max_bundle_bytes: 48 * 1024,
             fetch: Default::default(),
             pins: None,
+            lane: None,
         };
         let mut replay = ReplaySet::default();
         replay.begin(ckpt, window);

@@ -380,6 +380,7 @@ fn many_miners_and_faulty_buckets_fit_in_one_window() {
         },
         // Read by upload timestamps: this test measures fetching and checking.
         pins: None,
+        lane: None,
     };
     reset_peak_rss();
     let rss_before = peak_rss_mib().unwrap_or(f64::NAN);

@@ -108,6 +108,20 @@ const LAYERING: &[(&str, &[&str])] = &[
     ("grail-chain", &["tch", "grail-store", "grail-infer"]),
     ("grail-store", &["tch", "grail-chain", "grail-infer"]),
     ("grail-fs", &["tokio", "tch", "grail-proto"]),
+    // Jobs are pure: parsing, rewards and the sandbox, no I/O or model.
+    (
+        "grail-jobs",
+        &[
+            "tokio",
+            "tch",
+            "subxt",
+            "object_store",
+            "reqwest",
+            "grail-chain",
+            "grail-store",
+            "grail-infer",
+        ],
+    ),
     // The soundness audits are measurement tools and the fuzzer replaces the global
     // allocator: no role may link them.
     ("grail-node", &["grail-audit", "grail-fuzz"]),

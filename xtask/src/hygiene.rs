@@ -13,6 +13,7 @@ const USED_WITHOUT_NAME: &[(&str, &str)] = &[(
 /// The only crates a binary may depend on directly: the roles live in grail-node.
 const BIN_DEPENDENCIES: &[&str] = &[
     "grail-node",
+    "grail-client",
     "anyhow",
     "clap",
     "tokio",

@@ -11,6 +11,7 @@
 //! Pure functions over bytes: no HTTP, store or clock (the submission time is passed in).
 //! docs/jobs.md is the user's reference.
 
+pub mod api;
 pub mod env;
 pub mod limits;
 pub mod reward;

@@ -121,6 +121,12 @@ pub struct MinerSettings {
     /// The miner starts narrower batches when its measured throughput says a wider one
     /// would not finish before the upload margin (`miner::pace`).
     pub batch_groups: usize,
+    /// Groups mined per open client job and window, in the job's lane (0: no job work).
+    /// A validator checks and credits at most its `jobs.lane_groups_checked` of them.
+    pub job_groups: usize,
+    /// Job gateways read for open jobs (`http://host:port` of validators' APIs). Empty:
+    /// `validator_api`, else the validators' APIs published on chain.
+    pub job_gateways: Vec<String>,
 }
 
 /// Most groups a miner samples in one batch.
@@ -157,6 +163,8 @@ impl Default for MinerSettings {
             validator_api: Vec::new(),
             http: String::new(),
             batch_groups: 4,
+            job_groups: 4,
+            job_gateways: Vec::new(),
         }
     }
 }

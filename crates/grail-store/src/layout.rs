@@ -3,6 +3,9 @@
 //! ```text
 //! bundles/{window:012}/{hotkey}.bundle     miner window bundle (grail-proto bytes)
 //! bundles/{window:012}/{hotkey}.sha256     its SHA-256, hex, written after the bundle
+//! lanes/{window:012}/{job}/{hotkey}.bundle a miner's groups for a client job (its lane), and
+//! lanes/{window:012}/{job}/{hotkey}.sha256 its SHA-256, as for the subnet's bundle
+//! lanes/{window:012}/{job}/{sha256}.archive a validator's sealed window of the job's lane
 //! archives/{window:012}/{sha256}.archive   validator sealed window, named by its hash
 //! checkpoints/{number:012}/{file}          checkpoint files
 //! checkpoints/{number:012}/manifest.json   signed manifest, written after the files
@@ -23,12 +26,51 @@ pub fn bundles_prefix(window: u64) -> String {
 
 /// A miner's bundle.
 pub fn bundle(window: u64, hotkey: &Hotkey) -> String {
-    format!("{}{}.bundle", bundles_prefix(window), hex::encode(hotkey.0))
+    bundle_in(window, None, hotkey)
 }
 
 /// The published SHA-256 of a miner's bundle.
 pub fn bundle_digest(window: u64, hotkey: &Hotkey) -> String {
-    format!("{}{}.sha256", bundles_prefix(window), hex::encode(hotkey.0))
+    bundle_digest_in(window, None, hotkey)
+}
+
+/// Folder of a job lane's bundles in a window (`lane`: the job id, hex).
+pub fn lane_prefix(window: u64, lane: &str) -> String {
+    format!("lanes/{window:012}/{lane}/")
+}
+
+fn slot_prefix(window: u64, lane: Option<&str>) -> String {
+    match lane {
+        None => bundles_prefix(window),
+        Some(lane) => lane_prefix(window, lane),
+    }
+}
+
+/// A validator's sealed window of a job's lane, named by the hash of its bytes.
+pub fn lane_archive(window: u64, lane: &str, sha256: &[u8; 32]) -> String {
+    format!(
+        "{}{}.archive",
+        lane_prefix(window, lane),
+        hex::encode(sha256)
+    )
+}
+
+/// A miner's bundle in the subnet's lane (`None`) or a job's lane.
+pub fn bundle_in(window: u64, lane: Option<&str>, hotkey: &Hotkey) -> String {
+    format!(
+        "{}{}.bundle",
+        slot_prefix(window, lane),
+        hex::encode(hotkey.0)
+    )
+}
+
+/// The published SHA-256 of [`bundle_in`].
+pub fn bundle_digest_in(window: u64, lane: Option<&str>, hotkey: &Hotkey) -> String {
+    format!(
+        "{}{}.sha256",
+        slot_prefix(window, lane),
+        hex::encode(hotkey.0)
+    )
 }
 
 /// Folder of a window's archives.
@@ -67,10 +109,11 @@ pub fn job(id: &str) -> String {
 /// The gateway's list of open jobs.
 pub const JOBS_INDEX: &str = "jobs/index.json";
 
-/// Parses the window out of a `bundles/…` or `archives/…` key.
+/// Parses the window out of a `bundles/…`, `lanes/…` or `archives/…` key.
 pub fn window_of(key: &str) -> Option<u64> {
     let rest = key
         .strip_prefix("bundles/")
+        .or_else(|| key.strip_prefix("lanes/"))
         .or_else(|| key.strip_prefix("archives/"))?;
     rest.split('/').next()?.parse().ok()
 }
@@ -116,6 +159,13 @@ mod tests {
         assert_eq!(window_of(&bundle(7, &h)), Some(7));
         assert_eq!(hotkey_of_bundle(&bundle(7, &h)), Some(h));
         assert_eq!(window_of(&archive(9, &[1; 32])), Some(9));
+        let lane = bundle_in(7, Some("cd"), &h);
+        assert_eq!(
+            lane,
+            format!("lanes/000000000007/cd/{}.bundle", "ab".repeat(32))
+        );
+        assert_eq!(window_of(&lane), Some(7));
+        assert_eq!(hotkey_of_bundle(&lane), Some(h));
         assert_eq!(checkpoint_of(&checkpoint_manifest(12)), Some(12));
         assert_eq!(checkpoint_of(LATEST_CHECKPOINT), None);
         assert!(hotkey_of_bundle("bundles/000000000007/zz.bundle").is_none());

@@ -215,9 +215,22 @@ impl Store {
         hotkey: &Hotkey,
         bytes: Vec<u8>,
     ) -> Result<[u8; 32], StoreError> {
+        self.upload_bundle_in(window, None, hotkey, bytes).await
+    }
+
+    /// [`Store::upload_bundle`] into the subnet's lane (`None`) or a job's lane.
+    pub async fn upload_bundle_in(
+        &self,
+        window: u64,
+        lane: Option<&str>,
+        hotkey: &Hotkey,
+        bytes: Vec<u8>,
+    ) -> Result<[u8; 32], StoreError> {
+        let key = layout::bundle_in(window, lane, hotkey);
+        let digest_key = layout::bundle_digest_in(window, lane, hotkey);
         if bytes.len() > MAX_BUNDLE_BYTES {
             return Err(StoreError::TooLarge {
-                key: layout::bundle(window, hotkey),
+                key,
                 size: bytes.len() as u64,
                 limit: MAX_BUNDLE_BYTES as u64,
             });
@@ -225,14 +238,10 @@ impl Store {
         let digest = sha256(&bytes);
         // Withdraw the old digest first: a reader never pairs a new bundle with an old hash
         // as valid (it would see a mismatch) and never an old bundle with a new hash.
-        self.delete(&layout::bundle_digest(window, hotkey)).await?;
-        self.put(&layout::bundle(window, hotkey), Bytes::from(bytes))
+        self.delete(&digest_key).await?;
+        self.put(&key, Bytes::from(bytes)).await?;
+        self.put(&digest_key, Bytes::from(hex::encode(digest)))
             .await?;
-        self.put(
-            &layout::bundle_digest(window, hotkey),
-            Bytes::from(hex::encode(digest)),
-        )
-        .await?;
         Ok(digest)
     }
 
@@ -256,8 +265,21 @@ impl Store {
         deadline: Option<DateTime<Utc>>,
         limit: u64,
     ) -> Result<Fetched, StoreError> {
-        let key = layout::bundle(window, hotkey);
-        let digest_key = layout::bundle_digest(window, hotkey);
+        self.fetch_bundle_in(window, None, hotkey, deadline, limit)
+            .await
+    }
+
+    /// [`Store::fetch_bundle_capped`] from the subnet's lane (`None`) or a job's lane.
+    pub async fn fetch_bundle_in(
+        &self,
+        window: u64,
+        lane: Option<&str>,
+        hotkey: &Hotkey,
+        deadline: Option<DateTime<Utc>>,
+        limit: u64,
+    ) -> Result<Fetched, StoreError> {
+        let key = layout::bundle_in(window, lane, hotkey);
+        let digest_key = layout::bundle_digest_in(window, lane, hotkey);
         let digest = match self.get_capped(&digest_key, 64).await {
             Ok(d) => d,
             Err(StoreError::NotFound { .. }) => {
@@ -399,6 +421,19 @@ impl Store {
         Ok(digest)
     }
 
+    /// Stores a job lane's sealed window under `lanes/`, named by the SHA-256 of its bytes
+    /// (out of `archives/`, which the trainer reads); returns its key.
+    pub async fn put_lane_archive(
+        &self,
+        archive: &SealedWindow,
+        lane: &str,
+    ) -> Result<String, StoreError> {
+        let bytes = encode_archive(archive)?;
+        let key = layout::lane_archive(archive.window, lane, &sha256(&bytes));
+        self.put(&key, Bytes::from(bytes)).await?;
+        Ok(key)
+    }
+
     /// Reads a sealed window and checks it against its name.
     pub async fn get_archive(
         &self,
@@ -460,7 +495,7 @@ impl Store {
     /// many objects went.
     pub async fn prune_windows(&self, first_kept: u64) -> Result<usize, StoreError> {
         let mut removed = 0;
-        for prefix in ["bundles/", "archives/"] {
+        for prefix in ["bundles/", "lanes/", "archives/"] {
             for meta in self.list(prefix).await? {
                 let key = meta.location.as_ref();
                 if layout::window_of(key).is_some_and(|w| w < first_kept) {

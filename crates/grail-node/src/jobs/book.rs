@@ -48,8 +48,17 @@ pub struct JobRecord {
     pub delivered: Vec<u32>,
     /// Rejected job groups by reason.
     pub rejected: BTreeMap<String, u64>,
-    /// Delivered groups in the learning zone (their rewards not all equal).
+    /// Accepted groups in the learning zone (their rewards not all equal).
     pub in_zone: u64,
+    /// Accepted groups (delivered or not).
+    #[serde(default)]
+    pub accepted: u64,
+    /// Rollouts in the job's stream.
+    #[serde(default)]
+    pub rollouts: u64,
+    /// Digests of the groups delivered (a group is never delivered twice).
+    #[serde(default)]
+    pub digests: std::collections::BTreeSet<String>,
 }
 
 impl JobRecord {
@@ -180,6 +189,9 @@ impl JobBook {
             delivered: vec![0; job.prompts.len()],
             rejected: BTreeMap::new(),
             in_zone: 0,
+            accepted: 0,
+            rollouts: 0,
+            digests: Default::default(),
         });
     }
 

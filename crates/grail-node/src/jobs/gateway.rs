@@ -18,8 +18,11 @@ use grail_jobs::{Job, JobError, JobId};
 use grail_store::{layout, Store};
 
 use super::book::{Admission, BookLimits, JobBook, JobRecord};
+use super::delivery::lane_window;
 use super::keys::ApiKeys;
 use crate::NodeError;
+use grail_jobs::api::{Accepted, IndexEntry, JobStatus};
+use grail_jobs::JobEnvironment;
 
 /// Unix seconds now (the gateway's clock; tests pass their own).
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -37,39 +40,17 @@ pub struct Gateway {
     book_path: PathBuf,
     store: Store,
     clock: Clock,
+    /// Loaded jobs by id (hex).
+    envs: tokio::sync::Mutex<std::collections::HashMap<String, JobEnvironment>>,
 }
 
-/// A job's status as `GET /v2/jobs/{id}` reports it.
-#[derive(Debug, Clone, Serialize)]
-pub struct JobStatus {
-    /// The job's id.
-    pub id: String,
-    /// `open`, `complete` or `expired`.
-    pub state: &'static str,
-    /// When it was accepted (unix seconds).
-    pub submitted_unix: u64,
-    /// Its deadline.
-    pub deadline_unix: u64,
-    /// Groups asked for in all.
-    pub groups_wanted: u64,
-    /// Verified groups delivered in all.
-    pub groups_delivered: u64,
-    /// Rollouts delivered (groups × group size).
-    pub rollouts_delivered: u64,
-    /// Verified groups delivered per prompt.
-    pub delivered_per_prompt: Vec<u32>,
-    /// Rejected job groups by reason.
-    pub rejected: std::collections::BTreeMap<String, u64>,
-    /// Share of delivered groups in the learning zone.
-    pub in_zone_share: Option<f64>,
-}
-
-impl JobStatus {
-    fn of(r: &JobRecord, now: u64) -> Self {
+/// A book record as its status.
+fn status_of(r: &JobRecord, now: u64) -> JobStatus {
+    {
         let delivered = r.groups_delivered();
-        Self {
+        JobStatus {
             id: r.id.clone(),
-            state: r.state(now),
+            state: r.state(now).to_string(),
             submitted_unix: r.submitted_unix,
             deadline_unix: r.deadline_unix,
             groups_wanted: r.delivered.len() as u64 * u64::from(r.groups_per_prompt),
@@ -77,18 +58,25 @@ impl JobStatus {
             rollouts_delivered: delivered * u64::from(r.group_size),
             delivered_per_prompt: r.delivered.clone(),
             rejected: r.rejected.clone(),
-            in_zone_share: (delivered > 0).then(|| r.in_zone as f64 / delivered as f64),
+            accepted: r.accepted,
+            in_zone_share: (r.accepted > 0).then(|| r.in_zone as f64 / r.accepted as f64),
         }
     }
 }
 
-/// One entry of `jobs/index.json`.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
-pub struct IndexEntry {
-    /// The job's id.
-    pub id: String,
-    /// Its deadline.
-    pub deadline_unix: u64,
+/// A book record as its index entry.
+fn index_entry(r: &JobRecord) -> IndexEntry {
+    {
+        IndexEntry {
+            id: r.id.clone(),
+            deadline_unix: r.deadline_unix,
+            remaining: r
+                .delivered
+                .iter()
+                .map(|&d| r.groups_per_prompt.saturating_sub(d))
+                .collect(),
+        }
+    }
 }
 
 /// An error answer: `{"error": …, "field": …}`.
@@ -145,7 +133,107 @@ impl Gateway {
             book_path,
             store,
             clock,
+            envs: Default::default(),
         })
+    }
+
+    /// The stream file of a job: one `DeliveredRollout` JSON per line, line n = cursor n.
+    fn log_path(&self, id: &str) -> PathBuf {
+        let dir = self.book_path.parent().unwrap_or(std::path::Path::new("."));
+        dir.join("job-streams").join(format!("{id}.ndjson"))
+    }
+
+    /// The jobs open at unix time `now`, loaded from their canonical bytes in the bucket
+    /// (a job that cannot be loaded is logged and skipped).
+    pub async fn lanes(&self, now: u64) -> Vec<JobEnvironment> {
+        let open: Vec<String> = {
+            let book = self.book.lock().await;
+            book.open(now).iter().map(JobId::to_string).collect()
+        };
+        let mut envs = self.envs.lock().await;
+        let mut out = Vec::new();
+        for id in open {
+            if !envs.contains_key(&id) {
+                let loaded = match self
+                    .store
+                    .get_capped(&layout::job(&id), MAX_JOB_BYTES as u64)
+                    .await
+                {
+                    Ok(f) => JobEnvironment::load(&f.bytes).map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                match loaded {
+                    Ok(env) if env.job_id().to_string() == id => {
+                        envs.insert(id.clone(), env);
+                    }
+                    Ok(_) => {
+                        warn!(%id, "the bucket's job bytes do not hash to the job's id; skipped")
+                    }
+                    Err(e) => warn!(%id, "cannot load the job; skipped: {e}"),
+                }
+            }
+            if let Some(env) = envs.get(&id) {
+                out.push(env.clone());
+            }
+        }
+        out
+    }
+
+    /// Folds one window of a job's lane into the book and the job's stream; returns the
+    /// credit of each miner uid (delivered groups).
+    pub async fn deliver(
+        &self,
+        job: &JobEnvironment,
+        reports: &[grail_proto::verifier::MinerReport],
+        sealed: &grail_proto::archive::SealedWindow,
+        archive: &str,
+        decode: &dyn Fn(&[u32]) -> String,
+    ) -> Result<std::collections::BTreeMap<u16, f64>, NodeError> {
+        let id = job.job_id().to_string();
+        let mut book = self.book.lock().await;
+        let Some(record) = book.jobs.get(&id) else {
+            return Ok(Default::default());
+        };
+        let lane = lane_window(
+            record,
+            &record.digests,
+            record.rollouts,
+            reports,
+            sealed,
+            archive,
+            decode,
+        );
+        if !lane.rollouts.is_empty() {
+            let path = self.log_path(&id);
+            let mut lines = Vec::new();
+            for r in &lane.rollouts {
+                serde_json::to_writer(&mut lines, r)
+                    .map_err(|e| NodeError::Config(format!("encoding a delivered rollout: {e}")))?;
+                lines.push(b'\n');
+            }
+            append(&path, &lines)?;
+        }
+        let mut next = book.clone();
+        if let Some(r) = next.jobs.get_mut(&id) {
+            for (&prompt, &n) in &lane.delivered {
+                if let Some(d) = usize::try_from(prompt)
+                    .ok()
+                    .and_then(|i| r.delivered.get_mut(i))
+                {
+                    *d += n;
+                }
+            }
+            for (why, n) in &lane.rejected {
+                *r.rejected.entry(why.clone()).or_default() += n;
+            }
+            r.accepted += lane.accepted;
+            r.in_zone += lane.accepted_in_zone;
+            r.rollouts += lane.rollouts.len() as u64;
+            r.digests.extend(lane.digests.iter().cloned());
+        }
+        self.save(&next, (self.clock)()).await?;
+        *book = next;
+        Ok(lane.credits)
     }
 
     /// The routes, with the body cap of a job document.
@@ -154,6 +242,8 @@ impl Gateway {
             .route("/v2/jobs", post(submit))
             .route("/v2/jobs/{id}", get(status))
             .route("/v2/jobs/{id}/job", get(job_bytes))
+            .route("/v2/jobs/{id}/rollouts", get(rollouts))
+            .route("/v2/jobs", get(open_jobs))
             .layer(DefaultBodyLimit::max(MAX_JOB_BYTES))
             .with_state(self)
     }
@@ -170,10 +260,7 @@ impl Gateway {
             .jobs
             .values()
             .filter(|r| r.state(now) == "open")
-            .map(|r| IndexEntry {
-                id: r.id.clone(),
-                deadline_unix: r.deadline_unix,
-            })
+            .map(index_entry)
             .collect();
         let index = serde_json::to_vec_pretty(&index).unwrap_or_default();
         self.store.put(layout::JOBS_INDEX, index.into()).await?;
@@ -244,21 +331,12 @@ async fn submit(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes)
     (StatusCode::CREATED, Json(accepted(&id, &book, now))).into_response()
 }
 
-/// The answer to an accepted submission.
-#[derive(Serialize)]
-struct Accepted {
-    id: String,
-    status_url: String,
-    job_url: String,
-    status: Option<JobStatus>,
-}
-
 fn accepted(id: &JobId, book: &JobBook, now: u64) -> Accepted {
     let id = id.to_string();
     Accepted {
         status_url: format!("/v2/jobs/{id}"),
         job_url: format!("/v2/jobs/{id}/job"),
-        status: book.jobs.get(&id).map(|r| JobStatus::of(r, now)),
+        status: book.jobs.get(&id).map(|r| status_of(r, now)),
         id,
     }
 }
@@ -280,13 +358,139 @@ async fn status(
     }
     let now = (gw.clock)();
     match gw.book.lock().await.jobs.get(&id) {
-        Some(r) => Json(JobStatus::of(r, now)).into_response(),
+        Some(r) => Json(status_of(r, now)).into_response(),
         None => refuse(
             StatusCode::NOT_FOUND,
             format!("no job {id} on this gateway"),
             None,
         ),
     }
+}
+
+/// Appends `bytes` to `path` (created with its folder) and syncs it.
+fn append(path: &std::path::Path, bytes: &[u8]) -> Result<(), NodeError> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| NodeError::io(format!("creating {}", dir.display()), e))?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| NodeError::io(format!("opening {}", path.display()), e))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_data())
+        .map_err(|e| NodeError::io(format!("appending to {}", path.display()), e))
+}
+
+/// Query of `GET /v2/jobs/{id}/rollouts`.
+#[derive(Debug, serde::Deserialize)]
+struct StreamQuery {
+    /// First rollout wanted (default 0).
+    #[serde(default)]
+    cursor: u64,
+    /// Most rollouts in the answer (default 1 000, at most 10 000).
+    limit: Option<u64>,
+    /// Seconds to wait for new rollouts when there are none yet (at most 30).
+    #[serde(default)]
+    wait: u64,
+}
+
+/// Most rollouts per stream answer.
+const MAX_STREAM_LIMIT: u64 = 10_000;
+
+/// Lines `cursor..cursor + limit` of a job's stream file.
+fn read_stream(path: &std::path::Path, cursor: u64, limit: u64) -> Result<Vec<u8>, NodeError> {
+    use std::io::BufRead;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(NodeError::io(format!("reading {}", path.display()), e)),
+    };
+    let mut out = Vec::new();
+    for line in std::io::BufReader::new(file)
+        .lines()
+        .skip(cursor as usize)
+        .take(limit as usize)
+    {
+        let line = line.map_err(|e| NodeError::io(format!("reading {}", path.display()), e))?;
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+/// `GET /v2/jobs/{id}/rollouts?cursor=N&limit=L&wait=S`: the job's verified rollouts from
+/// `cursor` as NDJSON (`super::delivery::DeliveredRollout` per line), `x-next-cursor` saying where to
+/// resume; with `wait`, holds the answer until a rollout arrives or the time is up.
+async fn rollouts(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+    axum::extract::Query(q): axum::extract::Query<StreamQuery>,
+) -> Response {
+    if gw.client(&headers).is_none() {
+        return refuse(StatusCode::UNAUTHORIZED, "missing or unknown API key", None);
+    }
+    if id.parse::<JobId>().is_err() {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "a job id is 64 hexadecimal characters",
+            None,
+        );
+    }
+    let total = match gw.book.lock().await.jobs.get(&id) {
+        Some(r) => r.rollouts,
+        None => {
+            return refuse(
+                StatusCode::NOT_FOUND,
+                format!("no job {id} on this gateway"),
+                None,
+            )
+        }
+    };
+    let limit = q.limit.unwrap_or(1_000).clamp(1, MAX_STREAM_LIMIT);
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(q.wait.min(30));
+    let mut total = total;
+    while total <= q.cursor && std::time::Instant::now() < give_up {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        total = gw.book.lock().await.jobs.get(&id).map_or(0, |r| r.rollouts);
+    }
+    // Only what the book has recorded: a line written by a delivery still in flight is
+    // not served before its counts are.
+    let end = total.min(q.cursor.saturating_add(limit));
+    let path = gw.log_path(&id);
+    let take = end.saturating_sub(q.cursor);
+    let body = match tokio::task::spawn_blocking(move || read_stream(&path, q.cursor, take)).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e, None),
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e, None),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson".to_string()),
+            (
+                header::HeaderName::from_static("x-next-cursor"),
+                end.max(q.cursor).to_string(),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /v2/jobs`: the open jobs (public: miners read it to find work).
+async fn open_jobs(State(gw): State<Arc<Gateway>>) -> Response {
+    let now = (gw.clock)();
+    let book = gw.book.lock().await;
+    let open: Vec<IndexEntry> = book
+        .jobs
+        .values()
+        .filter(|r| r.state(now) == "open")
+        .map(index_entry)
+        .collect();
+    Json(open).into_response()
 }
 
 async fn job_bytes(State(gw): State<Arc<Gateway>>, UrlPath(id): UrlPath<String>) -> Response {
@@ -476,7 +680,8 @@ mod tests {
             index,
             vec![IndexEntry {
                 id: id.clone(),
-                deadline_unix: 5_000
+                deadline_unix: 5_000,
+                remaining: vec![2, 2, 2],
             }]
         );
         // The same job again (another client too): 200, the same id, no second job.

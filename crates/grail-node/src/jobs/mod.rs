@@ -9,6 +9,7 @@
 //! The job format, reward sandbox and caps are grail-jobs'; docs/jobs.md is the reference.
 
 pub mod book;
+pub mod delivery;
 pub mod gateway;
 pub mod keys;
 
@@ -34,6 +35,12 @@ pub struct JobsSettings {
     pub open_per_client: u32,
     /// Jobs open at once on this gateway.
     pub open_total: u32,
+    /// Job groups of one miner checked with a forward pass per job and window (every
+    /// delivered group is one of them; more groups earn nothing).
+    pub lane_groups_checked: usize,
+    /// Most of a window's credit that job work may take, all jobs together (the rest is
+    /// the subnet's training work): job credits are scaled down to fit.
+    pub max_share: f64,
 }
 
 impl Default for JobsSettings {
@@ -45,6 +52,8 @@ impl Default for JobsSettings {
             jobs_per_hour: l.jobs_per_hour,
             open_per_client: l.open_per_client,
             open_total: l.open_total,
+            lane_groups_checked: 16,
+            max_share: 0.25,
         }
     }
 }
@@ -61,6 +70,17 @@ impl JobsSettings {
 
     /// Rejects an enabled gateway without keys.
     pub fn validate(&self) -> Result<(), crate::NodeError> {
+        if !(0.0..=0.9).contains(&self.max_share) {
+            return Err(crate::NodeError::Config(format!(
+                "jobs.max_share = {} must be in [0, 0.9] (training work keeps at least a tenth)",
+                self.max_share
+            )));
+        }
+        if self.lane_groups_checked == 0 {
+            return Err(crate::NodeError::Config(
+                "jobs.lane_groups_checked must be at least 1".into(),
+            ));
+        }
         if self.enabled && self.api_keys_file.is_none() {
             return Err(crate::NodeError::Config(
                 "jobs.enabled needs jobs.api_keys_file (a file of `label key` lines)".into(),

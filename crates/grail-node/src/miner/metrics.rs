@@ -109,6 +109,7 @@ mod tests {
                 groups,
                 checkpoint: 2,
                 tokens_per_second: 37.5,
+                job_groups: 0,
             });
         }
         shared.write().unwrap().failures += 1;

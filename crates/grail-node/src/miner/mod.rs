@@ -4,6 +4,7 @@
 //! miners read the validators' learning-zone reports first ([`reports`]); [`metrics`] is
 //! what `[miner] http` serves.
 
+pub mod jobs;
 pub mod metrics;
 pub mod pace;
 pub mod reports;
@@ -46,6 +47,8 @@ pub struct MinedWindow {
     pub checkpoint: u64,
     /// Completion tokens generated per second (over the window's generation time).
     pub tokens_per_second: f64,
+    /// Client-job groups uploaded (in the jobs' lanes, besides `groups`).
+    pub job_groups: usize,
 }
 
 /// Runs the miner from `from_window` (default: the current one) for `windows` windows
@@ -98,6 +101,10 @@ pub async fn run_with_metrics(
         let (rx, task) = reports.spawn(discover, period);
         zone_reports = Some((rx, crate::AbortOnDrop(task)));
     }
+    let mut job_feed = match w.config.miner.job_groups {
+        0 => None,
+        _ => Some(jobs::JobFeed::new(&job_gateways(w).await)?),
+    };
     let mut current: Option<CurrentModel> = None;
     // Throughput measured in one window sizes the batches of the next.
     let mut pacer = Pacer::new(w.config.miner.batch_groups);
@@ -110,6 +117,16 @@ pub async fn run_with_metrics(
                 z.update_weighted(batch.iter().map(|(weight, strata)| (*weight, strata)));
             }
         }
+        let job_work = match &mut job_feed {
+            Some(feed) => {
+                feed.refresh().await;
+                match w.net.deadline(window).await {
+                    Ok(deadline) => feed.work(deadline.timestamp().max(0) as u64),
+                    Err(_) => Vec::new(),
+                }
+            }
+            None => Vec::new(),
+        };
         match mine_window(
             w,
             env,
@@ -118,6 +135,7 @@ pub async fn run_with_metrics(
             &mut prompts,
             &mut pacer,
             &mut stop,
+            &job_work,
         )
         .await
         {
@@ -141,6 +159,25 @@ pub async fn run_with_metrics(
         cursor.advance();
     }
     Ok(done)
+}
+
+/// Where a miner reads open jobs: `miner.job_gateways`, else `miner.validator_api`, else
+/// the validators' APIs on chain (looked up once; a lookup failure means no job work).
+async fn job_gateways(w: &Wiring) -> Vec<String> {
+    let m = &w.config.miner;
+    if !m.job_gateways.is_empty() {
+        return m.job_gateways.clone();
+    }
+    if !m.validator_api.is_empty() {
+        return m.validator_api.clone();
+    }
+    match discover_validators(w.net.chain.as_ref(), &w.key.public()).await {
+        Ok(apis) => apis.into_iter().map(|a| a.url).collect(),
+        Err(e) => {
+            warn!("cannot look up validators' APIs for client jobs: {e}");
+            Vec::new()
+        }
+    }
 }
 
 /// Between this window's upload and the next window's start: loads the checkpoint of
@@ -214,6 +251,7 @@ async fn mine_window(
     strategy: &mut dyn PromptStrategy,
     pacer: &mut Pacer,
     stop: &mut Stop,
+    job_work: &[jobs::JobWork],
 ) -> Result<Option<MinedWindow>, NodeError> {
     let Some(id) = w
         .checkpoints
@@ -257,6 +295,7 @@ async fn mine_window(
     let opens = w.net.block_time(window).await?;
     let usable = (cutoff - opens).num_milliseconds() as f64 / 1000.0;
     let seconds_left = || (cutoff - chrono::Utc::now()).num_milliseconds() as f64 / 1000.0;
+    let job_groups = mine_jobs(w, model, &plan, &coefficients, job_work, cutoff).await;
     let mut groups = Vec::new();
     let mut used_prompts = std::collections::BTreeSet::new();
     let mut repeats = 0usize;
@@ -426,7 +465,69 @@ async fn mine_window(
         groups: count,
         checkpoint: id.number,
         tokens_per_second,
+        job_groups,
     }))
+}
+
+/// Mines and uploads `miner.job_groups` groups of every job in `work`, each job's in its
+/// own lane bundle, before `cutoff`; returns how many were uploaded. A job whose groups
+/// fail is logged and skipped: the subnet's work goes on.
+async fn mine_jobs(
+    w: &Wiring,
+    model: &CurrentModel,
+    plan: &WindowPlan,
+    coefficients: &SketchCoefficients,
+    work: &[jobs::JobWork],
+    cutoff: chrono::DateTime<chrono::Utc>,
+) -> usize {
+    let mut uploaded = 0;
+    for job in work {
+        let id = job.env.job_id().to_string();
+        let prompts =
+            jobs::choose_prompts(&job.prompts, w.config.miner.job_groups, &w.key, plan.window);
+        let past_cutoff = || chrono::Utc::now() > cutoff;
+        let mined = crate::blocking(|| {
+            jobs::mine_job_groups(
+                &model.context,
+                &job.env,
+                plan,
+                coefficients,
+                &w.key,
+                &prompts,
+                &past_cutoff,
+            )
+        });
+        let groups = match mined {
+            Ok(g) if !g.is_empty() => g,
+            Ok(_) => continue,
+            Err(e) => {
+                warn!(window = plan.window, job = %id, "cannot mine the job's groups: {e}");
+                continue;
+            }
+        };
+        let count = groups.len();
+        let bundle = WindowBundle {
+            hotkey: w.key.public(),
+            window: plan.window,
+            groups,
+        };
+        let uploaded_now = match encode_bundle(&bundle) {
+            Ok(bytes) => w
+                .store
+                .upload_bundle_in(plan.window, Some(&id), &w.key.public(), bytes)
+                .await
+                .map_err(NodeError::from),
+            Err(e) => Err(e.into()),
+        };
+        match uploaded_now {
+            Ok(_) => {
+                info!(window = plan.window, job = %id, groups = count, "job lane bundle uploaded");
+                uploaded += count;
+            }
+            Err(e) => warn!(window = plan.window, job = %id, "cannot upload the job's groups: {e}"),
+        }
+    }
+    uploaded
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod summary;
 pub mod verdicts;
 pub mod window;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use grail_chain::subtensor::emit_weights;
@@ -76,14 +77,18 @@ pub async fn run(
     w.publish_store().await?;
     let dir = w.config.state_dir.clone();
     let mut state = ValidatorState::load(&dir)?;
+    let gateway = match w.config.jobs.enabled {
+        true => Some(job_gateway(w)?),
+        false => None,
+    };
     let api = Arc::new(RwLock::new(ApiState::from_state(
         w.key.public().to_ss58(),
         &state,
     )));
     if !w.config.validator.http.is_empty() {
         let mut app = router(api.clone());
-        if w.config.jobs.enabled {
-            app = app.merge(job_gateway(w)?.routes());
+        if let Some(gw) = &gateway {
+            app = app.merge(gw.clone().routes());
         }
         let addr = api::serve_router(&w.config.validator.http, app).await?;
         info!(%addr, "HTTP API listening");
@@ -126,7 +131,8 @@ pub async fn run(
         // fails is recorded with its error and skipped, not fatal.
         let mut attempt = 0;
         let (summary, weights) = loop {
-            match validate_window(w, env, window, &mut current, &mut state, &book).await {
+            let jobs = gateway.as_deref();
+            match validate_window(w, env, window, &mut current, &mut state, &book, jobs).await {
                 Ok(done) => break done,
                 Err(e) if attempt < 3 && !stop.requested() => {
                     attempt += 1;
@@ -242,6 +248,7 @@ async fn validate_window(
     current: &mut Option<CurrentModel>,
     state: &mut ValidatorState,
     book: &Mutex<PinBook>,
+    jobs: Option<&crate::jobs::Gateway>,
 ) -> Result<(WindowSummary, Option<Vec<(u16, u16)>>), NodeError> {
     let Some(id): Option<CheckpointId> = w
         .checkpoints
@@ -269,6 +276,10 @@ async fn validate_window(
     inputs.pins = pins;
     state.replay.begin(id.digest, window);
     let (reports, sealed) = check_window(&inputs, &miners, me, &state.replay).await;
+    let job_credits = match jobs {
+        Some(gw) => check_job_lanes(w, gw, &inputs, &miners, state).await?,
+        None => BTreeMap::new(),
+    };
     let digest = w.store.put_archive(&sealed).await?;
     let mut summary = summarize(window, Some(id.number), &reports, env);
     summary.archive = hex::encode(digest);
@@ -286,6 +297,10 @@ async fn validate_window(
             work.insert(r.uid, r.credited);
         }
     }
+    let subnet_work: f64 = work.values().sum();
+    for (uid, credit) in capped_job_credits(&job_credits, subnet_work, w.config.jobs.max_share) {
+        *work.entry(uid).or_default() += credit;
+    }
     let s = &w.config.validator;
     if !(window / w.net.window_length).is_multiple_of(s.weights_interval.max(1)) {
         return Ok((summary, None));
@@ -298,6 +313,75 @@ async fn validate_window(
     let shares = weights(&state.work, window, &rule);
     let (uids, values): (Vec<u16>, Vec<f64>) = shares.into_iter().unzip();
     Ok((summary, Some(emit_weights(&uids, &values)?)))
+}
+
+/// Checks every open job's lane of the window (the jobs of this validator's gateway, open
+/// at the window's deadline) with the ordinary rules, seals each lane's archive under
+/// `lanes/`, delivers its verified in-zone groups to the job's stream; returns each
+/// miner's job credit (delivered groups, before the cap).
+async fn check_job_lanes(
+    w: &Wiring,
+    gw: &crate::jobs::Gateway,
+    inputs: &WindowInputs<'_>,
+    miners: &[MinerSource],
+    state: &mut ValidatorState,
+) -> Result<BTreeMap<u16, f64>, NodeError> {
+    let window = inputs.plan.window;
+    let me = w.key.public();
+    let mut credits: BTreeMap<u16, f64> = BTreeMap::new();
+    let at = inputs.deadline.timestamp().max(0) as u64;
+    for job in gw.lanes(at).await {
+        let id = job.job_id().to_string();
+        let mut lane = inputs.lane(&job);
+        lane.groups_checked = w.config.jobs.lane_groups_checked;
+        let (reports, sealed) = check_window(&lane, miners, me, &state.replay).await;
+        state.replay.record(
+            window,
+            reports
+                .iter()
+                .flat_map(|r| r.eligible_works.iter().copied()),
+        );
+        let submitted: usize = reports.iter().map(|r| r.groups_submitted).sum();
+        if submitted == 0 {
+            continue;
+        }
+        let key = w.store.put_lane_archive(&sealed, &id).await?;
+        let tokenizer = &inputs.context.files.tokenizer;
+        let decode = |t: &[u32]| tokenizer.decode(t, false).unwrap_or_default();
+        let delivered = gw.deliver(&job, &reports, &sealed, &key, &decode).await?;
+        info!(
+            window,
+            job = %id,
+            submitted,
+            checked = sealed.entries.len(),
+            delivered = delivered.values().sum::<f64>(),
+            "job lane sealed"
+        );
+        for (uid, c) in delivered {
+            *credits.entry(uid).or_default() += c;
+        }
+    }
+    Ok(credits)
+}
+
+/// Job credits scaled down so that they are at most `max_share` of the window's credit:
+/// `Σ job ≤ max_share / (1 − max_share) × subnet_work`. Job work cannot take more of the
+/// emission than that, however much of it there is, so training work keeps the rest.
+pub fn capped_job_credits(
+    job: &BTreeMap<u16, f64>,
+    subnet_work: f64,
+    max_share: f64,
+) -> Vec<(u16, f64)> {
+    let total: f64 = job.values().sum();
+    if total <= 0.0 || max_share <= 0.0 {
+        return Vec::new();
+    }
+    let cap = max_share / (1.0 - max_share) * subnet_work;
+    let scale = (cap / total).min(1.0);
+    job.iter()
+        .map(|(&uid, &c)| (uid, c * scale))
+        .filter(|(_, c)| *c > 0.0)
+        .collect()
 }
 
 /// The miners of the metagraph (neither this validator, the trainer nor a permit holder)
@@ -373,6 +457,24 @@ mod tests {
 
     use super::*;
     use crate::sim;
+
+    #[test]
+    fn job_credit_is_capped_at_its_share_of_the_window() {
+        let job = BTreeMap::from([(1u16, 6.0), (2, 2.0)]);
+        // 8 of job work against 30 of subnet work is under 0.25 / 0.75 × 30 = 10: paid in full.
+        assert_eq!(
+            capped_job_credits(&job, 30.0, 0.25),
+            vec![(1, 6.0), (2, 2.0)]
+        );
+        // Over it: scaled so that job work is exactly a quarter of all credit.
+        let capped = capped_job_credits(&job, 12.0, 0.25);
+        let total: f64 = capped.iter().map(|(_, c)| c).sum();
+        assert!((total / (total + 12.0) - 0.25).abs() < 1e-12, "{capped:?}");
+        assert!((capped[0].1 / capped[1].1 - 3.0).abs() < 1e-12);
+        // No training work, no job pay; a zero share turns job pay off.
+        assert!(capped_job_credits(&job, 0.0, 0.25).is_empty());
+        assert!(capped_job_credits(&job, 30.0, 0.0).is_empty());
+    }
 
     fn windows(state: &ValidatorState) -> Vec<u64> {
         state.windows.keys().copied().collect()

@@ -50,6 +50,9 @@ pub struct WindowInputs<'a> {
     /// Every miner's bundle as pinned at the deadline, before the challenge randomness was
     /// published ([`super::pins`]); `None`: no such pins, upload timestamps are checked.
     pub pins: Option<WindowPins>,
+    /// The lane checked: `None` for the subnet's, a job id (hex) for a client job's
+    /// (bundles under `lanes/`).
+    pub lane: Option<String>,
 }
 
 /// How a validator reads the miners' buckets: several at once, each within a time budget,
@@ -114,11 +117,31 @@ impl<'a> WindowInputs<'a> {
             max_bundle_bytes: w.config.validator.max_bundle_bytes,
             fetch: FetchPolicy::of(&w.config.validator),
             pins: None,
+            lane: None,
         })
     }
 }
 
 impl WindowInputs<'_> {
+    /// The inputs of a client job's lane in the same window: the job's environment and
+    /// lane plan, its bundles under `lanes/`, checked by upload timestamps (lanes are not
+    /// pinned yet).
+    pub fn lane<'j>(&'j self, job: &'j grail_jobs::JobEnvironment) -> WindowInputs<'j> {
+        WindowInputs {
+            context: self.context,
+            env: job,
+            plan: job.lane_plan(&self.plan),
+            challenge_randomness: self.challenge_randomness,
+            deadline: self.deadline,
+            registered: self.registered.clone(),
+            groups_checked: self.groups_checked,
+            max_bundle_bytes: self.max_bundle_bytes,
+            fetch: self.fetch,
+            pins: None,
+            lane: Some(job.job_id().to_string()),
+        }
+    }
+
     /// The window's parameters for the model in effect, archiving evidence at
     /// `validator`'s positions.
     pub fn params(&self, validator: Hotkey) -> WindowParams {
@@ -191,8 +214,9 @@ async fn fetch_one(inputs: &WindowInputs<'_>, m: &MinerSource) -> FetchOutcome {
     let Some(pins) = &inputs.pins else {
         return m
             .store
-            .fetch_bundle_capped(
+            .fetch_bundle_in(
                 window,
+                inputs.lane.as_deref(),
                 &m.hotkey,
                 Some(inputs.deadline),
                 inputs.max_bundle_bytes,

@@ -1,0 +1,461 @@
+//! grail-client: the v2 job API from the client's side (docs/jobs.md).
+//!
+//! [`Client`] submits a job, reads its status and its canonical bytes (checked against
+//! the job's id), and follows its stream of verified rollouts from a cursor;
+//! [`reward_spec`] reads the command line's reward shorthand; [`export_parquet`] writes
+//! rollouts as a Parquet file for pandas, pyarrow or `datasets`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::builder::{Float32Builder, ListBuilder, UInt32Builder};
+use arrow_array::{
+    ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, UInt32Array, UInt64Array,
+};
+use arrow_schema::{DataType, Field, Schema};
+use grail_jobs::api::{Accepted, DeliveredRollout, JobStatus};
+use grail_jobs::{Job, JobId, JobRequest, RewardSpec};
+
+/// What can go wrong talking to a gateway.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The request did not get an answer.
+    #[error("cannot reach {url}: {source}")]
+    Http {
+        /// The URL.
+        url: String,
+        /// The cause.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The gateway refused (its `error`, and `field` when it names one).
+    #[error("{status}: {message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The gateway's message.
+        message: String,
+        /// The field at fault, if named.
+        field: Option<String>,
+    },
+    /// An answer that is not what the API documents.
+    #[error("unexpected answer from {url}: {detail}")]
+    Protocol {
+        /// The URL.
+        url: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// A bad argument (reward shorthand, file).
+    #[error("{0}")]
+    Usage(String),
+    /// Writing the export failed.
+    #[error("export: {0}")]
+    Export(String),
+}
+
+/// A gateway and the API key to use with it.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+impl Client {
+    /// A client of the gateway at `base` (`http://host:port`) with API key `key`.
+    pub fn new(base: &str, key: &str) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|source| ClientError::Http {
+                url: base.into(),
+                source,
+            })?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            key: key.trim().to_string(),
+        })
+    }
+
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<reqwest::Response, ClientError> {
+        let resp = req
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .map_err(|source| ClientError::Http {
+                url: url.into(),
+                source,
+            })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        Err(ClientError::Refused {
+            status,
+            message: body["error"].as_str().unwrap_or("no message").to_string(),
+            field: body["field"].as_str().map(str::to_string),
+        })
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(
+        resp: reqwest::Response,
+        url: &str,
+    ) -> Result<T, ClientError> {
+        resp.json().await.map_err(|e| ClientError::Protocol {
+            url: url.into(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Submits a job; the gateway's answer (its id and status).
+    pub async fn submit(&self, job: &JobRequest) -> Result<Accepted, ClientError> {
+        let url = format!("{}/v2/jobs", self.base);
+        let resp = self.send(self.http.post(&url).json(job), &url).await?;
+        Self::json(resp, &url).await
+    }
+
+    /// A job's status.
+    pub async fn status(&self, id: &str) -> Result<JobStatus, ClientError> {
+        let url = format!("{}/v2/jobs/{id}", self.base);
+        let resp = self.send(self.http.get(&url), &url).await?;
+        Self::json(resp, &url).await
+    }
+
+    /// A job's canonical bytes, checked: they must be a valid job whose digest is `id`.
+    pub async fn job(&self, id: &str) -> Result<Job, ClientError> {
+        let url = format!("{}/v2/jobs/{id}/job", self.base);
+        let resp = self.send(self.http.get(&url), &url).await?;
+        let bytes = resp.bytes().await.map_err(|source| ClientError::Http {
+            url: url.clone(),
+            source,
+        })?;
+        let (job, _) = Job::from_canonical(&bytes).map_err(|e| ClientError::Protocol {
+            url: url.clone(),
+            detail: e.to_string(),
+        })?;
+        let want: JobId = id
+            .parse()
+            .map_err(|e: grail_jobs::JobError| ClientError::Usage(e.to_string()))?;
+        if job.id() != want {
+            return Err(ClientError::Protocol {
+                url,
+                detail: format!("the gateway served job {} under {id}", job.id()),
+            });
+        }
+        Ok(job)
+    }
+
+    /// Up to `limit` rollouts from `cursor`, waiting up to `wait` seconds for the first;
+    /// with the cursor to ask next.
+    pub async fn rollouts(
+        &self,
+        id: &str,
+        cursor: u64,
+        limit: u64,
+        wait: u64,
+    ) -> Result<(Vec<DeliveredRollout>, u64), ClientError> {
+        let url = format!(
+            "{}/v2/jobs/{id}/rollouts?cursor={cursor}&limit={limit}&wait={wait}",
+            self.base
+        );
+        let resp = self.send(self.http.get(&url), &url).await?;
+        let next = resp
+            .headers()
+            .get("x-next-cursor")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| ClientError::Protocol {
+                url: url.clone(),
+                detail: "no x-next-cursor header".into(),
+            })?;
+        let text = resp.text().await.map_err(|source| ClientError::Http {
+            url: url.clone(),
+            source,
+        })?;
+        let rollouts = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l).map_err(|e| ClientError::Protocol {
+                    url: url.clone(),
+                    detail: format!("a rollout line: {e}"),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((rollouts, next))
+    }
+
+    /// Follows a job's stream from `cursor` until the job is complete or expired and
+    /// everything delivered was read, handing each batch to `on_batch`; returns the
+    /// cursor after the last rollout. A gateway that stops answering is retried with
+    /// back-off (the cursor makes the stream resumable).
+    pub async fn follow(
+        &self,
+        id: &str,
+        mut cursor: u64,
+        mut on_batch: impl FnMut(&[DeliveredRollout], &JobStatus) -> Result<(), ClientError>,
+    ) -> Result<u64, ClientError> {
+        let mut failures = 0u32;
+        loop {
+            let step = async {
+                let (batch, next) = self.rollouts(id, cursor, 1_000, 10).await?;
+                let status = self.status(id).await?;
+                Ok::<_, ClientError>((batch, next, status))
+            };
+            match step.await {
+                Ok((batch, next, status)) => {
+                    failures = 0;
+                    on_batch(&batch, &status)?;
+                    cursor = next;
+                    if status.state != "open" && cursor >= status.rollouts_delivered {
+                        return Ok(cursor);
+                    }
+                }
+                Err(e @ ClientError::Http { .. }) if failures < 5 => {
+                    failures += 1;
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_secs(1 << failures)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Reads the reward shorthand: `exact`, `numeric[:TOLERANCE]`, `regex:PATTERN`,
+/// `choice:A,B,C,D` or `wasm:FILE` (the module file is read and base64-encoded).
+pub fn reward_spec(text: &str) -> Result<RewardSpec, ClientError> {
+    let (kind, arg) = text.split_once(':').unwrap_or((text, ""));
+    Ok(match kind {
+        "exact" => RewardSpec::Exact,
+        "numeric" => RewardSpec::Numeric {
+            tolerance: if arg.is_empty() {
+                0.0
+            } else {
+                arg.parse()
+                    .map_err(|_| ClientError::Usage(format!("numeric:{arg}: the tolerance is a number")))?
+            },
+        },
+        "regex" if !arg.is_empty() => RewardSpec::Regex { pattern: arg.into() },
+        "choice" if !arg.is_empty() => RewardSpec::Choice {
+            choices: arg.split(',').map(|c| c.trim().to_string()).collect(),
+        },
+        "wasm" if !arg.is_empty() => {
+            let bytes = std::fs::read(arg)
+                .map_err(|e| ClientError::Usage(format!("reading the reward module {arg}: {e}")))?;
+            RewardSpec::Wasm {
+                module: grail_jobs::reward::encode_module(&bytes),
+            }
+        }
+        _ => {
+            return Err(ClientError::Usage(format!(
+                "reward `{text}`: one of exact, numeric[:TOLERANCE], regex:PATTERN, choice:A,B,…, wasm:FILE"
+            )))
+        }
+    })
+}
+
+/// The Parquet columns of [`export_parquet`], in order.
+pub fn schema() -> Schema {
+    let list = |inner: DataType| DataType::List(Arc::new(Field::new("item", inner, true)));
+    Schema::new(vec![
+        Field::new("cursor", DataType::UInt64, false),
+        Field::new("job", DataType::Utf8, false),
+        Field::new("window", DataType::UInt64, false),
+        Field::new("miner", DataType::Utf8, false),
+        Field::new("prompt_index", DataType::UInt64, false),
+        Field::new("group", DataType::Utf8, false),
+        Field::new("rollout", DataType::UInt32, false),
+        Field::new("prompt_tokens", list(DataType::UInt32), false),
+        Field::new("completion_tokens", list(DataType::UInt32), false),
+        Field::new("completion", DataType::Utf8, false),
+        Field::new("logprobs", list(DataType::Float32), false),
+        Field::new("reward", DataType::Float64, false),
+        Field::new("advantage", DataType::Float64, false),
+        Field::new("success", DataType::Boolean, false),
+        Field::new("archive", DataType::Utf8, false),
+    ])
+}
+
+/// Writes rollouts to a Parquet file at `path` (one row per rollout); returns the rows.
+pub fn export_parquet(rollouts: &[DeliveredRollout], path: &Path) -> Result<usize, ClientError> {
+    let mut prompt_tokens = ListBuilder::new(UInt32Builder::new());
+    let mut completion_tokens = ListBuilder::new(UInt32Builder::new());
+    let mut logprobs = ListBuilder::new(Float32Builder::new());
+    for r in rollouts {
+        prompt_tokens.values().append_slice(&r.prompt_tokens);
+        prompt_tokens.append(true);
+        completion_tokens
+            .values()
+            .append_slice(&r.completion_tokens);
+        completion_tokens.append(true);
+        logprobs.values().append_slice(&r.logprobs);
+        logprobs.append(true);
+    }
+    let strings = |f: fn(&DeliveredRollout) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(rollouts.iter().map(f)))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(UInt64Array::from_iter_values(
+            rollouts.iter().map(|r| r.cursor),
+        )),
+        strings(|r| &r.job),
+        Arc::new(UInt64Array::from_iter_values(
+            rollouts.iter().map(|r| r.window),
+        )),
+        strings(|r| &r.miner),
+        Arc::new(UInt64Array::from_iter_values(
+            rollouts.iter().map(|r| r.prompt_index),
+        )),
+        strings(|r| &r.group),
+        Arc::new(UInt32Array::from_iter_values(
+            rollouts.iter().map(|r| r.rollout),
+        )),
+        Arc::new(prompt_tokens.finish()),
+        Arc::new(completion_tokens.finish()),
+        strings(|r| &r.completion),
+        Arc::new(logprobs.finish()),
+        Arc::new(Float64Array::from_iter_values(
+            rollouts.iter().map(|r| r.reward),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            rollouts.iter().map(|r| r.advantage),
+        )),
+        Arc::new(BooleanArray::from(
+            rollouts.iter().map(|r| r.success).collect::<Vec<_>>(),
+        )),
+        strings(|r| &r.archive),
+    ];
+    let schema = Arc::new(schema());
+    let batch = RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| ClientError::Export(e.to_string()))?;
+    let tmp = path.with_extension("parquet.partial");
+    let file = std::fs::File::create(&tmp)
+        .map_err(|e| ClientError::Export(format!("creating {}: {e}", tmp.display())))?;
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None)
+        .map_err(|e| ClientError::Export(e.to_string()))?;
+    writer
+        .write(&batch)
+        .map_err(|e| ClientError::Export(e.to_string()))?;
+    writer
+        .close()
+        .map_err(|e| ClientError::Export(e.to_string()))?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| ClientError::Export(format!("renaming to {}: {e}", path.display())))?;
+    Ok(rollouts.len())
+}
+
+/// What a job asks for besides its prompts and reward (the command line's options).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobOptions {
+    /// Rollouts per group.
+    pub group_size: u32,
+    /// Most tokens per completion.
+    pub max_new_tokens: u32,
+    /// Sampling temperature.
+    pub temperature: f64,
+    /// Groups wanted per prompt.
+    pub groups_per_prompt: u32,
+    /// Seconds from now to the deadline.
+    pub deadline_secs: u64,
+    /// Reward at or above which a rollout counts as solved.
+    pub pass_threshold: f64,
+}
+
+/// A job request from a JSONL prompts file (see `grail_jobs::spec::prompts_from_jsonl`),
+/// a reward shorthand ([`reward_spec`]) and `options`, its deadline counted from `now`.
+pub fn build_request(
+    prompts_file: &Path,
+    reward: &str,
+    options: &JobOptions,
+    now: u64,
+) -> Result<JobRequest, ClientError> {
+    let text = std::fs::read_to_string(prompts_file)
+        .map_err(|e| ClientError::Usage(format!("reading {}: {e}", prompts_file.display())))?;
+    let prompts = grail_jobs::spec::prompts_from_jsonl(&text)
+        .map_err(|e| ClientError::Usage(format!("{}: {e}", prompts_file.display())))?;
+    Ok(JobRequest {
+        prompts,
+        reward: reward_spec(reward)?,
+        group_size: options.group_size,
+        max_new_tokens: options.max_new_tokens,
+        temperature: options.temperature,
+        groups_per_prompt: options.groups_per_prompt,
+        deadline_unix: now + options.deadline_secs,
+        pass_threshold: options.pass_threshold,
+    })
+}
+
+/// The API key: the file's first line when a file is given, else `GRAIL_API_KEY`.
+pub fn api_key(file: Option<&Path>) -> Result<String, ClientError> {
+    match file {
+        Some(f) => std::fs::read_to_string(f)
+            .map_err(|e| ClientError::Usage(format!("reading the key file {}: {e}", f.display())))
+            .map(|t| t.lines().next().unwrap_or_default().trim().to_string()),
+        None => std::env::var("GRAIL_API_KEY").map_err(|_| {
+            ClientError::Usage("no API key: pass --key-file or set GRAIL_API_KEY".into())
+        }),
+    }
+}
+
+/// Follows a job to its end, appending every rollout as a JSON line to `out` (created if
+/// absent; an existing file is resumed after its last line's cursor) and printing progress
+/// to stderr; returns the rollouts written in all.
+pub async fn follow_to_file(client: &Client, id: &str, out: &Path) -> Result<u64, ClientError> {
+    use std::io::Write;
+    let existing = std::fs::read_to_string(out).unwrap_or_default();
+    let cursor = existing
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<DeliveredRollout>(l).ok())
+        .map_or(0, |r| r.cursor + 1);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(out)
+        .map_err(|e| ClientError::Usage(format!("opening {}: {e}", out.display())))?;
+    let end = client
+        .follow(id, cursor, |batch, status| {
+            for r in batch {
+                let line =
+                    serde_json::to_string(r).map_err(|e| ClientError::Export(e.to_string()))?;
+                writeln!(file, "{line}").map_err(|e| ClientError::Export(e.to_string()))?;
+            }
+            file.flush()
+                .map_err(|e| ClientError::Export(e.to_string()))?;
+            eprintln!(
+                "{}: {} of {} groups delivered, {} rollouts received, state {}",
+                &id[..12.min(id.len())],
+                status.groups_delivered,
+                status.groups_wanted,
+                batch.last().map_or(cursor, |r| r.cursor + 1),
+                status.state
+            );
+            Ok(())
+        })
+        .await?;
+    Ok(end)
+}
+
+/// Reads every rollout of a job (from cursor 0) and writes them to a Parquet file.
+pub async fn export(client: &Client, id: &str, out: &Path) -> Result<usize, ClientError> {
+    let mut all = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let (batch, next) = client.rollouts(id, cursor, 10_000, 0).await?;
+        if batch.is_empty() {
+            break;
+        }
+        all.extend(batch);
+        cursor = next;
+    }
+    export_parquet(&all, out)
+}
