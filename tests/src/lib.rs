@@ -88,6 +88,7 @@ impl TestNet {
             device: Default::default(),
             trainer: Default::default(),
             prompts: grail_node::config::PromptChoice::Random,
+            jobs: false,
         };
         let info = localnet::init(&root, &options).expect("localnet init");
         let beacon_root = root.clone();

@@ -27,6 +27,9 @@ struct Options {
     expect: String,
     eval: bool,
     lead_secs: u64,
+    /// A client job folder (`prompts.jsonl`, `submit.args`) submitted to the validator's
+    /// gateway once the network runs.
+    job: Option<PathBuf>,
 }
 
 /// Which build the roles run.
@@ -50,7 +53,7 @@ impl Profile {
 
 const USAGE: &str = "--windows N, --miners N, --window-length BLOCKS, --max-new-tokens N, \
 --group-size N, --environment SPEC, --model DIR | --tiny, --debug, --expect most-windows|every-window, \
---lead-secs N, --no-eval";
+--lead-secs N, --no-eval, --job DIR";
 
 fn parse(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
@@ -66,6 +69,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         expect: "most-windows".into(),
         eval: true,
         lead_secs: 20,
+        job: None,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -93,6 +97,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--tiny" => o.tiny = true,
             "--debug" => o.profile = Profile::Debug,
             "--no-eval" => o.eval = false,
+            "--job" => o.job = Some(PathBuf::from(value("--job")?)),
             "--expect" => {
                 o.expect = value("--expect")?;
                 if !["most-windows", "every-window"].contains(&o.expect.as_str()) {
@@ -233,6 +238,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "-p",
         "grail-trainer",
     ]);
+    if o.job.is_some() {
+        build.args(["-p", "grail-client-cli"]);
+    }
     if o.profile == Profile::Release {
         build.arg("--release");
     }
@@ -283,6 +291,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 .iter()
                 .flat_map(|e| ["--environment".to_string(), e.clone()]),
         )
+        .args(o.job.iter().map(|_| "--jobs"))
         .output()
         .map_err(|e| format!("cannot run grail-validator localnet init: {e}"))?;
     if !out.status.success() {
@@ -346,6 +355,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
         let child = spawn(&program, &refs, &log, name == "validator")?;
         roles.push(Role { name, child, log });
     }
+    let mut client = match &o.job {
+        Some(dir) => Some(crate::localnet_job::submit(
+            &bin("grail-client"),
+            dir,
+            &root,
+            &logs,
+        )?),
+        None => None,
+    };
     let started = Instant::now();
     // Generous: lead time, the windows, and the trainer's last step.
     let limit = Duration::from_secs(60 + (o.windows + 3) * o.window_length * 2);
@@ -383,6 +401,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     let _ = beacon.kill();
     let _ = beacon.wait();
+    if let Some(c) = &mut client {
+        c.finish(&bin("grail-client"), &root);
+    }
     if let Some((name, log, why)) = failed {
         for r in &roles {
             let _ = Command::new("kill").arg(r.child.id().to_string()).status();

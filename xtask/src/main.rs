@@ -12,6 +12,7 @@ mod ci;
 mod experiment;
 mod hygiene;
 mod localnet;
+mod localnet_job;
 mod models;
 mod reliability;
 mod setup;

@@ -51,6 +51,11 @@ enum Command {
         /// The job id.
         id: String,
     },
+    /// Summarize an NDJSON file of rollouts (as `follow` writes it); needs no gateway.
+    Summarize {
+        /// The NDJSON file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -83,6 +88,10 @@ struct SubmitArgs {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Summarize { file } = &cli.command {
+        print!("{}", grail_client::summarize_file(file)?);
+        return Ok(());
+    }
     let key = grail_client::api_key(cli.key_file.as_deref())?;
     let client = grail_client::Client::new(&cli.gateway, &key)?;
     let rt = tokio::runtime::Runtime::new()?;
@@ -123,6 +132,7 @@ fn main() -> anyhow::Result<()> {
             let job = rt.block_on(client.job(&id)).context("job")?;
             println!("{}", String::from_utf8_lossy(&job.canonical_bytes()));
         }
+        Command::Summarize { .. } => {}
     }
     Ok(())
 }

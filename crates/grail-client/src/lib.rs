@@ -231,7 +231,8 @@ impl Client {
 }
 
 /// Reads the reward shorthand: `exact`, `numeric[:TOLERANCE]`, `regex:PATTERN`,
-/// `choice:A,B,C,D` or `wasm:FILE` (the module file is read and base64-encoded).
+/// `choice:A,B,C,D` or `wasm:FILE` (a `.wasm` module, or its `.wat` text assembled here;
+/// base64-encoded into the job).
 pub fn reward_spec(text: &str) -> Result<RewardSpec, ClientError> {
     let (kind, arg) = text.split_once(':').unwrap_or((text, ""));
     Ok(match kind {
@@ -249,8 +250,15 @@ pub fn reward_spec(text: &str) -> Result<RewardSpec, ClientError> {
             choices: arg.split(',').map(|c| c.trim().to_string()).collect(),
         },
         "wasm" if !arg.is_empty() => {
-            let bytes = std::fs::read(arg)
-                .map_err(|e| ClientError::Usage(format!("reading the reward module {arg}: {e}")))?;
+            // A `.wat` file is the text format: assembled here.
+            let bytes = if arg.ends_with(".wat") {
+                wat::parse_file(arg)
+                    .map_err(|e| ClientError::Usage(format!("the reward module {arg}: {e}")))?
+            } else {
+                std::fs::read(arg).map_err(|e| {
+                    ClientError::Usage(format!("reading the reward module {arg}: {e}"))
+                })?
+            };
             RewardSpec::Wasm {
                 module: grail_jobs::reward::encode_module(&bytes),
             }
@@ -458,4 +466,159 @@ pub async fn export(client: &Client, id: &str, out: &Path) -> Result<usize, Clie
         cursor = next;
     }
     export_parquet(&all, out)
+}
+
+/// A few lines on an NDJSON file of rollouts: how many, of how many groups, prompts and
+/// miners, the mean reward, one completion.
+pub fn summarize_file(path: &Path) -> Result<String, ClientError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ClientError::Usage(format!("reading {}: {e}", path.display())))?;
+    let rollouts = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str::<DeliveredRollout>(l)
+                .map_err(|e| ClientError::Usage(format!("{}:{}: {e}", path.display(), i + 1)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(summarize(&rollouts))
+}
+
+/// See [`summarize_file`].
+pub fn summarize(rollouts: &[DeliveredRollout]) -> String {
+    use std::collections::BTreeSet;
+    let groups: BTreeSet<&str> = rollouts.iter().map(|r| r.group.as_str()).collect();
+    let prompts: BTreeSet<u64> = rollouts.iter().map(|r| r.prompt_index).collect();
+    let miners: BTreeSet<&str> = rollouts.iter().map(|r| r.miner.as_str()).collect();
+    let windows: BTreeSet<u64> = rollouts.iter().map(|r| r.window).collect();
+    let mean = rollouts.iter().map(|r| r.reward).sum::<f64>() / rollouts.len().max(1) as f64;
+    let solved = rollouts.iter().filter(|r| r.success).count();
+    let mut out = format!(
+        "  {} verified rollouts in {} groups: {} prompts, {} miners, {} windows; mean reward {mean:.3}, {solved} solved\n",
+        rollouts.len(),
+        groups.len(),
+        prompts.len(),
+        miners.len(),
+        windows.len(),
+    );
+    if let Some(best) = rollouts.iter().max_by(|a, b| a.reward.total_cmp(&b.reward)) {
+        out += &format!(
+            "  best: prompt {}, reward {}, advantage {:+.2}: {:?}\n",
+            best.prompt_index, best.reward, best.advantage, best.completion
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rollout(cursor: u64, reward: f64) -> DeliveredRollout {
+        DeliveredRollout {
+            cursor,
+            job: "ab".repeat(32),
+            window: 12,
+            miner: "5Miner".into(),
+            prompt_index: cursor / 2,
+            rollout: (cursor % 2) as u32,
+            group: format!("g{}", cursor / 2),
+            prompt_tokens: vec![1, 2, 3],
+            completion_tokens: vec![4, 5],
+            completion: "42".into(),
+            logprobs: vec![-0.5, -1.5],
+            reward,
+            advantage: reward - 0.5,
+            success: reward >= 1.0,
+            archive: "lanes/x".into(),
+        }
+    }
+
+    #[test]
+    fn reward_shorthands_read_or_say_what_is_wrong() {
+        assert_eq!(reward_spec("exact").unwrap(), RewardSpec::Exact);
+        assert_eq!(
+            reward_spec("numeric:0.5").unwrap(),
+            RewardSpec::Numeric { tolerance: 0.5 }
+        );
+        assert_eq!(
+            reward_spec("choice:A, B,C").unwrap(),
+            RewardSpec::Choice {
+                choices: vec!["A".into(), "B".into(), "C".into()]
+            }
+        );
+        assert_eq!(
+            reward_spec("regex:^a:b$").unwrap(),
+            RewardSpec::Regex {
+                pattern: "^a:b$".into()
+            }
+        );
+        for bad in [
+            "numeric:x",
+            "regex:",
+            "wasm:/no/such/file.wasm",
+            "telepathy",
+        ] {
+            assert!(
+                matches!(reward_spec(bad), Err(ClientError::Usage(_))),
+                "{bad}"
+            );
+        }
+        // The example job's text module assembles into the same bytes the tests use.
+        let wat = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/jobs/sums/contains.wat"
+        );
+        match reward_spec(&format!("wasm:{wat}")).unwrap() {
+            RewardSpec::Wasm { module } => {
+                let bytes = grail_jobs::reward::decode_module(&module).unwrap();
+                assert_eq!(&bytes[..4], b"\0asm");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_request_is_built_from_a_prompts_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.jsonl");
+        std::fs::write(&file, "\"plain\"\n{\"prompt\": \"q\", \"answer\": \"1\"}\n").unwrap();
+        let options = JobOptions {
+            group_size: 4,
+            max_new_tokens: 16,
+            temperature: 0.8,
+            groups_per_prompt: 2,
+            deadline_secs: 60,
+            pass_threshold: 1.0,
+        };
+        let req = build_request(&file, "regex:{answer}", &options, 1_000).unwrap();
+        assert_eq!(req.prompts.len(), 2);
+        assert_eq!(req.deadline_unix, 1_060);
+        std::fs::write(&file, "{broken").unwrap();
+        let e = build_request(&file, "exact", &options, 1_000).unwrap_err();
+        assert!(e.to_string().contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn rollouts_export_to_parquet_and_summarize() {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let rollouts: Vec<_> = (0..6).map(|i| rollout(i, (i % 3) as f64 / 2.0)).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("job.parquet");
+        assert_eq!(export_parquet(&rollouts, &path).unwrap(), 6);
+        let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+        assert_eq!(reader.metadata().file_metadata().num_rows(), 6);
+        assert_eq!(
+            reader
+                .metadata()
+                .file_metadata()
+                .schema_descr()
+                .num_columns(),
+            schema().fields().len()
+        );
+        let text = summarize(&rollouts);
+        assert!(text.contains("6 verified rollouts in 3 groups"), "{text}");
+        assert!(text.contains("mean reward 0.500"), "{text}");
+    }
 }

@@ -263,7 +263,7 @@ fn the_inputs_arrive_as_documented() {
 fn the_contains_module_equals_its_built_in_twin() {
     let bytes = wat::parse_file(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/modules/contains.wat"
+        "/../../examples/jobs/sums/contains.wat"
     ))
     .unwrap();
     let prompts: Vec<PromptRequest> = ["42", "Paris", "x^2+1", "", "ünïcode", "a.b*c"]

@@ -70,6 +70,9 @@ pub struct LocalnetOptions {
     pub trainer: crate::config::TrainerSettings,
     /// How miners choose prompts (`zone` reads the validator's API on a port chosen here).
     pub prompts: crate::config::PromptChoice,
+    /// Open the validator's job gateway (`[jobs]`, with an API key written to
+    /// `api-key` in the network folder) and have miners mine client jobs from it.
+    pub jobs: bool,
 }
 
 /// Flags of `grail-validator localnet init`.
@@ -109,6 +112,10 @@ pub struct InitArgs {
     /// cuda:N.
     #[arg(long, env = "GRAIL_DEVICE", default_value_t = grail_infer::DeviceChoice::Auto)]
     pub device: grail_infer::DeviceChoice,
+    /// Open the validator's v2 job gateway (API key in `<root>/api-key`); miners mine the
+    /// jobs submitted to it.
+    #[arg(long)]
+    pub jobs: bool,
 }
 
 impl InitArgs {
@@ -134,6 +141,7 @@ impl InitArgs {
                 ..Default::default()
             },
             prompts: crate::config::PromptChoice::Zone,
+            jobs: self.jobs,
         }
     }
 }
@@ -201,6 +209,19 @@ pub fn init(root: &Path, options: &LocalnetOptions) -> Result<LocalnetInfo, Node
     let lead_blocks = (options.lead_secs * 1000).div_ceil(options.block_time_ms);
     let start = head + lead_blocks;
     let start_window = start.div_ceil(wl) * wl;
+    let mut jobs = crate::jobs::JobsSettings::default();
+    if options.jobs {
+        let mut secret = [0u8; 24];
+        OsRng.fill_bytes(&mut secret);
+        let key = format!("localnet-{}", hex::encode(secret));
+        write_atomic(
+            &root.join("api-keys"),
+            format!("localnet {key}\n").as_bytes(),
+        )?;
+        write_atomic(&root.join("api-key"), format!("{key}\n").as_bytes())?;
+        jobs.enabled = true;
+        jobs.api_keys_file = Some(root.join("api-keys"));
+    }
     let mut participants = Vec::new();
     for (name, key, path, uid) in &keys {
         if name == "owner" {
@@ -227,6 +248,12 @@ pub fn init(root: &Path, options: &LocalnetOptions) -> Result<LocalnetInfo, Node
                 prompts: options.prompts,
                 // Zone miners find the validator's API on the local chain, where the
                 // validator publishes the address below.
+                job_groups: if options.jobs { 2 } else { 0 },
+                job_gateways: if options.jobs {
+                    vec![format!("http://{validator_api}")]
+                } else {
+                    Vec::new()
+                },
                 ..Default::default()
             },
             validator: crate::config::ValidatorSettings {
@@ -236,7 +263,11 @@ pub fn init(root: &Path, options: &LocalnetOptions) -> Result<LocalnetInfo, Node
                 ..Default::default()
             },
             trainer: options.trainer.clone(),
-            jobs: Default::default(),
+            jobs: if name == "validator" {
+                jobs.clone()
+            } else {
+                Default::default()
+            },
         };
         std::fs::create_dir_all(root.join("stores").join(name))
             .map_err(|e| NodeError::io("creating a local bucket", e))?;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use grail_proto::archive::SealedWindow;
+use grail_proto::rules::Consequence;
 use grail_proto::verifier::MinerReport;
 
 use super::book::JobRecord;
@@ -64,9 +65,17 @@ pub fn lane_window(
     let mut out = LaneWindow::default();
     let mut rejected: BTreeMap<String, u64> = BTreeMap::new();
     let mut reject = |why: &str| *rejected.entry(why.to_string()).or_default() += 1;
+    // A miner with any checked group whose failure zeroes the window delivers nothing:
+    // its other groups are not trusted either (the spot-check rule).
     let zeroed: BTreeMap<grail_proto::Hotkey, (u16, bool)> = reports
         .iter()
-        .map(|r| (r.hotkey, (r.uid, r.credited <= 0.0 && r.eligible > 0)))
+        .map(|r| {
+            let failed = r
+                .checked
+                .iter()
+                .any(|c| c.outcome.reason().consequence() == Consequence::ZeroWindow);
+            (r.hotkey, (r.uid, failed || !r.read()))
+        })
         .collect();
     let mut wanted: Vec<u32> = record
         .delivered

@@ -55,6 +55,19 @@ impl JobFeed {
         })
     }
 
+    /// Whether it knows no gateway (the miner looks them up again).
+    pub fn has_no_gateway(&self) -> bool {
+        self.gateways.is_empty()
+    }
+
+    /// Reads these gateways from now on.
+    pub fn set_gateways(&mut self, urls: &[String]) {
+        self.gateways = urls
+            .iter()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .collect();
+    }
+
     /// Reads the gateways' open jobs and loads the new ones; a gateway or job that cannot
     /// be read is logged and skipped (the miner mines what it knows).
     pub async fn refresh(&mut self) {
@@ -92,6 +105,10 @@ impl JobFeed {
             .send()
             .await
             .map_err(|e| e.to_string())?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            // A validator that serves no gateway: no jobs there.
+            return Ok(Vec::new());
+        }
         if !resp.status().is_success() {
             return Err(format!("HTTP {}", resp.status()));
         }

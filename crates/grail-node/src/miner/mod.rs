@@ -119,6 +119,10 @@ pub async fn run_with_metrics(
         }
         let job_work = match &mut job_feed {
             Some(feed) => {
+                if feed.has_no_gateway() {
+                    // Validators publish their APIs on chain when they start.
+                    feed.set_gateways(&job_gateways(w).await);
+                }
                 feed.refresh().await;
                 match w.net.deadline(window).await {
                     Ok(deadline) => feed.work(deadline.timestamp().max(0) as u64),

@@ -354,7 +354,7 @@ async fn check_job_lanes(
             job = %id,
             submitted,
             checked = sealed.entries.len(),
-            delivered = delivered.values().sum::<f64>(),
+            delivered_groups = delivered.values().map(|&c| c as u64).sum::<u64>(),
             "job lane sealed"
         );
         for (uid, c) in delivered {
