@@ -157,3 +157,150 @@ pub fn lane_window(
     out.rejected = rejected;
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use grail_proto::archive::{ArchiveEntry, Verdict};
+    use grail_proto::rules::{Reason, Rejection, WindowPlan};
+    use grail_proto::verifier::{CheckedGroup, GroupOutcome};
+    use grail_proto::{EnvironmentId, GenerationParams, Group, Hotkey, Rollout, Signature};
+
+    use super::*;
+
+    fn group(miner: Hotkey, prompt: u64, rewards: &[f64], salt: u32) -> Group {
+        let plan = WindowPlan {
+            window: 8,
+            window_randomness: [1; 32],
+            checkpoint: [2; 32],
+            environment: EnvironmentId {
+                name: "job".into(),
+                params: "ab".repeat(32),
+            },
+            generation: GenerationParams {
+                max_new_tokens: 4,
+                temperature_milli: 1000,
+            },
+            group_size: rewards.len(),
+        };
+        let mean = rewards.iter().sum::<f64>() / rewards.len() as f64;
+        Group {
+            header: plan.header(miner, prompt),
+            rollouts: rewards
+                .iter()
+                .enumerate()
+                .map(|(i, &r)| Rollout {
+                    tokens: vec![1, 2, 3, 10 + i as u32, salt],
+                    prompt_len: 3,
+                    sketches: Vec::new(),
+                    logprobs: vec![-1.0, -1.0],
+                    reward: r,
+                    advantage: r - mean,
+                    success: r >= 1.0,
+                })
+                .collect(),
+            signature: Signature([0; 64]),
+        }
+    }
+
+    fn entry(g: Group, accepted: Reason) -> ArchiveEntry {
+        ArchiveEntry {
+            miner: g.header.hotkey,
+            bundle_sha256: [0; 32],
+            group_index: 0,
+            recomputed_logprobs: vec![vec![-0.5, -0.5]; g.rollouts.len()],
+            evidence: Vec::new(),
+            verdict: Verdict {
+                accepted: accepted == Reason::Accepted,
+                reason: accepted.as_str().into(),
+                detail: String::new(),
+            },
+            group: g,
+        }
+    }
+
+    fn record(prompts: usize, per_prompt: u32) -> JobRecord {
+        JobRecord {
+            id: "ab".repeat(32),
+            client: "lab".into(),
+            submitted_unix: 0,
+            deadline_unix: 100,
+            group_size: 2,
+            groups_per_prompt: per_prompt,
+            delivered: vec![0; prompts],
+            rejected: Default::default(),
+            in_zone: 0,
+            accepted: 0,
+            rollouts: 0,
+            digests: Default::default(),
+        }
+    }
+
+    #[test]
+    fn only_wanted_verified_in_zone_groups_are_delivered_once() {
+        let (honest, cheat, other) = (Hotkey([1; 32]), Hotkey([2; 32]), Hotkey([3; 32]));
+        let mut cheat_report = MinerReport::new(cheat, 2);
+        let forged = group(cheat, 0, &[1.0, 0.0], 9);
+        cheat_report.checked.push(CheckedGroup {
+            index: 0,
+            group: forged.clone(),
+            outcome: GroupOutcome::rejected(Rejection::new(Reason::RewardMismatch, "")),
+        });
+        let reports = vec![
+            MinerReport::new(honest, 1),
+            cheat_report,
+            MinerReport::new(other, 3),
+        ];
+        let g0 = group(honest, 0, &[1.0, 0.0], 0);
+        let sealed = SealedWindow {
+            window: 8,
+            validator: Hotkey([9; 32]),
+            checkpoint: [2; 32],
+            entries: vec![
+                entry(g0.clone(), Reason::Accepted),
+                // The prompt wants one group: a second is not wanted.
+                entry(group(honest, 0, &[0.5, 0.0], 1), Reason::Accepted),
+                // All rewards equal: no learning signal.
+                entry(group(honest, 1, &[1.0, 1.0], 2), Reason::Accepted),
+                // The cheater's accepted-looking group in a zeroed window, and its failure.
+                entry(group(cheat, 1, &[1.0, 0.0], 3), Reason::Accepted),
+                entry(forged, Reason::RewardMismatch),
+                // Another miner's copy of a group delivered in an earlier window.
+                entry(group(other, 1, &[1.0, 0.5], 7), Reason::Accepted),
+                // A prompt the job does not have.
+                entry(group(other, 9, &[1.0, 0.0], 8), Reason::Accepted),
+            ],
+            credits: Vec::new(),
+        };
+        let earlier: BTreeSet<String> = [group_digest(&group(other, 1, &[1.0, 0.5], 7))].into();
+        let decode = |t: &[u32]| format!("{t:?}");
+        let out = lane_window(
+            &record(2, 1),
+            &earlier,
+            40,
+            &reports,
+            &sealed,
+            "lanes/x",
+            &decode,
+        );
+        assert_eq!(out.delivered, BTreeMap::from([(0, 1)]));
+        assert_eq!(out.credits, BTreeMap::from([(1, 1.0)]));
+        assert_eq!(out.rollouts.len(), 2);
+        assert_eq!(out.rollouts[0].cursor, 40);
+        assert_eq!(out.rollouts[1].cursor, 41);
+        assert_eq!(out.rollouts[0].completion_tokens, vec![10, 0]);
+        assert_eq!(out.rollouts[0].logprobs, vec![-0.5, -0.5]);
+        assert_eq!(out.rollouts[0].miner, honest.to_ss58());
+        assert_eq!(out.digests, vec![group_digest(&g0)]);
+        let want = BTreeMap::from([
+            ("not_wanted".to_string(), 2),
+            ("out_of_zone".into(), 1),
+            ("miner_window_zeroed".into(), 1),
+            ("reward_mismatch".into(), 1),
+            ("duplicate".into(), 1),
+        ]);
+        assert_eq!(out.rejected, want);
+        assert_eq!((out.accepted, out.accepted_in_zone), (5, 4));
+    }
+}

@@ -112,10 +112,7 @@ impl JobFeed {
         if !resp.status().is_success() {
             return Err(format!("HTTP {}", resp.status()));
         }
-        let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
-        if bytes.len() > MAX_INDEX_BYTES {
-            return Err(format!("{} bytes of job list", bytes.len()));
-        }
+        let bytes = capped_body(resp, MAX_INDEX_BYTES).await?;
         serde_json::from_slice(&bytes).map_err(|e| e.to_string())
     }
 
@@ -129,7 +126,7 @@ impl JobFeed {
         if !resp.status().is_success() {
             return Err(format!("HTTP {}", resp.status()));
         }
-        let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
+        let bytes = capped_body(resp, grail_jobs::limits::MAX_JOB_BYTES).await?;
         // Checking a WebAssembly reward runs it: off the async threads.
         let env = crate::blocking(|| JobEnvironment::load(&bytes)).map_err(|e| e.to_string())?;
         // Content-addressed: a gateway cannot hand out other bytes under a job's name.
@@ -146,9 +143,11 @@ impl JobFeed {
             .filter(|e| e.deadline_unix > at)
             .filter_map(|e| {
                 let env = self.loaded.get(&e.id)?.clone();
+                let size = env.job().prompts.len();
                 let prompts: Vec<u64> = e
                     .remaining
                     .iter()
+                    .take(size)
                     .enumerate()
                     .filter(|(_, &r)| r > 0)
                     .map(|(i, _)| i as u64)
@@ -157,6 +156,22 @@ impl JobFeed {
             })
             .collect()
     }
+}
+
+/// A response body of at most `max` bytes, read chunk by chunk (a gateway cannot make a
+/// miner buffer more, whatever length it announces or does not).
+async fn capped_body(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(format!("the answer is over {max} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > max {
+            return Err(format!("the answer is over {max} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Up to `n` of `prompts`, in an order drawn from the miner's hotkey and the window (so
