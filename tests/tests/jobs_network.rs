@@ -3,7 +3,8 @@
 //! the subnet's work, a dishonest one uploads job groups whose rewards it made up; the
 //! client follows the stream and receives only verified rollouts, all of the honest
 //! miner; the status names the dishonest miner's rejections; a bad module and a malformed
-//! job are refused at the gateway.
+//! job are refused at the gateway; the Python client (`python/grail_client`) reads the
+//! same stream as whole groups.
 
 use std::path::Path;
 
@@ -305,6 +306,27 @@ fn a_client_job_is_mined_verified_and_streamed() {
         status.rejected.get("reward_mismatch").copied().unwrap_or(0) > 0,
         "{status:?}"
     );
+    // The Python client reads the same stream as whole groups.
+    let key_file = net.tmp.path().join("key");
+    std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../python/examples/summarize.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(&api)
+        .arg(&key_file)
+        .arg(&id)
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let py: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(py["rollouts"], rollouts.len());
+    assert_eq!(py["groups"], rollouts.len() / 4);
+    assert_eq!(py["group_sizes"], serde_json::json!([4]));
+    assert_eq!(py["cursors"], serde_json::json!((0..rollouts.len()).collect::<Vec<_>>()));
+    for sum in py["mean_advantage_per_group"].as_array().unwrap() {
+        assert!(sum.as_f64().unwrap().abs() < 1e-6, "{py}");
+    }
+    assert_eq!(py["unknown_job_status"], 404);
     // Exported as Parquet, one row per rollout.
     let parquet = net.tmp.path().join("job.parquet");
     let rows = rt
