@@ -48,6 +48,20 @@ impl Environment for ToyEnv {
     }
 }
 
+/// A WebAssembly job reward (text format) for the tiny model's random text: reward =
+/// (completion length in bytes mod 3) / 2, so a group's rewards differ and only the
+/// module knows them.
+pub const LENGTH_REWARD: &str = r#"(module
+  (memory (export "memory") 1)
+  (global $top (mut i32) (i32.const 1024))
+  (func (export "alloc") (param $n i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $top))
+    (global.set $top (i32.add (global.get $top) (local.get $n)))
+    (local.get $p))
+  (func (export "reward") (param i32 i32 i32 i32 i32 i32) (result f64)
+    (f64.div (f64.convert_i32_u (i32.rem_u (local.get 1) (i32.const 3))) (f64.const 2))))"#;
+
 /// A local network in a temporary folder, its beacon running on its own thread.
 pub struct TestNet {
     /// Keeps the folder alive.

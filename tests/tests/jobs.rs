@@ -13,19 +13,6 @@ use grail_proto::rules::Reason;
 use grail_proto::signing::Keypair;
 use grail_proto::{GenerationParams, Hotkey, SketchCoefficients};
 
-/// Reward = (completion length in bytes mod 3) / 2: 0, 0.5 or 1, so a group's rewards
-/// differ and only the module knows them.
-const LENGTH_REWARD: &str = r#"(module
-  (memory (export "memory") 1)
-  (global $top (mut i32) (i32.const 1024))
-  (func (export "alloc") (param $n i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $top))
-    (global.set $top (i32.add (global.get $top) (local.get $n)))
-    (local.get $p))
-  (func (export "reward") (param i32 i32 i32 i32 i32 i32) (result f64)
-    (f64.div (f64.convert_i32_u (i32.rem_u (local.get 1) (i32.const 3))) (f64.const 2))))"#;
-
 fn job_env(now: u64) -> JobEnvironment {
     let req = JobRequest {
         prompts: ["Name a colour.", "Say hello.", "Count to three."]
@@ -36,7 +23,7 @@ fn job_env(now: u64) -> JobEnvironment {
             })
             .collect(),
         reward: RewardSpec::Wasm {
-            module: encode_module(&wat::parse_str(LENGTH_REWARD).unwrap()),
+            module: encode_module(&wat::parse_str(grail_e2e::LENGTH_REWARD).unwrap()),
         },
         group_size: 4,
         max_new_tokens: 10,

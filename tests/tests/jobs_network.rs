@@ -22,18 +22,6 @@ use grail_proto::{encode_bundle, SketchCoefficients, WindowBundle};
 
 const KEY: &str = "lab-key-0123456789abcdefghijklmn";
 
-/// Reward = (completion length in bytes mod 3) / 2.
-const LENGTH_REWARD: &str = r#"(module
-  (memory (export "memory") 1)
-  (global $top (mut i32) (i32.const 1024))
-  (func (export "alloc") (param $n i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $top))
-    (global.set $top (i32.add (global.get $top) (local.get $n)))
-    (local.get $p))
-  (func (export "reward") (param i32 i32 i32 i32 i32 i32) (result f64)
-    (f64.div (f64.convert_i32_u (i32.rem_u (local.get 1) (i32.const 3))) (f64.const 2))))"#;
-
 fn job(deadline_unix: u64) -> JobRequest {
     JobRequest {
         prompts: (0..6)
@@ -43,7 +31,7 @@ fn job(deadline_unix: u64) -> JobRequest {
             })
             .collect(),
         reward: RewardSpec::Wasm {
-            module: encode_module(&wat::parse_str(LENGTH_REWARD).unwrap()),
+            module: encode_module(&wat::parse_str(grail_e2e::LENGTH_REWARD).unwrap()),
         },
         group_size: 4,
         max_new_tokens: 8,
@@ -309,7 +297,10 @@ fn a_client_job_is_mined_verified_and_streamed() {
     // The Python client reads the same stream as whole groups.
     let key_file = net.tmp.path().join("key");
     std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../python/examples/summarize.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../python/examples/summarize.py"
+    );
     let out = std::process::Command::new("python3")
         .arg(script)
         .arg(&api)
@@ -317,12 +308,19 @@ fn a_client_job_is_mined_verified_and_streamed() {
         .arg(&id)
         .output()
         .expect("python3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let py: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(py["rollouts"], rollouts.len());
     assert_eq!(py["groups"], rollouts.len() / 4);
     assert_eq!(py["group_sizes"], serde_json::json!([4]));
-    assert_eq!(py["cursors"], serde_json::json!((0..rollouts.len()).collect::<Vec<_>>()));
+    assert_eq!(
+        py["cursors"],
+        serde_json::json!((0..rollouts.len()).collect::<Vec<_>>())
+    );
     for sum in py["mean_advantage_per_group"].as_array().unwrap() {
         assert!(sum.as_f64().unwrap().abs() < 1e-6, "{py}");
     }

@@ -237,16 +237,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
         "grail-validator",
         "-p",
         "grail-trainer",
+        // Always, so that runs with and without --job share one feature set (no rebuilds).
+        "-p",
+        "grail-client-cli",
     ]);
-    if o.job.is_some() {
-        build.args(["-p", "grail-client-cli"]);
-    }
     if o.profile == Profile::Release {
         build.arg("--release");
     }
     util::run_timed(
         &format!(
-            "building grail-miner, grail-validator, grail-trainer ({})",
+            "building grail-miner, grail-validator, grail-trainer, grail-client ({})",
             o.profile.folder()
         ),
         &mut build,

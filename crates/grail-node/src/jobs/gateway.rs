@@ -346,15 +346,8 @@ async fn status(
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    if gw.client(&headers).is_none() {
-        return refuse(StatusCode::UNAUTHORIZED, "missing or unknown API key", None);
-    }
-    if id.parse::<JobId>().is_err() {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "a job id is 64 hexadecimal characters",
-            None,
-        );
+    if let Some(refused) = gw.refusal(&headers, &id) {
+        return refused;
     }
     let now = (gw.clock)();
     match gw.book.lock().await.jobs.get(&id) {
@@ -364,6 +357,31 @@ async fn status(
             format!("no job {id} on this gateway"),
             None,
         ),
+    }
+}
+
+/// The 400 answer when `id` is not a job id.
+fn bad_id(id: &str) -> Option<Response> {
+    id.parse::<JobId>().is_err().then(|| {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            "a job id is 64 hexadecimal characters",
+            None,
+        )
+    })
+}
+
+impl Gateway {
+    /// The 401 answer without a known key, the 400 one when `id` is not a job id.
+    fn refusal(&self, headers: &HeaderMap, id: &str) -> Option<Response> {
+        if self.client(headers).is_none() {
+            return Some(refuse(
+                StatusCode::UNAUTHORIZED,
+                "missing or unknown API key",
+                None,
+            ));
+        }
+        bad_id(id)
     }
 }
 
@@ -430,15 +448,8 @@ async fn rollouts(
     UrlPath(id): UrlPath<String>,
     axum::extract::Query(q): axum::extract::Query<StreamQuery>,
 ) -> Response {
-    if gw.client(&headers).is_none() {
-        return refuse(StatusCode::UNAUTHORIZED, "missing or unknown API key", None);
-    }
-    if id.parse::<JobId>().is_err() {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "a job id is 64 hexadecimal characters",
-            None,
-        );
+    if let Some(refused) = gw.refusal(&headers, &id) {
+        return refused;
     }
     let total = match gw.book.lock().await.jobs.get(&id) {
         Some(r) => r.rollouts,
@@ -494,12 +505,8 @@ async fn open_jobs(State(gw): State<Arc<Gateway>>) -> Response {
 }
 
 async fn job_bytes(State(gw): State<Arc<Gateway>>, UrlPath(id): UrlPath<String>) -> Response {
-    if id.parse::<JobId>().is_err() {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "a job id is 64 hexadecimal characters",
-            None,
-        );
+    if let Some(refused) = bad_id(&id) {
+        return refused;
     }
     match gw
         .store
