@@ -277,7 +277,7 @@ async fn validate_window(
     state.replay.begin(id.digest, window);
     let (reports, sealed) = check_window(&inputs, &miners, me, &state.replay).await;
     let job_credits = match jobs {
-        Some(gw) => check_job_lanes(w, gw, &inputs, &miners, state).await?,
+        Some(gw) => check_job_lanes(w, gw, &inputs, &miners, state).await,
         None => BTreeMap::new(),
     };
     let digest = w.store.put_archive(&sealed).await?;
@@ -325,7 +325,7 @@ async fn check_job_lanes(
     inputs: &WindowInputs<'_>,
     miners: &[MinerSource],
     state: &mut ValidatorState,
-) -> Result<BTreeMap<u16, f64>, NodeError> {
+) -> BTreeMap<u16, f64> {
     let window = inputs.plan.window;
     let me = w.key.public();
     let mut credits: BTreeMap<u16, f64> = BTreeMap::new();
@@ -345,10 +345,24 @@ async fn check_job_lanes(
         if submitted == 0 {
             continue;
         }
-        let key = w.store.put_lane_archive(&sealed, &id).await?;
+        // A job lane that cannot be recorded is logged and skipped: it earns nothing this
+        // window, and the subnet's window is not held up by it.
+        let key = match w.store.put_lane_archive(&sealed, &id).await {
+            Ok(key) => key,
+            Err(e) => {
+                warn!(window, job = %id, "cannot store the job lane's archive; not delivered: {e}");
+                continue;
+            }
+        };
         let tokenizer = &inputs.context.files.tokenizer;
         let decode = |t: &[u32]| tokenizer.decode(t, false).unwrap_or_default();
-        let delivered = gw.deliver(&job, &reports, &sealed, &key, &decode).await?;
+        let delivered = match gw.deliver(&job, &reports, &sealed, &key, &decode).await {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(window, job = %id, "cannot record the job lane's deliveries: {e}");
+                continue;
+            }
+        };
         info!(
             window,
             job = %id,
@@ -361,7 +375,7 @@ async fn check_job_lanes(
             *credits.entry(uid).or_default() += c;
         }
     }
-    Ok(credits)
+    credits
 }
 
 /// Job credits scaled down so that they are at most `max_share` of the window's credit:
