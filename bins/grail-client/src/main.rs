@@ -63,7 +63,7 @@ struct SubmitArgs {
     /// Prompts, JSONL: {"prompt": …} or {"messages": […]}, optional "answer" and "meta".
     #[arg(long)]
     prompts: PathBuf,
-    /// exact | numeric[:TOLERANCE] | regex:PATTERN | choice:A,B,C,D | wasm:FILE
+    /// `exact`, `numeric[:TOLERANCE]`, `regex:PATTERN`, `choice:A,B,C,D` or `wasm:FILE` (.wasm or .wat)
     #[arg(long)]
     reward: String,
     /// Rollouts per group.
