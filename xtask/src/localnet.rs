@@ -252,6 +252,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         &mut build,
     )?;
     let bin = |name: &str| models::binary(&env, o.profile, name);
+    prune_old_runs(&setup::cache_dir().join("localnet"), KEPT_RUNS);
     let root = setup::cache_dir().join("localnet").join(models::run_name());
     let model = match (&o.model, o.tiny) {
         (Some(m), _) => m.clone(),
@@ -457,6 +458,63 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
 }
 
+/// Runs whose buckets and state are kept whole; older runs keep only their logs and
+/// `localnet.json` (a 10-window SmolLM2 run holds about 16 GB, mostly checkpoints).
+const KEPT_RUNS: usize = 2;
+
+/// Deletes the buckets, state, chain and wallets of every run in `dir` but the newest
+/// `keep` (by name, which is its start time), keeping their logs; says what it freed.
+fn prune_old_runs(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut runs: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("run-"))
+        })
+        .collect();
+    runs.sort();
+    let old = runs.len().saturating_sub(keep);
+    let (mut freed, mut pruned) = (0u64, 0usize);
+    for run in &runs[..old] {
+        let mut any = false;
+        for heavy in ["stores", "state", "chain", "wallets", "tiny-model"] {
+            let path = run.join(heavy);
+            if path.exists() {
+                freed += dir_size(&path);
+                if std::fs::remove_dir_all(&path).is_ok() {
+                    any = true;
+                }
+            }
+        }
+        pruned += usize::from(any);
+    }
+    if pruned > 0 {
+        eprintln!(
+            "localnet: pruned {pruned} old run(s) in {} ({:.1} GB freed; their logs are kept)",
+            dir.display(),
+            freed as f64 / 1e9
+        );
+    }
+}
+
+/// Bytes of the files under `path`.
+fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return std::fs::metadata(path).map_or(0, |m| m.len());
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
+}
+
 /// The likely cause of a failed run, from the miners' logs, and the flags that help.
 fn diagnose(logs: &Path, o: &Options) -> String {
     let mut text = String::new();
@@ -524,4 +582,33 @@ pub fn ci_check() -> Result<(), String> {
     .map(String::from)
     .to_vec();
     run(&args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_runs_lose_their_buckets_but_keep_their_logs() {
+        let dir = std::env::temp_dir().join(format!("grail-prune-{}", std::process::id()));
+        for run in ["run-1", "run-2", "run-3"] {
+            for sub in ["stores/trainer", "state", "logs"] {
+                std::fs::create_dir_all(dir.join(run).join(sub)).unwrap();
+            }
+            std::fs::write(dir.join(run).join("stores/trainer/ckpt"), vec![0u8; 1000]).unwrap();
+            std::fs::write(dir.join(run).join("logs/validator.log"), "sealed").unwrap();
+        }
+        std::fs::create_dir_all(dir.join("other")).unwrap();
+        prune_old_runs(&dir, 2);
+        assert!(!dir.join("run-1/stores").exists() && !dir.join("run-1/state").exists());
+        assert!(dir.join("run-1/logs/validator.log").exists());
+        for kept in ["run-2", "run-3"] {
+            assert!(
+                dir.join(kept).join("stores/trainer/ckpt").exists(),
+                "{kept}"
+            );
+        }
+        assert!(dir.join("other").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
