@@ -74,6 +74,14 @@ impl JobRecord {
         }
     }
 
+    /// Groups each prompt still wants.
+    pub fn remaining(&self) -> Vec<u32> {
+        self.delivered
+            .iter()
+            .map(|&d| self.groups_per_prompt.saturating_sub(d))
+            .collect()
+    }
+
     /// Groups delivered in all.
     pub fn groups_delivered(&self) -> u64 {
         self.delivered.iter().map(|&d| u64::from(d)).sum()

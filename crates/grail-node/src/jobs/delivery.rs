@@ -77,11 +77,7 @@ pub fn lane_window(
             (r.hotkey, (r.uid, failed || !r.read()))
         })
         .collect();
-    let mut wanted: Vec<u32> = record
-        .delivered
-        .iter()
-        .map(|&d| record.groups_per_prompt.saturating_sub(d))
-        .collect();
+    let mut wanted = record.remaining();
     let mut seen = delivered_before.clone();
     let mut cursor = next_cursor;
     for entry in &sealed.entries {

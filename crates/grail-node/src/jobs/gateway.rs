@@ -46,36 +46,28 @@ pub struct Gateway {
 
 /// A book record as its status.
 fn status_of(r: &JobRecord, now: u64) -> JobStatus {
-    {
-        let delivered = r.groups_delivered();
-        JobStatus {
-            id: r.id.clone(),
-            state: r.state(now).to_string(),
-            submitted_unix: r.submitted_unix,
-            deadline_unix: r.deadline_unix,
-            groups_wanted: r.delivered.len() as u64 * u64::from(r.groups_per_prompt),
-            groups_delivered: delivered,
-            rollouts_delivered: delivered * u64::from(r.group_size),
-            delivered_per_prompt: r.delivered.clone(),
-            rejected: r.rejected.clone(),
-            accepted: r.accepted,
-            in_zone_share: (r.accepted > 0).then(|| r.in_zone as f64 / r.accepted as f64),
-        }
+    let delivered = r.groups_delivered();
+    JobStatus {
+        id: r.id.clone(),
+        state: r.state(now).to_string(),
+        submitted_unix: r.submitted_unix,
+        deadline_unix: r.deadline_unix,
+        groups_wanted: r.delivered.len() as u64 * u64::from(r.groups_per_prompt),
+        groups_delivered: delivered,
+        rollouts_delivered: r.rollouts,
+        delivered_per_prompt: r.delivered.clone(),
+        rejected: r.rejected.clone(),
+        accepted: r.accepted,
+        in_zone_share: (r.accepted > 0).then(|| r.in_zone as f64 / r.accepted as f64),
     }
 }
 
 /// A book record as its index entry.
 fn index_entry(r: &JobRecord) -> IndexEntry {
-    {
-        IndexEntry {
-            id: r.id.clone(),
-            deadline_unix: r.deadline_unix,
-            remaining: r
-                .delivered
-                .iter()
-                .map(|&d| r.groups_per_prompt.saturating_sub(d))
-                .collect(),
-        }
+    IndexEntry {
+        id: r.id.clone(),
+        deadline_unix: r.deadline_unix,
+        remaining: r.remaining(),
     }
 }
 
