@@ -78,7 +78,8 @@ pub fn lane_window(
         })
         .collect();
     let mut wanted = record.remaining();
-    let mut seen = delivered_before.clone();
+    // Groups delivered this window (the earlier ones are `delivered_before`, not copied).
+    let mut seen_now = std::collections::BTreeSet::new();
     let mut cursor = next_cursor;
     for entry in &sealed.entries {
         if !entry.verdict.accepted {
@@ -111,7 +112,7 @@ pub fn lane_window(
             continue;
         }
         let digest = group_digest(&entry.group);
-        if !seen.insert(digest.clone()) {
+        if delivered_before.contains(&digest) || !seen_now.insert(digest.clone()) {
             reject("duplicate");
             continue;
         }
