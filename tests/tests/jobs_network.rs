@@ -339,6 +339,16 @@ fn a_client_job_is_mined_verified_and_streamed() {
         reader.metadata().file_metadata().num_rows() as usize,
         rollouts.len()
     );
+    // The lanes were pinned at the deadlines like the subnet's bundles: the validator's pin
+    // book holds the job's lane with the honest miner's bundle pinned.
+    let book = grail_node::validator::PinBook::load(&validator_state);
+    let pinned = (0..200u64)
+        .filter_map(|w| book.get(w))
+        .filter_map(|p| p.lanes.get(&id))
+        .flat_map(|lane| lane.miners.values())
+        .filter(|o| matches!(o, grail_node::validator::PinOutcome::Pinned(_)))
+        .count();
+    assert!(pinned > 0, "no job lane bundle was pinned");
     // TRL's GRPO trains the job's checkpoint on the stream (python/examples/trl_grpo.py).
     trl_example(&net, &api, &key_file, &id, rollouts.len() / 4);
     done_tx.send(()).unwrap();

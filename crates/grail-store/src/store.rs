@@ -318,7 +318,17 @@ impl Store {
         window: u64,
         hotkey: &Hotkey,
     ) -> Result<Option<BundlePin>, StoreError> {
-        let digest_key = layout::bundle_digest(window, hotkey);
+        self.pin_bundle_in(window, None, hotkey).await
+    }
+
+    /// [`Store::pin_bundle`] in the subnet's lane (`None`) or a job's lane.
+    pub async fn pin_bundle_in(
+        &self,
+        window: u64,
+        lane: Option<&str>,
+        hotkey: &Hotkey,
+    ) -> Result<Option<BundlePin>, StoreError> {
+        let digest_key = layout::bundle_digest_in(window, lane, hotkey);
         let digest = match self.get_capped(&digest_key, 64).await {
             Ok(d) => d,
             Err(StoreError::NotFound { .. }) => return Ok(None),
@@ -334,7 +344,7 @@ impl Store {
                 detail: "the published SHA-256 is not 64 hex digits".into(),
             });
         };
-        match self.head(&layout::bundle(window, hotkey)).await? {
+        match self.head(&layout::bundle_in(window, lane, hotkey)).await? {
             Some(meta) => Ok(Some(BundlePin {
                 sha256,
                 size: meta.size,
@@ -354,7 +364,20 @@ impl Store {
         pin: &BundlePin,
         limit: u64,
     ) -> Result<Fetched, StoreError> {
-        let key = layout::bundle(window, hotkey);
+        self.fetch_pinned_bundle_in(window, None, hotkey, pin, limit)
+            .await
+    }
+
+    /// [`Store::fetch_pinned_bundle`] in the subnet's lane (`None`) or a job's lane.
+    pub async fn fetch_pinned_bundle_in(
+        &self,
+        window: u64,
+        lane: Option<&str>,
+        hotkey: &Hotkey,
+        pin: &BundlePin,
+        limit: u64,
+    ) -> Result<Fetched, StoreError> {
+        let key = layout::bundle_in(window, lane, hotkey);
         let limit = limit.min(MAX_BUNDLE_BYTES as u64);
         if pin.size > limit {
             return Err(StoreError::TooLarge {
@@ -376,7 +399,7 @@ impl Store {
         if fetched.sha256 != pin.sha256 {
             // Bytes that never matched their published digest are a substitution; a
             // digest that changed too is a new upload after the pin.
-            let digest_key = layout::bundle_digest(window, hotkey);
+            let digest_key = layout::bundle_digest_in(window, lane, hotkey);
             let published = self.get_capped(&digest_key, 64).await.ok();
             let unchanged = published.is_some_and(|d| {
                 String::from_utf8_lossy(&d.bytes).trim() == hex::encode(pin.sha256)

@@ -190,6 +190,38 @@ async fn pinned_bundles(store: &Store) {
         .await
         .unwrap();
     assert_eq!(store.pin_bundle(12, &other).await.unwrap(), None);
+
+    // A job's lane is pinned apart from the subnet's: its own bytes, its own replacements.
+    let job = "ab".repeat(32);
+    let lane = Some(job.as_str());
+    assert_eq!(store.pin_bundle_in(12, lane, &other).await.unwrap(), None);
+    let lane_bytes = b"a job lane bundle".to_vec();
+    store
+        .upload_bundle_in(12, lane, &other, lane_bytes.clone())
+        .await
+        .unwrap();
+    assert_eq!(store.pin_bundle(12, &other).await.unwrap(), None);
+    let pin = store
+        .pin_bundle_in(12, lane, &other)
+        .await
+        .unwrap()
+        .expect("lane pinned");
+    assert_eq!(pin.sha256, sha256(&lane_bytes));
+    let fetched = store
+        .fetch_pinned_bundle_in(12, lane, &other, &pin, 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(&fetched.bytes[..], &lane_bytes[..]);
+    store
+        .upload_bundle_in(12, lane, &other, b"a job lane BUNDLE".to_vec())
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .fetch_pinned_bundle_in(12, lane, &other, &pin, 1 << 20)
+            .await,
+        Err(StoreError::ChangedAfterPin { .. })
+    ));
 }
 
 /// A writer that dies in the middle of a multipart upload leaves nothing a reader sees.
@@ -386,7 +418,7 @@ async fn archives_checkpoints_retention(store: &Store) {
         .await
         .unwrap();
     let mut before_30 = 0;
-    for prefix in ["bundles/", "archives/"] {
+    for prefix in ["bundles/", "archives/", "lanes/"] {
         for meta in store.list(prefix).await.unwrap() {
             before_30 += usize::from(layout::window_of(meta.location.as_ref()).unwrap() < 30);
         }

@@ -135,13 +135,16 @@ impl Gateway {
         dir.join("job-streams").join(format!("{id}.ndjson"))
     }
 
+    /// The ids of the jobs open at `now` (Unix seconds): the lanes pinned at a deadline.
+    pub async fn open_ids(&self, now: u64) -> Vec<String> {
+        let book = self.book.lock().await;
+        book.open(now).iter().map(JobId::to_string).collect()
+    }
+
     /// The jobs open at unix time `now`, loaded from their canonical bytes in the bucket
     /// (a job that cannot be loaded is logged and skipped).
     pub async fn lanes(&self, now: u64) -> Vec<JobEnvironment> {
-        let open: Vec<String> = {
-            let book = self.book.lock().await;
-            book.open(now).iter().map(JobId::to_string).collect()
-        };
+        let open = self.open_ids(now).await;
         let mut envs = self.envs.lock().await;
         let mut out = Vec::new();
         for id in open {

@@ -117,9 +117,16 @@ pub async fn run(
     )
     .await?;
     let book = Arc::new(Mutex::new(PinBook::load(&dir)));
+    let lanes: Option<pins::LaneList> = gateway.clone().map(|gw| -> pins::LaneList {
+        Arc::new(move |at| {
+            let gw = gw.clone();
+            futures::FutureExt::boxed(async move { gw.open_ids(at).await })
+        })
+    });
     let _pinner = crate::AbortOnDrop(tokio::spawn(pins::run_pinner(
         w.net.clone(),
         miner_list(w),
+        lanes,
         FetchPolicy::of(&w.config.validator),
         book.clone(),
         cursor.window(),
@@ -277,7 +284,7 @@ async fn validate_window(
     state.replay.begin(id.digest, window);
     let (reports, sealed) = check_window(&inputs, &miners, me, &state.replay).await;
     let job_credits = match jobs {
-        Some(gw) => check_job_lanes(w, gw, &inputs, &miners, state).await,
+        Some(gw) => check_job_lanes(w, gw, &inputs, &miners, state, book).await,
         None => BTreeMap::new(),
     };
     let digest = w.store.put_archive(&sealed).await?;
@@ -325,15 +332,32 @@ async fn check_job_lanes(
     inputs: &WindowInputs<'_>,
     miners: &[MinerSource],
     state: &mut ValidatorState,
+    book: &Mutex<PinBook>,
 ) -> BTreeMap<u16, f64> {
     let window = inputs.plan.window;
     let me = w.key.public();
     let mut credits: BTreeMap<u16, f64> = BTreeMap::new();
     let at = inputs.deadline.timestamp().max(0) as u64;
+    let published = w.net.challenge_published_at(window).await.ok();
     for job in gw.lanes(at).await {
         let id = job.job_id().to_string();
         let mut lane = inputs.lane(&job);
         lane.groups_checked = w.config.jobs.lane_groups_checked;
+        // Pinned at the deadline like the subnet's bundles when the subnet's were; else
+        // (pins late, or the job opened after the deadline) by upload timestamps.
+        lane.pins = match (&inputs.pins, published) {
+            (Some(_), Some(published)) => {
+                let pins = book
+                    .lock()
+                    .ok()
+                    .and_then(|b| b.lane_in_time(window, &id, published));
+                if pins.is_none() {
+                    warn!(window, job = %id, "no pins of the job lane from before the challenge; checking upload timestamps");
+                }
+                pins
+            }
+            _ => None,
+        };
         let (reports, sealed) = check_window(&lane, miners, me, &state.replay).await;
         state.replay.record(
             window,

@@ -7,6 +7,11 @@
 //! the deadline and complete it once the challenge (which groups are spot-checked) is
 //! public. A pin taken after the challenge randomness was published proves nothing; the
 //! window then falls back to timestamps, with a warning.
+//!
+//! Client jobs' lanes (`lanes/{window}/{job}/`) are pinned the same way, after the
+//! subnet's bundles (so that many open jobs cannot make the subnet's pins late), each with
+//! its own time; a lane whose pins came too late, or a job opened after the deadline, is
+//! checked by timestamps.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,6 +49,9 @@ pub struct WindowPins {
     pub pinned_at_ms: i64,
     /// Pins by miner hotkey (SS58).
     pub miners: BTreeMap<String, PinOutcome>,
+    /// The pins of each open job's lane (by job id), taken after the subnet's.
+    #[serde(default)]
+    pub lanes: BTreeMap<String, WindowPins>,
 }
 
 impl WindowPins {
@@ -61,22 +69,32 @@ impl WindowPins {
 /// Pins every miner's bundle of `window` now: `policy.concurrency` buckets at a time, each
 /// within the per-miner budget.
 pub async fn pin_window(window: u64, miners: &[MinerSource], policy: FetchPolicy) -> WindowPins {
+    pin_lane(window, None, miners, policy).await
+}
+
+/// [`pin_window`] for the subnet's lane (`None`) or a job's lane.
+pub async fn pin_lane(
+    window: u64,
+    lane: Option<&str>,
+    miners: &[MinerSource],
+    policy: FetchPolicy,
+) -> WindowPins {
     use futures::StreamExt;
     let budget = policy.per_miner;
     let pin = |m: &MinerSource| {
         let store: Store = m.store.clone();
         let hotkey = m.hotkey;
         async move {
-            let outcome =
-                match tokio::time::timeout(budget, store.pin_bundle(window, &hotkey)).await {
-                    Ok(Ok(Some(pin))) => PinOutcome::Pinned(pin),
-                    Ok(Ok(None)) => PinOutcome::Absent,
-                    Ok(Err(e)) => PinOutcome::Unreachable(e.to_string()),
-                    Err(_) => PinOutcome::Unreachable(format!(
-                        "no answer within the {:.0} s budget",
-                        budget.as_secs_f64()
-                    )),
-                };
+            let pinned = store.pin_bundle_in(window, lane, &hotkey);
+            let outcome = match tokio::time::timeout(budget, pinned).await {
+                Ok(Ok(Some(pin))) => PinOutcome::Pinned(pin),
+                Ok(Ok(None)) => PinOutcome::Absent,
+                Ok(Err(e)) => PinOutcome::Unreachable(e.to_string()),
+                Err(_) => PinOutcome::Unreachable(format!(
+                    "no answer within the {:.0} s budget",
+                    budget.as_secs_f64()
+                )),
+            };
             (hotkey.to_ss58(), outcome)
         }
     };
@@ -89,6 +107,7 @@ pub async fn pin_window(window: u64, miners: &[MinerSource], policy: FetchPolicy
         window,
         pinned_at_ms: Utc::now().timestamp_millis(),
         miners,
+        lanes: BTreeMap::new(),
     }
 }
 
@@ -135,6 +154,40 @@ impl PinBook {
     }
 }
 
+impl PinBook {
+    /// Adds a job lane's pins to the window's (which must be in the book) and saves it.
+    pub fn insert_lane(
+        &mut self,
+        window: u64,
+        job: &str,
+        pins: WindowPins,
+    ) -> Result<(), NodeError> {
+        let Some(entry) = self.windows.get_mut(&window) else {
+            return Ok(());
+        };
+        entry.lanes.insert(job.to_string(), pins);
+        match &self.path {
+            Some(path) => write_json(path, &self.windows),
+            None => Ok(()),
+        }
+    }
+
+    /// The pins of a job's lane in `window` if they were all read before `published`.
+    pub fn lane_in_time(
+        &self,
+        window: u64,
+        job: &str,
+        published: DateTime<Utc>,
+    ) -> Option<WindowPins> {
+        let lane = self.windows.get(&window)?.lanes.get(job)?;
+        lane.taken_before(published).then(|| lane.clone())
+    }
+}
+
+/// The open jobs whose lanes are pinned at a deadline (Unix seconds): their ids.
+pub type LaneList =
+    Arc<dyn Fn(u64) -> futures::future::BoxFuture<'static, Vec<String>> + Send + Sync>;
+
 /// Who the pinning task reads: the miners of the metagraph and their buckets.
 pub type MinerList = Arc<
     dyn Fn() -> futures::future::BoxFuture<'static, Result<Vec<MinerSource>, NodeError>>
@@ -149,6 +202,7 @@ pub type MinerList = Arc<
 pub async fn run_pinner(
     net: Network,
     miners: MinerList,
+    lanes: Option<LaneList>,
     policy: FetchPolicy,
     book: Arc<Mutex<PinBook>>,
     from: u64,
@@ -211,9 +265,77 @@ pub async fn run_pinner(
                         warn!(window, "pins: cannot save: {e}");
                     }
                 }
+                if let Some(lanes) = &lanes {
+                    let at = deadline.timestamp().max(0) as u64;
+                    pin_job_lanes(window, lanes(at).await, &list, policy, &book).await;
+                }
             }
             Err(e) => warn!(window, "pins: cannot list the miners: {e}"),
         }
         window += net.window_length;
+    }
+}
+
+/// Pins each open job's lane of `window` after the subnet's bundles, one lane at a time,
+/// adding each to the window's pins as it is taken.
+async fn pin_job_lanes(
+    window: u64,
+    jobs: Vec<String>,
+    miners: &[MinerSource],
+    policy: FetchPolicy,
+    book: &Mutex<PinBook>,
+) {
+    for job in jobs {
+        let pins = pin_lane(window, Some(&job), miners, policy).await;
+        let pinned = pins
+            .miners
+            .values()
+            .filter(|p| matches!(p, PinOutcome::Pinned(_)))
+            .count();
+        if pinned > 0 {
+            info!(window, %job, pinned, "job lane pinned at the deadline");
+        }
+        if let Ok(mut book) = book.lock() {
+            if let Err(e) = book.insert_lane(window, &job, pins) {
+                warn!(window, %job, "pins: cannot save: {e}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pins(window: u64, at_ms: i64) -> WindowPins {
+        WindowPins {
+            window,
+            pinned_at_ms: at_ms,
+            miners: BTreeMap::new(),
+            lanes: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn lane_pins_count_only_when_taken_before_the_challenge() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut book = PinBook::load(dir.path());
+        let published = DateTime::from_timestamp_millis(10_000).unwrap();
+        // No window entry yet: a lane has nowhere to go.
+        book.insert_lane(4, "job", pins(4, 9_000)).unwrap();
+        assert_eq!(book.lane_in_time(4, "job", published), None);
+        book.insert(pins(4, 8_000)).unwrap();
+        book.insert_lane(4, "early", pins(4, 9_000)).unwrap();
+        book.insert_lane(4, "late", pins(4, 10_000)).unwrap();
+        assert_eq!(
+            book.lane_in_time(4, "early", published)
+                .map(|p| p.pinned_at_ms),
+            Some(9_000)
+        );
+        assert_eq!(book.lane_in_time(4, "late", published), None);
+        assert_eq!(book.lane_in_time(4, "unknown", published), None);
+        // Saved with the window: a restart keeps them.
+        let reloaded = PinBook::load(dir.path());
+        assert!(reloaded.lane_in_time(4, "early", published).is_some());
     }
 }

@@ -124,8 +124,8 @@ impl<'a> WindowInputs<'a> {
 
 impl WindowInputs<'_> {
     /// The inputs of a client job's lane in the same window: the job's environment and
-    /// lane plan, its bundles under `lanes/`, checked by upload timestamps (lanes are not
-    /// pinned yet).
+    /// lane plan, its bundles under `lanes/`, checked by upload timestamps until the
+    /// caller sets the lane's pins.
     pub fn lane<'j>(&'j self, job: &'j grail_jobs::JobEnvironment) -> WindowInputs<'j> {
         WindowInputs {
             context: self.context,
@@ -227,7 +227,13 @@ async fn fetch_one(inputs: &WindowInputs<'_>, m: &MinerSource) -> FetchOutcome {
     match pins.of(&m.hotkey) {
         Some(PinOutcome::Pinned(pin)) => m
             .store
-            .fetch_pinned_bundle(window, &m.hotkey, pin, inputs.max_bundle_bytes)
+            .fetch_pinned_bundle_in(
+                window,
+                inputs.lane.as_deref(),
+                &m.hotkey,
+                pin,
+                inputs.max_bundle_bytes,
+            )
             .await
             .map_err(failed),
         Some(PinOutcome::Unreachable(detail)) => Err((
@@ -237,7 +243,11 @@ async fn fetch_one(inputs: &WindowInputs<'_>, m: &MinerSource) -> FetchOutcome {
         Some(PinOutcome::Absent) | None => {
             match m
                 .store
-                .head(&grail_store::layout::bundle(window, &m.hotkey))
+                .head(&grail_store::layout::bundle_in(
+                    window,
+                    inputs.lane.as_deref(),
+                    &m.hotkey,
+                ))
                 .await
             {
                 Ok(Some(_)) => Err((
