@@ -18,6 +18,7 @@ use grail_node::checkpoints::CurrentModel;
 use grail_node::miner::jobs::mine_job_groups;
 use grail_node::mining::WindowPlan;
 use grail_node::network::Stop;
+use grail_node::validator::reverify_cli::{load_job, reverify_lane};
 use grail_proto::{encode_bundle, SketchCoefficients, WindowBundle};
 
 const KEY: &str = "lab-key-0123456789abcdefghijklmn";
@@ -353,6 +354,52 @@ fn a_client_job_is_mined_verified_and_streamed() {
     trl_example(&net, &api, &key_file, &id, rollouts.len() / 4);
     done_tx.send(()).unwrap();
     validator.join().unwrap();
+
+    // A client re-verifies the lane archive a delivered rollout names, offline
+    // (`grail-validator reverify --job`): the same verdicts; a tampered copy disagrees.
+    rt.block_on(async {
+        let w = open_wiring(&net.root, "validator", |c| c.validator.http = String::new()).await;
+        let job = load_job(&w, &id).await.unwrap();
+        assert!(load_job(&w, &"0".repeat(64)).await.is_err());
+        let key = &rollouts[0].archive;
+        let window = grail_store::layout::window_of(key).unwrap();
+        let name = key.rsplit('/').next().unwrap().trim_end_matches(".archive");
+        let digest: [u8; 32] = hex::decode(name).unwrap().try_into().unwrap();
+        let checks = reverify_lane(&w, env, Some(&job), window, Some(digest))
+            .await
+            .unwrap();
+        assert_eq!(checks.len(), 1);
+        assert!(!checks[0].entries.is_empty());
+        assert_eq!(checks[0].mismatches(), 0, "{:?}", checks[0]);
+        let (mut tampered, _) = w
+            .store
+            .get_archive_in(window, Some(&id), &digest)
+            .await
+            .unwrap();
+        let entry = tampered
+            .entries
+            .iter_mut()
+            .find(|e| e.verdict.accepted)
+            .unwrap();
+        entry.verdict.accepted = false;
+        entry.verdict.reason = "proof_failed".into();
+        let forged = w.store.put_lane_archive(&tampered, &id).await.unwrap();
+        let name = forged
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".archive");
+        let forged: [u8; 32] = hex::decode(name).unwrap().try_into().unwrap();
+        let checks = reverify_lane(&w, env, Some(&job), window, Some(forged))
+            .await
+            .unwrap();
+        assert_eq!(checks[0].mismatches(), 1);
+        // Without --archive: every archive of the lane's window, both of them.
+        let all = reverify_lane(&w, env, Some(&job), window, None)
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 2);
+    });
 }
 
 /// Runs the TRL example on the delivered groups with the Python `cargo xtask ci` installs

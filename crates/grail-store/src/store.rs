@@ -463,7 +463,20 @@ impl Store {
         window: u64,
         digest: &[u8; 32],
     ) -> Result<(SealedWindow, Bytes), StoreError> {
-        let key = layout::archive(window, digest);
+        self.get_archive_in(window, None, digest).await
+    }
+
+    /// [`Store::get_archive`] of the subnet's lane (`None`) or a job's lane (`lanes/`).
+    pub async fn get_archive_in(
+        &self,
+        window: u64,
+        lane: Option<&str>,
+        digest: &[u8; 32],
+    ) -> Result<(SealedWindow, Bytes), StoreError> {
+        let key = match lane {
+            None => layout::archive(window, digest),
+            Some(lane) => layout::lane_archive(window, lane, digest),
+        };
         let fetched = self.get_capped(&key, MAX_ARCHIVE_BYTES as u64).await?;
         if &fetched.sha256 != digest {
             return Err(StoreError::HashMismatch {
@@ -495,7 +508,35 @@ impl Store {
     /// The archives stored for a window with their sizes and modification times (from
     /// the listing; nothing is read), by digest.
     pub async fn archive_objects(&self, window: u64) -> Result<Vec<ArchiveObject>, StoreError> {
-        let metas = self.list(&layout::archives_prefix(window)).await?;
+        self.archive_objects_in(window, None).await
+    }
+
+    /// Hashes of the archives a job's lane (`Some`) or the subnet (`None`) has for a window.
+    pub async fn list_archives_in(
+        &self,
+        window: u64,
+        lane: Option<&str>,
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
+        Ok(self
+            .archive_objects_in(window, lane)
+            .await?
+            .into_iter()
+            .map(|o| o.digest)
+            .collect())
+    }
+
+    /// [`Store::archive_objects`] of the subnet's lane (`None`) or a job's lane, whose
+    /// folder also holds the miners' lane bundles (only `*.archive` objects count).
+    pub async fn archive_objects_in(
+        &self,
+        window: u64,
+        lane: Option<&str>,
+    ) -> Result<Vec<ArchiveObject>, StoreError> {
+        let prefix = match lane {
+            None => layout::archives_prefix(window),
+            Some(lane) => layout::lane_prefix(window, lane),
+        };
+        let metas = self.list(&prefix).await?;
         Ok(metas
             .iter()
             .filter_map(|m| {

@@ -1,5 +1,6 @@
 //! `grail-validator reverify`: re-verifies a sealed window offline. The archive comes
-//! from this validator's bucket, the checkpoint in effect for the window from the
+//! from this validator's bucket (a client job's lane archive with `--job`, the job's
+//! canonical bytes from the same bucket), the checkpoint in effect for the window from the
 //! trainer's, the window and challenge randomness from the chain and beacon; every entry
 //! is checked again with [`reverify_archive`] and its verdict compared with the archived
 //! one. A disagreement (a different reason or acceptance) is an error, so the command
@@ -29,6 +30,10 @@ pub struct ReverifyArgs {
     /// the bucket).
     #[arg(long)]
     pub archive: Option<String>,
+    /// A client job (its id): re-verify the job lane's archives of the window (the
+    /// `archive` a delivered rollout names) against the job's reward and parameters.
+    #[arg(long)]
+    pub job: Option<String>,
 }
 
 /// Why a re-verification could not run or did not agree.
@@ -45,6 +50,14 @@ pub enum ReverifyError {
     NoArchive {
         /// The window.
         window: u64,
+    },
+    /// `--job` names no job this bucket holds, or bytes that are not that job.
+    #[error("job {job}: {detail}")]
+    BadJob {
+        /// The id given.
+        job: String,
+        /// What is wrong.
+        detail: String,
     },
     /// The trainer has announced no checkpoint in effect for the window.
     #[error("no checkpoint is in effect for window {window}")]
@@ -146,9 +159,50 @@ pub async fn reverify_window(
     window: u64,
     archive: Option<[u8; 32]>,
 ) -> Result<Vec<ArchiveCheck>, NodeError> {
+    reverify_lane(w, env, None, window, archive).await
+}
+
+/// Loads a client job from `w`'s bucket (`jobs/{id}.job`), its bytes checked against `id`.
+///
+/// # Errors
+/// [`ReverifyError::BadJob`]: no such job, or bytes that are not a job of that id.
+pub async fn load_job(w: &Wiring, id: &str) -> Result<grail_jobs::JobEnvironment, NodeError> {
+    let bad = |detail: String| ReverifyError::BadJob {
+        job: id.chars().take(80).collect(),
+        detail,
+    };
+    let want: grail_jobs::JobId = id.parse().map_err(|e| bad(format!("{e}")))?;
+    let fetched = w
+        .store
+        .get_capped(
+            &grail_store::layout::job(id),
+            grail_jobs::limits::MAX_JOB_BYTES as u64,
+        )
+        .await
+        .map_err(|e| bad(e.to_string()))?;
+    let job = grail_jobs::JobEnvironment::load(&fetched.bytes).map_err(|e| bad(e.to_string()))?;
+    if job.job_id() != want {
+        return Err(bad("the bucket's bytes hash to another job".into()).into());
+    }
+    Ok(job)
+}
+
+/// [`reverify_window`] for the subnet (`job` `None`) or a client job's lane (the job's
+/// environment, loaded with [`load_job`]): its archives under `lanes/`.
+///
+/// # Errors
+/// As [`reverify_window`].
+pub async fn reverify_lane(
+    w: &Wiring,
+    env: &dyn Environment,
+    job: Option<&grail_jobs::JobEnvironment>,
+    window: u64,
+    archive: Option<[u8; 32]>,
+) -> Result<Vec<ArchiveCheck>, NodeError> {
+    let lane = job.map(|j| j.job_id().to_string());
     let digests = match archive {
         Some(d) => vec![d],
-        None => w.store.list_archives(window).await?,
+        None => w.store.list_archives_in(window, lane.as_deref()).await?,
     };
     if digests.is_empty() {
         return Err(ReverifyError::NoArchive { window }.into());
@@ -161,7 +215,10 @@ pub async fn reverify_window(
     let mut current: Option<CurrentModel> = None;
     let mut out = Vec::new();
     for digest in digests {
-        let (sealed, _) = w.store.get_archive(window, &digest).await?;
+        let (sealed, _) = w
+            .store
+            .get_archive_in(window, lane.as_deref(), &digest)
+            .await?;
         if sealed.checkpoint != id.digest {
             return Err(ReverifyError::CheckpointMismatch {
                 window,
@@ -176,7 +233,14 @@ pub async fn reverify_window(
         let inputs =
             WindowInputs::from_network(w, &model.context, env, window, id.digest, Vec::new())
                 .await?;
-        let again = crate::blocking(|| reverify_archive(&sealed, &inputs))?;
+        let again = match job {
+            None => crate::blocking(|| reverify_archive(&sealed, &inputs))?,
+            Some(job) => {
+                let mut lane = inputs.lane(job);
+                lane.groups_checked = w.config.jobs.lane_groups_checked;
+                crate::blocking(|| reverify_archive(&sealed, &lane))?
+            }
+        };
         out.push(compare(&sealed, hex::encode(digest), id.number, again));
     }
     Ok(out)
@@ -255,7 +319,11 @@ pub async fn run(args: &ReverifyArgs, out: &mut dyn Write) -> Result<(), NodeErr
     let archive = args.archive.as_deref().map(parse_digest).transpose()?;
     let w = args.node.wiring().await?;
     let env = w.config.subnet.environment()?;
-    let checks = reverify_window(&w, env.as_ref(), args.window, archive).await?;
+    let job = match &args.job {
+        Some(id) => Some(load_job(&w, id).await?),
+        None => None,
+    };
+    let checks = reverify_lane(&w, env.as_ref(), job.as_ref(), args.window, archive).await?;
     print_checks(&checks, out).map_err(|e| NodeError::io("writing the report", e))?;
     let mismatches: usize = checks.iter().map(ArchiveCheck::mismatches).sum();
     if mismatches > 0 {
