@@ -123,6 +123,29 @@ impl TestNet {
         open_wiring(&self.root, name, edit).await
     }
 
+    /// Registers another validator `name` (with a validator permit and the first
+    /// validator's stake) and writes its configuration: the first validator's, with its
+    /// own hotkey, bucket and state folder, no HTTP API and no job gateway.
+    pub fn add_validator(&self, name: &str, seed: u8) -> PathBuf {
+        let mut c = self.config("validator");
+        let hotkey = grail_chain::keys::hotkey_path(&self.root.join("wallets"), "localnet", name);
+        let key = grail_chain::keys::write_plain_hotkey(&hotkey, &[seed; 32]).expect("hotkey");
+        let chain = grail_chain::local::LocalChain::open(&self.root.join("chain")).expect("chain");
+        chain
+            .register(key.public(), 1_000_000, true)
+            .expect("register");
+        c.hotkey_file = hotkey;
+        let bucket = self.root.join("stores").join(name);
+        std::fs::create_dir_all(&bucket).expect("bucket");
+        c.store = format!("local:{}", bucket.display());
+        c.state_dir = self.root.join("state").join(name);
+        c.validator.http = String::new();
+        c.jobs = Default::default();
+        let file = self.root.join(format!("{name}.toml"));
+        std::fs::write(&file, c.to_toml()).expect("config");
+        file
+    }
+
     /// A second tiny model with other weights (seed 1) and the same tokenizer.
     pub fn other_model(&self) -> PathBuf {
         let dir = self.tmp.path().join("tiny-other");

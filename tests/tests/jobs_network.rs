@@ -73,6 +73,8 @@ fn a_client_job_is_mined_verified_and_streamed() {
             let w = open_wiring(&root, "validator", |c| {
                 c.jobs.enabled = true;
                 c.jobs.api_keys_file = Some(keys);
+                // Job credit uncapped here (9× the subnet's), so it counts delivered groups.
+                c.jobs.max_share = 0.9;
                 c.validator.http = "127.0.0.1:0".into();
             })
             .await;
@@ -87,6 +89,18 @@ fn a_client_job_is_mined_verified_and_streamed() {
         })
     });
     let api = api_address(&validator_state);
+    // A second validator without a gateway follows the first one's jobs from its bucket
+    // and credits the same job groups in its own weights.
+    net.add_validator("validator-2", 42);
+    let root = net.root.clone();
+    let follower = spawn_role("validator-2", move || {
+        Box::pin(async move {
+            let w = open_wiring(&root, "validator-2", |c| c.jobs.max_share = 0.9).await;
+            grail_node::validator::run(&w, env, Some(start), Some(windows), Stop::never())
+                .await
+                .unwrap()
+        })
+    });
 
     // The client (the grail-client library): a bad module and a malformed job are
     // refused with their reasons, the job is accepted.
@@ -254,6 +268,19 @@ fn a_client_job_is_mined_verified_and_streamed() {
     assert!(mined.iter().any(|m| m.job_groups > 0), "{mined:?}");
     assert!(forged > 0);
     assert_eq!(state.windows.len() as u64, windows);
+    // Both validators credited the same job work, window by window.
+    let followed = follower.join().unwrap();
+    let job_credit = |s: &grail_node::validator::ValidatorState| -> Vec<(u64, f64)> {
+        s.windows.iter().map(|(&w, s)| (w, s.job_credit)).collect()
+    };
+    eprintln!(
+        "job credit by window: gateway {:?}, follower {:?}",
+        job_credit(&state),
+        job_credit(&followed)
+    );
+    assert!(job_credit(&state).iter().any(|&(_, c)| c > 0.0));
+    assert_eq!(job_credit(&followed), job_credit(&state));
+    let credited: f64 = job_credit(&state).iter().map(|&(_, c)| c).sum();
 
     // The client follows the stream to the end of what was delivered: only verified
     // rollouts, all the honest miner's, whole groups, each reward the module's and its
@@ -286,6 +313,10 @@ fn a_client_job_is_mined_verified_and_streamed() {
     let status = rt.block_on(client.status(&id)).unwrap();
     eprintln!("job status after {windows} windows: {status:?}");
     assert_eq!(status.rollouts_delivered, rollouts.len() as u64);
+    assert_eq!(
+        status.groups_delivered as f64, credited,
+        "one unit per delivered group"
+    );
     assert_eq!(status.groups_delivered * 4, rollouts.len() as u64);
     assert!(
         status.in_zone_share.is_some_and(|s| s > 0.0 && s <= 1.0),

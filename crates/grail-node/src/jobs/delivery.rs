@@ -33,6 +33,28 @@ pub struct LaneWindow {
     pub accepted_in_zone: u64,
 }
 
+impl LaneWindow {
+    /// Folds this window's counts into the job's record (deliveries per prompt, rejections,
+    /// accepted and in-zone counts, rollouts, delivered digests).
+    pub fn fold_into(&self, r: &mut JobRecord) {
+        for (&prompt, &n) in &self.delivered {
+            if let Some(d) = usize::try_from(prompt)
+                .ok()
+                .and_then(|i| r.delivered.get_mut(i))
+            {
+                *d += n;
+            }
+        }
+        for (why, n) in &self.rejected {
+            *r.rejected.entry(why.clone()).or_default() += n;
+        }
+        r.accepted += self.accepted;
+        r.in_zone += self.accepted_in_zone;
+        r.rollouts += self.rollouts.len() as u64;
+        r.digests.extend(self.digests.iter().cloned());
+    }
+}
+
 /// A group's name: SHA-256 over its rollouts' token sequences (truncated to 16 bytes).
 fn group_digest(group: &grail_proto::Group) -> String {
     let mut h = Sha256::new();

@@ -210,21 +210,7 @@ impl Gateway {
         }
         let mut next = book.clone();
         if let Some(r) = next.jobs.get_mut(&id) {
-            for (&prompt, &n) in &lane.delivered {
-                if let Some(d) = usize::try_from(prompt)
-                    .ok()
-                    .and_then(|i| r.delivered.get_mut(i))
-                {
-                    *d += n;
-                }
-            }
-            for (why, n) in &lane.rejected {
-                *r.rejected.entry(why.clone()).or_default() += n;
-            }
-            r.accepted += lane.accepted;
-            r.in_zone += lane.accepted_in_zone;
-            r.rollouts += lane.rollouts.len() as u64;
-            r.digests.extend(lane.digests.iter().cloned());
+            lane.fold_into(r);
         }
         self.save(&next, (self.clock)()).await?;
         *book = next;

@@ -5,6 +5,8 @@
 //! - [`keys`] — API keys from a key file, kept as digests, never logged.
 //! - [`book`] — the jobs accepted, delivery accounting, per-client limits (pure state).
 //! - [`gateway`] — the HTTP handlers and their store writes.
+//! - [`delivery`] — what one window of a job's lane delivers and credits (pure).
+//! - [`watch`] — other validators' jobs, verified and credited here too.
 //!
 //! The job format, reward sandbox and caps are grail-jobs'; docs/jobs.md is the reference.
 
@@ -12,6 +14,7 @@ pub mod book;
 pub mod delivery;
 pub mod gateway;
 pub mod keys;
+pub mod watch;
 
 use std::path::PathBuf;
 
@@ -20,6 +23,7 @@ use serde::{Deserialize, Serialize};
 pub use book::{BookLimits, JobBook};
 pub use gateway::Gateway;
 pub use keys::ApiKeys;
+pub use watch::{JobWatch, WatchLimits};
 
 /// `[jobs]`: the validator's job gateway.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,6 +45,13 @@ pub struct JobsSettings {
     /// Most of a window's credit that job work may take, all jobs together (the rest is
     /// the subnet's training work): job credits are scaled down to fit.
     pub max_share: f64,
+    /// Verify and credit the open jobs of other validators' gateways too (read from their
+    /// buckets), so that job work counts in every validator's weights.
+    pub follow_others: bool,
+    /// Open jobs of one other validator followed (its first by id).
+    pub followed_per_validator: usize,
+    /// Open jobs of other validators followed in all.
+    pub followed_total: usize,
 }
 
 impl Default for JobsSettings {
@@ -54,6 +65,9 @@ impl Default for JobsSettings {
             open_total: l.open_total,
             lane_groups_checked: 16,
             max_share: 0.25,
+            follow_others: true,
+            followed_per_validator: 8,
+            followed_total: 32,
         }
     }
 }
@@ -65,6 +79,14 @@ impl JobsSettings {
             jobs_per_hour: self.jobs_per_hour,
             open_per_client: self.open_per_client,
             open_total: self.open_total,
+        }
+    }
+
+    /// The caps on other validators' jobs followed.
+    pub fn watch_limits(&self) -> WatchLimits {
+        WatchLimits {
+            per_validator: self.followed_per_validator,
+            total: self.followed_total,
         }
     }
 

@@ -65,6 +65,62 @@ fn job_gateway(w: &Wiring) -> Result<Arc<crate::jobs::Gateway>, NodeError> {
     )?))
 }
 
+/// The client jobs a validator checks: its own gateway's (delivered to the clients'
+/// streams) and the other validators' it follows (credited by the same rule).
+#[derive(Default, Clone)]
+pub struct JobSources {
+    /// This validator's gateway (`jobs.enabled`).
+    pub gateway: Option<Arc<crate::jobs::Gateway>>,
+    /// The other validators' jobs (`jobs.follow_others`).
+    pub watch: Option<Arc<crate::jobs::JobWatch>>,
+}
+
+impl JobSources {
+    /// Reads the other registered validators' open jobs into the watch (their buckets
+    /// from the chain; this validator's own jobs left out).
+    async fn refresh_followed(
+        &self,
+        net: &crate::network::Network,
+        local: bool,
+        me: Hotkey,
+        at: u64,
+    ) {
+        let Some(watch) = &self.watch else {
+            return;
+        };
+        let own: std::collections::HashSet<String> = match &self.gateway {
+            Some(gw) => gw.open_ids(at).await.into_iter().collect(),
+            None => Default::default(),
+        };
+        match crate::wiring::registered_stores(net, local, |n| n.validator_permit && n.hotkey != me)
+            .await
+        {
+            Ok((_, validators)) => {
+                let validators: Vec<(Hotkey, grail_store::Store)> =
+                    validators.into_iter().map(|(n, s)| (n.hotkey, s)).collect();
+                watch.refresh(&validators, &own, at).await;
+            }
+            Err(e) => warn!("cannot list the other validators' buckets for their jobs: {e}"),
+        }
+    }
+
+    /// The ids of every job whose lane is checked at `at` (Unix seconds).
+    async fn open_ids(&self, at: u64) -> Vec<String> {
+        let mut ids = match &self.gateway {
+            Some(gw) => gw.open_ids(at).await,
+            None => Vec::new(),
+        };
+        if let Some(watch) = &self.watch {
+            for id in watch.open_ids(at).await {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        ids
+    }
+}
+
 /// Runs the validator from `from_window` (default: the last complete window, or the one
 /// after the last processed) for `windows` windows (default: until stopped).
 pub async fn run(
@@ -80,6 +136,17 @@ pub async fn run(
     let gateway = match w.config.jobs.enabled {
         true => Some(job_gateway(w)?),
         false => None,
+    };
+    let watch = match w.config.jobs.follow_others {
+        true => Some(Arc::new(crate::jobs::JobWatch::open(
+            dir.join("job-watch.json"),
+            w.config.jobs.watch_limits(),
+        )?)),
+        false => None,
+    };
+    let jobs = JobSources {
+        gateway: gateway.clone(),
+        watch,
     };
     let api = Arc::new(RwLock::new(ApiState::from_state(
         w.key.public().to_ss58(),
@@ -117,12 +184,21 @@ pub async fn run(
     )
     .await?;
     let book = Arc::new(Mutex::new(PinBook::load(&dir)));
-    let lanes: Option<pins::LaneList> = gateway.clone().map(|gw| -> pins::LaneList {
-        Arc::new(move |at| {
-            let gw = gw.clone();
-            futures::FutureExt::boxed(async move { gw.open_ids(at).await })
-        })
-    });
+    // At each deadline: the other validators' new jobs are read, then every open job's
+    // lane is pinned.
+    let lanes: Option<pins::LaneList> = {
+        let jobs = jobs.clone();
+        let net = w.net.clone();
+        let local = w.config.network == "local";
+        let me = w.key.public();
+        Some(Arc::new(move |at| {
+            let (jobs, net) = (jobs.clone(), net.clone());
+            futures::FutureExt::boxed(async move {
+                jobs.refresh_followed(&net, local, me, at).await;
+                jobs.open_ids(at).await
+            })
+        }))
+    };
     let _pinner = crate::AbortOnDrop(tokio::spawn(pins::run_pinner(
         w.net.clone(),
         miner_list(w),
@@ -138,8 +214,7 @@ pub async fn run(
         // fails is recorded with its error and skipped, not fatal.
         let mut attempt = 0;
         let (summary, weights) = loop {
-            let jobs = gateway.as_deref();
-            match validate_window(w, env, window, &mut current, &mut state, &book, jobs).await {
+            match validate_window(w, env, window, &mut current, &mut state, &book, &jobs).await {
                 Ok(done) => break done,
                 Err(e) if attempt < 3 && !stop.requested() => {
                     attempt += 1;
@@ -255,7 +330,7 @@ async fn validate_window(
     current: &mut Option<CurrentModel>,
     state: &mut ValidatorState,
     book: &Mutex<PinBook>,
-    jobs: Option<&crate::jobs::Gateway>,
+    jobs: &JobSources,
 ) -> Result<(WindowSummary, Option<Vec<(u16, u16)>>), NodeError> {
     let Some(id): Option<CheckpointId> = w
         .checkpoints
@@ -283,10 +358,7 @@ async fn validate_window(
     inputs.pins = pins;
     state.replay.begin(id.digest, window);
     let (reports, sealed) = check_window(&inputs, &miners, me, &state.replay).await;
-    let job_credits = match jobs {
-        Some(gw) => check_job_lanes(w, gw, &inputs, &miners, state, book).await,
-        None => BTreeMap::new(),
-    };
+    let job_credits = check_job_lanes(w, jobs, &inputs, &miners, state, book).await;
     let digest = w.store.put_archive(&sealed).await?;
     let mut summary = summarize(window, Some(id.number), &reports, env);
     summary.archive = hex::encode(digest);
@@ -307,6 +379,7 @@ async fn validate_window(
     let subnet_work: f64 = work.values().sum();
     for (uid, credit) in capped_job_credits(&job_credits, subnet_work, w.config.jobs.max_share) {
         *work.entry(uid).or_default() += credit;
+        summary.job_credit += credit;
     }
     let s = &w.config.validator;
     if !(window / w.net.window_length).is_multiple_of(s.weights_interval.max(1)) {
@@ -322,13 +395,14 @@ async fn validate_window(
     Ok((summary, Some(emit_weights(&uids, &values)?)))
 }
 
-/// Checks every open job's lane of the window (the jobs of this validator's gateway, open
-/// at the window's deadline) with the ordinary rules, seals each lane's archive under
-/// `lanes/`, delivers its verified in-zone groups to the job's stream; returns each
-/// miner's job credit (delivered groups, before the cap).
+/// Checks every open job's lane of the window (the jobs of this validator's gateway and the
+/// other validators' it follows, open at the window's deadline) with the ordinary rules,
+/// seals each lane's archive under `lanes/`, delivers its verified in-zone groups to the
+/// job's stream (own jobs) or records them (followed jobs); returns each miner's job credit
+/// (delivered groups, before the cap).
 async fn check_job_lanes(
     w: &Wiring,
-    gw: &crate::jobs::Gateway,
+    jobs: &JobSources,
     inputs: &WindowInputs<'_>,
     miners: &[MinerSource],
     state: &mut ValidatorState,
@@ -339,25 +413,38 @@ async fn check_job_lanes(
     let mut credits: BTreeMap<u16, f64> = BTreeMap::new();
     let at = inputs.deadline.timestamp().max(0) as u64;
     let published = w.net.challenge_published_at(window).await.ok();
-    for job in gw.lanes(at).await {
+    let mut lanes: Vec<(grail_jobs::JobEnvironment, bool)> = Vec::new();
+    if let Some(gw) = &jobs.gateway {
+        lanes.extend(gw.lanes(at).await.into_iter().map(|j| (j, true)));
+    }
+    if let Some(watch) = &jobs.watch {
+        let own: std::collections::HashSet<String> =
+            lanes.iter().map(|(j, _)| j.job_id().to_string()).collect();
+        for job in watch.lanes(at).await {
+            if !own.contains(&job.job_id().to_string()) {
+                lanes.push((job, false));
+            }
+        }
+    }
+    for (job, own) in lanes {
         let id = job.job_id().to_string();
         let mut lane = inputs.lane(&job);
         lane.groups_checked = w.config.jobs.lane_groups_checked;
-        // Pinned at the deadline like the subnet's bundles when the subnet's were; else
-        // (pins late, or the job opened after the deadline) by upload timestamps.
-        lane.pins = match (&inputs.pins, published) {
-            (Some(_), Some(published)) => {
-                let pins = book
-                    .lock()
-                    .ok()
-                    .and_then(|b| b.lane_in_time(window, &id, published));
-                if pins.is_none() {
-                    warn!(window, job = %id, "no pins of the job lane from before the challenge; checking upload timestamps");
-                }
-                pins
+        // Pinned at the deadline like the subnet's bundles. When the subnet's were pinned
+        // in time and this lane's were not (taken late, or the job was not known at the
+        // deadline), the lane is not checked this window: timestamps would let a miner
+        // finish an upload after seeing the challenge. Without the subnet's pins (the
+        // validator was down at the deadline) lanes fall back to timestamps like it.
+        if let (Some(_), Some(published)) = (&inputs.pins, published) {
+            lane.pins = book
+                .lock()
+                .ok()
+                .and_then(|b| b.lane_in_time(window, &id, published));
+            if lane.pins.is_none() {
+                warn!(window, job = %id, "the job lane was not pinned before the challenge; not checked this window");
+                continue;
             }
-            _ => None,
-        };
+        }
         let (reports, sealed) = check_window(&lane, miners, me, &state.replay).await;
         state.replay.record(
             window,
@@ -378,9 +465,16 @@ async fn check_job_lanes(
                 continue;
             }
         };
-        let tokenizer = &inputs.context.files.tokenizer;
-        let decode = |t: &[u32]| tokenizer.decode(t, false).unwrap_or_default();
-        let delivered = match gw.deliver(&job, &reports, &sealed, &key, &decode).await {
+        let delivered = match (&jobs.gateway, &jobs.watch) {
+            (Some(gw), _) if own => {
+                let tokenizer = &inputs.context.files.tokenizer;
+                let decode = |t: &[u32]| tokenizer.decode(t, false).unwrap_or_default();
+                gw.deliver(&job, &reports, &sealed, &key, &decode).await
+            }
+            (_, Some(watch)) => watch.credit(&job, &reports, &sealed).await,
+            _ => Ok(BTreeMap::new()),
+        };
+        let delivered = match delivered {
             Ok(d) => d,
             Err(e) => {
                 warn!(window, job = %id, "cannot record the job lane's deliveries: {e}");
@@ -390,6 +484,7 @@ async fn check_job_lanes(
         info!(
             window,
             job = %id,
+            own,
             submitted,
             checked = sealed.entries.len(),
             delivered_groups = delivered.values().map(|&c| c as u64).sum::<u64>(),

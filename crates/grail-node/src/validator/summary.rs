@@ -34,6 +34,10 @@ pub struct WindowSummary {
     /// Work credited to miners (estimated in-zone groups, summed).
     #[serde(default)]
     pub credited_work: f64,
+    /// Credit for client job groups delivered (own and followed jobs), after the
+    /// `jobs.max_share` cap; part of the window's work beside `credited_work`.
+    #[serde(default)]
+    pub job_credit: f64,
     /// Mean reward of accepted rollouts.
     pub mean_reward: f64,
     /// σ histogram of accepted groups (bins of 0.05, last bin open).
