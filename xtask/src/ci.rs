@@ -46,6 +46,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     util::run_timed("fmt", cargo().args(["fmt", "--all", "--", "--check"]))?;
     layering(&cargo)?;
     hygiene()?;
+    util::step("reward example module is its crate's build");
+    crate::reward_example::ci_check()?;
     util::run_timed(
         "clippy",
         cargo().args([

@@ -15,6 +15,7 @@ mod localnet;
 mod localnet_job;
 mod models;
 mod reliability;
+mod reward_example;
 mod setup;
 mod stats;
 mod util;
@@ -77,6 +78,10 @@ commands:
               measurements in target/audit-sampling-smollm2.raw)
   audit-sampling --from-raw target/audit-sampling-smollm2.raw [--margin M]
               the same tables again from kept measurements (seconds; after a margin or rule change)
+  reward-example [--write]
+              build the example job reward crate (examples/rewards/whole-answer) for wasm32
+              with a pinned compiler (Debian's rustc 1.63, fetched into the cache) and check
+              the committed module is its build (--write replaces it)
   chain-vectors
               regenerate grail-chain's Subtensor call vectors with the Python bittensor SDK
   vectors     rewrite crates/grail-proto/tests/vectors/native_v5.json (native conformance
@@ -114,6 +119,7 @@ fn main() -> ExitCode {
         "faults" => reliability::faults(rest),
         "load" => reliability::load(rest),
         "fuzz" => reliability::fuzz(rest),
+        "reward-example" => reward_example::run(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

@@ -259,14 +259,11 @@ fn the_inputs_arrive_as_documented() {
     );
 }
 
-#[test]
-fn the_contains_module_equals_its_built_in_twin() {
-    let bytes = wat::parse_file(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/jobs/sums/contains.wat"
-    ))
-    .unwrap();
-    let prompts: Vec<PromptRequest> = ["42", "Paris", "x^2+1", "", "ünïcode", "a.b*c"]
+/// Scores every completion for every answer with the module and with the built-in
+/// `regex` twin, asserts equal rewards, and that both 0 and 1 occur often enough for the
+/// comparison to tell rewards apart.
+fn assert_twins(module: &[u8], pattern: &str, answers: &[&str], completions: &[&str]) {
+    let prompts: Vec<PromptRequest> = answers
         .iter()
         .map(|a| PromptRequest {
             prompt: Some(format!("question with answer {a}")),
@@ -274,14 +271,35 @@ fn the_contains_module_equals_its_built_in_twin() {
             ..Default::default()
         })
         .collect();
-    let mut wasm_job = job_with(&bytes);
+    let mut wasm_job = job_with(module);
     wasm_job.prompts = prompts.clone();
     let mut regex_job = wasm_job.clone();
     regex_job.reward = RewardSpec::Regex {
-        pattern: "{answer}".into(),
+        pattern: pattern.into(),
     };
     let (wj, ws) = Job::from_request(&wasm_job, 1_000).unwrap();
     let (rj, rs) = Job::from_request(&regex_job, 1_000).unwrap();
+    let mut ones = 0;
+    for i in 0..prompts.len() {
+        for c in completions {
+            let w = ws.score(&wj.prompts, i, c, &["<|im_end|>"]);
+            let r = rs.score(&rj.prompts, i, c, &["<|im_end|>"]);
+            assert_eq!(w, r, "prompt {i}, completion {c:?}");
+            ones += usize::from(w.reward == 1.0);
+        }
+    }
+    let all = prompts.len() * completions.len();
+    assert!(ones > 5 && ones < all - 5, "{ones} of {all}");
+}
+
+#[test]
+fn the_contains_module_equals_its_built_in_twin() {
+    let bytes = wat::parse_file(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/jobs/sums/contains.wat"
+    ))
+    .unwrap();
+    let answers = ["42", "Paris", "x^2+1", "", "ünïcode", "a.b*c"];
     let completions = [
         "The answer is 42.",
         "It is paris",
@@ -294,18 +312,42 @@ fn the_contains_module_equals_its_built_in_twin() {
         "a.b*c and a.bbc",
         "4 2",
     ];
-    let mut ones = 0;
-    for i in 0..prompts.len() {
-        for c in completions {
-            let w = ws.score(&wj.prompts, i, c, &["<|im_end|>"]);
-            let r = rs.score(&rj.prompts, i, c, &["<|im_end|>"]);
-            assert_eq!(w, r, "prompt {i}, completion {c:?}");
-            ones += usize::from(w.reward == 1.0);
-        }
-    }
-    // Not all zero or all one: the comparison tells the rewards apart.
-    assert!(
-        ones > 5 && ones < prompts.len() * completions.len() - 5,
-        "{ones}"
+    assert_twins(&bytes, "{answer}", &answers, &completions);
+}
+
+/// `examples/rewards/whole-answer`: a Rust crate built for wasm32 (`cargo xtask
+/// reward-example` rebuilds the committed module and checks it is the source's).
+#[test]
+fn the_rust_crate_module_equals_its_built_in_twin() {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/rewards/whole-answer/whole_answer.wasm"
+    ))
+    .unwrap();
+    let answers = ["42", "7", "-3", "3.5", "Paris", "", "ünï"];
+    let completions = [
+        "The answer is 42.",
+        "142",
+        "420 or 42",
+        "42<|im_end|>",
+        "7",
+        "77 is not 7",
+        "x=-3;",
+        "--3",
+        "3.50",
+        "it is 3.5!",
+        "Paris2",
+        "in Paris",
+        "",
+        "123",
+        "ünï1",
+        "ünïcode",
+        "4 2",
+    ];
+    assert_twins(
+        &bytes,
+        "(?:^|[^0-9]){answer}(?:[^0-9]|$)",
+        &answers,
+        &completions,
     );
 }
