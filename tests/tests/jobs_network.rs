@@ -281,6 +281,24 @@ fn a_client_job_is_mined_verified_and_streamed() {
     assert!(job_credit(&state).iter().any(|&(_, c)| c > 0.0));
     assert_eq!(job_credit(&followed), job_credit(&state));
     let credited: f64 = job_credit(&state).iter().map(|&(_, c)| c).sum();
+    // The lanes are reported as strata of the zone market, by both validators alike.
+    let stratum = grail_node::mining::job_stratum(&id);
+    let reported: f64 = state
+        .windows
+        .values()
+        .filter_map(|s| s.strata.get(&stratum))
+        .map(|c| c.in_zone)
+        .sum();
+    assert!(
+        reported >= credited,
+        "{reported} in-zone job groups reported"
+    );
+    for (w, s) in &state.windows {
+        assert_eq!(
+            s.strata.get(&stratum),
+            followed.windows[w].strata.get(&stratum)
+        );
+    }
 
     // The client follows the stream to the end of what was delivered: only verified
     // rollouts, all the honest miner's, whole groups, each reward the module's and its

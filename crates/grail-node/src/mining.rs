@@ -270,7 +270,14 @@ pub struct ZoneTargetingPrompts {
     random: PseudoRandomPrompts,
     counts: BTreeMap<String, ZoneCount>,
     strata: Vec<String>,
+    /// The open client jobs' strata (`job:{id}`), counted beside the environment's.
+    jobs: Vec<String>,
     decay: f64,
+}
+
+/// The stratum name validators report a client job's lane under.
+pub fn job_stratum(job: &str) -> String {
+    format!("job:{job}")
 }
 
 /// How much of a stratum's earlier in-zone counts a new validator report keeps (miners and
@@ -307,8 +314,18 @@ impl ZoneTargetingPrompts {
             random: PseudoRandomPrompts::new(key),
             counts: BTreeMap::new(),
             strata: env.strata(),
+            jobs: Vec::new(),
             decay: decay.clamp(0.0, 1.0),
         }
+    }
+
+    /// The open client jobs (ids) whose lanes' reports are counted from now on; the
+    /// counts of jobs no longer open are dropped.
+    pub fn set_jobs<'a>(&mut self, ids: impl IntoIterator<Item = &'a str>) {
+        self.jobs = ids.into_iter().map(job_stratum).collect();
+        let (strata, jobs) = (&self.strata, &self.jobs);
+        self.counts
+            .retain(|s, _| strata.contains(s) || jobs.contains(s));
     }
 
     /// [`Self::update_weighted`] with every report weighing the same.
@@ -343,7 +360,8 @@ impl ZoneTargetingPrompts {
             }
             for (stratum, c) in report {
                 let plausible = c.groups.is_finite() && (0.0..=c.groups).contains(&c.in_zone);
-                if !plausible || c.groups == 0.0 || !self.strata.contains(stratum) {
+                let known = self.strata.contains(stratum) || self.jobs.contains(stratum);
+                if !plausible || c.groups == 0.0 || !known {
                     continue;
                 }
                 let groups = c.groups.min(MAX_REPORTED_GROUPS);
@@ -361,17 +379,41 @@ impl ZoneTargetingPrompts {
         }
     }
 
+    /// The smoothed in-zone rate of a stratum: `(in_zone + 1) / (groups + 2)`.
+    fn rate(&self, stratum: &str) -> f64 {
+        let c = self.counts.get(stratum).copied().unwrap_or_default();
+        (c.in_zone + 1.0) / (c.groups + 2.0)
+    }
+
     /// The probability of drawing each stratum next.
     pub fn preferences(&self) -> Vec<(String, f64)> {
-        let rate = |s: &String| {
-            let c = self.counts.get(s).copied().unwrap_or_default();
-            (c.in_zone + 1.0) / (c.groups + 2.0)
-        };
-        let total: f64 = self.strata.iter().map(rate).sum();
+        let total: f64 = self.strata.iter().map(|s| self.rate(s)).sum();
         self.strata
             .iter()
-            .map(|s| (s.clone(), rate(s) / total))
+            .map(|s| (s.clone(), self.rate(s) / total))
             .collect()
+    }
+
+    /// The in-zone rate a subnet group drawn by [`Self::preferences`] has in expectation:
+    /// the credit one subnet group earns.
+    pub fn subnet_rate(&self) -> f64 {
+        self.preferences()
+            .iter()
+            .map(|(s, p)| p * self.rate(s))
+            .sum()
+    }
+
+    /// Of `budget` groups for a client job's lane this window, how many to mine: a job is
+    /// one more stratum of the market. A delivered job group earns what an in-zone subnet
+    /// group earns, and only in-zone groups are delivered, so the job gets
+    /// `budget × min(1, rate(job) / subnet_rate)` (rounded), at least one so that its rate
+    /// keeps being measured. A job never reported has rate 1/2, like a new stratum.
+    pub fn job_groups(&self, job: &str, budget: usize) -> usize {
+        if budget == 0 {
+            return 0;
+        }
+        let share = (self.rate(&job_stratum(job)) / self.subnet_rate().max(1e-9)).min(1.0);
+        ((budget as f64 * share).round() as usize).clamp(1, budget)
     }
 }
 
@@ -473,6 +515,50 @@ mod tests {
         let mut ignored = ZoneTargetingPrompts::new(&key, env.as_ref(), 0.7);
         ignored.update_weighted([(0.0, &liar), (-1.0, &liar), (f64::NAN, &liar)]);
         assert_eq!(ignored.preferences()[0].1, 0.5);
+    }
+
+    #[test]
+    fn a_client_job_is_one_more_stratum() {
+        let env = grail_env::by_name("math:0 + math:1", None).unwrap();
+        let mut zone = ZoneTargetingPrompts::new(&Keypair::from_seed(&[3; 32]), env.as_ref(), 1.0);
+        let count = |groups: f64, in_zone: f64| ZoneCount { groups, in_zone };
+        // Nothing reported: jobs and strata all at 1/2, the whole budget.
+        assert_eq!(zone.job_groups("aa", 4), 4);
+        assert_eq!(zone.job_groups("aa", 0), 0);
+        // Reports of a job the miner does not follow are not counted.
+        let report: BTreeMap<String, ZoneCount> = [
+            ("math:0".to_string(), count(40.0, 36.0)),
+            ("math:1".to_string(), count(40.0, 36.0)),
+            (job_stratum("aa"), count(40.0, 4.0)),
+            (job_stratum("bb"), count(40.0, 38.0)),
+        ]
+        .into();
+        zone.update([&report]);
+        assert_eq!(
+            zone.job_groups("aa", 8),
+            zone.job_groups("never-reported", 8)
+        );
+        zone.set_jobs(["aa", "bb"]);
+        zone.update([&report]);
+        // Subnet groups land in the zone ~9 times in 10, job aa's ~1 in 10: it gets a
+        // few of its budget, never none; job bb, as good as the subnet, all of it.
+        let aa = zone.job_groups("aa", 8);
+        assert!((1..=2).contains(&aa), "{aa}");
+        assert_eq!(zone.job_groups("aa", 2), 1);
+        assert_eq!(zone.job_groups("bb", 8), 8);
+        assert!(
+            (zone.subnet_rate() - 0.9).abs() < 0.05,
+            "{}",
+            zone.subnet_rate()
+        );
+        // A job no longer open is forgotten.
+        zone.set_jobs(["bb"]);
+        assert_eq!(
+            zone.job_groups("aa", 8),
+            zone.job_groups("never-reported", 8)
+        );
+        // The job strata never change which subnet strata are drawn.
+        assert_eq!(zone.preferences().len(), 2);
     }
 
     #[test]

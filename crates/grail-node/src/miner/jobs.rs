@@ -32,6 +32,9 @@ pub struct JobWork {
     pub env: JobEnvironment,
     /// Prompt indices with groups still wanted.
     pub prompts: Vec<u64>,
+    /// Groups to mine for it this window (`miner.job_groups`, or fewer when the zone
+    /// market says its groups land in the learning zone less often than the subnet's).
+    pub groups: usize,
 }
 
 impl JobFeed {
@@ -136,8 +139,8 @@ impl JobFeed {
         Ok(env)
     }
 
-    /// The work of the jobs open at unix time `at` (the window's deadline).
-    pub fn work(&self, at: u64) -> Vec<JobWork> {
+    /// The work of the jobs open at unix time `at` (the window's deadline), `groups` each.
+    pub fn work(&self, at: u64, groups: usize) -> Vec<JobWork> {
         self.open
             .iter()
             .filter(|e| e.deadline_unix > at)
@@ -152,7 +155,11 @@ impl JobFeed {
                     .filter(|(_, &r)| r > 0)
                     .map(|(i, _)| i as u64)
                     .collect();
-                (!prompts.is_empty()).then_some(JobWork { env, prompts })
+                (!prompts.is_empty()).then_some(JobWork {
+                    env,
+                    prompts,
+                    groups,
+                })
             })
             .collect()
     }

@@ -112,12 +112,7 @@ pub async fn run_with_metrics(
         WindowCursor::start(&w.net, None, from_window, Readiness::Open, windows).await?;
     let mut done = Vec::new();
     while let Some(window) = cursor.next(&w.net, &mut stop).await? {
-        if let (Prompts::Zone(z), Some((rx, _))) = (&mut prompts, &mut zone_reports) {
-            while let Ok(batch) = rx.try_recv() {
-                z.update_weighted(batch.iter().map(|(weight, strata)| (*weight, strata)));
-            }
-        }
-        let job_work = match &mut job_feed {
+        let mut job_work = match &mut job_feed {
             Some(feed) => {
                 if feed.has_no_gateway() {
                     // Validators publish their APIs on chain when they start.
@@ -125,12 +120,30 @@ pub async fn run_with_metrics(
                 }
                 feed.refresh().await;
                 match w.net.deadline(window).await {
-                    Ok(deadline) => feed.work(deadline.timestamp().max(0) as u64),
+                    Ok(deadline) => feed.work(
+                        deadline.timestamp().max(0) as u64,
+                        w.config.miner.job_groups,
+                    ),
                     Err(_) => Vec::new(),
                 }
             }
             None => Vec::new(),
         };
+        if let (Prompts::Zone(z), Some((rx, _))) = (&mut prompts, &mut zone_reports) {
+            let ids: Vec<String> = job_work
+                .iter()
+                .map(|j| j.env.job_id().to_string())
+                .collect();
+            z.set_jobs(ids.iter().map(String::as_str));
+            while let Ok(batch) = rx.try_recv() {
+                z.update_weighted(batch.iter().map(|(weight, strata)| (*weight, strata)));
+            }
+            // Each job is one more stratum of the market: fewer groups for a job whose
+            // groups land in the learning zone less often than the subnet's.
+            for (job, id) in job_work.iter_mut().zip(&ids) {
+                job.groups = z.job_groups(id, job.groups);
+            }
+        }
         match mine_window(
             w,
             env,
@@ -473,7 +486,7 @@ async fn mine_window(
     }))
 }
 
-/// Mines and uploads `miner.job_groups` groups of every job in `work`, each job's in its
+/// Mines and uploads each job's `groups` groups of every job in `work`, each job's in its
 /// own lane bundle, before `cutoff`; returns how many were uploaded. A job whose groups
 /// fail is logged and skipped: the subnet's work goes on.
 async fn mine_jobs(
@@ -487,8 +500,7 @@ async fn mine_jobs(
     let mut uploaded = 0;
     for job in work {
         let id = job.env.job_id().to_string();
-        let prompts =
-            jobs::choose_prompts(&job.prompts, w.config.miner.job_groups, &w.key, plan.window);
+        let prompts = jobs::choose_prompts(&job.prompts, job.groups, &w.key, plan.window);
         let past_cutoff = || chrono::Utc::now() > cutoff;
         let mined = crate::blocking(|| {
             jobs::mine_job_groups(

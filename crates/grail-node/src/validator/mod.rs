@@ -358,9 +358,10 @@ async fn validate_window(
     inputs.pins = pins;
     state.replay.begin(id.digest, window);
     let (reports, sealed) = check_window(&inputs, &miners, me, &state.replay).await;
-    let job_credits = check_job_lanes(w, jobs, &inputs, &miners, state, book).await;
+    let (job_credits, job_strata) = check_job_lanes(w, jobs, &inputs, &miners, state, book).await;
     let digest = w.store.put_archive(&sealed).await?;
     let mut summary = summarize(window, Some(id.number), &reports, env);
+    summary.strata.extend(job_strata);
     summary.archive = hex::encode(digest);
     state.verdicts.record(window, Some(id.number), &reports);
     state.replay.record(
@@ -399,7 +400,8 @@ async fn validate_window(
 /// other validators' it follows, open at the window's deadline) with the ordinary rules,
 /// seals each lane's archive under `lanes/`, delivers its verified in-zone groups to the
 /// job's stream (own jobs) or records them (followed jobs); returns each miner's job credit
-/// (delivered groups, before the cap).
+/// (delivered groups, before the cap) and each lane's accepted and in-zone groups, reported
+/// as the stratum `job:{id}` so that zone miners weigh jobs like the environment's strata.
 async fn check_job_lanes(
     w: &Wiring,
     jobs: &JobSources,
@@ -407,10 +409,14 @@ async fn check_job_lanes(
     miners: &[MinerSource],
     state: &mut ValidatorState,
     book: &Mutex<PinBook>,
-) -> BTreeMap<u16, f64> {
+) -> (
+    BTreeMap<u16, f64>,
+    BTreeMap<String, crate::mining::ZoneCount>,
+) {
     let window = inputs.plan.window;
     let me = w.key.public();
     let mut credits: BTreeMap<u16, f64> = BTreeMap::new();
+    let mut strata: BTreeMap<String, crate::mining::ZoneCount> = BTreeMap::new();
     let at = inputs.deadline.timestamp().max(0) as u64;
     let published = w.net.challenge_published_at(window).await.ok();
     let mut lanes: Vec<(grail_jobs::JobEnvironment, bool)> = Vec::new();
@@ -456,6 +462,13 @@ async fn check_job_lanes(
         if submitted == 0 {
             continue;
         }
+        let zone = strata.entry(crate::mining::job_stratum(&id)).or_default();
+        for c in reports.iter().flat_map(|r| &r.checked) {
+            if c.outcome.verdict.accepted {
+                zone.groups += 1.0;
+                zone.in_zone += f64::from(u8::from(c.outcome.in_zone));
+            }
+        }
         // A job lane that cannot be recorded is logged and skipped: it earns nothing this
         // window, and the subnet's window is not held up by it.
         let key = match w.store.put_lane_archive(&sealed, &id).await {
@@ -494,7 +507,7 @@ async fn check_job_lanes(
             *credits.entry(uid).or_default() += c;
         }
     }
-    credits
+    (credits, strata)
 }
 
 /// Job credits scaled down so that they are at most `max_share` of the window's credit:
