@@ -58,59 +58,51 @@ impl JobWatch {
 
     /// Reads each validator's open jobs and starts following the new ones (up to the
     /// limits; ids in `skip`, this validator's own, are left out). A bucket, index or job
-    /// that cannot be read is logged and skipped.
+    /// that cannot be read within [`READ_BUDGET`] is logged and skipped; nothing is locked
+    /// while buckets are read.
     pub async fn refresh(&self, validators: &[(Hotkey, Store)], skip: &HashSet<String>, now: u64) {
+        let (known, loaded, mut open) = {
+            let book = self.book.lock().await;
+            let envs = self.envs.lock().await;
+            let known: HashSet<String> = book.jobs.keys().cloned().collect();
+            let loaded: HashSet<String> = envs.keys().cloned().collect();
+            (known, loaded, book.open(now).len())
+        };
+        // The jobs to start following (with their origin), and bytes of known ones.
+        let mut new: Vec<(String, JobEnvironment)> = Vec::new();
+        let mut reloaded: Vec<JobEnvironment> = Vec::new();
+        for (origin, store) in validators {
+            let Some(ids) = open_ids(origin, store, skip, now).await else {
+                continue;
+            };
+            for id in ids.into_iter().take(self.limits.per_validator) {
+                if known.contains(&id) {
+                    if !loaded.contains(&id) {
+                        reloaded.extend(load(store, &id).await);
+                    }
+                    continue;
+                }
+                let pending = new.iter().any(|(_, j)| j.job_id().to_string() == id);
+                if open >= self.limits.total || pending {
+                    continue;
+                }
+                if let Some(env) = load(store, &id).await {
+                    new.push((format!("validator:{}", origin.to_ss58()), env));
+                    open += 1;
+                }
+            }
+        }
         let mut book = self.book.lock().await;
         let mut envs = self.envs.lock().await;
-        let mut open = book.open(now).len();
-        let mut added = false;
-        for (origin, store) in validators {
-            let index: Vec<IndexEntry> = match store
-                .get_capped(layout::JOBS_INDEX, MAX_INDEX_BYTES)
-                .await
-            {
-                Ok(f) => match serde_json::from_slice(&f.bytes) {
-                    Ok(index) => index,
-                    Err(e) => {
-                        warn!(validator = %origin.to_ss58(), "its jobs index is not readable: {e}");
-                        continue;
-                    }
-                },
-                Err(grail_store::StoreError::NotFound { .. }) => continue,
-                Err(e) => {
-                    warn!(validator = %origin.to_ss58(), "cannot read its jobs index: {e}");
-                    continue;
-                }
-            };
-            let mut ids: Vec<String> = index
-                .into_iter()
-                .filter(|e| e.deadline_unix > now && !skip.contains(&e.id))
-                .map(|e| e.id)
-                .collect();
-            ids.sort();
-            ids.dedup();
-            for id in ids.into_iter().take(self.limits.per_validator) {
-                if book.jobs.contains_key(&id) {
-                    if let std::collections::hash_map::Entry::Vacant(slot) = envs.entry(id) {
-                        if let Some(env) = load(store, slot.key()).await {
-                            slot.insert(env);
-                        }
-                    }
-                    continue;
-                }
-                if open >= self.limits.total {
-                    break;
-                }
-                let Some(env) = load(store, &id).await else {
-                    continue;
-                };
-                let origin = format!("validator:{}", origin.to_ss58());
-                book.record(&origin, env.job(), now);
-                info!(job = %id, %origin, "following another validator's job");
-                envs.insert(id, env);
-                open += 1;
-                added = true;
-            }
+        for env in reloaded {
+            envs.insert(env.job_id().to_string(), env);
+        }
+        let added = !new.is_empty();
+        for (origin, env) in new {
+            let id = env.job_id().to_string();
+            book.record(&origin, env.job(), now);
+            info!(job = %id, %origin, "following another validator's job");
+            envs.insert(id, env);
         }
         // Forget the environments of jobs no longer open (their records stay).
         let still: HashSet<String> = book.open(now).iter().map(|j| j.to_string()).collect();
@@ -171,6 +163,49 @@ impl JobWatch {
     }
 }
 
+/// How long one read of another validator's bucket may take.
+pub const READ_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The ids of the jobs open at `now` in `origin`'s index and not in `skip`, sorted; `None`
+/// (logged) when the index cannot be read.
+async fn open_ids(
+    origin: &Hotkey,
+    store: &Store,
+    skip: &HashSet<String>,
+    now: u64,
+) -> Option<Vec<String>> {
+    let read = tokio::time::timeout(
+        READ_BUDGET,
+        store.get_capped(layout::JOBS_INDEX, MAX_INDEX_BYTES),
+    );
+    let index: Vec<IndexEntry> = match read.await {
+        Ok(Ok(f)) => match serde_json::from_slice(&f.bytes) {
+            Ok(index) => index,
+            Err(e) => {
+                warn!(validator = %origin.to_ss58(), "its jobs index is not readable: {e}");
+                return None;
+            }
+        },
+        Ok(Err(grail_store::StoreError::NotFound { .. })) => return None,
+        Ok(Err(e)) => {
+            warn!(validator = %origin.to_ss58(), "cannot read its jobs index: {e}");
+            return None;
+        }
+        Err(_) => {
+            warn!(validator = %origin.to_ss58(), "no jobs index within {} s; skipped", READ_BUDGET.as_secs());
+            return None;
+        }
+    };
+    let mut ids: Vec<String> = index
+        .into_iter()
+        .filter(|e| e.deadline_unix > now && !skip.contains(&e.id))
+        .map(|e| e.id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    Some(ids)
+}
+
 /// A job's canonical bytes from `store`, checked against `id`; `None` (logged) otherwise.
 async fn load(store: &Store, id: &str) -> Option<JobEnvironment> {
     let want: grail_jobs::JobId = match id.parse() {
@@ -180,12 +215,12 @@ async fn load(store: &Store, id: &str) -> Option<JobEnvironment> {
             return None;
         }
     };
-    let loaded = match store
-        .get_capped(&layout::job(id), MAX_JOB_BYTES as u64)
-        .await
-    {
-        Ok(f) => JobEnvironment::load(&f.bytes).map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+    let key = layout::job(id);
+    let read = tokio::time::timeout(READ_BUDGET, store.get_capped(&key, MAX_JOB_BYTES as u64));
+    let loaded = match read.await {
+        Ok(Ok(f)) => JobEnvironment::load(&f.bytes).map_err(|e| e.to_string()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} s", READ_BUDGET.as_secs())),
     };
     match loaded {
         Ok(env) if env.job_id() == want => Some(env),
