@@ -430,6 +430,8 @@ pub async fn follow_to_file(client: &Client, id: &str, out: &Path) -> Result<u64
         .append(true)
         .open(out)
         .map_err(|e| ClientError::Usage(format!("opening {}: {e}", out.display())))?;
+    // Rollouts received so far, the file's included (empty batches report it unchanged).
+    let mut received = cursor;
     let end = client
         .follow(id, cursor, |batch, status| {
             for r in batch {
@@ -439,12 +441,13 @@ pub async fn follow_to_file(client: &Client, id: &str, out: &Path) -> Result<u64
             }
             file.flush()
                 .map_err(|e| ClientError::Export(e.to_string()))?;
+            received = batch.last().map_or(received, |r| r.cursor + 1);
             eprintln!(
                 "{}: {} of {} groups delivered, {} rollouts received, state {}",
                 &id[..12.min(id.len())],
                 status.groups_delivered,
                 status.groups_wanted,
-                batch.last().map_or(cursor, |r| r.cursor + 1),
+                received,
                 status.state
             );
             Ok(())
