@@ -335,6 +335,14 @@ fn a_client_job_is_mined_verified_and_streamed() {
         status.groups_delivered as f64, credited,
         "one unit per delivered group"
     );
+    assert_eq!(status.cost.credit_units, credited);
+    assert_eq!(
+        status.cost.completion_tokens,
+        rollouts
+            .iter()
+            .map(|r| r.completion_tokens.len() as u64)
+            .sum::<u64>()
+    );
     assert_eq!(status.groups_delivered * 4, rollouts.len() as u64);
     assert!(
         status.in_zone_share.is_some_and(|s| s > 0.0 && s <= 1.0),

@@ -43,6 +43,19 @@ pub struct JobStatus {
     pub accepted: u64,
     /// Share of the accepted groups in the learning zone (only those are delivered).
     pub in_zone_share: Option<f64>,
+    /// What the job has consumed so far (docs/jobs.md, "Accounting and price").
+    #[serde(default)]
+    pub cost: JobCost,
+}
+
+/// A job's consumption: what a price would be computed from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobCost {
+    /// Credit units its delivered groups earned their miners (one per group, before the
+    /// validator's `jobs.max_share` cap on all job work).
+    pub credit_units: f64,
+    /// Completion tokens sampled and proved in its delivered rollouts.
+    pub completion_tokens: u64,
 }
 
 /// One open job as `jobs/index.json` and `GET /v2/jobs` list it (what miners read).

@@ -59,6 +59,9 @@ pub struct JobRecord {
     /// Digests of the groups delivered (a group is never delivered twice).
     #[serde(default)]
     pub digests: std::collections::BTreeSet<String>,
+    /// Completion tokens of the rollouts delivered.
+    #[serde(default)]
+    pub completion_tokens: u64,
 }
 
 impl JobRecord {
@@ -200,6 +203,7 @@ impl JobBook {
             accepted: 0,
             rollouts: 0,
             digests: Default::default(),
+            completion_tokens: 0,
         });
     }
 

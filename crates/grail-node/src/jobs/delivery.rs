@@ -51,6 +51,11 @@ impl LaneWindow {
         r.accepted += self.accepted;
         r.in_zone += self.accepted_in_zone;
         r.rollouts += self.rollouts.len() as u64;
+        r.completion_tokens += self
+            .rollouts
+            .iter()
+            .map(|d| d.completion_tokens.len() as u64)
+            .sum::<u64>();
         r.digests.extend(self.digests.iter().cloned());
     }
 }
@@ -253,6 +258,7 @@ mod tests {
             accepted: 0,
             rollouts: 0,
             digests: Default::default(),
+            completion_tokens: 0,
         }
     }
 

@@ -59,6 +59,10 @@ fn status_of(r: &JobRecord, now: u64) -> JobStatus {
         rejected: r.rejected.clone(),
         accepted: r.accepted,
         in_zone_share: (r.accepted > 0).then(|| r.in_zone as f64 / r.accepted as f64),
+        cost: grail_jobs::api::JobCost {
+            credit_units: delivered as f64,
+            completion_tokens: r.completion_tokens,
+        },
     }
 }
 
