@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::{llama, qwen2, qwen3};
 use crate::InferError;
 
 /// The decoder families this crate runs. They differ only in switches of one transformer.
@@ -19,30 +20,30 @@ impl Architecture {
     /// Parses `model_type` from config.json.
     pub fn from_model_type(model_type: &str) -> Result<Self, InferError> {
         match model_type {
-            "llama" => Ok(Self::Llama),
-            "qwen2" => Ok(Self::Qwen2),
-            "qwen3" => Ok(Self::Qwen3),
-            other => Err(InferError::Config(format!(
-                "model_type `{other}` is not supported (llama, qwen2, qwen3)"
-            ))),
+            llama::MODEL_TYPE => Ok(Self::Llama),
+            qwen2::MODEL_TYPE => Ok(Self::Qwen2),
+            qwen3::MODEL_TYPE => Ok(Self::Qwen3),
+            other => Err(InferError::UnsupportedArchitecture {
+                model_type: other.into(),
+            }),
         }
     }
 
     /// The `architectures` entry Hugging Face expects for this family.
     pub fn hf_class(self) -> &'static str {
         match self {
-            Self::Llama => "LlamaForCausalLM",
-            Self::Qwen2 => "Qwen2ForCausalLM",
-            Self::Qwen3 => "Qwen3ForCausalLM",
+            Self::Llama => llama::HF_CLASS,
+            Self::Qwen2 => qwen2::HF_CLASS,
+            Self::Qwen3 => qwen3::HF_CLASS,
         }
     }
 
     /// The `model_type` string of this family.
     pub fn model_type(self) -> &'static str {
         match self {
-            Self::Llama => "llama",
-            Self::Qwen2 => "qwen2",
-            Self::Qwen3 => "qwen3",
+            Self::Llama => llama::MODEL_TYPE,
+            Self::Qwen2 => qwen2::MODEL_TYPE,
+            Self::Qwen3 => qwen3::MODEL_TYPE,
         }
     }
 }
@@ -193,57 +194,88 @@ impl ModelConfig {
     /// Whether q, k and v projections carry a bias.
     pub fn qkv_bias(&self) -> bool {
         match self.architecture() {
-            Ok(Architecture::Qwen2) => true,
-            Ok(Architecture::Llama) => self.attention_bias,
-            _ => false,
+            Ok(Architecture::Llama) => llama::qkv_bias(self),
+            Ok(Architecture::Qwen2) => qwen2::qkv_bias(self),
+            Ok(Architecture::Qwen3) => qwen3::qkv_bias(self),
+            Err(_) => false,
         }
     }
 
     /// Rejects configurations the decoder cannot run (instead of failing mid-forward).
     pub fn validate(&self) -> Result<(), InferError> {
         self.architecture()?;
-        let bad = |what: &str| Err(InferError::Config(format!("config.json: {what}")));
+        let bad = |field: &'static str, requirement: &str| {
+            Err(InferError::ConfigField {
+                field,
+                requirement: requirement.into(),
+            })
+        };
         let heads = self.num_attention_heads;
         let kv = self.kv_heads();
-        if self.hidden_size == 0 || self.hidden_size > grail_proto::params::MAX_HIDDEN_SIZE {
-            return bad("hidden_size out of range");
+        let max_hidden = grail_proto::params::MAX_HIDDEN_SIZE;
+        if self.hidden_size == 0 || self.hidden_size > max_hidden {
+            return bad("hidden_size", &format!("must be 1..={max_hidden}"));
         }
         if heads == 0 || kv == 0 || !heads.is_multiple_of(kv) {
-            return bad("num_attention_heads must be a positive multiple of num_key_value_heads");
+            return bad(
+                "num_attention_heads",
+                "must be a positive multiple of num_key_value_heads",
+            );
         }
         if self.head_dim() == 0 || !self.head_dim().is_multiple_of(2) || self.head_dim() > 1024 {
-            return bad("head_dim must be even and at most 1024");
+            return bad("head_dim", "must be even, positive and at most 1024");
         }
         if self.num_hidden_layers == 0 || self.num_hidden_layers > 1024 {
-            return bad("num_hidden_layers out of range");
+            return bad("num_hidden_layers", "must be 1..=1024");
         }
-        if self.vocab_size == 0 || self.vocab_size > 4_000_000 || self.intermediate_size == 0 {
-            return bad("vocab_size / intermediate_size out of range");
+        if self.vocab_size == 0 || self.vocab_size > 4_000_000 {
+            return bad("vocab_size", "must be 1..=4000000");
+        }
+        if self.intermediate_size == 0 {
+            return bad("intermediate_size", "must be positive");
         }
         let positions = self.max_position_embeddings;
         if positions == 0
             || positions > MAX_POSITIONS
             || positions.saturating_mul(self.head_dim()) > MAX_ROPE_VALUES
         {
-            return bad(&format!(
-                "max_position_embeddings must be 1..={MAX_POSITIONS} with at most \
-                 {MAX_ROPE_VALUES} RoPE values (positions × head_dim)"
-            ));
+            return bad(
+                "max_position_embeddings",
+                &format!(
+                    "must be 1..={MAX_POSITIONS} with at most {MAX_ROPE_VALUES} RoPE values \
+                     (positions × head_dim)"
+                ),
+            );
         }
-        if !positive(self.rms_norm_eps) || !positive(self.rope_theta) {
-            return bad("rms_norm_eps and rope_theta must be positive");
+        if !positive(self.rms_norm_eps) {
+            return bad("rms_norm_eps", "must be positive");
+        }
+        if !positive(self.rope_theta) {
+            return bad("rope_theta", "must be positive");
         }
         if let Some(scaling) = &self.rope_scaling {
             match scaling.rope_type.as_str() {
                 "default" | "linear" => {}
-                "llama3"
-                    if scaling.low_freq_factor.is_some()
-                        && scaling.high_freq_factor.is_some()
-                        && scaling.original_max_position_embeddings.is_some() => {}
-                other => return bad(&format!("rope_scaling type `{other}` is not supported")),
+                "llama3" => {
+                    if scaling.low_freq_factor.is_none()
+                        || scaling.high_freq_factor.is_none()
+                        || scaling.original_max_position_embeddings.is_none()
+                    {
+                        return bad(
+                            "rope_scaling",
+                            "of type llama3 needs low_freq_factor, high_freq_factor and \
+                             original_max_position_embeddings",
+                        );
+                    }
+                }
+                other => {
+                    return Err(InferError::UnsupportedRopeScaling {
+                        rope_type: other.into(),
+                    })
+                }
             }
             if !positive(scaling.factor) {
-                return bad("rope_scaling.factor must be positive");
+                return bad("rope_scaling.factor", "must be positive");
             }
         }
         Ok(())

@@ -95,10 +95,9 @@ impl ModelDir {
             eos.insert(id);
         }
         if eos.is_empty() {
-            return Err(InferError::Config(format!(
-                "{}: no EOS token in config.json, generation_config.json or tokenizer_config.json",
-                path.display()
-            )));
+            return Err(InferError::NoEosToken {
+                dir: path.to_path_buf(),
+            });
         }
         let float = |k: &str| {
             generation_config
@@ -133,22 +132,18 @@ impl ModelDir {
 
     /// The safetensors files holding the weights (one file, or the shards of the index).
     pub fn weight_files(&self) -> Result<Vec<PathBuf>, InferError> {
-        let index = self.path.join("model.safetensors.index.json");
-        if let Some(index) = read_json(&index)? {
+        let index_path = self.path.join("model.safetensors.index.json");
+        if let Some(index) = read_json(&index_path)? {
             let map = index
                 .get("weight_map")
                 .and_then(Value::as_object)
-                .ok_or_else(|| {
-                    InferError::Weights("model.safetensors.index.json has no weight_map".into())
-                })?;
+                .ok_or_else(|| InferError::NoWeightMap { path: index_path })?;
             let files: BTreeSet<&str> = map.values().filter_map(Value::as_str).collect();
             files
                 .into_iter()
                 .map(|f| {
                     if f.contains('/') || f.contains("..") {
-                        return Err(InferError::Weights(format!(
-                            "shard name `{f}` leaves the folder"
-                        )));
+                        return Err(InferError::ShardOutsideFolder { shard: f.into() });
                     }
                     Ok(self.path.join(f))
                 })

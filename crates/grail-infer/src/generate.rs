@@ -174,7 +174,7 @@ fn sample_rows(
             noise[r],
         )
         .map(i64::from)
-        .map_err(|e| InferError::Input(format!("sampling row {r}: {e}")))
+        .map_err(|source| InferError::Sampling { row: r, source })
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per = rows.div_ceil(threads).max(4);

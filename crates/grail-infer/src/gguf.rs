@@ -86,11 +86,7 @@ impl TensorType {
             2 => Self::Q4_0,
             3 => Self::Q4_1,
             8 => Self::Q8_0,
-            other => {
-                return Err(InferError::Gguf(format!(
-                    "tensor type {other} is not supported (F32, F16, Q4_0, Q4_1, Q8_0)"
-                )))
-            }
+            code => return Err(InferError::UnsupportedTensorType { code }),
         })
     }
 
@@ -224,13 +220,11 @@ impl GgufFile {
             at: 0,
         };
         if r.take(4)? != MAGIC {
-            return Err(InferError::Gguf("not a GGUF file (bad magic)".into()));
+            return Err(InferError::NotGguf);
         }
         let version = r.u32()?;
         if !(2..=3).contains(&version) {
-            return Err(InferError::Gguf(format!(
-                "GGUF version {version} is not supported (2, 3)"
-            )));
+            return Err(InferError::UnsupportedGgufVersion { version });
         }
         let tensor_count = r.u64()?;
         let kv_count = r.u64()?;
@@ -322,12 +316,18 @@ impl GgufFile {
     pub fn require_u64(&self, key: &str) -> Result<u64, InferError> {
         self.get(key)
             .and_then(Value::as_u64)
-            .ok_or_else(|| InferError::Gguf(format!("metadata `{key}` missing or not an integer")))
+            .ok_or_else(|| InferError::GgufMetadata {
+                key: key.into(),
+                expected: "an integer",
+            })
     }
 
     /// A required string array (vocabulary, merges).
     pub fn require_strings(&self, key: &str) -> Result<Vec<&str>, InferError> {
-        let err = || InferError::Gguf(format!("metadata `{key}` missing or not a string array"));
+        let err = || InferError::GgufMetadata {
+            key: key.into(),
+            expected: "a string array",
+        };
         match self.get(key) {
             Some(Value::Array(items)) => items.iter().map(|v| v.as_str().ok_or_else(err)).collect(),
             _ => Err(err()),

@@ -75,7 +75,10 @@ pub fn convert_weights(
     let arch_name = file
         .get("general.architecture")
         .and_then(Value::as_str)
-        .ok_or_else(|| InferError::Gguf("general.architecture missing".into()))?;
+        .ok_or_else(|| InferError::GgufMetadata {
+            key: "general.architecture".into(),
+            expected: "a string",
+        })?;
     let arch = Architecture::from_model_type(arch_name).map_err(|e| e.context("gguf"))?;
     let key = |k: &str| format!("{arch_name}.{k}");
     let u = |k: &str| file.require_u64(&key(k)).map(|v| v as usize);
@@ -98,9 +101,10 @@ pub fn convert_weights(
         }),
         Some("none") | None => None,
         Some(other) => {
-            return Err(InferError::Gguf(format!(
-                "rope scaling `{other}` is not supported"
-            )))
+            let unsupported = InferError::UnsupportedRopeScaling {
+                rope_type: other.into(),
+            };
+            return Err(unsupported.context("gguf"));
         }
     };
     let config = ModelConfig {
@@ -135,8 +139,9 @@ pub fn convert_weights(
     let mut weights = Vec::with_capacity(file.tensors.len());
     for (i, info) in file.tensors.iter().enumerate() {
         progress(Progress::new("dequantizing", i as u64, total));
-        let name = hf_name(&info.name)
-            .ok_or_else(|| InferError::Gguf(format!("unknown tensor `{}`", info.name)))?;
+        let name = hf_name(&info.name).ok_or_else(|| InferError::UnknownGgufTensor {
+            name: info.name.clone(),
+        })?;
         let mut tensor = Tensor::from_slice(&file.dequantize(info))
             .f_reshape(info.shape())
             .map_err(|e| InferError::torch(format!("gguf: tensor `{}`", info.name), e))?;
@@ -214,9 +219,9 @@ pub fn convert_tokenizer(file: &GgufFile) -> Result<serde_json::Value, InferErro
         .and_then(Value::as_str)
         .unwrap_or("");
     if model != "gpt2" {
-        return Err(InferError::Gguf(format!(
-            "tokenizer model `{model}` is not supported (byte-level BPE `gpt2` only)"
-        )));
+        return Err(InferError::UnsupportedTokenizer {
+            model: model.into(),
+        });
     }
     let pre = PreTokenizer::from_gguf_name(
         file.get("tokenizer.ggml.pre")

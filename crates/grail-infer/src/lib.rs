@@ -50,21 +50,185 @@ pub fn no_progress(_: Progress) {}
 /// Everything that can go wrong in grail-infer.
 #[derive(Debug, thiserror::Error)]
 pub enum InferError {
-    /// config.json is unreadable or describes a model we cannot run.
-    #[error("model config: {0}")]
-    Config(String),
-    /// Weights are missing, misshapen or unreadable.
-    #[error("model weights: {0}")]
-    Weights(String),
-    /// The tokenizer could not be built or failed.
-    #[error("tokenizer: {0}")]
-    Tokenizer(String),
-    /// A GGUF file is malformed or uses something we do not support.
-    #[error("gguf: {0}")]
-    Gguf(String),
-    /// The caller's input (tokens, parameters) cannot be run.
+    /// config.json (or a GGUF file) names a `model_type` this crate does not run.
+    #[error("model config: model_type `{model_type}` is not supported (llama, qwen2, qwen3)")]
+    UnsupportedArchitecture {
+        /// The `model_type` found.
+        model_type: String,
+    },
+    /// A config.json field is outside what the decoder can run.
+    #[error("model config: config.json: {field} {requirement}")]
+    ConfigField {
+        /// The field (`hidden_size`, `max_position_embeddings`, ...).
+        field: &'static str,
+        /// What it must be.
+        requirement: String,
+    },
+    /// A RoPE scaling type this crate does not implement.
+    #[error("rope_scaling type `{rope_type}` is not supported")]
+    UnsupportedRopeScaling {
+        /// The type found.
+        rope_type: String,
+    },
+    /// A model folder names no EOS token anywhere.
+    #[error(
+        "model config: {}: no EOS token in config.json, generation_config.json or \
+         tokenizer_config.json",
+        dir.display()
+    )]
+    NoEosToken {
+        /// The model folder.
+        dir: std::path::PathBuf,
+    },
+    /// A tensor the model needs is not among the weights.
+    #[error("model weights: missing tensor `{name}`")]
+    MissingTensor {
+        /// Its Hugging Face name.
+        name: String,
+    },
+    /// A tensor's shape is not the one the config implies.
+    #[error("model weights: tensor `{name}` has shape {shape:?}, expected {expected:?}")]
+    TensorShape {
+        /// Its Hugging Face name.
+        name: String,
+        /// The shape found.
+        shape: Vec<i64>,
+        /// The shape the config implies.
+        expected: Vec<i64>,
+    },
+    /// A dtype name that is not f32, bf16 or f16 ([`parse_kind`]).
+    #[error("dtype `{name}` is not one of f32, bf16, f16")]
+    UnsupportedDtype {
+        /// The name given.
+        name: String,
+    },
+    /// model.safetensors.index.json has no `weight_map`.
+    #[error("model weights: {} has no weight_map", path.display())]
+    NoWeightMap {
+        /// The index file.
+        path: std::path::PathBuf,
+    },
+    /// model.safetensors.index.json names a shard outside the model folder.
+    #[error("model weights: shard name `{shard}` leaves the folder")]
+    ShardOutsideFolder {
+        /// The shard name.
+        shard: String,
+    },
+    /// A token id at or above the vocabulary size.
+    #[error("invalid input: token id {id} is outside the vocabulary ({vocab})")]
+    TokenOutOfVocabulary {
+        /// The first such id.
+        id: u32,
+        /// The vocabulary size.
+        vocab: usize,
+    },
+    /// A sequence (plus the room asked for after it) longer than the model's positions.
+    #[error(
+        "invalid input: sequence of {tokens} tokens (+{extra}) exceeds the model's {max} positions"
+    )]
+    SequenceTooLong {
+        /// Tokens in the sequence.
+        tokens: usize,
+        /// Positions asked for after it (a completion's room).
+        extra: usize,
+        /// `max_position_embeddings`.
+        max: usize,
+    },
+    /// An empty token sequence or prompt.
+    #[error("invalid input: empty {what}")]
+    EmptyTokens {
+        /// What was empty (`token sequence`, `prompt`).
+        what: &'static str,
+    },
+    /// A position asked of a scored sequence lies beyond its end.
+    #[error("invalid input: position {position} beyond the sequence ({len} positions)")]
+    PositionOutOfRange {
+        /// The position asked for.
+        position: usize,
+        /// Positions in the sequence.
+        len: usize,
+    },
+    /// One row's logits do not define a distribution to sample from (a non-finite logit).
+    #[error("sampling row {row}: {source}")]
+    Sampling {
+        /// The row of the batch.
+        row: usize,
+        /// The protocol sampler's error.
+        #[source]
+        source: grail_proto::sampling::SamplingError,
+    },
+    /// The caller's arguments do not fit together (counts, sampling parameters, tokens
+    /// other than the scored ones).
     #[error("invalid input: {0}")]
     Input(String),
+    /// The tokenizers library panicked (on a malformed tokenizer.json, or mid-call).
+    #[error("tokenizer: {what}: the tokenizers library panicked: {message}")]
+    TokenizerPanic {
+        /// What was being done (`parsing tokenizer.json`, `encoding`, `decoding`).
+        what: &'static str,
+        /// The panic message.
+        message: String,
+    },
+    /// A GGUF pre-tokenizer (`tokenizer.ggml.pre`) this crate cannot rebuild.
+    #[error("tokenizer: pre-tokenizer `{name}` is not supported (gpt-2, smollm, qwen2)")]
+    UnsupportedPreTokenizer {
+        /// The name found.
+        name: String,
+    },
+    /// A GGUF tokenizer model (`tokenizer.ggml.model`) other than byte-level BPE.
+    #[error("gguf: tokenizer model `{model}` is not supported (byte-level BPE `gpt2` only)")]
+    UnsupportedTokenizer {
+        /// The model found.
+        model: String,
+    },
+    /// A Qwen `.tiktoken` vocabulary without the expected number of ranks.
+    #[error("tokenizer: a Qwen vocabulary has {expected} ranks, this one {found}")]
+    VocabularySize {
+        /// Ranks a Qwen vocabulary has.
+        expected: usize,
+        /// Ranks in this one.
+        found: usize,
+    },
+    /// A `.tiktoken` line that is not `base64 rank` with consecutive ranks.
+    #[error("tokenizer: tiktoken line {line}: {problem}")]
+    Tiktoken {
+        /// The line (from 1).
+        line: usize,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// Not a GGUF file (bad magic).
+    #[error("gguf: not a GGUF file (bad magic)")]
+    NotGguf,
+    /// A GGUF version other than 2 and 3.
+    #[error("gguf: GGUF version {version} is not supported (2, 3)")]
+    UnsupportedGgufVersion {
+        /// The version found.
+        version: u32,
+    },
+    /// A GGUF tensor storage type this crate does not dequantize.
+    #[error("gguf: tensor type {code} is not supported (F32, F16, Q4_0, Q4_1, Q8_0)")]
+    UnsupportedTensorType {
+        /// The type code found.
+        code: u32,
+    },
+    /// Required GGUF metadata is missing or of another type.
+    #[error("gguf: metadata `{key}` missing or not {expected}")]
+    GgufMetadata {
+        /// The key.
+        key: String,
+        /// The type it must have (`an integer`, `a string`, `a string array`).
+        expected: &'static str,
+    },
+    /// A GGUF tensor with no Hugging Face counterpart.
+    #[error("gguf: unknown tensor `{name}`")]
+    UnknownGgufTensor {
+        /// Its GGUF name.
+        name: String,
+    },
+    /// A GGUF file is malformed (truncated, implausible sizes, misshapen tensors).
+    #[error("gguf: {0}")]
+    Gguf(String),
     /// The caller cancelled the work before it finished (`generate_groups_until`).
     #[error("cancelled before it finished")]
     Cancelled,
@@ -157,8 +321,6 @@ pub fn parse_kind(name: &str) -> Result<tch::Kind, InferError> {
         "f32" | "float32" | "fp32" => Ok(tch::Kind::Float),
         "bf16" | "bfloat16" => Ok(tch::Kind::BFloat16),
         "f16" | "float16" | "fp16" => Ok(tch::Kind::Half),
-        other => Err(InferError::Input(format!(
-            "dtype `{other}` is not one of f32, bf16, f16"
-        ))),
+        other => Err(InferError::UnsupportedDtype { name: other.into() }),
     }
 }

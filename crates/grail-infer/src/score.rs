@@ -74,7 +74,10 @@ impl HiddenStates for Scored {
             .map(|&p| {
                 self.hidden(p)
                     .map(<[f32]>::to_vec)
-                    .ok_or_else(|| InferError::Input(format!("position {p} beyond the sequence")))
+                    .ok_or_else(|| InferError::PositionOutOfRange {
+                        position: p,
+                        len: self.hidden.len() / self.hidden_size.max(1),
+                    })
             })
             .collect()
     }
@@ -169,7 +172,7 @@ impl Model {
         sampling: Option<&SamplingCheck>,
     ) -> Result<Vec<Scored>, InferError> {
         if prompt.is_empty() {
-            return Err(InferError::Input("empty prompt".into()));
+            return Err(InferError::EmptyTokens { what: "prompt" });
         }
         let longest = completions.iter().map(|c| c.len()).max().unwrap_or(0);
         self.check_tokens(prompt, longest)?;

@@ -20,16 +20,17 @@ pub struct Tokenizer {
 /// a model folder is untrusted input; found by `cargo xtask fuzz --target model-dir`
 /// (docs/reliability.md). The library's state is not reused after a panic in parsing (the
 /// value is dropped); after one in encoding or decoding the call is an error.
-fn guarded<T>(what: &str, call: impl FnOnce() -> Result<T, InferError>) -> Result<T, InferError> {
+fn guarded<T>(
+    what: &'static str,
+    call: impl FnOnce() -> Result<T, InferError>,
+) -> Result<T, InferError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|payload| {
         let message = payload
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        Err(InferError::Tokenizer(format!(
-            "{what}: the tokenizers library panicked: {message}"
-        )))
+        Err(InferError::TokenizerPanic { what, message })
     })
 }
 
@@ -132,9 +133,7 @@ impl PreTokenizer {
             "default" | "gpt-2" | "gpt2" => Ok(Self::Gpt2),
             "smollm" => Ok(Self::SmolLm),
             "qwen2" => Ok(Self::Qwen2),
-            other => Err(InferError::Tokenizer(format!(
-                "pre-tokenizer `{other}` is not supported (gpt-2, smollm, qwen2)"
-            ))),
+            other => Err(InferError::UnsupportedPreTokenizer { name: other.into() }),
         }
     }
 }
@@ -244,10 +243,10 @@ pub const QWEN_SPECIAL_START: u32 = 151_643;
 pub fn qwen_tokenizer_json(tiktoken: &str) -> Result<Value, InferError> {
     let ranks = parse_tiktoken(tiktoken)?;
     if ranks.len() != QWEN_SPECIAL_START as usize {
-        return Err(InferError::Tokenizer(format!(
-            "a Qwen vocabulary has {QWEN_SPECIAL_START} ranks, this one {}",
-            ranks.len()
-        )));
+        return Err(InferError::VocabularySize {
+            expected: QWEN_SPECIAL_START as usize,
+            found: ranks.len(),
+        });
     }
     let (mut vocab, merges) = tiktoken_to_bpe(&ranks);
     let names = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -278,8 +277,10 @@ pub fn parse_tiktoken(text: &str) -> Result<Vec<Vec<u8>>, InferError> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
     {
-        let bad =
-            |what: &str| InferError::Tokenizer(format!("tiktoken line {}: {what}", line_no + 1));
+        let bad = |problem| InferError::Tiktoken {
+            line: line_no + 1,
+            problem,
+        };
         let mut parts = line.split_whitespace();
         let (Some(b64), Some(rank), None) = (parts.next(), parts.next(), parts.next()) else {
             return Err(bad("expected `base64 rank`"));
