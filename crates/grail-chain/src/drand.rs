@@ -141,9 +141,20 @@ pub enum DrandError {
         #[source]
         source: reqwest::Error,
     },
-    /// The answer is not a beacon.
-    #[error("malformed beacon: {0}")]
-    Malformed(String),
+    /// The relay's answer is larger than any beacon.
+    #[error("malformed beacon from {relay}: answer over {limit} bytes")]
+    Oversized {
+        /// Relay base URL.
+        relay: String,
+        /// The most a beacon answer may take (bytes).
+        limit: usize,
+    },
+    /// A beacon of a chained scheme without the previous round's signature.
+    #[error("malformed beacon: round {round} of a chained scheme has no previous_signature")]
+    MissingPreviousSignature {
+        /// Round.
+        round: u64,
+    },
     /// The answer is not beacon JSON.
     #[error("malformed beacon from {relay}: {source}")]
     MalformedJson {
@@ -203,9 +214,17 @@ pub enum DrandError {
         /// One failure per relay, in order.
         failures: Vec<DrandError>,
     },
-    /// Bad chain parameters.
-    #[error("drand configuration: {0}")]
-    Config(String),
+    /// A client with no relay to ask.
+    #[error("drand configuration: no relays")]
+    NoRelays,
+    /// The chain's public key is not a point of the group its scheme puts keys in.
+    #[error("drand configuration: public key ({scheme:?}): {point}")]
+    PublicKey {
+        /// The chain's scheme.
+        scheme: Scheme,
+        /// Why the key is not a point (drand-verify's error does not implement `Error`).
+        point: drand_verify::InvalidPoint,
+    },
     /// The chain's public key is not hex.
     #[error("drand configuration: public key is not hex: {0}")]
     PublicKeyHex(#[source] hex::FromHexError),
@@ -248,15 +267,18 @@ pub fn verify_beacon(
     };
     let previous = match info.scheme {
         Scheme::PedersenBlsChained => {
-            let prev = raw.previous_signature.as_deref().ok_or_else(|| {
-                DrandError::Malformed("chained beacon without previous_signature".into())
-            })?;
+            let prev = raw
+                .previous_signature
+                .as_deref()
+                .ok_or(DrandError::MissingPreviousSignature { round: expected })?;
             decode_hex("previous_signature", prev)?
         }
         _ => Vec::new(),
     };
-    // `InvalidPoint` does not implement `Error`: its message is all there is to keep.
-    let key_error = |e: drand_verify::InvalidPoint| DrandError::Config(format!("public key: {e}"));
+    let key_error = |point| DrandError::PublicKey {
+        scheme: info.scheme,
+        point,
+    };
     let verified = match info.scheme {
         Scheme::PedersenBlsChained | Scheme::PedersenBlsUnchained => G1Pubkey::from_variable(&key)
             .map_err(key_error)?
@@ -327,7 +349,7 @@ impl DrandClient {
         timeout: Duration,
     ) -> Result<Self, DrandError> {
         if relays.is_empty() {
-            return Err(DrandError::Config("no relays".into()));
+            return Err(DrandError::NoRelays);
         }
         let http = reqwest::Client::builder()
             .timeout(timeout)
@@ -387,9 +409,10 @@ impl DrandClient {
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(failed)? {
             if body.len() + chunk.len() > MAX_BEACON_BYTES {
-                return Err(DrandError::Malformed(format!(
-                    "answer over {MAX_BEACON_BYTES} bytes"
-                )));
+                return Err(DrandError::Oversized {
+                    relay: relay.to_string(),
+                    limit: MAX_BEACON_BYTES,
+                });
             }
             body.extend_from_slice(&chunk);
         }

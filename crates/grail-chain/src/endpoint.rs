@@ -20,6 +20,20 @@ pub const AXON_PROTOCOL: u8 = 4;
 /// skip validators that speak another one.
 pub const ENDPOINT_VERSION: u32 = grail_proto::params::PROTOCOL_VERSION;
 
+/// Why an endpoint cannot be published ([`ChainError::UnpublishableEndpoint`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointProblem {
+    /// An unspecified address (`0.0.0.0`, `::`): a bind address.
+    #[error("is a bind address, not one others can connect to (publish the public address)")]
+    BindAddress,
+    /// Port 0.
+    #[error("has port 0")]
+    PortZero,
+    /// A loopback address, which Subtensor refuses (`InvalidIpAddress`).
+    #[error("is a loopback address, which Subtensor refuses (InvalidIpAddress)")]
+    Loopback,
+}
+
 /// A participant's published API address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
@@ -75,28 +89,31 @@ impl Endpoint {
     /// here: publish the machine's public address instead.
     ///
     /// # Errors
-    /// [`ChainError::Rejected`] naming the problem.
+    /// [`ChainError::UnpublishableEndpoint`] with [`EndpointProblem::BindAddress`] or
+    /// [`EndpointProblem::PortZero`].
     pub fn check_connectable(&self) -> Result<(), ChainError> {
         if self.addr.ip().is_unspecified() {
-            return Err(ChainError::Rejected(format!(
-                "endpoint {} is a bind address, not one others can connect to (publish the public address)",
-                self.addr
-            )));
+            return Err(self.unpublishable(EndpointProblem::BindAddress));
         }
         if self.addr.port() == 0 {
-            return Err(ChainError::Rejected(format!(
-                "endpoint {} has port 0",
-                self.addr
-            )));
+            return Err(self.unpublishable(EndpointProblem::PortZero));
         }
         Ok(())
+    }
+
+    fn unpublishable(&self, problem: EndpointProblem) -> ChainError {
+        ChainError::UnpublishableEndpoint {
+            addr: self.addr,
+            problem,
+        }
     }
 
     /// [`Self::check_connectable`] plus Subtensor's own refusals (`is_valid_ip_address`):
     /// `127.0.0.1`, `::1` and the all-ones IPv6 address (`InvalidIpAddress` on chain).
     ///
     /// # Errors
-    /// [`ChainError::Rejected`] naming the problem.
+    /// [`Self::check_connectable`]'s, and [`ChainError::UnpublishableEndpoint`] with
+    /// [`EndpointProblem::Loopback`].
     pub fn check_for_subtensor(&self) -> Result<(), ChainError> {
         self.check_connectable()?;
         let (ip, ip_type) = self.axon_ip();
@@ -105,10 +122,7 @@ impl Endpoint {
             _ => ip == 1 || ip == u128::MAX,
         };
         if refused {
-            return Err(ChainError::Rejected(format!(
-                "endpoint {}: Subtensor refuses loopback addresses (InvalidIpAddress)",
-                self.addr
-            )));
+            return Err(self.unpublishable(EndpointProblem::Loopback));
         }
         Ok(())
     }
@@ -144,11 +158,18 @@ mod tests {
     #[test]
     fn unreachable_addresses_are_refused() {
         let check = |a: &str| Endpoint::new(a.parse().unwrap()).check_for_subtensor();
-        assert!(check("0.0.0.0:8080").is_err());
-        assert!(check("[::]:8080").is_err());
-        assert!(check("203.0.113.7:0").is_err());
-        assert!(check("127.0.0.1:8080").is_err());
-        assert!(check("[::1]:8080").is_err());
+        let problem = |a: &str| match check(a) {
+            Err(ChainError::UnpublishableEndpoint { addr, problem }) => {
+                assert_eq!(addr, a.parse().unwrap());
+                problem
+            }
+            other => panic!("{a}: {other:?}"),
+        };
+        assert_eq!(problem("0.0.0.0:8080"), EndpointProblem::BindAddress);
+        assert_eq!(problem("[::]:8080"), EndpointProblem::BindAddress);
+        assert_eq!(problem("203.0.113.7:0"), EndpointProblem::PortZero);
+        assert_eq!(problem("127.0.0.1:8080"), EndpointProblem::Loopback);
+        assert_eq!(problem("[::1]:8080"), EndpointProblem::Loopback);
         assert!(check("203.0.113.7:8080").is_ok());
         // A local chain accepts loopback (everything runs on one machine).
         assert!(Endpoint::new("127.0.0.1:8080".parse().unwrap())

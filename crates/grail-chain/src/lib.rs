@@ -102,11 +102,69 @@ pub enum ChainError {
         source: std::io::Error,
     },
     /// The hotkey is not registered on the subnet.
-    #[error("hotkey {0} is not registered")]
-    NotRegistered(String),
-    /// The caller asked for something the chain refuses (bad weights, unknown block, …).
+    #[error("hotkey {} is not registered on subnet {netuid}", .hotkey.to_ss58())]
+    NotRegistered {
+        /// The hotkey.
+        hotkey: Hotkey,
+        /// The subnet.
+        netuid: u16,
+    },
+    /// The chain refused the operation for a reason given only as text (test doubles and
+    /// backends outside this crate; the refusals this crate detects have their own
+    /// variants).
     #[error("{0}")]
     Rejected(String),
+    /// The subnet has no free uid left for a new registration.
+    #[error("subnet {netuid} is full")]
+    SubnetFull {
+        /// The subnet.
+        netuid: u16,
+    },
+    /// Weights were set by a neuron without a validator permit.
+    #[error("uid {uid} has no validator permit")]
+    NoValidatorPermit {
+        /// The setter's uid.
+        uid: u16,
+    },
+    /// Weights name the same uid twice.
+    #[error("weights name uid {uid} twice")]
+    DuplicateWeightUid {
+        /// The repeated uid.
+        uid: u16,
+    },
+    /// Weights name a uid that is not registered.
+    #[error("weights name uid {uid}, which is not registered (the subnet has {registered} uids)")]
+    UnknownWeightUid {
+        /// The uid.
+        uid: u16,
+        /// How many uids the subnet has.
+        registered: usize,
+    },
+    /// Uids and weights given to [`subtensor::emit_weights`] differ in length.
+    #[error("{uids} uids but {weights} weights")]
+    WeightsLengthMismatch {
+        /// Number of uids.
+        uids: usize,
+        /// Number of weights.
+        weights: usize,
+    },
+    /// A weight given to [`subtensor::emit_weights`] is negative or not finite.
+    #[error("weights must be finite and non-negative (uid {uid} has {weight})")]
+    InvalidWeight {
+        /// The uid it was given for.
+        uid: u16,
+        /// The weight.
+        weight: f64,
+    },
+    /// An endpoint cannot be published: others could not connect to it, or Subtensor
+    /// refuses it.
+    #[error("endpoint {addr} {problem}")]
+    UnpublishableEndpoint {
+        /// The endpoint's address.
+        addr: std::net::SocketAddr,
+        /// What is wrong with it.
+        problem: endpoint::EndpointProblem,
+    },
     /// The block does not exist yet.
     #[error("block {requested} is in the future (head is {head})")]
     FutureBlock {
@@ -133,9 +191,55 @@ pub enum ChainError {
         #[source]
         source: BoxError,
     },
-    /// Chain data did not decode as expected.
-    #[error("unexpected chain data: {0}")]
-    Decode(String),
+    /// The runtime has no such storage item (a runtime this code does not know).
+    #[error("unexpected chain data: the runtime has no {pallet}::{entry}")]
+    NoSuchStorage {
+        /// The pallet.
+        pallet: String,
+        /// The storage item.
+        entry: String,
+    },
+    /// A storage value decoded with bytes left over.
+    #[error("unexpected chain data: {pallet}::{entry}: {left} bytes left after the value")]
+    TrailingBytes {
+        /// The pallet.
+        pallet: String,
+        /// The storage item.
+        entry: String,
+        /// Bytes not consumed by the value's type.
+        left: usize,
+    },
+    /// The key of a storage map entry cannot be read back from its storage key (its
+    /// hasher does not keep the key, or the storage key is too short).
+    #[error(
+        "unexpected chain data: {pallet}::{entry}: the key of a storage entry cannot be read back (hasher {hasher:?}, {key_len} bytes)"
+    )]
+    OpaqueStorageKey {
+        /// The pallet.
+        pallet: String,
+        /// The storage item.
+        entry: String,
+        /// The map's last hasher (`None`: not a map, or no such item).
+        hasher: Option<subxt::metadata::types::StorageHasher>,
+        /// Length of the storage key.
+        key_len: usize,
+    },
+    /// A decoded value or key does not have the shape grail reads.
+    #[error("unexpected chain data: {item} is not {expected}")]
+    UnexpectedShape {
+        /// What was read (storage item, with its key where it helps).
+        item: String,
+        /// The shape expected.
+        expected: &'static str,
+    },
+    /// A value every block has is absent.
+    #[error("unexpected chain data: no {item} at block {block}")]
+    MissingValue {
+        /// What was read.
+        item: &'static str,
+        /// The block (number, or hash in hex).
+        block: String,
+    },
     /// Chain data could not be decoded at all.
     #[error("cannot decode {what}: {source}")]
     Undecodable {
@@ -166,9 +270,23 @@ pub enum ChainError {
     /// A blocking local chain task panicked or was cancelled.
     #[error("local chain task failed: {0}")]
     Task(#[source] tokio::task::JoinError),
-    /// A configuration value is invalid.
-    #[error("configuration: {0}")]
-    Config(String),
+    /// A network name that is neither a known network nor a WebSocket URL.
+    #[error(
+        "configuration: network `{network}` is not finney, test, local or a ws:// / wss:// URL"
+    )]
+    UnknownNetwork {
+        /// The name given.
+        network: String,
+    },
+    /// A local chain with a block time of zero.
+    #[error("configuration: block time must be positive")]
+    ZeroBlockTime,
+    /// No local chain exists in the directory opened.
+    #[error("configuration: {} does not exist: no local chain there", .genesis.display())]
+    NoLocalChain {
+        /// The genesis file looked for.
+        genesis: PathBuf,
+    },
     /// This chain backend does not offer the operation.
     #[error("{0} is not supported by this chain backend")]
     Unsupported(&'static str),
@@ -181,9 +299,9 @@ pub enum ChainError {
         required: u64,
     },
     /// The subnet has commit-reveal enabled and weights cannot be committed the way the
-    /// runtime requires.
+    /// runtime requires, or not now.
     #[error("commit-reveal weights: {0}")]
-    CommitReveal(String),
+    CommitReveal(#[source] subtensor::commit_reveal::CommitRevealError),
 }
 
 /// An error from a dependency whose error types are not part of this crate's API (subxt,

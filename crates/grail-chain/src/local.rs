@@ -154,7 +154,7 @@ impl LocalChain {
     /// Opens the chain in `dir`, creating it (genesis now) when it does not exist yet.
     pub fn open_or_create(dir: &Path, netuid: u16, block_time_ms: u64) -> Result<Self, ChainError> {
         if block_time_ms == 0 {
-            return Err(ChainError::Config("block time must be positive".into()));
+            return Err(ChainError::ZeroBlockTime);
         }
         std::fs::create_dir_all(dir)
             .map_err(|e| ChainError::io(format!("creating {}", dir.display()), e))?;
@@ -198,12 +198,8 @@ impl LocalChain {
     /// Opens an existing chain directory.
     pub fn open(dir: &Path) -> Result<Self, ChainError> {
         let path = dir.join(GENESIS_FILE);
-        let genesis: Genesis = read_json(&path)?.ok_or_else(|| {
-            ChainError::Config(format!(
-                "{} does not exist: no local chain there",
-                path.display()
-            ))
-        })?;
+        let genesis: Genesis =
+            read_json(&path)?.ok_or(ChainError::NoLocalChain { genesis: path })?;
         Self::check_genesis(dir, &genesis)?;
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -307,8 +303,9 @@ impl LocalChain {
             if let Some(n) = state.neurons.iter().find(|n| n.hotkey == hotkey) {
                 return Ok(n.uid);
             }
-            let uid = u16::try_from(state.neurons.len())
-                .map_err(|_| ChainError::Rejected("the subnet is full".into()))?;
+            let uid = u16::try_from(state.neurons.len()).map_err(|_| ChainError::SubnetFull {
+                netuid: self.genesis.netuid,
+            })?;
             state.neurons.push(Neuron {
                 uid,
                 hotkey,
@@ -353,13 +350,16 @@ impl LocalChain {
             .into()
     }
 
-    fn registered(state: &State, key: &Keypair) -> Result<Neuron, ChainError> {
+    fn registered(&self, state: &State, key: &Keypair) -> Result<Neuron, ChainError> {
         state
             .neurons
             .iter()
             .find(|n| n.hotkey == key.public())
             .cloned()
-            .ok_or_else(|| ChainError::NotRegistered(key.public().to_ss58()))
+            .ok_or_else(|| ChainError::NotRegistered {
+                hotkey: key.public(),
+                netuid: self.genesis.netuid,
+            })
     }
 
     /// The hotkey a state map key (hex) names.
@@ -437,7 +437,7 @@ impl Chain for LocalChain {
         let (key, commitment) = (key.clone(), commitment.clone());
         self.blocking(move |c| {
             c.update(|state| {
-                Self::registered(state, &key)?;
+                c.registered(state, &key)?;
                 state
                     .commitments
                     .insert(hex::encode(key.public().0), commitment);
@@ -457,12 +457,9 @@ impl Chain for LocalChain {
         self.blocking(move |c| {
             let block = c.current_block();
             c.update(|state| {
-                let me = Self::registered(state, &key)?;
+                let me = c.registered(state, &key)?;
                 if !me.validator_permit {
-                    return Err(ChainError::Rejected(format!(
-                        "uid {} has no validator permit",
-                        me.uid
-                    )));
+                    return Err(ChainError::NoValidatorPermit { uid: me.uid });
                 }
                 if version_key < state.weights_version_key {
                     return Err(ChainError::VersionKeyTooOld {
@@ -471,11 +468,15 @@ impl Chain for LocalChain {
                     });
                 }
                 let mut seen = std::collections::BTreeSet::new();
-                for (uid, _) in &weights {
-                    if usize::from(*uid) >= state.neurons.len() || !seen.insert(*uid) {
-                        return Err(ChainError::Rejected(format!(
-                            "weights name uid {uid} twice or an unregistered uid"
-                        )));
+                for &(uid, _) in &weights {
+                    if usize::from(uid) >= state.neurons.len() {
+                        return Err(ChainError::UnknownWeightUid {
+                            uid,
+                            registered: state.neurons.len(),
+                        });
+                    }
+                    if !seen.insert(uid) {
+                        return Err(ChainError::DuplicateWeightUid { uid });
                     }
                 }
                 let event = WeightsEvent {
@@ -511,7 +512,7 @@ impl Chain for LocalChain {
         let (key, endpoint) = (key.clone(), *endpoint);
         self.blocking(move |c| {
             c.update(|state| {
-                Self::registered(state, &key)?;
+                c.registered(state, &key)?;
                 state
                     .endpoints
                     .insert(hex::encode(key.public().0), endpoint);

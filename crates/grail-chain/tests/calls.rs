@@ -8,7 +8,7 @@ use grail_chain::subtensor::{
     emit_weights, encode_call, endpoint, endpoint_from_axon, reveal_weights_call, serve_axon_call,
     set_commitment_call, set_weights_call, storage_key, weight_commits, weights_commit_hash,
 };
-use grail_chain::{Commitment, Endpoint};
+use grail_chain::{ChainError, Commitment, Endpoint};
 use serde::Deserialize;
 use subxt::client::{OfflineClient, RuntimeVersion};
 use subxt::dynamic::Value;
@@ -145,9 +145,21 @@ fn set_commitment_matches_the_python_sdk() {
 #[test]
 fn bad_inputs_are_errors() {
     let metadata = decode_metadata(METADATA).unwrap();
-    assert!(emit_weights(&[1, 2], &[1.0]).is_err());
-    assert!(emit_weights(&[1], &[-1.0]).is_err());
-    assert!(emit_weights(&[1], &[f64::NAN]).is_err());
+    assert!(matches!(
+        emit_weights(&[1, 2], &[1.0]),
+        Err(ChainError::WeightsLengthMismatch {
+            uids: 2,
+            weights: 1
+        })
+    ));
+    assert!(matches!(
+        emit_weights(&[1, 7], &[1.0, -1.0]),
+        Err(ChainError::InvalidWeight { uid: 7, weight }) if weight == -1.0
+    ));
+    assert!(matches!(
+        emit_weights(&[1], &[f64::NAN]),
+        Err(ChainError::InvalidWeight { uid: 1, .. })
+    ));
     assert_eq!(emit_weights(&[1, 2], &[0.0, 0.0]).unwrap(), vec![]);
     let wrong = subxt::dynamic::tx("SubtensorModule", "no_such_call", Vec::<Value>::new());
     assert!(encode_call(&metadata, &wrong).is_err());
@@ -155,7 +167,10 @@ fn bad_inputs_are_errors() {
     assert!(decode_metadata(b"not metadata").is_err());
     assert!(endpoint("finney").unwrap().starts_with("wss://"));
     assert!(endpoint("ws://10.0.0.1:9944").is_ok());
-    assert!(endpoint("mainnet").is_err());
+    assert!(matches!(
+        endpoint("mainnet"),
+        Err(ChainError::UnknownNetwork { network }) if network == "mainnet"
+    ));
 }
 
 #[test]

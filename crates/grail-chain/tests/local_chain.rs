@@ -55,7 +55,7 @@ async fn blocks_registrations_commitments_and_weights() {
     assert_eq!(again.commitments().await.unwrap()[&miner.public()], c);
     assert!(matches!(
         chain.commit(&stranger, &c).await,
-        Err(ChainError::NotRegistered(_))
+        Err(ChainError::NotRegistered { hotkey, netuid: 81 }) if hotkey == stranger.public()
     ));
 
     chain
@@ -66,19 +66,22 @@ async fn blocks_registrations_commitments_and_weights() {
     assert_eq!(chain.state().unwrap().weight_history.len(), 1);
     assert!(matches!(
         chain.set_weights(&miner, &[(1, 1)], 0).await,
-        Err(ChainError::Rejected(_))
+        Err(ChainError::NoValidatorPermit { uid: 1 })
     ));
     assert!(matches!(
         chain.set_weights(&validator, &[(1, 1), (1, 2)], 0).await,
-        Err(ChainError::Rejected(_))
+        Err(ChainError::DuplicateWeightUid { uid: 1 })
     ));
     assert!(matches!(
         chain.set_weights(&validator, &[(9, 1)], 0).await,
-        Err(ChainError::Rejected(_))
+        Err(ChainError::UnknownWeightUid {
+            uid: 9,
+            registered: 2
+        })
     ));
     assert!(matches!(
         chain.set_weights(&stranger, &[(1, 1)], 0).await,
-        Err(ChainError::NotRegistered(_))
+        Err(ChainError::NotRegistered { .. })
     ));
 }
 
@@ -100,12 +103,15 @@ async fn endpoints_are_published_by_registered_hotkeys_only() {
     assert_eq!(endpoints[&validator.public()], second);
     assert!(matches!(
         chain.serve_endpoint(&stranger, &first).await,
-        Err(ChainError::NotRegistered(_))
+        Err(ChainError::NotRegistered { .. })
     ));
     let bind_address = Endpoint::new("0.0.0.0:8080".parse().unwrap());
     assert!(matches!(
         chain.serve_endpoint(&validator, &bind_address).await,
-        Err(ChainError::Rejected(_))
+        Err(ChainError::UnpublishableEndpoint {
+            problem: grail_chain::endpoint::EndpointProblem::BindAddress,
+            ..
+        })
     ));
     // A state file written before endpoints existed still reads.
     std::fs::write(
@@ -260,6 +266,6 @@ fn corrupt_and_locked_state_are_typed_errors() {
     let empty = tempfile::tempdir().unwrap();
     assert!(matches!(
         LocalChain::open(empty.path()),
-        Err(ChainError::Config(_))
+        Err(ChainError::NoLocalChain { .. })
     ));
 }

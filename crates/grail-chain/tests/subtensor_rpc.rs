@@ -190,7 +190,10 @@ async fn malformed_chain_data_is_a_typed_error() {
     let chain = chain_on(Arc::new(node));
     let err = chain.metagraph().await.unwrap_err();
     assert!(
-        matches!(err, ChainError::Undecodable { .. } | ChainError::Decode(_)),
+        matches!(
+            err,
+            ChainError::Undecodable { .. } | ChainError::UnexpectedShape { .. }
+        ),
         "{err}"
     );
     // A weights entry that is not a list of pairs.

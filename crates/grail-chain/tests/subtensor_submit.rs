@@ -9,6 +9,7 @@ mod mock_node;
 
 use std::sync::{Arc, Mutex};
 
+use grail_chain::subtensor::commit_reveal::CommitRevealError;
 use grail_chain::subtensor::config::SubtensorConfig;
 use grail_chain::subtensor::{storage_key, SubtensorChain};
 use grail_chain::{Chain, ChainError, Endpoint};
@@ -259,7 +260,17 @@ async fn weights_are_set_directly_or_committed_and_revealed_in_the_next_interval
     // A second commit in the same interval is refused before submitting.
     node.set_block(27);
     let err = chain.set_weights(&validator, &w3, 3).await.unwrap_err();
-    assert!(matches!(err, ChainError::CommitReveal(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            ChainError::CommitReveal(CommitRevealError::IntervalUsed {
+                interval: 10,
+                committed_at: 25,
+                next_block: 30
+            })
+        ),
+        "{err}"
+    );
     assert!(calls(&log).is_empty());
     // Block 33: the commit of block 25 is revealed (the runtime checks the hash), then the
     // new weights are committed.
@@ -333,7 +344,10 @@ async fn endpoints_are_published_with_serve_axon() {
             .serve_endpoint(&validator, &Endpoint::new(bad.parse().unwrap()))
             .await
             .unwrap_err();
-        assert!(matches!(err, ChainError::Rejected(_)), "{bad}: {err}");
+        assert!(
+            matches!(err, ChainError::UnpublishableEndpoint { .. }),
+            "{bad}: {err}"
+        );
     }
     assert!(calls(&log).is_empty());
     for public in ["203.0.113.7:8080", "[2001:db8::1]:443"] {

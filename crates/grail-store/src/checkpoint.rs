@@ -66,10 +66,13 @@ impl CheckpointManifest {
 
     /// Signs the manifest with the trainer's key (which must be `trainer`).
     pub fn sign(self, key: &Keypair) -> Result<SignedManifest, StoreError> {
-        if self.trainer != hex::encode(key.public().0) {
-            return Err(StoreError::Manifest(
-                "the signing key is not the manifest's trainer".into(),
-            ));
+        let signer = hex::encode(key.public().0);
+        if self.trainer != signer {
+            return Err(StoreError::WrongSigner {
+                number: self.number,
+                trainer: self.trainer,
+                signer,
+            });
         }
         let signature = hex::encode(key.sign(&self.digest()).0);
         Ok(SignedManifest {
@@ -83,30 +86,27 @@ impl SignedManifest {
     /// Checks that `trusted` signed it and that it is well formed.
     pub fn verify(&self, trusted: &Hotkey) -> Result<(), StoreError> {
         let m = &self.manifest;
-        if m.trainer != hex::encode(trusted.0) {
-            return Err(StoreError::Manifest(format!(
-                "checkpoint {} is from trainer {}, not the trusted one",
-                m.number, m.trainer
-            )));
+        let trusted_hex = hex::encode(trusted.0);
+        if m.trainer != trusted_hex {
+            return Err(StoreError::UntrustedTrainer {
+                number: m.number,
+                trainer: m.trainer.clone(),
+                trusted: trusted_hex,
+            });
         }
         let sig: [u8; 64] = hex::decode(&self.signature)
             .ok()
             .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| StoreError::Manifest("signature is not 64 hex bytes".into()))?;
+            .ok_or(StoreError::MalformedSignature { number: m.number })?;
         if !verify(trusted, &m.digest(), &Signature(sig)) {
-            return Err(StoreError::Manifest(format!(
-                "bad signature on checkpoint {}",
-                m.number
-            )));
+            return Err(StoreError::BadSignature { number: m.number });
         }
         if let Some(bad) = m
             .files
             .keys()
             .find(|n| !layout::valid_file_name(n) || n.as_str() == "manifest.json")
         {
-            return Err(StoreError::Manifest(format!(
-                "file name `{bad}` is not allowed"
-            )));
+            return Err(StoreError::BadFileName { name: bad.clone() });
         }
         Ok(())
     }
@@ -143,9 +143,7 @@ impl Store {
         for entry in entries {
             let name = entry.file_name().to_string_lossy().into_owned();
             if !layout::valid_file_name(&name) || name == "manifest.json" {
-                return Err(StoreError::Manifest(format!(
-                    "file name `{name}` is not allowed in a checkpoint"
-                )));
+                return Err(StoreError::BadFileName { name });
             }
             let bytes = tokio::fs::read(entry.path())
                 .await
@@ -227,10 +225,11 @@ impl Store {
                 source,
             })?;
         if signed.manifest.number != pointer.number {
-            return Err(StoreError::Manifest(format!(
-                "{key} describes checkpoint {}",
-                signed.manifest.number
-            )));
+            return Err(StoreError::WrongCheckpoint {
+                key,
+                expected: pointer.number,
+                found: signed.manifest.number,
+            });
         }
         signed.verify(trusted)?;
         Ok(Some(signed))
@@ -250,10 +249,11 @@ impl Store {
                 source,
             })?;
         if signed.manifest.number != number {
-            return Err(StoreError::Manifest(format!(
-                "{key} describes checkpoint {}",
-                signed.manifest.number
-            )));
+            return Err(StoreError::WrongCheckpoint {
+                key,
+                expected: number,
+                found: signed.manifest.number,
+            });
         }
         signed.verify(trusted)?;
         Ok(signed)

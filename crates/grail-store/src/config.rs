@@ -172,20 +172,16 @@ impl StoreConfig {
                 access_key_id: var("R2_ACCESS_KEY_ID")?,
                 secret_access_key: var("R2_SECRET_ACCESS_KEY")?,
             }),
-            _ => Err(StoreError::Config(format!(
-                "GRAIL_STORE=`{spec}` is not local:DIR, memory, s3:BUCKET or r2:BUCKET"
-            ))),
+            _ => Err(StoreError::BadSpec { spec: spec.into() }),
         }
     }
 }
 
-fn check_token(what: &str, value: &str, len: usize) -> Result<(), StoreError> {
+fn check_token(field: &'static str, value: &str, len: usize) -> Result<(), StoreError> {
     if value.len() == len && value.bytes().all(|b| b.is_ascii_alphanumeric()) {
         Ok(())
     } else {
-        Err(StoreError::Credentials(format!(
-            "{what} must be {len} ASCII letters or digits"
-        )))
+        Err(StoreError::CredentialsField { field, len })
     }
 }
 
@@ -236,10 +232,10 @@ impl ReadCredentials {
     pub fn from_commitment(text: &str) -> Result<Self, StoreError> {
         let t = text.trim();
         if t.len() != COMMITMENT_LEN || !t.is_ascii() {
-            return Err(StoreError::Credentials(format!(
-                "commitment must be {COMMITMENT_LEN} ASCII characters, got {}",
-                t.chars().count()
-            )));
+            return Err(StoreError::CredentialsLength {
+                chars: t.chars().count(),
+                ascii: t.is_ascii(),
+            });
         }
         Self::new(&t[..32], &t[32..64], &t[64..])
     }
@@ -276,9 +272,32 @@ mod tests {
             ReadCredentials::from_commitment(&format!("  {text}\n")).unwrap(),
             c
         );
-        assert!(ReadCredentials::from_commitment(&text[1..]).is_err());
-        assert!(ReadCredentials::from_commitment(&format!("{}-", &text[1..])).is_err());
-        assert!(ReadCredentials::from_commitment(&"é".repeat(64)).is_err());
+        assert!(matches!(
+            ReadCredentials::from_commitment(&text[1..]),
+            Err(StoreError::CredentialsLength {
+                chars: 127,
+                ascii: true
+            })
+        ));
+        assert!(matches!(
+            ReadCredentials::from_commitment(&format!("{}-", &text[1..])),
+            Err(StoreError::CredentialsField {
+                field: "secret_access_key",
+                len: 64
+            })
+        ));
+        let accented = ReadCredentials::from_commitment(&"é".repeat(64)).unwrap_err();
+        assert!(
+            matches!(
+                accented,
+                StoreError::CredentialsLength {
+                    chars: 64,
+                    ascii: false
+                }
+            ),
+            "{accented}"
+        );
+        assert!(accented.to_string().contains("not all ASCII"), "{accented}");
         assert!(
             !format!("{c:?}").contains(&"9".repeat(64)),
             "secrets stay out of logs"
@@ -292,7 +311,10 @@ mod tests {
                 "AWS_ACCESS_KEY_ID" => Ok("id".into()),
                 "AWS_SECRET_ACCESS_KEY" => Ok("secret".into()),
                 "AWS_ENDPOINT_URL" => Ok("http://127.0.0.1:9000".into()),
-                _ => Err(StoreError::Config(format!("{k} unset"))),
+                _ => Err(StoreError::EnvVar {
+                    var: k.into(),
+                    source: std::env::VarError::NotPresent,
+                }),
             }
         };
         assert_eq!(
@@ -319,10 +341,17 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(
-            StoreConfig::parse("r2:bkt", &env).is_err(),
+            matches!(
+                StoreConfig::parse("r2:bkt", &env),
+                Err(StoreError::EnvVar { var, .. }) if var == "R2_ACCOUNT_ID"
+            ),
             "R2 without an account id"
         );
-        assert!(StoreConfig::parse("ftp:x", &env).is_err());
-        assert!(StoreConfig::parse("local:", &env).is_err());
+        for bad in ["ftp:x", "local:"] {
+            assert!(matches!(
+                StoreConfig::parse(bad, &env),
+                Err(StoreError::BadSpec { spec }) if spec == bad
+            ));
+        }
     }
 }

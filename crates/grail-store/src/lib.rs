@@ -78,15 +78,87 @@ pub enum StoreError {
         /// What is missing.
         detail: String,
     },
-    /// A configuration that cannot be used.
+    /// A configuration that cannot be used, described as text (callers outside this
+    /// crate; the problems this crate detects have their own variants).
     #[error("store configuration: {0}")]
     Config(String),
-    /// On-chain read credentials that do not parse.
-    #[error("invalid read credentials: {0}")]
-    Credentials(String),
-    /// A checkpoint manifest that is malformed, unsigned or signed by someone else.
-    #[error("checkpoint manifest: {0}")]
-    Manifest(String),
+    /// A `GRAIL_STORE`-style spec that names no known backend (or no bucket / folder).
+    #[error("store configuration: GRAIL_STORE=`{spec}` is not local:DIR, memory, s3:BUCKET or r2:BUCKET")]
+    BadSpec {
+        /// The spec.
+        spec: String,
+    },
+    /// A read-credentials commitment that is not 128 ASCII characters.
+    #[error(
+        "invalid read credentials: commitment must be {} ASCII characters, got {chars}{}",
+        config::COMMITMENT_LEN,
+        if *.ascii { "" } else { " (not all ASCII)" }
+    )]
+    CredentialsLength {
+        /// Its length in characters (surrounding whitespace removed).
+        chars: usize,
+        /// Whether it is all ASCII.
+        ascii: bool,
+    },
+    /// A part of the read credentials (or an R2 account id) with the wrong length or
+    /// alphabet.
+    #[error("invalid read credentials: {field} must be {len} ASCII letters or digits")]
+    CredentialsField {
+        /// Which part: `account_id`, `access_key_id` or `secret_access_key`.
+        field: &'static str,
+        /// The length it must have.
+        len: usize,
+    },
+    /// A manifest signed (or to be signed) with a key other than its trainer's.
+    #[error(
+        "checkpoint manifest: checkpoint {number} names trainer {trainer}, signed by {signer}"
+    )]
+    WrongSigner {
+        /// The checkpoint.
+        number: u64,
+        /// The trainer the manifest names (hex).
+        trainer: String,
+        /// The key signing it (hex).
+        signer: String,
+    },
+    /// A manifest from a trainer other than the trusted one.
+    #[error("checkpoint manifest: checkpoint {number} is from trainer {trainer}, not the trusted one {trusted}")]
+    UntrustedTrainer {
+        /// The checkpoint.
+        number: u64,
+        /// The trainer it names (hex).
+        trainer: String,
+        /// The trusted trainer (hex).
+        trusted: String,
+    },
+    /// A manifest whose signature is not 64 hex-encoded bytes.
+    #[error("checkpoint manifest: the signature on checkpoint {number} is not 64 hex bytes")]
+    MalformedSignature {
+        /// The checkpoint.
+        number: u64,
+    },
+    /// A manifest whose signature does not verify (altered or forged).
+    #[error("checkpoint manifest: bad signature on checkpoint {number}")]
+    BadSignature {
+        /// The checkpoint.
+        number: u64,
+    },
+    /// A checkpoint file name that is not allowed (path separators, `manifest.json`, …).
+    #[error("checkpoint manifest: file name `{name}` is not allowed in a checkpoint")]
+    BadFileName {
+        /// The name.
+        name: String,
+    },
+    /// A manifest stored under another checkpoint's number.
+    #[error("checkpoint manifest: {key} describes checkpoint {found}, not {expected}")]
+    WrongCheckpoint {
+        /// The manifest's object key.
+        key: String,
+        /// The number it is stored (or pointed to) under.
+        expected: u64,
+        /// The number it describes.
+        found: u64,
+    },
     /// The backend failed (after its own retries for transient errors).
     #[error("storage backend failed on `{key}`: {source}")]
     Backend {

@@ -344,13 +344,13 @@ async fn archives_checkpoints_retention(store: &Store) {
     assert_eq!(latest.manifest.parent, Some(2));
     assert!(matches!(
         store.latest_checkpoint(&stranger.public()).await,
-        Err(StoreError::Manifest(_))
+        Err(StoreError::UntrustedTrainer { number: 3, .. })
     ));
     let mut forged = latest.clone();
     forged.manifest.windows.1 += 1;
     assert!(matches!(
         forged.verify(&trainer.public()),
-        Err(StoreError::Manifest(_))
+        Err(StoreError::BadSignature { number: 3 })
     ));
     let dest = dir.path().join("current");
     store

@@ -27,20 +27,21 @@ pub fn decode_metadata(bytes: &[u8]) -> Result<Metadata, ChainError> {
 /// largest is 65535, round half to even, drop zeros. All-zero input gives no weights.
 ///
 /// # Errors
-/// [`ChainError::Rejected`] for mismatched lengths or weights that are negative or not
-/// finite.
+/// [`ChainError::WeightsLengthMismatch`] for mismatched lengths,
+/// [`ChainError::InvalidWeight`] for weights that are negative or not finite.
 pub fn emit_weights(uids: &[u16], weights: &[f64]) -> Result<Vec<(u16, u16)>, ChainError> {
     if uids.len() != weights.len() {
-        return Err(ChainError::Rejected(format!(
-            "{} uids but {} weights",
-            uids.len(),
-            weights.len()
-        )));
+        return Err(ChainError::WeightsLengthMismatch {
+            uids: uids.len(),
+            weights: weights.len(),
+        });
     }
-    if weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
-        return Err(ChainError::Rejected(
-            "weights must be finite and non-negative".into(),
-        ));
+    if let Some((&uid, &weight)) = uids
+        .iter()
+        .zip(weights)
+        .find(|(_, w)| !w.is_finite() || **w < 0.0)
+    {
+        return Err(ChainError::InvalidWeight { uid, weight });
     }
     let top = weights.iter().copied().fold(0.0, f64::max);
     if top == 0.0 {

@@ -16,7 +16,45 @@
 //! The SDK's default since 2025 is a *timelocked* commit (`commit_timelocked_weights`,
 //! drand timelock encryption, revealed by the chain itself). grail does not implement that
 //! encryption; where a runtime offers only timelocked commits, committing is a typed
-//! [`crate::ChainError::CommitReveal`] error.
+//! [`crate::ChainError::CommitReveal`] error ([`CommitRevealError::TimelockOnly`]).
+
+/// Why weights cannot be committed on a commit-reveal subnet.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommitRevealError {
+    /// The runtime offers no hash commits, only timelocked ones grail does not implement.
+    #[error(
+        "the subnet has commit-reveal enabled and this runtime offers no hash commits (commit_weights/reveal_weights); it offers {timelocked:?}, which need drand timelock encryption that grail does not implement"
+    )]
+    TimelockOnly {
+        /// The timelocked commit calls the runtime offers.
+        timelocked: Vec<String>,
+    },
+    /// The runtime has none of the storage items that time reveals.
+    #[error(
+        "the runtime has neither WeightCommitRevealInterval nor SubnetEpochIndex/RevealPeriodEpochs: unknown reveal schedule"
+    )]
+    UnknownSchedule,
+    /// A commit was already made in this interval (2024 runtime): retry from `next_block`.
+    #[error(
+        "a commit was already made in this {interval}-block interval (block {committed_at}); the next is allowed from block {next_block}"
+    )]
+    IntervalUsed {
+        /// `WeightCommitRevealInterval` (blocks).
+        interval: u64,
+        /// The block of the commit on chain.
+        committed_at: u64,
+        /// The first block a new commit is allowed at.
+        next_block: u64,
+    },
+    /// The hotkey has as many unrevealed commits on chain as the runtime allows.
+    #[error("{live} unrevealed commits on chain (the runtime allows {max})")]
+    TooManyUnrevealed {
+        /// Unexpired commits on chain.
+        live: usize,
+        /// The runtime's limit ([`MAX_UNREVEALED`]).
+        max: usize,
+    },
+}
 
 /// How the runtime times reveals, read at one block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,20 +117,22 @@ impl RevealSchedule {
     }
 
     /// Whether the chain takes a new commit given the hotkey's commits on chain
-    /// (`(hash, at)`), and if not, why.
-    pub fn can_commit(&self, on_chain: &[([u8; 32], u64)]) -> Result<(), String> {
+    /// (`(hash, at)`), and if not, why ([`CommitRevealError::IntervalUsed`] or
+    /// [`CommitRevealError::TooManyUnrevealed`]).
+    pub fn can_commit(&self, on_chain: &[([u8; 32], u64)]) -> Result<(), CommitRevealError> {
         match *self {
             RevealSchedule::Interval { interval, block } => {
-                let Some((_, at)) = on_chain.last() else {
+                let Some(&(_, at)) = on_chain.last() else {
                     return Ok(());
                 };
                 if interval == 0 || block - block % interval > at - at % interval {
                     Ok(())
                 } else {
-                    Err(format!(
-                        "a commit was already made in this {interval}-block interval (block {at}); the next is allowed from block {}",
-                        at - at % interval + interval
-                    ))
+                    Err(CommitRevealError::IntervalUsed {
+                        interval,
+                        committed_at: at,
+                        next_block: at - at % interval + interval,
+                    })
                 }
             }
             RevealSchedule::Epochs { .. } => {
@@ -103,9 +143,10 @@ impl RevealSchedule {
                 if live < MAX_UNREVEALED {
                     Ok(())
                 } else {
-                    Err(format!(
-                        "{live} unrevealed commits on chain (the runtime allows {MAX_UNREVEALED})"
-                    ))
+                    Err(CommitRevealError::TooManyUnrevealed {
+                        live,
+                        max: MAX_UNREVEALED,
+                    })
                 }
             }
         }
@@ -204,7 +245,14 @@ mod tests {
         };
         assert_eq!(never.timing(5), RevealTiming::Early);
         // One commit per interval.
-        assert!(at(299).can_commit(&[([0; 32], 250)]).is_err());
+        assert_eq!(
+            at(299).can_commit(&[([0; 32], 250)]),
+            Err(CommitRevealError::IntervalUsed {
+                interval: 100,
+                committed_at: 250,
+                next_block: 300
+            })
+        );
         assert!(at(300).can_commit(&[([0; 32], 250)]).is_ok());
         assert!(at(299).can_commit(&[]).is_ok());
     }
@@ -219,7 +267,10 @@ mod tests {
         assert_eq!(now(7).timing(5), RevealTiming::Due);
         assert_eq!(now(8).timing(5), RevealTiming::Expired);
         let full: Vec<([u8; 32], u64)> = (0..10).map(|i| ([i; 32], 7)).collect();
-        assert!(now(7).can_commit(&full).is_err());
+        assert_eq!(
+            now(7).can_commit(&full),
+            Err(CommitRevealError::TooManyUnrevealed { live: 10, max: 10 })
+        );
         // Expired commits do not count (the chain drops them first).
         assert!(now(10).can_commit(&full).is_ok());
     }

@@ -38,7 +38,7 @@ pub use calls::{
     commit_weights_call, decode_metadata, emit_weights, encode_call, has_call, reveal_weights_call,
     serve_axon_call, set_commitment_call, set_weights_call, weights_commit_hash,
 };
-use commit_reveal::{plan_reveal, PendingCommit, RevealSchedule};
+use commit_reveal::{plan_reveal, CommitRevealError, PendingCommit, RevealSchedule};
 pub use config::SubtensorConfig;
 pub use values::{commitment_from_registration, endpoint_from_axon, weight_commits};
 use values::{value_bool, value_bytes, value_items, value_u128};
@@ -62,16 +62,16 @@ const SALT_WORDS: usize = 8;
 /// Resolves `finney`, `test`, `local` or a `ws://`/`wss://` URL.
 ///
 /// # Errors
-/// [`ChainError::Config`] for anything else.
+/// [`ChainError::UnknownNetwork`] for anything else.
 pub fn endpoint(network: &str) -> Result<String, ChainError> {
     match network {
         "finney" => Ok(FINNEY.into()),
         "test" => Ok(TESTNET.into()),
         "local" => Ok(LOCAL.into()),
         url if url.starts_with("ws://") || url.starts_with("wss://") => Ok(url.into()),
-        other => Err(ChainError::Config(format!(
-            "network `{other}` is not finney, test, local or a ws:// / wss:// URL"
-        ))),
+        other => Err(ChainError::UnknownNetwork {
+            network: other.into(),
+        }),
     }
 }
 
@@ -100,8 +100,9 @@ pub fn storage_key(
 /// Decodes a stored value of `pallet::entry` with the type `metadata` gives it.
 ///
 /// # Errors
-/// [`ChainError::Decode`] when the metadata has no such entry, [`ChainError::Undecodable`]
-/// when the bytes do not decode as its type.
+/// [`ChainError::NoSuchStorage`] when the metadata has no such entry,
+/// [`ChainError::Undecodable`] when the bytes do not decode as its type,
+/// [`ChainError::TrailingBytes`] when they are longer than it.
 pub fn decode_storage(
     metadata: &Metadata,
     pallet: &str,
@@ -113,7 +114,10 @@ pub fn decode_storage(
         .and_then(|p| p.storage())
         .and_then(|s| s.entry_by_name(entry))
         .map(|e| e.entry_type().value_ty())
-        .ok_or_else(|| ChainError::Decode(format!("the runtime has no {pallet}::{entry}")))?;
+        .ok_or_else(|| ChainError::NoSuchStorage {
+            pallet: pallet.into(),
+            entry: entry.into(),
+        })?;
     let mut rest = bytes;
     let value = subxt::ext::scale_value::scale::decode_as_type(&mut rest, ty, metadata.types())
         .map_err(|e| ChainError::Undecodable {
@@ -121,10 +125,11 @@ pub fn decode_storage(
             source: e.into(),
         })?;
     if !rest.is_empty() {
-        return Err(ChainError::Decode(format!(
-            "{pallet}::{entry}: {} bytes left after the value",
-            rest.len()
-        )));
+        return Err(ChainError::TrailingBytes {
+            pallet: pallet.into(),
+            entry: entry.into(),
+            left: rest.len(),
+        });
     }
     Ok(value)
 }
@@ -174,7 +179,7 @@ impl SubtensorChain {
     /// Connects to `network` (`finney`, `test`, `local` or a URL) for subnet `netuid`.
     ///
     /// # Errors
-    /// [`ChainError::Config`] for an unknown network, [`ChainError::Rpc`] when the node
+    /// [`ChainError::UnknownNetwork`] for an unknown network, [`ChainError::Rpc`] when the node
     /// cannot be reached or its metadata fetched.
     pub async fn connect(network: &str, netuid: u16) -> Result<Self, ChainError> {
         let url = endpoint(network)?;
@@ -275,10 +280,12 @@ impl SubtensorChain {
                 | StorageHasher::Twox64Concat
                 | StorageHasher::Blake2_128Concat,
             ) if key.len() >= len => Ok(&key[key.len() - len..]),
-            _ => Err(ChainError::Decode(format!(
-                "{pallet}::{entry}: the key of a storage entry cannot be read back (hasher {hasher:?}, {} bytes)",
-                key.len()
-            ))),
+            _ => Err(ChainError::OpaqueStorageKey {
+                pallet: pallet.into(),
+                entry: entry.into(),
+                hasher,
+                key_len: key.len(),
+            }),
         }
     }
 
@@ -377,8 +384,9 @@ impl SubtensorChain {
         let commit_reveal = match &values[0] {
             Some(b) => {
                 value_bool(&self.decode("SubtensorModule", "CommitRevealWeightsEnabled", b)?)
-                    .ok_or_else(|| {
-                        ChainError::Decode("CommitRevealWeightsEnabled is not a bool".into())
+                    .ok_or_else(|| ChainError::UnexpectedShape {
+                        item: "SubtensorModule::CommitRevealWeightsEnabled".into(),
+                        expected: "a bool",
                     })?
             }
             None => false,
@@ -386,7 +394,10 @@ impl SubtensorChain {
         let version_key = match &values[1] {
             Some(b) => value_u128(&self.decode("SubtensorModule", "WeightsVersionKey", b)?)
                 .and_then(|v| u64::try_from(v).ok())
-                .ok_or_else(|| ChainError::Decode("WeightsVersionKey is not a u64".into()))?,
+                .ok_or_else(|| ChainError::UnexpectedShape {
+                    item: "SubtensorModule::WeightsVersionKey".into(),
+                    expected: "a u64",
+                })?,
             None => 0,
         };
         Ok(WeightsRules {
@@ -427,7 +438,10 @@ impl SubtensorChain {
             match bytes {
                 Some(b) => value_u128(&self.decode("SubtensorModule", entry, b)?)
                     .and_then(|v| u64::try_from(v).ok())
-                    .ok_or_else(|| ChainError::Decode(format!("{entry} is not a u64"))),
+                    .ok_or_else(|| ChainError::UnexpectedShape {
+                        item: format!("SubtensorModule::{entry}"),
+                        expected: "a u64",
+                    }),
                 None => Ok(0),
             }
         };
@@ -460,22 +474,24 @@ impl SubtensorChain {
                 .chain_get_header(Some(at))
                 .await
                 .map_err(|e| ChainError::rpc("fetching the finalized header", e))?
-                .ok_or_else(|| ChainError::Decode("no header for the finalized head".into()))?;
+                .ok_or_else(|| ChainError::MissingValue {
+                    item: "header",
+                    block: format!("{at:?} (the finalized head)"),
+                })?;
             let schedule = RevealSchedule::Interval {
                 interval: u64_of(&values[1], "WeightCommitRevealInterval")?,
                 block: header.number.into(),
             };
             (schedule, values[0].clone())
         } else {
-            return Err(ChainError::CommitReveal(
-                "the runtime has neither WeightCommitRevealInterval nor SubnetEpochIndex/RevealPeriodEpochs: unknown reveal schedule".into(),
-            ));
+            return Err(ChainError::CommitReveal(CommitRevealError::UnknownSchedule));
         };
         let commits = match commits {
             Some(bytes) => {
                 weight_commits(&self.decode("SubtensorModule", "WeightCommits", &bytes)?)
-                    .ok_or_else(|| {
-                        ChainError::Decode("WeightCommits has an unknown shape".into())
+                    .ok_or_else(|| ChainError::UnexpectedShape {
+                        item: "SubtensorModule::WeightCommits".into(),
+                        expected: "a known commit list shape",
                     })?
             }
             None => Vec::new(),
@@ -497,10 +513,11 @@ impl SubtensorChain {
             let timelocked = ["commit_timelocked_weights", "commit_crv3_weights"]
                 .into_iter()
                 .filter(|c| has_call(&metadata, "SubtensorModule", c))
-                .collect::<Vec<_>>();
-            return Err(ChainError::CommitReveal(format!(
-                "the subnet has commit-reveal enabled and this runtime offers no hash commits (commit_weights/reveal_weights); it offers {timelocked:?}, which need drand timelock encryption that grail does not implement"
-            )));
+                .map(String::from)
+                .collect();
+            return Err(ChainError::CommitReveal(CommitRevealError::TimelockOnly {
+                timelocked,
+            }));
         }
         let hotkey = key.public().0;
         let (schedule, on_chain) = self.commit_state(&hotkey).await?;
@@ -599,13 +616,16 @@ impl Chain for SubtensorChain {
         let hash = H256(self.block_hash(number).await?);
         let key = self.storage_key("Timestamp", "Now", vec![])?;
         let bytes = self.fetch_many(hash, &[key]).await?.remove(0);
-        bytes
-            .map(|b| self.decode("Timestamp", "Now", &b))
-            .transpose()?
-            .as_ref()
-            .and_then(value_u128)
+        let bytes = bytes.ok_or_else(|| ChainError::MissingValue {
+            item: "Timestamp::Now",
+            block: number.to_string(),
+        })?;
+        value_u128(&self.decode("Timestamp", "Now", &bytes)?)
             .and_then(|v| u64::try_from(v).ok())
-            .ok_or_else(|| ChainError::Decode(format!("no Timestamp::Now at block {number}")))
+            .ok_or_else(|| ChainError::UnexpectedShape {
+                item: format!("Timestamp::Now at block {number}"),
+                expected: "a u64",
+            })
     }
 
     async fn metagraph(&self) -> Result<Metagraph, ChainError> {
@@ -617,7 +637,10 @@ impl Chain for SubtensorChain {
             let uid = u16::from_le_bytes([uid[0], uid[1]]);
             let hotkey = value_bytes(&value)
                 .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .ok_or_else(|| ChainError::Decode(format!("Keys({uid}) is not an account id")))?;
+                .ok_or_else(|| ChainError::UnexpectedShape {
+                    item: format!("SubtensorModule::Keys({uid})"),
+                    expected: "an account id",
+                })?;
             hotkeys.push((uid, hotkey));
         }
         hotkeys.sort_unstable_by_key(|(uid, _)| *uid);
@@ -661,7 +684,10 @@ impl Chain for SubtensorChain {
         for ((uid, hotkey), stake) in hotkeys.into_iter().zip(values) {
             let stake = match stake {
                 Some(b) => value_u128(&self.decode("SubtensorModule", stake_entry, &b)?)
-                    .ok_or_else(|| ChainError::Decode(format!("{stake_entry} is not a number")))?,
+                    .ok_or_else(|| ChainError::UnexpectedShape {
+                        item: format!("SubtensorModule::{stake_entry}"),
+                        expected: "a number",
+                    })?,
                 None => 0,
             };
             neurons.push(Neuron {
@@ -684,8 +710,12 @@ impl Chain for SubtensorChain {
             .subnet_map(at, "Commitments", "CommitmentOf", 32)
             .await?
         {
-            let hotkey = <[u8; 32]>::try_from(hotkey.as_slice())
-                .map_err(|_| ChainError::Decode("CommitmentOf key is not an account id".into()))?;
+            let hotkey = <[u8; 32]>::try_from(hotkey.as_slice()).map_err(|_| {
+                ChainError::UnexpectedShape {
+                    item: "a Commitments::CommitmentOf key".into(),
+                    expected: "an account id",
+                }
+            })?;
             if let Some(c) = commitment_from_registration(&registration) {
                 out.insert(Hotkey(hotkey), c);
             }
@@ -733,8 +763,10 @@ impl Chain for SubtensorChain {
             return Ok(Vec::new());
         };
         let value = self.decode("SubtensorModule", "Weights", &bytes)?;
-        let pairs = value_items(&value)
-            .ok_or_else(|| ChainError::Decode("Weights is not a list".into()))?;
+        let pairs = value_items(&value).ok_or_else(|| ChainError::UnexpectedShape {
+            item: format!("SubtensorModule::Weights({validator})"),
+            expected: "a list",
+        })?;
         pairs
             .into_iter()
             .map(|pair| {
@@ -743,7 +775,10 @@ impl Chain for SubtensorChain {
                 let w = items.as_ref().and_then(|i| value_u128(i[1]));
                 match (uid, w) {
                     (Some(u), Some(w)) if u <= 65535 && w <= 65535 => Ok((u as u16, w as u16)),
-                    _ => Err(ChainError::Decode("Weights entry is not (u16, u16)".into())),
+                    _ => Err(ChainError::UnexpectedShape {
+                        item: format!("an entry of SubtensorModule::Weights({validator})"),
+                        expected: "(u16, u16)",
+                    }),
                 }
             })
             .collect()
@@ -759,8 +794,12 @@ impl Chain for SubtensorChain {
         let at = self.pin().await?;
         let mut out = BTreeMap::new();
         for (hotkey, axon) in self.subnet_map(at, "SubtensorModule", "Axons", 32).await? {
-            let hotkey = <[u8; 32]>::try_from(hotkey.as_slice())
-                .map_err(|_| ChainError::Decode("Axons key is not an account id".into()))?;
+            let hotkey = <[u8; 32]>::try_from(hotkey.as_slice()).map_err(|_| {
+                ChainError::UnexpectedShape {
+                    item: "a SubtensorModule::Axons key".into(),
+                    expected: "an account id",
+                }
+            })?;
             if let Some(e) = endpoint_from_axon(&axon) {
                 out.insert(Hotkey(hotkey), e);
             }
