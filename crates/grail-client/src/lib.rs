@@ -5,7 +5,7 @@
 //! [`reward_spec`] reads the command line's reward shorthand; [`export_parquet`] writes
 //! rollouts as a Parquet file for pandas, pyarrow or `datasets`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,12 +47,111 @@ pub enum ClientError {
         /// What was wrong.
         detail: String,
     },
-    /// A bad argument (reward shorthand, file).
-    #[error("{0}")]
-    Usage(String),
-    /// Writing the export failed.
-    #[error("export: {0}")]
-    Export(String),
+    /// A job id that is not one (64 hexadecimal characters).
+    #[error("`{id}` is not a job id: {source}")]
+    BadJobId {
+        /// The id given.
+        id: String,
+        /// Why it does not parse.
+        #[source]
+        source: grail_jobs::JobError,
+    },
+    /// A reward shorthand of no known kind, or without its argument.
+    #[error(
+        "reward `{spec}`: one of exact, numeric[:TOLERANCE], regex:PATTERN, choice:A,B,…, wasm:FILE"
+    )]
+    UnknownReward {
+        /// The shorthand given.
+        spec: String,
+    },
+    /// `numeric:TOLERANCE` with a tolerance that is not a number.
+    #[error("numeric:{tolerance}: the tolerance must be a number: {source}")]
+    BadTolerance {
+        /// The tolerance given.
+        tolerance: String,
+        /// Why it does not parse.
+        #[source]
+        source: std::num::ParseFloatError,
+    },
+    /// A `.wat` reward module that cannot be read or assembled.
+    #[error("the reward module {path}: {source}")]
+    RewardText {
+        /// The `.wat` file.
+        path: PathBuf,
+        /// The assembler's error.
+        #[source]
+        source: wat::Error,
+    },
+    /// An input file could not be read.
+    #[error("reading {what} {path}: {source}")]
+    Read {
+        /// Which file it is (`the key file`).
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The prompts file is not a JSONL list of prompts.
+    #[error("{path}: {source}")]
+    Prompts {
+        /// The prompts file.
+        path: PathBuf,
+        /// What is wrong with it (with its line).
+        #[source]
+        source: grail_jobs::JobError,
+    },
+    /// Neither a key file nor `GRAIL_API_KEY`.
+    #[error("no API key: pass --key-file or set GRAIL_API_KEY")]
+    NoApiKey,
+    /// A line of a rollouts file that is not a delivered rollout.
+    #[error("{path}:{line}: {source}")]
+    BadLine {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An output file could not be opened, created, written or renamed.
+    #[error("export: {action} {path}: {source}")]
+    Write {
+        /// What was being done (`creating`, `writing`, `renaming to`).
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The rollouts do not make a record batch of [`schema`].
+    #[error("export: building the record batch: {source}")]
+    Batch {
+        /// Arrow's error.
+        #[source]
+        source: arrow_schema::ArrowError,
+    },
+    /// The Parquet writer failed.
+    #[error("export: writing Parquet to {path}: {source}")]
+    Parquet {
+        /// The file being written.
+        path: PathBuf,
+        /// The writer's error.
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    /// A rollout could not be encoded as JSON.
+    #[error("export: encoding rollout {cursor} as JSON: {source}")]
+    Encode {
+        /// The rollout's cursor.
+        cursor: u64,
+        /// The encoder's error.
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 /// A gateway and the API key to use with it.
@@ -141,9 +240,10 @@ impl Client {
             url: url.clone(),
             detail: e.to_string(),
         })?;
-        let want: JobId = id
-            .parse()
-            .map_err(|e: grail_jobs::JobError| ClientError::Usage(e.to_string()))?;
+        let want: JobId = id.parse().map_err(|source| ClientError::BadJobId {
+            id: id.into(),
+            source,
+        })?;
         if job.id() != want {
             return Err(ClientError::Protocol {
                 url,
@@ -241,33 +341,37 @@ pub fn reward_spec(text: &str) -> Result<RewardSpec, ClientError> {
             tolerance: if arg.is_empty() {
                 0.0
             } else {
-                arg.parse()
-                    .map_err(|_| ClientError::Usage(format!("numeric:{arg}: the tolerance is a number")))?
+                arg.parse().map_err(|source| ClientError::BadTolerance {
+                    tolerance: arg.into(),
+                    source,
+                })?
             },
         },
-        "regex" if !arg.is_empty() => RewardSpec::Regex { pattern: arg.into() },
+        "regex" if !arg.is_empty() => RewardSpec::Regex {
+            pattern: arg.into(),
+        },
         "choice" if !arg.is_empty() => RewardSpec::Choice {
             choices: arg.split(',').map(|c| c.trim().to_string()).collect(),
         },
         "wasm" if !arg.is_empty() => {
             // A `.wat` file is the text format: assembled here.
             let bytes = if arg.ends_with(".wat") {
-                wat::parse_file(arg)
-                    .map_err(|e| ClientError::Usage(format!("the reward module {arg}: {e}")))?
+                wat::parse_file(arg).map_err(|source| ClientError::RewardText {
+                    path: arg.into(),
+                    source,
+                })?
             } else {
-                std::fs::read(arg).map_err(|e| {
-                    ClientError::Usage(format!("reading the reward module {arg}: {e}"))
+                std::fs::read(arg).map_err(|source| ClientError::Read {
+                    what: "the reward module",
+                    path: arg.into(),
+                    source,
                 })?
             };
             RewardSpec::Wasm {
                 module: grail_jobs::reward::encode_module(&bytes),
             }
         }
-        _ => {
-            return Err(ClientError::Usage(format!(
-                "reward `{text}`: one of exact, numeric[:TOLERANCE], regex:PATTERN, choice:A,B,…, wasm:FILE"
-            )))
-        }
+        _ => return Err(ClientError::UnknownReward { spec: text.into() }),
     })
 }
 
@@ -344,20 +448,26 @@ pub fn export_parquet(rollouts: &[DeliveredRollout], path: &Path) -> Result<usiz
     ];
     let schema = Arc::new(schema());
     let batch = RecordBatch::try_new(schema.clone(), columns)
-        .map_err(|e| ClientError::Export(e.to_string()))?;
+        .map_err(|source| ClientError::Batch { source })?;
     let tmp = path.with_extension("parquet.partial");
-    let file = std::fs::File::create(&tmp)
-        .map_err(|e| ClientError::Export(format!("creating {}: {e}", tmp.display())))?;
-    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None)
-        .map_err(|e| ClientError::Export(e.to_string()))?;
-    writer
-        .write(&batch)
-        .map_err(|e| ClientError::Export(e.to_string()))?;
-    writer
-        .close()
-        .map_err(|e| ClientError::Export(e.to_string()))?;
-    std::fs::rename(&tmp, path)
-        .map_err(|e| ClientError::Export(format!("renaming to {}: {e}", path.display())))?;
+    let file = std::fs::File::create(&tmp).map_err(|source| ClientError::Write {
+        action: "creating",
+        path: tmp.clone(),
+        source,
+    })?;
+    let parquet_error = |source: parquet::errors::ParquetError| ClientError::Parquet {
+        path: tmp.clone(),
+        source,
+    };
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(file, schema, None).map_err(parquet_error)?;
+    writer.write(&batch).map_err(parquet_error)?;
+    writer.close().map_err(parquet_error)?;
+    std::fs::rename(&tmp, path).map_err(|source| ClientError::Write {
+        action: "renaming to",
+        path: path.into(),
+        source,
+    })?;
     Ok(rollouts.len())
 }
 
@@ -386,10 +496,16 @@ pub fn build_request(
     options: &JobOptions,
     now: u64,
 ) -> Result<JobRequest, ClientError> {
-    let text = std::fs::read_to_string(prompts_file)
-        .map_err(|e| ClientError::Usage(format!("reading {}: {e}", prompts_file.display())))?;
-    let prompts = grail_jobs::spec::prompts_from_jsonl(&text)
-        .map_err(|e| ClientError::Usage(format!("{}: {e}", prompts_file.display())))?;
+    let text = std::fs::read_to_string(prompts_file).map_err(|source| ClientError::Read {
+        what: "the prompts file",
+        path: prompts_file.into(),
+        source,
+    })?;
+    let prompts =
+        grail_jobs::spec::prompts_from_jsonl(&text).map_err(|source| ClientError::Prompts {
+            path: prompts_file.into(),
+            source,
+        })?;
     Ok(JobRequest {
         prompts,
         reward: reward_spec(reward)?,
@@ -406,11 +522,13 @@ pub fn build_request(
 pub fn api_key(file: Option<&Path>) -> Result<String, ClientError> {
     match file {
         Some(f) => std::fs::read_to_string(f)
-            .map_err(|e| ClientError::Usage(format!("reading the key file {}: {e}", f.display())))
+            .map_err(|source| ClientError::Read {
+                what: "the key file",
+                path: f.into(),
+                source,
+            })
             .map(|t| t.lines().next().unwrap_or_default().trim().to_string()),
-        None => std::env::var("GRAIL_API_KEY").map_err(|_| {
-            ClientError::Usage("no API key: pass --key-file or set GRAIL_API_KEY".into())
-        }),
+        None => std::env::var("GRAIL_API_KEY").map_err(|_| ClientError::NoApiKey),
     }
 }
 
@@ -429,18 +547,30 @@ pub async fn follow_to_file(client: &Client, id: &str, out: &Path) -> Result<u64
         .create(true)
         .append(true)
         .open(out)
-        .map_err(|e| ClientError::Usage(format!("opening {}: {e}", out.display())))?;
+        .map_err(|source| ClientError::Write {
+            action: "opening",
+            path: out.into(),
+            source,
+        })?;
     // Rollouts received so far, the file's included (empty batches report it unchanged).
     let mut received = cursor;
     let end = client
         .follow(id, cursor, |batch, status| {
+            let write = |action: &'static str| {
+                move |source: std::io::Error| ClientError::Write {
+                    action,
+                    path: out.into(),
+                    source,
+                }
+            };
             for r in batch {
-                let line =
-                    serde_json::to_string(r).map_err(|e| ClientError::Export(e.to_string()))?;
-                writeln!(file, "{line}").map_err(|e| ClientError::Export(e.to_string()))?;
+                let line = serde_json::to_string(r).map_err(|source| ClientError::Encode {
+                    cursor: r.cursor,
+                    source,
+                })?;
+                writeln!(file, "{line}").map_err(write("writing"))?;
             }
-            file.flush()
-                .map_err(|e| ClientError::Export(e.to_string()))?;
+            file.flush().map_err(write("flushing"))?;
             received = batch.last().map_or(received, |r| r.cursor + 1);
             eprintln!(
                 "{}: {} of {} groups delivered, {} rollouts received, state {}",
@@ -474,15 +604,21 @@ pub async fn export(client: &Client, id: &str, out: &Path) -> Result<usize, Clie
 /// A few lines on an NDJSON file of rollouts: how many, of how many groups, prompts and
 /// miners, the mean reward, one completion.
 pub fn summarize_file(path: &Path) -> Result<String, ClientError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ClientError::Usage(format!("reading {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|source| ClientError::Read {
+        what: "the rollouts file",
+        path: path.into(),
+        source,
+    })?;
     let rollouts = text
         .lines()
-        .filter(|l| !l.trim().is_empty())
         .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            serde_json::from_str::<DeliveredRollout>(l)
-                .map_err(|e| ClientError::Usage(format!("{}:{}: {e}", path.display(), i + 1)))
+            serde_json::from_str::<DeliveredRollout>(l).map_err(|source| ClientError::BadLine {
+                path: path.into(),
+                line: i + 1,
+                source,
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(summarize(&rollouts))
@@ -557,17 +693,22 @@ mod tests {
                 pattern: "^a:b$".into()
             }
         );
-        for bad in [
-            "numeric:x",
-            "regex:",
-            "wasm:/no/such/file.wasm",
-            "telepathy",
-        ] {
+        assert!(matches!(
+            reward_spec("numeric:x"),
+            Err(ClientError::BadTolerance { tolerance, .. }) if tolerance == "x"
+        ));
+        for bad in ["regex:", "telepathy"] {
             assert!(
-                matches!(reward_spec(bad), Err(ClientError::Usage(_))),
+                matches!(reward_spec(bad), Err(ClientError::UnknownReward { spec }) if spec == bad),
                 "{bad}"
             );
         }
+        assert!(matches!(
+            reward_spec("wasm:/no/such/file.wasm"),
+            Err(ClientError::Read { path, source, .. })
+                if path == Path::new("/no/such/file.wasm")
+                    && source.kind() == std::io::ErrorKind::NotFound
+        ));
         // The example job's text module assembles into the same bytes the tests use.
         let wat = concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -623,5 +764,39 @@ mod tests {
         let text = summarize(&rollouts);
         assert!(text.contains("6 verified rollouts in 3 groups"), "{text}");
         assert!(text.contains("mean reward 0.500"), "{text}");
+        // Into a directory that does not exist: the error names the file being created.
+        let missing = dir.path().join("no/such/dir/job.parquet");
+        match export_parquet(&rollouts, &missing) {
+            Err(ClientError::Write {
+                action: "creating",
+                path,
+                source,
+            }) => {
+                assert_eq!(path, missing.with_extension("parquet.partial"));
+                assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_bad_rollouts_line_is_named_by_its_line_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.ndjson");
+        let good = serde_json::to_string(&rollout(0, 1.0)).unwrap();
+        std::fs::write(&path, format!("{good}\n\n{{broken\n")).unwrap();
+        match summarize_file(&path) {
+            Err(ClientError::BadLine { path: p, line, .. }) => {
+                assert_eq!((p, line), (path.clone(), 3));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            summarize_file(&dir.path().join("absent")),
+            Err(ClientError::Read {
+                what: "the rollouts file",
+                ..
+            })
+        ));
     }
 }

@@ -136,9 +136,73 @@ pub enum EnvError {
         #[source]
         source: serde_json::Error,
     },
-    /// An unknown environment name or bad parameters.
-    #[error("environment: {0}")]
-    Config(String),
+    /// An environment name that is not registered.
+    #[error("unknown environment `{name}` (known: {})", .known.join(", "))]
+    UnknownEnvironment {
+        /// The name asked for.
+        name: String,
+        /// The registered names ([`names`]).
+        known: &'static [&'static str],
+    },
+    /// A tier the environment does not have.
+    #[error("environment {env} has tiers 0..={}, not {tier}", .tiers.saturating_sub(1))]
+    NoSuchTier {
+        /// Environment name.
+        env: String,
+        /// The tier asked for.
+        tier: u8,
+        /// Number of tiers (`0..tiers` exist).
+        tiers: u8,
+    },
+    /// A dataset environment and no dataset file to read.
+    #[error(
+        "environment `{env}` needs a dataset file (JSONL; `subnet.dataset` in the configuration)"
+    )]
+    NeedsDataset {
+        /// Environment name.
+        env: String,
+    },
+    /// A tier on an environment without tiers.
+    #[error("environment spec `{label}`: only `math` and `sat` have tiers")]
+    Untiered {
+        /// The spec part (`echo:1`).
+        label: String,
+    },
+    /// A tier that is not a number from 0 to 255.
+    #[error("environment spec `{label}`: the tier must be a small number: {source}")]
+    BadTier {
+        /// The spec part (`math:x`).
+        label: String,
+        /// Why it does not parse.
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    /// A weight that is not a whole number ≥ 1.
+    #[error("environment spec `{part}`: the weight must be a whole number ≥ 1")]
+    BadWeight {
+        /// The spec part (`0*math`).
+        part: String,
+    },
+    /// A weight on a spec of a single part.
+    #[error("environment spec `{spec}`: a weight needs a mix of several parts")]
+    LoneWeight {
+        /// The spec.
+        spec: String,
+    },
+    /// A mix with too few or too many parts.
+    #[error("a mix needs 2..={max} parts, not {parts}")]
+    MixSize {
+        /// Parts given.
+        parts: usize,
+        /// Most parts allowed ([`mix::MAX_PARTS`]).
+        max: usize,
+    },
+    /// A mix part of weight 0.
+    #[error("mix part `{label}` has weight 0; mix weights must be at least 1")]
+    ZeroWeight {
+        /// The part's label.
+        label: String,
+    },
     /// `tokenizer_config.json` is not JSON.
     #[error("chat template: tokenizer_config.json: {0}")]
     TemplateConfig(#[source] serde_json::Error),
@@ -152,10 +216,11 @@ fn check_tier(env: &str, tier: u8, tiers: u8) -> Result<u8, EnvError> {
     if tier < tiers {
         Ok(tier)
     } else {
-        Err(EnvError::Config(format!(
-            "{env} has tiers 0..={}, not {tier}",
-            tiers - 1
-        )))
+        Err(EnvError::NoSuchTier {
+            env: env.into(),
+            tier,
+            tiers,
+        })
     }
 }
 

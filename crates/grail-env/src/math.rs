@@ -306,7 +306,11 @@ impl Environment for MathTier {
     fn problem(&self, prompt_id: u64) -> Result<Problem, EnvError> {
         generate_tier(prompt_id, self.0)
             .map(|g| g.into_problem(prompt_id))
-            .ok_or_else(|| EnvError::Config(format!("no math tier {}", self.0)))
+            .ok_or_else(|| EnvError::NoSuchTier {
+                env: "math".into(),
+                tier: self.0,
+                tiers: TIERS,
+            })
     }
 
     fn score(&self, problem: &Problem, completion: &str, eos_markers: &[&str]) -> RewardVector {

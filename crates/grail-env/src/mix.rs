@@ -33,13 +33,15 @@ impl Mix {
     /// A mix of 2..=[`MAX_PARTS`] parts with positive weights.
     pub fn new(parts: Vec<Part>) -> Result<Self, EnvError> {
         if !(2..=MAX_PARTS).contains(&parts.len()) {
-            return Err(EnvError::Config(format!(
-                "a mix needs 2..={MAX_PARTS} parts, not {}",
-                parts.len()
-            )));
+            return Err(EnvError::MixSize {
+                parts: parts.len(),
+                max: MAX_PARTS,
+            });
         }
-        if parts.iter().any(|p| p.weight == 0) {
-            return Err(EnvError::Config("mix weights must be at least 1".into()));
+        if let Some(p) = parts.iter().find(|p| p.weight == 0) {
+            return Err(EnvError::ZeroWeight {
+                label: p.label.clone(),
+            });
         }
         let total = parts.iter().map(|p| u64::from(p.weight)).sum();
         Ok(Self { parts, total })

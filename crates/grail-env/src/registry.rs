@@ -26,9 +26,7 @@ pub fn by_name(spec: &str, dataset: Option<&Path>) -> Result<Box<dyn Environment
     if parts.len() == 1 {
         let (weight, label) = split_weight(parts[0])?;
         if weight != 1 {
-            return Err(EnvError::Config(format!(
-                "`{spec}`: a weight needs a mix of several parts"
-            )));
+            return Err(EnvError::LoneWeight { spec: spec.into() });
         }
         return labelled_part(label, dataset).map(|(_, env)| env);
     }
@@ -52,9 +50,7 @@ fn split_weight(part: &str) -> Result<(u32, &str), EnvError> {
                 .parse::<u32>()
                 .ok()
                 .filter(|&w| w > 0)
-                .ok_or_else(|| {
-                    EnvError::Config(format!("`{part}`: the weight must be a whole number ≥ 1"))
-                })?;
+                .ok_or_else(|| EnvError::BadWeight { part: part.into() })?;
             Ok((weight, label.trim()))
         }
     }
@@ -69,25 +65,22 @@ fn labelled_part(
     let (name, tier) = match label.split_once(':') {
         None => (label, None),
         Some((n, t)) => {
-            let tier = t.trim().parse::<u8>().map_err(|_| {
-                EnvError::Config(format!("`{label}`: the tier must be a small number"))
+            let tier = t.trim().parse::<u8>().map_err(|source| EnvError::BadTier {
+                label: label.into(),
+                source,
             })?;
             (n.trim(), Some(tier))
         }
     };
     let need_file = |format| {
-        let path = dataset.ok_or_else(|| {
-            EnvError::Config(format!(
-                "environment `{name}` needs a dataset file (JSONL; `subnet.dataset` in the configuration)"
-            ))
-        })?;
+        let path = dataset.ok_or_else(|| EnvError::NeedsDataset { env: name.into() })?;
         DatasetMath::load(path, format).map(|d| Box::new(d) as Box<dyn Environment>)
     };
     let untiered = |env: Result<Box<dyn Environment>, EnvError>| match tier {
         None => env,
-        Some(_) => Err(EnvError::Config(format!(
-            "`{label}`: only `math` and `sat` have tiers"
-        ))),
+        Some(_) => Err(EnvError::Untiered {
+            label: label.into(),
+        }),
     };
     let canonical = match tier {
         None => name.to_string(),
@@ -102,10 +95,10 @@ fn labelled_part(
         ("gsm8k", _) => untiered(need_file(DatasetFormat::Gsm8k))?,
         ("hendrycks-math", _) => untiered(need_file(DatasetFormat::HendrycksMath))?,
         (other, _) => {
-            return Err(EnvError::Config(format!(
-                "unknown environment `{other}` (known: {})",
-                names().join(", ")
-            )))
+            return Err(EnvError::UnknownEnvironment {
+                name: other.into(),
+                known: names(),
+            })
         }
     };
     Ok((canonical, env))

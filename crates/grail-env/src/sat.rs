@@ -319,8 +319,12 @@ impl Environment for SatTier {
     }
 
     fn problem(&self, prompt_id: u64) -> Result<Problem, EnvError> {
-        let instance = SatInstance::generate_tier(prompt_id, self.0)
-            .ok_or_else(|| EnvError::Config(format!("no sat tier {}", self.0)))?;
+        let instance =
+            SatInstance::generate_tier(prompt_id, self.0).ok_or_else(|| EnvError::NoSuchTier {
+                env: "sat".into(),
+                tier: self.0,
+                tiers: TIERS,
+            })?;
         Ok(Problem {
             prompt_id,
             statement: instance.statement(),

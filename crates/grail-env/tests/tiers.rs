@@ -2,7 +2,7 @@
 
 use grail_env::math::{generate, generate_tier, MathTier};
 use grail_env::sat::{SatInstance, SatTier};
-use grail_env::{by_name, Environment, Target};
+use grail_env::{by_name, EnvError, Environment, Target};
 
 #[test]
 fn math_tiers_stay_in_their_ranges() {
@@ -21,7 +21,14 @@ fn math_tiers_stay_in_their_ranges() {
         assert_eq!(generate_tier(id, 3), generate_tier(id, 3), "deterministic");
     }
     assert!(generate_tier(0, 6).is_none());
-    assert!(MathTier::new(6).is_err());
+    assert!(matches!(
+        MathTier::new(6),
+        Err(EnvError::NoSuchTier {
+            tier: 6,
+            tiers: 6,
+            ..
+        })
+    ));
     // The untiered generator is unchanged by the tiers (its golden files also pin it).
     assert_eq!(generate(7).level, generate(7).level);
 }
@@ -126,4 +133,32 @@ fn bad_specs_are_refused_with_a_reason() {
             .unwrap_or_default();
         assert!(err.contains(needle), "`{spec}`: {err}");
     }
+    // The same refusals, as values a caller can act on.
+    let refusal = |spec: &str| by_name(spec, None).err();
+    assert!(matches!(
+        refusal("math:9"),
+        Some(EnvError::NoSuchTier {
+            tier: 9,
+            tiers: 6,
+            ..
+        })
+    ));
+    assert!(matches!(refusal("echo:1"), Some(EnvError::Untiered { .. })));
+    assert!(matches!(
+        refusal("0*math + sat"),
+        Some(EnvError::BadWeight { .. })
+    ));
+    assert!(matches!(
+        refusal("2*math"),
+        Some(EnvError::LoneWeight { .. })
+    ));
+    assert!(matches!(
+        refusal("math + nope"),
+        Some(EnvError::UnknownEnvironment { name, .. }) if name == "nope"
+    ));
+    assert!(matches!(
+        refusal("gsm8k"),
+        Some(EnvError::NeedsDataset { env }) if env == "gsm8k"
+    ));
+    assert!(matches!(refusal("math:x"), Some(EnvError::BadTier { .. })));
 }

@@ -42,10 +42,9 @@ pub fn export_model(model: &Model, source: &ModelDir, out: &Path) -> Result<(), 
     let tokenizer_path = source.path.join("tokenizer.json");
     let tokenizer = read_json_or_empty(&tokenizer_path)?;
     if tokenizer.as_object().is_some_and(|o| o.is_empty()) {
-        return Err(GrpoError::Input(format!(
-            "{} is missing",
-            tokenizer_path.display()
-        )));
+        return Err(GrpoError::MissingTokenizer {
+            path: tokenizer_path,
+        });
     }
     NewModelDir {
         config: model.config(),
@@ -142,12 +141,11 @@ impl Trainer {
             })?;
         let mut trainer = Trainer::new(model, reference, config.unwrap_or(state.config))?;
         if trainer.parameters().len() != state.parameters {
-            return Err(GrpoError::Input(format!(
-                "{} holds moments for {} tensors, the model has {}",
-                dir.display(),
-                state.parameters,
-                trainer.parameters().len()
-            )));
+            return Err(GrpoError::StateTensorCount {
+                dir: dir.to_path_buf(),
+                saved: state.parameters,
+                model: trainer.parameters().len(),
+            });
         }
         let device = trainer.model().device();
         let shapes: Vec<Vec<i64>> = trainer.parameters().iter().map(Tensor::size).collect();
@@ -161,14 +159,19 @@ impl Trainer {
                 .into_iter()
                 .collect();
         let mut take = |name: String, shape: &[i64]| -> Result<Tensor, GrpoError> {
-            let t = moments
-                .remove(&name)
-                .ok_or_else(|| GrpoError::Input(format!("optimizer state lacks `{name}`")))?;
+            let Some(t) = moments.remove(&name) else {
+                return Err(GrpoError::MissingMoment {
+                    path: moments_path.clone(),
+                    name,
+                });
+            };
             if t.size() != shape {
-                return Err(GrpoError::Input(format!(
-                    "optimizer `{name}` has shape {:?}, expected {shape:?}",
-                    t.size()
-                )));
+                return Err(GrpoError::MomentShape {
+                    path: moments_path.clone(),
+                    name,
+                    shape: t.size(),
+                    expected: shape.to_vec(),
+                });
             }
             Ok(t.to_device(device))
         };

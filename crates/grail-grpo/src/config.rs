@@ -124,43 +124,132 @@ impl Default for GrpoConfig {
 
 impl GrpoConfig {
     /// Checks ranges.
+    ///
+    /// # Errors
+    /// [`GrpoError::OutOfRange`] naming the first field outside its range.
     pub fn validate(&self) -> Result<(), GrpoError> {
-        let bad = |what: &str| Err(GrpoError::Config(what.to_string()));
+        let bad = |field, value, allowed| {
+            Err(GrpoError::OutOfRange {
+                field,
+                value,
+                allowed,
+            })
+        };
         let finite = [
-            self.clip_low,
-            self.clip_high,
-            self.kl_coef,
-            self.entropy_coef,
-            self.temperature,
-            self.learning_rate,
-            self.min_lr_ratio,
-            self.beta1,
-            self.beta2,
-            self.eps,
-            self.weight_decay,
-            self.max_grad_norm,
-            self.max_drift_fraction,
+            ("clip_low", self.clip_low),
+            ("clip_high", self.clip_high),
+            ("kl_coef", self.kl_coef),
+            ("entropy_coef", self.entropy_coef),
+            ("temperature", self.temperature),
+            ("learning_rate", self.learning_rate),
+            ("min_lr_ratio", self.min_lr_ratio),
+            ("beta1", self.beta1),
+            ("beta2", self.beta2),
+            ("eps", self.eps),
+            ("weight_decay", self.weight_decay),
+            ("max_grad_norm", self.max_grad_norm),
+            ("max_drift_fraction", self.max_drift_fraction),
         ];
-        if finite.iter().any(|v| !v.is_finite() || *v < 0.0) {
-            return bad("coefficients must be finite and non-negative");
+        if let Some(&(field, value)) = finite.iter().find(|(_, v)| !v.is_finite() || *v < 0.0) {
+            return bad(field, value, "finite and ≥ 0");
         }
-        if !(0.0..1.0).contains(&self.clip_low) || self.clip_high <= 0.0 {
-            return bad("clip_low must be in [0, 1) and clip_high positive");
+        if self.clip_low >= 1.0 {
+            return bad("clip_low", self.clip_low, "[0, 1)");
         }
-        if self.dual_clip.is_some_and(|c| !(c > 1.0 && c.is_finite())) {
-            return bad("dual_clip must be above 1");
+        if self.clip_high <= 0.0 {
+            return bad("clip_high", self.clip_high, "> 0");
         }
-        if self.temperature == 0.0 || self.micro_batch_tokens == 0 {
-            return bad("temperature and micro_batch_tokens must be positive");
+        if let Some(c) = self.dual_clip.filter(|c| !(*c > 1.0 && c.is_finite())) {
+            return bad("dual_clip", c, "finite and > 1");
         }
-        if self.beta1 >= 1.0 || self.beta2 >= 1.0 || self.min_lr_ratio > 1.0 {
-            return bad("betas must be below 1 and min_lr_ratio at most 1");
+        if self.temperature == 0.0 {
+            return bad("temperature", self.temperature, "> 0");
+        }
+        if self.micro_batch_tokens == 0 {
+            return bad("micro_batch_tokens", 0.0, "≥ 1");
+        }
+        if self.beta1 >= 1.0 {
+            return bad("beta1", self.beta1, "[0, 1)");
+        }
+        if self.beta2 >= 1.0 {
+            return bad("beta2", self.beta2, "[0, 1)");
+        }
+        if self.min_lr_ratio > 1.0 {
+            return bad("min_lr_ratio", self.min_lr_ratio, "[0, 1]");
         }
         if let Some(o) = self.overlong {
-            if o.buffer == 0 || o.buffer > o.max_tokens || !o.penalty.is_finite() {
-                return bad("overlong buffer must be in 1..=max_tokens and the penalty finite");
+            if o.buffer == 0 || o.buffer > o.max_tokens {
+                return bad(
+                    "overlong.buffer",
+                    o.buffer as f64,
+                    "1..=overlong.max_tokens",
+                );
+            }
+            if !o.penalty.is_finite() {
+                return bad("overlong.penalty", o.penalty, "finite");
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_out_of_range_is_named_with_what_is_allowed() {
+        assert!(GrpoConfig::default().validate().is_ok());
+        let named = |config: GrpoConfig| match config.validate() {
+            Err(GrpoError::OutOfRange {
+                field,
+                value,
+                allowed,
+            }) => (field, value, allowed),
+            other => panic!("{other:?}"),
+        };
+        let c = GrpoConfig {
+            clip_low: 1.5,
+            ..GrpoConfig::default()
+        };
+        assert_eq!(named(c), ("clip_low", 1.5, "[0, 1)"));
+        let c = GrpoConfig {
+            weight_decay: f64::NAN,
+            ..GrpoConfig::default()
+        };
+        assert_eq!(named(c).0, "weight_decay");
+        let c = GrpoConfig {
+            dual_clip: Some(0.5),
+            ..GrpoConfig::default()
+        };
+        assert_eq!(named(c), ("dual_clip", 0.5, "finite and > 1"));
+        let c = GrpoConfig {
+            micro_batch_tokens: 0,
+            ..GrpoConfig::default()
+        };
+        assert_eq!(named(c), ("micro_batch_tokens", 0.0, "≥ 1"));
+        let c = GrpoConfig {
+            overlong: Some(OverlongPenalty {
+                max_tokens: 10,
+                buffer: 20,
+                penalty: 1.0,
+            }),
+            ..GrpoConfig::default()
+        };
+        assert_eq!(
+            named(c),
+            ("overlong.buffer", 20.0, "1..=overlong.max_tokens")
+        );
+        let e = GrpoConfig {
+            beta2: 1.0,
+            ..GrpoConfig::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "bad training configuration: `beta2` is 1, allowed [0, 1)"
+        );
     }
 }

@@ -107,9 +107,9 @@ impl Trainer {
     ) -> Result<Self, GrpoError> {
         config.validate()?;
         if config.kl_coef > 0.0 && reference.is_none() {
-            return Err(GrpoError::Config(
-                "kl_coef > 0 needs a reference model".into(),
-            ));
+            return Err(GrpoError::NoReference {
+                kl_coef: config.kl_coef,
+            });
         }
         let params = model.parameters();
         for p in &params {
@@ -159,34 +159,50 @@ impl Trainer {
         let (mut reward_sum, mut rollouts) = (0.0, 0usize);
         for (g, group) in groups.iter().enumerate() {
             if group.prompt.is_empty() {
-                return Err(GrpoError::Input(format!("group {g}: empty prompt")));
+                return Err(GrpoError::EmptyPrompt { group: g });
             }
             let rewards: Vec<f64> = group
                 .rollouts
                 .iter()
                 .map(|r| shaped_reward(r.reward, r.completion.len(), self.config.overlong.as_ref()))
                 .collect();
-            if rewards.iter().any(|r| !r.is_finite()) {
-                return Err(GrpoError::Input(format!("group {g}: non-finite reward")));
+            if let Some((i, &reward)) = rewards.iter().enumerate().find(|(_, r)| !r.is_finite()) {
+                return Err(GrpoError::NonFiniteReward {
+                    group: g,
+                    rollout: i,
+                    reward,
+                });
             }
             reward_sum += rewards.iter().sum::<f64>();
             rollouts += rewards.len();
             let adv = advantages(&rewards, self.config.advantage);
             for (i, (r, a)) in group.rollouts.iter().zip(adv).enumerate() {
-                if r.completion.is_empty() || r.completion.len() != r.behaviour_logprobs.len() {
-                    return Err(GrpoError::Input(format!(
-                        "group {g} rollout {i}: {} completion tokens but {} log-probs",
-                        r.completion.len(),
-                        r.behaviour_logprobs.len()
-                    )));
+                if r.completion.is_empty() {
+                    return Err(GrpoError::EmptyCompletion {
+                        group: g,
+                        rollout: i,
+                    });
                 }
-                if r.behaviour_logprobs
+                if r.completion.len() != r.behaviour_logprobs.len() {
+                    return Err(GrpoError::LogprobCount {
+                        group: g,
+                        rollout: i,
+                        tokens: r.completion.len(),
+                        logprobs: r.behaviour_logprobs.len(),
+                    });
+                }
+                if let Some((index, &value)) = r
+                    .behaviour_logprobs
                     .iter()
-                    .any(|l| !l.is_finite() || *l > 0.0)
+                    .enumerate()
+                    .find(|(_, l)| !l.is_finite() || **l > 0.0)
                 {
-                    return Err(GrpoError::Input(format!(
-                        "group {g} rollout {i}: log-probs must be finite and ≤ 0"
-                    )));
+                    return Err(GrpoError::BadLogprob {
+                        group: g,
+                        rollout: i,
+                        index,
+                        value,
+                    });
                 }
                 let tokens: Vec<u32> = group.prompt.iter().chain(&r.completion).copied().collect();
                 self.model.check_tokens(&tokens, 0)?;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use grail_grpo::checkpoint::export_model;
 use grail_grpo::config::AdvantageMode;
-use grail_grpo::{GrpoConfig, RolloutGroup, Trainer, TrainingRollout};
+use grail_grpo::{GrpoConfig, GrpoError, RolloutGroup, Trainer, TrainingRollout};
 use grail_infer::tiny::{write_tiny_model, TinySpec};
 use grail_infer::{no_progress, Model, ModelDir, SamplingParams};
 use rand_chacha::ChaCha20Rng;
@@ -234,10 +234,26 @@ fn health_gates_and_bad_input() {
     );
 
     groups[0].rollouts[0].reward = f64::NAN;
-    assert!(trainer.step(&groups).is_err());
+    assert!(matches!(
+        trainer.step(&groups),
+        Err(GrpoError::NonFiniteReward {
+            group: 0,
+            rollout: 0,
+            ..
+        })
+    ));
     groups[0].rollouts[0].reward = 1.0;
     groups[0].rollouts[1].behaviour_logprobs.pop();
-    assert!(trainer.step(&groups).is_err());
+    let tokens = groups[0].rollouts[1].completion.len();
+    match trainer.step(&groups) {
+        Err(GrpoError::LogprobCount {
+            group: 0,
+            rollout: 1,
+            tokens: t,
+            logprobs,
+        }) => assert_eq!((t, logprobs), (tokens, tokens - 1)),
+        other => panic!("{other:?}"),
+    }
     let vocab = trainer.model().config().vocab_size as u32;
     groups[0].rollouts[1].behaviour_logprobs.push(-1.0);
     groups[0].rollouts[1].completion[0] = vocab + 5;
@@ -316,7 +332,10 @@ fn export_and_resume_continue_exactly() {
     assert!(Trainer::resume(load(&dir), None, &tmp.path().join("missing")).is_err());
     // The saved run had a KL term; resuming with it switched off needs no reference, and
     // the new coefficients replace the saved ones while the step counts stay.
-    assert!(Trainer::resume(load(&exported), None, &state).is_err());
+    assert!(matches!(
+        Trainer::resume(load(&exported), None, &state),
+        Err(GrpoError::NoReference { .. })
+    ));
     let edited = GrpoConfig {
         kl_coef: 0.0,
         learning_rate: 5e-4,

@@ -212,7 +212,9 @@ impl Scorer {
                     },
                     Err(
                         e @ (CallError::OutOfFuel
-                        | CallError::Trap(_)
+                        | CallError::Trap { .. }
+                        | CallError::Instantiate { .. }
+                        | CallError::Fuel { .. }
                         | CallError::BadPointer { .. }),
                     ) => Scored {
                         reward: 0.0,

@@ -37,7 +37,7 @@ use crate::limits::{
 };
 
 /// Why a module cannot be a reward.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ModuleError {
     /// Over [`MAX_MODULE_BYTES`].
     #[error("reward module is {bytes} bytes; the limit is {max}")]
@@ -49,8 +49,11 @@ pub enum ModuleError {
     },
     /// Not valid WebAssembly, or uses a feature the sandbox leaves out (SIMD, threads,
     /// 64-bit memory, several memories, a start function).
-    #[error("reward module is not valid WebAssembly for the sandbox: {0}")]
-    Invalid(String),
+    #[error("reward module is not valid WebAssembly for the sandbox: {detail}")]
+    Invalid {
+        /// The runtime's message.
+        detail: String,
+    },
     /// It imports something; the sandbox offers nothing to import.
     #[error("reward module imports `{module}.{name}`; reward modules may import nothing (no WASI, clock, randomness, network or files)")]
     Import {
@@ -85,8 +88,24 @@ pub enum CallError {
     #[error("reward module ran out of fuel ({WASM_FUEL_PER_CALL} units)")]
     OutOfFuel,
     /// It trapped (unreachable, out-of-bounds access, stack overflow, …).
-    #[error("reward module trapped: {0}")]
-    Trap(String),
+    #[error("reward module trapped: {message}")]
+    Trap {
+        /// The runtime's trap message.
+        message: String,
+    },
+    /// The call's fresh instance could not be made.
+    #[error("reward call: {source}")]
+    Instantiate {
+        /// Why (as at [`RewardModule::compile`]).
+        #[source]
+        source: ModuleError,
+    },
+    /// The runtime refused to set the call's fuel (an engine without fuel metering).
+    #[error("reward sandbox cannot meter fuel: {message}")]
+    Fuel {
+        /// The runtime's message.
+        message: String,
+    },
     /// `alloc` returned memory the input does not fit in.
     #[error("reward module's alloc returned {ptr} for {len} bytes, outside its memory")]
     BadPointer {
@@ -157,8 +176,9 @@ impl RewardModule {
             });
         }
         let engine = engine();
-        let module =
-            Module::new(&engine, bytes).map_err(|e| ModuleError::Invalid(e.to_string()))?;
+        let module = Module::new(&engine, bytes).map_err(|e| ModuleError::Invalid {
+            detail: e.to_string(),
+        })?;
         if let Some(import) = module.imports().next() {
             return Err(ModuleError::Import {
                 module: import.module().to_string(),
@@ -223,17 +243,20 @@ impl RewardModule {
         let mut store = self.store();
         store
             .set_fuel(WASM_FUEL_PER_CALL)
-            .map_err(|e| CallError::Trap(e.to_string()))?;
+            .map_err(|e| CallError::Fuel {
+                message: e.to_string(),
+            })?;
         let exports = self
             .instantiate(&mut store)
-            .map_err(|e| CallError::Trap(e.to_string()))?;
+            .map_err(|source| CallError::Instantiate { source })?;
         let mut args = [0i32; 6];
         for (i, text) in [input.completion, input.answer, input.meta]
             .into_iter()
             .enumerate()
         {
             let bytes = cut(text.as_bytes());
-            let len = i32::try_from(bytes.len()).map_err(|_| CallError::Trap("input".into()))?;
+            // At most MAX_REWARD_INPUT_BYTES, which fits an i32 (asserted below).
+            let len = bytes.len() as i32;
             let ptr = exports.alloc.call(&mut store, len).map_err(call_error)?;
             let start = usize::try_from(ptr).map_err(|_| CallError::BadPointer {
                 ptr,
@@ -259,6 +282,8 @@ impl RewardModule {
     }
 }
 
+const _: () = assert!(MAX_REWARD_INPUT_BYTES <= i32::MAX as usize);
+
 /// At most [`MAX_REWARD_INPUT_BYTES`] of an input.
 fn cut(bytes: &[u8]) -> &[u8] {
     &bytes[..bytes.len().min(MAX_REWARD_INPUT_BYTES)]
@@ -267,7 +292,11 @@ fn cut(bytes: &[u8]) -> &[u8] {
 fn call_error(e: wasmi::Error) -> CallError {
     match e.as_trap_code() {
         Some(TrapCode::OutOfFuel) => CallError::OutOfFuel,
-        Some(code) => CallError::Trap(code.to_string()),
-        None => CallError::Trap(e.to_string()),
+        Some(code) => CallError::Trap {
+            message: code.to_string(),
+        },
+        None => CallError::Trap {
+            message: e.to_string(),
+        },
     }
 }

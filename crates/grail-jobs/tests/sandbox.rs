@@ -114,7 +114,7 @@ fn a_memory_bomb_is_refused() {
 fn a_trap_is_a_zero_reward_at_scoring_and_a_refusal_at_submission() {
     let trapping = module(&format!("{REWARD} unreachable)"));
     let m = RewardModule::compile(&trapping).unwrap();
-    assert!(matches!(m.call(input()), Err(CallError::Trap(_))));
+    assert!(matches!(m.call(input()), Err(CallError::Trap { .. })));
     let e = refusal(&trapping);
     assert!(e.contains("trapped"), "{e}");
     // Deep recursion is a trap too, not a crash of the host.
@@ -123,7 +123,7 @@ fn a_trap_is_a_zero_reward_at_scoring_and_a_refusal_at_submission() {
            {REWARD} (f64.convert_i32_s (call $down (i32.const 0))))"#
     ));
     let m = RewardModule::compile(&recursing).unwrap();
-    assert!(matches!(m.call(input()), Err(CallError::Trap(_))));
+    assert!(matches!(m.call(input()), Err(CallError::Trap { .. })));
 }
 
 #[test]
@@ -180,7 +180,7 @@ fn a_huge_module_and_non_wasm_bytes_are_refused() {
     assert!(refusal(&huge).contains("the limit is"));
     assert!(matches!(
         RewardModule::compile(b"\0asm not really"),
-        Err(ModuleError::Invalid(_))
+        Err(ModuleError::Invalid { .. })
     ));
     // A start function would run before any limit applies to a call: refused.
     let start = module(&format!("(func $s) (start $s) {REWARD} (f64.const 1))"));

@@ -58,7 +58,7 @@ macro_rules! profile_api {
             k: usize,
         ) -> Result<Vec<usize>, $crate::compat::CompatError> {
             if tokens.is_empty() {
-                return Err($crate::compat::CompatError::BadTokens("empty".into()));
+                return Err($crate::compat::CompatError::BadTokens);
             }
             let randomness = $crate::compat::hexbytes(randomness_hex)?;
             let seed = prf(
@@ -131,14 +131,25 @@ pub const COMMIT_DOMAIN: &[u8] = b"grail-commit-v1";
 #[non_exhaustive]
 pub enum CompatError {
     /// A randomness string that Python's `bytes.fromhex` would reject.
-    #[error("invalid randomness hex: {0}")]
-    BadHex(String),
-    /// `k` or the range is outside what the reference accepts.
-    #[error("invalid challenge request: {0}")]
-    BadChallenge(String),
-    /// A token id outside u32 (the references reject negative tokens).
-    #[error("invalid token list: {0}")]
-    BadTokens(String),
+    #[error("invalid randomness hex: {input}")]
+    BadHex {
+        /// The string given.
+        input: String,
+    },
+    /// `k = 0` for a non-empty range (a `k` over the range's length is capped, not
+    /// refused).
+    #[error(
+        "invalid challenge request: k = {k} for a range of {len} positions (k must be positive)"
+    )]
+    BadChallenge {
+        /// Indices asked for.
+        k: usize,
+        /// Positions in the range (`end - start`).
+        len: usize,
+    },
+    /// An empty token list (the references hash at least one token).
+    #[error("invalid token list: no tokens")]
+    BadTokens,
 }
 
 /// The references' hex normalisation: strip whitespace, drop every `0x`/`0X`, prepend `0`
@@ -146,7 +157,7 @@ pub enum CompatError {
 ///
 /// # Errors
 ///
-/// [`CompatError::BadHex`] (holding `s`) when what remains is not pairs of hex digits.
+/// [`CompatError::BadHex`] (holding `s` as `input`) when what remains is not pairs of hex digits.
 ///
 /// # Examples
 ///
@@ -174,11 +185,10 @@ pub fn hexbytes(s: &str) -> Result<Vec<u8>, CompatError> {
             i += 1;
             continue;
         }
-        let pair = bytes
-            .get(i..i + 2)
-            .ok_or_else(|| CompatError::BadHex(s.into()))?;
-        let text = std::str::from_utf8(pair).map_err(|_| CompatError::BadHex(s.into()))?;
-        out.push(u8::from_str_radix(text, 16).map_err(|_| CompatError::BadHex(s.into()))?);
+        let bad = || CompatError::BadHex { input: s.into() };
+        let pair = bytes.get(i..i + 2).ok_or_else(bad)?;
+        let text = std::str::from_utf8(pair).map_err(|_| bad())?;
+        out.push(u8::from_str_radix(text, 16).map_err(|_| bad())?);
         i += 2;
     }
     Ok(out)
@@ -271,15 +281,15 @@ pub fn challenge_indices_from_seed(
     if len == 0 {
         return Ok(Vec::new());
     }
-    let k = k.min(len);
+    let bad = || CompatError::BadChallenge { k, len };
     if k == 0 {
-        return Err(CompatError::BadChallenge("k must be positive".into()));
+        return Err(bad());
     }
+    let k = k.min(len);
     let mut rnd = PyRandom::from_bytes(seed);
     let mut idx: Vec<usize> = if (k as f64) < (len as f64) * 0.1 {
         let population: Vec<usize> = (0..len).collect();
-        rnd.sample(&population, k)
-            .ok_or_else(|| CompatError::BadChallenge("k larger than range".into()))?
+        rnd.sample(&population, k).ok_or_else(bad)?
     } else {
         let mut all: Vec<usize> = (0..len).collect();
         rnd.shuffle(&mut all);
@@ -332,4 +342,34 @@ pub fn commit_binding(
 /// Modular distance on the circle mod Q (the references' `min(d, Q − d)`).
 pub fn modular_distance(a: u32, b: u32) -> u32 {
     crate::sketch::modular_distance(a, b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_say_what_was_refused() {
+        assert_eq!(
+            hexbytes("zz"),
+            Err(CompatError::BadHex { input: "zz".into() })
+        );
+        assert_eq!(
+            grail_v5::challenge_indices(&[], "ab", 0, 4, 1),
+            Err(CompatError::BadTokens)
+        );
+        assert!(matches!(
+            reliquary_v7::challenge_indices(&[7], "xyz", 0, 4, 1),
+            Err(CompatError::BadHex { input }) if input == "xyz"
+        ));
+        assert_eq!(
+            grail_v5::challenge_indices(&[7; 40], "ab", 10, 30, 0),
+            Err(CompatError::BadChallenge { k: 0, len: 20 })
+        );
+        // A k over the range's length is capped, not refused.
+        assert_eq!(
+            challenge_indices_from_seed(&[0; 32], 3, 5, 9),
+            Ok(vec![3, 4])
+        );
+    }
 }
