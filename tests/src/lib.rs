@@ -1,14 +1,24 @@
 //! Harness for the end-to-end tests in `tests/tests/`: a local network on the tiny model
 //! (created with the production `localnet::init`), its beacon served over HTTP, and a toy
 //! environment whose rewards vary on the tiny model's random text.
+//!
+//! Tests of the role loops run on simulated time: [`paused_runtime`] and
+//! [`open_clocked_wiring`] put the chain, the beacon and every deadline on tokio's paused
+//! clock, which advances only when every role waits — deterministic, and as fast as the
+//! work itself.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use grail_chain::beacon::LocalBeacon;
+use grail_chain::local::LocalChain;
+use grail_chain::Clock;
 
 use grail_env::math::ProceduralMath;
 use grail_env::{EnvError, Environment, EnvironmentId, Problem, PromptSpace, RewardVector};
 use grail_infer::tiny::{write_tiny_model, TinySpec};
+use grail_lab::localnet::{self, LocalnetInfo, LocalnetOptions};
 use grail_node::config::{NodeConfig, SubnetSettings};
-use grail_node::localnet::{self, LocalnetInfo, LocalnetOptions};
 use grail_node::wiring::Wiring;
 
 /// Rewards the share of letters a–m in the completion text: random text from the tiny
@@ -188,7 +198,60 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// What the trainer does at start: publish the base model as checkpoint 0 and announce it.
 pub async fn publish_base(root: &Path, env: &dyn Environment) -> Wiring {
     let trainer = open_wiring(root, "trainer", |_| {}).await;
-    grail_node::trainer::run(
+    grail_train::run(
+        &trainer,
+        env,
+        None,
+        Some(0),
+        grail_node::network::Stop::never(),
+    )
+    .await
+    .expect("checkpoint 0");
+    trainer
+}
+
+/// A current-thread runtime on paused time (`start_paused`): the clock of
+/// [`open_clocked_wiring`] advances only when every task waits. Role loops run as local
+/// tasks on it ([`tokio::task::LocalSet`]); their forward passes run in place.
+pub fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("runtime")
+}
+
+/// [`open_wiring`] on `clock`: the local chain, an in-process beacon with the served
+/// beacon's key and the role's deadlines all read it. Every participant of one test must
+/// share the clock (made inside the paused runtime).
+pub async fn open_clocked_wiring(
+    root: &Path,
+    info: &LocalnetInfo,
+    clock: Arc<dyn Clock>,
+    name: &str,
+    edit: impl FnOnce(&mut NodeConfig),
+) -> Wiring {
+    let mut w = open_wiring(root, name, edit).await;
+    let chain = LocalChain::open(&root.join("chain")).expect("local chain");
+    w.net.chain = Arc::new(chain.with_clock(clock.clone()));
+    let seed: [u8; 32] = hex::decode(&info.beacon_seed)
+        .expect("beacon seed")
+        .try_into()
+        .expect("32 bytes");
+    let beacon = LocalBeacon::from_seed(&seed, info.beacon_genesis, 1);
+    w.net.beacon = Arc::new(beacon.with_clock(clock.clone()));
+    w.net.clock = clock;
+    w
+}
+
+/// [`publish_base`] on `clock` (see [`open_clocked_wiring`]).
+pub async fn publish_base_on(
+    net: &TestNet,
+    clock: Arc<dyn Clock>,
+    env: &dyn Environment,
+) -> Wiring {
+    let trainer = open_clocked_wiring(&net.root, &net.info, clock, "trainer", |_| {}).await;
+    grail_train::run(
         &trainer,
         env,
         None,

@@ -1,21 +1,25 @@
 //! Dishonest miners in one window, next to an honest one (tiny model, CPU). Each attack is
 //! rejected with its named reason and earns no credit; the honest miner's groups are all
-//! accepted and credited.
+//! accepted and credited. The tests run on paused time: chain, beacon and deadlines follow
+//! tokio's clock, so waiting for a window costs no wall-clock time. (Upload timestamps
+//! are the files' real times: only the v4 rule reads them, against a deadline the
+//! simulated clock puts ahead of the wall clock.)
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use grail_chain::CheckpointAnnouncement;
-use grail_e2e::{open_wiring, publish_base, runtime, TestNet, ToyEnv};
+use grail_chain::{CheckpointAnnouncement, Clock, TokioClock};
+use grail_e2e::{open_clocked_wiring, paused_runtime, publish_base_on, TestNet, ToyEnv};
 use grail_env::Environment;
+use grail_mine::groups::{assemble_group, make_group, sample_completions, WindowPlan};
 use grail_node::context::ModelContext;
-use grail_node::mining::{assemble_group, make_group, sample_completions, WindowPlan};
 use grail_node::network::Stop;
-use grail_node::validator::{check_window, pin_window, MinerSource, WindowInputs};
-use grail_node::verify::OWN_FAILURE_STATUS;
 use grail_node::wiring::store_of_commitment;
 use grail_proto::rules::bundle::ReplaySet;
 use grail_proto::signing::Keypair;
 use grail_proto::{encode_bundle, Group, SketchCoefficients, WindowBundle};
+use grail_validate::verify::OWN_FAILURE_STATUS;
+use grail_validate::{check_window, pin_window, MinerSource, WindowInputs};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -124,10 +128,12 @@ fn truncate(g: &mut Group, keep_completion: usize) {
 fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() {
     let net = TestNet::new(1 + ATTACKS.len(), 250, 40, 12, 2);
     let env = ToyEnv::default();
-    let rt = runtime();
+    // One task on paused time: the chain, beacon and deadlines follow tokio's clock.
+    let rt = paused_runtime();
     rt.block_on(async {
+        let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_now());
         // Checkpoint 0 (the tiny model) as the trainer publishes it at start.
-        let trainer = publish_base(&net.root, &env).await;
+        let trainer = publish_base_on(&net, clock.clone(), &env).await;
         let window = trainer.net.current_window().await.unwrap() + 40;
         // Checkpoint 1 (other weights) in effect from `window`: the stale miner keeps 0.
         let other = net.other_model();
@@ -160,11 +166,19 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
         let stale = ModelContext::load(&net.config("trainer").model, tch::Device::Cpu).unwrap();
         let mut miners = Vec::new();
         for i in 1..=1 + ATTACKS.len() {
-            let w = open_wiring(&net.root, &format!("miner-{i}"), |_| {}).await;
+            let w = open_clocked_wiring(
+                &net.root,
+                &net.info,
+                clock.clone(),
+                &format!("miner-{i}"),
+                |_| {},
+            )
+            .await;
             w.publish_store().await.unwrap();
             miners.push(w);
         }
-        let validator = open_wiring(&net.root, "validator", |_| {}).await;
+        let validator =
+            open_clocked_wiring(&net.root, &net.info, clock.clone(), "validator", |_| {}).await;
         let mut stop = Stop::never();
         assert!(validator
             .net
@@ -549,7 +563,13 @@ fn every_attack_is_rejected_with_its_reason_and_the_honest_miner_is_untouched() 
             .wait_for_block(window + 40, &mut stop)
             .await
             .unwrap());
-        let pins = pin_window(window, &sources, Default::default()).await;
+        let pins = pin_window(
+            window,
+            &sources,
+            Default::default(),
+            &grail_chain::SystemClock,
+        )
+        .await;
         // After the deadline, once the challenge is public: the late miners upload, the
         // backdating ones set their objects' timestamps to before the deadline.
         assert!(validator
@@ -702,9 +722,11 @@ impl Environment for BrokenPrompt {
 fn a_validator_failure_on_one_miner_costs_that_miner_only() {
     let net = TestNet::new(2, 250, 40, 12, 2);
     let env = ToyEnv::default();
-    let rt = runtime();
+    // One task on paused time: the chain, beacon and deadlines follow tokio's clock.
+    let rt = paused_runtime();
     rt.block_on(async {
-        let trainer = publish_base(&net.root, &env).await;
+        let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_now());
+        let trainer = publish_base_on(&net, clock.clone(), &env).await;
         let ckpt = trainer
             .checkpoints
             .in_effect(trainer.net.chain.as_ref(), 0)
@@ -716,11 +738,19 @@ fn a_validator_failure_on_one_miner_costs_that_miner_only() {
         let context = ModelContext::load(&net.config("trainer").model, tch::Device::Cpu).unwrap();
         let mut miners = Vec::new();
         for i in 1..=2 {
-            let w = open_wiring(&net.root, &format!("miner-{i}"), |_| {}).await;
+            let w = open_clocked_wiring(
+                &net.root,
+                &net.info,
+                clock.clone(),
+                &format!("miner-{i}"),
+                |_| {},
+            )
+            .await;
             w.publish_store().await.unwrap();
             miners.push(w);
         }
-        let validator = open_wiring(&net.root, "validator", |_| {}).await;
+        let validator =
+            open_clocked_wiring(&net.root, &net.info, clock.clone(), "validator", |_| {}).await;
         let mut stop = Stop::never();
         assert!(validator
             .net

@@ -3,8 +3,8 @@
 //! and the summary are written; an existing run is never overwritten.
 
 use grail_infer::tiny::{write_tiny_model, TinySpec};
+use grail_lab::experiment::{run, ExperimentArgs, Summary};
 use grail_node::config::PromptChoice;
-use grail_node::experiment::{run, ExperimentArgs, Summary};
 
 fn args(
     model: std::path::PathBuf,
@@ -88,7 +88,7 @@ fn experiment_runs_every_role_and_keeps_held_out_prompts_out() {
 
 #[test]
 fn batched_evaluation_scores_every_prompt_as_one_at_a_time_does() {
-    use grail_node::eval::{evaluate_batched, HeldOut};
+    use grail_lab::eval::{evaluate_batched, HeldOut};
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("tiny");
     write_tiny_model(&TinySpec::default(), &model).unwrap();

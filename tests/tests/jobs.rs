@@ -6,12 +6,12 @@ use grail_env::Environment;
 use grail_jobs::reward::encode_module;
 use grail_jobs::spec::{Job, JobRequest, PromptRequest};
 use grail_jobs::{JobEnvironment, RewardSpec};
+use grail_mine::groups::{make_group, WindowPlan};
 use grail_node::context::ModelContext;
-use grail_node::mining::{make_group, WindowPlan};
-use grail_node::verify::{window_params, PromptCache, WindowCheck};
 use grail_proto::rules::Reason;
 use grail_proto::signing::Keypair;
 use grail_proto::{GenerationParams, Hotkey, SketchCoefficients};
+use grail_validate::verify::{window_params, PromptCache, WindowCheck};
 
 fn job_env(now: u64) -> JobEnvironment {
     let req = JobRequest {

@@ -14,12 +14,12 @@ use grail_jobs::api::DeliveredRollout;
 use grail_jobs::reward::encode_module;
 use grail_jobs::spec::{JobRequest, PromptRequest};
 use grail_jobs::{JobEnvironment, RewardSpec};
+use grail_mine::jobs::mine_job_groups;
 use grail_node::checkpoints::CurrentModel;
-use grail_node::miner::jobs::mine_job_groups;
-use grail_node::mining::WindowPlan;
 use grail_node::network::Stop;
-use grail_node::validator::reverify_cli::{load_job, reverify_lane};
+use grail_proto::rules::WindowPlan;
 use grail_proto::{encode_bundle, SketchCoefficients, WindowBundle};
+use grail_validate::reverify_cli::{load_job, reverify_lane};
 
 const KEY: &str = "lab-key-0123456789abcdefghijklmn";
 
@@ -78,10 +78,9 @@ fn a_client_job_is_mined_verified_and_streamed() {
                 c.validator.http = "127.0.0.1:0".into();
             })
             .await;
-            let state =
-                grail_node::validator::run(&w, env, Some(start), Some(windows), Stop::never())
-                    .await
-                    .unwrap();
+            let state = grail_validate::run(&w, env, Some(start), Some(windows), Stop::never())
+                .await
+                .unwrap();
             sealed_tx.send(state).unwrap();
             tokio::task::spawn_blocking(move || done_rx.recv())
                 .await
@@ -96,7 +95,7 @@ fn a_client_job_is_mined_verified_and_streamed() {
     let follower = spawn_role("validator-2", move || {
         Box::pin(async move {
             let w = open_wiring(&root, "validator-2", |c| c.jobs.max_share = 0.9).await;
-            grail_node::validator::run(&w, env, Some(start), Some(windows), Stop::never())
+            grail_validate::run(&w, env, Some(start), Some(windows), Stop::never())
                 .await
                 .unwrap()
         })
@@ -155,7 +154,7 @@ fn a_client_job_is_mined_verified_and_streamed() {
                 c.miner.job_gateways = vec![gateway];
             })
             .await;
-            grail_node::miner::run(&w, env, Some(start), Some(windows), Stop::never())
+            grail_mine::run(&w, env, Some(start), Some(windows), Stop::never())
                 .await
                 .unwrap()
         })
@@ -270,7 +269,7 @@ fn a_client_job_is_mined_verified_and_streamed() {
     assert_eq!(state.windows.len() as u64, windows);
     // Both validators credited the same job work, window by window.
     let followed = follower.join().unwrap();
-    let job_credit = |s: &grail_node::validator::ValidatorState| -> Vec<(u64, f64)> {
+    let job_credit = |s: &grail_validate::ValidatorState| -> Vec<(u64, f64)> {
         s.windows.iter().map(|(&w, s)| (w, s.job_credit)).collect()
     };
     eprintln!(
@@ -282,7 +281,7 @@ fn a_client_job_is_mined_verified_and_streamed() {
     assert_eq!(job_credit(&followed), job_credit(&state));
     let credited: f64 = job_credit(&state).iter().map(|&(_, c)| c).sum();
     // The lanes are reported as strata of the zone market, by both validators alike.
-    let stratum = grail_node::mining::job_stratum(&id);
+    let stratum = grail_node::zone::job_stratum(&id);
     let reported: f64 = state
         .windows
         .values()
@@ -399,12 +398,12 @@ fn a_client_job_is_mined_verified_and_streamed() {
     );
     // The lanes were pinned at the deadlines like the subnet's bundles: the validator's pin
     // book holds the job's lane with the honest miner's bundle pinned.
-    let book = grail_node::validator::PinBook::load(&validator_state);
+    let book = grail_validate::PinBook::load(&validator_state);
     let pinned = (0..200u64)
         .filter_map(|w| book.get(w))
         .filter_map(|p| p.lanes.get(&id))
         .flat_map(|lane| lane.miners.values())
-        .filter(|o| matches!(o, grail_node::validator::PinOutcome::Pinned(_)))
+        .filter(|o| matches!(o, grail_validate::PinOutcome::Pinned(_)))
         .count();
     assert!(pinned > 0, "no job lane bundle was pinned");
     // TRL's GRPO trains the job's checkpoint on the stream (python/examples/trl_grpo.py).

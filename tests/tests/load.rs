@@ -19,14 +19,14 @@ use std::time::{Duration, Instant};
 use grail_e2e::ToyEnv;
 use grail_env::Environment;
 use grail_infer::tiny::{write_tiny_model, TinySpec};
+use grail_mine::groups::{make_group, WindowPlan};
 use grail_node::config::SubnetSettings;
 use grail_node::context::ModelContext;
-use grail_node::mining::{make_group, WindowPlan};
-use grail_node::validator::{check_window, FetchPolicy, MinerSource, WindowInputs};
 use grail_proto::rules::bundle::ReplaySet;
 use grail_proto::signing::Keypair;
 use grail_proto::{encode_bundle, SketchCoefficients, WindowBundle};
 use grail_store::{Store, StoreConfig};
+use grail_validate::{check_window, FetchPolicy, MinerSource, WindowInputs};
 use object_store::throttle::{ThrottleConfig, ThrottledStore};
 
 const WINDOW: u64 = 480;

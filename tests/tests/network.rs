@@ -1,5 +1,6 @@
 //! An honest network end to end (tiny model, CPU): two miners, a validator and a trainer,
-//! each on its own thread and runtime, for seven windows (the validator and the trainer
+//! each a task on one runtime on paused time (the chain, beacon and deadlines on tokio's
+//! clock), for seven windows (the validator and the trainer
 //! restart after two and resume from their state). Every honest group is accepted,
 //! weights are set, a trained checkpoint is published and rotated in, the HTTP API serves
 //! the state and every miner's verdicts, a sealed archive re-verifies offline to the same
@@ -9,14 +10,16 @@ use std::io::{Read, Write};
 use std::sync::{Arc, RwLock};
 
 use futures::FutureExt;
+use grail_chain::{Clock, TokioClock};
 use grail_e2e::{
-    open_wiring, publish_base, runtime, spawn_role, ChainFault, FaultyChain, TestNet, ToyEnv,
+    open_clocked_wiring, open_wiring, paused_runtime, publish_base, runtime, ChainFault,
+    FaultyChain, TestNet, ToyEnv,
 };
 use grail_node::network::Stop;
-use grail_node::trainer::export::export_windows;
-use grail_node::validator::reverify_cli::reverify_window;
-use grail_node::validator::{serve_api, ApiState, ValidatorState};
 use grail_proto::archive::encode_archive;
+use grail_train::export::export_windows;
+use grail_validate::reverify_cli::reverify_window;
+use grail_validate::{serve_api, ApiState, ValidatorState};
 
 fn http_get(addr: &str, path: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -42,81 +45,87 @@ fn honest_network_trains_rotates_and_reverifies() {
     // deadline, so the first trained checkpoint is in effect from the sixth or so.
     let windows = 7;
     let roles = ["trainer", "validator", "miner-1", "miner-2"];
+    // Every role is a task on one runtime on paused time: the windows pass as fast as the
+    // roles work, in the same order on every run.
+    let rt = paused_runtime();
+    let clock: Arc<dyn Clock> = rt.block_on(async { Arc::new(TokioClock::starting_now()) });
+    let local = tokio::task::LocalSet::new();
     let mut handles = Vec::new();
     for name in roles {
-        let root = net.root.clone();
-        handles.push(spawn_role(name, move || {
-            Box::pin(async move {
-                let mut w = open_wiring(&root, name, |c| {
-                    c.miner.max_groups = 4;
-                    c.trainer.grpo.learning_rate = 1e-3;
-                    c.trainer.grpo.warmup_steps = 0;
-                    // The KL term loads the base model again as the frozen reference.
-                    c.trainer.grpo.kl_coef = 0.01;
-                    // The offline re-verification below needs old checkpoints.
-                    c.trainer.keep_checkpoints = 100;
-                    c.validator.http = String::new();
-                })
-                .await;
-                if name == "miner-1" || name == "miner-2" {
-                    let mined =
-                        grail_node::miner::run(&w, env, Some(start), Some(windows), Stop::never())
-                            .await
-                            .unwrap_or_else(|e| panic!("{name}: {e}"));
-                    return (mined.len(), 0);
-                }
-                // The validator is killed right after its second weights call, the trainer
-                // right after announcing its first trained checkpoint (before either saved
-                // its state); each restarts until it has done every window.
-                let (method, dir) = match name {
-                    "validator" => ("set_weights", w.config.state_dir.clone()),
-                    _ => ("commit", w.config.state_dir.clone()),
-                };
-                let faulty = Arc::new(FaultyChain::new(
-                    w.net.chain.clone(),
-                    method,
-                    2,
-                    ChainFault::KillAfter,
-                ));
-                w.net.chain = faulty.clone();
-                let mut kills = 0;
-                let mut from = Some(start);
-                loop {
-                    let done = match name {
-                        "validator" => ValidatorState::load(&dir).unwrap().windows.len() as u64,
-                        _ => grail_node::trainer::TrainerState::load(&dir)
-                            .unwrap()
-                            .last_window
-                            .map_or(0, |l| (l - start) / net_wl + 1),
-                    };
-                    if done >= windows {
-                        break;
-                    }
-                    let (n, stop) = (Some(windows - done), Stop::never());
-                    let run = async {
-                        match name {
-                            "validator" => grail_node::validator::run(&w, env, from, n, stop)
-                                .await
-                                .map(|_| ()),
-                            _ => grail_node::trainer::run(&w, env, from, n, stop)
-                                .await
-                                .map(|_| ()),
-                        }
-                    };
-                    match std::panic::AssertUnwindSafe(run).catch_unwind().await {
-                        Ok(result) => result.unwrap_or_else(|e| panic!("{name}: {e}")),
-                        Err(_) => kills += 1,
-                    }
-                    from = None;
-                }
-                (
-                    kills,
-                    faulty.calls.load(std::sync::atomic::Ordering::SeqCst),
-                )
+        let (root, info, clock) = (net.root.clone(), net.info.clone(), clock.clone());
+        handles.push(local.spawn_local(async move {
+            let mut w = open_clocked_wiring(&root, &info, clock, name, |c| {
+                c.miner.max_groups = 4;
+                c.trainer.grpo.learning_rate = 1e-3;
+                c.trainer.grpo.warmup_steps = 0;
+                // The KL term loads the base model again as the frozen reference.
+                c.trainer.grpo.kl_coef = 0.01;
+                // The offline re-verification below needs old checkpoints.
+                c.trainer.keep_checkpoints = 100;
+                c.validator.http = String::new();
             })
+            .await;
+            if name == "miner-1" || name == "miner-2" {
+                let mined = grail_mine::run(&w, env, Some(start), Some(windows), Stop::never())
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                return (mined.len(), 0);
+            }
+            // The validator is killed right after its second weights call, the trainer
+            // right after announcing its first trained checkpoint (before either saved
+            // its state); each restarts until it has done every window.
+            let (method, dir) = match name {
+                "validator" => ("set_weights", w.config.state_dir.clone()),
+                _ => ("commit", w.config.state_dir.clone()),
+            };
+            let faulty = Arc::new(FaultyChain::new(
+                w.net.chain.clone(),
+                method,
+                2,
+                ChainFault::KillAfter,
+            ));
+            w.net.chain = faulty.clone();
+            let mut kills = 0;
+            let mut from = Some(start);
+            loop {
+                let done = match name {
+                    "validator" => ValidatorState::load(&dir).unwrap().windows.len() as u64,
+                    _ => grail_train::TrainerState::load(&dir)
+                        .unwrap()
+                        .last_window
+                        .map_or(0, |l| (l - start) / net_wl + 1),
+                };
+                if done >= windows {
+                    break;
+                }
+                let (n, stop) = (Some(windows - done), Stop::never());
+                let run = async {
+                    match name {
+                        "validator" => grail_validate::run(&w, env, from, n, stop)
+                            .await
+                            .map(|_| ()),
+                        _ => grail_train::run(&w, env, from, n, stop).await.map(|_| ()),
+                    }
+                };
+                match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+                    Ok(result) => result.unwrap_or_else(|e| panic!("{name}: {e}")),
+                    Err(_) => kills += 1,
+                }
+                from = None;
+            }
+            (
+                kills,
+                faulty.calls.load(std::sync::atomic::Ordering::SeqCst),
+            )
         }));
     }
-    let results: Vec<(usize, usize)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let results: Vec<(usize, usize)> = rt.block_on(local.run_until(async {
+        let mut out = Vec::new();
+        for h in handles {
+            out.push(h.await.unwrap());
+        }
+        out
+    }));
     let (trainer_kills, _) = results[0];
     let (validator_kills, weight_calls) = results[1];
     assert_eq!(
@@ -126,8 +135,7 @@ fn honest_network_trains_rotates_and_reverifies() {
     );
     assert_eq!(results[2].0, windows as usize, "miner-1 mined every window");
     let state = ValidatorState::load(&net.config("validator").state_dir).unwrap();
-    let trainer =
-        grail_node::trainer::TrainerState::load(&net.config("trainer").state_dir).unwrap();
+    let trainer = grail_train::TrainerState::load(&net.config("trainer").state_dir).unwrap();
     eprintln!("start {start}; published: {:?}", trainer.published);
     // The trainer was killed right after announcing checkpoint 1; the restart recovered
     // its record from the manifest instead of training its windows again, so every
@@ -228,9 +236,11 @@ fn honest_network_trains_rotates_and_reverifies() {
 
     // Re-verify one archive offline (what `grail-validator reverify` does): same
     // verdicts, same bytes; a tampered copy disagrees.
-    let rt = runtime();
     rt.block_on(async {
-        let w = open_wiring(&net.root, "validator", |c| c.validator.http = String::new()).await;
+        let w = open_clocked_wiring(&net.root, &net.info, clock.clone(), "validator", |c| {
+            c.validator.http = String::new()
+        })
+        .await;
         let (&window, summary) = state
             .windows
             .iter()
@@ -270,7 +280,8 @@ fn honest_network_trains_rotates_and_reverifies() {
         // The sealed windows as a dataset (`grail-trainer export`): one row per accepted
         // rollout of every archive in range, the forged one included (it is in the
         // validator's bucket, and the export takes what validators sealed).
-        let trainer = open_wiring(&net.root, "trainer", |_| {}).await;
+        let trainer =
+            open_clocked_wiring(&net.root, &net.info, clock.clone(), "trainer", |_| {}).await;
         let last = state.last_window.unwrap();
         let out = net.tmp.path().join("windows.parquet");
         let report = export_windows(&trainer, start, last, &out).await.unwrap();
@@ -382,7 +393,7 @@ fn a_stopped_miner_uploads_no_partial_bundle() {
             }
             let _ = tx.send(true);
         });
-        let mined = grail_node::miner::run(&miner, &env, Some(window), Some(1), stop)
+        let mined = grail_mine::run(&miner, &env, Some(window), Some(1), stop)
             .await
             .unwrap();
         assert!(mined.is_empty(), "{mined:?}");

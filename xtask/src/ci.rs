@@ -136,10 +136,47 @@ const LAYERING: &[(&str, &[&str])] = &[
     ),
     // The soundness audits are measurement tools and the fuzzer replaces the global
     // allocator: no role may link them.
-    ("grail-node", &["grail-audit", "grail-fuzz"]),
+    // The node core sees no role; the roles see each other only as the data flows
+    // (the trainer re-verifies with the validator's driver).
+    (
+        "grail-node",
+        &[
+            "grail-audit",
+            "grail-fuzz",
+            "grail-mine",
+            "grail-validate",
+            "grail-train",
+            "grail-lab",
+        ],
+    ),
+    (
+        "grail-mine",
+        &[
+            "grail-audit",
+            "grail-fuzz",
+            "grail-validate",
+            "grail-train",
+            "grail-lab",
+        ],
+    ),
+    (
+        "grail-validate",
+        &[
+            "grail-audit",
+            "grail-fuzz",
+            "grail-mine",
+            "grail-train",
+            "grail-lab",
+        ],
+    ),
+    (
+        "grail-train",
+        &["grail-audit", "grail-fuzz", "grail-mine", "grail-lab"],
+    ),
+    ("grail-lab", &["grail-audit", "grail-fuzz"]),
 ];
 
-/// Every declared dependency is used; binaries are one main.rs over grail-node.
+/// Every declared dependency is used; binaries are one main.rs over the role crates.
 pub fn hygiene() -> Result<(), String> {
     util::step("dependencies and binaries");
     let root = util::project_root();

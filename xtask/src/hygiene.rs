@@ -10,9 +10,14 @@ const USED_WITHOUT_NAME: &[(&str, &str)] = &[(
     "its links metadata gives build.rs libtorch's folder (DEP_TCH_LIBTORCH_LIB)",
 )];
 
-/// The only crates a binary may depend on directly: the roles live in grail-node.
+/// The only crates a binary may depend on directly: the node core, the role crates and
+/// the lab tools hold the logic.
 const BIN_DEPENDENCIES: &[&str] = &[
     "grail-node",
+    "grail-mine",
+    "grail-validate",
+    "grail-train",
+    "grail-lab",
     "grail-client",
     "anyhow",
     "clap",
@@ -166,7 +171,7 @@ pub fn thick_bins(root: &Path) -> Result<Vec<String>, String> {
         for f in &files {
             if f.file_name().is_some_and(|n| n != "main.rs") {
                 problems.push(format!(
-                    "{name}: {} (logic belongs in grail-node; a binary is one main.rs)",
+                    "{name}: {} (logic belongs in the role crates; a binary is one main.rs)",
                     f.display()
                 ));
             }

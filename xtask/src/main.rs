@@ -203,7 +203,7 @@ fn bench(args: &[String]) -> Result<(), String> {
         "infer" => ("grail-infer", "infer"),
         "grpo" => ("grail-grpo", "train"),
         "sketch" => ("grail-proto", "commitments"),
-        "verify" => ("grail-node", "verify"),
+        "verify" => ("grail-validate", "verify"),
         _ => {
             return Err(format!(
                 "bench: unknown benchmark `{what}` (infer, grpo, sketch, verify)"

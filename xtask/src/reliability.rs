@@ -53,8 +53,8 @@ const FAULT_TESTS: &[(&str, &[&str], &str)] = &[
         "buckets whose S3 server is down, answers 503, stalls, or holds an oversized bundle",
     ),
     (
-        "grail-node",
-        &["--lib", "validator::tests"],
+        "grail-validate",
+        &["--lib", "loop_tests"],
         "every drand relay down, or the chain node unreachable, for a whole window (simulated time); \
          also kills/restarts of the validator loop",
     ),

@@ -18,14 +18,14 @@ enum Command {
     Mine(grail_node::cli::RoleArgs),
     /// Model files: import a GGUF, write the tiny test model, try a model.
     #[command(subcommand)]
-    Model(grail_node::model_tools::ModelCommand),
+    Model(grail_lab::model_tools::ModelCommand),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Mine(args) => tokio::runtime::Runtime::new()?
-            .block_on(grail_node::cli::run_role(grail_node::Role::Miner, args))
+            .block_on(grail_mine::run_cli(args))
             .context("miner"),
-        Command::Model(command) => grail_node::model_tools::run(command).context("model"),
+        Command::Model(command) => grail_lab::model_tools::run(command).context("model"),
     }
 }

@@ -17,21 +17,21 @@ enum Command {
     /// Train on verified rollouts every window and publish checkpoints.
     Train(grail_node::cli::RoleArgs),
     /// Evaluate a model on held-out prompts: greedy pass@1 and mean reward (JSON).
-    Eval(grail_node::eval::EvalArgs),
+    Eval(grail_lab::eval::EvalArgs),
     /// Export the accepted rollouts of sealed windows as a Parquet dataset.
-    Export(grail_node::trainer::export::ExportArgs),
+    Export(grail_train::export::ExportArgs),
     /// Run one arm of the learning-efficacy experiment (docs/experiments.md).
-    Experiment(grail_node::experiment::ExperimentArgs),
+    Experiment(grail_lab::experiment::ExperimentArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Train(args) => tokio::runtime::Runtime::new()?
-            .block_on(grail_node::cli::run_role(grail_node::Role::Trainer, args))
+            .block_on(grail_train::run_cli(args))
             .context("trainer"),
         Command::Eval(args) => {
             let mut line = grail_node::progress::ProgressLine::stderr();
-            let report = grail_node::eval::run(&args, &mut |done, total| {
+            let report = grail_lab::eval::run(&args, &mut |done, total| {
                 line.update(grail_node::progress::Progress::new(
                     "evaluating",
                     done as u64,
@@ -45,12 +45,12 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Export(args) => {
             tokio::runtime::Runtime::new()?
-                .block_on(grail_node::trainer::export::run(&args))
+                .block_on(grail_train::export::run(&args))
                 .with_context(|| format!("exporting to {}", args.out.display()))?;
             Ok(())
         }
         Command::Experiment(args) => {
-            grail_node::experiment::run(&args, &mut |line| eprintln!("experiment: {line}"))
+            grail_lab::experiment::run(&args, &mut |line| eprintln!("experiment: {line}"))
                 .context("experiment")?;
             Ok(())
         }

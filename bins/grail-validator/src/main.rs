@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use grail_node::localnet;
+use grail_lab::localnet;
 
 /// grail validator.
 #[derive(Debug, Parser)]
@@ -21,7 +21,7 @@ enum Command {
     Validate(grail_node::cli::RoleArgs),
     /// Re-verify a sealed window offline and compare every verdict with the archive
     /// (exits non-zero on a disagreement).
-    Reverify(grail_node::validator::reverify_cli::ReverifyArgs),
+    Reverify(grail_validate::reverify_cli::ReverifyArgs),
     /// A whole network on this machine.
     #[command(subcommand)]
     Localnet(LocalnetCommand),
@@ -55,10 +55,10 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match Cli::parse().command {
         Command::Validate(args) => runtime
-            .block_on(grail_node::cli::run_role(grail_node::Role::Validator, args))
+            .block_on(grail_validate::run_cli(args))
             .context("validator"),
         Command::Reverify(args) => runtime
-            .block_on(grail_node::validator::reverify_cli::run(
+            .block_on(grail_validate::reverify_cli::run(
                 &args,
                 &mut std::io::stdout(),
             ))

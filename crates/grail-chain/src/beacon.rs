@@ -18,8 +18,9 @@ use sha2::{Digest, Sha256, Sha512};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::clock::{Clock, SystemClock};
 use crate::drand::{
-    unix_now, verify_beacon, wait_for_round, BeaconSource, ChainInfo, DrandError, RawBeacon, Scheme,
+    verify_beacon, wait_for_round, BeaconSource, ChainInfo, DrandError, RawBeacon, Scheme,
 };
 
 /// The RFC 9380 domain separation tag of BLS signatures on G1 (quicknet's).
@@ -29,6 +30,7 @@ const DST_G1: &[u8] = b"BLS_SIG_BLS12381G1_XMD:SHA-256_SSWU_RO_NUL_";
 pub struct LocalBeacon {
     secret: Scalar,
     info: ChainInfo,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for LocalBeacon {
@@ -66,7 +68,15 @@ impl LocalBeacon {
                 genesis_time,
                 scheme,
             },
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Decides which rounds are due by `clock` instead of the wall clock (tests pass
+    /// tokio's paused one, the same the chain reads).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Signs `round` (whether or not it is due).
@@ -86,7 +96,7 @@ impl LocalBeacon {
 
     /// The latest round that is due now.
     pub fn current_round(&self) -> u64 {
-        self.info.round_at(unix_now())
+        self.info.round_at(self.clock.now_ms() / 1000)
     }
 }
 
@@ -97,7 +107,7 @@ impl BeaconSource for LocalBeacon {
     }
 
     async fn beacon(&self, round: u64) -> Result<Beacon, DrandError> {
-        wait_for_round(&self.info, round).await?;
+        wait_for_round(&self.info, round, self.clock.as_ref()).await?;
         verify_beacon(&self.info, round, &self.sign(round))
     }
 }

@@ -14,6 +14,8 @@ use grail_proto::Beacon;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::clock::{Clock, SystemClock};
+
 /// Signature scheme of a drand chain (its `schemeID`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Scheme {
@@ -426,9 +428,13 @@ impl DrandClient {
 }
 
 /// Sleeps until `round` is due (plus a little slack), or fails when that is too far away.
-pub(crate) async fn wait_for_round(info: &ChainInfo, round: u64) -> Result<(), DrandError> {
+pub(crate) async fn wait_for_round(
+    info: &ChainInfo,
+    round: u64,
+    clock: &dyn Clock,
+) -> Result<(), DrandError> {
     let at = info.round_time(round);
-    let now = unix_now();
+    let now = clock.now_ms() / 1000;
     if at > now {
         let wait = Duration::from_secs(at - now);
         if wait > MAX_WAIT_FOR_ROUND {
@@ -446,7 +452,7 @@ impl BeaconSource for DrandClient {
     }
 
     async fn beacon(&self, round: u64) -> Result<Beacon, DrandError> {
-        wait_for_round(&self.info, round).await?;
+        wait_for_round(&self.info, round, &SystemClock).await?;
         let mut failures = Vec::new();
         for relay in &self.relays {
             match self.fetch_from(relay, round).await {

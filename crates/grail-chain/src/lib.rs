@@ -14,6 +14,7 @@
 //! - [`endpoint`]: where a participant serves its API (Subtensor: the axon).
 
 pub mod beacon;
+pub mod clock;
 pub mod commitment;
 pub mod drand;
 pub mod endpoint;
@@ -29,6 +30,7 @@ use grail_proto::signing::Keypair;
 use grail_proto::Hotkey;
 use serde::{Deserialize, Serialize};
 
+pub use clock::{Clock, SystemClock, TokioClock};
 pub use commitment::{CheckpointAnnouncement, Commitment};
 pub use drand::{BeaconSource, ChainInfo, DrandClient, DrandError};
 pub use endpoint::Endpoint;

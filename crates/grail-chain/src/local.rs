@@ -15,7 +15,8 @@
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use grail_proto::signing::Keypair;
@@ -23,6 +24,7 @@ use grail_proto::Hotkey;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::clock::{Clock, SystemClock};
 use crate::{Chain, ChainError, Commitment, Endpoint, Metagraph, Neuron};
 
 const GENESIS_FILE: &str = "genesis.json";
@@ -121,13 +123,7 @@ pub struct LocalChain {
     dir: PathBuf,
     genesis: Genesis,
     lock_timeout: Duration,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    clock: Arc<dyn Clock>,
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ChainError> {
@@ -167,6 +163,7 @@ impl LocalChain {
                 netuid,
             },
             lock_timeout: Duration::from_secs(10),
+            clock: Arc::new(SystemClock),
         };
         // Genesis is created under the state lock so that two processes starting together
         // agree on one.
@@ -179,7 +176,7 @@ impl LocalChain {
             rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id);
             let genesis = Genesis {
                 chain_id: hex::encode(id),
-                genesis_ms: now_ms(),
+                genesis_ms: chain.clock.now_ms(),
                 block_time_ms,
                 netuid,
             };
@@ -205,6 +202,7 @@ impl LocalChain {
             dir: dir.to_path_buf(),
             genesis,
             lock_timeout: Duration::from_secs(10),
+            clock: Arc::new(SystemClock),
         })
     }
 
@@ -221,6 +219,13 @@ impl LocalChain {
     /// How long a change waits for another process's lock before failing (default 10 s).
     pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = timeout;
+        self
+    }
+
+    /// Reads block numbers and times from `clock` instead of the wall clock (every
+    /// process of a network must use the same clock; tests pass tokio's paused one).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -336,7 +341,7 @@ impl LocalChain {
 
     /// The current block number (synchronous form).
     pub fn current_block(&self) -> u64 {
-        now_ms().saturating_sub(self.genesis.genesis_ms) / self.genesis.block_time_ms
+        self.clock.now_ms().saturating_sub(self.genesis.genesis_ms) / self.genesis.block_time_ms
     }
 
     /// Hash of block `number` (no check that it exists).

@@ -1,5 +1,5 @@
 //! What the three binaries share: role flags (each with an environment variable, over a
-//! TOML configuration file), logging, Ctrl-C handling and the role runner.
+//! TOML configuration file), logging, Ctrl-C handling and the start-up every role loop needs.
 
 use std::path::PathBuf;
 
@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use tracing::info;
 
 use crate::config::NodeConfig;
-use crate::network::stop_signal;
+use crate::network::{stop_signal, Stop};
 use crate::wiring::Wiring;
 use crate::{NodeError, Role};
 
@@ -174,9 +174,25 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
-/// Runs a role until it has done `--windows` windows or Ctrl-C; a stop lets the current
-/// step finish its atomic writes and never uploads a partial bundle.
-pub async fn run_role(role: Role, args: RoleArgs) -> Result<(), NodeError> {
+/// What a role needs to start its loop: the wiring, the subnet's environment, the window
+/// range from the flags and a stop signal that Ctrl-C raises.
+pub struct RoleStart {
+    /// The participant's key, network, bucket and checkpoints.
+    pub wiring: Wiring,
+    /// The subnet's environment.
+    pub env: Box<dyn grail_env::Environment>,
+    /// `--from-window`.
+    pub from_window: Option<u64>,
+    /// `--windows`.
+    pub windows: Option<u64>,
+    /// Raised on Ctrl-C: the loop lets the current step finish its atomic writes and
+    /// never uploads a partial bundle.
+    pub stop: Stop,
+}
+
+/// Sets up logging, opens the wiring and the environment and hooks Ctrl-C: what every role
+/// does before its loop (the role crates' `run_cli` call it).
+pub async fn start_role(role: Role, args: RoleArgs) -> Result<RoleStart, NodeError> {
     init_logging(args.log_format);
     let wiring = args.node.wiring().await?;
     let env = wiring.config.subnet.environment()?;
@@ -193,22 +209,13 @@ pub async fn run_role(role: Role, args: RoleArgs) -> Result<(), NodeError> {
             let _ = tx.send(true);
         }
     });
-    let (from, n) = (args.from_window, args.windows);
-    match role {
-        Role::Miner => {
-            let done = crate::miner::run(&wiring, env.as_ref(), from, n, stop).await?;
-            info!(windows = done.len(), "miner stopped");
-        }
-        Role::Validator => {
-            let state = crate::validator::run(&wiring, env.as_ref(), from, n, stop).await?;
-            info!(last_window = ?state.last_window, "validator stopped");
-        }
-        Role::Trainer => {
-            let state = crate::trainer::run(&wiring, env.as_ref(), from, n, stop).await?;
-            info!(checkpoints = state.published.len(), "trainer stopped");
-        }
-    }
-    Ok(())
+    Ok(RoleStart {
+        wiring,
+        env,
+        from_window: args.from_window,
+        windows: args.windows,
+        stop,
+    })
 }
 
 #[cfg(test)]

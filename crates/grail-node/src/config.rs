@@ -439,7 +439,7 @@ pub struct NodeConfig {
     pub trainer: TrainerSettings,
     /// The validator's v2 job gateway (off by default).
     #[serde(default)]
-    pub jobs: crate::jobs::JobsSettings,
+    pub jobs: JobsSettings,
 }
 
 fn default_network() -> String {
@@ -451,6 +451,12 @@ fn default_netuid() -> u16 {
 }
 
 impl NodeConfig {
+    /// Whether this is a local network (`network = "local"`: the local chain, whose
+    /// commitments may name local buckets).
+    pub fn is_local_network(&self) -> bool {
+        self.network == "local"
+    }
+
     /// Parses a TOML configuration.
     pub fn from_toml(text: &str) -> Result<Self, NodeError> {
         let config: Self = toml::from_str(text).map_err(|source| NodeError::Toml {
@@ -491,6 +497,75 @@ impl NodeConfig {
 }
 
 /// The smallest valid configuration (every optional key left out), for tests.
+/// `[jobs]`: the validator's job gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsSettings {
+    /// Serve the gateway on the validator's HTTP API.
+    pub enabled: bool,
+    /// The API key file (`label key` per line); required when enabled.
+    pub api_keys_file: Option<PathBuf>,
+    /// New jobs one client may submit per hour.
+    pub jobs_per_hour: u32,
+    /// Jobs one client may have open at once.
+    pub open_per_client: u32,
+    /// Jobs open at once on this gateway.
+    pub open_total: u32,
+    /// Job groups of one miner checked with a forward pass per job and window (every
+    /// delivered group is one of them; more groups earn nothing).
+    pub lane_groups_checked: usize,
+    /// Most of a window's credit that job work may take, all jobs together (the rest is
+    /// the subnet's training work): job credits are scaled down to fit.
+    pub max_share: f64,
+    /// Verify and credit the open jobs of other validators' gateways too (read from their
+    /// buckets), so that job work counts in every validator's weights.
+    pub follow_others: bool,
+    /// Open jobs of one other validator followed (its first by id).
+    pub followed_per_validator: usize,
+    /// Open jobs of other validators followed in all.
+    pub followed_total: usize,
+}
+
+impl Default for JobsSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            api_keys_file: None,
+            jobs_per_hour: 20,
+            open_per_client: 8,
+            open_total: 64,
+            lane_groups_checked: 16,
+            max_share: 0.25,
+            follow_others: true,
+            followed_per_validator: 8,
+            followed_total: 32,
+        }
+    }
+}
+
+impl JobsSettings {
+    /// Rejects an enabled gateway without keys.
+    pub fn validate(&self) -> Result<(), NodeError> {
+        if !(0.0..=0.9).contains(&self.max_share) {
+            return Err(NodeError::Config(format!(
+                "jobs.max_share = {} must be in [0, 0.9] (training work keeps at least a tenth)",
+                self.max_share
+            )));
+        }
+        if self.lane_groups_checked == 0 {
+            return Err(NodeError::Config(
+                "jobs.lane_groups_checked must be at least 1".into(),
+            ));
+        }
+        if self.enabled && self.api_keys_file.is_none() {
+            return Err(NodeError::Config(
+                "jobs.enabled needs jobs.api_keys_file (a file of `label key` lines)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 pub(crate) const MINIMAL: &str = r#"
 hotkey_file = "/keys/hotkey"

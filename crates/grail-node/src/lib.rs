@@ -1,8 +1,7 @@
-//! grail-node: the role loops — miner, validator, trainer — composed from the other crates.
-//!
-//! It is the only crate that depends on everything. The binaries under `bins/` parse
-//! arguments into a [`config::NodeConfig`] and call [`miner::run`], [`validator::run`] or
-//! [`trainer::run`].
+//! grail-node: the node core every role is built on — configuration, the network handle,
+//! the model context, checkpoints, the window cursor and the shared file and metrics
+//! helpers. The roles live in their own crates (grail-mine, grail-validate, grail-train);
+//! the lab tools (experiment, evaluation, local network) in grail-lab.
 //!
 //! - [`config`]: the node configuration (TOML) and the subnet settings every participant
 //!   must share.
@@ -11,39 +10,26 @@
 //! - [`context`]: a loaded model with its tokenizer, chat template and EOS set, and the
 //!   canonical prompt rendering.
 //! - [`checkpoints`]: which checkpoint is in effect for a window, download and caching.
-//! - [`mining`]: building signed groups; [`miner`]: the miner loop.
-//! - [`verify`]: drives the validator rules of `grail_proto::rules` (prompts, forward
-//!   passes, rewards); [`validator`]: the validator loop, state, weights and HTTP API.
-//! - [`trainer`]: the trainer loop.
+//! - [`wiring`]: a participant's key, network, bucket and checkpoints, built from config.
 //! - [`cursor`]: which window a role loop works on next (start, resume, readiness).
-//! - [`eval`]: held-out evaluation; [`experiment`]: the learning-efficacy experiment.
-//! - [`localnet`]: setting up and inspecting a whole network on one machine.
-//! - [`model_tools`]: GGUF import, tokenizer and tiny-model tools behind `grail-miner model`.
-//! - [`cli`]: role flags, logging and the role runner the binaries call.
-//! - [`metrics`]: the Prometheus text format and the miner's and trainer's `/metrics`.
+//! - [`zone`]: the learning-zone counts validators report and miners read.
+//! - [`cli`]: the flags every role binary shares, logging and the start-up a role needs.
+//! - [`metrics`]: the Prometheus text format and the `/metrics` server.
 //! - [`progress`]: progress lines (rate, ETA) for model import, loading and generation.
+//! - `sim` (feature `sim`): a simulated chain on tokio's clock for role-loop tests.
 
 pub mod checkpoints;
 pub mod cli;
 pub mod config;
 pub mod context;
 pub mod cursor;
-pub mod eval;
-pub mod experiment;
-pub mod jobs;
-pub mod localnet;
 pub mod metrics;
-pub mod miner;
-pub mod mining;
-pub mod model_tools;
 pub mod network;
 pub mod progress;
-#[cfg(test)]
-mod sim;
-pub mod trainer;
-pub mod validator;
-pub mod verify;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
 pub mod wiring;
+pub mod zone;
 
 use std::path::{Path, PathBuf};
 
@@ -167,17 +153,16 @@ pub enum NodeError {
     /// The validator's own forward pass gave unusable evidence: the window is retried and
     /// no miner is blamed.
     #[error("verification could not run: {0}")]
-    Verification(#[from] verify::OwnFailure),
+    Verification(#[from] OwnFailure),
     /// The validator's own failure while answering the window verifier (prompt
     /// rendering, forward pass, environment), after its retries.
     #[error("verification could not run: {0}")]
     Fault(#[from] grail_proto::verifier::ValidatorFault),
-    /// `grail-validator reverify` could not run or found disagreeing verdicts.
+    /// A role command's own error (`grail-validator reverify` found disagreeing
+    /// verdicts, `grail-trainer export` was asked for an impossible range, …); the role
+    /// crates convert their error types into this.
     #[error(transparent)]
-    Reverify(#[from] validator::reverify_cli::ReverifyError),
-    /// `grail-trainer export` was asked for an impossible range.
-    #[error(transparent)]
-    Export(#[from] trainer::export::ExportError),
+    Command(Box<dyn std::error::Error + Send + Sync>),
     /// A file operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -189,8 +174,20 @@ pub enum NodeError {
     },
 }
 
+/// The validator's own forward pass gave unusable evidence (never the miner's fault).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OwnFailure {
+    /// The proof pass returned no hidden state for a challenged position.
+    #[error("a challenged position has no hidden state")]
+    MissingHiddenState,
+    /// The model's logits do not define a distribution (non-finite values).
+    #[error("the model's logits do not define a distribution (non-finite values)")]
+    NonFiniteLogits,
+}
+
 impl NodeError {
-    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+    /// An [`NodeError::Io`] saying what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {
             context: context.into(),
             source,

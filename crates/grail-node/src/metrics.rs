@@ -181,8 +181,8 @@ pub async fn start(
 ///
 /// # Errors
 /// The request fails.
-#[cfg(test)]
-pub(crate) async fn scrape(addr: SocketAddr, path: &str) -> Result<(u16, String), reqwest::Error> {
+#[cfg(any(test, feature = "sim"))]
+pub async fn scrape(addr: SocketAddr, path: &str) -> Result<(u16, String), reqwest::Error> {
     let response = reqwest::get(format!("http://{addr}{path}")).await?;
     let status = response.status().as_u16();
     Ok((status, response.text().await?))

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use grail_chain::{BeaconSource, Chain, ChainError};
+use grail_chain::{BeaconSource, Chain, ChainError, Clock};
 use grail_proto::params::PIN_SECONDS;
 use grail_proto::{challenge_randomness, window_randomness};
 use tokio::sync::watch;
@@ -47,7 +47,7 @@ impl Stop {
     }
 }
 
-/// Chain, beacon and window length.
+/// Chain, beacon, clock and window length.
 #[derive(Clone)]
 pub struct Network {
     /// The chain.
@@ -58,9 +58,17 @@ pub struct Network {
     pub window_length: u64,
     /// Expected milliseconds per block (to estimate times of future blocks).
     pub block_time_ms: u64,
+    /// What time it is: the wall clock in production; tests pass tokio's paused clock
+    /// (the same the chain and beacon read), so deadlines follow simulated time.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Network {
+    /// The time now, by the network's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self.clock.now_ms() as i64).unwrap_or_default()
+    }
+
     /// The window a block belongs to (its first block).
     pub fn window_of(&self, block: u64) -> u64 {
         block - block % self.window_length

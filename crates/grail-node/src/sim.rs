@@ -51,6 +51,12 @@ impl SimChain {
     }
 }
 
+impl Default for SimChain {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[async_trait::async_trait]
 impl Chain for SimChain {
     fn netuid(&self) -> u16 {
@@ -138,6 +144,8 @@ pub fn flaky_network() -> (Network, Arc<SimChain>, Arc<FlakyBeacon>) {
         beacon: beacon.clone(),
         window_length: WINDOW_LENGTH,
         block_time_ms: BLOCK_MS,
+        // Block n is at n · BLOCK_MS ms of Unix time on tokio's clock, as SimChain says.
+        clock: Arc::new(grail_chain::TokioClock::from_origin(0)),
     };
     (net, chain, beacon)
 }

@@ -80,7 +80,7 @@ impl Wiring {
         &self,
         keep: impl Fn(&grail_chain::Neuron) -> bool,
     ) -> Result<(grail_chain::Metagraph, Vec<(grail_chain::Neuron, Store)>), NodeError> {
-        registered_stores(&self.net, self.config.network == "local", keep).await
+        registered_stores(&self.net, self.config.is_local_network(), keep).await
     }
     /// Opens everything the configuration names (an encrypted hotkey's password from the
     /// environment, see [`hotkey_password`]).
@@ -99,7 +99,7 @@ impl Wiring {
             tch::set_num_threads(config.threads as i32);
         }
         let key = grail_chain::keys::load_hotkey(&config.hotkey_file, password.as_deref())?;
-        let (chain, block_time_ms): (Arc<dyn Chain>, u64) = if config.network == "local" {
+        let (chain, block_time_ms): (Arc<dyn Chain>, u64) = if config.is_local_network() {
             let dir = config.local_chain.as_ref().ok_or_else(|| {
                 NodeError::Config("network `local` needs `local_chain` (a directory)".into())
             })?;
@@ -127,6 +127,7 @@ impl Wiring {
             beacon,
             window_length: config.subnet.window_length,
             block_time_ms,
+            clock: Arc::new(grail_chain::SystemClock),
         };
         let store = open_store(&config.store)?;
         let trainer =

@@ -6,9 +6,9 @@ use std::sync::{Arc, OnceLock, RwLock};
 use axum::body::Body;
 use axum::http::{Method, Request};
 use axum::Router;
-use grail_node::validator::{router, ApiState, ValidatorState, WindowSummary};
-use grail_node::verify::MinerReport;
 use grail_proto::signing::Keypair;
+use grail_validate::verify::MinerReport;
+use grail_validate::{router, ApiState, ValidatorState, WindowSummary};
 use tower::ServiceExt;
 
 use super::Target;

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use grail_env::Environment;
 use grail_node::context::ModelContext;
-use grail_node::verify::{finish_window, window_params, MinerReport, PromptCache, WindowCheck};
 use grail_proto::archive::{decode_archive, encode_archive};
 use grail_proto::params::GROUPS_CHECKED;
 use grail_proto::rules::bundle::ReplaySet;
@@ -16,6 +15,7 @@ use grail_proto::verifier::{BundleCheck, WindowOutcome, WindowParams};
 use grail_proto::{
     decode_bundle, encode_bundle, GenerationParams, SketchCoefficients, WindowBundle,
 };
+use grail_validate::verify::{finish_window, window_params, MinerReport, PromptCache, WindowCheck};
 
 use super::Target;
 use crate::engine::Rng;
@@ -86,7 +86,7 @@ fn bundle_seeds() -> Vec<Vec<u8>> {
     let f = fixture();
     let groups: Vec<_> = (0..3u64)
         .map(|prompt_id| {
-            grail_node::mining::make_group(
+            grail_mine::groups::make_group(
                 &f.context,
                 f.env.as_ref(),
                 &f.plan,
@@ -121,7 +121,7 @@ fn params(f: &Fixture) -> WindowParams {
 }
 
 /// The validator's window check of one miner's groups (checks on every group, then the
-/// forward-pass checks of the sampled ones), as `grail_node::validator` runs it.
+/// forward-pass checks of the sampled ones), as `grail_validate` runs it.
 fn validate(groups: Vec<grail_proto::Group>) -> WindowOutcome {
     let f = fixture();
     let params = params(f);
