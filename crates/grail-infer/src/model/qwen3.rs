@@ -1,7 +1,7 @@
 //! Qwen3: `model_type` `qwen3`. Llama's layout with a per-head RMSNorm on q and k (before
 //! RoPE) and no bias on the q, k and v projections.
 
-use super::weights::{LayerNames, WeightNames};
+use super::weights::WeightNames;
 use crate::config::ModelConfig;
 
 /// `model_type` in config.json.
@@ -17,23 +17,5 @@ pub(crate) fn qkv_bias(_: &ModelConfig) -> bool {
 
 /// Every tensor under its Hugging Face name.
 pub(super) fn weight_names(config: &ModelConfig) -> WeightNames {
-    let layer = |i: usize| {
-        let p = format!("model.layers.{i}");
-        LayerNames {
-            qkv: ["q_proj", "k_proj", "v_proj"].map(|m| format!("{p}.self_attn.{m}.weight")),
-            qkv_bias: None,
-            out: format!("{p}.self_attn.o_proj.weight"),
-            qk_norm: Some(["q_norm", "k_norm"].map(|m| format!("{p}.self_attn.{m}.weight"))),
-            gate_up: ["gate_proj", "up_proj"].map(|m| format!("{p}.mlp.{m}.weight")),
-            down: format!("{p}.mlp.down_proj.weight"),
-            input_norm: format!("{p}.input_layernorm.weight"),
-            post_attention_norm: format!("{p}.post_attention_layernorm.weight"),
-        }
-    };
-    WeightNames {
-        embed: "model.embed_tokens.weight",
-        layers: (0..config.num_hidden_layers).map(layer).collect(),
-        norm: "model.norm.weight",
-        lm_head: "lm_head.weight",
-    }
+    WeightNames::llama_layout(config, qkv_bias(config), true)
 }

@@ -36,6 +36,34 @@ pub(super) struct LayerNames {
     pub(super) post_attention_norm: String,
 }
 
+impl WeightNames {
+    /// The Llama layout's names (`model.layers.{i}.self_attn.q_proj.weight`, …), which
+    /// every supported family shares: q/k/v biases and per-head q/k norms where the family
+    /// has them.
+    pub(super) fn llama_layout(config: &ModelConfig, qkv_bias: bool, qk_norm: bool) -> Self {
+        let layer = |i: usize| {
+            let p = format!("model.layers.{i}");
+            let attn = |m: &str, what: &str| format!("{p}.self_attn.{m}.{what}");
+            LayerNames {
+                qkv: ["q_proj", "k_proj", "v_proj"].map(|m| attn(m, "weight")),
+                qkv_bias: qkv_bias.then(|| ["q_proj", "k_proj", "v_proj"].map(|m| attn(m, "bias"))),
+                out: attn("o_proj", "weight"),
+                qk_norm: qk_norm.then(|| ["q_norm", "k_norm"].map(|m| attn(m, "weight"))),
+                gate_up: ["gate_proj", "up_proj"].map(|m| format!("{p}.mlp.{m}.weight")),
+                down: format!("{p}.mlp.down_proj.weight"),
+                input_norm: format!("{p}.input_layernorm.weight"),
+                post_attention_norm: format!("{p}.post_attention_layernorm.weight"),
+            }
+        };
+        Self {
+            embed: "model.embed_tokens.weight",
+            layers: (0..config.num_hidden_layers).map(layer).collect(),
+            norm: "model.norm.weight",
+            lm_head: "lm_head.weight",
+        }
+    }
+}
+
 /// The weight map of `config`'s family.
 fn weight_names(arch: Architecture, config: &ModelConfig) -> WeightNames {
     match arch {
