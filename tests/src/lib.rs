@@ -10,7 +10,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use grail_chain::beacon::LocalBeacon;
 use grail_chain::local::LocalChain;
 use grail_chain::Clock;
 
@@ -197,7 +196,11 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 /// What the trainer does at start: publish the base model as checkpoint 0 and announce it.
 pub async fn publish_base(root: &Path, env: &dyn Environment) -> Wiring {
-    let trainer = open_wiring(root, "trainer", |_| {}).await;
+    publish_checkpoint_zero(open_wiring(root, "trainer", |_| {}).await, env).await
+}
+
+/// Runs the trainer for no window: it publishes and announces checkpoint 0.
+async fn publish_checkpoint_zero(trainer: Wiring, env: &dyn Environment) -> Wiring {
     grail_train::run(
         &trainer,
         env,
@@ -234,11 +237,7 @@ pub async fn open_clocked_wiring(
     let mut w = open_wiring(root, name, edit).await;
     let chain = LocalChain::open(&root.join("chain")).expect("local chain");
     w.net.chain = Arc::new(chain.with_clock(clock.clone()));
-    let seed: [u8; 32] = hex::decode(&info.beacon_seed)
-        .expect("beacon seed")
-        .try_into()
-        .expect("32 bytes");
-    let beacon = LocalBeacon::from_seed(&seed, info.beacon_genesis, 1);
+    let beacon = localnet::beacon_of(info).expect("the network's beacon");
     w.net.beacon = Arc::new(beacon.with_clock(clock.clone()));
     w.net.clock = clock;
     w
@@ -251,16 +250,7 @@ pub async fn publish_base_on(
     env: &dyn Environment,
 ) -> Wiring {
     let trainer = open_clocked_wiring(&net.root, &net.info, clock, "trainer", |_| {}).await;
-    grail_train::run(
-        &trainer,
-        env,
-        None,
-        Some(0),
-        grail_node::network::Stop::never(),
-    )
-    .await
-    .expect("checkpoint 0");
-    trainer
+    publish_checkpoint_zero(trainer, env).await
 }
 
 /// Opens the handles of participant `name` of the network at `root`.

@@ -146,7 +146,9 @@ impl InitArgs {
     }
 }
 
-fn beacon_of(info: &LocalnetInfo) -> Result<LocalBeacon, NodeError> {
+/// The network's local beacon, from the seed and genesis time init wrote (what
+/// `grail-validator localnet beacon` serves).
+pub fn beacon_of(info: &LocalnetInfo) -> Result<LocalBeacon, NodeError> {
     let seed: [u8; 32] = hex::decode(&info.beacon_seed)
         .ok()
         .and_then(|b| b.try_into().ok())
