@@ -95,3 +95,24 @@ pub fn report(hotkey: Hotkey, uid: u16, reasons: &[&str]) -> MinerReport {
     r.credited = if r.zeroed() { 0.0 } else { 1.5 };
     r
 }
+
+/// A one-prompt job (`prompt {n}`, answer 1, exact reward, groups of 4, deadline 10 000).
+pub fn job(n: usize) -> grail_jobs::Job {
+    let req = grail_jobs::spec::JobRequest {
+        prompts: vec![grail_jobs::spec::PromptRequest {
+            prompt: Some(format!("prompt {n}")),
+            answer: Some("1".into()),
+            ..Default::default()
+        }],
+        reward: grail_jobs::RewardSpec::Exact,
+        group_size: 4,
+        max_new_tokens: 16,
+        temperature: 1.0,
+        groups_per_prompt: 2,
+        deadline_unix: 10_000,
+        pass_threshold: 1.0,
+    };
+    grail_jobs::Job::from_request(&req, 1_000)
+        .expect("a valid job")
+        .0
+}

@@ -237,28 +237,10 @@ async fn load(store: &Store, id: &str) -> Option<JobEnvironment> {
 
 #[cfg(test)]
 mod tests {
-    use grail_jobs::spec::{JobRequest, PromptRequest};
-    use grail_jobs::{Job, RewardSpec};
+    use grail_jobs::Job;
 
     use super::*;
-
-    fn job(n: usize) -> Job {
-        let req = JobRequest {
-            prompts: vec![PromptRequest {
-                prompt: Some(format!("prompt {n}")),
-                answer: Some("1".into()),
-                ..Default::default()
-            }],
-            reward: RewardSpec::Exact,
-            group_size: 4,
-            max_new_tokens: 16,
-            temperature: 1.0,
-            groups_per_prompt: 2,
-            deadline_unix: 10_000,
-            pass_threshold: 1.0,
-        };
-        Job::from_request(&req, 1_000).unwrap().0
-    }
+    use crate::testing::job;
 
     /// A validator's bucket publishing `jobs` in its index (and their bytes).
     async fn bucket(dir: &std::path::Path, jobs: &[Job]) -> Store {
